@@ -1,0 +1,1 @@
+//! Sources: each module owns one kind of kernel file.

@@ -1,0 +1,3 @@
+//! `gpuscope-agent` binary.
+
+fn main() {}

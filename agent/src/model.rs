@@ -1,0 +1,442 @@
+//! The agent's domain types: what it observed, independent of any source
+//! file format and of the wire encoding.
+//!
+//! These types are what `snapshot` and `watch` print as JSON (the README
+//! documents the fields) and what `wire.rs` converts to protobuf.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Serialize, Serializer};
+
+/// A wall-clock instant, nanoseconds since the Unix epoch.
+///
+/// Printed in JSON as RFC 3339 with millisecond precision
+/// (`2026-11-26T09:44:22.123Z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub u64);
+
+impl Timestamp {
+    /// The current wall-clock time.
+    pub fn now() -> Self {
+        Self::from(SystemTime::now())
+    }
+
+    /// Nanoseconds since the Unix epoch.
+    pub fn as_nanos(self) -> u64 {
+        self.0
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn as_millis(self) -> u64 {
+        self.0 / 1_000_000
+    }
+
+    /// This instant moved back by `d` (saturating at the epoch).
+    pub fn saturating_sub(self, d: Duration) -> Self {
+        Self(self.0.saturating_sub(d.as_nanos() as u64))
+    }
+
+    /// Time from `earlier` to `self`, zero if `earlier` is later.
+    pub fn since(self, earlier: Timestamp) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl From<SystemTime> for Timestamp {
+    fn from(t: SystemTime) -> Self {
+        Self(
+            t.duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+        )
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = UNIX_EPOCH + Duration::from_nanos(self.0);
+        write!(f, "{}", humantime::format_rfc3339_millis(t))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// How the host mounts its cgroup hierarchies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CgroupMode {
+    /// Only cgroup v1 hierarchies (the memory controller on v1).
+    V1,
+    /// A single cgroup v2 hierarchy with the memory controller.
+    V2,
+    /// The memory controller on v1 plus a cgroup2 mount (usually
+    /// `unified/`) that carries per-cgroup pressure files.
+    Hybrid,
+}
+
+/// Which cgroup version a container's memory files come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CgroupVersion {
+    /// cgroup v1 (`memory.usage_in_bytes`, `memory.oom_control`, ...).
+    V1,
+    /// cgroup v2 (`memory.current`, `memory.events`, ...).
+    V2,
+}
+
+/// Kubernetes pod QoS class, as encoded in the kubelet's cgroup path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QosClass {
+    /// Requests equal limits for every resource: directly under `kubepods`.
+    Guaranteed,
+    /// Under `kubepods/burstable`.
+    Burstable,
+    /// Under `kubepods/besteffort`.
+    BestEffort,
+}
+
+/// The container runtime, as told by the container cgroup's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContainerRuntime {
+    /// containerd (`cri-containerd-<id>.scope`, or a bare ID under cgroupfs).
+    Containerd,
+    /// CRI-O (`crio-<id>.scope`, `crio-conmon-<id>.scope`).
+    CriO,
+    /// Docker / cri-dockerd (`docker-<id>.scope`).
+    Docker,
+    /// A bare 64-hex ID (cgroupfs driver): the runtime does not say.
+    Unknown,
+}
+
+/// The kubelet cgroup driver that named a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CgroupDriver {
+    /// `kubepods/burstable/pod<uid>/<id>`.
+    Cgroupfs,
+    /// `kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid>.slice/cri-containerd-<id>.scope`.
+    Systemd,
+}
+
+/// Who a cgroup belongs to: the identity every sample and event carries.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Default)]
+pub struct ContainerRef {
+    /// Path of the cgroup relative to its hierarchy's root, starting with
+    /// `/`, exactly as the kernel prints it in `task_memcg=`.
+    pub cgroup_path: String,
+    /// Pod UID with dashes (`0f8c3b52-6a0e-...`), when the path is a
+    /// kubelet path.
+    pub pod_uid: Option<String>,
+    /// Container ID (64 hex digits) when the path names one.
+    pub container_id: Option<String>,
+    /// QoS class from the kubelet path.
+    pub qos: Option<QosClass>,
+    /// Runtime named by the path.
+    pub runtime: Option<ContainerRuntime>,
+    /// Cgroup driver that produced the path.
+    pub driver: Option<CgroupDriver>,
+}
+
+/// One PSI line (`some` or `full`).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct PsiLine {
+    /// Share of wall time stalled, percent, 10 s average.
+    pub avg10: f32,
+    /// 60 s average, percent.
+    pub avg60: f32,
+    /// 300 s average, percent.
+    pub avg300: f32,
+    /// Total stall time since the cgroup was created, microseconds.
+    pub total_us: u64,
+}
+
+/// One pressure file (`memory.pressure`, `cpu.pressure`, `io.pressure` or
+/// `/proc/pressure/*`).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct Psi {
+    /// Some tasks stalled.
+    pub some: PsiLine,
+    /// All non-idle tasks stalled (absent from old kernels' `cpu` file).
+    pub full: Option<PsiLine>,
+}
+
+/// Where a container's pressure figures come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PsiScope {
+    /// The container's own cgroup (v2, or the matching cgroup in the
+    /// unified hierarchy on a hybrid host).
+    Container,
+    /// Node-level `/proc/pressure/*`: the container has no own files.
+    Node,
+}
+
+/// Memory, CPU and IO pressure for one cgroup or the node.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct Pressure {
+    /// `memory.pressure`.
+    pub memory: Option<Psi>,
+    /// `cpu.pressure`.
+    pub cpu: Option<Psi>,
+    /// `io.pressure`.
+    pub io: Option<Psi>,
+}
+
+/// OOM-related counters of one memory cgroup. Fields a cgroup version
+/// lacks are `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct MemoryEvents {
+    /// v2 `oom`: times the cgroup hit its limit and the OOM killer ran.
+    pub oom: Option<u64>,
+    /// Processes killed by the OOM killer in this cgroup (v2
+    /// `memory.events` `oom_kill`, v1 `memory.oom_control` `oom_kill`).
+    pub oom_kill: u64,
+    /// v2 `oom_group_kill`: whole-cgroup kills (`memory.oom.group`).
+    pub oom_group_kill: Option<u64>,
+    /// v2 `max`: times usage was about to exceed `memory.max`.
+    pub max: Option<u64>,
+    /// v2 `high`: times usage exceeded `memory.high` (throttled).
+    pub high: Option<u64>,
+    /// v1 `under_oom`: the cgroup is in OOM now (OOM killer disabled).
+    pub under_oom: Option<bool>,
+    /// v1 `memory.failcnt`: charges that hit the limit.
+    pub failcnt: Option<u64>,
+}
+
+/// Memory state of one cgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct MemoryStats {
+    /// `memory.current` / `memory.usage_in_bytes`.
+    pub usage_bytes: u64,
+    /// `memory.max` / `memory.limit_in_bytes`; `None` when unlimited.
+    pub limit_bytes: Option<u64>,
+    /// `memory.peak` / `memory.max_usage_in_bytes`, when the kernel keeps it.
+    pub peak_bytes: Option<u64>,
+    /// Anonymous memory (v2 `anon`, v1 `total_rss`).
+    pub anon_bytes: u64,
+    /// Page cache (v2 `file`, v1 `total_cache`).
+    pub file_bytes: u64,
+    /// Shared memory and tmpfs such as `/dev/shm` (v2 `shmem`, v1
+    /// `total_shmem`); part of `file_bytes`.
+    pub shmem_bytes: u64,
+    /// OOM counters.
+    pub events: MemoryEvents,
+}
+
+/// CPU usage of one cgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct CpuStats {
+    /// Total CPU time, microseconds (v2 `cpu.stat` `usage_usec`; v1
+    /// `cpuacct.usage` / 1000).
+    pub usage_us: u64,
+    /// v2 `nr_throttled`: periods in which the cgroup was throttled.
+    pub nr_throttled: Option<u64>,
+    /// v2 `throttled_usec`: total time throttled, microseconds.
+    pub throttled_us: Option<u64>,
+}
+
+/// One collection of one container cgroup.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContainerSample {
+    /// When the files were read.
+    pub time: Timestamp,
+    /// Whose cgroup.
+    #[serde(flatten)]
+    pub container: ContainerRef,
+    /// Version of the memory files.
+    pub cgroup_version: CgroupVersion,
+    /// Memory.
+    pub memory: MemoryStats,
+    /// CPU, when the CPU accounting files exist.
+    pub cpu: Option<CpuStats>,
+    /// Pressure stall information.
+    pub pressure: Pressure,
+    /// Whether `pressure` is the container's own or the node's.
+    pub pressure_scope: PsiScope,
+}
+
+/// One collection of the node itself.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeSample {
+    /// When the files were read.
+    pub time: Timestamp,
+    /// `/proc/sys/kernel/random/boot_id`.
+    pub boot_id: String,
+    /// `/proc/sys/kernel/osrelease`.
+    pub kernel_release: String,
+    /// How cgroups are mounted.
+    pub cgroup_mode: CgroupMode,
+    /// `MemTotal` from `/proc/meminfo`, bytes.
+    pub mem_total_bytes: u64,
+    /// `MemAvailable` from `/proc/meminfo`, bytes.
+    pub mem_available_bytes: u64,
+    /// `/proc/pressure/*`.
+    pub pressure: Pressure,
+}
+
+/// Which limit the OOM killer enforced (`oom-kill:constraint=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OomConstraint {
+    /// `CONSTRAINT_MEMCG`: the cgroup's own limit.
+    Memcg,
+    /// `CONSTRAINT_NONE`: the whole node ran out of memory.
+    Node,
+    /// `CONSTRAINT_CPUSET`: the cpuset's memory nodes ran out.
+    Cpuset,
+    /// `CONSTRAINT_MEMORY_POLICY`: a mempolicy's nodes ran out.
+    MemoryPolicy,
+    /// No kernel report was read; only the counter moved.
+    Unknown,
+}
+
+/// The process the kernel killed, from its `Killed process` line.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Victim {
+    /// Process ID (in the host's PID namespace).
+    pub pid: u32,
+    /// Command name (`comm`, at most 15 bytes).
+    pub comm: String,
+    /// Virtual size, bytes.
+    pub total_vm_bytes: u64,
+    /// Anonymous resident memory, bytes.
+    pub anon_rss_bytes: u64,
+    /// File-backed resident memory, bytes.
+    pub file_rss_bytes: u64,
+    /// Shared-memory resident memory, bytes.
+    pub shmem_rss_bytes: u64,
+    /// Owner UID, when the kernel prints it (5.1+).
+    pub uid: Option<u32>,
+    /// Page-table size, bytes, when printed (5.1+).
+    pub pgtables_bytes: Option<u64>,
+    /// `oom_score_adj`, when printed (5.1+).
+    pub oom_score_adj: Option<i32>,
+}
+
+/// One point of a container's flight recorder.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct RecorderPoint {
+    /// When it was read.
+    pub time: Timestamp,
+    /// Memory usage, bytes.
+    pub usage_bytes: u64,
+    /// Anonymous memory, bytes.
+    pub anon_bytes: u64,
+    /// Page cache, bytes.
+    pub file_bytes: u64,
+    /// Shared memory / tmpfs, bytes.
+    pub shmem_bytes: u64,
+    /// Memory PSI `some` avg10, percent.
+    pub memory_some_avg10: f32,
+    /// Memory PSI `some` total, microseconds.
+    pub memory_some_total_us: u64,
+    /// Memory PSI `full` total, microseconds.
+    pub memory_full_total_us: u64,
+}
+
+/// How an OOM kill was first noticed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Detection {
+    /// The cgroup's notifier fired (v2 inotify on `memory.events`, v1
+    /// eventfd on `memory.oom_control`).
+    Notification,
+    /// A periodic sample saw the counter move (a missed or unavailable
+    /// notification, or a node-wide OOM on cgroup v1).
+    Poll,
+    /// Only the kernel's OOM report was seen: the cgroup was gone, or not
+    /// yet watched, by the time the agent looked.
+    KernelReport,
+}
+
+/// One process killed by the kernel's OOM killer in one container.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OomKill {
+    /// When the kill happened: the kernel report's time when one was
+    /// read, else when the counter was seen to move.
+    pub time: Timestamp,
+    /// When the agent noticed it.
+    pub detected_at: Timestamp,
+    /// How it was noticed.
+    pub detected_by: Detection,
+    /// The killed process's container.
+    #[serde(flatten)]
+    pub container: ContainerRef,
+    /// Version of the cgroup that counted the kill, when it was read.
+    pub cgroup_version: Option<CgroupVersion>,
+    /// The container's memory limit, bytes (`None`: unlimited or unknown).
+    pub limit_bytes: Option<u64>,
+    /// The container's peak memory, bytes, when the kernel keeps it.
+    pub peak_bytes: Option<u64>,
+    /// The cgroup's `oom_kill` counter after this kill (`None`: the
+    /// cgroup was gone before it could be read).
+    pub oom_kill: Option<u64>,
+    /// The cgroup's `oom_group_kill` counter (v2).
+    pub oom_group_kill: Option<u64>,
+    /// Which limit was enforced.
+    pub constraint: OomConstraint,
+    /// The killed process, when the kernel report was read.
+    pub victim: Option<Victim>,
+    /// Process that triggered the OOM killer (`X invoked oom-killer`).
+    pub trigger_comm: Option<String>,
+    /// The memcg usage and limit the kernel printed (`memory: usage
+    /// ...kB, limit ...kB`), bytes.
+    pub kernel_usage_bytes: Option<u64>,
+    /// See `kernel_usage_bytes`.
+    pub kernel_limit_bytes: Option<u64>,
+    /// The flight recorder: samples of the minutes before the kill,
+    /// oldest first.
+    pub window: Vec<RecorderPoint>,
+}
+
+/// State of one data source of the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceState {
+    /// Working.
+    Ok,
+    /// Partly working (some reads fail).
+    Degraded,
+    /// Not available at all.
+    Unavailable,
+}
+
+/// Health of one source (`cgroup`, `kmsg`, `psi`, `node`, `notify`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceStatus {
+    /// Source name.
+    pub source: String,
+    /// Its state.
+    pub state: SourceState,
+    /// Why it is not `ok`, naming the path or call that failed.
+    pub reason: Option<String>,
+}
+
+/// Something that happened on the node, as `watch` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    /// The OOM killer killed a process.
+    OomKill(OomKill),
+    /// The kernel log overwrote records before the agent read them.
+    KmsgOverrun {
+        /// When the agent noticed.
+        time: Timestamp,
+        /// Records lost (sequence-number gap).
+        lost: u64,
+    },
+    /// A source changed state.
+    Source {
+        /// When.
+        time: Timestamp,
+        /// The new status.
+        #[serde(flatten)]
+        status: SourceStatus,
+    },
+}
