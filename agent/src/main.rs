@@ -1,3 +1,90 @@
-//! `gpuscope-agent` binary.
+//! `gpuscope-agent`: the per-node agent binary.
 
-fn main() {}
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::Parser;
+use gpuscope_agent::cli::{Cli, Command, LogFormat, SnapshotFormat, WatchFormat};
+use gpuscope_agent::output::{self, Tagged};
+use gpuscope_agent::runtime::{self, Output};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, &cli.log);
+    let stdout = std::io::stdout();
+    match cli.command {
+        Command::Snapshot { collect, output } => {
+            let snap = runtime::snapshot(&collect.config());
+            let mut out = stdout.lock();
+            match output {
+                SnapshotFormat::Json => {
+                    serde_json::to_writer_pretty(&mut out, &snap)?;
+                    writeln!(out)?;
+                }
+                SnapshotFormat::Table => out.write_all(output::snapshot_table(&snap).as_bytes())?,
+            }
+        }
+        Command::Watch {
+            collect,
+            output,
+            samples,
+        } => {
+            let stop = AtomicBool::new(false);
+            let mut out = stdout.lock();
+            let mut write_err = None;
+            runtime::run(&collect.config(), samples, &stop, |o| {
+                let r = match (output, o) {
+                    (WatchFormat::Jsonl, Output::Event(e)) => output::json_line(&mut out, e),
+                    (WatchFormat::Jsonl, Output::Sample(s)) => output::json_line(
+                        &mut out,
+                        &Tagged {
+                            kind: "container_sample",
+                            value: s,
+                        },
+                    ),
+                    (WatchFormat::Jsonl, Output::Node(n)) => output::json_line(
+                        &mut out,
+                        &Tagged {
+                            kind: "node_sample",
+                            value: n,
+                        },
+                    ),
+                    (WatchFormat::Table, Output::Event(e)) => {
+                        writeln!(out, "{}", output::event_line(e))
+                    }
+                    (WatchFormat::Table, Output::Sample(s)) => {
+                        writeln!(out, "{}", output::sample_line(s))
+                    }
+                    (WatchFormat::Table, Output::Node(_)) => Ok(()),
+                };
+                if let Err(e) = r {
+                    // stdout closed (e.g. piped into `head`): stop watching.
+                    write_err.get_or_insert(e);
+                    stop.store(true, Ordering::Relaxed);
+                }
+            })?;
+            if let Some(e) = write_err {
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn init_logging(format: LogFormat, filter: &str) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("warn"));
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -423,7 +423,7 @@ pub struct SourceStatus {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
     /// The OOM killer killed a process.
-    OomKill(OomKill),
+    OomKill(Box<OomKill>),
     /// The kernel log overwrote records before the agent read them.
     KmsgOverrun {
         /// When the agent noticed.

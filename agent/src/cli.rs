@@ -1,0 +1,135 @@
+//! Command-line interface: flags (each also an environment variable, since
+//! DaemonSets configure by env) -> [`Config`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::runtime::Config;
+
+/// gpuscope's node agent: every OOM kill, memory and pressure, from the
+/// real kernel.
+#[derive(Debug, Parser)]
+#[command(name = "gpuscope-agent", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format: `auto` is JSON when stderr is not a terminal.
+    #[arg(long, env = "GPUSCOPE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto, global = true)]
+    pub log_format: LogFormat,
+    /// Log filter (tracing `EnvFilter` syntax, e.g. `info`, `gpuscope_agent=debug`).
+    #[arg(long, env = "GPUSCOPE_LOG", default_value = "warn", global = true)]
+    pub log: String,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Take one collection of the node and every container and print it.
+    Snapshot {
+        /// Where to collect from.
+        #[command(flatten)]
+        collect: CollectArgs,
+        /// Output format.
+        #[arg(short, long, env = "GPUSCOPE_OUTPUT", value_enum, default_value_t = SnapshotFormat::Table)]
+        output: SnapshotFormat,
+    },
+    /// Print events (OOM kills, source changes) as they happen, and
+    /// optionally every sample. Needs no aggregator.
+    Watch {
+        /// Where to collect from.
+        #[command(flatten)]
+        collect: CollectArgs,
+        /// Output format.
+        #[arg(short, long, env = "GPUSCOPE_OUTPUT", value_enum, default_value_t = WatchFormat::Table)]
+        output: WatchFormat,
+        /// Also print every container and node sample.
+        #[arg(long, env = "GPUSCOPE_SAMPLES")]
+        samples: bool,
+    },
+}
+
+/// `snapshot` output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SnapshotFormat {
+    /// Aligned table for people.
+    Table,
+    /// One JSON document.
+    Json,
+}
+
+/// `watch` output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WatchFormat {
+    /// One line per event for people.
+    Table,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// JSON when stderr is not a terminal, else human.
+    Auto,
+    /// JSON lines.
+    Json,
+    /// Human-readable.
+    Text,
+}
+
+/// Where and how often to collect.
+#[derive(Debug, Clone, Args)]
+pub struct CollectArgs {
+    /// Root of the host's cgroup tree (in a pod, where the host's
+    /// /sys/fs/cgroup is mounted).
+    #[arg(long, env = "GPUSCOPE_CGROUP_ROOT", default_value = "/sys/fs/cgroup")]
+    pub cgroup_root: PathBuf,
+    /// The host's /proc (the DaemonSet runs with hostPID).
+    #[arg(long, env = "GPUSCOPE_PROC_ROOT", default_value = "/proc")]
+    pub proc_root: PathBuf,
+    /// Kernel log device to read OOM reports from.
+    #[arg(long, env = "GPUSCOPE_KMSG", default_value = "/dev/kmsg")]
+    pub kmsg: PathBuf,
+    /// Extra cgroup to watch, relative to the cgroup root's memory
+    /// hierarchy (e.g. /slurm/uid_0/job_12). Repeatable; comma-separated
+    /// in the environment variable.
+    #[arg(
+        long = "watch-cgroup",
+        env = "GPUSCOPE_WATCH_CGROUP",
+        value_delimiter = ','
+    )]
+    pub watch_cgroups: Vec<String>,
+    /// Interval of a full collection (discovery and every container).
+    #[arg(long, env = "GPUSCOPE_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+    /// Sampling interval of hot containers (above 80 % of their limit or
+    /// with rising memory pressure).
+    #[arg(long, env = "GPUSCOPE_FAST_INTERVAL", default_value = "250ms", value_parser = humantime::parse_duration)]
+    pub fast_interval: Duration,
+    /// History kept per container and attached to each OOM kill.
+    #[arg(long, env = "GPUSCOPE_RECORDER_WINDOW", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub recorder_window: Duration,
+    /// How long an OOM kill waits for the kernel's report to name the
+    /// victim before it is emitted without one.
+    #[arg(long, env = "GPUSCOPE_KMSG_WAIT", default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub kmsg_wait: Duration,
+}
+
+impl CollectArgs {
+    /// The runtime configuration these flags describe.
+    pub fn config(&self) -> Config {
+        Config {
+            cgroup_root: self.cgroup_root.clone(),
+            proc_root: self.proc_root.clone(),
+            kmsg: self.kmsg.clone(),
+            watch_cgroups: self.watch_cgroups.clone(),
+            interval: self.interval.max(Duration::from_millis(10)),
+            fast_interval: self.fast_interval.max(Duration::from_millis(10)),
+            recorder_window: self.recorder_window,
+            kmsg_wait: self.kmsg_wait,
+        }
+    }
+}

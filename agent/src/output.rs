@@ -1,0 +1,256 @@
+//! Output for people (aligned tables, humanised units) and for scripts
+//! (JSON, JSON lines).
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use crate::model::{ContainerRef, ContainerSample, Event, NodeSample, OomKill, SourceState};
+use crate::runtime::Snapshot;
+
+/// Formats a byte count for people: `31.8 GiB`, `512 B`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Short name of a container for tables: `pod <uid8>/<id12>` or its path.
+pub fn short_name(c: &ContainerRef) -> String {
+    match (&c.pod_uid, &c.container_id) {
+        (Some(pod), Some(id)) => format!("{}/{}", short(pod, 8), short(id, 12)),
+        (Some(pod), None) => format!("{}/-", short(pod, 8)),
+        _ => c.cgroup_path.clone(),
+    }
+}
+
+fn short(s: &str, n: usize) -> &str {
+    s.get(..n).unwrap_or(s)
+}
+
+/// Renders rows as an aligned table, the first row being the header.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:<w$}  ", w = widths[c]);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn percent(num: u64, den: Option<u64>) -> String {
+    match den {
+        Some(d) if d > 0 => format!("{:.0}%", num as f64 * 100.0 / d as f64),
+        _ => "-".to_owned(),
+    }
+}
+
+fn opt_bytes(b: Option<u64>) -> String {
+    b.map_or_else(|| "-".to_owned(), human_bytes)
+}
+
+/// The `snapshot -o table` view.
+pub fn snapshot_table(s: &Snapshot) -> String {
+    let mut out = String::new();
+    if let Some(n) = &s.node {
+        out.push_str(&node_line(n));
+        out.push('\n');
+    }
+    let mut rows = vec![
+        [
+            "CONTAINER",
+            "QOS",
+            "CGROUP",
+            "MEMORY",
+            "LIMIT",
+            "USE",
+            "PEAK",
+            "ANON",
+            "FILE",
+            "SHMEM",
+            "OOM_KILLS",
+            "MEM_PSI10",
+            "PSI",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ];
+    let mut containers: Vec<&ContainerSample> = s.containers.iter().collect();
+    containers.sort_by(|a, b| a.container.cgroup_path.cmp(&b.container.cgroup_path));
+    for c in containers {
+        let m = &c.memory;
+        rows.push(vec![
+            short_name(&c.container),
+            c.container
+                .qos
+                .map_or_else(|| "-".to_owned(), |q| format!("{q:?}").to_lowercase()),
+            format!("{:?}", c.cgroup_version).to_lowercase(),
+            human_bytes(m.usage_bytes),
+            opt_bytes(m.limit_bytes),
+            percent(m.usage_bytes, m.limit_bytes),
+            opt_bytes(m.peak_bytes),
+            human_bytes(m.anon_bytes),
+            human_bytes(m.file_bytes),
+            human_bytes(m.shmem_bytes),
+            m.events.oom_kill.to_string(),
+            c.pressure
+                .memory
+                .map_or_else(|| "-".to_owned(), |p| format!("{:.2}", p.some.avg10)),
+            format!("{:?}", c.pressure_scope).to_lowercase(),
+        ]);
+    }
+    out.push_str(&table(&rows));
+    for src in &s.sources {
+        if src.state != SourceState::Ok {
+            let _ = writeln!(
+                out,
+                "source {}: {:?}: {}",
+                src.source,
+                src.state,
+                src.reason.as_deref().unwrap_or("")
+            );
+        }
+    }
+    out
+}
+
+fn node_line(n: &NodeSample) -> String {
+    let psi = n
+        .pressure
+        .memory
+        .map_or_else(|| "-".to_owned(), |p| format!("{:.2}", p.some.avg10));
+    format!(
+        "node boot {}  kernel {}  cgroup {:?}  memory {} available of {}  memory PSI some avg10 {psi}",
+        n.boot_id,
+        n.kernel_release,
+        n.cgroup_mode,
+        human_bytes(n.mem_available_bytes),
+        human_bytes(n.mem_total_bytes),
+    )
+    .replace("cgroup V1", "cgroup v1")
+    .replace("cgroup V2", "cgroup v2")
+    .replace("cgroup Hybrid", "cgroup hybrid")
+}
+
+/// One `watch -o table` line for an event.
+pub fn event_line(e: &Event) -> String {
+    match e {
+        Event::OomKill(k) => oom_line(k),
+        Event::KmsgOverrun { time, lost } => {
+            format!("{time}  kmsg_overrun  {lost} kernel log record(s) lost before they were read")
+        }
+        Event::Source { time, status } => format!(
+            "{time}  source  {} {:?}{}",
+            status.source,
+            status.state,
+            status
+                .reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ),
+    }
+}
+
+fn oom_line(k: &OomKill) -> String {
+    let victim = k.victim.as_ref().map_or_else(
+        || "victim unknown (no kernel report)".to_owned(),
+        |v| {
+            format!(
+                "victim {} (pid {}) anon-rss {} file-rss {} shmem-rss {}",
+                v.comm,
+                v.pid,
+                human_bytes(v.anon_rss_bytes),
+                human_bytes(v.file_rss_bytes),
+                human_bytes(v.shmem_rss_bytes)
+            )
+        },
+    );
+    format!(
+        "{}  oom_kill  {}  {}  limit {}  constraint {:?}  kills {}  via {:?}  window {} points",
+        k.time,
+        short_name(&k.container),
+        victim,
+        opt_bytes(k.limit_bytes.or(k.kernel_limit_bytes)),
+        k.constraint,
+        k.oom_kill.map_or_else(|| "?".to_owned(), |n| n.to_string()),
+        k.detected_by,
+        k.window.len(),
+    )
+}
+
+/// One `watch --samples -o table` line for a container sample.
+pub fn sample_line(s: &ContainerSample) -> String {
+    format!(
+        "{}  sample  {}  memory {} of {}  oom_kills {}",
+        s.time,
+        short_name(&s.container),
+        human_bytes(s.memory.usage_bytes),
+        opt_bytes(s.memory.limit_bytes),
+        s.memory.events.oom_kill
+    )
+}
+
+/// Writes `value` as one JSON line.
+pub fn json_line<T: serde::Serialize>(out: &mut impl Write, value: &T) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_are_humanised() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(67_108_864), "64.0 MiB");
+        assert_eq!(human_bytes(34_144_990_003), "31.8 GiB");
+    }
+
+    #[test]
+    fn table_aligns_columns() {
+        let t = table(&[
+            vec!["A".into(), "LONGER".into(), "C".into()],
+            vec!["wide-cell".into(), "x".into(), "y".into()],
+        ]);
+        assert_eq!(t, "A          LONGER  C\nwide-cell  x       y\n");
+    }
+}
+
+/// A value with a `"kind"` field in front, for JSON lines that mix kinds.
+#[derive(serde::Serialize)]
+pub struct Tagged<'a, T> {
+    /// What the line is (`container_sample`, `node_sample`).
+    pub kind: &'static str,
+    /// The value's own fields.
+    #[serde(flatten)]
+    pub value: &'a T,
+}

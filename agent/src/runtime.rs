@@ -1,0 +1,646 @@
+//! The live agent: one thread per source feeding the [`Pipeline`].
+//!
+//! - **sampler**: discovers containers every `interval`, samples them (hot
+//!   ones every `fast_interval`), registers their OOM notifiers, reads the
+//!   node.
+//! - **notify**: waits on the [`Notifier`] and re-reads the counters of a
+//!   container whose notifier fired (on cgroup v1, for a few milliseconds
+//!   until the kill has incremented `oom_kill`).
+//! - **kmsg**: reads `/dev/kmsg`, assembles OOM reports, and reads the
+//!   victim cgroup's counters at once.
+//! - the calling thread runs the pipeline and hands events (and, when
+//!   asked, samples) to the caller's sink.
+//!
+//! A source that fails is reported as degraded or unavailable with the
+//! reason, and the others keep going.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use nix::time::{ClockId, clock_gettime};
+
+use crate::collect::cgroup::CgroupReader;
+use crate::collect::cgroup::discover::{CgroupLayout, Discovered, detect_layout, discover};
+use crate::collect::cgroup::path::container_for;
+use crate::collect::kmsg::{KmsgItem, KmsgReader, OomAssembler};
+use crate::collect::node::read_node;
+use crate::collect::psi::read_node_pressure;
+use crate::model::{
+    ContainerSample, Event, NodeSample, Pressure, PsiScope, SourceState, SourceStatus, Timestamp,
+};
+use crate::notify::Notifier;
+use crate::pipeline::{Input, Pipeline, PipelineConfig};
+
+/// Settings of a live agent (the CLI fills them from flags and env).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Root of the host's cgroup tree.
+    pub cgroup_root: PathBuf,
+    /// The host's `/proc`.
+    pub proc_root: PathBuf,
+    /// The kernel log device.
+    pub kmsg: PathBuf,
+    /// Extra cgroups to watch, relative to the memory hierarchy's root.
+    pub watch_cgroups: Vec<String>,
+    /// Full collection interval.
+    pub interval: Duration,
+    /// Sampling interval of hot containers.
+    pub fast_interval: Duration,
+    /// Flight-recorder history per container.
+    pub recorder_window: Duration,
+    /// How long a kill waits for its kernel report.
+    pub kmsg_wait: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            proc_root: PathBuf::from("/proc"),
+            kmsg: PathBuf::from("/dev/kmsg"),
+            watch_cgroups: Vec::new(),
+            interval: Duration::from_secs(1),
+            fast_interval: Duration::from_millis(250),
+            recorder_window: Duration::from_secs(300),
+            kmsg_wait: Duration::from_millis(100),
+        }
+    }
+}
+
+/// What the live agent hands to its sink.
+#[derive(Debug)]
+pub enum Output<'a> {
+    /// An event.
+    Event(&'a Event),
+    /// A container sample (only when samples were asked for).
+    Sample(&'a ContainerSample),
+    /// A node sample (only when samples were asked for).
+    Node(&'a NodeSample),
+}
+
+/// Messages from the source threads to the pipeline thread.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "moved once per sample through a channel; boxing would add an allocation per sample"
+)]
+enum Msg {
+    Input(Input),
+    Node(NodeSample),
+}
+
+/// One collection of everything, for `snapshot`.
+#[derive(Debug, serde::Serialize)]
+pub struct Snapshot {
+    /// The node, when its files could be read.
+    pub node: Option<NodeSample>,
+    /// Every container found.
+    pub containers: Vec<ContainerSample>,
+    /// Health of each source.
+    pub sources: Vec<SourceStatus>,
+}
+
+fn status(source: &str, state: SourceState, reason: Option<String>) -> SourceStatus {
+    SourceStatus {
+        source: source.to_owned(),
+        state,
+        reason,
+    }
+}
+
+/// Takes one collection of the node and every container.
+pub fn snapshot(config: &Config) -> Snapshot {
+    let now = Timestamp::now();
+    let mut sources = Vec::new();
+    let node_psi = match read_node_pressure(&config.proc_root) {
+        Ok(p) => {
+            sources.push(status("psi", SourceState::Ok, None));
+            p
+        }
+        Err(e) => {
+            sources.push(status("psi", SourceState::Unavailable, Some(e.to_string())));
+            Pressure::default()
+        }
+    };
+    let mut containers = Vec::new();
+    let mut node = None;
+    match detect_layout(&config.cgroup_root) {
+        Ok(layout) => {
+            let mode = layout.mode;
+            let mut reader = CgroupReader::new(layout);
+            let mut found = Vec::new();
+            let mut errors = Vec::new();
+            if let Err(e) = discover(reader.layout(), &config.watch_cgroups, &mut found) {
+                errors.push(e.to_string());
+            }
+            for d in &found {
+                match reader.read_container(&d.container, &node_psi, now) {
+                    Ok(Some(s)) => containers.push(s),
+                    Ok(None) => {}
+                    Err(e) => errors.push(e.to_string()),
+                }
+            }
+            sources.push(cgroup_status(&errors));
+            match read_node(&config.proc_root, mode, now) {
+                Ok(n) => {
+                    node = Some(n);
+                    sources.push(status("node", SourceState::Ok, None));
+                }
+                Err(e) => sources.push(status(
+                    "node",
+                    SourceState::Unavailable,
+                    Some(e.to_string()),
+                )),
+            }
+        }
+        Err(e) => sources.push(status(
+            "cgroup",
+            SourceState::Unavailable,
+            Some(e.to_string()),
+        )),
+    }
+    Snapshot {
+        node,
+        containers,
+        sources,
+    }
+}
+
+fn cgroup_status(errors: &[String]) -> SourceStatus {
+    match errors.first() {
+        None => status("cgroup", SourceState::Ok, None),
+        Some(first) => status(
+            "cgroup",
+            SourceState::Degraded,
+            Some(format!("{} read error(s); first: {first}", errors.len())),
+        ),
+    }
+}
+
+/// Runs the live agent until `stop` is set, handing every event (and
+/// samples, when `samples`) to `sink`.
+pub fn run(
+    config: &Config,
+    samples: bool,
+    stop: &AtomicBool,
+    mut sink: impl FnMut(Output<'_>),
+) -> anyhow::Result<()> {
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let layout = detect_layout(&config.cgroup_root);
+    let notifier = match Notifier::new() {
+        Ok(n) => Some(Arc::new(n)),
+        Err(e) => {
+            send_status(&tx, "notify", SourceState::Unavailable, Some(e.to_string()));
+            None
+        }
+    };
+    let done = Arc::new(AtomicBool::new(false));
+    let mut pipeline = Pipeline::new(PipelineConfig {
+        window: config.recorder_window,
+        recorder_capacity: (config.recorder_window.as_millis()
+            / config.fast_interval.as_millis().max(1))
+        .max(1) as usize,
+        kmsg_wait: config.kmsg_wait,
+        ..PipelineConfig::default()
+    });
+
+    let kmsg_ok = match KmsgReader::open(&config.kmsg, true) {
+        Ok(reader) => {
+            let layout = layout.as_ref().ok().cloned();
+            let tx = tx.clone();
+            let done = done.clone();
+            std::thread::Builder::new()
+                .name("kmsg".into())
+                .spawn(move || kmsg_thread(reader, layout, &tx, &done))?;
+            true
+        }
+        Err(e) => {
+            send_status(&tx, "kmsg", SourceState::Unavailable, Some(e.to_string()));
+            false
+        }
+    };
+    if !kmsg_ok {
+        pipeline.set_kmsg_wait(Duration::ZERO);
+    }
+
+    match &layout {
+        Ok(layout) => {
+            if let Some(n) = &notifier {
+                let (n, layout, tx, done) = (n.clone(), layout.clone(), tx.clone(), done.clone());
+                std::thread::Builder::new()
+                    .name("notify".into())
+                    .spawn(move || notify_thread(&n, layout, &tx, &done))?;
+            }
+            let sampler = Sampler::new(config, layout.clone(), notifier.clone(), tx.clone());
+            let done = done.clone();
+            std::thread::Builder::new()
+                .name("sampler".into())
+                .spawn(move || sampler.run(&done))?;
+        }
+        Err(e) => send_status(&tx, "cgroup", SourceState::Unavailable, Some(e.to_string())),
+    }
+    drop(tx);
+
+    let result = pipeline_loop(&mut pipeline, &rx, samples, stop, &mut sink);
+    done.store(true, Ordering::Relaxed);
+    result
+}
+
+fn pipeline_loop(
+    pipeline: &mut Pipeline,
+    rx: &Receiver<Msg>,
+    samples: bool,
+    stop: &AtomicBool,
+    sink: &mut impl FnMut(Output<'_>),
+) -> anyhow::Result<()> {
+    let mut events = Vec::new();
+    let tick = Duration::from_millis(250);
+    while !stop.load(Ordering::Relaxed) {
+        let now = Timestamp::now();
+        let wait = pipeline
+            .next_deadline()
+            .map_or(tick, |d| d.since(now).min(tick));
+        match rx.recv_timeout(wait) {
+            Ok(Msg::Input(input)) => {
+                if samples {
+                    if let Input::Sample { sample, .. } = &input {
+                        sink(Output::Sample(sample));
+                    }
+                }
+                pipeline.handle(input, &mut events);
+            }
+            Ok(Msg::Node(node)) => {
+                if samples {
+                    sink(Output::Node(&node));
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                anyhow::bail!("every source stopped; nothing left to watch")
+            }
+        }
+        pipeline.tick(Timestamp::now(), &mut events);
+        for e in events.drain(..) {
+            sink(Output::Event(&e));
+        }
+    }
+    Ok(())
+}
+
+fn send_status(tx: &Sender<Msg>, source: &str, state: SourceState, reason: Option<String>) {
+    match (&state, &reason) {
+        (SourceState::Ok, _) => tracing::info!(source, "Source is working."),
+        (_, Some(r)) => tracing::warn!(source, reason = %r, "Source is not working."),
+        (_, None) => tracing::warn!(source, "Source is not working."),
+    }
+    let _ = tx.send(Msg::Input(Input::Source {
+        status: status(source, state, reason),
+        time: Timestamp::now(),
+    }));
+}
+
+/// Remembers a source's last reported state, so only changes are sent.
+struct Health {
+    source: &'static str,
+    last: Option<(SourceState, Option<String>)>,
+}
+
+impl Health {
+    fn new(source: &'static str) -> Self {
+        Self { source, last: None }
+    }
+
+    fn set(&mut self, tx: &Sender<Msg>, state: SourceState, reason: Option<String>) {
+        // Compare states only: a reason that changes every cycle (a count)
+        // is not a new state.
+        if self.last.as_ref().map(|l| l.0) == Some(state) {
+            return;
+        }
+        // The first report of a healthy source is not news.
+        if self.last.is_some() || state != SourceState::Ok {
+            send_status(tx, self.source, state, reason.clone());
+        }
+        self.last = Some((state, reason));
+    }
+}
+
+/// Per-container sampler state.
+struct Watched {
+    discovered: Discovered,
+    hot: bool,
+    last_some_total: Option<u64>,
+}
+
+struct Sampler {
+    config: Config,
+    reader: CgroupReader,
+    notifier: Option<Arc<Notifier>>,
+    tx: Sender<Msg>,
+    watched: HashMap<String, Watched>,
+    found: Vec<Discovered>,
+    first_round: bool,
+    node_psi: Pressure,
+    cgroup_health: Health,
+    notify_health: Health,
+    psi_health: Health,
+    node_health: Health,
+    errors: Vec<String>,
+}
+
+impl Sampler {
+    fn new(
+        config: &Config,
+        layout: CgroupLayout,
+        notifier: Option<Arc<Notifier>>,
+        tx: Sender<Msg>,
+    ) -> Self {
+        Self {
+            config: config.clone(),
+            reader: CgroupReader::new(layout),
+            notifier,
+            tx,
+            watched: HashMap::new(),
+            found: Vec::new(),
+            first_round: true,
+            node_psi: Pressure::default(),
+            cgroup_health: Health::new("cgroup"),
+            notify_health: Health::new("notify"),
+            psi_health: Health::new("psi"),
+            node_health: Health::new("node"),
+            errors: Vec::new(),
+        }
+    }
+
+    fn run(mut self, done: &AtomicBool) {
+        let mut next_full = Instant::now();
+        while !done.load(Ordering::Relaxed) {
+            let started = Instant::now();
+            if started >= next_full {
+                self.full_round();
+                next_full += self.config.interval;
+                if next_full < started {
+                    next_full = started + self.config.interval;
+                }
+            } else {
+                self.hot_round();
+            }
+            let until = (started + self.config.fast_interval).min(next_full);
+            std::thread::sleep(until.saturating_duration_since(Instant::now()));
+        }
+    }
+
+    fn full_round(&mut self) {
+        let now = Timestamp::now();
+        match read_node_pressure(&self.config.proc_root) {
+            Ok(p) => {
+                self.node_psi = p;
+                self.psi_health.set(&self.tx, SourceState::Ok, None);
+            }
+            Err(e) => self
+                .psi_health
+                .set(&self.tx, SourceState::Unavailable, Some(e.to_string())),
+        }
+        match read_node(&self.config.proc_root, self.reader.layout().mode, now) {
+            Ok(n) => {
+                self.node_health.set(&self.tx, SourceState::Ok, None);
+                let _ = self.tx.send(Msg::Node(n));
+            }
+            Err(e) => self
+                .node_health
+                .set(&self.tx, SourceState::Unavailable, Some(e.to_string())),
+        }
+
+        self.errors.clear();
+        let mut found = std::mem::take(&mut self.found);
+        if let Err(e) = discover(self.reader.layout(), &self.config.watch_cgroups, &mut found) {
+            self.errors.push(e.to_string());
+        }
+        for d in &found {
+            if !self.watched.contains_key(&d.container.cgroup_path) {
+                self.watched.insert(
+                    d.container.cgroup_path.clone(),
+                    Watched {
+                        discovered: d.clone(),
+                        hot: false,
+                        last_some_total: None,
+                    },
+                );
+            }
+        }
+        self.found = found;
+        let paths: Vec<String> = self.watched.keys().cloned().collect();
+        let baseline = self.first_round;
+        for path in &paths {
+            self.sample(path, baseline);
+        }
+        self.first_round = false;
+        let errors = std::mem::take(&mut self.errors);
+        let status = cgroup_status(&errors);
+        self.cgroup_health
+            .set(&self.tx, status.state, status.reason);
+        self.errors = errors;
+    }
+
+    fn hot_round(&mut self) {
+        let hot: Vec<String> = self
+            .watched
+            .iter()
+            .filter(|(_, w)| w.hot)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for path in &hot {
+            self.sample(path, false);
+        }
+    }
+
+    fn sample(&mut self, path: &str, baseline: bool) {
+        let Some(w) = self.watched.get_mut(path) else {
+            return;
+        };
+        let now = Timestamp::now();
+        match self
+            .reader
+            .read_container(&w.discovered.container, &self.node_psi, now)
+        {
+            Ok(Some(sample)) => {
+                let mem = &sample.memory;
+                let near_limit = mem.limit_bytes.is_some_and(|l| {
+                    l > 0 && mem.usage_bytes.saturating_mul(5) >= l.saturating_mul(4)
+                });
+                let some_total = (sample.pressure_scope == PsiScope::Container)
+                    .then(|| sample.pressure.memory.map(|p| p.some.total_us))
+                    .flatten();
+                let pressure_rising = matches!(
+                    (w.last_some_total, some_total),
+                    (Some(a), Some(b)) if b > a
+                );
+                w.hot = near_limit || pressure_rising;
+                w.last_some_total = some_total;
+                if let Some(n) = &self.notifier {
+                    if !n.is_registered(path) {
+                        let dir = self.reader.memory_dir(path);
+                        let version = sample.cgroup_version;
+                        // Send the sample first: the pipeline must see the
+                        // baseline before any notification.
+                        let _ = self.tx.send(Msg::Input(Input::Sample { sample, baseline }));
+                        match n.register(path, &dir, version) {
+                            Ok(()) => self.notify_health.set(&self.tx, SourceState::Ok, None),
+                            Err(e) => self.notify_health.set(
+                                &self.tx,
+                                SourceState::Degraded,
+                                Some(e.to_string()),
+                            ),
+                        }
+                        return;
+                    }
+                }
+                let _ = self.tx.send(Msg::Input(Input::Sample { sample, baseline }));
+            }
+            Ok(None) => self.forget(path, now),
+            Err(e) => {
+                tracing::debug!(cgroup = %path, error = %e, "Cgroup read failed.");
+                self.errors.push(e.to_string());
+            }
+        }
+    }
+
+    fn forget(&mut self, path: &str, now: Timestamp) {
+        self.watched.remove(path);
+        if let Some(n) = &self.notifier {
+            n.unregister(path);
+        }
+        let _ = self.tx.send(Msg::Input(Input::Gone {
+            cgroup_path: path.to_owned(),
+            time: now,
+        }));
+    }
+}
+
+/// How long, after a v1 eventfd fires, the counter is re-read waiting for
+/// the kill to increment it (the eventfd fires when the cgroup enters OOM,
+/// just before the kill).
+const V1_SETTLE: Duration = Duration::from_millis(50);
+
+fn notify_thread(notifier: &Notifier, layout: CgroupLayout, tx: &Sender<Msg>, done: &AtomicBool) {
+    let version = layout.memory_version;
+    let mut reader = CgroupReader::new(layout);
+    let mut fired = Vec::new();
+    // Containers being re-read: deadline and the last oom_kill sent.
+    let mut settling: HashMap<String, (Instant, Option<u64>)> = HashMap::new();
+    while !done.load(Ordering::Relaxed) {
+        let timeout = if settling.is_empty() {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_millis(1)
+        };
+        fired.clear();
+        if let Err(e) = notifier.wait(timeout, &mut fired) {
+            send_status(tx, "notify", SourceState::Degraded, Some(e.to_string()));
+            std::thread::sleep(Duration::from_secs(1));
+            continue;
+        }
+        let now = Instant::now();
+        for path in fired.drain(..) {
+            let entry = settling.entry(path).or_insert((now, None));
+            entry.0 = now + V1_SETTLE;
+        }
+        settling.retain(|path, (deadline, last_sent)| {
+            match reader.read_oom_counters(path) {
+                Ok(Some(events)) => {
+                    if *last_sent != Some(events.oom_kill) {
+                        *last_sent = Some(events.oom_kill);
+                        let _ = tx.send(Msg::Input(Input::Counters {
+                            container: container_for(path),
+                            version,
+                            events,
+                            time: Timestamp::now(),
+                        }));
+                    }
+                    // v2 counters are already up to date when notified.
+                    version == crate::model::CgroupVersion::V1 && now < *deadline
+                }
+                Ok(None) => {
+                    notifier.unregister(path);
+                    false
+                }
+                Err(e) => {
+                    tracing::debug!(cgroup = %path, error = %e, "OOM counter read failed.");
+                    false
+                }
+            }
+        });
+    }
+}
+
+/// Offset from kernel log time (monotonic microseconds) to wall-clock time.
+fn kmsg_to_wall(usec: u64) -> Timestamp {
+    let now = Timestamp::now();
+    let mono = clock_gettime(ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0);
+    Timestamp(now.0.saturating_sub(mono) + usec * 1000)
+}
+
+fn kmsg_thread(
+    mut reader: KmsgReader,
+    layout: Option<CgroupLayout>,
+    tx: &Sender<Msg>,
+    done: &AtomicBool,
+) {
+    let mut cgroups = layout.map(CgroupReader::new);
+    let mut assembler = OomAssembler::default();
+    let mut failures = 0u32;
+    while !done.load(Ordering::Relaxed) {
+        match reader.next() {
+            Ok(KmsgItem::Record(rec)) => {
+                failures = 0;
+                let Some(report) = assembler.push(&rec) else {
+                    continue;
+                };
+                let time = kmsg_to_wall(report.usec);
+                let memcg = report.task_memcg.as_deref().or(report.oom_memcg.as_deref());
+                let counters = match (&mut cgroups, memcg) {
+                    (Some(r), Some(path)) => r
+                        .read_oom_counters(path)
+                        .ok()
+                        .flatten()
+                        .map(|e| (r.layout().memory_version, e)),
+                    _ => None,
+                };
+                let _ = tx.send(Msg::Input(Input::Report {
+                    report: Box::new(report),
+                    time,
+                    counters,
+                }));
+            }
+            Ok(KmsgItem::End) => {
+                send_status(
+                    tx,
+                    "kmsg",
+                    SourceState::Unavailable,
+                    Some("the kernel log ended (not a kmsg device?)".to_owned()),
+                );
+                return;
+            }
+            Ok(KmsgItem::Overrun { lost }) => {
+                tracing::warn!(lost, "Kernel log overwrote records before they were read.");
+                let _ = tx.send(Msg::Input(Input::KmsgOverrun {
+                    lost,
+                    time: Timestamp::now(),
+                }));
+            }
+            Err(e) => {
+                failures += 1;
+                send_status(tx, "kmsg", SourceState::Degraded, Some(e.to_string()));
+                if failures > 10 {
+                    send_status(tx, "kmsg", SourceState::Unavailable, Some(e.to_string()));
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100) * failures);
+            }
+        }
+    }
+}

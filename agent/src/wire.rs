@@ -1,0 +1,287 @@
+//! Conversions from the agent's domain types to the `gpuscope.v1` wire
+//! messages: the one place where the two meet.
+
+use gpuscope_proto::v1 as pb;
+
+use crate::model::{
+    CgroupDriver, CgroupMode, CgroupVersion, ContainerRef, ContainerRuntime, ContainerSample,
+    CpuStats, Detection, MemoryEvents, MemoryStats, NodeSample, OomConstraint, OomKill, Pressure,
+    Psi, PsiLine, PsiScope, QosClass, RecorderPoint, SourceState, SourceStatus, Victim,
+};
+
+impl From<CgroupMode> for pb::CgroupMode {
+    fn from(m: CgroupMode) -> Self {
+        match m {
+            CgroupMode::V1 => Self::V1,
+            CgroupMode::V2 => Self::V2,
+            CgroupMode::Hybrid => Self::Hybrid,
+        }
+    }
+}
+
+impl From<CgroupVersion> for pb::CgroupVersion {
+    fn from(v: CgroupVersion) -> Self {
+        match v {
+            CgroupVersion::V1 => Self::V1,
+            CgroupVersion::V2 => Self::V2,
+        }
+    }
+}
+
+impl From<&ContainerRef> for pb::ContainerRef {
+    fn from(c: &ContainerRef) -> Self {
+        Self {
+            cgroup_path: c.cgroup_path.clone(),
+            pod_uid: c.pod_uid.clone().unwrap_or_default(),
+            container_id: c.container_id.clone().unwrap_or_default(),
+            qos: c.qos.map_or(pb::QosClass::Unspecified, |q| match q {
+                QosClass::Guaranteed => pb::QosClass::Guaranteed,
+                QosClass::Burstable => pb::QosClass::Burstable,
+                QosClass::BestEffort => pb::QosClass::BestEffort,
+            }) as i32,
+            runtime: c
+                .runtime
+                .map_or(pb::ContainerRuntime::Unspecified, |r| match r {
+                    ContainerRuntime::Containerd => pb::ContainerRuntime::Containerd,
+                    ContainerRuntime::CriO => pb::ContainerRuntime::Crio,
+                    ContainerRuntime::Docker => pb::ContainerRuntime::Docker,
+                    ContainerRuntime::Unknown => pb::ContainerRuntime::Unknown,
+                }) as i32,
+            driver: c.driver.map_or(pb::CgroupDriver::Unspecified, |d| match d {
+                CgroupDriver::Cgroupfs => pb::CgroupDriver::Cgroupfs,
+                CgroupDriver::Systemd => pb::CgroupDriver::Systemd,
+            }) as i32,
+        }
+    }
+}
+
+impl From<PsiLine> for pb::PsiLine {
+    fn from(l: PsiLine) -> Self {
+        Self {
+            avg10: l.avg10,
+            avg60: l.avg60,
+            avg300: l.avg300,
+            total_us: l.total_us,
+        }
+    }
+}
+
+impl From<Psi> for pb::Psi {
+    fn from(p: Psi) -> Self {
+        Self {
+            some: Some(p.some.into()),
+            full: p.full.map(Into::into),
+        }
+    }
+}
+
+impl From<Pressure> for pb::Pressure {
+    fn from(p: Pressure) -> Self {
+        Self {
+            memory: p.memory.map(Into::into),
+            cpu: p.cpu.map(Into::into),
+            io: p.io.map(Into::into),
+        }
+    }
+}
+
+impl From<MemoryEvents> for pb::MemoryEvents {
+    fn from(e: MemoryEvents) -> Self {
+        Self {
+            oom: e.oom,
+            oom_kill: e.oom_kill,
+            oom_group_kill: e.oom_group_kill,
+            max: e.max,
+            high: e.high,
+            under_oom: e.under_oom,
+            failcnt: e.failcnt,
+        }
+    }
+}
+
+impl From<MemoryStats> for pb::MemoryStats {
+    fn from(m: MemoryStats) -> Self {
+        Self {
+            usage_bytes: m.usage_bytes,
+            limit_bytes: m.limit_bytes,
+            peak_bytes: m.peak_bytes,
+            anon_bytes: m.anon_bytes,
+            file_bytes: m.file_bytes,
+            shmem_bytes: m.shmem_bytes,
+            events: Some(m.events.into()),
+        }
+    }
+}
+
+impl From<CpuStats> for pb::CpuStats {
+    fn from(c: CpuStats) -> Self {
+        Self {
+            usage_us: c.usage_us,
+            nr_throttled: c.nr_throttled,
+            throttled_us: c.throttled_us,
+        }
+    }
+}
+
+impl From<&ContainerSample> for pb::ContainerSample {
+    fn from(s: &ContainerSample) -> Self {
+        Self {
+            time_unix_nanos: s.time.as_nanos(),
+            container: Some((&s.container).into()),
+            cgroup_version: pb::CgroupVersion::from(s.cgroup_version) as i32,
+            memory: Some(s.memory.into()),
+            cpu: s.cpu.map(Into::into),
+            pressure: Some(s.pressure.into()),
+            pressure_scope: match s.pressure_scope {
+                PsiScope::Container => pb::PsiScope::Container,
+                PsiScope::Node => pb::PsiScope::Node,
+            } as i32,
+        }
+    }
+}
+
+impl From<&NodeSample> for pb::NodeSample {
+    fn from(n: &NodeSample) -> Self {
+        Self {
+            time_unix_nanos: n.time.as_nanos(),
+            mem_total_bytes: n.mem_total_bytes,
+            mem_available_bytes: n.mem_available_bytes,
+            pressure: Some(n.pressure.into()),
+        }
+    }
+}
+
+impl From<&Victim> for pb::Victim {
+    fn from(v: &Victim) -> Self {
+        Self {
+            pid: v.pid,
+            comm: v.comm.clone(),
+            total_vm_bytes: v.total_vm_bytes,
+            anon_rss_bytes: v.anon_rss_bytes,
+            file_rss_bytes: v.file_rss_bytes,
+            shmem_rss_bytes: v.shmem_rss_bytes,
+            uid: v.uid,
+            pgtables_bytes: v.pgtables_bytes,
+            oom_score_adj: v.oom_score_adj,
+        }
+    }
+}
+
+impl From<&RecorderPoint> for pb::RecorderPoint {
+    fn from(p: &RecorderPoint) -> Self {
+        Self {
+            time_unix_nanos: p.time.as_nanos(),
+            usage_bytes: p.usage_bytes,
+            anon_bytes: p.anon_bytes,
+            file_bytes: p.file_bytes,
+            shmem_bytes: p.shmem_bytes,
+            memory_some_avg10: p.memory_some_avg10,
+            memory_some_total_us: p.memory_some_total_us,
+            memory_full_total_us: p.memory_full_total_us,
+        }
+    }
+}
+
+impl From<&OomKill> for pb::OomKill {
+    fn from(k: &OomKill) -> Self {
+        Self {
+            time_unix_nanos: k.time.as_nanos(),
+            detected_at_unix_nanos: k.detected_at.as_nanos(),
+            detected_by: match k.detected_by {
+                Detection::Notification => pb::Detection::Notification,
+                Detection::Poll => pb::Detection::Poll,
+                Detection::KernelReport => pb::Detection::KernelReport,
+            } as i32,
+            container: Some((&k.container).into()),
+            cgroup_version: k
+                .cgroup_version
+                .map_or(pb::CgroupVersion::Unspecified, Into::into)
+                as i32,
+            limit_bytes: k.limit_bytes,
+            peak_bytes: k.peak_bytes,
+            oom_kill: k.oom_kill,
+            oom_group_kill: k.oom_group_kill,
+            constraint: match k.constraint {
+                OomConstraint::Memcg => pb::OomConstraint::Memcg,
+                OomConstraint::Node => pb::OomConstraint::Node,
+                OomConstraint::Cpuset => pb::OomConstraint::Cpuset,
+                OomConstraint::MemoryPolicy => pb::OomConstraint::MemoryPolicy,
+                OomConstraint::Unknown => pb::OomConstraint::Unknown,
+            } as i32,
+            victim: k.victim.as_ref().map(Into::into),
+            trigger_comm: k.trigger_comm.clone(),
+            kernel_usage_bytes: k.kernel_usage_bytes,
+            kernel_limit_bytes: k.kernel_limit_bytes,
+            window: k.window.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<&SourceStatus> for pb::SourceStatus {
+    fn from(s: &SourceStatus) -> Self {
+        Self {
+            source: s.source.clone(),
+            state: match s.state {
+                SourceState::Ok => pb::SourceState::Ok,
+                SourceState::Degraded => pb::SourceState::Degraded,
+                SourceState::Unavailable => pb::SourceState::Unavailable,
+            } as i32,
+            reason: s.reason.clone().unwrap_or_default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Timestamp;
+    use prost::Message;
+
+    #[test]
+    fn oom_kill_round_trips_through_protobuf() {
+        let kill = OomKill {
+            time: Timestamp(1_764_150_000_123_000_000),
+            detected_at: Timestamp(1_764_150_000_124_000_000),
+            detected_by: Detection::Notification,
+            container: ContainerRef {
+                cgroup_path: "/kubepods/burstable/podx/abc".into(),
+                pod_uid: Some("0f8c3b52-6a0e-4d8e-9d39-2b1f3c6a7e11".into()),
+                container_id: Some("abc".into()),
+                qos: Some(QosClass::Burstable),
+                runtime: Some(ContainerRuntime::Unknown),
+                driver: Some(CgroupDriver::Cgroupfs),
+            },
+            cgroup_version: Some(CgroupVersion::V1),
+            limit_bytes: Some(67_108_864),
+            peak_bytes: None,
+            oom_kill: Some(1),
+            oom_group_kill: None,
+            constraint: OomConstraint::Memcg,
+            victim: Some(Victim {
+                pid: 8048,
+                comm: "python3".into(),
+                anon_rss_bytes: 65_152 * 1024,
+                ..Victim::default()
+            }),
+            trigger_comm: Some("python3".into()),
+            kernel_usage_bytes: Some(67_108_864),
+            kernel_limit_bytes: Some(67_108_864),
+            window: vec![RecorderPoint {
+                usage_bytes: 1 << 20,
+                ..RecorderPoint::default()
+            }],
+        };
+        let wire = pb::OomKill::from(&kill);
+        let decoded = pb::OomKill::decode(wire.encode_to_vec().as_slice()).expect("decode");
+        assert_eq!(decoded, wire);
+        let c = decoded.container.clone().expect("container");
+        assert_eq!(c.pod_uid, "0f8c3b52-6a0e-4d8e-9d39-2b1f3c6a7e11");
+        assert_eq!(c.qos(), pb::QosClass::Burstable);
+        assert_eq!(
+            decoded.victim.as_ref().map(|v| v.anon_rss_bytes),
+            Some(66_715_648)
+        );
+        assert_eq!(decoded.constraint(), pb::OomConstraint::Memcg);
+        assert_eq!(decoded.window.len(), 1);
+    }
+}

@@ -1,0 +1,238 @@
+//! Helpers of gpuscope's end-to-end tests: real memory cgroups at
+//! kubelet-style paths, the agent as a child process, and the rule for
+//! tests that need root or kernel features (fail in CI, skip loudly
+//! elsewhere).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+/// The v1 memory hierarchy of this machine.
+pub const V1_MEMORY: &str = "/sys/fs/cgroup/memory";
+
+/// Returns `true` when the test may run. When it cannot, fails under CI
+/// (`CI` set) and prints a loud skip notice otherwise.
+pub fn require(what: &str, available: bool) -> bool {
+    if available {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "this test needs {what}, which this CI machine lacks"
+    );
+    eprintln!("SKIPPED: this test needs {what} (it fails instead of skipping when CI is set)");
+    false
+}
+
+/// Whether this process can create v1 memory cgroups.
+pub fn have_v1_memory() -> bool {
+    Path::new(V1_MEMORY).join("memory.limit_in_bytes").exists() && nix_is_root()
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// A random-enough pod UID and 64-hex container ID for one test.
+pub fn ids(tag: u32) -> (String, String) {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let seed = format!("{:016x}{:08x}{:08x}", nanos as u64, std::process::id(), tag);
+    let pod = format!(
+        "{}-{}-{}-{}-{}",
+        &seed[0..8],
+        &seed[8..12],
+        &seed[12..16],
+        &seed[16..20],
+        &format!("{seed}{seed}")[20..32]
+    );
+    let id = format!("{seed}{seed}")[..64].to_owned();
+    (pod, id)
+}
+
+/// The kubelet's two naming schemes.
+#[derive(Debug, Clone, Copy)]
+pub enum Driver {
+    /// `kubepods/burstable/pod<uid>/<id>`.
+    Cgroupfs,
+    /// `kubepods.slice/.../kubepods-burstable-pod<uid_>.slice/cri-containerd-<id>.scope`.
+    Systemd,
+}
+
+/// The cgroup path (relative, leading `/`) of a burstable container.
+pub fn kubelet_path(driver: Driver, pod_uid: &str, id: &str) -> String {
+    match driver {
+        Driver::Cgroupfs => format!("/kubepods/burstable/pod{pod_uid}/{id}"),
+        Driver::Systemd => format!(
+            "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{id}.scope",
+            pod_uid.replace('-', "_")
+        ),
+    }
+}
+
+/// A memory cgroup made for a test, removed (children first, only what
+/// this guard created) when dropped.
+pub struct CgroupGuard {
+    created: Vec<PathBuf>,
+    /// Absolute directory of the leaf cgroup.
+    pub dir: PathBuf,
+}
+
+impl CgroupGuard {
+    /// Creates `rel` (and missing parents) under `root`.
+    pub fn create(root: &Path, rel: &str) -> std::io::Result<Self> {
+        let mut created = Vec::new();
+        let mut dir = root.to_path_buf();
+        for part in rel.trim_start_matches('/').split('/') {
+            dir.push(part);
+            if !dir.exists() {
+                std::fs::create_dir(&dir)?;
+                created.push(dir.clone());
+            }
+        }
+        Ok(Self { created, dir })
+    }
+
+    /// Writes a v1 memory limit.
+    pub fn set_v1_limit(&self, bytes: u64) -> std::io::Result<()> {
+        std::fs::write(self.dir.join("memory.limit_in_bytes"), bytes.to_string())
+    }
+
+    /// The `sh -c` prefix that moves the shell into this cgroup.
+    pub fn enter(&self) -> String {
+        format!("echo $$ > {}/cgroup.procs", self.dir.display())
+    }
+}
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        for dir in self.created.iter().rev() {
+            // A cgroup with live tasks cannot be removed: kill them first.
+            if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                for pid in procs.split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", pid]).status();
+                }
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while std::fs::remove_dir(dir).is_err() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// The agent binary, built beside the test executable.
+pub fn agent_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf();
+    let bin = dir.join("gpuscope-agent");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build -p gpuscope-agent, or cargo test --workspace)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running `gpuscope-agent watch -o jsonl`, killed when dropped.
+pub struct Agent {
+    child: Child,
+    lines: Receiver<String>,
+    /// Every line read so far (for failure messages).
+    pub seen: Vec<String>,
+}
+
+impl Agent {
+    /// Starts `gpuscope-agent watch -o jsonl --samples` with extra args.
+    pub fn watch(extra: &[&str]) -> Self {
+        let mut child = Command::new(agent_bin())
+            .args(["watch", "-o", "jsonl", "--samples", "--log", "info"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn agent");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits up to `timeout` for a JSON line for which `pred` holds.
+    pub fn wait_for(
+        &mut self,
+        timeout: Duration,
+        mut pred: impl FnMut(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                break;
+            };
+            let value: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("agent printed a line that is not JSON ({e}): {line}"));
+            self.seen.push(line);
+            if pred(&value) {
+                return Some(value);
+            }
+        }
+        None
+    }
+
+    /// Collects every line for `d`.
+    pub fn drain_for(&mut self, d: Duration) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        self.wait_for(d, |v| {
+            out.push(v.clone());
+            false
+        });
+        out
+    }
+
+    /// The last lines seen, for assertion messages.
+    pub fn tail(&self) -> String {
+        let n = self.seen.len().saturating_sub(20);
+        self.seen[n..].join("\n")
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether a JSON line is an `oom_kill` event for `cgroup_path`.
+pub fn is_kill_of(v: &serde_json::Value, cgroup_path: &str) -> bool {
+    v["kind"] == "oom_kill" && v["cgroup_path"] == cgroup_path
+}
+
+/// Whether a JSON line is a sample of `cgroup_path`.
+pub fn is_sample_of(v: &serde_json::Value, cgroup_path: &str) -> bool {
+    v["kind"] == "container_sample" && v["cgroup_path"] == cgroup_path
+}

@@ -1,0 +1,225 @@
+//! Real OOM kills in real cgroup v1 memory cgroups at kubelet-style paths,
+//! seen by `gpuscope-agent watch`. Needs root and the v1 memory hierarchy
+//! (fails under CI without them, skips loudly elsewhere).
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gpuscope_tests::{
+    Agent, CgroupGuard, Driver, V1_MEMORY, have_v1_memory, ids, is_kill_of, is_sample_of,
+    kubelet_path, require,
+};
+
+const MEMHOG: &str = env!("CARGO_BIN_EXE_memhog");
+const LIMIT: u64 = 64 << 20;
+
+fn pid_of(stdout: &[u8]) -> u32 {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("memhog pid="))
+        .and_then(|p| p.trim().parse().ok())
+        .expect("memhog printed its pid")
+}
+
+/// Waits until the agent is sampling `path`, so its notifier is set.
+fn wait_sampled(agent: &mut Agent, path: &str) {
+    assert!(
+        agent
+            .wait_for(Duration::from_secs(10), |v| is_sample_of(v, path))
+            .is_some(),
+        "agent never sampled {path}; last lines:\n{}",
+        agent.tail()
+    );
+}
+
+fn assert_kill(
+    kill: &serde_json::Value,
+    pod: &str,
+    id: &str,
+    path: &str,
+    victim_pid: u32,
+    limit: u64,
+) {
+    assert_eq!(kill["pod_uid"], pod, "{kill}");
+    assert_eq!(kill["container_id"], id, "{kill}");
+    assert_eq!(kill["cgroup_path"], path, "{kill}");
+    assert_eq!(kill["constraint"], "memcg", "{kill}");
+    assert_eq!(kill["victim"]["pid"], victim_pid, "{kill}");
+    assert_eq!(kill["victim"]["comm"], "memhog", "{kill}");
+    let anon = kill["victim"]["anon_rss_bytes"].as_u64().expect("anon rss");
+    assert!(
+        anon > limit / 2 && anon <= limit,
+        "victim anon-rss {anon} should be most of the {limit} limit: {kill}"
+    );
+    assert_eq!(kill["kernel_limit_bytes"], limit, "{kill}");
+}
+
+fn main_process_killed(driver: Driver, tag: u32) {
+    if !require("root and the cgroup v1 memory hierarchy", have_v1_memory()) {
+        return;
+    }
+    let (pod, id) = ids(tag);
+    let path = kubelet_path(driver, &pod, &id);
+    let cg = CgroupGuard::create(V1_MEMORY.as_ref(), &path).expect("create cgroup");
+    cg.set_v1_limit(LIMIT).expect("limit");
+    let mut agent = Agent::watch(&["--interval", "200ms"]);
+    wait_sampled(&mut agent, &path);
+
+    let out = Command::new("sh")
+        .args(["-c", &format!("{}; exec {MEMHOG} 256", cg.enter())])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run memhog");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(9),
+        "the kernel must SIGKILL memhog: {:?}",
+        out.status
+    );
+    let victim = pid_of(&out.stdout);
+
+    let kill = agent
+        .wait_for(Duration::from_secs(5), |v| is_kill_of(v, &path))
+        .unwrap_or_else(|| {
+            panic!(
+                "no oom_kill event for {path}; last lines:\n{}",
+                agent.tail()
+            )
+        });
+    assert_kill(&kill, &pod, &id, &path, victim, LIMIT);
+    assert_eq!(kill["oom_kill"], 1, "{kill}");
+    assert_eq!(kill["limit_bytes"], LIMIT, "{kill}");
+    assert_eq!(kill["cgroup_version"], "v1", "{kill}");
+    assert_eq!(kill["detected_by"], "notification", "{kill}");
+    let window = kill["window"].as_array().expect("window");
+    assert!(
+        !window.is_empty(),
+        "recorder window must hold the samples before the kill"
+    );
+
+    // Exactly one event for one kill.
+    let more: Vec<_> = agent
+        .drain_for(Duration::from_millis(1500))
+        .into_iter()
+        .filter(|v| is_kill_of(v, &path))
+        .collect();
+    assert!(more.is_empty(), "one kill, one event; also got {more:?}");
+}
+
+#[test]
+fn main_process_killed_cgroupfs_driver() {
+    main_process_killed(Driver::Cgroupfs, 1);
+}
+
+#[test]
+fn main_process_killed_systemd_driver() {
+    main_process_killed(Driver::Systemd, 2);
+}
+
+/// A worker process is killed while the container's main process lives
+/// on: no container status change, but still an event.
+#[test]
+fn child_killed_while_main_process_lives() {
+    if !require("root and the cgroup v1 memory hierarchy", have_v1_memory()) {
+        return;
+    }
+    let (pod, id) = ids(3);
+    let path = kubelet_path(Driver::Cgroupfs, &pod, &id);
+    let cg = CgroupGuard::create(V1_MEMORY.as_ref(), &path).expect("create cgroup");
+    cg.set_v1_limit(LIMIT).expect("limit");
+    let mut agent = Agent::watch(&["--interval", "200ms"]);
+    wait_sampled(&mut agent, &path);
+
+    // The main process (sh) runs memhog as a child, then reports and lives.
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "{}; {MEMHOG} 256; echo child-status=$?; echo main-alive=$$",
+                cg.enter()
+            ),
+        ])
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "main process must survive: {stdout}");
+    assert!(
+        stdout.contains("child-status=137"),
+        "child SIGKILLed: {stdout}"
+    );
+    let victim = pid_of(&out.stdout);
+    let main_pid: u32 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("main-alive="))
+        .and_then(|p| p.parse().ok())
+        .expect("main pid");
+    assert_ne!(victim, main_pid);
+
+    let kill = agent
+        .wait_for(Duration::from_secs(5), |v| is_kill_of(v, &path))
+        .unwrap_or_else(|| {
+            panic!(
+                "no oom_kill event for {path}; last lines:\n{}",
+                agent.tail()
+            )
+        });
+    assert_kill(&kill, &pod, &id, &path, victim, LIMIT);
+}
+
+/// A container that appears and is killed within 100 ms, before the agent
+/// could scan it: reported from the kernel's OOM report.
+#[test]
+fn container_created_and_killed_within_100ms() {
+    if !require("root and the cgroup v1 memory hierarchy", have_v1_memory()) {
+        return;
+    }
+    let (pod, id) = ids(4);
+    let path = kubelet_path(Driver::Systemd, &pod, &id);
+    let limit = 16 << 20;
+    // A slow scan (10 s) makes sure the kill happens between two scans.
+    let mut agent = Agent::watch(&["--interval", "10s"]);
+    assert!(
+        agent
+            .wait_for(Duration::from_secs(10), |v| v["kind"] == "node_sample")
+            .is_some(),
+        "agent did not start: {}",
+        agent.tail()
+    );
+    // Let the first scan finish before the container exists.
+    std::thread::sleep(Duration::from_millis(300));
+
+    let started = Instant::now();
+    let cg = CgroupGuard::create(V1_MEMORY.as_ref(), &path).expect("create cgroup");
+    cg.set_v1_limit(limit).expect("limit");
+    let out = Command::new("sh")
+        .args(["-c", &format!("{}; exec {MEMHOG} 64", cg.enter())])
+        .output()
+        .expect("run memhog");
+    let lifetime = started.elapsed();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(9),
+        "{:?}",
+        out.status
+    );
+    assert!(
+        lifetime < Duration::from_millis(100),
+        "the container lived {lifetime:?}, not under 100 ms: the test does not test what it claims"
+    );
+    let victim = pid_of(&out.stdout);
+
+    let kill = agent
+        .wait_for(Duration::from_secs(5), |v| is_kill_of(v, &path))
+        .unwrap_or_else(|| {
+            panic!(
+                "no oom_kill event for {path}; last lines:\n{}",
+                agent.tail()
+            )
+        });
+    assert_kill(&kill, &pod, &id, &path, victim, limit);
+    assert_eq!(kill["detected_by"], "kernel_report", "{kill}");
+    assert_eq!(
+        kill["oom_kill"], 1,
+        "the cgroup still exists, so its counter was read: {kill}"
+    );
+}
