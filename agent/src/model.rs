@@ -270,8 +270,9 @@ pub struct NodeSample {
     pub boot_id: String,
     /// `/proc/sys/kernel/osrelease`.
     pub kernel_release: String,
-    /// How cgroups are mounted.
-    pub cgroup_mode: CgroupMode,
+    /// How cgroups are mounted (`None`: no usable memory cgroup hierarchy
+    /// was found).
+    pub cgroup_mode: Option<CgroupMode>,
     /// `MemTotal` from `/proc/meminfo`, bytes.
     pub mem_total_bytes: u64,
     /// `MemAvailable` from `/proc/meminfo`, bytes.

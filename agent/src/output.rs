@@ -4,7 +4,9 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use crate::model::{ContainerRef, ContainerSample, Event, NodeSample, OomKill, SourceState};
+use crate::model::{
+    CgroupMode, ContainerRef, ContainerSample, Event, NodeSample, OomKill, SourceState,
+};
 use crate::runtime::Snapshot;
 
 /// Formats a byte count for people: `31.8 GiB`, `512 B`.
@@ -145,17 +147,19 @@ fn node_line(n: &NodeSample) -> String {
         .pressure
         .memory
         .map_or_else(|| "-".to_owned(), |p| format!("{:.2}", p.some.avg10));
+    let mode = match n.cgroup_mode {
+        Some(CgroupMode::V1) => "v1",
+        Some(CgroupMode::V2) => "v2",
+        Some(CgroupMode::Hybrid) => "hybrid (v1 memory, v2 pressure)",
+        None => "none found",
+    };
     format!(
-        "node boot {}  kernel {}  cgroup {:?}  memory {} available of {}  memory PSI some avg10 {psi}",
+        "node boot {}  kernel {}  cgroup {mode}  memory {} available of {}  memory PSI some avg10 {psi}",
         n.boot_id,
         n.kernel_release,
-        n.cgroup_mode,
         human_bytes(n.mem_available_bytes),
         human_bytes(n.mem_total_bytes),
     )
-    .replace("cgroup V1", "cgroup v1")
-    .replace("cgroup V2", "cgroup v2")
-    .replace("cgroup Hybrid", "cgroup hybrid")
 }
 
 /// One `watch -o table` line for an event.

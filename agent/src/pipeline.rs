@@ -397,3 +397,293 @@ impl Pipeline {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{MemoryStats, Pressure, PsiScope, Victim};
+
+    const PATH: &str = "/kubepods/burstable/pod0f8c3b52-6a0e-4d8e-9d39-2b1f3c6a7e11/3f9a1c0d2e4b5a6978c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3";
+
+    fn t(ms: u64) -> Timestamp {
+        Timestamp(1_764_150_000_000_000_000 + ms * 1_000_000)
+    }
+
+    fn container() -> ContainerRef {
+        container_for(PATH)
+    }
+
+    fn sample(ms: u64, usage: u64, oom_kill: u64) -> ContainerSample {
+        ContainerSample {
+            time: t(ms),
+            container: container(),
+            cgroup_version: CgroupVersion::V1,
+            memory: MemoryStats {
+                usage_bytes: usage,
+                limit_bytes: Some(64 << 20),
+                events: MemoryEvents {
+                    oom_kill,
+                    ..MemoryEvents::default()
+                },
+                ..MemoryStats::default()
+            },
+            cpu: None,
+            pressure: Pressure::default(),
+            pressure_scope: PsiScope::Node,
+        }
+    }
+
+    fn counters(ms: u64, oom_kill: u64) -> Input {
+        Input::Counters {
+            container: container(),
+            version: CgroupVersion::V1,
+            events: MemoryEvents {
+                oom_kill,
+                ..MemoryEvents::default()
+            },
+            time: t(ms),
+        }
+    }
+
+    fn report(ms: u64, pid: u32, readable_kills: Option<u64>) -> Input {
+        Input::Report {
+            report: Box::new(OomReport {
+                seq: 1,
+                usec: 0,
+                trigger_comm: Some("python3".into()),
+                constraint: OomConstraint::Memcg,
+                oom_memcg: Some(PATH.into()),
+                task_memcg: Some(PATH.into()),
+                victim: Victim {
+                    pid,
+                    comm: "python3".into(),
+                    anon_rss_bytes: 65_152 * 1024,
+                    ..Victim::default()
+                },
+                memcg_usage_bytes: Some(64 << 20),
+                memcg_limit_bytes: Some(64 << 20),
+                partial: false,
+            }),
+            time: t(ms),
+            counters: readable_kills.map(|k| {
+                (
+                    CgroupVersion::V1,
+                    MemoryEvents {
+                        oom_kill: k,
+                        ..MemoryEvents::default()
+                    },
+                )
+            }),
+        }
+    }
+
+    fn kills(events: &[Event]) -> Vec<&OomKill> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::OomKill(k) => Some(k.as_ref()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn pipeline() -> Pipeline {
+        Pipeline::new(PipelineConfig::default())
+    }
+
+    #[test]
+    fn baseline_counters_are_not_kills() {
+        let mut p = pipeline();
+        let mut out = Vec::new();
+        p.handle(
+            Input::Sample {
+                sample: sample(0, 1 << 20, 3),
+                baseline: true,
+            },
+            &mut out,
+        );
+        p.handle(counters(10, 3), &mut out);
+        p.tick(t(1000), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn notification_then_report_gives_one_event_with_victim_and_window() {
+        let mut p = pipeline();
+        let mut out = Vec::new();
+        for i in 0..5 {
+            p.handle(
+                Input::Sample {
+                    sample: sample(i * 1000, (10 + i) << 20, 0),
+                    baseline: i == 0,
+                },
+                &mut out,
+            );
+        }
+        p.handle(counters(4500, 1), &mut out);
+        assert!(out.is_empty(), "waits for the report: {out:?}");
+        p.handle(report(4500, 8048, Some(1)), &mut out);
+        // A poll seeing the same counter later adds nothing.
+        p.handle(
+            Input::Sample {
+                sample: sample(5000, 0, 1),
+                baseline: false,
+            },
+            &mut out,
+        );
+        p.tick(t(10_000), &mut out);
+        let k = kills(&out);
+        assert_eq!(k.len(), 1, "{out:?}");
+        let k = k[0];
+        assert_eq!(k.detected_by, Detection::Notification);
+        assert_eq!(k.oom_kill, Some(1));
+        assert_eq!(k.victim.as_ref().map(|v| v.pid), Some(8048));
+        assert_eq!(k.constraint, OomConstraint::Memcg);
+        assert_eq!(k.limit_bytes, Some(64 << 20));
+        assert_eq!(
+            k.container.pod_uid.as_deref(),
+            Some("0f8c3b52-6a0e-4d8e-9d39-2b1f3c6a7e11")
+        );
+        assert_eq!(k.time, t(4500));
+        let usage: Vec<u64> = k.window.iter().map(|p| p.usage_bytes >> 20).collect();
+        assert_eq!(
+            usage,
+            vec![10, 11, 12, 13, 14],
+            "the samples before the kill"
+        );
+    }
+
+    #[test]
+    fn report_first_then_notification_is_still_one_event() {
+        let mut p = pipeline();
+        let mut out = Vec::new();
+        p.handle(
+            Input::Sample {
+                sample: sample(0, 1 << 20, 0),
+                baseline: true,
+            },
+            &mut out,
+        );
+        p.handle(report(100, 8048, Some(1)), &mut out);
+        assert_eq!(kills(&out).len(), 1, "report + counter: emitted at once");
+        assert_eq!(kills(&out)[0].detected_by, Detection::KernelReport);
+        p.handle(counters(101, 1), &mut out);
+        p.tick(t(5000), &mut out);
+        assert_eq!(kills(&out).len(), 1, "{out:?}");
+        assert_eq!(p.late_reports(), 0);
+    }
+
+    #[test]
+    fn a_kill_without_report_is_emitted_after_the_wait() {
+        let mut p = pipeline();
+        let mut out = Vec::new();
+        p.handle(
+            Input::Sample {
+                sample: sample(0, 1 << 20, 0),
+                baseline: true,
+            },
+            &mut out,
+        );
+        p.handle(counters(1000, 1), &mut out);
+        p.tick(t(1050), &mut out);
+        assert!(out.is_empty(), "still inside the 100 ms wait");
+        assert_eq!(p.next_deadline(), Some(t(1100)));
+        p.tick(t(1100), &mut out);
+        let k = kills(&out);
+        assert_eq!(k.len(), 1);
+        assert!(k[0].victim.is_none());
+        assert_eq!(k[0].constraint, OomConstraint::Unknown);
+        // The report arrives too late: counted, not a second event.
+        p.handle(report(1000, 8048, Some(1)), &mut out);
+        assert_eq!(kills(&out).len(), 1);
+        assert_eq!(p.late_reports(), 1);
+    }
+
+    #[test]
+    fn every_increment_is_one_event() {
+        let mut p = pipeline();
+        let mut out = Vec::new();
+        p.handle(
+            Input::Sample {
+                sample: sample(0, 1 << 20, 2),
+                baseline: true,
+            },
+            &mut out,
+        );
+        // Three kills between two reads (e.g. a group kill).
+        p.handle(counters(100, 5), &mut out);
+        p.handle(report(100, 11, Some(5)), &mut out);
+        p.handle(report(100, 12, Some(5)), &mut out);
+        p.tick(t(1000), &mut out);
+        let k = kills(&out);
+        let counts: Vec<_> = k.iter().map(|k| k.oom_kill).collect();
+        assert_eq!(counts, vec![Some(3), Some(4), Some(5)]);
+        let pids: Vec<_> = k.iter().map(|k| k.victim.as_ref().map(|v| v.pid)).collect();
+        assert_eq!(pids, vec![Some(11), Some(12), None]);
+    }
+
+    #[test]
+    fn a_report_for_a_vanished_unknown_cgroup_is_an_event() {
+        let mut p = pipeline();
+        let mut out = Vec::new();
+        p.handle(report(100, 8048, None), &mut out);
+        let k = kills(&out);
+        assert_eq!(k.len(), 1);
+        assert_eq!(k[0].detected_by, Detection::KernelReport);
+        assert_eq!(k[0].oom_kill, None, "never read: unknown, not guessed");
+        assert_eq!(
+            k[0].limit_bytes,
+            Some(64 << 20),
+            "from the kernel's memcg line"
+        );
+        assert_eq!(
+            k[0].container.container_id.as_deref(),
+            Some("3f9a1c0d2e4b5a6978c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3")
+        );
+        assert!(k[0].window.is_empty());
+    }
+
+    #[test]
+    fn a_container_first_seen_after_start_with_kills_reports_them() {
+        let mut p = pipeline();
+        let mut out = Vec::new();
+        p.handle(
+            Input::Sample {
+                sample: sample(0, 1 << 20, 1),
+                baseline: false,
+            },
+            &mut out,
+        );
+        p.tick(t(200), &mut out);
+        let k = kills(&out);
+        assert_eq!(k.len(), 1);
+        assert_eq!(k[0].detected_by, Detection::Poll);
+    }
+
+    #[test]
+    fn vanished_containers_are_forgotten_after_the_retention() {
+        let mut p = pipeline();
+        let mut out = Vec::new();
+        p.handle(
+            Input::Sample {
+                sample: sample(0, 1 << 20, 0),
+                baseline: true,
+            },
+            &mut out,
+        );
+        p.handle(
+            Input::Gone {
+                cgroup_path: PATH.into(),
+                time: t(1000),
+            },
+            &mut out,
+        );
+        p.tick(t(30_000), &mut out);
+        assert_eq!(p.tracked(), 1, "kept for late reports");
+        // A late report still finds the history.
+        p.handle(report(30_000, 8048, None), &mut out);
+        assert_eq!(kills(&out)[0].window.len(), 1);
+        p.tick(t(62_000), &mut out);
+        assert_eq!(p.tracked(), 0);
+    }
+}

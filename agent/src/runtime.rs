@@ -15,7 +15,7 @@
 //! reason, and the others keep going.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -28,7 +28,6 @@ use crate::collect::cgroup::discover::{CgroupLayout, Discovered, detect_layout, 
 use crate::collect::cgroup::path::container_for;
 use crate::collect::kmsg::{KmsgItem, KmsgReader, OomAssembler};
 use crate::collect::node::read_node;
-use crate::collect::psi::read_node_pressure;
 use crate::model::{
     ContainerSample, Event, NodeSample, Pressure, PsiScope, SourceState, SourceStatus, Timestamp,
 };
@@ -115,21 +114,26 @@ fn status(source: &str, state: SourceState, reason: Option<String>) -> SourceSta
 pub fn snapshot(config: &Config) -> Snapshot {
     let now = Timestamp::now();
     let mut sources = Vec::new();
-    let node_psi = match read_node_pressure(&config.proc_root) {
-        Ok(p) => {
-            sources.push(status("psi", SourceState::Ok, None));
-            p
+    let mut containers = Vec::new();
+    let layout = detect_layout(&config.cgroup_root);
+    let node = match read_node(&config.proc_root, layout.as_ref().ok().map(|l| l.mode), now) {
+        Ok(n) => {
+            sources.push(status("node", SourceState::Ok, None));
+            sources.push(psi_status(&n));
+            Some(n)
         }
         Err(e) => {
-            sources.push(status("psi", SourceState::Unavailable, Some(e.to_string())));
-            Pressure::default()
+            sources.push(status(
+                "node",
+                SourceState::Unavailable,
+                Some(e.to_string()),
+            ));
+            None
         }
     };
-    let mut containers = Vec::new();
-    let mut node = None;
-    match detect_layout(&config.cgroup_root) {
+    let node_psi = node.as_ref().map(|n| n.pressure).unwrap_or_default();
+    match layout {
         Ok(layout) => {
-            let mode = layout.mode;
             let mut reader = CgroupReader::new(layout);
             let mut found = Vec::new();
             let mut errors = Vec::new();
@@ -144,17 +148,6 @@ pub fn snapshot(config: &Config) -> Snapshot {
                 }
             }
             sources.push(cgroup_status(&errors));
-            match read_node(&config.proc_root, mode, now) {
-                Ok(n) => {
-                    node = Some(n);
-                    sources.push(status("node", SourceState::Ok, None));
-                }
-                Err(e) => sources.push(status(
-                    "node",
-                    SourceState::Unavailable,
-                    Some(e.to_string()),
-                )),
-            }
         }
         Err(e) => sources.push(status(
             "cgroup",
@@ -166,6 +159,19 @@ pub fn snapshot(config: &Config) -> Snapshot {
         node,
         containers,
         sources,
+    }
+}
+
+/// The PSI source's state, from a node sample.
+fn psi_status(n: &NodeSample) -> SourceStatus {
+    if n.pressure.memory.is_some() {
+        status("psi", SourceState::Ok, None)
+    } else {
+        status(
+            "psi",
+            SourceState::Unavailable,
+            Some("the kernel has no /proc/pressure (PSI disabled or older than 4.20)".to_owned()),
+        )
     }
 }
 
@@ -181,7 +187,8 @@ fn cgroup_status(errors: &[String]) -> SourceStatus {
 }
 
 /// Runs the live agent until `stop` is set, handing every event (and
-/// samples, when `samples`) to `sink`.
+/// samples, when `samples`) to `sink`. Sources that fail are reported as
+/// `source` events and retried; the agent itself keeps running.
 pub fn run(
     config: &Config,
     samples: bool,
@@ -189,14 +196,6 @@ pub fn run(
     mut sink: impl FnMut(Output<'_>),
 ) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel::<Msg>();
-    let layout = detect_layout(&config.cgroup_root);
-    let notifier = match Notifier::new() {
-        Ok(n) => Some(Arc::new(n)),
-        Err(e) => {
-            send_status(&tx, "notify", SourceState::Unavailable, Some(e.to_string()));
-            None
-        }
-    };
     let done = Arc::new(AtomicBool::new(false));
     let mut pipeline = Pipeline::new(PipelineConfig {
         window: config.recorder_window,
@@ -207,42 +206,23 @@ pub fn run(
         ..PipelineConfig::default()
     });
 
-    let kmsg_ok = match KmsgReader::open(&config.kmsg, true) {
+    match KmsgReader::open(&config.kmsg, true) {
         Ok(reader) => {
-            let layout = layout.as_ref().ok().cloned();
-            let tx = tx.clone();
-            let done = done.clone();
+            let (tx, done, root) = (tx.clone(), done.clone(), config.cgroup_root.clone());
             std::thread::Builder::new()
                 .name("kmsg".into())
-                .spawn(move || kmsg_thread(reader, layout, &tx, &done))?;
-            true
+                .spawn(move || kmsg_thread(reader, &root, &tx, &done))?;
         }
         Err(e) => {
             send_status(&tx, "kmsg", SourceState::Unavailable, Some(e.to_string()));
-            false
+            pipeline.set_kmsg_wait(Duration::ZERO);
         }
-    };
-    if !kmsg_ok {
-        pipeline.set_kmsg_wait(Duration::ZERO);
     }
 
-    match &layout {
-        Ok(layout) => {
-            if let Some(n) = &notifier {
-                let (n, layout, tx, done) = (n.clone(), layout.clone(), tx.clone(), done.clone());
-                std::thread::Builder::new()
-                    .name("notify".into())
-                    .spawn(move || notify_thread(&n, layout, &tx, &done))?;
-            }
-            let sampler = Sampler::new(config, layout.clone(), notifier.clone(), tx.clone());
-            let done = done.clone();
-            std::thread::Builder::new()
-                .name("sampler".into())
-                .spawn(move || sampler.run(&done))?;
-        }
-        Err(e) => send_status(&tx, "cgroup", SourceState::Unavailable, Some(e.to_string())),
-    }
-    drop(tx);
+    let sampler = Sampler::new(config, tx, done.clone());
+    std::thread::Builder::new()
+        .name("sampler".into())
+        .spawn(move || sampler.run())?;
 
     let result = pipeline_loop(&mut pipeline, &rx, samples, stop, &mut sink);
     done.store(true, Ordering::Relaxed);
@@ -336,9 +316,11 @@ struct Watched {
 
 struct Sampler {
     config: Config,
-    reader: CgroupReader,
+    /// `None` until a cgroup layout is found (re-detected every round).
+    reader: Option<CgroupReader>,
     notifier: Option<Arc<Notifier>>,
     tx: Sender<Msg>,
+    done: Arc<AtomicBool>,
     watched: HashMap<String, Watched>,
     found: Vec<Discovered>,
     first_round: bool,
@@ -351,17 +333,13 @@ struct Sampler {
 }
 
 impl Sampler {
-    fn new(
-        config: &Config,
-        layout: CgroupLayout,
-        notifier: Option<Arc<Notifier>>,
-        tx: Sender<Msg>,
-    ) -> Self {
+    fn new(config: &Config, tx: Sender<Msg>, done: Arc<AtomicBool>) -> Self {
         Self {
             config: config.clone(),
-            reader: CgroupReader::new(layout),
-            notifier,
+            reader: None,
+            notifier: None,
             tx,
+            done,
             watched: HashMap::new(),
             found: Vec::new(),
             first_round: true,
@@ -374,9 +352,9 @@ impl Sampler {
         }
     }
 
-    fn run(mut self, done: &AtomicBool) {
+    fn run(mut self) {
         let mut next_full = Instant::now();
-        while !done.load(Ordering::Relaxed) {
+        while !self.done.load(Ordering::Relaxed) {
             let started = Instant::now();
             if started >= next_full {
                 self.full_round();
@@ -392,30 +370,73 @@ impl Sampler {
         }
     }
 
+    /// Finds the cgroup layout (first round, or after it was missing) and
+    /// starts the notifier thread for it.
+    fn ensure_reader(&mut self) -> bool {
+        if self.reader.is_some() {
+            return true;
+        }
+        let layout = match detect_layout(&self.config.cgroup_root) {
+            Ok(l) => l,
+            Err(e) => {
+                self.cgroup_health
+                    .set(&self.tx, SourceState::Unavailable, Some(e.to_string()));
+                return false;
+            }
+        };
+        match Notifier::new() {
+            Ok(n) => {
+                let n = Arc::new(n);
+                let (n2, layout2, tx, done) = (
+                    n.clone(),
+                    layout.clone(),
+                    self.tx.clone(),
+                    self.done.clone(),
+                );
+                let spawned = std::thread::Builder::new()
+                    .name("notify".into())
+                    .spawn(move || notify_thread(&n2, layout2, &tx, &done));
+                match spawned {
+                    Ok(_) => self.notifier = Some(n),
+                    Err(e) => self.notify_health.set(
+                        &self.tx,
+                        SourceState::Unavailable,
+                        Some(format!("cannot start the notifier thread: {e}")),
+                    ),
+                }
+            }
+            Err(e) => {
+                self.notify_health
+                    .set(&self.tx, SourceState::Unavailable, Some(e.to_string()))
+            }
+        }
+        self.reader = Some(CgroupReader::new(layout));
+        true
+    }
+
     fn full_round(&mut self) {
         let now = Timestamp::now();
-        match read_node_pressure(&self.config.proc_root) {
-            Ok(p) => {
-                self.node_psi = p;
-                self.psi_health.set(&self.tx, SourceState::Ok, None);
-            }
-            Err(e) => self
-                .psi_health
-                .set(&self.tx, SourceState::Unavailable, Some(e.to_string())),
-        }
-        match read_node(&self.config.proc_root, self.reader.layout().mode, now) {
+        let have_cgroups = self.ensure_reader();
+        let mode = self.reader.as_ref().map(|r| r.layout().mode);
+        match read_node(&self.config.proc_root, mode, now) {
             Ok(n) => {
                 self.node_health.set(&self.tx, SourceState::Ok, None);
+                let psi = psi_status(&n);
+                self.psi_health.set(&self.tx, psi.state, psi.reason);
+                self.node_psi = n.pressure;
                 let _ = self.tx.send(Msg::Node(n));
             }
             Err(e) => self
                 .node_health
                 .set(&self.tx, SourceState::Unavailable, Some(e.to_string())),
         }
+        let Some(reader) = self.reader.as_ref().filter(|_| have_cgroups) else {
+            return;
+        };
 
         self.errors.clear();
         let mut found = std::mem::take(&mut self.found);
-        if let Err(e) = discover(self.reader.layout(), &self.config.watch_cgroups, &mut found) {
+        if let Err(e) = discover(reader.layout(), &self.config.watch_cgroups, &mut found) {
             self.errors.push(e.to_string());
         }
         for d in &found {
@@ -457,14 +478,11 @@ impl Sampler {
     }
 
     fn sample(&mut self, path: &str, baseline: bool) {
-        let Some(w) = self.watched.get_mut(path) else {
+        let (Some(w), Some(reader)) = (self.watched.get_mut(path), self.reader.as_mut()) else {
             return;
         };
         let now = Timestamp::now();
-        match self
-            .reader
-            .read_container(&w.discovered.container, &self.node_psi, now)
-        {
+        match reader.read_container(&w.discovered.container, &self.node_psi, now) {
             Ok(Some(sample)) => {
                 let mem = &sample.memory;
                 let near_limit = mem.limit_bytes.is_some_and(|l| {
@@ -481,7 +499,7 @@ impl Sampler {
                 w.last_some_total = some_total;
                 if let Some(n) = &self.notifier {
                     if !n.is_registered(path) {
-                        let dir = self.reader.memory_dir(path);
+                        let dir = reader.memory_dir(path);
                         let version = sample.cgroup_version;
                         // Send the sample first: the pipeline must see the
                         // baseline before any notification.
@@ -584,13 +602,8 @@ fn kmsg_to_wall(usec: u64) -> Timestamp {
     Timestamp(now.0.saturating_sub(mono) + usec * 1000)
 }
 
-fn kmsg_thread(
-    mut reader: KmsgReader,
-    layout: Option<CgroupLayout>,
-    tx: &Sender<Msg>,
-    done: &AtomicBool,
-) {
-    let mut cgroups = layout.map(CgroupReader::new);
+fn kmsg_thread(mut reader: KmsgReader, cgroup_root: &Path, tx: &Sender<Msg>, done: &AtomicBool) {
+    let mut cgroups: Option<CgroupReader> = None;
     let mut assembler = OomAssembler::default();
     let mut failures = 0u32;
     while !done.load(Ordering::Relaxed) {
@@ -602,6 +615,9 @@ fn kmsg_thread(
                 };
                 let time = kmsg_to_wall(report.usec);
                 let memcg = report.task_memcg.as_deref().or(report.oom_memcg.as_deref());
+                if cgroups.is_none() {
+                    cgroups = detect_layout(cgroup_root).ok().map(CgroupReader::new);
+                }
                 let counters = match (&mut cgroups, memcg) {
                     (Some(r), Some(path)) => r
                         .read_oom_counters(path)

@@ -236,3 +236,71 @@ pub fn is_kill_of(v: &serde_json::Value, cgroup_path: &str) -> bool {
 pub fn is_sample_of(v: &serde_json::Value, cgroup_path: &str) -> bool {
     v["kind"] == "container_sample" && v["cgroup_path"] == cgroup_path
 }
+
+/// A fake cgroup v2 root in a tempdir, with kubelet containers whose files
+/// look like the kernel's (contents from the 6.1 VM capture).
+pub struct V2Tree {
+    dir: tempfile::TempDir,
+}
+
+impl V2Tree {
+    /// An empty v2 root with the memory controller.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("cgroup.controllers"),
+            "cpuset cpu io memory pids\n",
+        )
+        .expect("write");
+        Self { dir }
+    }
+
+    /// The root, for `--cgroup-root`.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Adds a container at `rel` with `oom_kill` kills counted so far.
+    pub fn add(&self, rel: &str, oom_kill: u64) -> PathBuf {
+        let d = self.dir.path().join(rel.trim_start_matches('/'));
+        std::fs::create_dir_all(&d).expect("mkdir");
+        let files = [
+            ("memory.current", "1048576\n".to_owned()),
+            ("memory.max", "33554432\n".to_owned()),
+            ("memory.peak", "2097152\n".to_owned()),
+            ("memory.stat", "anon 786432\nfile 262144\nshmem 0\n".to_owned()),
+            ("memory.events", memory_events(oom_kill)),
+            (
+                "memory.pressure",
+                "some avg10=0.00 avg60=0.00 avg300=0.00 total=6251\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=6251\n".to_owned(),
+            ),
+            (
+                "cpu.pressure",
+                "some avg10=0.00 avg60=0.00 avg300=0.00 total=10\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n".to_owned(),
+            ),
+            (
+                "io.pressure",
+                "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n".to_owned(),
+            ),
+            ("cpu.stat", "usage_usec 1000\nuser_usec 800\nsystem_usec 200\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\n".to_owned()),
+        ];
+        for (name, text) in files {
+            std::fs::write(d.join(name), text).expect("write");
+        }
+        d
+    }
+}
+
+impl Default for V2Tree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A v2 `memory.events` with `oom_kill` kills.
+pub fn memory_events(oom_kill: u64) -> String {
+    format!(
+        "low 0\nhigh 0\nmax {}\noom {oom_kill}\noom_kill {oom_kill}\noom_group_kill 0\n",
+        oom_kill * 35
+    )
+}

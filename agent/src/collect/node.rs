@@ -67,7 +67,7 @@ pub fn read_meminfo(proc_root: &Path) -> Result<(u64, u64), NodeError> {
 /// through [`read_node_pressure`]. Any other failure is an error.
 pub fn read_node(
     proc_root: &Path,
-    cgroup_mode: CgroupMode,
+    cgroup_mode: Option<CgroupMode>,
     time: Timestamp,
 ) -> Result<NodeSample, NodeError> {
     let boot_id = read_trimmed(proc_root.join("sys/kernel/random/boot_id"))?;
@@ -119,34 +119,38 @@ mod tests {
     #[test]
     fn reads_fake_proc() {
         let p = fake_proc();
-        let n = read_node(p.path(), CgroupMode::Hybrid, Timestamp(7)).expect("node");
+        let n = read_node(p.path(), Some(CgroupMode::Hybrid), Timestamp(7)).expect("node");
         assert_eq!(n.boot_id, "3f10d360-2214-4b75-b41d-63ece74ff46b");
         assert_eq!(n.kernel_release, "6.18.44-fc-v669");
         assert_eq!(n.mem_total_bytes, 24_684_084 * 1024);
         assert_eq!(n.mem_available_bytes, 24_324_588 * 1024);
-        assert_eq!(n.cgroup_mode, CgroupMode::Hybrid);
+        assert_eq!(n.cgroup_mode, Some(CgroupMode::Hybrid));
         assert_eq!(n.time, Timestamp(7));
         assert_eq!(n.pressure.memory.expect("mem").some.total_us, 6251);
 
         // No PSI: the sample still comes, without pressure.
         std::fs::remove_dir_all(p.path().join("pressure")).expect("rm");
-        let n = read_node(p.path(), CgroupMode::Hybrid, Timestamp(7)).expect("node");
+        let n = read_node(p.path(), Some(CgroupMode::Hybrid), Timestamp(7)).expect("node");
         assert_eq!(n.pressure, Pressure::default());
 
         std::fs::write(p.path().join("meminfo"), "MemTotal: 12 kB\n").expect("w");
-        let e = read_node(p.path(), CgroupMode::V1, Timestamp(7)).expect_err("meminfo");
+        let e = read_node(p.path(), Some(CgroupMode::V1), Timestamp(7)).expect_err("meminfo");
         assert!(e.to_string().contains("meminfo"), "{e}");
         assert!(e.to_string().contains("MemAvailable"), "{e}");
 
         std::fs::remove_file(p.path().join("sys/kernel/random/boot_id")).expect("rm");
-        let e = read_node(p.path(), CgroupMode::V1, Timestamp(7)).expect_err("boot_id");
+        let e = read_node(p.path(), Some(CgroupMode::V1), Timestamp(7)).expect_err("boot_id");
         assert!(e.to_string().contains("boot_id"), "{e}");
     }
 
     #[test]
     fn reads_this_machines_proc() {
-        let n = read_node(Path::new("/proc"), CgroupMode::Hybrid, Timestamp::now())
-            .expect("real /proc");
+        let n = read_node(
+            Path::new("/proc"),
+            Some(CgroupMode::Hybrid),
+            Timestamp::now(),
+        )
+        .expect("real /proc");
         assert_eq!(n.boot_id.len(), 36, "{}", n.boot_id);
         assert!(n.mem_total_bytes >= n.mem_available_bytes);
         assert!(n.mem_total_bytes > 64 << 20);
