@@ -27,10 +27,6 @@ use crate::recorder::Recorder;
 
 /// What the collector threads tell the pipeline.
 #[derive(Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "moved once per sample through a channel; boxing would add an allocation per sample"
-)]
 pub enum Input {
     /// A periodic sample of one container.
     Sample {
@@ -40,26 +36,21 @@ pub enum Input {
         /// baseline, not new kills.
         baseline: bool,
     },
-    /// A notifier fired and the container's counters were re-read.
-    Counters {
-        /// Whose.
-        container: ContainerRef,
-        /// Version of the cgroup.
-        version: CgroupVersion,
-        /// The counters just read.
-        events: MemoryEvents,
-        /// When they were read.
-        time: Timestamp,
+    /// A notifier fired and the container was re-read: its counters, and
+    /// memory and pressure right after the kill.
+    Notified {
+        /// The sample read after the notification.
+        sample: ContainerSample,
     },
-    /// A kernel OOM report, with the victim cgroup's counters read right
-    /// after it (`None`: the cgroup was gone or unreadable).
+    /// A kernel OOM report, with the victim's cgroup read right after it.
     Report {
         /// The parsed report.
         report: Box<OomReport>,
         /// Wall-clock time of the kill, from the record's timestamp.
         time: Timestamp,
-        /// Version and counters of the victim's cgroup, when readable.
-        counters: Option<(CgroupVersion, MemoryEvents)>,
+        /// The victim's cgroup read after the report (`None`: it was gone
+        /// or unreadable).
+        sample: Option<ContainerSample>,
     },
     /// A container's cgroup disappeared.
     Gone {
@@ -129,6 +120,8 @@ struct Pending {
     oom_kill: Option<u64>,
     oom_group_kill: Option<u64>,
     deadline: Timestamp,
+    /// The recorder window ends here: the read that saw the kill.
+    window_end: Timestamp,
     report: Option<(Box<OomReport>, Timestamp)>,
 }
 
@@ -217,8 +210,25 @@ impl Pipeline {
                 oom_kill: Some(k),
                 oom_group_kill: events.oom_group_kill,
                 deadline,
+                window_end: time,
                 report: None,
             });
+        }
+    }
+
+    /// Counts the kills a sample shows and records it.
+    fn observe(&mut self, sample: &ContainerSample, detected_by: Detection) {
+        self.count(
+            &sample.container,
+            sample.cgroup_version,
+            &sample.memory.events,
+            sample.time,
+            detected_by,
+        );
+        if let Some(t) = self.tracked.get_mut(&sample.container.cgroup_path) {
+            t.limit_bytes = sample.memory.limit_bytes;
+            t.peak_bytes = sample.memory.peak_bytes.or(t.peak_bytes);
+            t.recorder.push(sample);
         }
     }
 
@@ -226,38 +236,21 @@ impl Pipeline {
     pub fn handle(&mut self, input: Input, out: &mut Vec<Event>) {
         match input {
             Input::Sample { sample, baseline } => {
-                let path = sample.container.cgroup_path.clone();
                 if baseline {
                     self.track(&sample.container, Some(&sample.memory.events));
                 }
-                self.count(
-                    &sample.container,
-                    sample.cgroup_version,
-                    &sample.memory.events,
-                    sample.time,
-                    Detection::Poll,
-                );
-                if let Some(t) = self.tracked.get_mut(&path) {
-                    t.limit_bytes = sample.memory.limit_bytes;
-                    t.peak_bytes = sample.memory.peak_bytes.or(t.peak_bytes);
-                    t.recorder.push(&sample);
-                }
+                self.observe(&sample, Detection::Poll);
                 self.emit_ready(sample.time, out);
             }
-            Input::Counters {
-                container,
-                version,
-                events,
-                time,
-            } => {
-                self.count(&container, version, &events, time, Detection::Notification);
-                self.emit_ready(time, out);
+            Input::Notified { sample } => {
+                self.observe(&sample, Detection::Notification);
+                self.emit_ready(sample.time, out);
             }
             Input::Report {
                 report,
                 time,
-                counters,
-            } => self.on_report(report, time, counters, out),
+                sample,
+            } => self.on_report(report, time, sample, out),
             Input::Gone { cgroup_path, time } => {
                 if let Some(t) = self.tracked.get_mut(&cgroup_path) {
                     t.gone_at.get_or_insert(time);
@@ -272,7 +265,7 @@ impl Pipeline {
         &mut self,
         report: Box<OomReport>,
         time: Timestamp,
-        counters: Option<(CgroupVersion, MemoryEvents)>,
+        sample: Option<ContainerSample>,
         out: &mut Vec<Event>,
     ) {
         let Some(path) = report
@@ -299,8 +292,8 @@ impl Pipeline {
             .get(&path)
             .map(|t| t.container.clone())
             .unwrap_or_else(|| container_for(&path));
-        if let Some((version, events)) = counters {
-            self.count(&container, version, &events, time, Detection::KernelReport);
+        if let Some(sample) = &sample {
+            self.observe(sample, Detection::KernelReport);
         }
         if let Some(p) = self
             .pending
@@ -308,7 +301,7 @@ impl Pipeline {
             .find(|p| p.path == path && p.report.is_none())
         {
             p.report = Some((report, time));
-        } else if counters.is_none() {
+        } else if sample.is_none() {
             // The cgroup is gone: the report is all there is.
             self.track(&container, None);
             self.pending.push_back(Pending {
@@ -318,6 +311,7 @@ impl Pipeline {
                 oom_kill: None,
                 oom_group_kill: None,
                 deadline: time,
+                window_end: time,
                 report: Some((report, time)),
             });
         } else {
@@ -393,7 +387,11 @@ impl Pipeline {
             trigger_comm: report.as_ref().and_then(|r| r.trigger_comm.clone()),
             kernel_usage_bytes: report.as_ref().and_then(|r| r.memcg_usage_bytes),
             kernel_limit_bytes: report.as_ref().and_then(|r| r.memcg_limit_bytes),
-            window: tracked.map_or_else(Vec::new, |t| t.recorder.window_until(time)),
+            // Up to the detection: the read right after the kill shows
+            // the pressure that led to it.
+            window: tracked.map_or_else(Vec::new, |t| {
+                t.recorder.window_until(time.max(p.window_end))
+            }),
         }
     }
 }
@@ -434,14 +432,8 @@ mod tests {
     }
 
     fn counters(ms: u64, oom_kill: u64) -> Input {
-        Input::Counters {
-            container: container(),
-            version: CgroupVersion::V1,
-            events: MemoryEvents {
-                oom_kill,
-                ..MemoryEvents::default()
-            },
-            time: t(ms),
+        Input::Notified {
+            sample: sample(ms, 64 << 20, oom_kill),
         }
     }
 
@@ -465,15 +457,7 @@ mod tests {
                 partial: false,
             }),
             time: t(ms),
-            counters: readable_kills.map(|k| {
-                (
-                    CgroupVersion::V1,
-                    MemoryEvents {
-                        oom_kill: k,
-                        ..MemoryEvents::default()
-                    },
-                )
-            }),
+            sample: readable_kills.map(|k| sample(ms + 1, 64 << 20, k)),
         }
     }
 
@@ -548,8 +532,8 @@ mod tests {
         let usage: Vec<u64> = k.window.iter().map(|p| p.usage_bytes >> 20).collect();
         assert_eq!(
             usage,
-            vec![10, 11, 12, 13, 14],
-            "the samples before the kill"
+            vec![10, 11, 12, 13, 14, 64],
+            "the samples before the kill, and the read at the notification"
         );
     }
 

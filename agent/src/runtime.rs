@@ -29,7 +29,8 @@ use crate::collect::cgroup::path::container_for;
 use crate::collect::kmsg::{KmsgItem, KmsgReader, OomAssembler};
 use crate::collect::node::read_node;
 use crate::model::{
-    ContainerSample, Event, NodeSample, Pressure, PsiScope, SourceState, SourceStatus, Timestamp,
+    CgroupVersion, ContainerSample, Event, NodeSample, Pressure, PsiScope, SourceState,
+    SourceStatus, Timestamp,
 };
 use crate::notify::Notifier;
 use crate::pipeline::{Input, Pipeline, PipelineConfig};
@@ -570,15 +571,19 @@ fn notify_thread(notifier: &Notifier, layout: CgroupLayout, tx: &Sender<Msg>, do
                 Ok(Some(events)) => {
                     if *last_sent != Some(events.oom_kill) {
                         *last_sent = Some(events.oom_kill);
-                        let _ = tx.send(Msg::Input(Input::Counters {
-                            container: container_for(path),
-                            version,
-                            events,
-                            time: Timestamp::now(),
-                        }));
+                        // A full read: memory, peak and pressure right
+                        // after the kill go into the event's window.
+                        let container = container_for(path);
+                        if let Ok(Some(sample)) = reader.read_container(
+                            &container,
+                            &Pressure::default(),
+                            Timestamp::now(),
+                        ) {
+                            let _ = tx.send(Msg::Input(Input::Notified { sample }));
+                        }
                     }
                     // v2 counters are already up to date when notified.
-                    version == crate::model::CgroupVersion::V1 && now < *deadline
+                    version == CgroupVersion::V1 && now < *deadline
                 }
                 Ok(None) => {
                     notifier.unregister(path);
@@ -618,18 +623,21 @@ fn kmsg_thread(mut reader: KmsgReader, cgroup_root: &Path, tx: &Sender<Msg>, don
                 if cgroups.is_none() {
                     cgroups = detect_layout(cgroup_root).ok().map(CgroupReader::new);
                 }
-                let counters = match (&mut cgroups, memcg) {
+                let sample = match (&mut cgroups, memcg) {
                     (Some(r), Some(path)) => r
-                        .read_oom_counters(path)
+                        .read_container(
+                            &container_for(path),
+                            &Pressure::default(),
+                            Timestamp::now(),
+                        )
                         .ok()
-                        .flatten()
-                        .map(|e| (r.layout().memory_version, e)),
+                        .flatten(),
                     _ => None,
                 };
                 let _ = tx.send(Msg::Input(Input::Report {
                     report: Box::new(report),
                     time,
-                    counters,
+                    sample,
                 }));
             }
             Ok(KmsgItem::End) => {

@@ -279,6 +279,11 @@ if [ -x /gpuscope-agent ]; then
 	/gpuscope-agent watch -o jsonl --cgroup-root /sys/fs/cgroup --proc-root /proc --kmsg /dev/kmsg $AGENT_ARGS >/out.jsonl 2>/agent.log &
 	AGENT=$!
 	say "AGENT-STARTED pid $AGENT"
+	# A second agent without the kernel log: only memory.events (inotify)
+	# can tell it about the kill.
+	/gpuscope-agent watch -o jsonl --cgroup-root /sys/fs/cgroup --proc-root /proc --kmsg /nonexistent-kmsg $AGENT_ARGS >/out-notify.jsonl 2>/agent-notify.log &
+	AGENT2=$!
+	say "AGENT2-STARTED pid $AGENT2"
 else
 	say "HARNESS-ERROR /gpuscope-agent missing"
 fi
@@ -293,23 +298,31 @@ sh -c "echo \$\$ >'$CG/cgroup.procs' && exec /hog 100"
 say "HOG-EXIT $?"
 sleep 1
 
-if [ -n "$AGENT" ] && alive "$AGENT"; then
-	kill -TERM "$AGENT"
+for pid in $AGENT ${AGENT2:-}; do
+	alive "$pid" || continue
+	kill -TERM "$pid"
 	i=0
-	while alive "$AGENT" && [ $i -lt 20 ]; do sleep 0.25; i=$((i + 1)); done
-	if alive "$AGENT"; then
-		say "AGENT-IGNORED-SIGTERM (killed with SIGKILL)"
-		kill -KILL "$AGENT"
+	while alive "$pid" && [ $i -lt 20 ]; do sleep 0.25; i=$((i + 1)); done
+	if alive "$pid"; then
+		say "AGENT-IGNORED-SIGTERM pid $pid (killed with SIGKILL)"
+		kill -KILL "$pid"
 	fi
-	wait "$AGENT"
-	say "AGENT-EXIT status $? (143 = SIGTERM default action)"
-fi
+	wait "$pid"
+	say "AGENT-EXIT pid $pid status $? (143 = SIGTERM default action)"
+done
 sync
 
 say OUT-BEGIN
 cat /out.jsonl 2>/dev/null
 echo
 say OUT-END
+say OUT2-BEGIN
+cat /out-notify.jsonl 2>/dev/null
+echo
+say OUT2-END
+say AGENT2-LOG-BEGIN
+cat /agent-notify.log 2>/dev/null
+say AGENT2-LOG-END
 say AGENT-LOG-BEGIN
 cat /agent.log 2>/dev/null
 say AGENT-LOG-END
@@ -375,16 +388,17 @@ elif [ "$QRC" != 0 ]; then
 fi
 grep -q '^=== GUEST-DONE' "$RUN/console.txt" \
 	|| fail "missing marker '=== GUEST-DONE': the guest stopped before the end of /init (kernel panic or init died?)"
-for m in OUT-BEGIN OUT-END; do
+for m in OUT-BEGIN OUT-END OUT2-BEGIN OUT2-END; do
 	grep -q "^=== $m\$" "$RUN/console.txt" || fail "missing marker '=== $m' in the guest console"
 done
 sed -n '/^=== OUT-BEGIN$/,/^=== OUT-END$/p' "$RUN/console.txt" | sed '1d;$d' >"$RUN/out.jsonl"
+sed -n '/^=== OUT2-BEGIN$/,/^=== OUT2-END$/p' "$RUN/console.txt" | sed '1d;$d' >"$RUN/out-notify.jsonl"
 
 grep '^=== GUEST ' "$RUN/console.txt" | sed 's/^=== /vm-test: /' >&2 || true
 log "guest ran ${BOOT_SECS}s"
 
 set +e
-python3 "$HERE/check.py" --out "$RUN/out.jsonl" --console "$RUN/console.txt" \
+python3 "$HERE/check.py" --out "$RUN/out.jsonl" --notify-out "$RUN/out-notify.jsonl" --console "$RUN/console.txt" \
 	--pod-uid "$POD_UID" --container-id "$CONTAINER_ID" --limit-bytes "$LIMIT_BYTES"
 CRC=$?
 set -e
