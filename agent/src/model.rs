@@ -441,3 +441,82 @@ pub enum Event {
         status: SourceStatus,
     },
 }
+
+/// Who holds a GPU according to the kubelet (PodResources `List`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct GpuHolder {
+    /// Pod namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub pod: String,
+    /// Container name.
+    pub container: String,
+    /// Extended resource (`nvidia.com/gpu`, `nvidia.com/mig-1g.10gb`, ...).
+    pub resource_name: String,
+    /// The device ID exactly as the device plugin listed it (a GPU or MIG
+    /// UUID, possibly with a time-slicing `::N` suffix).
+    pub device_id: String,
+    /// The time-slicing replica (`::N`), when the device is shared.
+    pub replica: Option<u32>,
+}
+
+/// One process using a GPU.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GpuProcess {
+    /// Process ID in the host's PID namespace.
+    pub pid: u32,
+    /// GPU memory used by the process, bytes (`None`: the driver does not
+    /// say, e.g. without permission or under MIG).
+    pub used_memory_bytes: Option<u64>,
+    /// Share of SM time used by the process over the last interval,
+    /// percent, when NVML gives it.
+    pub sm_util_percent: Option<u32>,
+    /// Share of memory-controller time, percent, when NVML gives it.
+    pub mem_util_percent: Option<u32>,
+    /// The process's cgroup and the container it belongs to, from
+    /// `/proc/<pid>/cgroup` (`None`: the process is gone or not in a
+    /// container).
+    #[serde(flatten)]
+    pub container: Option<ContainerRef>,
+}
+
+/// One GPU (or MIG instance) at one collection.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GpuSample {
+    /// When it was read.
+    pub time: Timestamp,
+    /// NVML index (MIG instances: their parent's index).
+    pub index: u32,
+    /// `GPU-...` or `MIG-...` UUID.
+    pub uuid: String,
+    /// For a MIG instance: the parent GPU's UUID.
+    pub parent_uuid: Option<String>,
+    /// Product name.
+    pub name: String,
+    /// PCI bus ID (`00000000:19:00.0`).
+    pub pci_bus_id: String,
+    /// GPU utilization (share of time a kernel ran), percent.
+    pub utilization_gpu_percent: Option<u32>,
+    /// Memory-controller utilization, percent.
+    pub utilization_memory_percent: Option<u32>,
+    /// Total memory, bytes.
+    pub memory_total_bytes: u64,
+    /// Used memory, bytes.
+    pub memory_used_bytes: u64,
+    /// Power draw, watts.
+    pub power_draw_watts: Option<f64>,
+    /// Enforced power limit, watts.
+    pub power_limit_watts: Option<f64>,
+    /// GPU temperature, °C.
+    pub temperature_celsius: Option<u32>,
+    /// SM clock, MHz.
+    pub sm_clock_mhz: Option<u32>,
+    /// Persistence mode.
+    pub persistence_mode: Option<bool>,
+    /// Compute processes on it.
+    pub processes: Vec<GpuProcess>,
+    /// Pods the kubelet gave it to.
+    pub holders: Vec<GpuHolder>,
+    /// The readings come from gpuscope's fake NVML, not a real GPU.
+    pub simulated: bool,
+}
