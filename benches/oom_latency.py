@@ -40,6 +40,8 @@ def main():
         pass
     pod = "1a7e3c5b-0000-4000-8000-%012x" % os.getpid()
     base = f"{MEM}/kubepods/burstable/pod{pod}"
+    made = [d for d in (f"{MEM}/kubepods", f"{MEM}/kubepods/burstable", base)
+            if not os.path.isdir(d)]
     os.makedirs(base, exist_ok=True)
     latencies = []
     try:
@@ -64,8 +66,9 @@ def main():
                 if ev.get("kind") == "oom_kill" and ev.get("cgroup_path") == path:
                     ms = (seen - parse_time(ev["time"])) * 1000
                     latencies.append(ms)
+                    victim = ev.get("victim") or {}
                     print(f"kill {i + 1:2}: {ms:7.2f} ms  (detected_by {ev['detected_by']}, "
-                          f"victim {ev['victim']['comm']} {ev['victim']['pid']})")
+                          f"victim {victim.get('comm')} {victim.get('pid')})")
                     break
             else:
                 print(f"kill {i + 1:2}: no event within 5 s")
@@ -75,7 +78,12 @@ def main():
         for c in os.listdir(base):
             if os.path.isdir(f"{base}/{c}"):
                 os.rmdir(f"{base}/{c}")
-        os.rmdir(base)
+        # The parents this script made, when no one else's cgroups are in them.
+        for d in reversed(made):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
     if latencies:
         latencies.sort()
         print(f"kills seen: {len(latencies)}/{N}  median {statistics.median(latencies):.2f} ms  "

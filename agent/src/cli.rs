@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::runtime::Config;
+use crate::collect::gpu::nvml::NvmlSettings;
+use crate::runtime::{Config, GpuSettings};
 
 /// gpuscope's node agent: every OOM kill, memory and pressure, from the
-/// real kernel.
+/// real kernel; every GPU through NVML, attributed to the pod that holds it.
 #[derive(Debug, Parser)]
 #[command(name = "gpuscope-agent", version, about, long_about = None)]
 pub struct Cli {
@@ -116,6 +117,29 @@ pub struct CollectArgs {
     /// victim before it is emitted without one.
     #[arg(long, env = "GPUSCOPE_KMSG_WAIT", default_value = "100ms", value_parser = humantime::parse_duration)]
     pub kmsg_wait: Duration,
+    /// NVML library to load (default: the system's libnvidia-ml.so.1).
+    /// gpuscope's fake NVML (tests/fake-nvml) simulates GPUs where there
+    /// are none; its readings are labelled simulated.
+    #[arg(long, env = "GPUSCOPE_NVML_LIB")]
+    pub nvml_lib: Option<PathBuf>,
+    /// How long one NVML collection may take before it is reported late
+    /// (the driver is slow or hung); cgroup and OOM collection never wait
+    /// for it.
+    #[arg(long, env = "GPUSCOPE_NVML_DEADLINE", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub nvml_deadline: Duration,
+    /// The kubelet's PodResources socket: which pod holds which GPU.
+    #[arg(
+        long,
+        env = "GPUSCOPE_POD_RESOURCES_SOCKET",
+        default_value = "/var/lib/kubelet/pod-resources/kubelet.sock"
+    )]
+    pub pod_resources_socket: PathBuf,
+    /// How long a PodResources List may take.
+    #[arg(long, env = "GPUSCOPE_POD_RESOURCES_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub pod_resources_timeout: Duration,
+    /// Do not collect GPUs (no NVML, no PodResources).
+    #[arg(long, env = "GPUSCOPE_NO_GPU")]
+    pub no_gpu: bool,
 }
 
 impl CollectArgs {
@@ -130,6 +154,14 @@ impl CollectArgs {
             fast_interval: self.fast_interval.max(Duration::from_millis(10)),
             recorder_window: self.recorder_window,
             kmsg_wait: self.kmsg_wait,
+            gpu: (!self.no_gpu).then(|| GpuSettings {
+                nvml: NvmlSettings {
+                    lib_path: self.nvml_lib.clone(),
+                    deadline: self.nvml_deadline,
+                },
+                pod_resources_socket: self.pod_resources_socket.clone(),
+                pod_resources_timeout: self.pod_resources_timeout,
+            }),
         }
     }
 }

@@ -56,6 +56,18 @@ fn main() -> anyhow::Result<()> {
                     (WatchFormat::Table, Output::Sample(s)) => {
                         writeln!(out, "{}", output::sample_line(s))
                     }
+                    (WatchFormat::Jsonl, Output::Gpus(gpus)) => gpus.iter().try_for_each(|g| {
+                        output::json_line(
+                            &mut out,
+                            &Tagged {
+                                kind: "gpu_sample",
+                                value: g,
+                            },
+                        )
+                    }),
+                    (WatchFormat::Table, Output::Gpus(gpus)) => gpus
+                        .iter()
+                        .try_for_each(|g| writeln!(out, "{}", output::gpu_line(g))),
                     (WatchFormat::Table, Output::Node(_)) => Ok(()),
                 };
                 if let Err(e) = r {

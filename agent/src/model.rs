@@ -432,6 +432,47 @@ pub enum Event {
         /// Records lost (sequence-number gap).
         lost: u64,
     },
+    /// NVML reported an XID error (a driver-detected GPU fault).
+    Xid {
+        /// When it was received.
+        time: Timestamp,
+        /// The GPU's UUID (empty when NVML did not name it).
+        gpu_uuid: String,
+        /// The GPU's NVML index, when known.
+        gpu_index: Option<u32>,
+        /// The XID number (e.g. 79: GPU fell off the bus; 48: double-bit ECC).
+        xid: u64,
+        /// XIDs seen on this GPU since the agent started, this one included.
+        count: u64,
+        /// Pods the kubelet gave the GPU to.
+        holders: Vec<GpuHolder>,
+        /// From gpuscope's fake NVML.
+        simulated: bool,
+    },
+    /// A GPU answered `NVML_ERROR_GPU_IS_LOST` (fell off the bus).
+    GpuLost {
+        /// When it was noticed.
+        time: Timestamp,
+        /// The GPU's NVML index.
+        gpu_index: u32,
+        /// Its UUID, when it was read before it was lost.
+        gpu_uuid: Option<String>,
+        /// Pods the kubelet gave the GPU to.
+        holders: Vec<GpuHolder>,
+        /// From gpuscope's fake NVML.
+        simulated: bool,
+    },
+    /// The number of GPUs NVML reports changed.
+    GpuCountChanged {
+        /// When it was noticed.
+        time: Timestamp,
+        /// The count before.
+        before: u32,
+        /// The count now.
+        after: u32,
+        /// From gpuscope's fake NVML.
+        simulated: bool,
+    },
     /// A source changed state.
     Source {
         /// When.

@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use crate::model::{
-    CgroupMode, ContainerRef, ContainerSample, Event, NodeSample, OomKill, SourceState,
+    CgroupMode, ContainerRef, ContainerSample, Event, GpuHolder, GpuSample, NodeSample, OomKill,
+    SourceState,
 };
 use crate::runtime::Snapshot;
 
@@ -128,6 +129,10 @@ pub fn snapshot_table(s: &Snapshot) -> String {
         ]);
     }
     out.push_str(&table(&rows));
+    if !s.gpus.is_empty() {
+        out.push('\n');
+        out.push_str(&gpu_table(&s.gpus));
+    }
     for src in &s.sources {
         if src.state != SourceState::Ok {
             let _ = writeln!(
@@ -169,6 +174,41 @@ pub fn event_line(e: &Event) -> String {
         Event::KmsgOverrun { time, lost } => {
             format!("{time}  kmsg_overrun  {lost} kernel log record(s) lost before they were read")
         }
+        Event::Xid {
+            time,
+            gpu_uuid,
+            gpu_index,
+            xid,
+            count,
+            holders,
+            simulated,
+        } => format!(
+            "{time}  xid  GPU {} {gpu_uuid}  XID {xid} (#{count} on this GPU){}{}",
+            gpu_index.map_or_else(|| "?".to_owned(), |i| i.to_string()),
+            held_by(holders),
+            sim(*simulated)
+        ),
+        Event::GpuLost {
+            time,
+            gpu_index,
+            gpu_uuid,
+            holders,
+            simulated,
+        } => format!(
+            "{time}  gpu_lost  GPU {gpu_index} {}  fell off the bus (NVML_ERROR_GPU_IS_LOST){}{}",
+            gpu_uuid.as_deref().unwrap_or("(uuid unknown)"),
+            held_by(holders),
+            sim(*simulated)
+        ),
+        Event::GpuCountChanged {
+            time,
+            before,
+            after,
+            simulated,
+        } => format!(
+            "{time}  gpu_count_changed  NVML sees {after} GPU(s), was {before}{}",
+            sim(*simulated)
+        ),
         Event::Source { time, status } => format!(
             "{time}  source  {} {:?}{}",
             status.source,
@@ -180,6 +220,21 @@ pub fn event_line(e: &Event) -> String {
                 .unwrap_or_default()
         ),
     }
+}
+
+fn held_by(holders: &[GpuHolder]) -> String {
+    if holders.is_empty() {
+        return String::new();
+    }
+    let pods: Vec<String> = holders
+        .iter()
+        .map(|h| format!("{}/{}", h.namespace, h.pod))
+        .collect();
+    format!("  held by {}", pods.join(", "))
+}
+
+fn sim(simulated: bool) -> &'static str {
+    if simulated { "  [simulated]" } else { "" }
 }
 
 fn oom_line(k: &OomKill) -> String {
@@ -206,6 +261,88 @@ fn oom_line(k: &OomKill) -> String {
         k.oom_kill.map_or_else(|| "?".to_owned(), |n| n.to_string()),
         k.detected_by,
         k.window.len(),
+    )
+}
+
+/// The GPU table: one row per GPU or MIG instance, then one per process.
+pub fn gpu_table(gpus: &[GpuSample]) -> String {
+    let mut rows = vec![
+        [
+            "GPU",
+            "UUID",
+            "NAME",
+            "UTIL",
+            "MEM_USED",
+            "MEM_TOTAL",
+            "POWER",
+            "TEMP",
+            "HELD_BY",
+            "PROCESSES",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ];
+    for g in gpus {
+        let held: Vec<String> = g
+            .holders
+            .iter()
+            .map(|h| format!("{}/{}", h.namespace, h.pod))
+            .collect();
+        let procs: Vec<String> = g
+            .processes
+            .iter()
+            .map(|p| {
+                let owner = p
+                    .container
+                    .as_ref()
+                    .map_or_else(|| "host".to_owned(), short_name);
+                format!("{} {} {}", p.pid, opt_bytes(p.used_memory_bytes), owner)
+            })
+            .collect();
+        rows.push(vec![
+            if g.parent_uuid.is_some() {
+                format!("{}/mig", g.index)
+            } else {
+                g.index.to_string()
+            },
+            g.uuid.clone(),
+            format!("{}{}", g.name, sim(g.simulated)),
+            g.utilization_gpu_percent
+                .map_or_else(|| "-".to_owned(), |u| format!("{u}%")),
+            human_bytes(g.memory_used_bytes),
+            human_bytes(g.memory_total_bytes),
+            g.power_draw_watts
+                .map_or_else(|| "-".to_owned(), |w| format!("{w:.0} W")),
+            g.temperature_celsius
+                .map_or_else(|| "-".to_owned(), |t| format!("{t} C")),
+            if held.is_empty() {
+                "-".to_owned()
+            } else {
+                held.join(",")
+            },
+            if procs.is_empty() {
+                "-".to_owned()
+            } else {
+                procs.join("; ")
+            },
+        ]);
+    }
+    table(&rows)
+}
+
+/// One `watch --samples -o table` line for a GPU sample.
+pub fn gpu_line(g: &GpuSample) -> String {
+    format!(
+        "{}  gpu  {} {}  util {}  memory {} of {}  processes {}{}",
+        g.time,
+        g.index,
+        g.uuid,
+        g.utilization_gpu_percent
+            .map_or_else(|| "-".to_owned(), |u| format!("{u}%")),
+        human_bytes(g.memory_used_bytes),
+        human_bytes(g.memory_total_bytes),
+        g.processes.len(),
+        sim(g.simulated)
     )
 }
 

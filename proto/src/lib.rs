@@ -1,4 +1,5 @@
-//! gpuscope's wire contract, package `gpuscope.v1`.
+//! gpuscope's wire contract, package `gpuscope.v1`, and the kubelet APIs the
+//! agent speaks.
 //!
 //! The `.proto` files under `proto/` are the source of truth and the API
 //! reference; this crate is their generated Rust form.
@@ -7,4 +8,16 @@
 #[allow(missing_docs, clippy::all)]
 pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/gpuscope.v1.rs"));
+}
+
+/// The kubelet's APIs, vendored under `proto/k8s.io/kubelet/`.
+pub mod podresources {
+    /// The kubelet PodResources API v1 (proto package `v1`, served on
+    /// `/var/lib/kubelet/pod-resources/kubelet.sock`): which pod and
+    /// container holds which device. Messages, the
+    /// `pod_resources_lister_client` and the `pod_resources_lister_server`.
+    #[allow(missing_docs, clippy::all)]
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/v1.rs"));
+    }
 }

@@ -304,3 +304,4 @@ pub fn memory_events(oom_kill: u64) -> String {
         oom_kill * 35
     )
 }
+pub mod fake_pod_resources;

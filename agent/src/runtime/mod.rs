@@ -29,11 +29,15 @@ use crate::collect::cgroup::path::container_for;
 use crate::collect::kmsg::{KmsgItem, KmsgReader, OomAssembler};
 use crate::collect::node::read_node;
 use crate::model::{
-    CgroupVersion, ContainerSample, Event, NodeSample, Pressure, PsiScope, SourceState,
+    CgroupVersion, ContainerSample, Event, GpuSample, NodeSample, Pressure, PsiScope, SourceState,
     SourceStatus, Timestamp,
 };
 use crate::notify::Notifier;
 use crate::pipeline::{Input, Pipeline, PipelineConfig};
+
+mod gpu;
+
+pub use gpu::{GpuCollector, GpuRound, GpuSettings};
 
 /// Settings of a live agent (the CLI fills them from flags and env).
 #[derive(Debug, Clone)]
@@ -54,6 +58,8 @@ pub struct Config {
     pub recorder_window: Duration,
     /// How long a kill waits for its kernel report.
     pub kmsg_wait: Duration,
+    /// GPU collection (`None`: off).
+    pub gpu: Option<GpuSettings>,
 }
 
 impl Default for Config {
@@ -67,6 +73,7 @@ impl Default for Config {
             fast_interval: Duration::from_millis(250),
             recorder_window: Duration::from_secs(300),
             kmsg_wait: Duration::from_millis(100),
+            gpu: None,
         }
     }
 }
@@ -80,6 +87,8 @@ pub enum Output<'a> {
     Sample(&'a ContainerSample),
     /// A node sample (only when samples were asked for).
     Node(&'a NodeSample),
+    /// One collection of every GPU (only when samples were asked for).
+    Gpus(&'a [GpuSample]),
 }
 
 /// Messages from the source threads to the pipeline thread.
@@ -87,9 +96,11 @@ pub enum Output<'a> {
     clippy::large_enum_variant,
     reason = "moved once per sample through a channel; boxing would add an allocation per sample"
 )]
-enum Msg {
+pub(crate) enum Msg {
     Input(Input),
     Node(NodeSample),
+    Gpus(Vec<GpuSample>),
+    Event(Event),
 }
 
 /// One collection of everything, for `snapshot`.
@@ -99,6 +110,8 @@ pub struct Snapshot {
     pub node: Option<NodeSample>,
     /// Every container found.
     pub containers: Vec<ContainerSample>,
+    /// Every GPU and MIG instance, with its processes and holders.
+    pub gpus: Vec<GpuSample>,
     /// Health of each source.
     pub sources: Vec<SourceStatus>,
 }
@@ -156,9 +169,30 @@ pub fn snapshot(config: &Config) -> Snapshot {
             Some(e.to_string()),
         )),
     }
+    let mut gpus = Vec::new();
+    if let Some(settings) = &config.gpu {
+        match GpuCollector::start(
+            settings.clone(),
+            config.proc_root.clone(),
+            &config.cgroup_root,
+        ) {
+            Ok(mut collector) => {
+                let round = collector.collect();
+                sources.extend(round.nvml);
+                sources.extend(round.pod_resources);
+                gpus = round.gpus;
+            }
+            Err(e) => sources.push(status(
+                "nvml",
+                SourceState::Unavailable,
+                Some(format!("cannot start the NVML thread: {e}")),
+            )),
+        }
+    }
     Snapshot {
         node,
         containers,
+        gpus,
         sources,
     }
 }
@@ -220,6 +254,27 @@ pub fn run(
         }
     }
 
+    if let Some(settings) = &config.gpu {
+        match GpuCollector::start(
+            settings.clone(),
+            config.proc_root.clone(),
+            &config.cgroup_root,
+        ) {
+            Ok(collector) => {
+                let (tx, done, interval) = (tx.clone(), done.clone(), config.interval);
+                std::thread::Builder::new()
+                    .name("gpu".into())
+                    .spawn(move || gpu::run(collector, interval, &tx, &done))?;
+            }
+            Err(e) => send_status(
+                &tx,
+                "nvml",
+                SourceState::Unavailable,
+                Some(format!("cannot start the NVML thread: {e}")),
+            ),
+        }
+    }
+
     let sampler = Sampler::new(config, tx, done.clone());
     std::thread::Builder::new()
         .name("sampler".into())
@@ -258,6 +313,12 @@ fn pipeline_loop(
                     sink(Output::Node(&node));
                 }
             }
+            Ok(Msg::Gpus(gpus)) => {
+                if samples {
+                    sink(Output::Gpus(&gpus));
+                }
+            }
+            Ok(Msg::Event(event)) => sink(Output::Event(&event)),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 anyhow::bail!("every source stopped; nothing left to watch")
@@ -284,17 +345,17 @@ fn send_status(tx: &Sender<Msg>, source: &str, state: SourceState, reason: Optio
 }
 
 /// Remembers a source's last reported state, so only changes are sent.
-struct Health {
+pub(crate) struct Health {
     source: &'static str,
     last: Option<(SourceState, Option<String>)>,
 }
 
 impl Health {
-    fn new(source: &'static str) -> Self {
+    pub(crate) fn new(source: &'static str) -> Self {
         Self { source, last: None }
     }
 
-    fn set(&mut self, tx: &Sender<Msg>, state: SourceState, reason: Option<String>) {
+    pub(crate) fn set(&mut self, tx: &Sender<Msg>, state: SourceState, reason: Option<String>) {
         // Compare states only: a reason that changes every cycle (a count)
         // is not a new state.
         if self.last.as_ref().map(|l| l.0) == Some(state) {

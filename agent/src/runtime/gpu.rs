@@ -1,0 +1,269 @@
+//! The GPU side of the live agent: NVML readings joined with the
+//! kubelet's device assignments (PodResources) and with the container of
+//! each GPU process, plus the events NVML raises (XID, GPU lost, device
+//! count change).
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+
+use super::{Health, Msg};
+use std::time::{Duration, Instant};
+
+use crate::collect::cgroup::discover::detect_layout;
+use crate::collect::gpu::attribute::container_of_pid;
+use crate::collect::gpu::nvml::{GpuNotice, NvmlSettings, NvmlSource};
+use crate::collect::gpu::pod_resources::{PodResourcesClient, base_uuid};
+use crate::model::{
+    CgroupVersion, Event, GpuHolder, GpuSample, SourceState, SourceStatus, Timestamp,
+};
+
+/// GPU settings of the agent.
+#[derive(Debug, Clone)]
+pub struct GpuSettings {
+    /// NVML library and deadline.
+    pub nvml: NvmlSettings,
+    /// The kubelet's PodResources socket.
+    pub pod_resources_socket: PathBuf,
+    /// How long a PodResources `List` may take.
+    pub pod_resources_timeout: Duration,
+}
+
+/// One round of GPU collection.
+#[derive(Debug, Default)]
+pub struct GpuRound {
+    /// Every GPU and MIG instance, with processes and holders.
+    pub gpus: Vec<GpuSample>,
+    /// Lost GPUs and device-count changes seen in this round.
+    pub events: Vec<Event>,
+    /// State of the NVML source.
+    pub nvml: Option<SourceStatus>,
+    /// State of the PodResources source.
+    pub pod_resources: Option<SourceStatus>,
+}
+
+fn status(source: &str, state: SourceState, reason: Option<String>) -> SourceStatus {
+    SourceStatus {
+        source: source.to_owned(),
+        state,
+        reason,
+    }
+}
+
+/// Collects GPUs round after round, remembering what it needs to turn
+/// changes into events.
+pub struct GpuCollector {
+    settings: GpuSettings,
+    proc_root: PathBuf,
+    version: CgroupVersion,
+    nvml: NvmlSource,
+    notices: Receiver<GpuNotice>,
+    pod_resources: Option<PodResourcesClient>,
+    last_count: Option<u32>,
+    lost: HashSet<u32>,
+    xid_counts: HashMap<String, u64>,
+    last: Vec<GpuSample>,
+    simulated: bool,
+}
+
+impl GpuCollector {
+    /// Starts the NVML worker. `cgroup_root` tells which cgroup line of
+    /// `/proc/<pid>/cgroup` names a process's memory cgroup.
+    pub fn start(
+        settings: GpuSettings,
+        proc_root: PathBuf,
+        cgroup_root: &std::path::Path,
+    ) -> std::io::Result<Self> {
+        let (tx, notices) = mpsc::channel();
+        let nvml = NvmlSource::start(settings.nvml.clone(), tx)?;
+        let version = detect_layout(cgroup_root).map_or(CgroupVersion::V2, |l| l.memory_version);
+        Ok(Self {
+            settings,
+            proc_root,
+            version,
+            nvml,
+            notices,
+            pod_resources: None,
+            last_count: None,
+            lost: HashSet::new(),
+            xid_counts: HashMap::new(),
+            last: Vec::new(),
+            simulated: false,
+        })
+    }
+
+    /// One collection: NVML, then PodResources, then attribution.
+    pub fn collect(&mut self) -> GpuRound {
+        let time = Timestamp::now();
+        let mut round = GpuRound::default();
+        let (holders, podres_status) = self.holders();
+        round.pod_resources = Some(podres_status);
+        match self.nvml.collect() {
+            Ok(c) => {
+                self.simulated = c.simulated;
+                round.nvml = Some(if c.errors.is_empty() {
+                    status("nvml", SourceState::Ok, None)
+                } else {
+                    status(
+                        "nvml",
+                        SourceState::Degraded,
+                        Some(format!(
+                            "{} call(s) failed; first: {}",
+                            c.errors.len(),
+                            c.errors[0]
+                        )),
+                    )
+                });
+                if let Some(before) = self.last_count.filter(|&b| b != c.device_count) {
+                    round.events.push(Event::GpuCountChanged {
+                        time,
+                        before,
+                        after: c.device_count,
+                        simulated: c.simulated,
+                    });
+                }
+                self.last_count = Some(c.device_count);
+                let now_lost: HashSet<u32> = c.lost.iter().map(|(i, _)| *i).collect();
+                for (index, uuid) in &c.lost {
+                    if !self.lost.contains(index) {
+                        round.events.push(Event::GpuLost {
+                            time,
+                            gpu_index: *index,
+                            gpu_uuid: uuid.clone(),
+                            holders: uuid
+                                .as_deref()
+                                .map(|u| holders_of(&holders, u))
+                                .unwrap_or_default(),
+                            simulated: c.simulated,
+                        });
+                    }
+                }
+                self.lost = now_lost;
+                let mut gpus = c.gpus;
+                for gpu in &mut gpus {
+                    gpu.holders = holders_of(&holders, &gpu.uuid);
+                    for p in &mut gpu.processes {
+                        p.container = container_of_pid(&self.proc_root, p.pid, self.version);
+                    }
+                }
+                round.gpus = gpus;
+            }
+            Err(e) => {
+                let state = match e {
+                    crate::collect::gpu::nvml::NvmlSourceError::Late { .. } => {
+                        SourceState::Degraded
+                    }
+                    _ => SourceState::Unavailable,
+                };
+                round.nvml = Some(status("nvml", state, Some(e.to_string())));
+            }
+        }
+        self.last.clone_from(&round.gpus);
+        round
+    }
+
+    fn holders(&mut self) -> (Vec<GpuHolder>, SourceStatus) {
+        let socket = &self.settings.pod_resources_socket;
+        if self.pod_resources.is_none() {
+            match PodResourcesClient::new(socket, self.settings.pod_resources_timeout) {
+                Ok(c) => self.pod_resources = Some(c),
+                Err(e) => {
+                    return (
+                        Vec::new(),
+                        status(
+                            "pod_resources",
+                            SourceState::Unavailable,
+                            Some(e.to_string()),
+                        ),
+                    );
+                }
+            }
+        }
+        let Some(client) = self.pod_resources.as_mut() else {
+            return (
+                Vec::new(),
+                status("pod_resources", SourceState::Unavailable, None),
+            );
+        };
+        match client.list() {
+            Ok(h) => (h, status("pod_resources", SourceState::Ok, None)),
+            Err(e) => (
+                Vec::new(),
+                status(
+                    "pod_resources",
+                    SourceState::Unavailable,
+                    Some(e.to_string()),
+                ),
+            ),
+        }
+    }
+
+    /// Waits up to `timeout` for an XID from NVML and turns it into an
+    /// event naming the GPU and its holders.
+    pub fn next_xid(&mut self, timeout: Duration) -> Option<Event> {
+        match self.notices.recv_timeout(timeout) {
+            Ok(GpuNotice::Xid { time, uuid, xid }) => {
+                let count = self.xid_counts.entry(uuid.clone()).or_insert(0);
+                *count += 1;
+                let gpu = self.last.iter().find(|g| g.uuid == uuid);
+                Some(Event::Xid {
+                    time,
+                    gpu_index: gpu.map(|g| g.index),
+                    holders: gpu.map(|g| g.holders.clone()).unwrap_or_default(),
+                    gpu_uuid: uuid,
+                    xid,
+                    count: *count,
+                    simulated: self.simulated,
+                })
+            }
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
+        }
+    }
+}
+
+/// The kubelet holders of the GPU or MIG instance `uuid`.
+fn holders_of(holders: &[GpuHolder], uuid: &str) -> Vec<GpuHolder> {
+    holders
+        .iter()
+        .filter(|h| base_uuid(&h.device_id).0 == uuid)
+        .cloned()
+        .collect()
+}
+
+/// The GPU thread: a collection every `interval`, XIDs in between.
+pub(super) fn run(
+    mut collector: GpuCollector,
+    interval: Duration,
+    tx: &Sender<Msg>,
+    done: &AtomicBool,
+) {
+    let mut nvml_health = Health::new("nvml");
+    let mut podres_health = Health::new("pod_resources");
+    let mut next = Instant::now();
+    while !done.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now < next {
+            if let Some(e) = collector.next_xid(next - now) {
+                if tx.send(Msg::Event(e)).is_err() {
+                    return;
+                }
+            }
+            continue;
+        }
+        next = now + interval;
+        let round = collector.collect();
+        if let Some(s) = round.nvml {
+            nvml_health.set(tx, s.state, s.reason);
+        }
+        if let Some(s) = round.pod_resources {
+            podres_health.set(tx, s.state, s.reason);
+        }
+        for e in round.events {
+            let _ = tx.send(Msg::Event(e));
+        }
+        if tx.send(Msg::Gpus(round.gpus)).is_err() {
+            return;
+        }
+    }
+}
