@@ -148,6 +148,43 @@ pub fn agent_bin() -> PathBuf {
     bin
 }
 
+/// `gpuscope-agent snapshot -o json` with extra args and environment.
+pub fn snapshot(extra: &[&str], envs: &[(&str, &str)]) -> serde_json::Value {
+    let out = Command::new(agent_bin())
+        .args(["snapshot", "-o", "json"])
+        .args(extra)
+        .envs(envs.iter().copied())
+        .output()
+        .expect("run snapshot");
+    assert!(
+        out.status.success(),
+        "snapshot failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("snapshot prints JSON")
+}
+
+/// The fake `libnvidia-ml.so` built beside the test executable.
+pub fn fake_nvml_lib() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let lib = dir.join("libgpuscope_fake_nvml.so");
+    assert!(
+        lib.exists(),
+        "{} is missing: build it first (cargo build -p gpuscope-fake-nvml, or cargo test --workspace)",
+        lib.display()
+    );
+    lib
+}
+
+/// The source status named `source` in a snapshot or a list of lines.
+pub fn source_of<'a>(
+    sources: &'a serde_json::Value,
+    source: &str,
+) -> Option<&'a serde_json::Value> {
+    sources.as_array()?.iter().find(|s| s["source"] == source)
+}
+
 /// A running `gpuscope-agent watch -o jsonl`, killed when dropped.
 pub struct Agent {
     child: Child,
@@ -159,9 +196,15 @@ pub struct Agent {
 impl Agent {
     /// Starts `gpuscope-agent watch -o jsonl --samples` with extra args.
     pub fn watch(extra: &[&str]) -> Self {
+        Self::watch_with(extra, &[])
+    }
+
+    /// Like [`Agent::watch`], with extra environment variables.
+    pub fn watch_with(extra: &[&str], envs: &[(&str, &str)]) -> Self {
         let mut child = Command::new(agent_bin())
             .args(["watch", "-o", "jsonl", "--samples", "--log", "info"])
             .args(extra)
+            .envs(envs.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

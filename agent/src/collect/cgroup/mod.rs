@@ -77,7 +77,7 @@ impl Files {
     fn new() -> Self {
         Self {
             path: PathBuf::with_capacity(512),
-            buf: Vec::with_capacity(16 * 1024),
+            buf: vec![0; 16 * 1024],
         }
     }
 
@@ -104,10 +104,9 @@ impl Files {
         f: impl FnOnce(&[u8]) -> Result<T, ParseError>,
     ) -> Result<Option<T>, CgroupError> {
         self.set_path(root, cgroup_path, file);
-        self.buf.clear();
-        let res = std::fs::File::open(&self.path).and_then(|mut h| h.read_to_end(&mut self.buf));
-        match res {
-            Ok(_) => {}
+        let res = std::fs::File::open(&self.path).and_then(|h| read_into(h, &mut self.buf));
+        let len = match res {
+            Ok(len) => len,
             Err(e) if is_vanished(&e) => return Ok(None),
             Err(source) => {
                 return Err(CgroupError::Read {
@@ -115,13 +114,32 @@ impl Files {
                     source,
                 });
             }
-        }
-        match f(&self.buf) {
+        };
+        match f(&self.buf[..len]) {
             Ok(v) => Ok(Some(v)),
             Err(source) => Err(CgroupError::Parse {
                 path: self.path.clone(),
                 source,
             }),
+        }
+    }
+}
+
+/// Reads the whole file into `buf` (kept at full length, grown when a file
+/// fills it) and returns the length read. Plain `read` calls only: kernel
+/// files report size 0, so `read_to_end`'s size probe (`statx` + `lseek`)
+/// is two wasted system calls per file.
+fn read_into(mut file: std::fs::File, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match file.read(&mut buf[len..]) {
+            Ok(0) => return Ok(len),
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
 }
@@ -245,6 +263,17 @@ pub(crate) fn read_pressure(
 mod tests {
     use super::fixture::{Tree, UID, UID_, V2_EVENTS, id};
     use super::*;
+
+    #[test]
+    fn read_into_grows_the_buffer_for_large_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("memory.stat");
+        let text: String = (0..4000).map(|i| format!("key{i} {i}\n")).collect();
+        std::fs::write(&path, &text).expect("write");
+        let mut buf = vec![0; 16];
+        let len = read_into(std::fs::File::open(&path).expect("open"), &mut buf).expect("read");
+        assert_eq!(&buf[..len], text.as_bytes());
+    }
     use crate::model::{CpuStats, MemoryStats, Psi, PsiLine, PsiScope, QosClass};
 
     fn node_psi() -> Pressure {

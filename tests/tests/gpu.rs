@@ -1,0 +1,449 @@
+//! The agent's GPU path end to end: the real nvml-wrapper loading the fake
+//! `libnvidia-ml.so`, the kubelet PodResources fake on a unix socket, real
+//! processes in real cgroups, and `gpuscope-agent snapshot` / `watch`.
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use gpuscope_tests::fake_pod_resources::{Container, FakePodResources, Pod};
+use gpuscope_tests::{
+    Agent, CgroupGuard, Driver, V1_MEMORY, fake_nvml_lib, have_v1_memory, ids, is_kill_of,
+    kubelet_path, require, snapshot, source_of,
+};
+use serde_json::{Value, json};
+
+const GPU_A: &str = "GPU-aaaaaaaa-1111-2222-3333-444444444444";
+const GPU_B: &str = "GPU-bbbbbbbb-1111-2222-3333-444444444444";
+
+/// Writes a scenario and returns the environment that selects it.
+fn scenario(dir: &Path, value: &Value) -> String {
+    let path = dir.join("scenario.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(value).expect("json")).expect("write");
+    path.display().to_string()
+}
+
+/// Agent flags for the fake NVML and a PodResources socket.
+fn gpu_args(lib: &Path, socket: &Path) -> Vec<String> {
+    vec![
+        "--nvml-lib".into(),
+        lib.display().to_string(),
+        "--pod-resources-socket".into(),
+        socket.display().to_string(),
+        "--kmsg".into(),
+        "/nonexistent-kmsg".into(),
+    ]
+}
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn gpu<'a>(snap: &'a Value, uuid: &str) -> &'a Value {
+    snap["gpus"]
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["uuid"] == uuid))
+        .unwrap_or_else(|| panic!("no GPU {uuid} in {snap}"))
+}
+
+#[test]
+fn values_holders_and_idle_allocation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scn = scenario(
+        dir.path(),
+        &json!({
+            "driver_version": "550.54.15",
+            "gpus": [
+                {"uuid": GPU_A, "name": "NVIDIA H100 80GB HBM3", "pci_bus_id": "00000000:19:00.0",
+                 "memory_total_bytes": 85899345920u64, "power_limit_mw": 700000, "persistence_mode": true,
+                 "series": [{"t": 0, "util_gpu": 97, "util_mem": 41, "memory_used_bytes": 17179869184u64,
+                             "power_mw": 612000, "temp_c": 64, "sm_clock_mhz": 1980}]},
+                {"uuid": GPU_B, "pci_bus_id": "00000000:3B:00.0", "memory_total_bytes": 85899345920u64}
+            ]
+        }),
+    );
+    // GPU A is time-sliced between two pods; GPU B is allocated and idle.
+    let kubelet = FakePodResources::normal(vec![
+        Pod::new("ml", "trainer-0")
+            .container(Container::new("main").devices("nvidia.com/gpu", &[&format!("{GPU_A}::0")])),
+        Pod::new("ml", "notebook")
+            .container(Container::new("lab").devices("nvidia.com/gpu", &[&format!("{GPU_A}::1")])),
+        Pod::new("research", "idle-job")
+            .container(Container::new("worker").devices("nvidia.com/gpu", &[GPU_B])),
+    ])
+    .expect("fake kubelet");
+    let lib = fake_nvml_lib();
+    let flags = gpu_args(&lib, kubelet.socket_path());
+    let snap = snapshot(&args(&flags), &[("GPUSCOPE_FAKE_NVML_SCENARIO", &scn)]);
+
+    let a = gpu(&snap, GPU_A);
+    assert_eq!(a["index"], 0);
+    assert_eq!(a["name"], "NVIDIA H100 80GB HBM3");
+    assert_eq!(a["pci_bus_id"], "00000000:19:00.0");
+    assert_eq!(a["memory_total_bytes"], 85_899_345_920u64);
+    assert_eq!(a["memory_used_bytes"], 17_179_869_184u64);
+    assert_eq!(a["utilization_gpu_percent"], 97);
+    assert_eq!(a["utilization_memory_percent"], 41);
+    assert_eq!(a["power_draw_watts"], 612.0);
+    assert_eq!(a["power_limit_watts"], 700.0);
+    assert_eq!(a["temperature_celsius"], 64);
+    assert_eq!(a["sm_clock_mhz"], 1980);
+    assert_eq!(a["persistence_mode"], true);
+    assert_eq!(a["simulated"], true, "readings from the fake are labelled");
+    let pods: Vec<(&str, u64)> = a["holders"]
+        .as_array()
+        .expect("holders")
+        .iter()
+        .map(|h| {
+            (
+                h["pod"].as_str().unwrap_or(""),
+                h["replica"].as_u64().unwrap_or(99),
+            )
+        })
+        .collect();
+    assert_eq!(pods, vec![("trainer-0", 0), ("notebook", 1)], "{a}");
+
+    let b = gpu(&snap, GPU_B);
+    assert_eq!(b["holders"][0]["namespace"], "research");
+    assert_eq!(b["holders"][0]["pod"], "idle-job");
+    assert_eq!(b["holders"][0]["container"], "worker");
+    assert_eq!(
+        b["processes"].as_array().map(Vec::len),
+        Some(0),
+        "allocated, idle"
+    );
+    assert_eq!(
+        source_of(&snap["sources"], "nvml").expect("nvml")["state"],
+        "ok"
+    );
+    assert_eq!(
+        source_of(&snap["sources"], "pod_resources").expect("podres")["state"],
+        "ok"
+    );
+}
+
+/// A process that sleeps inside a fresh v1 memory cgroup at a kubelet path.
+struct Sleeper {
+    child: Child,
+    _cgroup: CgroupGuard,
+    pod: String,
+    id: String,
+}
+
+impl Sleeper {
+    fn start(tag: u32) -> Self {
+        let (pod, id) = ids(tag);
+        let path = kubelet_path(Driver::Cgroupfs, &pod, &id);
+        let cgroup = CgroupGuard::create(V1_MEMORY.as_ref(), &path).expect("cgroup");
+        let child = Command::new("sh")
+            .args(["-c", &format!("{}; exec sleep 60", cgroup.enter())])
+            .spawn()
+            .expect("spawn");
+        // Wait until the shell has moved itself.
+        let procs = cgroup.dir.join("cgroup.procs");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !std::fs::read_to_string(&procs).is_ok_and(|p| p.contains(&child.id().to_string())) {
+            assert!(
+                Instant::now() < deadline,
+                "process never entered its cgroup"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Self {
+            child,
+            _cgroup: cgroup,
+            pod,
+            id,
+        }
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn processes_in_real_cgroups_are_attributed_to_their_containers() {
+    if !require("root and the cgroup v1 memory hierarchy", have_v1_memory()) {
+        return;
+    }
+    let first = Sleeper::start(20);
+    let second = Sleeper::start(21);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scn = scenario(
+        dir.path(),
+        &json!({"gpus": [{"uuid": GPU_A, "processes": [
+            {"pid": first.child.id(), "used_memory_bytes": 1073741824u64, "sm_util": 90, "mem_util": 40},
+            {"pid": second.child.id(), "used_memory_bytes": 2147483648u64, "sm_util": 5, "mem_util": 1},
+            {"pid": 1, "used_memory_bytes": 4096}
+        ]}]}),
+    );
+    let lib = fake_nvml_lib();
+    let flags = gpu_args(&lib, &dir.path().join("no-kubelet.sock"));
+    let snap = snapshot(&args(&flags), &[("GPUSCOPE_FAKE_NVML_SCENARIO", &scn)]);
+    let procs = gpu(&snap, GPU_A)["processes"]
+        .as_array()
+        .expect("processes")
+        .clone();
+    assert_eq!(procs.len(), 3, "{procs:?}");
+    for (sleeper, bytes) in [(&first, 1_073_741_824u64), (&second, 2_147_483_648)] {
+        let p = procs
+            .iter()
+            .find(|p| p["pid"] == sleeper.child.id())
+            .expect("process listed");
+        assert_eq!(p["pod_uid"], sleeper.pod.as_str(), "{p}");
+        assert_eq!(p["container_id"], sleeper.id.as_str(), "{p}");
+        assert_eq!(p["used_memory_bytes"], bytes, "{p}");
+    }
+    let first_util = procs
+        .iter()
+        .find(|p| p["pid"] == first.child.id())
+        .expect("first");
+    assert_eq!(first_util["sm_util_percent"], 90);
+    let host = procs.iter().find(|p| p["pid"] == 1).expect("pid 1");
+    assert!(host["pod_uid"].is_null(), "pid 1 is no container: {host}");
+    let podres = source_of(&snap["sources"], "pod_resources").expect("podres");
+    assert_eq!(podres["state"], "unavailable");
+    assert!(
+        podres["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no-kubelet.sock")),
+        "{podres}"
+    );
+}
+
+#[test]
+fn xid_and_gpu_lost_are_events_naming_the_holder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scn = scenario(
+        dir.path(),
+        &json!({"gpus": [
+            {"uuid": GPU_A, "xids": [{"t": 1.5, "xid": 79}], "lost_at": 3.0},
+            {"uuid": GPU_B, "pci_bus_id": "00000000:3B:00.0"}
+        ]}),
+    );
+    let kubelet = FakePodResources::normal(vec![
+        Pod::new("ml", "trainer-0")
+            .container(Container::new("main").devices("nvidia.com/gpu", &[GPU_A])),
+    ])
+    .expect("fake kubelet");
+    let lib = fake_nvml_lib();
+    let mut flags = gpu_args(&lib, kubelet.socket_path());
+    flags.extend(["--interval".into(), "250ms".into()]);
+    let mut agent = Agent::watch_with(&args(&flags), &[("GPUSCOPE_FAKE_NVML_SCENARIO", &scn)]);
+    let xid = agent
+        .wait_for(Duration::from_secs(10), |v| v["kind"] == "xid")
+        .unwrap_or_else(|| panic!("no xid event: {}", agent.tail()));
+    assert_eq!(xid["xid"], 79);
+    assert_eq!(xid["gpu_uuid"], GPU_A);
+    assert_eq!(xid["gpu_index"], 0);
+    assert_eq!(xid["count"], 1);
+    assert_eq!(xid["holders"][0]["pod"], "trainer-0", "{xid}");
+    assert_eq!(xid["simulated"], true);
+    let lost = agent
+        .wait_for(Duration::from_secs(10), |v| v["kind"] == "gpu_lost")
+        .unwrap_or_else(|| panic!("no gpu_lost event: {}", agent.tail()));
+    assert_eq!(lost["gpu_index"], 0);
+    assert_eq!(lost["gpu_uuid"], GPU_A);
+    assert_eq!(lost["holders"][0]["pod"], "trainer-0", "{lost}");
+    // Lost once, not every round; the other GPU is still read.
+    let later = agent.drain_for(Duration::from_millis(1500));
+    assert!(!later.iter().any(|v| v["kind"] == "gpu_lost"), "{later:?}");
+    assert!(
+        later
+            .iter()
+            .any(|v| v["kind"] == "gpu_sample" && v["uuid"] == GPU_B),
+        "GPU B keeps being sampled"
+    );
+}
+
+#[test]
+fn device_count_change_is_an_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scn = scenario(
+        dir.path(),
+        &json!({"gpus": [
+            {"uuid": GPU_A},
+            {"uuid": GPU_B, "pci_bus_id": "00000000:3B:00.0", "present_until": 1.5}
+        ]}),
+    );
+    let lib = fake_nvml_lib();
+    let mut flags = gpu_args(&lib, &dir.path().join("none.sock"));
+    flags.extend(["--interval".into(), "250ms".into()]);
+    let mut agent = Agent::watch_with(&args(&flags), &[("GPUSCOPE_FAKE_NVML_SCENARIO", &scn)]);
+    let change = agent
+        .wait_for(Duration::from_secs(10), |v| {
+            v["kind"] == "gpu_count_changed"
+        })
+        .unwrap_or_else(|| panic!("no count change: {}", agent.tail()));
+    assert_eq!(change["before"], 2);
+    assert_eq!(change["after"], 1);
+}
+
+#[test]
+fn mig_instances_have_their_own_uuids_and_holders() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mig = "MIG-11111111-1111-5111-8111-111111111111";
+    let scn = scenario(
+        dir.path(),
+        &json!({"gpus": [{"uuid": GPU_A, "name": "NVIDIA A100-SXM4-40GB", "memory_total_bytes": 42949672960u64,
+            "mig": {"max_devices": 7, "instances": [
+                {"uuid": mig, "memory_total_bytes": 10737418240u64, "memory_used_bytes": 536870912u64,
+                 "processes": [{"pid": 5151, "used_memory_bytes": 536870912u64}]}]}}]}),
+    );
+    let kubelet = FakePodResources::normal(vec![Pod::new("ml", "small").container(
+        Container::new("main").devices("nvidia.com/mig-1g.10gb", &[&format!("{mig}::2")]),
+    )])
+    .expect("fake kubelet");
+    let lib = fake_nvml_lib();
+    let flags = gpu_args(&lib, kubelet.socket_path());
+    let snap = snapshot(&args(&flags), &[("GPUSCOPE_FAKE_NVML_SCENARIO", &scn)]);
+    let inst = gpu(&snap, mig);
+    assert_eq!(inst["parent_uuid"], GPU_A);
+    assert_eq!(inst["memory_total_bytes"], 10_737_418_240u64);
+    assert_eq!(inst["memory_used_bytes"], 536_870_912u64);
+    assert_eq!(inst["processes"][0]["pid"], 5151);
+    assert_eq!(inst["holders"][0]["pod"], "small");
+    assert_eq!(
+        inst["holders"][0]["resource_name"],
+        "nvidia.com/mig-1g.10gb"
+    );
+    assert_eq!(inst["holders"][0]["replica"], 2);
+    assert!(
+        gpu(&snap, GPU_A)["holders"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    );
+}
+
+#[test]
+fn bad_nvml_input_is_named_and_the_rest_keeps_working() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lib = fake_nvml_lib();
+    let socket = dir.path().join("none.sock");
+
+    // No library at all.
+    let missing = dir.path().join("libnvidia-ml.so.1");
+    let flags = gpu_args(&missing, &socket);
+    let snap = snapshot(&args(&flags), &[]);
+    let nvml = source_of(&snap["sources"], "nvml").expect("nvml");
+    assert_eq!(nvml["state"], "unavailable");
+    assert!(
+        nvml["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("libnvidia-ml.so.1")),
+        "{nvml}"
+    );
+    assert!(snap["node"].is_object(), "the node is still read");
+
+    // A malformed scenario: NVML init fails, with the reason.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"gpus\": [ {\"uuid\": ").expect("write");
+    let flags = gpu_args(&lib, &socket);
+    let snap = snapshot(
+        &args(&flags),
+        &[("GPUSCOPE_FAKE_NVML_SCENARIO", bad.to_str().expect("utf-8"))],
+    );
+    let nvml = source_of(&snap["sources"], "nvml").expect("nvml");
+    assert_eq!(nvml["state"], "unavailable", "{nvml}");
+    assert!(
+        nvml["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("loading")),
+        "{nvml}"
+    );
+    assert_eq!(snap["gpus"].as_array().map(Vec::len), Some(0));
+
+    // An error code on one call: that field is missing, the source says
+    // which call failed, the GPU is still there.
+    let scn = scenario(
+        dir.path(),
+        &json!({"gpus": [{"uuid": GPU_A}],
+                "faults": [{"function": "nvmlDeviceGetPowerUsage", "code": 999}]}),
+    );
+    let snap = snapshot(&args(&flags), &[("GPUSCOPE_FAKE_NVML_SCENARIO", &scn)]);
+    assert!(gpu(&snap, GPU_A)["power_draw_watts"].is_null());
+    let nvml = source_of(&snap["sources"], "nvml").expect("nvml");
+    assert_eq!(nvml["state"], "degraded");
+    assert!(
+        nvml["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("nvmlDeviceGetPowerUsage on GPU 0")),
+        "{nvml}"
+    );
+}
+
+/// A hung NVML call is reported late (naming the call) and does not delay
+/// a real OOM kill's event.
+#[test]
+fn hung_nvml_call_does_not_delay_an_oom_event() {
+    if !require("root and the cgroup v1 memory hierarchy", have_v1_memory()) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scn = scenario(
+        dir.path(),
+        &json!({"gpus": [{"uuid": GPU_A}],
+                "faults": [{"function": "nvmlDeviceGetUtilizationRates", "hang_seconds": 3600, "after": 0}]}),
+    );
+    let (pod, id) = ids(22);
+    let path = kubelet_path(Driver::Cgroupfs, &pod, &id);
+    let cg = CgroupGuard::create(V1_MEMORY.as_ref(), &path).expect("cgroup");
+    cg.set_v1_limit(32 << 20).expect("limit");
+    let lib = fake_nvml_lib();
+    let socket = dir.path().join("none.sock");
+    let flags = [
+        "--nvml-lib",
+        lib.to_str().expect("utf-8"),
+        "--pod-resources-socket",
+        socket.to_str().expect("utf-8"),
+        "--nvml-deadline",
+        "300ms",
+        "--interval",
+        "200ms",
+    ];
+    let mut agent = Agent::watch_with(&flags, &[("GPUSCOPE_FAKE_NVML_SCENARIO", &scn)]);
+    let late = agent
+        .wait_for(Duration::from_secs(10), |v| {
+            v["kind"] == "source" && v["source"] == "nvml"
+        })
+        .unwrap_or_else(|| panic!("no nvml status: {}", agent.tail()));
+    assert_eq!(late["state"], "degraded", "{late}");
+    assert!(
+        late["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("nvmlDeviceGetUtilizationRates on GPU 0")),
+        "{late}"
+    );
+    assert!(
+        agent
+            .wait_for(Duration::from_secs(10), |v| gpuscope_tests::is_sample_of(
+                v, &path
+            ))
+            .is_some(),
+        "{}",
+        agent.tail()
+    );
+    let started = Instant::now();
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            &format!("{}; exec {} 256", cg.enter(), env!("CARGO_BIN_EXE_memhog")),
+        ])
+        .output()
+        .expect("memhog");
+    assert!(!out.status.success());
+    let kill = agent
+        .wait_for(Duration::from_secs(5), |v| is_kill_of(v, &path))
+        .unwrap_or_else(|| panic!("no oom_kill: {}", agent.tail()));
+    let waited = started.elapsed();
+    assert_eq!(kill["victim"]["comm"], "memhog", "{kill}");
+    eprintln!("OOM event {waited:?} after the hog started, with NVML hung");
+    assert!(
+        waited < Duration::from_secs(2),
+        "the OOM event waited {waited:?}"
+    );
+}
