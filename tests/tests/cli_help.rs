@@ -1,0 +1,58 @@
+//! `--help` of every agent command, compared with the checked-in text in
+//! `tests/snapshots/`: a change of interface is a visible diff. Run with
+//! `GPUSCOPE_UPDATE_SNAPSHOTS=1` to rewrite them after an intended change.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use gpuscope_tests::agent_bin;
+
+fn check(args: &[&str], name: &str) {
+    let mut cmd = Command::new(agent_bin());
+    cmd.args(args).env("COLUMNS", "100");
+    // clap prints the current value of each flag's variable: clear them.
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("GPUSCOPE_")) {
+        cmd.env_remove(k);
+    }
+    let out = cmd.output().expect("run agent");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = String::from_utf8(out.stdout).expect("utf-8");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("snapshots")
+        .join(name);
+    if std::env::var_os("GPUSCOPE_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &got).expect("write snapshot");
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (GPUSCOPE_UPDATE_SNAPSHOTS=1 creates it)",
+            path.display()
+        )
+    });
+    assert_eq!(
+        got,
+        want,
+        "`gpuscope-agent {}` changed; if intended, rerun with GPUSCOPE_UPDATE_SNAPSHOTS=1 and commit the diff",
+        args.join(" ")
+    );
+}
+
+#[test]
+fn agent_help() {
+    check(&["--help"], "agent-help.txt");
+}
+
+#[test]
+fn snapshot_help() {
+    check(&["snapshot", "--help"], "agent-snapshot-help.txt");
+}
+
+#[test]
+fn watch_help() {
+    check(&["watch", "--help"], "agent-watch-help.txt");
+}
