@@ -28,7 +28,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Take one collection of the node and every container and print it.
+    /// Take one collection of the node, every container and every GPU, and
+    /// print it.
     Snapshot {
         /// Where to collect from.
         #[command(flatten)]
@@ -37,8 +38,8 @@ pub enum Command {
         #[arg(short, long, env = "GPUSCOPE_OUTPUT", value_enum, default_value_t = SnapshotFormat::Table)]
         output: SnapshotFormat,
     },
-    /// Print events (OOM kills, source changes) as they happen, and
-    /// optionally every sample. Needs no aggregator.
+    /// Print events (OOM kills, XIDs, lost GPUs, source changes) as they
+    /// happen, and optionally every sample. Needs no aggregator.
     Watch {
         /// Where to collect from.
         #[command(flatten)]
