@@ -394,6 +394,9 @@ pub struct OomKill {
     /// The flight recorder: samples of the minutes before the kill,
     /// oldest first.
     pub window: Vec<RecorderPoint>,
+    /// Whether the window's pressure figures are the container's own or
+    /// the node's (`None`: the cgroup was never read).
+    pub pressure_scope: Option<PsiScope>,
 }
 
 /// State of one data source of the agent.

@@ -21,7 +21,7 @@ use crate::collect::cgroup::path::container_for;
 use crate::collect::kmsg::OomReport;
 use crate::model::{
     CgroupVersion, ContainerRef, ContainerSample, Detection, Event, MemoryEvents, OomConstraint,
-    OomKill, SourceStatus, Timestamp,
+    OomKill, PsiScope, SourceStatus, Timestamp,
 };
 use crate::recorder::Recorder;
 
@@ -107,6 +107,7 @@ struct Tracked {
     oom_group_kill: u64,
     limit_bytes: Option<u64>,
     peak_bytes: Option<u64>,
+    pressure_scope: Option<PsiScope>,
     recorder: Recorder,
     gone_at: Option<Timestamp>,
 }
@@ -172,6 +173,7 @@ impl Pipeline {
                 oom_group_kill: baseline.and_then(|e| e.oom_group_kill).unwrap_or(0),
                 limit_bytes: None,
                 peak_bytes: None,
+                pressure_scope: None,
                 recorder: Recorder::new(config.window, config.recorder_capacity),
                 gone_at: None,
             })
@@ -228,6 +230,7 @@ impl Pipeline {
         if let Some(t) = self.tracked.get_mut(&sample.container.cgroup_path) {
             t.limit_bytes = sample.memory.limit_bytes;
             t.peak_bytes = sample.memory.peak_bytes.or(t.peak_bytes);
+            t.pressure_scope = Some(sample.pressure_scope);
             t.recorder.push(sample);
         }
     }
@@ -389,6 +392,7 @@ impl Pipeline {
             kernel_limit_bytes: report.as_ref().and_then(|r| r.memcg_limit_bytes),
             // Up to the detection: the read right after the kill shows
             // the pressure that led to it.
+            pressure_scope: tracked.and_then(|t| t.pressure_scope),
             window: tracked.map_or_else(Vec::new, |t| {
                 t.recorder.window_until(time.max(p.window_end))
             }),

@@ -132,10 +132,7 @@ impl From<&ContainerSample> for pb::ContainerSample {
             memory: Some(s.memory.into()),
             cpu: s.cpu.map(Into::into),
             pressure: Some(s.pressure.into()),
-            pressure_scope: match s.pressure_scope {
-                PsiScope::Container => pb::PsiScope::Container,
-                PsiScope::Node => pb::PsiScope::Node,
-            } as i32,
+            pressure_scope: pb::PsiScope::from(s.pressure_scope) as i32,
         }
     }
 }
@@ -147,6 +144,15 @@ impl From<&NodeSample> for pb::NodeSample {
             mem_total_bytes: n.mem_total_bytes,
             mem_available_bytes: n.mem_available_bytes,
             pressure: Some(n.pressure.into()),
+        }
+    }
+}
+
+impl From<PsiScope> for pb::PsiScope {
+    fn from(s: PsiScope) -> Self {
+        match s {
+            PsiScope::Container => Self::Container,
+            PsiScope::Node => Self::Node,
         }
     }
 }
@@ -213,6 +219,9 @@ impl From<&OomKill> for pb::OomKill {
             kernel_usage_bytes: k.kernel_usage_bytes,
             kernel_limit_bytes: k.kernel_limit_bytes,
             window: k.window.iter().map(Into::into).collect(),
+            pressure_scope: k
+                .pressure_scope
+                .map_or(pb::PsiScope::Unspecified, Into::into) as i32,
         }
     }
 }
@@ -270,6 +279,7 @@ mod tests {
                 usage_bytes: 1 << 20,
                 ..RecorderPoint::default()
             }],
+            pressure_scope: Some(PsiScope::Container),
         };
         let wire = pb::OomKill::from(&kill);
         let decoded = pb::OomKill::decode(wire.encode_to_vec().as_slice()).expect("decode");

@@ -21,7 +21,8 @@
 //!
 //! `benches/nvml_per_gpu.py` prints the medians per GPU. With
 //! `GPUSCOPE_BENCH_NVML_PROFILE=K` a child only runs K `agent_nvml`
-//! collections and exits (for `benches/nvml_callgrind.sh`).
+//! collections and exits, and `GPUSCOPE_BENCH_NVML_WRAP` runs each child
+//! under a command (both for `benches/nvml_callgrind.sh`).
 //!
 //! ```text
 //! cargo build --release -p gpuscope-fake-nvml
@@ -45,6 +46,9 @@ use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
 const PROCESSES_PER_GPU: usize = 3;
 /// Set in a child: its number of GPUs.
 const CHILD_VAR: &str = "GPUSCOPE_BENCH_NVML_GPUS";
+/// In the parent: a command (words split at spaces, `{gpus}` replaced by
+/// the GPU count) to run each child under, e.g. valgrind.
+const WRAP_VAR: &str = "GPUSCOPE_BENCH_NVML_WRAP";
 /// Set in a child: run this many collections without criterion, then exit.
 const PROFILE_VAR: &str = "GPUSCOPE_BENCH_NVML_PROFILE";
 
@@ -127,7 +131,21 @@ fn parent() {
         let pids: Vec<u32> = sleepers.iter().map(Child::id).collect();
         let path = dir.path().join(format!("gpus{gpus}.json"));
         std::fs::write(&path, scenario(&pids)).expect("write scenario");
-        let status = Command::new(std::env::current_exe().expect("current_exe"))
+        let exe = std::env::current_exe().expect("current_exe");
+        // GPUSCOPE_BENCH_NVML_WRAP: a command the child runs under.
+        let wrap = std::env::var(WRAP_VAR).unwrap_or_default();
+        let mut wrap = wrap
+            .split_whitespace()
+            .map(|w| w.replace("{gpus}", &gpus.to_string()));
+        let mut cmd = match wrap.next() {
+            Some(w) => {
+                let mut cmd = Command::new(w);
+                cmd.args(wrap).arg(exe);
+                cmd
+            }
+            None => Command::new(exe),
+        };
+        let status = cmd
             .args(std::env::args_os().skip(1))
             .env(CHILD_VAR, gpus.to_string())
             .env("GPUSCOPE_FAKE_NVML_SCENARIO", &path)

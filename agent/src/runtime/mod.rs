@@ -28,6 +28,7 @@ use crate::collect::cgroup::discover::{CgroupLayout, Discovered, detect_layout, 
 use crate::collect::cgroup::path::container_for;
 use crate::collect::kmsg::{KmsgItem, KmsgReader, OomAssembler};
 use crate::collect::node::read_node;
+use crate::collect::psi::read_node_pressure;
 use crate::model::{
     CgroupVersion, ContainerSample, Event, GpuSample, NodeSample, Pressure, PsiScope, SourceState,
     SourceStatus, Timestamp,
@@ -243,10 +244,11 @@ pub fn run(
 
     match KmsgReader::open(&config.kmsg, true) {
         Ok(reader) => {
-            let (tx, done, root) = (tx.clone(), done.clone(), config.cgroup_root.clone());
+            let (tx, done) = (tx.clone(), done.clone());
+            let (root, proc_root) = (config.cgroup_root.clone(), config.proc_root.clone());
             std::thread::Builder::new()
                 .name("kmsg".into())
-                .spawn(move || kmsg_thread(reader, &root, &tx, &done))?;
+                .spawn(move || kmsg_thread(reader, &root, &proc_root, &tx, &done))?;
         }
         Err(e) => {
             send_status(&tx, "kmsg", SourceState::Unavailable, Some(e.to_string()));
@@ -455,9 +457,10 @@ impl Sampler {
                     self.tx.clone(),
                     self.done.clone(),
                 );
+                let proc_root = self.config.proc_root.clone();
                 let spawned = std::thread::Builder::new()
                     .name("notify".into())
-                    .spawn(move || notify_thread(&n2, layout2, &tx, &done));
+                    .spawn(move || notify_thread(&n2, layout2, &proc_root, &tx, &done));
                 match spawned {
                     Ok(_) => self.notifier = Some(n),
                     Err(e) => self.notify_health.set(
@@ -604,7 +607,13 @@ impl Sampler {
 /// just before the kill).
 const V1_SETTLE: Duration = Duration::from_millis(50);
 
-fn notify_thread(notifier: &Notifier, layout: CgroupLayout, tx: &Sender<Msg>, done: &AtomicBool) {
+fn notify_thread(
+    notifier: &Notifier,
+    layout: CgroupLayout,
+    proc_root: &Path,
+    tx: &Sender<Msg>,
+    done: &AtomicBool,
+) {
     let version = layout.memory_version;
     let mut reader = CgroupReader::new(layout);
     let mut fired = Vec::new();
@@ -637,7 +646,7 @@ fn notify_thread(notifier: &Notifier, layout: CgroupLayout, tx: &Sender<Msg>, do
                         let container = container_for(path);
                         if let Ok(Some(sample)) = reader.read_container(
                             &container,
-                            &Pressure::default(),
+                            &node_pressure(proc_root),
                             Timestamp::now(),
                         ) {
                             let _ = tx.send(Msg::Input(Input::Notified { sample }));
@@ -659,6 +668,13 @@ fn notify_thread(notifier: &Notifier, layout: CgroupLayout, tx: &Sender<Msg>, do
     }
 }
 
+/// Node pressure for a container read outside the sampler (right after a
+/// kill), so a container without its own pressure files still shows the
+/// node's, as in its periodic samples.
+fn node_pressure(proc_root: &Path) -> Pressure {
+    read_node_pressure(proc_root).unwrap_or_default()
+}
+
 /// Offset from kernel log time (monotonic microseconds) to wall-clock time.
 fn kmsg_to_wall(usec: u64) -> Timestamp {
     let now = Timestamp::now();
@@ -668,7 +684,13 @@ fn kmsg_to_wall(usec: u64) -> Timestamp {
     Timestamp(now.0.saturating_sub(mono) + usec * 1000)
 }
 
-fn kmsg_thread(mut reader: KmsgReader, cgroup_root: &Path, tx: &Sender<Msg>, done: &AtomicBool) {
+fn kmsg_thread(
+    mut reader: KmsgReader,
+    cgroup_root: &Path,
+    proc_root: &Path,
+    tx: &Sender<Msg>,
+    done: &AtomicBool,
+) {
     let mut cgroups: Option<CgroupReader> = None;
     let mut assembler = OomAssembler::default();
     let mut failures = 0u32;
@@ -688,7 +710,7 @@ fn kmsg_thread(mut reader: KmsgReader, cgroup_root: &Path, tx: &Sender<Msg>, don
                     (Some(r), Some(path)) => r
                         .read_container(
                             &container_for(path),
-                            &Pressure::default(),
+                            &node_pressure(proc_root),
                             Timestamp::now(),
                         )
                         .ok()
