@@ -5,8 +5,9 @@ use gpuscope_proto::v1 as pb;
 
 use crate::model::{
     CgroupDriver, CgroupMode, CgroupVersion, ContainerRef, ContainerRuntime, ContainerSample,
-    CpuStats, Detection, MemoryEvents, MemoryStats, NodeSample, OomConstraint, OomKill, Pressure,
-    Psi, PsiLine, PsiScope, QosClass, RecorderPoint, SourceState, SourceStatus, Victim,
+    CpuStats, Detection, Event, GpuHolder, GpuProcess, GpuSample, MemoryEvents, MemoryStats,
+    NodeSample, OomConstraint, OomKill, Pressure, Psi, PsiLine, PsiScope, QosClass, RecorderPoint,
+    SourceState, SourceStatus, Victim,
 };
 
 impl From<CgroupMode> for pb::CgroupMode {
@@ -237,6 +238,124 @@ impl From<&SourceStatus> for pb::SourceStatus {
             } as i32,
             reason: s.reason.clone().unwrap_or_default(),
         }
+    }
+}
+
+impl From<&GpuHolder> for pb::GpuHolder {
+    fn from(h: &GpuHolder) -> Self {
+        Self {
+            namespace: h.namespace.clone(),
+            pod: h.pod.clone(),
+            container: h.container.clone(),
+            resource_name: h.resource_name.clone(),
+            device_id: h.device_id.clone(),
+            replica: h.replica,
+        }
+    }
+}
+
+impl From<&GpuProcess> for pb::GpuProcess {
+    fn from(p: &GpuProcess) -> Self {
+        Self {
+            pid: p.pid,
+            used_memory_bytes: p.used_memory_bytes,
+            sm_util_percent: p.sm_util_percent,
+            mem_util_percent: p.mem_util_percent,
+            container: p.container.as_ref().map(Into::into),
+        }
+    }
+}
+
+impl From<&GpuSample> for pb::GpuSample {
+    fn from(g: &GpuSample) -> Self {
+        Self {
+            time_unix_nanos: g.time.as_nanos(),
+            index: g.index,
+            uuid: g.uuid.clone(),
+            parent_uuid: g.parent_uuid.clone(),
+            name: g.name.clone(),
+            pci_bus_id: g.pci_bus_id.clone(),
+            utilization_gpu_percent: g.utilization_gpu_percent,
+            utilization_memory_percent: g.utilization_memory_percent,
+            memory_total_bytes: g.memory_total_bytes,
+            memory_used_bytes: g.memory_used_bytes,
+            power_draw_watts: g.power_draw_watts,
+            power_limit_watts: g.power_limit_watts,
+            temperature_celsius: g.temperature_celsius,
+            sm_clock_mhz: g.sm_clock_mhz,
+            persistence_mode: g.persistence_mode,
+            processes: g.processes.iter().map(Into::into).collect(),
+            holders: g.holders.iter().map(Into::into).collect(),
+            simulated: g.simulated,
+        }
+    }
+}
+
+fn holders(h: &[GpuHolder]) -> Vec<pb::GpuHolder> {
+    h.iter().map(Into::into).collect()
+}
+
+/// An event as the wire carries it, with its sequence number.
+pub fn node_event(e: &Event, seq: u64) -> pb::NodeEvent {
+    use pb::node_event::Kind;
+    let (time, kind) = match e {
+        Event::OomKill(k) => (k.time, Kind::OomKill(k.as_ref().into())),
+        Event::KmsgOverrun { time, lost } => {
+            (*time, Kind::KmsgOverrun(pb::KmsgOverrun { lost: *lost }))
+        }
+        Event::Xid {
+            time,
+            gpu_uuid,
+            gpu_index,
+            xid,
+            count,
+            holders: h,
+            simulated,
+        } => (
+            *time,
+            Kind::Xid(pb::Xid {
+                gpu_uuid: gpu_uuid.clone(),
+                gpu_index: *gpu_index,
+                xid: *xid,
+                count: *count,
+                holders: holders(h),
+                simulated: *simulated,
+            }),
+        ),
+        Event::GpuLost {
+            time,
+            gpu_index,
+            gpu_uuid,
+            holders: h,
+            simulated,
+        } => (
+            *time,
+            Kind::GpuLost(pb::GpuLost {
+                gpu_index: *gpu_index,
+                gpu_uuid: gpu_uuid.clone(),
+                holders: holders(h),
+                simulated: *simulated,
+            }),
+        ),
+        Event::GpuCountChanged {
+            time,
+            before,
+            after,
+            simulated,
+        } => (
+            *time,
+            Kind::GpuCountChanged(pb::GpuCountChanged {
+                before: *before,
+                after: *after,
+                simulated: *simulated,
+            }),
+        ),
+        Event::Source { time, status } => (*time, Kind::Source(status.into())),
+    };
+    pb::NodeEvent {
+        seq,
+        time_unix_nanos: time.as_nanos(),
+        kind: Some(kind),
     }
 }
 
