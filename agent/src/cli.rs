@@ -51,6 +51,39 @@ pub enum Command {
         #[arg(long, env = "GPUSCOPE_SAMPLES")]
         samples: bool,
     },
+    /// Run as the node's agent: stream samples and events to the
+    /// aggregator, events durably queued until acknowledged.
+    Run {
+        /// Where to collect from.
+        #[command(flatten)]
+        collect: CollectArgs,
+        /// Where to send it.
+        #[command(flatten)]
+        ship: ShipArgs,
+    },
+}
+
+/// Where `run` sends what the agent sees.
+#[derive(Debug, Clone, Args)]
+pub struct ShipArgs {
+    /// The aggregator's URL.
+    #[arg(long, env = "GPUSCOPE_AGGREGATOR")]
+    pub aggregator: String,
+    /// Directory of the queue of unacknowledged events; keep it across
+    /// agent restarts (a hostPath in the DaemonSet).
+    #[arg(long, env = "GPUSCOPE_STATE_DIR", default_value = "/var/lib/gpuscope")]
+    pub state_dir: PathBuf,
+    /// Most bytes of unacknowledged events kept on disk; beyond it the
+    /// oldest are dropped and counted.
+    #[arg(long, env = "GPUSCOPE_QUEUE_MAX_BYTES", default_value_t = 64 << 20)]
+    pub queue_max_bytes: u64,
+    /// This node's name (the DaemonSet sets it from spec.nodeName);
+    /// default: the host name.
+    #[arg(long, env = "GPUSCOPE_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// How often samples are sent to the aggregator.
+    #[arg(long, env = "GPUSCOPE_REPORT_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub report_interval: Duration,
 }
 
 /// `snapshot` output formats.

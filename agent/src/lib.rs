@@ -14,4 +14,5 @@ pub mod output;
 pub mod pipeline;
 pub mod recorder;
 pub mod runtime;
+pub mod ship;
 pub mod wire;

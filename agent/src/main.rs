@@ -7,6 +7,7 @@ use clap::Parser;
 use gpuscope_agent::cli::{Cli, Command, LogFormat, SnapshotFormat, WatchFormat};
 use gpuscope_agent::output::{self, Tagged};
 use gpuscope_agent::runtime::{self, Output};
+use gpuscope_agent::ship::stream::{self, ShipConfig, Shipper};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
@@ -79,6 +80,31 @@ fn main() -> anyhow::Result<()> {
             if let Some(e) = write_err {
                 return Err(e.into());
             }
+        }
+        Command::Run { collect, ship } => {
+            let config = collect.config();
+            let identity = stream::identity(
+                ship.node_name.clone(),
+                &config.proc_root,
+                &config.cgroup_root,
+            )?;
+            tracing::info!(node = %identity.node_name, boot_id = %identity.boot_id, aggregator = %ship.aggregator, "Starting.");
+            let shipper = Shipper::start(
+                ShipConfig {
+                    aggregator: ship.aggregator,
+                    state_dir: ship.state_dir,
+                    queue_max_bytes: ship.queue_max_bytes,
+                    report_interval: ship.report_interval,
+                },
+                identity,
+            )?;
+            let stop = AtomicBool::new(false);
+            runtime::run(&config, true, &stop, |o| match o {
+                Output::Event(e) => shipper.event(e),
+                Output::Sample(s) => shipper.container(s),
+                Output::Node(n) => shipper.node(n),
+                Output::Gpus(g) => shipper.gpus(g),
+            })?;
         }
     }
     Ok(())
