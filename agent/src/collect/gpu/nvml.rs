@@ -87,8 +87,9 @@ pub enum GpuNotice {
     },
 }
 
-/// The name of the call the worker is in, for late reports.
-type CurrentCall = Arc<Mutex<String>>;
+/// The call the worker is in and on which GPU, for late reports (kept
+/// unformatted: it is set before every call and read only when late).
+type CurrentCall = Arc<Mutex<(&'static str, Option<u32>)>>;
 
 /// Handle to the NVML worker thread.
 pub struct NvmlSource {
@@ -104,7 +105,7 @@ impl NvmlSource {
     pub fn start(settings: NvmlSettings, notices: Sender<GpuNotice>) -> std::io::Result<Self> {
         let (requests, request_rx) = mpsc::sync_channel(1);
         let (response_tx, responses) = mpsc::sync_channel(1);
-        let current: CurrentCall = Arc::default();
+        let current: CurrentCall = Arc::new(Mutex::new(("", None)));
         let worker = Worker {
             settings: settings.clone(),
             current: current.clone(),
@@ -155,13 +156,12 @@ impl NvmlSource {
     }
 
     fn late(&self, asked: Instant) -> NvmlSourceError {
-        let call = self
-            .current
-            .lock()
-            .map(|c| c.clone())
-            .unwrap_or_else(|e| e.into_inner().clone());
+        let (call, index) = *self.current.lock().unwrap_or_else(|e| e.into_inner());
         NvmlSourceError::Late {
-            call,
+            call: match index {
+                Some(i) => format!("{call} on GPU {i}"),
+                None => call.to_owned(),
+            },
             waited: asked.elapsed(),
         }
     }
@@ -224,13 +224,9 @@ impl Worker {
         Ok(nvml)
     }
 
-    fn enter(&self, call: &str, index: Option<u32>) {
+    fn enter(&self, call: &'static str, index: Option<u32>) {
         if let Ok(mut c) = self.current.lock() {
-            c.clear();
-            c.push_str(call);
-            if let Some(i) = index {
-                c.push_str(&format!(" on GPU {i}"));
-            }
+            *c = (call, index);
         }
     }
 
