@@ -4,7 +4,7 @@
 use gpuscope_proto::v1 as pb;
 
 use crate::model::{
-    CgroupDriver, CgroupMode, CgroupVersion, ContainerRef, ContainerRuntime, ContainerSample,
+    CgroupDriver, Timestamp, CgroupMode, CgroupVersion, ContainerRef, ContainerRuntime, ContainerSample,
     CpuStats, Detection, Event, GpuHolder, GpuProcess, GpuSample, MemoryEvents, MemoryStats,
     NodeSample, OomConstraint, OomKill, Pressure, Psi, PsiLine, PsiScope, QosClass, RecorderPoint,
     SourceState, SourceStatus, Victim,
@@ -359,6 +359,286 @@ pub fn node_event(e: &Event, seq: u64) -> pb::NodeEvent {
     }
 }
 
+// ---- From the wire back to domain types (the aggregator's clients). ----
+
+fn ts(nanos: u64) -> Timestamp {
+    Timestamp(nanos)
+}
+
+fn some_str(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+impl From<pb::ContainerRef> for ContainerRef {
+    fn from(c: pb::ContainerRef) -> Self {
+        Self {
+            cgroup_path: c.cgroup_path,
+            pod_uid: some_str(c.pod_uid),
+            container_id: some_str(c.container_id),
+            qos: match pb::QosClass::try_from(c.qos) {
+                Ok(pb::QosClass::Guaranteed) => Some(QosClass::Guaranteed),
+                Ok(pb::QosClass::Burstable) => Some(QosClass::Burstable),
+                Ok(pb::QosClass::BestEffort) => Some(QosClass::BestEffort),
+                _ => None,
+            },
+            runtime: match pb::ContainerRuntime::try_from(c.runtime) {
+                Ok(pb::ContainerRuntime::Containerd) => Some(ContainerRuntime::Containerd),
+                Ok(pb::ContainerRuntime::Crio) => Some(ContainerRuntime::CriO),
+                Ok(pb::ContainerRuntime::Docker) => Some(ContainerRuntime::Docker),
+                Ok(pb::ContainerRuntime::Unknown) => Some(ContainerRuntime::Unknown),
+                _ => None,
+            },
+            driver: match pb::CgroupDriver::try_from(c.driver) {
+                Ok(pb::CgroupDriver::Cgroupfs) => Some(CgroupDriver::Cgroupfs),
+                Ok(pb::CgroupDriver::Systemd) => Some(CgroupDriver::Systemd),
+                _ => None,
+            },
+        }
+    }
+}
+
+fn version(v: i32) -> Option<CgroupVersion> {
+    match pb::CgroupVersion::try_from(v) {
+        Ok(pb::CgroupVersion::V1) => Some(CgroupVersion::V1),
+        Ok(pb::CgroupVersion::V2) => Some(CgroupVersion::V2),
+        _ => None,
+    }
+}
+
+fn scope(v: i32) -> Option<PsiScope> {
+    match pb::PsiScope::try_from(v) {
+        Ok(pb::PsiScope::Container) => Some(PsiScope::Container),
+        Ok(pb::PsiScope::Node) => Some(PsiScope::Node),
+        _ => None,
+    }
+}
+
+impl From<pb::PsiLine> for PsiLine {
+    fn from(l: pb::PsiLine) -> Self {
+        Self {
+            avg10: l.avg10,
+            avg60: l.avg60,
+            avg300: l.avg300,
+            total_us: l.total_us,
+        }
+    }
+}
+
+impl From<pb::Psi> for Psi {
+    fn from(p: pb::Psi) -> Self {
+        Self {
+            some: p.some.map(Into::into).unwrap_or_default(),
+            full: p.full.map(Into::into),
+        }
+    }
+}
+
+impl From<pb::Pressure> for Pressure {
+    fn from(p: pb::Pressure) -> Self {
+        Self {
+            memory: p.memory.map(Into::into),
+            cpu: p.cpu.map(Into::into),
+            io: p.io.map(Into::into),
+        }
+    }
+}
+
+impl From<pb::MemoryEvents> for MemoryEvents {
+    fn from(e: pb::MemoryEvents) -> Self {
+        Self {
+            oom: e.oom,
+            oom_kill: e.oom_kill,
+            oom_group_kill: e.oom_group_kill,
+            max: e.max,
+            high: e.high,
+            under_oom: e.under_oom,
+            failcnt: e.failcnt,
+        }
+    }
+}
+
+impl From<pb::MemoryStats> for MemoryStats {
+    fn from(m: pb::MemoryStats) -> Self {
+        Self {
+            usage_bytes: m.usage_bytes,
+            limit_bytes: m.limit_bytes,
+            peak_bytes: m.peak_bytes,
+            anon_bytes: m.anon_bytes,
+            file_bytes: m.file_bytes,
+            shmem_bytes: m.shmem_bytes,
+            events: m.events.map(Into::into).unwrap_or_default(),
+        }
+    }
+}
+
+impl From<pb::ContainerSample> for ContainerSample {
+    fn from(s: pb::ContainerSample) -> Self {
+        Self {
+            time: ts(s.time_unix_nanos),
+            container: s.container.map(Into::into).unwrap_or_default(),
+            cgroup_version: version(s.cgroup_version).unwrap_or(CgroupVersion::V2),
+            memory: s.memory.map(Into::into).unwrap_or_default(),
+            cpu: s.cpu.map(|c| CpuStats {
+                usage_us: c.usage_us,
+                nr_throttled: c.nr_throttled,
+                throttled_us: c.throttled_us,
+            }),
+            pressure: s.pressure.map(Into::into).unwrap_or_default(),
+            pressure_scope: scope(s.pressure_scope).unwrap_or(PsiScope::Node),
+        }
+    }
+}
+
+impl From<pb::GpuHolder> for GpuHolder {
+    fn from(h: pb::GpuHolder) -> Self {
+        Self {
+            namespace: h.namespace,
+            pod: h.pod,
+            container: h.container,
+            resource_name: h.resource_name,
+            device_id: h.device_id,
+            replica: h.replica,
+        }
+    }
+}
+
+impl From<pb::GpuSample> for GpuSample {
+    fn from(g: pb::GpuSample) -> Self {
+        Self {
+            time: ts(g.time_unix_nanos),
+            index: g.index,
+            uuid: g.uuid,
+            parent_uuid: g.parent_uuid,
+            name: g.name,
+            pci_bus_id: g.pci_bus_id,
+            utilization_gpu_percent: g.utilization_gpu_percent,
+            utilization_memory_percent: g.utilization_memory_percent,
+            memory_total_bytes: g.memory_total_bytes,
+            memory_used_bytes: g.memory_used_bytes,
+            power_draw_watts: g.power_draw_watts,
+            power_limit_watts: g.power_limit_watts,
+            temperature_celsius: g.temperature_celsius,
+            sm_clock_mhz: g.sm_clock_mhz,
+            persistence_mode: g.persistence_mode,
+            processes: g
+                .processes
+                .into_iter()
+                .map(|p| GpuProcess {
+                    pid: p.pid,
+                    used_memory_bytes: p.used_memory_bytes,
+                    sm_util_percent: p.sm_util_percent,
+                    mem_util_percent: p.mem_util_percent,
+                    container: p.container.map(Into::into),
+                })
+                .collect(),
+            holders: g.holders.into_iter().map(Into::into).collect(),
+            simulated: g.simulated,
+        }
+    }
+}
+
+impl From<pb::OomKill> for OomKill {
+    fn from(k: pb::OomKill) -> Self {
+        Self {
+            time: ts(k.time_unix_nanos),
+            detected_at: ts(k.detected_at_unix_nanos),
+            detected_by: match pb::Detection::try_from(k.detected_by) {
+                Ok(pb::Detection::Notification) => Detection::Notification,
+                Ok(pb::Detection::Poll) => Detection::Poll,
+                _ => Detection::KernelReport,
+            },
+            container: k.container.map(Into::into).unwrap_or_default(),
+            cgroup_version: version(k.cgroup_version),
+            limit_bytes: k.limit_bytes,
+            peak_bytes: k.peak_bytes,
+            oom_kill: k.oom_kill,
+            oom_group_kill: k.oom_group_kill,
+            constraint: match pb::OomConstraint::try_from(k.constraint) {
+                Ok(pb::OomConstraint::Memcg) => OomConstraint::Memcg,
+                Ok(pb::OomConstraint::Node) => OomConstraint::Node,
+                Ok(pb::OomConstraint::Cpuset) => OomConstraint::Cpuset,
+                Ok(pb::OomConstraint::MemoryPolicy) => OomConstraint::MemoryPolicy,
+                _ => OomConstraint::Unknown,
+            },
+            victim: k.victim.map(|v| Victim {
+                pid: v.pid,
+                comm: v.comm,
+                total_vm_bytes: v.total_vm_bytes,
+                anon_rss_bytes: v.anon_rss_bytes,
+                file_rss_bytes: v.file_rss_bytes,
+                shmem_rss_bytes: v.shmem_rss_bytes,
+                uid: v.uid,
+                pgtables_bytes: v.pgtables_bytes,
+                oom_score_adj: v.oom_score_adj,
+            }),
+            trigger_comm: k.trigger_comm,
+            kernel_usage_bytes: k.kernel_usage_bytes,
+            kernel_limit_bytes: k.kernel_limit_bytes,
+            window: k
+                .window
+                .into_iter()
+                .map(|p| RecorderPoint {
+                    time: ts(p.time_unix_nanos),
+                    usage_bytes: p.usage_bytes,
+                    anon_bytes: p.anon_bytes,
+                    file_bytes: p.file_bytes,
+                    shmem_bytes: p.shmem_bytes,
+                    memory_some_avg10: p.memory_some_avg10,
+                    memory_some_total_us: p.memory_some_total_us,
+                    memory_full_total_us: p.memory_full_total_us,
+                })
+                .collect(),
+            pressure_scope: scope(k.pressure_scope),
+        }
+    }
+}
+
+/// An event from the wire as the domain type (`None` for an event kind
+/// this build does not know: a newer agent).
+pub fn event_from_wire(e: pb::NodeEvent) -> Option<Event> {
+    use pb::node_event::Kind;
+    let time = ts(e.time_unix_nanos);
+    let holders = |h: Vec<pb::GpuHolder>| h.into_iter().map(Into::into).collect();
+    Some(match e.kind? {
+        Kind::OomKill(k) => Event::OomKill(Box::new(k.into())),
+        Kind::KmsgOverrun(o) => Event::KmsgOverrun { time, lost: o.lost },
+        Kind::Source(s) => Event::Source {
+            time,
+            status: SourceStatus {
+                state: match pb::SourceState::try_from(s.state) {
+                    Ok(pb::SourceState::Ok) => SourceState::Ok,
+                    Ok(pb::SourceState::Degraded) => SourceState::Degraded,
+                    _ => SourceState::Unavailable,
+                },
+                source: s.source,
+                reason: some_str(s.reason),
+            },
+        },
+        Kind::Xid(x) => Event::Xid {
+            time,
+            gpu_uuid: x.gpu_uuid,
+            gpu_index: x.gpu_index,
+            xid: x.xid,
+            count: x.count,
+            holders: holders(x.holders),
+            simulated: x.simulated,
+        },
+        Kind::GpuLost(l) => Event::GpuLost {
+            time,
+            gpu_index: l.gpu_index,
+            gpu_uuid: l.gpu_uuid,
+            holders: holders(l.holders),
+            simulated: l.simulated,
+        },
+        Kind::GpuCountChanged(c) => Event::GpuCountChanged {
+            time,
+            before: c.before,
+            after: c.after,
+            simulated: c.simulated,
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,5 +692,30 @@ mod tests {
         );
         assert_eq!(decoded.constraint(), pb::OomConstraint::Memcg);
         assert_eq!(decoded.window.len(), 1);
+        assert_eq!(OomKill::from(decoded), kill, "domain -> wire -> domain is lossless");
+    }
+
+    #[test]
+    fn gpu_events_round_trip() {
+        let e = Event::Xid {
+            time: Timestamp(1_764_150_000_000_000_000),
+            gpu_uuid: "GPU-1".into(),
+            gpu_index: Some(3),
+            xid: 79,
+            count: 2,
+            holders: vec![GpuHolder {
+                namespace: "ml".into(),
+                pod: "trainer-0".into(),
+                container: "main".into(),
+                resource_name: "nvidia.com/gpu".into(),
+                device_id: "GPU-1::1".into(),
+                replica: Some(1),
+            }],
+            simulated: true,
+        };
+        let wire = node_event(&e, 42);
+        assert_eq!(wire.seq, 42);
+        let back = pb::NodeEvent::decode(wire.encode_to_vec().as_slice()).expect("decode");
+        assert_eq!(event_from_wire(back), Some(e));
     }
 }
