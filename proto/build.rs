@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         root.join("gpuscope/v1/node.proto"),
         root.join("gpuscope/v1/ingest.proto"),
+        root.join("gpuscope/v1/query.proto"),
         root.join("k8s.io/kubelet/pkg/apis/podresources/v1/api.proto"),
     ];
     for f in &files {

@@ -4,10 +4,10 @@
 use gpuscope_proto::v1 as pb;
 
 use crate::model::{
-    CgroupDriver, Timestamp, CgroupMode, CgroupVersion, ContainerRef, ContainerRuntime, ContainerSample,
+    CgroupDriver, CgroupMode, CgroupVersion, ContainerRef, ContainerRuntime, ContainerSample,
     CpuStats, Detection, Event, GpuHolder, GpuProcess, GpuSample, MemoryEvents, MemoryStats,
     NodeSample, OomConstraint, OomKill, Pressure, Psi, PsiLine, PsiScope, QosClass, RecorderPoint,
-    SourceState, SourceStatus, Victim,
+    SourceState, SourceStatus, Timestamp, Victim,
 };
 
 impl From<CgroupMode> for pb::CgroupMode {
@@ -692,7 +692,11 @@ mod tests {
         );
         assert_eq!(decoded.constraint(), pb::OomConstraint::Memcg);
         assert_eq!(decoded.window.len(), 1);
-        assert_eq!(OomKill::from(decoded), kill, "domain -> wire -> domain is lossless");
+        assert_eq!(
+            OomKill::from(decoded),
+            kill,
+            "domain -> wire -> domain is lossless"
+        );
     }
 
     #[test]

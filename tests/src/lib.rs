@@ -164,6 +164,27 @@ pub fn snapshot(extra: &[&str], envs: &[(&str, &str)]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("snapshot prints JSON")
 }
 
+/// A binary of the workspace built beside the test executable.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: build the workspace first (cargo build --workspace, or cargo test --workspace)",
+        bin.display()
+    );
+    bin
+}
+
+/// A free loopback TCP port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
 /// The fake `libnvidia-ml.so` built beside the test executable.
 pub fn fake_nvml_lib() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");

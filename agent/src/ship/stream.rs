@@ -107,6 +107,9 @@ impl Shipper {
     /// Opens the queue and starts streaming to the aggregator on a thread
     /// of its own.
     pub fn start(config: ShipConfig, identity: pb::NodeIdentity) -> Result<Self, ShipError> {
+        // A missing state directory is created (a fresh hostPath); one that
+        // cannot be is a configuration error named by the queue.
+        let _ = std::fs::create_dir_all(&config.state_dir);
         let queue = EventQueue::open(&config.state_dir, &identity.boot_id, config.queue_max_bytes)?;
         let pending = queue.len();
         if pending > 0 {

@@ -1,0 +1,261 @@
+//! gpuscope's aggregator: ingests the agents' streams (`gpuscope.v1.Ingest`),
+//! keeps the latest state and a bounded recent history of every node,
+//! container and GPU, stores events durably as incidents (redb), and serves
+//! `gpuscope.v1.Query`.
+//!
+//! Data flows one way: [`ingest`] -> [`state`] (samples) and [`store`]
+//! (events) -> [`query`]. [`Aggregator::start`] wires them to one listener.
+
+pub mod ingest;
+pub mod query;
+pub mod state;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gpuscope_proto::v1::ingest_server::IngestServer;
+use gpuscope_proto::v1::query_server::QueryServer;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use state::HistoryConfig;
+pub use store::Store;
+
+/// Everything that can go wrong in the aggregator library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The incident store under `path` could not be opened or created.
+    #[error("cannot open incident store {path}: {source}")]
+    OpenStore {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: redb::DatabaseError,
+    },
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A read or write of the incident store failed.
+    #[error("incident store: {0}")]
+    Store(#[from] redb::Error),
+    /// A stored incident could not be decoded (a corrupt or foreign record).
+    #[error("stored incident {key} is not a valid Incident: {source}")]
+    Decode {
+        /// The record's (node, boot, seq) key.
+        key: String,
+        /// Why.
+        #[source]
+        source: prost::DecodeError,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+    /// A blocking store task panicked or was cancelled.
+    #[error("store task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+macro_rules! store_error_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self {
+                Error::Store(e.into())
+            }
+        }
+    )*};
+}
+store_error_from!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// The aggregator library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How the aggregator runs: the binary's flags, as a value.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to serve Ingest and Query on.
+    pub listen: SocketAddr,
+    /// Directory holding the incident database (`incidents.redb`).
+    pub data_dir: PathBuf,
+    /// Incidents older than this are deleted.
+    pub retention: Duration,
+    /// How often retention runs.
+    pub retention_interval: Duration,
+    /// History ring sizes and how long vanished containers/GPUs are kept.
+    pub history: HistoryConfig,
+    /// Largest message accepted on any stream, bytes.
+    pub max_message_bytes: usize,
+    /// How long a new ingest stream may take to send its Hello.
+    pub hello_timeout: Duration,
+    /// Incidents buffered per WatchIncidents watcher before it lags.
+    pub watch_buffer: usize,
+}
+
+impl Config {
+    /// A configuration with the binary's defaults, listening on `listen`
+    /// and storing in `data_dir`.
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        Self {
+            listen,
+            data_dir,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            retention_interval: Duration::from_secs(60),
+            history: HistoryConfig::default(),
+            max_message_bytes: 16 * 1024 * 1024,
+            hello_timeout: Duration::from_secs(30),
+            watch_buffer: 4096,
+        }
+    }
+}
+
+/// A running aggregator.
+pub struct Aggregator {
+    local_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<Result<()>>,
+    retention: JoinHandle<()>,
+}
+
+impl Aggregator {
+    /// Opens the store, binds `config.listen` and starts serving Ingest and
+    /// Query on the current tokio runtime.
+    pub async fn start(config: Config) -> Result<Self> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let store = Arc::new(Store::open(&config.data_dir.join("incidents.redb"))?);
+        let state = Arc::new(state::State::new(config.history.clone()));
+        let (incidents_tx, _) = broadcast::channel(config.watch_buffer.max(1));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: config.listen,
+            source,
+        })?;
+
+        let ingest = ingest::IngestService::new(
+            store.clone(),
+            state.clone(),
+            incidents_tx.clone(),
+            config.hello_timeout,
+            shutdown_rx.clone(),
+        );
+        let query = query::QueryService::new(
+            store.clone(),
+            state.clone(),
+            incidents_tx,
+            shutdown_rx.clone(),
+        );
+        let max = config.max_message_bytes;
+        let mut signal = shutdown_rx.clone();
+        let server = tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(
+                    IngestServer::new(ingest)
+                        .max_decoding_message_size(max)
+                        .max_encoding_message_size(max),
+                )
+                .add_service(
+                    QueryServer::new(query)
+                        .max_decoding_message_size(max)
+                        .max_encoding_message_size(max),
+                )
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                    crate::stopped(&mut signal).await;
+                })
+                .await?;
+            Ok(())
+        });
+        let retention = tokio::spawn(store::retention_loop(
+            store,
+            config.retention,
+            config.retention_interval,
+            shutdown_rx,
+        ));
+        tracing::info!(addr = %local_addr, data_dir = %config.data_dir.display(), "Listening.");
+        Ok(Self {
+            local_addr,
+            shutdown,
+            server,
+            retention,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Ends every open stream with UNAVAILABLE, stops accepting, and waits
+    /// for the server to finish (at most `grace`).
+    pub async fn shutdown(self, grace: Duration) -> Result<()> {
+        let _ = self.shutdown.send(true);
+        let server = self.server;
+        let res = match tokio::time::timeout(grace, server).await {
+            Ok(joined) => joined?,
+            Err(_) => {
+                tracing::warn!(grace = ?grace, "Server did not finish in time; exiting anyway.");
+                Ok(())
+            }
+        };
+        self.retention.abort();
+        res
+    }
+
+    /// Waits until the server ends on its own (only on an error). Call
+    /// either this or [`Aggregator::shutdown`], not both after it returned.
+    pub async fn wait(&mut self) -> Result<()> {
+        (&mut self.server).await?
+    }
+}
+
+/// Current time, Unix nanoseconds.
+pub(crate) fn now_unix_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Locks a mutex, ignoring poisoning (state stays usable after a panicked
+/// handler; every update is a plain overwrite).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Resolves once `shutdown` turns true (or its sender is gone).
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
+}

@@ -1,0 +1,135 @@
+//! `gpuscope-aggregator`: serves gpuscope's Ingest and Query gRPC services.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use gpuscope_aggregator::{Aggregator, Config, HistoryConfig};
+
+/// gpuscope's aggregator: receives the node agents' streams, keeps recent
+/// per-node, per-container and per-GPU history in memory, stores incidents
+/// (OOM kills, XIDs, GPU losses, ...) durably, and serves the query API the
+/// `gpuscope` CLI uses. Ingest and Query share one gRPC address.
+#[derive(Debug, Parser)]
+#[command(name = "gpuscope-aggregator", version)]
+struct Args {
+    /// Address to serve gRPC on (Ingest for agents, Query for the CLI).
+    #[arg(long, env = "GPUSCOPE_LISTEN", default_value = "0.0.0.0:7470")]
+    listen: SocketAddr,
+
+    /// Directory of the incident database (`incidents.redb`); created if
+    /// missing. Use a persistent volume: incidents survive restarts.
+    #[arg(long, env = "GPUSCOPE_DATA_DIR")]
+    data_dir: PathBuf,
+
+    /// Incidents older than this are deleted (e.g. `7d`, `12h`).
+    #[arg(long, env = "GPUSCOPE_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
+    retention: Duration,
+
+    /// How often old incidents are deleted.
+    #[arg(long, env = "GPUSCOPE_RETENTION_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration)]
+    retention_interval: Duration,
+
+    /// Points of recent history kept per container (one per sample the agent
+    /// sends; 600 is 10 minutes at 1 Hz). Each point is about 100 bytes.
+    #[arg(long, env = "GPUSCOPE_HISTORY_POINTS", default_value_t = 600)]
+    history_points: usize,
+
+    /// Points of recent history kept per GPU or MIG instance.
+    #[arg(long, env = "GPUSCOPE_GPU_HISTORY_POINTS", default_value_t = 600)]
+    gpu_history_points: usize,
+
+    /// How long a container or GPU that stopped being reported is still
+    /// remembered, with its history.
+    #[arg(long, env = "GPUSCOPE_CONTAINER_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
+    container_ttl: Duration,
+
+    /// Largest gRPC message accepted or sent, bytes. Larger messages end
+    /// their stream with OUT_OF_RANGE.
+    #[arg(long, env = "GPUSCOPE_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    max_message_bytes: usize,
+
+    /// How long a new ingest stream may take to send its Hello.
+    #[arg(long, env = "GPUSCOPE_HELLO_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    hello_timeout: Duration,
+
+    /// Incidents buffered per WatchIncidents watcher; a slower watcher is
+    /// told how many it skipped.
+    #[arg(long, env = "GPUSCOPE_WATCH_BUFFER", default_value_t = 4096)]
+    watch_buffer: usize,
+
+    /// Run without a Kubernetes API: containers are named by pod UID and
+    /// container ID. This is the only mode for now and the default.
+    #[arg(long, env = "GPUSCOPE_NO_KUBE")]
+    no_kube: bool,
+
+    /// Log filter (tracing-subscriber EnvFilter syntax).
+    #[arg(long, env = "GPUSCOPE_LOG", default_value = "info")]
+    log: String,
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logging(&args.log)?;
+    if !args.no_kube {
+        tracing::info!("No Kubernetes support yet: running as with --no-kube.");
+    }
+    let mut config = Config::new(args.listen, args.data_dir.clone());
+    config.retention = args.retention;
+    config.retention_interval = args.retention_interval;
+    config.history = HistoryConfig {
+        container_points: args.history_points,
+        gpu_points: args.gpu_history_points,
+        ttl: args.container_ttl,
+    };
+    config.max_message_bytes = args.max_message_bytes;
+    config.hello_timeout = args.hello_timeout;
+    config.watch_buffer = args.watch_buffer;
+
+    let mut aggregator = Aggregator::start(config)
+        .await
+        .with_context(|| format!("starting the aggregator on {}", args.listen))?;
+    tokio::select! {
+        res = aggregator.wait() => {
+            res.context("gRPC server stopped")?;
+            return Ok(());
+        }
+        sig = shutdown_signal() => {
+            let sig = sig?;
+            tracing::info!(signal = sig, "Shutting down.");
+        }
+    }
+    aggregator
+        .shutdown(Duration::from_secs(10))
+        .await
+        .context("shutting down")?;
+    Ok(())
+}
+
+async fn shutdown_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+fn init_logging(filter: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .with_context(|| format!("invalid --log filter {filter:?}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.init();
+    } else {
+        builder.json().init();
+    }
+    Ok(())
+}
