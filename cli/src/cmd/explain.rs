@@ -229,7 +229,7 @@ pub fn finding(node: &str, k: &OomKill, survived: Option<bool>, recurrences: usi
         )),
         Some(false) => evidence.push(ev(
             "container after the kill",
-            "gone (not sampled since)".into(),
+            "exited (not sampled since, or its cgroup left nearly empty)".into(),
             None,
         )),
         None => {}
@@ -372,9 +372,15 @@ pub async fn explain(
     Ok(())
 }
 
-/// Whether the killed container was still sampled two seconds after the
-/// kill (`None`: the aggregator does not know the container any more).
+/// Whether the killed container lived on: still sampled two seconds after
+/// the kill with memory in use (a worker died, the main process did not).
+/// `Some(false)`: not sampled since, or its cgroup was left nearly empty.
+/// `None`: too soon to tell, or the aggregator no longer knows it.
 async fn survived(client: &mut Client, node: &str, kill: &OomKill) -> Option<bool> {
+    let after = kill.time.as_nanos() + 2_000_000_000;
+    if Timestamp::now().as_nanos() < after {
+        return None;
+    }
     let list = client
         .list_containers(pb::ListContainersRequest {
             node_name: node.to_owned(),
@@ -383,12 +389,164 @@ async fn survived(client: &mut Client, node: &str, kill: &OomKill) -> Option<boo
         .await
         .ok()?
         .into_inner();
-    let after = kill.time.as_nanos() + 2_000_000_000;
-    let c = list.containers.iter().find(|c| {
+    let Some(c) = list.containers.iter().find(|c| {
         c.latest
             .as_ref()
             .and_then(|l| l.container.as_ref())
             .is_some_and(|r| r.cgroup_path == kill.container.cgroup_path)
-    })?;
-    Some(c.last_seen_unix_nanos > after)
+    }) else {
+        return Some(false);
+    };
+    let in_use = c
+        .latest
+        .as_ref()
+        .and_then(|l| l.memory.as_ref())
+        .map_or(0, |m| m.usage_bytes);
+    // An exited container's cgroup keeps a few hundred KiB of kernel
+    // memory until it is removed; a living process holds more.
+    Some(c.last_seen_unix_nanos > after && in_use >= 4 << 20)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpuscope_agent::model::{ContainerRef, Detection, Victim};
+
+    fn point(s: u64, usage_mib: u64, shmem_mib: u64, psi_total: u64) -> RecorderPoint {
+        RecorderPoint {
+            time: Timestamp(1_764_150_000_000_000_000 + s * 1_000_000_000),
+            usage_bytes: usage_mib << 20,
+            anon_bytes: (usage_mib - shmem_mib) << 20,
+            file_bytes: shmem_mib << 20,
+            shmem_bytes: shmem_mib << 20,
+            memory_some_avg10: 1.5,
+            memory_some_total_us: psi_total,
+            memory_full_total_us: 0,
+        }
+    }
+
+    fn kill(constraint: OomConstraint, victim: bool, shmem_mib: u64) -> OomKill {
+        OomKill {
+            time: Timestamp(1_764_150_000_000_000_000 + 10 * 1_000_000_000),
+            detected_at: Timestamp(1_764_150_000_000_000_000 + 10 * 1_000_000_000),
+            detected_by: Detection::Notification,
+            container: ContainerRef {
+                cgroup_path: "/kubepods/burstable/podp/c".into(),
+                pod_uid: Some("p".into()),
+                container_id: Some("abcdef0123456789".into()),
+                ..ContainerRef::default()
+            },
+            cgroup_version: None,
+            limit_bytes: Some(1 << 30),
+            peak_bytes: Some(1 << 30),
+            oom_kill: Some(1),
+            oom_group_kill: None,
+            constraint,
+            victim: victim.then(|| Victim {
+                pid: 42,
+                comm: "python3".into(),
+                anon_rss_bytes: 900 << 20,
+                ..Victim::default()
+            }),
+            trigger_comm: None,
+            kernel_usage_bytes: None,
+            kernel_limit_bytes: None,
+            window: vec![
+                point(0, 300, shmem_mib.min(300), 0),
+                point(2, 200, shmem_mib.min(200), 100),
+                point(6, 600, shmem_mib.min(600), 5_000),
+                point(10, 1024, shmem_mib, 25_000),
+            ],
+            pressure_scope: Some(PsiScope::Container),
+        }
+    }
+
+    fn value<'a>(f: &'a Finding, name: &str) -> &'a str {
+        &f.evidence
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("no {name} in {f:?}"))
+            .value
+    }
+
+    #[test]
+    fn container_limit_kill_with_growth_and_pressure() {
+        let f = finding(
+            "gpu-node-1",
+            &kill(OomConstraint::Memcg, true, 0),
+            Some(false),
+            3,
+        );
+        assert_eq!(f.kind, "oom_killed");
+        assert_eq!(f.confidence, "high");
+        assert!(
+            f.summary
+                .contains("process python3 (pid 42, 900.0 MiB anonymous memory)"),
+            "{}",
+            f.summary
+        );
+        assert!(f.summary.contains("1.0 GiB memory limit"), "{}", f.summary);
+        // From the last low point (200 MiB at 2 s) to the peak at 10 s.
+        assert_eq!(
+            value(&f, "growth before the kill"),
+            "200.0 MiB -> 1.0 GiB in 8.0 s (103.0 MiB/s)"
+        );
+        assert!(
+            value(&f, "memory pressure before the kill")
+                .starts_with("25.0 ms stalled over the last 10 s")
+        );
+        assert_eq!(value(&f, "OOM kills of this container recorded"), "3");
+        assert!(
+            f.next_steps[0].contains("resources.limits.memory: 1280Mi"),
+            "{:?}",
+            f.next_steps
+        );
+    }
+
+    #[test]
+    fn a_worker_killed_while_the_container_lives() {
+        let f = finding("n", &kill(OomConstraint::Memcg, true, 0), Some(true), 1);
+        assert_eq!(f.kind, "oom_killed_worker");
+        assert!(f.summary.contains("kept running"), "{}", f.summary);
+    }
+
+    #[test]
+    fn node_wide_oom_blames_the_node_not_the_limit() {
+        let f = finding("gpu-node-1", &kill(OomConstraint::Node, true, 0), None, 1);
+        assert_eq!(f.kind, "oom_node");
+        assert!(
+            f.summary.contains("The node gpu-node-1 ran out of memory"),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.next_steps[0].contains("kubectl describe node gpu-node-1"),
+            "{:?}",
+            f.next_steps
+        );
+    }
+
+    #[test]
+    fn shared_memory_is_called_out() {
+        let f = finding("n", &kill(OomConstraint::Memcg, true, 700), Some(false), 1);
+        assert!(
+            f.next_steps.iter().any(|s| s.contains("/dev/shm")),
+            "{:?}",
+            f.next_steps
+        );
+    }
+
+    #[test]
+    fn missing_kernel_report_lowers_confidence() {
+        let f = finding("n", &kill(OomConstraint::Unknown, false, 0), None, 1);
+        assert_eq!(f.confidence, "low");
+        assert!(f.summary.contains("which one is unknown"), "{}", f.summary);
+        assert!(
+            f.next_steps.iter().any(|s| s.contains("dmesg")),
+            "{:?}",
+            f.next_steps
+        );
+        let f = finding("n", &kill(OomConstraint::Memcg, false, 0), None, 1);
+        assert_eq!(f.confidence, "medium");
+    }
 }

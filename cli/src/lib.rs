@@ -1,9 +1,11 @@
 //! `gpuscope`: ask the aggregator why a run failed or is wasting GPUs.
 //!
-//! Also installed as `kubectl-gpuscope`, so `kubectl gpuscope ...` works.
+//! Built twice, as `gpuscope` and as `kubectl-gpuscope` (so `kubectl
+//! gpuscope ...` works as a kubectl plugin); both call [`main_entry`].
 //! Tables for people by default, `-o json` for scripts.
 
 mod cmd;
+mod demo;
 mod render;
 
 use std::time::Duration;
@@ -14,7 +16,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// and incidents.
 #[derive(Debug, Parser)]
 #[command(name = "gpuscope", version, about, long_about = None)]
-struct Cli {
+pub struct Cli {
     /// The aggregator's URL.
     #[arg(
         long,
@@ -77,6 +79,10 @@ enum Command {
         #[arg(long, value_parser = humantime::parse_duration, default_value = "1h")]
         since: Duration,
     },
+    /// Run gpuscope end to end on this machine: an aggregator, an agent,
+    /// a workload in a scratch kubelet-style cgroup that grows until the
+    /// kernel kills it, and what `explain` and `gpus` say. Cleans up.
+    Demo,
     /// Explain why a pod's container was OOM-killed, from node evidence.
     Explain {
         /// The pod: its UID, or a unique prefix of it. (Names need the
@@ -88,7 +94,8 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+/// Parses the command line and runs it.
+pub fn main_entry() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -97,16 +104,26 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut client = cmd::connect(&cli.aggregator).await?;
-    let out = cli.output;
+    let (url, out) = (cli.aggregator.as_str(), cli.output);
     match cli.command {
-        Command::Nodes => cmd::nodes(&mut client, out).await,
-        Command::Gpus { node } => cmd::gpus(&mut client, node, out).await,
-        Command::Pods { node } => cmd::pods(&mut client, node, out).await,
-        Command::Oom { since, node, pod } => cmd::oom(&mut client, since, node, pod, out).await,
-        Command::Events { watch, since } => cmd::events(&mut client, watch, since, out).await,
+        Command::Demo => demo::run().await,
+        Command::Nodes => cmd::nodes(&mut cmd::connect(url).await?, out).await,
+        Command::Gpus { node } => cmd::gpus(&mut cmd::connect(url).await?, node, out).await,
+        Command::Pods { node } => cmd::pods(&mut cmd::connect(url).await?, node, out).await,
+        Command::Oom { since, node, pod } => {
+            cmd::oom(&mut cmd::connect(url).await?, since, node, pod, out).await
+        }
+        Command::Events { watch, since } => {
+            cmd::events(&mut cmd::connect(url).await?, watch, since, out).await
+        }
         Command::Explain { pod, namespace } => {
-            cmd::explain(&mut client, &pod, namespace.as_deref(), out).await
+            cmd::explain(
+                &mut cmd::connect(url).await?,
+                &pod,
+                namespace.as_deref(),
+                out,
+            )
+            .await
         }
     }
 }
