@@ -1,14 +1,15 @@
-//! `--help` of every agent command, compared with the checked-in text in
+//! `--help` of every command of the agent, the aggregator and the CLI,
+//! compared with the checked-in text in
 //! `tests/snapshots/`: a change of interface is a visible diff. Run with
 //! `GPUSCOPE_UPDATE_SNAPSHOTS=1` to rewrite them after an intended change.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use gpuscope_tests::agent_bin;
+use gpuscope_tests::workspace_bin;
 
-fn check(args: &[&str], name: &str) {
-    let mut cmd = Command::new(agent_bin());
+fn check(bin: &str, args: &[&str], name: &str) {
+    let mut cmd = Command::new(workspace_bin(bin));
     cmd.args(args).env("COLUMNS", "100");
     // clap prints the current value of each flag's variable: clear them.
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("GPUSCOPE_")) {
@@ -37,22 +38,54 @@ fn check(args: &[&str], name: &str) {
     assert_eq!(
         got,
         want,
-        "`gpuscope-agent {}` changed; if intended, rerun with GPUSCOPE_UPDATE_SNAPSHOTS=1 and commit the diff",
+        "`{bin} {}` changed; if intended, rerun with GPUSCOPE_UPDATE_SNAPSHOTS=1 and commit the diff",
         args.join(" ")
     );
 }
 
 #[test]
 fn agent_help() {
-    check(&["--help"], "agent-help.txt");
+    check("gpuscope-agent", &["--help"], "agent-help.txt");
 }
 
 #[test]
 fn snapshot_help() {
-    check(&["snapshot", "--help"], "agent-snapshot-help.txt");
+    check(
+        "gpuscope-agent",
+        &["snapshot", "--help"],
+        "agent-snapshot-help.txt",
+    );
 }
 
 #[test]
 fn watch_help() {
-    check(&["watch", "--help"], "agent-watch-help.txt");
+    check(
+        "gpuscope-agent",
+        &["watch", "--help"],
+        "agent-watch-help.txt",
+    );
+}
+
+#[test]
+fn run_help() {
+    check("gpuscope-agent", &["run", "--help"], "agent-run-help.txt");
+}
+
+#[test]
+fn aggregator_help() {
+    check("gpuscope-aggregator", &["--help"], "aggregator-help.txt");
+}
+
+#[test]
+fn cli_help() {
+    check("gpuscope", &["--help"], "gpuscope-help.txt");
+}
+
+#[test]
+fn cli_explain_help() {
+    check(
+        "gpuscope",
+        &["explain", "--help"],
+        "gpuscope-explain-help.txt",
+    );
 }
