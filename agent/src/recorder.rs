@@ -87,6 +87,12 @@ impl Recorder {
             self.rebase(t);
         }
         let offset_ms = t.since(self.base).as_millis() as u32;
+        if self.points.len() == self.points.capacity() {
+            // Grow in small steps, not by doubling: a quiet container
+            // needs ~300 points and would otherwise reserve 512.
+            let step = 64.min(self.capacity + 1 - self.points.len()).max(1);
+            self.points.reserve_exact(step);
+        }
         let mem = &sample.memory;
         let psi = sample.pressure.memory.unwrap_or_default();
         self.points.push_back(Compact {
@@ -228,6 +234,16 @@ mod tests {
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].usage_bytes, 0, "42 bytes round down to 0 KiB");
         assert_eq!(w[0].time, sample(3 * month_ms, 0, 0).time);
+    }
+
+    #[test]
+    fn a_quiet_container_reserves_little_more_than_its_window() {
+        let mut r = Recorder::new(Duration::from_secs(300), 1200);
+        for s in 0..600 {
+            r.push(&sample(s * 1000, 1 << 20, 0));
+        }
+        assert_eq!(r.len(), 301);
+        assert!(r.points.capacity() < 301 + 64, "capacity {}", r.points.capacity());
     }
 
     #[test]

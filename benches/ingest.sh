@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Aggregator ingest and `gpuscope explain` at scale, with benches'
+# `ingest_load` speaking the real protocol over loopback.
+#
+# usage: benches/ingest.sh [max|scale|all] [HISTORY_POINTS...]
+#
+#   max    as fast as possible for MAX_SECONDS (default 20): container-samples
+#          per aggregator CPU-second (utime+stime from /proc/PID/stat).
+#   scale  NODES (default 12500) x (8 GPUs + 32 containers) at 1 Hz for
+#          SCALE_SECONDS (default 90) with OOMS (default 3000) OOM kills
+#          (300-point windows) sent first and one source event per node every
+#          10 min: aggregator VmRSS/VmHWM and CPU cores every 10 s; then, with
+#          the load still running, N_EXPLAIN (default 200) runs of
+#          `gpuscope explain POD` (whole process) and explain_rpc (in-process
+#          RPC times).
+#   all    max, then scale for each HISTORY_POINTS (default: 600 60).
+#
+# Each run starts a fresh aggregator (--data-dir in a tempdir, 127.0.0.1)
+# and stops it at the end.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=$ROOT/target/release
+MODE=${1:-all}
+shift || true
+POINTS=("$@")
+[ ${#POINTS[@]} -eq 0 ] && POINTS=(600 60)
+NODES=${NODES:-12500}
+SCALE_SECONDS=${SCALE_SECONDS:-90}
+MAX_SECONDS=${MAX_SECONDS:-20}
+OOMS=${OOMS:-3000}
+N_EXPLAIN=${N_EXPLAIN:-200}
+PORT=${PORT:-17471}
+URL=http://127.0.0.1:$PORT
+TCK=$(getconf CLK_TCK)
+
+(cd "$ROOT" && cargo build --release -q -p gpuscope-aggregator -p gpuscope-cli -p gpuscope-benches --bins)
+
+TMP=$(mktemp -d)
+AGG=
+cleanup() {
+    [ -n "$AGG" ] && kill "$AGG" 2>/dev/null && wait "$AGG" 2>/dev/null
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+start_aggregator() { # HISTORY_POINTS
+    rm -rf "$TMP/data"
+    "$BIN/gpuscope-aggregator" --listen 127.0.0.1:$PORT --data-dir "$TMP/data" \
+        --history-points "$1" --gpu-history-points "$1" --log warn 2>"$TMP/agg.log" &
+    AGG=$!
+    for _ in $(seq 50); do
+        (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "aggregator did not start:"; cat "$TMP/agg.log"; exit 1
+}
+
+stop_aggregator() {
+    kill "$AGG"; wait "$AGG" 2>/dev/null || true; AGG=
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+
+max_run() {
+    echo "== max: as fast as possible, ${MAX_SECONDS} s, 200 nodes x (8 GPUs + 32 containers), 4 connections, --history-points 600"
+    start_aggregator 600
+    local c0 w0 c1 w1
+    c0=$(cpu_ticks "$AGG"); w0=$(date +%s.%N)
+    "$BIN/ingest_load" --aggregator $URL --nodes 200 --rate 0 --connections 4 \
+        --duration "$MAX_SECONDS" --progress 5 | tee "$TMP/max.out"
+    c1=$(cpu_ticks "$AGG"); w1=$(date +%s.%N)
+    local samples
+    samples=$(sed -n 's/^RESULT.* container_samples=\([0-9]*\) .*/\1/p' "$TMP/max.out")
+    awk -v s="$samples" -v c=$((c1 - c0)) -v t="$TCK" -v w0="$w0" -v w1="$w1" 'BEGIN {
+        cpu = c / t; wall = w1 - w0
+        printf "aggregator: %.2f CPU-s over %.1f s wall (%.2f cores); %d container-samples -> %.0f container-samples per CPU-second\n",
+            cpu, wall, cpu / wall, s, s / cpu }'
+    echo "aggregator VmHWM $(status_kb "$AGG" VmHWM) kB"
+    stop_aggregator
+}
+
+scale_run() { # HISTORY_POINTS
+    local hp=$1
+    echo "== scale: $NODES nodes x (8 GPUs + 32 containers) at 1 Hz, ${SCALE_SECONDS} s, --history-points $hp, $OOMS OOM kills first"
+    start_aggregator "$hp"
+    "$BIN/ingest_load" --aggregator $URL --nodes "$NODES" --rate 1 --connections 16 \
+        --duration "$SCALE_SECONDS" --ooms "$OOMS" --pods-out "$TMP/pods" \
+        --event-interval 600 --progress 10 > "$TMP/scale.out" 2>&1 &
+    local gen=$! t=0 c_prev w_prev c w
+    c_prev=$(cpu_ticks "$AGG"); w_prev=$(date +%s.%N)
+    local explained=0
+    while kill -0 $gen 2>/dev/null; do
+        sleep 10; t=$((t + 10))
+        kill -0 "$AGG" || { echo "aggregator died"; cat "$TMP/agg.log"; exit 1; }
+        c=$(cpu_ticks "$AGG"); w=$(date +%s.%N)
+        awk -v t=$t -v c=$((c - c_prev)) -v k="$TCK" -v w="$w" -v wp="$w_prev" \
+            -v rss="$(status_kb "$AGG" VmRSS)" -v hwm="$(status_kb "$AGG" VmHWM)" \
+            -v gen="$(tail -n 1 "$TMP/scale.out")" 'BEGIN {
+            printf "t=%4ds aggregator VmRSS %8.1f MiB  VmHWM %8.1f MiB  CPU %.2f cores | %s\n",
+                t, rss / 1024, hwm / 1024, c / k / (w - wp), gen }'
+        c_prev=$c; w_prev=$w
+        if [ $explained = 0 ] && [ $t -ge $((SCALE_SECONDS * 2 / 3)) ]; then
+            explained=1
+            explain_runs
+        fi
+    done
+    wait $gen || { cat "$TMP/scale.out"; exit 1; }
+    grep RESULT "$TMP/scale.out"
+    echo "aggregator at the end: VmRSS $(status_kb "$AGG" VmRSS) kB VmHWM $(status_kb "$AGG" VmHWM) kB; nodes known: $("$BIN/gpuscope" --aggregator $URL nodes -o json | grep -c '"node_name"' || true)"
+    stop_aggregator
+}
+
+explain_runs() {
+    echo "-- explain under load: $N_EXPLAIN x 'gpuscope explain POD' (whole process), pods with stored OOM kills"
+    python3 - "$BIN/gpuscope" "$URL" "$TMP/pods" "$N_EXPLAIN" <<'EOF'
+import subprocess, sys, time
+cli, url, pods, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+pods = [l.split()[0] for l in open(pods)]
+ts = []
+for k in range(n):
+    pod = pods[(k * 7919) % len(pods)]
+    t = time.perf_counter()
+    r = subprocess.run([cli, "--aggregator", url, "explain", pod], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    ts.append((time.perf_counter() - t) * 1000)
+    if r.returncode != 0 or b"OOM-killed" not in r.stdout:
+        sys.exit(f"explain {pod} failed: {r.stdout.decode()[:500]}")
+ts.sort()
+q = lambda f: ts[round((len(ts) - 1) * f)]
+print(f"gpuscope explain (process) n={n} p50 {q(0.5):.2f} ms  p90 {q(0.9):.2f} ms  p99 {q(0.99):.2f} ms  max {ts[-1]:.2f} ms")
+t = time.perf_counter()
+for _ in range(20):
+    subprocess.run([cli, "--version"], stdout=subprocess.DEVNULL)
+print(f"gpuscope --version (process start only): {(time.perf_counter() - t) / 20 * 1000:.2f} ms mean")
+EOF
+    "$BIN/explain_rpc" --aggregator $URL --pods "$TMP/pods" -n "$N_EXPLAIN"
+}
+
+case $MODE in
+    max) max_run ;;
+    scale) for hp in "${POINTS[@]}"; do scale_run "$hp"; done ;;
+    all) max_run; for hp in "${POINTS[@]}"; do scale_run "$hp"; done ;;
+    *) echo "usage: $0 [max|scale|all] [HISTORY_POINTS...]"; exit 2 ;;
+esac

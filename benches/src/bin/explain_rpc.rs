@@ -1,0 +1,133 @@
+//! `explain_rpc`: the in-process cost of `gpuscope explain POD`'s queries.
+//!
+//! Times, N times over a list of pods (lines "POD_UID NODE", as
+//! `ingest_load --pods-out` writes them), the two RPCs `gpuscope explain`
+//! makes on one connection: `ListIncidents` (OOM kills, limit 10000; the
+//! CLI then picks the pod's kills itself) and `ListContainers` (the pod on
+//! its node). For comparison it also times `ListIncidents` with the pod UID
+//! filter set (the aggregator filters). Prints p50/p90/p99/max of each, and
+//! the response sizes.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use gpuscope_proto::v1 as pb;
+use gpuscope_proto::v1::query_client::QueryClient;
+use prost::Message;
+
+/// Time explain's queries against a running aggregator.
+#[derive(Debug, Parser)]
+#[command(name = "explain_rpc")]
+struct Args {
+    /// The aggregator's URL.
+    #[arg(long, default_value = "http://127.0.0.1:7470")]
+    aggregator: String,
+    /// File of "POD_UID NODE" lines.
+    #[arg(long)]
+    pods: PathBuf,
+    /// Runs of each variant.
+    #[arg(short, default_value_t = 200)]
+    n: usize,
+}
+
+fn summary(name: &str, mut v: Vec<Duration>, bytes: usize) {
+    v.sort();
+    let q = |f: f64| v[((v.len() - 1) as f64 * f).round() as usize].as_secs_f64() * 1e3;
+    println!(
+        "{name:<44} n={} p50 {:8.2} ms  p90 {:8.2} ms  p99 {:8.2} ms  max {:8.2} ms  response {:.1} kB",
+        v.len(),
+        q(0.5),
+        q(0.9),
+        q(0.99),
+        q(1.0),
+        bytes as f64 / 1e3
+    );
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let text = std::fs::read_to_string(&args.pods)
+        .with_context(|| format!("reading {}", args.pods.display()))?;
+    let pods: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            Some((w.next()?.to_owned(), w.next()?.to_owned()))
+        })
+        .collect();
+    anyhow::ensure!(!pods.is_empty(), "no pods in {}", args.pods.display());
+    let oom = || {
+        Some(pb::IncidentFilter {
+            node_name: String::new(),
+            pod_uid: String::new(),
+            kinds: vec![pb::IncidentKind::OomKill as i32],
+        })
+    };
+    let (mut connect, mut all, mut filtered, mut containers) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut all_bytes, mut filtered_bytes, mut containers_bytes) = (0, 0, 0);
+    for k in 0..args.n {
+        let (pod, node) = &pods[(k * 7919) % pods.len()];
+        let t = Instant::now();
+        let mut client = QueryClient::connect(args.aggregator.clone())
+            .await?
+            .max_decoding_message_size(256 << 20);
+        connect.push(t.elapsed());
+
+        let t = Instant::now();
+        let r = client
+            .list_incidents(pb::ListIncidentsRequest {
+                filter: oom(),
+                since_unix_nanos: 0,
+                until_unix_nanos: 0,
+                limit: 10_000,
+            })
+            .await?
+            .into_inner();
+        all.push(t.elapsed());
+        all_bytes = r.encoded_len();
+        anyhow::ensure!(
+            r.incidents.iter().any(|i| matches!(
+                i.event.as_ref().and_then(|e| e.kind.as_ref()),
+                Some(pb::node_event::Kind::OomKill(o))
+                    if o.container.as_ref().is_some_and(|c| &c.pod_uid == pod)
+            )),
+            "pod {pod} has no OOM kill stored"
+        );
+
+        let t = Instant::now();
+        let r = client
+            .list_containers(pb::ListContainersRequest {
+                node_name: node.clone(),
+                pod_uid: pod.clone(),
+            })
+            .await?
+            .into_inner();
+        containers.push(t.elapsed());
+        containers_bytes = r.encoded_len();
+
+        let t = Instant::now();
+        let r = client
+            .list_incidents(pb::ListIncidentsRequest {
+                filter: Some(pb::IncidentFilter {
+                    pod_uid: pod.clone(),
+                    ..oom().unwrap_or_default()
+                }),
+                since_unix_nanos: 0,
+                until_unix_nanos: 0,
+                limit: 10_000,
+            })
+            .await?
+            .into_inner();
+        filtered.push(t.elapsed());
+        filtered_bytes = r.encoded_len();
+    }
+    summary("connect", connect, 0);
+    summary("ListIncidents(OOM kills, limit 10000)", all, all_bytes);
+    summary("ListContainers(node, pod)", containers, containers_bytes);
+    summary("ListIncidents(OOM kills, pod_uid filter)", filtered, filtered_bytes);
+    Ok(())
+}
