@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::collect::gpu::nvml::NvmlSettings;
 use crate::runtime::{Config, GpuSettings};
+use crate::ship::endpoint::ClientTls;
 
 /// gpuscope's node agent: every OOM kill, memory and pressure, from the
 /// real kernel; every GPU through NVML, attributed to the pod that holds it.
@@ -84,6 +85,9 @@ pub struct ShipArgs {
     /// How often samples are sent to the aggregator.
     #[arg(long, env = "GPUSCOPE_REPORT_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub report_interval: Duration,
+    /// TLS towards the aggregator.
+    #[command(flatten)]
+    pub tls: ClientTls,
 }
 
 /// `snapshot` output formats.

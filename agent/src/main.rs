@@ -95,6 +95,7 @@ fn main() -> anyhow::Result<()> {
                     state_dir: ship.state_dir,
                     queue_max_bytes: ship.queue_max_bytes,
                     report_interval: ship.report_interval,
+                    tls: ship.tls,
                 },
                 identity,
             )?;

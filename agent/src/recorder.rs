@@ -243,7 +243,11 @@ mod tests {
             r.push(&sample(s * 1000, 1 << 20, 0));
         }
         assert_eq!(r.len(), 301);
-        assert!(r.points.capacity() < 301 + 64, "capacity {}", r.points.capacity());
+        assert!(
+            r.points.capacity() < 301 + 64,
+            "capacity {}",
+            r.points.capacity()
+        );
     }
 
     #[test]

@@ -38,6 +38,18 @@ pub enum Error {
         #[source]
         source: redb::DatabaseError,
     },
+    /// A TLS file could not be read.
+    #[error("cannot read TLS file {path}: {source}")]
+    TlsFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS configuration was refused (bad certificate or key).
+    #[error("TLS configuration: {0}")]
+    Tls(#[source] tonic::transport::Error),
     /// The data directory could not be created.
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
@@ -114,6 +126,38 @@ pub struct Config {
     pub hello_timeout: Duration,
     /// Incidents buffered per WatchIncidents watcher before it lags.
     pub watch_buffer: usize,
+    /// Serve TLS (and, with a client CA, require client certificates).
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files of the server's TLS identity.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
+    /// CA whose certificates clients must present (mutual TLS); `None`:
+    /// any client may connect.
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    fn server_config(&self) -> Result<tonic::transport::ServerTlsConfig> {
+        let read = |p: &PathBuf| {
+            std::fs::read(p).map_err(|source| Error::TlsFile {
+                path: p.clone(),
+                source,
+            })
+        };
+        let mut tls = tonic::transport::ServerTlsConfig::new().identity(
+            tonic::transport::Identity::from_pem(read(&self.cert)?, read(&self.key)?),
+        );
+        if let Some(ca) = &self.client_ca {
+            tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
+        }
+        Ok(tls)
+    }
 }
 
 impl Config {
@@ -129,6 +173,7 @@ impl Config {
             max_message_bytes: 16 * 1024 * 1024,
             hello_timeout: Duration::from_secs(30),
             watch_buffer: 4096,
+            tls: None,
         }
     }
 }
@@ -180,8 +225,14 @@ impl Aggregator {
         );
         let max = config.max_message_bytes;
         let mut signal = shutdown_rx.clone();
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &config.tls {
+            builder = builder
+                .tls_config(tls.server_config()?)
+                .map_err(Error::Tls)?;
+        }
         let server = tokio::spawn(async move {
-            tonic::transport::Server::builder()
+            builder
                 .add_service(
                     IngestServer::new(ingest)
                         .max_decoding_message_size(max)

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use gpuscope_aggregator::{Aggregator, Config, HistoryConfig};
+use gpuscope_aggregator::{Aggregator, Config, HistoryConfig, TlsFiles};
 
 /// gpuscope's aggregator: receives the node agents' streams, keeps recent
 /// per-node, per-container and per-GPU history in memory, stores incidents
@@ -69,6 +69,15 @@ struct Args {
     /// Log filter (tracing-subscriber EnvFilter syntax).
     #[arg(long, env = "GPUSCOPE_LOG", default_value = "info")]
     log: String,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "GPUSCOPE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key of --tls-cert (PEM).
+    #[arg(long, env = "GPUSCOPE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (mutual TLS; PEM).
+    #[arg(long, env = "GPUSCOPE_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -89,6 +98,13 @@ async fn main() -> anyhow::Result<()> {
     config.max_message_bytes = args.max_message_bytes;
     config.hello_timeout = args.hello_timeout;
     config.watch_buffer = args.watch_buffer;
+    if let (Some(cert), Some(key)) = (args.tls_cert.clone(), args.tls_key.clone()) {
+        config.tls = Some(TlsFiles {
+            cert,
+            key,
+            client_ca: args.tls_client_ca.clone(),
+        });
+    }
 
     let mut aggregator = Aggregator::start(config)
         .await

@@ -28,6 +28,9 @@ pub struct Cli {
     /// Output format.
     #[arg(short, long, env = "GPUSCOPE_OUTPUT", value_enum, default_value_t = Format::Table, global = true)]
     output: Format,
+    /// TLS towards the aggregator.
+    #[command(flatten)]
+    tls: gpuscope_agent::ship::endpoint::ClientTls,
     /// What to show.
     #[command(subcommand)]
     command: Command,
@@ -107,18 +110,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let (url, out) = (cli.aggregator.as_str(), cli.output);
     match cli.command {
         Command::Demo => demo::run().await,
-        Command::Nodes => cmd::nodes(&mut cmd::connect(url).await?, out).await,
-        Command::Gpus { node } => cmd::gpus(&mut cmd::connect(url).await?, node, out).await,
-        Command::Pods { node } => cmd::pods(&mut cmd::connect(url).await?, node, out).await,
+        Command::Nodes => cmd::nodes(&mut cmd::connect(url, &cli.tls).await?, out).await,
+        Command::Gpus { node } => {
+            cmd::gpus(&mut cmd::connect(url, &cli.tls).await?, node, out).await
+        }
+        Command::Pods { node } => {
+            cmd::pods(&mut cmd::connect(url, &cli.tls).await?, node, out).await
+        }
         Command::Oom { since, node, pod } => {
-            cmd::oom(&mut cmd::connect(url).await?, since, node, pod, out).await
+            cmd::oom(
+                &mut cmd::connect(url, &cli.tls).await?,
+                since,
+                node,
+                pod,
+                out,
+            )
+            .await
         }
         Command::Events { watch, since } => {
-            cmd::events(&mut cmd::connect(url).await?, watch, since, out).await
+            cmd::events(&mut cmd::connect(url, &cli.tls).await?, watch, since, out).await
         }
         Command::Explain { pod, namespace } => {
             cmd::explain(
-                &mut cmd::connect(url).await?,
+                &mut cmd::connect(url, &cli.tls).await?,
                 &pod,
                 namespace.as_deref(),
                 out,

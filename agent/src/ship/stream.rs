@@ -25,6 +25,7 @@ use tokio::sync::Notify;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::model::{ContainerSample, Event, GpuSample, NodeSample};
+use crate::ship::endpoint::{ClientTls, EndpointError, endpoint};
 use crate::ship::queue::{EventQueue, QueueError};
 use crate::wire::node_event;
 
@@ -40,6 +41,8 @@ pub struct ShipConfig {
     pub queue_max_bytes: u64,
     /// How often a report of samples is sent.
     pub report_interval: Duration,
+    /// TLS towards the aggregator.
+    pub tls: ClientTls,
 }
 
 /// Why the stream could not start or went down.
@@ -48,14 +51,9 @@ pub enum ShipError {
     /// The event queue failed.
     #[error(transparent)]
     Queue(#[from] QueueError),
-    /// The aggregator URL is not a URL.
-    #[error("aggregator address {url}: {source}")]
-    Url {
-        /// The address given.
-        url: String,
-        /// The error.
-        source: tonic::transport::Error,
-    },
+    /// The aggregator's address or TLS settings are unusable.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
     /// Connecting failed.
     #[error("connecting to the aggregator at {url}: {source}")]
     Connect {
@@ -202,12 +200,7 @@ async fn session(
     shared: &Shared,
 ) -> Result<(), ShipError> {
     let url = config.aggregator.clone();
-    let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
-        .map_err(|source| ShipError::Url {
-            url: url.clone(),
-            source,
-        })?
-        .connect_timeout(Duration::from_secs(5))
+    let endpoint = endpoint(&url, &config.tls)?
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_timeout(Duration::from_secs(10));
     let channel = endpoint

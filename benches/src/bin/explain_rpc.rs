@@ -128,6 +128,10 @@ async fn main() -> anyhow::Result<()> {
     summary("connect", connect, 0);
     summary("ListIncidents(OOM kills, limit 10000)", all, all_bytes);
     summary("ListContainers(node, pod)", containers, containers_bytes);
-    summary("ListIncidents(OOM kills, pod_uid filter)", filtered, filtered_bytes);
+    summary(
+        "ListIncidents(OOM kills, pod_uid filter)",
+        filtered,
+        filtered_bytes,
+    );
     Ok(())
 }

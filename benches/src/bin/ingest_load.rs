@@ -337,7 +337,8 @@ fn step(r: &mut pb::NodeReport, rng: &mut Rng, now: u64) {
         if let Some(m) = c.memory.as_mut() {
             let limit = m.limit_bytes.unwrap_or(8 << 30);
             let delta = (rng.unit() - 0.5) * 0.02 * limit as f64;
-            let usage = (m.usage_bytes as f64 + delta).clamp(0.1 * limit as f64, 0.95 * limit as f64);
+            let usage =
+                (m.usage_bytes as f64 + delta).clamp(0.1 * limit as f64, 0.95 * limit as f64);
             m.usage_bytes = usage as u64;
             m.anon_bytes = (usage * (0.7 + 0.2 * rng.unit())) as u64;
             m.file_bytes = m.usage_bytes - m.anon_bytes;
@@ -625,11 +626,7 @@ async fn run(args: Arc<Args>) -> anyhow::Result<()> {
             let mine = args.ooms / n + usize::from(i < args.ooms % n);
             for k in 0..mine {
                 let c = (k * 7 + i) % args.containers.max(1);
-                out += &format!(
-                    "{} {}\n",
-                    pod_uid(i, c / 2),
-                    node_name(&args.prefix, i)
-                );
+                out += &format!("{} {}\n", pod_uid(i, c / 2), node_name(&args.prefix, i));
             }
         }
         std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))?;

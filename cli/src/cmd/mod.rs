@@ -16,6 +16,7 @@ pub use pods::pods;
 
 use anyhow::Context;
 use gpuscope_agent::model::{Event, Timestamp};
+use gpuscope_agent::ship::endpoint::{ClientTls, endpoint};
 use gpuscope_agent::wire::event_from_wire;
 use gpuscope_proto::v1 as pb;
 use gpuscope_proto::v1::query_client::QueryClient;
@@ -25,11 +26,8 @@ use tonic::transport::Channel;
 pub type Client = QueryClient<Channel>;
 
 /// Connects to the aggregator.
-pub async fn connect(url: &str) -> anyhow::Result<Client> {
-    let endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
-        .with_context(|| format!("aggregator address {url}"))?
-        .connect_timeout(std::time::Duration::from_secs(5));
-    let channel = endpoint.connect().await.with_context(|| {
+pub async fn connect(url: &str, tls: &ClientTls) -> anyhow::Result<Client> {
+    let channel = endpoint(url, tls)?.connect().await.with_context(|| {
         format!("cannot reach the aggregator at {url} (set --aggregator or GPUSCOPE_AGGREGATOR)")
     })?;
     Ok(QueryClient::new(channel).max_decoding_message_size(64 << 20))
