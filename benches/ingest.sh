@@ -105,14 +105,14 @@ scale_run() { # HISTORY_POINTS
             printf "t=%4ds aggregator VmRSS %8.1f MiB  VmHWM %8.1f MiB  CPU %.2f cores | %s\n",
                 t, rss / 1024, hwm / 1024, c / k / (w - wp), gen }'
         c_prev=$c; w_prev=$w
-        if [ $explained = 0 ] && [ $t -ge $((SCALE_SECONDS * 2 / 3)) ]; then
+        if [ $explained = 0 ] && [ "$N_EXPLAIN" -gt 0 ] && [ $t -ge $((SCALE_SECONDS * 2 / 3)) ]; then
             explained=1
             explain_runs || echo "explain runs failed"
         fi
     done
     wait $gen || { cat "$TMP/scale.out"; exit 1; }
     grep RESULT "$TMP/scale.out"
-    echo "aggregator at the end: VmRSS $(status_kb "$AGG" VmRSS) kB VmHWM $(status_kb "$AGG" VmHWM) kB; nodes known: $("$BIN/gpuscope" --aggregator $URL nodes -o json | grep -c '"node_name"' || true)"
+    echo "aggregator at the end: VmRSS $(status_kb "$AGG" VmRSS) kB VmHWM $(status_kb "$AGG" VmHWM) kB; nodes known: $("$BIN/gpuscope" --aggregator $URL nodes | tail -n +2 | wc -l)"
     stop_aggregator
 }
 
