@@ -11,8 +11,8 @@
 #          (300-point windows) sent first and one source event per node every
 #          10 min: aggregator VmRSS/VmHWM and CPU cores every 10 s; then, with
 #          the load still running, N_EXPLAIN (default 200) runs of
-#          `gpuscope explain POD` (whole process) and explain_rpc (in-process
-#          RPC times).
+#          `gpuscope explain POD` (whole process) and N_RPC (default 30) rounds
+#          of explain_rpc (in-process RPC times; ~3 s a round at this scale).
 #   all    max, then scale for each HISTORY_POINTS (default: 600 60).
 #
 # Each run starts a fresh aggregator (--data-dir in a tempdir, 127.0.0.1)
@@ -138,7 +138,7 @@ for _ in range(20):
     subprocess.run([cli, "--version"], stdout=subprocess.DEVNULL)
 print(f"gpuscope --version (process start only): {(time.perf_counter() - t) / 20 * 1000:.2f} ms mean")
 EOF
-    "$BIN/explain_rpc" --aggregator $URL --pods "$TMP/pods" -n "$N_EXPLAIN"
+    "$BIN/explain_rpc" --aggregator $URL --pods "$TMP/pods" -n "${N_RPC:-30}"
 }
 
 case $MODE in
