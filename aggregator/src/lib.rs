@@ -21,7 +21,6 @@ use gpuscope_proto::v1::query_server::QueryServer;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub use state::HistoryConfig;
 pub use store::Store;
@@ -243,9 +242,14 @@ impl Aggregator {
                         .max_decoding_message_size(max)
                         .max_encoding_message_size(max),
                 )
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-                    crate::stopped(&mut signal).await;
-                })
+                .serve_with_incoming_shutdown(
+                    // No Nagle: small query answers must not wait for the
+                    // client's delayed ACK (~40 ms).
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    async move {
+                        crate::stopped(&mut signal).await;
+                    },
+                )
                 .await?;
             Ok(())
         });

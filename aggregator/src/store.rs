@@ -31,6 +31,9 @@ type TimeKey<'a> = (u64, &'a str, &'a str, u64);
 const INCIDENTS: TableDefinition<IncidentKey, &[u8]> = TableDefinition::new("incidents");
 const BY_TIME: TableDefinition<TimeKey, ()> = TableDefinition::new("by_time");
 const BOOTS: TableDefinition<(&str, &str), (u64, u64)> = TableDefinition::new("boots");
+/// (pod UID, time, node, boot, seq): a pod's incidents without a scan.
+type PodKey<'a> = (&'a str, u64, &'a str, &'a str, u64);
+const BY_POD: TableDefinition<PodKey, ()> = TableDefinition::new("by_pod");
 
 /// The outcome of storing one batch, after its transaction committed.
 #[derive(Debug, Default)]
@@ -61,6 +64,7 @@ impl Store {
         tx.open_table(INCIDENTS)?;
         tx.open_table(BY_TIME)?;
         tx.open_table(BOOTS)?;
+        tx.open_table(BY_POD)?;
         tx.commit()?;
         Ok(Self { db })
     }
@@ -81,6 +85,7 @@ impl Store {
             let mut incidents = tx.open_table(INCIDENTS)?;
             let mut by_time = tx.open_table(BY_TIME)?;
             let mut boots = tx.open_table(BOOTS)?;
+            let mut by_pod = tx.open_table(BY_POD)?;
             let mut contiguous = boots.get((node, boot))?.map(|g| g.value().0).unwrap_or(0);
             for event in events {
                 let seq = event.seq;
@@ -95,7 +100,11 @@ impl Store {
                     received_unix_nanos,
                 };
                 incidents.insert((node, boot, seq), incident.encode_to_vec().as_slice())?;
-                by_time.insert((incident_time(&incident), node, boot, seq), ())?;
+                let time = incident_time(&incident);
+                by_time.insert((time, node, boot, seq), ())?;
+                if let Some(pod) = pod_of(event) {
+                    by_pod.insert((pod, time, node, boot, seq), ())?;
+                }
                 out.new.push(incident);
             }
             while incidents.get((node, boot, contiguous + 1))?.is_some() {
@@ -127,13 +136,32 @@ impl Store {
         let tx = self.db.begin_read()?;
         let incidents = tx.open_table(INCIDENTS)?;
         let by_time = tx.open_table(BY_TIME)?;
+        let by_pod = tx.open_table(BY_POD)?;
         let until = if until == 0 { u64::MAX } else { until };
         let mut out = Vec::new();
-        let lower: TimeKey = (since, "", "", 0);
-        let upper: TimeKey = (until, "", "", 0);
-        for entry in by_time.range(lower..upper)?.rev() {
-            let (key, _) = entry?;
-            let (_, node, boot, seq) = key.value();
+        // A pod filter walks that pod's index, not every incident.
+        let keys: Box<dyn Iterator<Item = Result<(u64, String, String, u64)>>> =
+            if filter.pod_uid.is_empty() {
+                let lower: TimeKey = (since, "", "", 0);
+                let upper: TimeKey = (until, "", "", 0);
+                Box::new(by_time.range(lower..upper)?.rev().map(|e| {
+                    let (k, _) = e?;
+                    let (t, n, b, s) = k.value();
+                    Ok((t, n.to_owned(), b.to_owned(), s))
+                }))
+            } else {
+                let pod = filter.pod_uid.as_str();
+                let lower: PodKey = (pod, since, "", "", 0);
+                let upper: PodKey = (pod, until, "", "", 0);
+                Box::new(by_pod.range(lower..upper)?.rev().map(|e| {
+                    let (k, _) = e?;
+                    let (_, t, n, b, s) = k.value();
+                    Ok((t, n.to_owned(), b.to_owned(), s))
+                }))
+            };
+        for key in keys {
+            let (_, node, boot, seq) = key?;
+            let (node, boot) = (node.as_str(), boot.as_str());
             if !filter.node_name.is_empty() && filter.node_name != node {
                 continue;
             }
@@ -177,6 +205,7 @@ impl Store {
             let mut incidents = tx.open_table(INCIDENTS)?;
             let mut by_time = tx.open_table(BY_TIME)?;
             let mut boots = tx.open_table(BOOTS)?;
+            let mut by_pod = tx.open_table(BY_POD)?;
             let lower: TimeKey = (0, "", "", 0);
             let upper: TimeKey = (cutoff, "", "", 0);
             let old: Vec<(u64, String, String, u64)> = by_time
@@ -190,7 +219,15 @@ impl Store {
                 .collect::<Result<_, _>>()?;
             for (t, n, b, s) in &old {
                 by_time.remove((*t, n.as_str(), b.as_str(), *s))?;
-                incidents.remove((n.as_str(), b.as_str(), *s))?;
+                if let Some(bytes) = incidents.remove((n.as_str(), b.as_str(), *s))? {
+                    let pod = Incident::decode(bytes.value())
+                        .ok()
+                        .and_then(|i| i.event)
+                        .and_then(|e| pod_of(&e).map(str::to_owned));
+                    if let Some(pod) = pod {
+                        by_pod.remove((pod.as_str(), *t, n.as_str(), b.as_str(), *s))?;
+                    }
+                }
                 deleted += 1;
             }
             // A boot's watermark outlives its incidents (the caller passes
@@ -268,15 +305,17 @@ pub fn event_kind(event: &NodeEvent) -> IncidentKind {
     }
 }
 
-/// Whether `pod_uid` is named by the event: the OOM-killed container's pod.
-/// GPU events name their holders by namespace and pod name, not UID, so
-/// they match no pod UID (the Kubernetes side will join names to UIDs).
-fn names_pod(event: &NodeEvent, pod_uid: &str) -> bool {
+/// The pod UID an event names: the OOM-killed container's pod. GPU events
+/// name their holders by namespace and pod name, not UID, so they name no
+/// pod UID (the Kubernetes side will join names to UIDs).
+fn pod_of(event: &NodeEvent) -> Option<&str> {
     match &event.kind {
-        Some(EventKind::OomKill(oom)) => {
-            oom.container.as_ref().is_some_and(|c| c.pod_uid == pod_uid)
-        }
-        _ => false,
+        Some(EventKind::OomKill(oom)) => oom
+            .container
+            .as_ref()
+            .map(|c| c.pod_uid.as_str())
+            .filter(|p| !p.is_empty()),
+        _ => None,
     }
 }
 
@@ -291,7 +330,7 @@ pub fn matches(filter: &IncidentFilter, incident: &Incident) -> bool {
     if !filter.kinds.is_empty() && !filter.kinds.contains(&(event_kind(event) as i32)) {
         return false;
     }
-    if !filter.pod_uid.is_empty() && !names_pod(event, &filter.pod_uid) {
+    if !filter.pod_uid.is_empty() && pod_of(event) != Some(filter.pod_uid.as_str()) {
         return false;
     }
     true

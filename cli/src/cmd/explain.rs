@@ -281,19 +281,28 @@ pub async fn explain(
             "gpuscope: pods are known by UID until the aggregator watches Kubernetes; --namespace is ignored"
         );
     }
-    let all = client
-        .list_incidents(pb::ListIncidentsRequest {
-            filter: Some(pb::IncidentFilter {
-                node_name: String::new(),
-                pod_uid: String::new(),
-                kinds: vec![pb::IncidentKind::OomKill as i32],
-            }),
-            since_unix_nanos: 0,
-            until_unix_nanos: 0,
-            limit: 10_000,
-        })
+    // A full UID is looked up through the aggregator's pod index; a
+    // prefix needs every OOM kill.
+    let list = |pod_uid: String| pb::ListIncidentsRequest {
+        filter: Some(pb::IncidentFilter {
+            node_name: String::new(),
+            pod_uid,
+            kinds: vec![pb::IncidentKind::OomKill as i32],
+        }),
+        since_unix_nanos: 0,
+        until_unix_nanos: 0,
+        limit: 10_000,
+    };
+    let mut all = client
+        .list_incidents(list(pod.to_owned()))
         .await?
         .into_inner();
+    if all.incidents.is_empty() {
+        all = client
+            .list_incidents(list(String::new()))
+            .await?
+            .into_inner();
+    }
     let kills: Vec<(IncidentJson, OomKill)> = all
         .incidents
         .into_iter()
