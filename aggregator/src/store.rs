@@ -34,6 +34,8 @@ const BOOTS: TableDefinition<(&str, &str), (u64, u64)> = TableDefinition::new("b
 /// (pod UID, time, node, boot, seq): a pod's incidents without a scan.
 type PodKey<'a> = (&'a str, u64, &'a str, &'a str, u64);
 const BY_POD: TableDefinition<PodKey, ()> = TableDefinition::new("by_pod");
+/// (time, node, boot, seq) out of an index entry.
+type OwnedKey = (u64, String, String, u64);
 
 /// The outcome of storing one batch, after its transaction committed.
 #[derive(Debug, Default)]
@@ -140,7 +142,7 @@ impl Store {
         let until = if until == 0 { u64::MAX } else { until };
         let mut out = Vec::new();
         // A pod filter walks that pod's index, not every incident.
-        let keys: Box<dyn Iterator<Item = Result<(u64, String, String, u64)>>> =
+        let keys: Box<dyn Iterator<Item = Result<OwnedKey>>> =
             if filter.pod_uid.is_empty() {
                 let lower: TimeKey = (since, "", "", 0);
                 let upper: TimeKey = (until, "", "", 0);
