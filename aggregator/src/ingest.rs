@@ -212,8 +212,8 @@ impl Session {
                 Err(status) => break Some(reject(&self.peer, read_status(status))),
             };
             let result = match msg.kind {
-                Some(agent_message::Kind::Report(report)) => {
-                    self.svc.state.apply_report(self.node_name(), &report);
+                Some(agent_message::Kind::Report(mut report)) => {
+                    self.svc.state.apply_report(self.node_name(), &mut report);
                     if report.events.is_empty() {
                         Ok(())
                     } else {

@@ -177,6 +177,20 @@ impl State {
             .clone()
     }
 
+    /// `node` alone when it is given (and known), else every node sorted
+    /// by name: a query for one node does not copy every name.
+    fn selected(&self, node: &str) -> Vec<(String, Arc<Mutex<NodeState>>)> {
+        if node.is_empty() {
+            return self.all();
+        }
+        self.nodes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(node)
+            .map(|n| vec![(node.to_owned(), n.clone())])
+            .unwrap_or_default()
+    }
+
     fn all(&self) -> Vec<(String, Arc<Mutex<NodeState>>)> {
         let mut v: Vec<_> = self
             .nodes
@@ -209,7 +223,7 @@ impl State {
 
     /// Applies one report of `node`: latest samples, history rings, and
     /// forgetting containers and GPUs unseen for the TTL.
-    pub fn apply_report(&self, node: &str, report: &NodeReport) {
+    pub fn apply_report(&self, node: &str, report: &mut NodeReport) {
         let now = now_unix_nanos();
         let ttl = self.history.ttl.as_nanos() as u64;
         let arc = self.node(node);
@@ -219,33 +233,49 @@ impl State {
             n.latest = Some(*s);
         }
         n.dropped_samples = report.dropped_samples;
-        for c in &report.containers {
-            let Some(cref) = c.container.as_ref() else {
+        // The samples are moved into the state, not cloned, and an existing
+        // container is found without allocating a key.
+        for c in std::mem::take(&mut report.containers) {
+            let Some(path) = c.container.as_ref().map(|r| r.cgroup_path.as_str()) else {
                 continue;
             };
-            let cap = self.history.container_points;
-            let entry = n
-                .containers
-                .entry(cref.cgroup_path.clone())
-                .or_insert_with(|| ContainerState {
-                    latest: c.clone(),
-                    last_seen: now,
-                    history: Ring::new(cap),
-                });
-            entry.latest = c.clone();
-            entry.last_seen = now;
-            entry.history.push(container_point(c));
+            let point = container_point(&c);
+            if let Some(entry) = n.containers.get_mut(path) {
+                entry.latest = c;
+                entry.last_seen = now;
+                entry.history.push(point);
+            } else {
+                let mut history = Ring::new(self.history.container_points);
+                history.push(point);
+                let key = path.to_owned();
+                n.containers.insert(
+                    key,
+                    ContainerState {
+                        latest: c,
+                        last_seen: now,
+                        history,
+                    },
+                );
+            }
         }
-        for g in &report.gpus {
-            let cap = self.history.gpu_points;
-            let entry = n.gpus.entry(g.uuid.clone()).or_insert_with(|| GpuState {
-                latest: g.clone(),
-                last_seen: now,
-                history: Ring::new(cap),
-            });
-            entry.latest = g.clone();
-            entry.last_seen = now;
-            entry.history.push(gpu_point(g));
+        for g in std::mem::take(&mut report.gpus) {
+            let point = gpu_point(&g);
+            if let Some(entry) = n.gpus.get_mut(g.uuid.as_str()) {
+                entry.latest = g;
+                entry.last_seen = now;
+                entry.history.push(point);
+            } else {
+                let mut history = Ring::new(self.history.gpu_points);
+                history.push(point);
+                n.gpus.insert(
+                    g.uuid.clone(),
+                    GpuState {
+                        latest: g,
+                        last_seen: now,
+                        history,
+                    },
+                );
+            }
         }
         let cutoff = now.saturating_sub(ttl);
         n.containers.retain(|_, c| c.last_seen >= cutoff);
@@ -306,10 +336,7 @@ impl State {
     /// cgroup path.
     pub fn containers(&self, node: &str, pod_uid: &str) -> Vec<ContainerInfo> {
         let mut out = Vec::new();
-        for (name, arc) in self.all() {
-            if !node.is_empty() && node != name {
-                continue;
-            }
+        for (name, arc) in self.selected(node) {
             let n = lock(&arc);
             let mut cs: Vec<_> = n
                 .containers
@@ -342,10 +369,7 @@ impl State {
     /// The history of one container or GPU, on `node` (empty: the first node
     /// by name that has it).
     pub fn series(&self, node: &str, target: SeriesTarget<'_>) -> Option<Series> {
-        for (name, arc) in self.all() {
-            if !node.is_empty() && node != name {
-                continue;
-            }
+        for (name, arc) in self.selected(node) {
             let n = lock(&arc);
             let found = match target {
                 SeriesTarget::GpuUuid(uuid) => n.gpus.get(uuid).map(|g| Series::Gpu {

@@ -142,25 +142,24 @@ impl Store {
         let until = if until == 0 { u64::MAX } else { until };
         let mut out = Vec::new();
         // A pod filter walks that pod's index, not every incident.
-        let keys: Box<dyn Iterator<Item = Result<OwnedKey>>> =
-            if filter.pod_uid.is_empty() {
-                let lower: TimeKey = (since, "", "", 0);
-                let upper: TimeKey = (until, "", "", 0);
-                Box::new(by_time.range(lower..upper)?.rev().map(|e| {
-                    let (k, _) = e?;
-                    let (t, n, b, s) = k.value();
-                    Ok((t, n.to_owned(), b.to_owned(), s))
-                }))
-            } else {
-                let pod = filter.pod_uid.as_str();
-                let lower: PodKey = (pod, since, "", "", 0);
-                let upper: PodKey = (pod, until, "", "", 0);
-                Box::new(by_pod.range(lower..upper)?.rev().map(|e| {
-                    let (k, _) = e?;
-                    let (_, t, n, b, s) = k.value();
-                    Ok((t, n.to_owned(), b.to_owned(), s))
-                }))
-            };
+        let keys: Box<dyn Iterator<Item = Result<OwnedKey>>> = if filter.pod_uid.is_empty() {
+            let lower: TimeKey = (since, "", "", 0);
+            let upper: TimeKey = (until, "", "", 0);
+            Box::new(by_time.range(lower..upper)?.rev().map(|e| {
+                let (k, _) = e?;
+                let (t, n, b, s) = k.value();
+                Ok((t, n.to_owned(), b.to_owned(), s))
+            }))
+        } else {
+            let pod = filter.pod_uid.as_str();
+            let lower: PodKey = (pod, since, "", "", 0);
+            let upper: PodKey = (pod, until, "", "", 0);
+            Box::new(by_pod.range(lower..upper)?.rev().map(|e| {
+                let (k, _) = e?;
+                let (_, t, n, b, s) = k.value();
+                Ok((t, n.to_owned(), b.to_owned(), s))
+            }))
+        };
         for key in keys {
             let (_, node, boot, seq) = key?;
             let (node, boot) = (node.as_str(), boot.as_str());
