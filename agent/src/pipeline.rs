@@ -475,6 +475,11 @@ mod tests {
             .collect()
     }
 
+    /// A periodic sample, as the sampler sends it.
+    fn poll(p: &mut Pipeline, out: &mut Vec<Event>, sample: ContainerSample, baseline: bool) {
+        p.handle(Input::Sample { sample, baseline }, out);
+    }
+
     fn pipeline() -> Pipeline {
         Pipeline::new(PipelineConfig::default())
     }
@@ -483,13 +488,7 @@ mod tests {
     fn baseline_counters_are_not_kills() {
         let mut p = pipeline();
         let mut out = Vec::new();
-        p.handle(
-            Input::Sample {
-                sample: sample(0, 1 << 20, 3),
-                baseline: true,
-            },
-            &mut out,
-        );
+        poll(&mut p, &mut out, sample(0, 1 << 20, 3), true);
         p.handle(counters(10, 3), &mut out);
         p.tick(t(1000), &mut out);
         assert!(out.is_empty(), "{out:?}");
@@ -512,13 +511,7 @@ mod tests {
         assert!(out.is_empty(), "waits for the report: {out:?}");
         p.handle(report(4500, 8048, Some(1)), &mut out);
         // A poll seeing the same counter later adds nothing.
-        p.handle(
-            Input::Sample {
-                sample: sample(5000, 0, 1),
-                baseline: false,
-            },
-            &mut out,
-        );
+        poll(&mut p, &mut out, sample(5000, 0, 1), false);
         p.tick(t(10_000), &mut out);
         let k = kills(&out);
         assert_eq!(k.len(), 1, "{out:?}");
@@ -545,13 +538,7 @@ mod tests {
     fn report_first_then_notification_is_still_one_event() {
         let mut p = pipeline();
         let mut out = Vec::new();
-        p.handle(
-            Input::Sample {
-                sample: sample(0, 1 << 20, 0),
-                baseline: true,
-            },
-            &mut out,
-        );
+        poll(&mut p, &mut out, sample(0, 1 << 20, 0), true);
         p.handle(report(100, 8048, Some(1)), &mut out);
         assert_eq!(kills(&out).len(), 1, "report + counter: emitted at once");
         assert_eq!(kills(&out)[0].detected_by, Detection::KernelReport);
@@ -565,13 +552,7 @@ mod tests {
     fn a_kill_without_report_is_emitted_after_the_wait() {
         let mut p = pipeline();
         let mut out = Vec::new();
-        p.handle(
-            Input::Sample {
-                sample: sample(0, 1 << 20, 0),
-                baseline: true,
-            },
-            &mut out,
-        );
+        poll(&mut p, &mut out, sample(0, 1 << 20, 0), true);
         p.handle(counters(1000, 1), &mut out);
         p.tick(t(1050), &mut out);
         assert!(out.is_empty(), "still inside the 100 ms wait");
@@ -591,13 +572,7 @@ mod tests {
     fn every_increment_is_one_event() {
         let mut p = pipeline();
         let mut out = Vec::new();
-        p.handle(
-            Input::Sample {
-                sample: sample(0, 1 << 20, 2),
-                baseline: true,
-            },
-            &mut out,
-        );
+        poll(&mut p, &mut out, sample(0, 1 << 20, 2), true);
         // Three kills between two reads (e.g. a group kill).
         p.handle(counters(100, 5), &mut out);
         p.handle(report(100, 11, Some(5)), &mut out);
@@ -635,13 +610,7 @@ mod tests {
     fn a_container_first_seen_after_start_with_kills_reports_them() {
         let mut p = pipeline();
         let mut out = Vec::new();
-        p.handle(
-            Input::Sample {
-                sample: sample(0, 1 << 20, 1),
-                baseline: false,
-            },
-            &mut out,
-        );
+        poll(&mut p, &mut out, sample(0, 1 << 20, 1), false);
         p.tick(t(200), &mut out);
         let k = kills(&out);
         assert_eq!(k.len(), 1);
@@ -652,13 +621,7 @@ mod tests {
     fn vanished_containers_are_forgotten_after_the_retention() {
         let mut p = pipeline();
         let mut out = Vec::new();
-        p.handle(
-            Input::Sample {
-                sample: sample(0, 1 << 20, 0),
-                baseline: true,
-            },
-            &mut out,
-        );
+        poll(&mut p, &mut out, sample(0, 1 << 20, 0), true);
         p.handle(
             Input::Gone {
                 cgroup_path: PATH.into(),
