@@ -499,12 +499,11 @@ mod tests {
         let mut p = pipeline();
         let mut out = Vec::new();
         for i in 0..5 {
-            p.handle(
-                Input::Sample {
-                    sample: sample(i * 1000, (10 + i) << 20, 0),
-                    baseline: i == 0,
-                },
+            poll(
+                &mut p,
                 &mut out,
+                sample(i * 1000, (10 + i) << 20, 0),
+                i == 0,
             );
         }
         p.handle(counters(4500, 1), &mut out);
