@@ -133,19 +133,7 @@ impl Drop for CgroupGuard {
 
 /// The agent binary, built beside the test executable.
 pub fn agent_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_path_buf();
-    let bin = dir.join("gpuscope-agent");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first (cargo build -p gpuscope-agent, or cargo test --workspace)",
-        bin.display()
-    );
-    bin
+    workspace_bin("gpuscope-agent")
 }
 
 /// `gpuscope-agent snapshot -o json` with extra args and environment.
@@ -164,7 +152,17 @@ pub fn snapshot(extra: &[&str], envs: &[(&str, &str)]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("snapshot prints JSON")
 }
 
-/// A binary of the workspace built beside the test executable.
+/// A child process killed and reaped when dropped.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A binary (or library) of the workspace built beside the test executable.
 pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
@@ -187,15 +185,7 @@ pub fn free_port() -> u16 {
 
 /// The fake `libnvidia-ml.so` built beside the test executable.
 pub fn fake_nvml_lib() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let lib = dir.join("libgpuscope_fake_nvml.so");
-    assert!(
-        lib.exists(),
-        "{} is missing: build it first (cargo build -p gpuscope-fake-nvml, or cargo test --workspace)",
-        lib.display()
-    );
-    lib
+    workspace_bin("libgpuscope_fake_nvml.so")
 }
 
 /// The source status named `source` in a snapshot or a list of lines.
@@ -265,6 +255,18 @@ impl Agent {
             }
         }
         None
+    }
+
+    /// Like [`Agent::wait_for`], but a line that never comes fails the
+    /// test, naming `what` and showing the last lines seen.
+    pub fn expect_line(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        pred: impl FnMut(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        self.wait_for(timeout, pred)
+            .unwrap_or_else(|| panic!("{what} within {timeout:?}; last lines:\n{}", self.tail()))
     }
 
     /// Collects every line for `d`.

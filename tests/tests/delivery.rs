@@ -8,26 +8,17 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use gpuscope_proto::v1 as pb;
-use gpuscope_tests::{V2Tree, fake_nvml_lib, free_port, workspace_bin};
+use gpuscope_tests::{KillOnDrop, V2Tree, fake_nvml_lib, free_port, workspace_bin};
 use serde_json::json;
 
 const N: u64 = 40;
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn aggregator(data: &Path, port: u16) -> Proc {
-    Proc(
+fn aggregator(data: &Path, port: u16) -> KillOnDrop {
+    KillOnDrop(
         Command::new(workspace_bin("gpuscope-aggregator"))
             .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(data)
@@ -38,7 +29,7 @@ fn aggregator(data: &Path, port: u16) -> Proc {
 }
 
 /// `xids`: seconds at which XID 1000 + i fires.
-fn agent(dir: &Path, state: &Path, cgroups: &Path, port: u16, xids: &[f64]) -> Proc {
+fn agent(dir: &Path, state: &Path, cgroups: &Path, port: u16, xids: &[f64]) -> KillOnDrop {
     let scenario = dir.join(format!("scenario-{}.json", xids.len()));
     let xids: Vec<_> = xids
         .iter()
@@ -47,7 +38,7 @@ fn agent(dir: &Path, state: &Path, cgroups: &Path, port: u16, xids: &[f64]) -> P
         .collect();
     let s = json!({"gpus": [{"uuid": "GPU-de11e7e7-0000-4000-8000-000000000001", "xids": xids}]});
     std::fs::write(&scenario, s.to_string()).expect("scenario");
-    Proc(
+    KillOnDrop(
         Command::new(workspace_bin("gpuscope-agent"))
             .args(["run", "--aggregator", &format!("http://127.0.0.1:{port}")])
             .arg("--state-dir")

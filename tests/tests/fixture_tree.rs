@@ -35,9 +35,7 @@ fn v2_counter_bump_is_one_event_by_notification() {
     // Let the notifier registration follow the first sample.
     std::thread::sleep(Duration::from_millis(200));
     std::fs::write(dir.join("memory.events"), memory_events(3)).expect("write");
-    let kill = agent
-        .wait_for(Duration::from_secs(3), |v| is_kill_of(v, &path))
-        .unwrap_or_else(|| panic!("no event: {}", agent.tail()));
+    let kill = agent.expect_line(Duration::from_secs(3), "no event", |v| is_kill_of(v, &path));
     assert_eq!(kill["detected_by"], "notification", "{kill}");
     assert_eq!(
         kill["oom_kill"], 3,

@@ -234,18 +234,18 @@ fn xid_and_gpu_lost_are_events_naming_the_holder() {
     let mut flags = gpu_args(&lib, kubelet.socket_path());
     flags.extend(["--interval".into(), "250ms".into()]);
     let mut agent = Agent::watch_with(&args(&flags), &[("GPUSCOPE_FAKE_NVML_SCENARIO", &scn)]);
-    let xid = agent
-        .wait_for(Duration::from_secs(10), |v| v["kind"] == "xid")
-        .unwrap_or_else(|| panic!("no xid event: {}", agent.tail()));
+    let xid = agent.expect_line(Duration::from_secs(10), "no xid event", |v| {
+        v["kind"] == "xid"
+    });
     assert_eq!(xid["xid"], 79);
     assert_eq!(xid["gpu_uuid"], GPU_A);
     assert_eq!(xid["gpu_index"], 0);
     assert_eq!(xid["count"], 1);
     assert_eq!(xid["holders"][0]["pod"], "trainer-0", "{xid}");
     assert_eq!(xid["simulated"], true);
-    let lost = agent
-        .wait_for(Duration::from_secs(10), |v| v["kind"] == "gpu_lost")
-        .unwrap_or_else(|| panic!("no gpu_lost event: {}", agent.tail()));
+    let lost = agent.expect_line(Duration::from_secs(10), "no gpu_lost event", |v| {
+        v["kind"] == "gpu_lost"
+    });
     assert_eq!(lost["gpu_index"], 0);
     assert_eq!(lost["gpu_uuid"], GPU_A);
     assert_eq!(lost["holders"][0]["pod"], "trainer-0", "{lost}");
@@ -274,11 +274,9 @@ fn device_count_change_is_an_event() {
     let mut flags = gpu_args(&lib, &dir.path().join("none.sock"));
     flags.extend(["--interval".into(), "250ms".into()]);
     let mut agent = Agent::watch_with(&args(&flags), &[("GPUSCOPE_FAKE_NVML_SCENARIO", &scn)]);
-    let change = agent
-        .wait_for(Duration::from_secs(10), |v| {
-            v["kind"] == "gpu_count_changed"
-        })
-        .unwrap_or_else(|| panic!("no count change: {}", agent.tail()));
+    let change = agent.expect_line(Duration::from_secs(10), "no count change", |v| {
+        v["kind"] == "gpu_count_changed"
+    });
     assert_eq!(change["before"], 2);
     assert_eq!(change["after"], 1);
 }
@@ -406,11 +404,9 @@ fn hung_nvml_call_does_not_delay_an_oom_event() {
         "200ms",
     ];
     let mut agent = Agent::watch_with(&flags, &[("GPUSCOPE_FAKE_NVML_SCENARIO", &scn)]);
-    let late = agent
-        .wait_for(Duration::from_secs(10), |v| {
-            v["kind"] == "source" && v["source"] == "nvml"
-        })
-        .unwrap_or_else(|| panic!("no nvml status: {}", agent.tail()));
+    let late = agent.expect_line(Duration::from_secs(10), "no nvml status", |v| {
+        v["kind"] == "source" && v["source"] == "nvml"
+    });
     assert_eq!(late["state"], "degraded", "{late}");
     assert!(
         late["reason"]
@@ -436,9 +432,9 @@ fn hung_nvml_call_does_not_delay_an_oom_event() {
         .output()
         .expect("memhog");
     assert!(!out.status.success());
-    let kill = agent
-        .wait_for(Duration::from_secs(5), |v| is_kill_of(v, &path))
-        .unwrap_or_else(|| panic!("no oom_kill: {}", agent.tail()));
+    let kill = agent.expect_line(Duration::from_secs(5), "no oom_kill", |v| {
+        is_kill_of(v, &path)
+    });
     let waited = started.elapsed();
     assert_eq!(kill["victim"]["comm"], "memhog", "{kill}");
     eprintln!("OOM event {waited:?} after the hog started, with NVML hung");

@@ -78,14 +78,11 @@ fn main_process_killed(driver: Driver, tag: u32) {
     );
     let victim = pid_of(&out.stdout);
 
-    let kill = agent
-        .wait_for(Duration::from_secs(5), |v| is_kill_of(v, &path))
-        .unwrap_or_else(|| {
-            panic!(
-                "no oom_kill event for {path}; last lines:\n{}",
-                agent.tail()
-            )
-        });
+    let kill = agent.expect_line(
+        Duration::from_secs(5),
+        &format!("no oom_kill event for {path}"),
+        |v| is_kill_of(v, &path),
+    );
     assert_kill(&kill, &pod, &id, &path, victim, LIMIT);
     assert_eq!(kill["oom_kill"], 1, "{kill}");
     assert_eq!(kill["limit_bytes"], LIMIT, "{kill}");
@@ -143,14 +140,11 @@ fn v1_eventfd_alone_reports_the_kill() {
         std::os::unix::process::ExitStatusExt::signal(&out.status),
         Some(9)
     );
-    let kill = agent
-        .wait_for(Duration::from_secs(3), |v| is_kill_of(v, &path))
-        .unwrap_or_else(|| {
-            panic!(
-                "no oom_kill event for {path}; last lines:\n{}",
-                agent.tail()
-            )
-        });
+    let kill = agent.expect_line(
+        Duration::from_secs(3),
+        &format!("no oom_kill event for {path}"),
+        |v| is_kill_of(v, &path),
+    );
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(kill["detected_by"], "notification", "{kill}");
     assert_eq!(kill["oom_kill"], 1, "{kill}");
@@ -198,14 +192,11 @@ fn child_killed_while_main_process_lives() {
         .expect("main pid");
     assert_ne!(victim, main_pid);
 
-    let kill = agent
-        .wait_for(Duration::from_secs(5), |v| is_kill_of(v, &path))
-        .unwrap_or_else(|| {
-            panic!(
-                "no oom_kill event for {path}; last lines:\n{}",
-                agent.tail()
-            )
-        });
+    let kill = agent.expect_line(
+        Duration::from_secs(5),
+        &format!("no oom_kill event for {path}"),
+        |v| is_kill_of(v, &path),
+    );
     assert_kill(&kill, &pod, &id, &path, victim, LIMIT);
 }
 
@@ -251,14 +242,11 @@ fn container_created_and_killed_within_100ms() {
     );
     let victim = pid_of(&out.stdout);
 
-    let kill = agent
-        .wait_for(Duration::from_secs(5), |v| is_kill_of(v, &path))
-        .unwrap_or_else(|| {
-            panic!(
-                "no oom_kill event for {path}; last lines:\n{}",
-                agent.tail()
-            )
-        });
+    let kill = agent.expect_line(
+        Duration::from_secs(5),
+        &format!("no oom_kill event for {path}"),
+        |v| is_kill_of(v, &path),
+    );
     assert_kill(&kill, &pod, &id, &path, victim, limit);
     assert_eq!(kill["detected_by"], "kernel_report", "{kill}");
     assert_eq!(

@@ -3,20 +3,11 @@
 //! 127.0.0.1, a client certificate, and a stranger's self-signed one).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gpuscope_tests::{V2Tree, fake_nvml_lib, free_port, workspace_bin};
+use gpuscope_tests::{KillOnDrop, V2Tree, fake_nvml_lib, free_port, workspace_bin};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 struct Pki {
     ca: PathBuf,
@@ -91,7 +82,7 @@ fn mutual_tls_delivers_and_refuses_strangers() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = pki(dir.path());
     let port = free_port();
-    let _aggregator = Proc(
+    let _aggregator = KillOnDrop(
         Command::new(workspace_bin("gpuscope-aggregator"))
             .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(dir.path().join("data"))
@@ -113,7 +104,7 @@ fn mutual_tls_delivers_and_refuses_strangers() {
     )
     .expect("scenario");
     let tree = V2Tree::new();
-    let _agent = Proc(
+    let _agent = KillOnDrop(
         Command::new(workspace_bin("gpuscope-agent"))
             .args(["run", "--aggregator", &url])
             .arg("--tls-ca")
