@@ -67,14 +67,16 @@ pub fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
-fn percent(num: u64, den: Option<u64>) -> String {
+/// `num` as a percentage of `den` (`-` without a positive `den`).
+pub fn percent(num: u64, den: Option<u64>) -> String {
     match den {
         Some(d) if d > 0 => format!("{:.0}%", num as f64 * 100.0 / d as f64),
         _ => "-".to_owned(),
     }
 }
 
-fn opt_bytes(b: Option<u64>) -> String {
+/// [`human_bytes`] of a size that may be absent (`-`).
+pub fn opt_bytes(b: Option<u64>) -> String {
     b.map_or_else(|| "-".to_owned(), human_bytes)
 }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use gpuscope_agent::model::Event;
-use gpuscope_agent::output::{human_bytes, short_name, table};
+use gpuscope_agent::output::{human_bytes, opt_bytes, short_name, table};
 use gpuscope_proto::v1 as pb;
 
 use super::{Client, incident, print_json, since_nanos};
@@ -67,9 +67,7 @@ pub async fn oom(
             k.victim
                 .as_ref()
                 .map_or_else(|| "-".to_owned(), |v| human_bytes(v.anon_rss_bytes)),
-            k.limit_bytes
-                .or(k.kernel_limit_bytes)
-                .map_or_else(|| "-".to_owned(), human_bytes),
+            opt_bytes(k.limit_bytes.or(k.kernel_limit_bytes)),
             format!("{:?}", k.constraint).to_lowercase(),
             format!("{:?}", k.detected_by).to_lowercase(),
         ]);

@@ -1,7 +1,7 @@
 //! `gpuscope pods`.
 
 use gpuscope_agent::model::ContainerSample;
-use gpuscope_agent::output::{human_bytes, short_name, table};
+use gpuscope_agent::output::{human_bytes, opt_bytes, percent, short_name, table};
 use gpuscope_proto::v1 as pb;
 
 use super::{Client, print_json};
@@ -55,12 +55,9 @@ pub async fn pods(client: &mut Client, node: Option<String>, out: Format) -> any
             node.clone(),
             short_name(&s.container),
             human_bytes(m.usage_bytes),
-            m.limit_bytes.map_or_else(|| "-".to_owned(), human_bytes),
-            m.limit_bytes.filter(|&l| l > 0).map_or_else(
-                || "-".to_owned(),
-                |l| format!("{:.0}%", m.usage_bytes as f64 * 100.0 / l as f64),
-            ),
-            m.peak_bytes.map_or_else(|| "-".to_owned(), human_bytes),
+            opt_bytes(m.limit_bytes),
+            percent(m.usage_bytes, m.limit_bytes),
+            opt_bytes(m.peak_bytes),
             m.events.oom_kill.to_string(),
             s.pressure
                 .memory
