@@ -7,7 +7,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A wall-clock instant, nanoseconds since the Unix epoch.
 ///
@@ -65,8 +65,24 @@ impl Serialize for Timestamp {
     }
 }
 
+impl std::str::FromStr for Timestamp {
+    type Err = humantime::TimestampError;
+
+    /// Parses RFC 3339 (`2026-11-26T09:44:22.123Z`, any precision).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        humantime::parse_rfc3339_weak(s.trim_end_matches('Z')).map(Self::from)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// How the host mounts its cgroup hierarchies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CgroupMode {
     /// Only cgroup v1 hierarchies (the memory controller on v1).
@@ -79,7 +95,7 @@ pub enum CgroupMode {
 }
 
 /// Which cgroup version a container's memory files come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CgroupVersion {
     /// cgroup v1 (`memory.usage_in_bytes`, `memory.oom_control`, ...).
@@ -89,7 +105,7 @@ pub enum CgroupVersion {
 }
 
 /// Kubernetes pod QoS class, as encoded in the kubelet's cgroup path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QosClass {
     /// Requests equal limits for every resource: directly under `kubepods`.
@@ -101,7 +117,7 @@ pub enum QosClass {
 }
 
 /// The container runtime, as told by the container cgroup's name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ContainerRuntime {
     /// containerd (`cri-containerd-<id>.scope`, or a bare ID under cgroupfs).
@@ -115,7 +131,7 @@ pub enum ContainerRuntime {
 }
 
 /// The kubelet cgroup driver that named a path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CgroupDriver {
     /// `kubepods/burstable/pod<uid>/<id>`.
@@ -125,7 +141,7 @@ pub enum CgroupDriver {
 }
 
 /// Who a cgroup belongs to: the identity every sample and event carries.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct ContainerRef {
     /// Path of the cgroup relative to its hierarchy's root, starting with
     /// `/`, exactly as the kernel prints it in `task_memcg=`.
@@ -144,7 +160,7 @@ pub struct ContainerRef {
 }
 
 /// One PSI line (`some` or `full`).
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct PsiLine {
     /// Share of wall time stalled, percent, 10 s average.
     pub avg10: f32,
@@ -158,7 +174,7 @@ pub struct PsiLine {
 
 /// One pressure file (`memory.pressure`, `cpu.pressure`, `io.pressure` or
 /// `/proc/pressure/*`).
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Psi {
     /// Some tasks stalled.
     pub some: PsiLine,
@@ -167,7 +183,7 @@ pub struct Psi {
 }
 
 /// Where a container's pressure figures come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PsiScope {
     /// The container's own cgroup (v2, or the matching cgroup in the
@@ -178,7 +194,7 @@ pub enum PsiScope {
 }
 
 /// Memory, CPU and IO pressure for one cgroup or the node.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Pressure {
     /// `memory.pressure`.
     pub memory: Option<Psi>,
@@ -190,7 +206,7 @@ pub struct Pressure {
 
 /// OOM-related counters of one memory cgroup. Fields a cgroup version
 /// lacks are `None`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct MemoryEvents {
     /// v2 `oom`: times the cgroup hit its limit and the OOM killer ran.
     pub oom: Option<u64>,
@@ -210,7 +226,7 @@ pub struct MemoryEvents {
 }
 
 /// Memory state of one cgroup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct MemoryStats {
     /// `memory.current` / `memory.usage_in_bytes`.
     pub usage_bytes: u64,
@@ -230,7 +246,7 @@ pub struct MemoryStats {
 }
 
 /// CPU usage of one cgroup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct CpuStats {
     /// Total CPU time, microseconds (v2 `cpu.stat` `usage_usec`; v1
     /// `cpuacct.usage` / 1000).
@@ -242,7 +258,7 @@ pub struct CpuStats {
 }
 
 /// One collection of one container cgroup.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerSample {
     /// When the files were read.
     pub time: Timestamp,
@@ -262,7 +278,7 @@ pub struct ContainerSample {
 }
 
 /// One collection of the node itself.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeSample {
     /// When the files were read.
     pub time: Timestamp,
@@ -282,7 +298,7 @@ pub struct NodeSample {
 }
 
 /// Which limit the OOM killer enforced (`oom-kill:constraint=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OomConstraint {
     /// `CONSTRAINT_MEMCG`: the cgroup's own limit.
@@ -298,7 +314,7 @@ pub enum OomConstraint {
 }
 
 /// The process the kernel killed, from its `Killed process` line.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Victim {
     /// Process ID (in the host's PID namespace).
     pub pid: u32,
@@ -321,7 +337,7 @@ pub struct Victim {
 }
 
 /// One point of a container's flight recorder.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct RecorderPoint {
     /// When it was read.
     pub time: Timestamp,
@@ -342,7 +358,7 @@ pub struct RecorderPoint {
 }
 
 /// How an OOM kill was first noticed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Detection {
     /// The cgroup's notifier fired (v2 inotify on `memory.events`, v1
@@ -357,7 +373,7 @@ pub enum Detection {
 }
 
 /// One process killed by the kernel's OOM killer in one container.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OomKill {
     /// When the kill happened: the kernel report's time when one was
     /// read, else when the counter was seen to move.
@@ -393,6 +409,7 @@ pub struct OomKill {
     pub kernel_limit_bytes: Option<u64>,
     /// The flight recorder: samples of the minutes before the kill,
     /// oldest first.
+    #[serde(default)]
     pub window: Vec<RecorderPoint>,
     /// Whether the window's pressure figures are the container's own or
     /// the node's (`None`: the cgroup was never read).
@@ -400,7 +417,7 @@ pub struct OomKill {
 }
 
 /// State of one data source of the agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceState {
     /// Working.
@@ -412,7 +429,7 @@ pub enum SourceState {
 }
 
 /// Health of one source (`cgroup`, `kmsg`, `psi`, `node`, `notify`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceStatus {
     /// Source name.
     pub source: String,
@@ -423,7 +440,7 @@ pub struct SourceStatus {
 }
 
 /// Something that happened on the node, as `watch` prints it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
     /// The OOM killer killed a process.
@@ -448,6 +465,7 @@ pub enum Event {
         /// XIDs seen on this GPU since the agent started, this one included.
         count: u64,
         /// Pods the kubelet gave the GPU to.
+        #[serde(default)]
         holders: Vec<GpuHolder>,
         /// From gpuscope's fake NVML.
         simulated: bool,
@@ -461,6 +479,7 @@ pub enum Event {
         /// Its UUID, when it was read before it was lost.
         gpu_uuid: Option<String>,
         /// Pods the kubelet gave the GPU to.
+        #[serde(default)]
         holders: Vec<GpuHolder>,
         /// From gpuscope's fake NVML.
         simulated: bool,
@@ -486,8 +505,22 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// When it happened (or was noticed).
+    pub fn time(&self) -> Timestamp {
+        match self {
+            Event::OomKill(k) => k.time,
+            Event::KmsgOverrun { time, .. }
+            | Event::Xid { time, .. }
+            | Event::GpuLost { time, .. }
+            | Event::GpuCountChanged { time, .. }
+            | Event::Source { time, .. } => *time,
+        }
+    }
+}
+
 /// Who holds a GPU according to the kubelet (PodResources `List`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct GpuHolder {
     /// Pod namespace.
     pub namespace: String,
@@ -505,7 +538,7 @@ pub struct GpuHolder {
 }
 
 /// One process using a GPU.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GpuProcess {
     /// Process ID in the host's PID namespace.
     pub pid: u32,
@@ -525,7 +558,7 @@ pub struct GpuProcess {
 }
 
 /// One GPU (or MIG instance) at one collection.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GpuSample {
     /// When it was read.
     pub time: Timestamp,
@@ -558,8 +591,10 @@ pub struct GpuSample {
     /// Persistence mode.
     pub persistence_mode: Option<bool>,
     /// Compute processes on it.
+    #[serde(default)]
     pub processes: Vec<GpuProcess>,
     /// Pods the kubelet gave it to.
+    #[serde(default)]
     pub holders: Vec<GpuHolder>,
     /// The readings come from gpuscope's fake NVML, not a real GPU.
     pub simulated: bool,

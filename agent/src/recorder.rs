@@ -78,10 +78,10 @@ impl Recorder {
         if self.points.is_empty() {
             self.base = t;
         }
-        if let Some(last) = self.points.back() {
-            if self.time_of(last) > t {
-                return;
-            }
+        if let Some(last) = self.points.back()
+            && self.time_of(last) > t
+        {
+            return;
         }
         if t.since(self.base).as_millis() > u128::from(u32::MAX / 2) {
             self.rebase(t);

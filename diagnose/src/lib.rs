@@ -1,1 +1,76 @@
-//! placeholder
+//! gpuscope's diagnosis engine.
+//!
+//! Pure functions from an [`Evidence`] snapshot (Kubernetes objects as the
+//! API server returns them, the agents' samples and events, log tails) to
+//! [`Finding`]s: a kind, a subject, one plain sentence, the numbers that
+//! prove it, what to do next and how sure the engine is. The aggregator
+//! runs it over its live state; `gpuscope explain --bundle` runs it over a
+//! folder of `kubectl -o json` outputs and agent JSON lines ([`bundle`]).
+//!
+//! Each rule is written from the mechanism (what the kernel, kubelet,
+//! container runtime and driver do) and lowers its confidence when the
+//! evidence that would prove it is absent, rather than guessing.
+
+pub mod bundle;
+pub mod config;
+pub mod context;
+pub mod evidence;
+pub mod finding;
+pub mod k8s;
+mod rules;
+
+pub use config::Config;
+pub use context::Context;
+pub use evidence::{AgentRecords, Evidence, Gap, LogTail};
+pub use finding::{Confidence, Cost, Fact, Finding, Kind, Subject};
+
+/// A pod named by namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct PodKey {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl std::fmt::Display for PodKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Every finding the evidence supports, most costly first.
+pub fn diagnose(evidence: &Evidence, config: &Config) -> Vec<Finding> {
+    let ctx = Context::new(evidence, config);
+    let mut out = rules::run(&ctx);
+    out.sort_by(|a, b| {
+        b.rank_key()
+            .partial_cmp(&a.rank_key())
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| a.kind.cmp(&b.kind))
+    });
+    out
+}
+
+/// The findings that explain one pod: those about the pod itself, and
+/// those about its node or its GPUs that bear on it (an XID on a GPU it
+/// holds, a device plugin down on its node).
+pub fn explain(evidence: &Evidence, config: &Config, pod: &PodKey) -> Vec<Finding> {
+    let target = evidence
+        .pods
+        .iter()
+        .find(|p| k8s::namespace(p) == pod.namespace && k8s::name(p) == pod.name);
+    let node = target.and_then(k8s::node_name);
+    diagnose(evidence, config)
+        .into_iter()
+        .filter(|f| {
+            let s = &f.subject;
+            match (&s.pod, &s.namespace) {
+                (Some(p), ns) => {
+                    *p == pod.name && ns.as_deref().unwrap_or("default") == pod.namespace
+                }
+                (None, _) => node.is_some() && s.node.as_deref() == node,
+            }
+        })
+        .collect()
+}

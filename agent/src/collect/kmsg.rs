@@ -697,11 +697,10 @@ impl OomAssembler {
                     if !matches!(
                         report.constraint,
                         OomConstraint::Node | OomConstraint::Cpuset | OomConstraint::MemoryPolicy
-                    ) {
-                        if let Some((_, u, l)) = usage {
-                            report.memcg_usage_bytes = Some(u);
-                            report.memcg_limit_bytes = Some(l);
-                        }
+                    ) && let Some((_, u, l)) = usage
+                    {
+                        report.memcg_usage_bytes = Some(u);
+                        report.memcg_limit_bytes = Some(l);
                     }
                 }
             }

@@ -244,10 +244,10 @@ pub(super) fn run(
     while !done.load(Ordering::Relaxed) {
         let now = Instant::now();
         if now < next {
-            if let Some(e) = collector.next_xid(next - now) {
-                if tx.send(Msg::Event(e)).is_err() {
-                    return;
-                }
+            if let Some(e) = collector.next_xid(next - now)
+                && tx.send(Msg::Event(e)).is_err()
+            {
+                return;
             }
             continue;
         }

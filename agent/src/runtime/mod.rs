@@ -303,10 +303,8 @@ fn pipeline_loop(
             .map_or(tick, |d| d.since(now).min(tick));
         match rx.recv_timeout(wait) {
             Ok(Msg::Input(input)) => {
-                if samples {
-                    if let Input::Sample { sample, .. } = &input {
-                        sink(Output::Sample(sample));
-                    }
+                if samples && let Input::Sample { sample, .. } = &input {
+                    sink(Output::Sample(sample));
                 }
                 pipeline.handle(input, &mut events);
             }
@@ -562,23 +560,23 @@ impl Sampler {
                 );
                 w.hot = near_limit || pressure_rising;
                 w.last_some_total = some_total;
-                if let Some(n) = &self.notifier {
-                    if !n.is_registered(path) {
-                        let dir = reader.memory_dir(path);
-                        let version = sample.cgroup_version;
-                        // Send the sample first: the pipeline must see the
-                        // baseline before any notification.
-                        let _ = self.tx.send(Msg::Input(Input::Sample { sample, baseline }));
-                        match n.register(path, &dir, version) {
-                            Ok(()) => self.notify_health.set(&self.tx, SourceState::Ok, None),
-                            Err(e) => self.notify_health.set(
-                                &self.tx,
-                                SourceState::Degraded,
-                                Some(e.to_string()),
-                            ),
-                        }
-                        return;
+                if let Some(n) = &self.notifier
+                    && !n.is_registered(path)
+                {
+                    let dir = reader.memory_dir(path);
+                    let version = sample.cgroup_version;
+                    // Send the sample first: the pipeline must see the
+                    // baseline before any notification.
+                    let _ = self.tx.send(Msg::Input(Input::Sample { sample, baseline }));
+                    match n.register(path, &dir, version) {
+                        Ok(()) => self.notify_health.set(&self.tx, SourceState::Ok, None),
+                        Err(e) => self.notify_health.set(
+                            &self.tx,
+                            SourceState::Degraded,
+                            Some(e.to_string()),
+                        ),
                     }
+                    return;
                 }
                 let _ = self.tx.send(Msg::Input(Input::Sample { sample, baseline }));
             }

@@ -1422,7 +1422,7 @@ mod tests {
             for e in &entries {
                 println!("DURABLE {}", e.seq);
             }
-            if xorshift(&mut rng) % 6 == 0 {
+            if xorshift(&mut rng).is_multiple_of(6) {
                 let last = entries.last().unwrap().seq;
                 let to = last.saturating_sub(xorshift(&mut rng) % 30);
                 println!("ACKING {to}");

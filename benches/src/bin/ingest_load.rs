@@ -325,11 +325,11 @@ fn step(r: &mut pb::NodeReport, rng: &mut Rng, now: u64) {
     if let Some(n) = r.node_sample.as_mut() {
         n.time_unix_nanos = now;
         n.mem_available_bytes = (1 << 40) + rng.below(1 << 38);
-        if let Some(m) = n.pressure.as_mut().and_then(|p| p.memory.as_mut()) {
-            if let Some(s) = m.some.as_mut() {
-                s.avg10 = rng.unit() as f32;
-                s.total_us += rng.below(10_000);
-            }
+        if let Some(m) = n.pressure.as_mut().and_then(|p| p.memory.as_mut())
+            && let Some(s) = m.some.as_mut()
+        {
+            s.avg10 = rng.unit() as f32;
+            s.total_us += rng.below(10_000);
         }
     }
     for c in &mut r.containers {
@@ -434,7 +434,7 @@ fn oom_event(i: usize, c: usize, seq: u64, points: usize, rng: &mut Rng) -> pb::
 }
 
 fn source_event(seq: u64) -> pb::NodeEvent {
-    let degraded = seq % 2 == 0;
+    let degraded = seq.is_multiple_of(2);
     pb::NodeEvent {
         seq,
         time_unix_nanos: now_nanos(),
@@ -511,13 +511,13 @@ impl Node {
             loop {
                 match inbound.message().await {
                     Ok(Some(m)) => {
-                        if let Some(pb::aggregator_message::Kind::Ack(a)) = m.kind {
-                            if a.up_to_seq > acked {
-                                acks_counters
-                                    .events_acked
-                                    .fetch_add(a.up_to_seq - acked, Relaxed);
-                                acked = a.up_to_seq;
-                            }
+                        if let Some(pb::aggregator_message::Kind::Ack(a)) = m.kind
+                            && a.up_to_seq > acked
+                        {
+                            acks_counters
+                                .events_acked
+                                .fetch_add(a.up_to_seq - acked, Relaxed);
+                            acked = a.up_to_seq;
                         }
                     }
                     Ok(None) => return Ok(acked),
@@ -687,10 +687,10 @@ async fn run(args: Arc<Args>) -> anyhow::Result<()> {
         })
     };
     while let Some(res) = tasks.join_next().await {
-        if let Err(e) = res.map_err(anyhow::Error::from).and_then(|r| r) {
-            if counters.errors.fetch_add(1, Relaxed) < 5 {
-                eprintln!("ingest_load: {e:#}");
-            }
+        if let Err(e) = res.map_err(anyhow::Error::from).and_then(|r| r)
+            && counters.errors.fetch_add(1, Relaxed) < 5
+        {
+            eprintln!("ingest_load: {e:#}");
         }
     }
     let drained = Instant::now();

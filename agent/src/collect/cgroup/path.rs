@@ -90,10 +90,10 @@ pub(crate) fn parse(path: &str) -> Option<Parsed<'_>> {
         if c == "kubepods" {
             break (CgroupDriver::Cgroupfs, "");
         }
-        if let Some(base) = c.strip_suffix(".slice") {
-            if base == "kubepods" || base.ends_with("-kubepods") {
-                break (CgroupDriver::Systemd, base);
-            }
+        if let Some(base) = c.strip_suffix(".slice")
+            && (base == "kubepods" || base.ends_with("-kubepods"))
+        {
+            break (CgroupDriver::Systemd, base);
         }
     };
     let (qos, pod_uid) = match driver {

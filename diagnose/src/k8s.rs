@@ -1,0 +1,252 @@
+//! Small, total accessors over Kubernetes objects: the API's optional
+//! fields turned into the questions the rules ask.
+
+use gpuscope_agent::model::Timestamp;
+use k8s_openapi::api::core::v1::{
+    ContainerStatus, Event, Node, Pod, PodSpec, PodStatus, ResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+/// The resource name of NVIDIA GPUs.
+pub const NVIDIA_GPU: &str = "nvidia.com/gpu";
+
+/// A Kubernetes time as a [`Timestamp`].
+pub fn ts(t: &Time) -> Timestamp {
+    Timestamp(u64::try_from(t.0.as_nanosecond()).unwrap_or(0))
+}
+
+/// When an event last happened (`lastTimestamp`, `eventTime`,
+/// `firstTimestamp`, then creation).
+pub fn event_last_time(e: &Event) -> Option<Timestamp> {
+    e.last_timestamp
+        .as_ref()
+        .map(ts)
+        .or_else(|| {
+            e.event_time
+                .as_ref()
+                .map(|m| Timestamp(u64::try_from(m.0.as_nanosecond()).unwrap_or(0)))
+        })
+        .or_else(|| e.first_timestamp.as_ref().map(ts))
+        .or_else(|| e.metadata.creation_timestamp.as_ref().map(ts))
+}
+
+/// Every time a pod carries (creation, start, conditions, container
+/// state changes).
+pub fn pod_times(p: &Pod) -> Vec<Timestamp> {
+    let mut out: Vec<Timestamp> = p.metadata.creation_timestamp.iter().map(ts).collect();
+    if let Some(s) = &p.status {
+        out.extend(s.start_time.iter().map(ts));
+        for c in s.conditions.iter().flatten() {
+            out.extend(c.last_transition_time.iter().map(ts));
+        }
+        for c in container_statuses(p) {
+            for state in [c.state.as_ref(), c.last_state.as_ref()]
+                .into_iter()
+                .flatten()
+            {
+                if let Some(r) = &state.running {
+                    out.extend(r.started_at.iter().map(ts));
+                }
+                if let Some(t) = &state.terminated {
+                    out.extend(t.started_at.iter().map(ts));
+                    out.extend(t.finished_at.iter().map(ts));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `namespace/name`.
+pub fn pod_name(p: &Pod) -> String {
+    format!("{}/{}", namespace(p), name(p))
+}
+
+/// The pod's namespace (`default` when unset, as the API server fills it).
+pub fn namespace(p: &Pod) -> &str {
+    p.metadata.namespace.as_deref().unwrap_or("default")
+}
+
+/// The pod's name.
+pub fn name(p: &Pod) -> &str {
+    p.metadata.name.as_deref().unwrap_or("")
+}
+
+/// The pod's UID.
+pub fn uid(p: &Pod) -> Option<&str> {
+    p.metadata.uid.as_deref()
+}
+
+/// The node the pod is bound to.
+pub fn node_name(p: &Pod) -> Option<&str> {
+    p.spec.as_ref()?.node_name.as_deref()
+}
+
+/// The pod's phase (`Pending`, `Running`, `Succeeded`, `Failed`).
+pub fn phase(p: &Pod) -> &str {
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("Unknown")
+}
+
+/// The pod's status, or an empty one.
+pub fn status(p: &Pod) -> PodStatus {
+    p.status.clone().unwrap_or_default()
+}
+
+/// The pod's spec, or an empty one.
+pub fn spec(p: &Pod) -> PodSpec {
+    p.spec.clone().unwrap_or_default()
+}
+
+/// Statuses of the init and app containers.
+pub fn container_statuses(p: &Pod) -> impl Iterator<Item = &ContainerStatus> {
+    p.status.iter().flat_map(|s| {
+        s.init_container_statuses
+            .iter()
+            .flatten()
+            .chain(s.container_statuses.iter().flatten())
+    })
+}
+
+/// A container ID without its runtime scheme (`containerd://abc` ->
+/// `abc`), as the agent reports it.
+pub fn bare_container_id(id: &str) -> &str {
+    id.split_once("://").map_or(id, |(_, rest)| rest)
+}
+
+/// The pod's controlling owner as `Kind/name`, with a Deployment's
+/// ReplicaSet hash removed (`ReplicaSet/web-7d4f9` -> `Deployment/web`
+/// when the name ends in a pod-template hash).
+pub fn owner(p: &Pod) -> Option<String> {
+    let refs = p.metadata.owner_references.as_ref()?;
+    let o = refs
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .or(refs.first())?;
+    if o.kind == "ReplicaSet"
+        && let Some((base, hash)) = o.name.rsplit_once('-')
+        && !hash.is_empty()
+        && hash.len() <= 10
+        && hash.chars().all(|c| c.is_ascii_alphanumeric())
+    {
+        return Some(format!("Deployment/{base}"));
+    }
+    Some(format!("{}/{}", o.kind, o.name))
+}
+
+/// A quantity of a resource in `requests` or `limits`, as a whole count
+/// (GPUs) or bytes/millicores via [`quantity`].
+pub fn resource(r: Option<&ResourceRequirements>, name: &str, limits: bool) -> Option<f64> {
+    let r = r?;
+    let map = if limits { &r.limits } else { &r.requests };
+    map.as_ref()?.get(name).and_then(quantity)
+}
+
+/// GPUs the pod asks for: the sum over app containers, or the largest
+/// init container's, whichever is more (the scheduler's rule).
+pub fn gpu_request(p: &Pod) -> u64 {
+    let Some(spec) = &p.spec else { return 0 };
+    let count = |c: &k8s_openapi::api::core::v1::Container| {
+        resource(c.resources.as_ref(), NVIDIA_GPU, true)
+            .or_else(|| resource(c.resources.as_ref(), NVIDIA_GPU, false))
+            .unwrap_or(0.0) as u64
+    };
+    let app: u64 = spec.containers.iter().map(count).sum();
+    let init = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(count)
+        .max()
+        .unwrap_or(0);
+    app.max(init)
+}
+
+/// A node's `nvidia.com/gpu` capacity and allocatable counts.
+pub fn node_gpus(n: &Node) -> (Option<u64>, Option<u64>) {
+    let st = n.status.as_ref();
+    let get = |m: Option<&std::collections::BTreeMap<String, Quantity>>| {
+        m.and_then(|m| m.get(NVIDIA_GPU))
+            .and_then(quantity)
+            .map(|v| v as u64)
+    };
+    (
+        get(st.and_then(|s| s.capacity.as_ref())),
+        get(st.and_then(|s| s.allocatable.as_ref())),
+    )
+}
+
+/// Parses a Kubernetes quantity (`2`, `500m`, `4Gi`, `1.5G`, `1e3`) into
+/// a plain number (cores for CPU, bytes for memory, count otherwise).
+pub fn quantity(q: &Quantity) -> Option<f64> {
+    let s = q.0.trim();
+    let split = s
+        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
+        .unwrap_or(s.len());
+    let (num, suffix) = s.split_at(split);
+    let base: f64 = num.parse().ok()?;
+    let mult = match suffix {
+        "" => 1.0,
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        _ => return None,
+    };
+    Some(base * mult)
+}
+
+/// Whether the event is about this pod (by UID, or by kind, namespace
+/// and name when the event carries no UID).
+pub fn event_is_about(e: &Event, p: &Pod) -> bool {
+    let o = &e.involved_object;
+    if let (Some(a), Some(b)) = (o.uid.as_deref(), uid(p))
+        && !a.is_empty()
+    {
+        return a == b;
+    }
+    o.kind.as_deref() == Some("Pod")
+        && o.name.as_deref() == Some(name(p))
+        && o.namespace.as_deref().unwrap_or("default") == namespace(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities() {
+        let q = |s: &str| quantity(&Quantity(s.into()));
+        assert_eq!(q("2"), Some(2.0));
+        assert_eq!(q("500m"), Some(0.5));
+        assert_eq!(q("4Gi"), Some(4.0 * 1024.0 * 1024.0 * 1024.0));
+        assert_eq!(q("1.5G"), Some(1.5e9));
+        assert_eq!(q("1e3"), Some(1000.0));
+        assert_eq!(q("12Q"), None);
+    }
+
+    #[test]
+    fn deployment_owner_drops_the_template_hash() {
+        let p: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-7d4f9b-x2", "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d4f9b", "uid": "u", "controller": true}
+            ]}
+        }))
+        .expect("pod");
+        assert_eq!(owner(&p).as_deref(), Some("Deployment/web"));
+    }
+}

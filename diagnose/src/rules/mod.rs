@@ -1,0 +1,24 @@
+//! The rules, one module per family. Each family exports `run(ctx)`,
+//! returning every finding it supports, and its `Thresholds`.
+//!
+//! Ownership, so that one failure gives one finding: exit code 137 and
+//! the `OOMKilled` reason belong to `oom` (never to `pod`'s crash-loop
+//! rule); GPU scheduling and admission belong to `gpu_health`; the log
+//! tail's CUDA out-of-memory belongs to `oom`, its NCCL errors and missing
+//! files to `logs`.
+
+use crate::Context;
+use crate::finding::Finding;
+
+pub(crate) mod gpu_health;
+pub(crate) mod gpu_use;
+pub(crate) mod logs;
+pub(crate) mod oom;
+pub(crate) mod pod;
+
+/// Runs every family.
+pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
+    let families: [fn(&Context<'_>) -> Vec<Finding>; 5] =
+        [oom::run, gpu_use::run, gpu_health::run, pod::run, logs::run];
+    families.iter().flat_map(|f| f(ctx)).collect()
+}

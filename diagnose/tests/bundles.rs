@@ -1,0 +1,193 @@
+//! Runs the engine over every bundle in `tests/bundles/` and compares its
+//! findings with the bundle's `expected.json`.
+//!
+//! Layout: `tests/bundles/NAME/bundle/` is the bundle exactly as a person
+//! would assemble it (kubectl JSON, agent JSON lines, log tails);
+//! `tests/bundles/NAME/expected.json` lists the findings the engine must
+//! produce for the subject pod, no more and no fewer:
+//!
+//! ```json
+//! {"findings": [{"kind": "oom_killed", "confidence": "high",
+//!                "container": "trainer", "summary_contains": ["2.0 GiB"]}],
+//!  "gaps": ["agent"]}
+//! ```
+//!
+//! `findings: []` says the pod is healthy: any finding fails the test.
+//! `gaps` (optional) lists evidence the engine must report missing.
+
+use std::path::{Path, PathBuf};
+
+use gpuscope_diagnose::bundle::Bundle;
+use gpuscope_diagnose::{Config, Finding};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Expected {
+    findings: Vec<ExpectedFinding>,
+    #[serde(default)]
+    gaps: Vec<String>,
+    /// Why this case exists (documentation only).
+    #[serde(default)]
+    #[allow(dead_code)]
+    about: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpectedFinding {
+    kind: String,
+    confidence: String,
+    #[serde(default)]
+    container: Option<String>,
+    #[serde(default)]
+    gpu: Option<String>,
+    #[serde(default)]
+    node: Option<String>,
+    #[serde(default)]
+    summary_contains: Vec<String>,
+    #[serde(default)]
+    evidence_names: Vec<String>,
+}
+
+fn bundles_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/bundles")
+}
+
+fn findings_of(dir: &Path) -> Result<(Vec<Finding>, Vec<String>), String> {
+    let b = Bundle::read(&dir.join("bundle")).map_err(|e| e.to_string())?;
+    let config = Config::default();
+    let findings = match &b.subject {
+        Some(s) => gpuscope_diagnose::explain(&b.evidence, &config, s),
+        None => gpuscope_diagnose::diagnose(&b.evidence, &config),
+    };
+    let gaps = b.evidence.gaps.iter().map(|g| g.what.clone()).collect();
+    Ok((findings, gaps))
+}
+
+fn check(dir: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(dir.join("expected.json"))
+        .map_err(|e| format!("expected.json: {e}"))?;
+    let want: Expected = serde_json::from_str(&text).map_err(|e| format!("expected.json: {e}"))?;
+    let (got, gaps) = findings_of(dir)?;
+    let show = |f: &[Finding]| {
+        f.iter()
+            .map(|f| format!("{} ({:?}): {}", f.kind, f.confidence, f.summary))
+            .collect::<Vec<_>>()
+            .join("\n    ")
+    };
+    let mut unmatched: Vec<&Finding> = got.iter().collect();
+    for w in &want.findings {
+        let pos = unmatched.iter().position(|f| {
+            f.kind.as_str() == w.kind
+                && serde_json::to_value(f.confidence).ok() == Some(w.confidence.as_str().into())
+                && w.container
+                    .as_ref()
+                    .is_none_or(|c| f.subject.container.as_ref() == Some(c))
+                && w.gpu
+                    .as_ref()
+                    .is_none_or(|g| f.subject.gpu.as_ref() == Some(g))
+                && w.node
+                    .as_ref()
+                    .is_none_or(|n| f.subject.node.as_ref() == Some(n))
+        });
+        let Some(pos) = pos else {
+            return Err(format!(
+                "expected a {} finding with {} confidence{}; got:\n    {}",
+                w.kind,
+                w.confidence,
+                w.container
+                    .as_ref()
+                    .map(|c| format!(" for container {c}"))
+                    .unwrap_or_default(),
+                show(&got)
+            ));
+        };
+        let f = unmatched.remove(pos);
+        for s in &w.summary_contains {
+            if !f.summary.contains(s.as_str()) {
+                return Err(format!("{} summary lacks {s:?}: {}", f.kind, f.summary));
+            }
+        }
+        for n in &w.evidence_names {
+            if !f.evidence.iter().any(|e| &e.name == n) {
+                return Err(format!(
+                    "{} has no evidence named {n:?}: {:?}",
+                    f.kind, f.evidence
+                ));
+            }
+        }
+        if f.next_steps.is_empty() {
+            return Err(format!("{} has no next steps", f.kind));
+        }
+    }
+    if !unmatched.is_empty() {
+        let extra: Vec<Finding> = unmatched.into_iter().cloned().collect();
+        return Err(format!("unexpected findings:\n    {}", show(&extra)));
+    }
+    for g in &want.gaps {
+        if !gaps.contains(g) {
+            return Err(format!("expected a gap for {g}; gaps: {gaps:?}"));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn every_bundle_gives_its_expected_findings() {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(bundles_dir())
+        .expect("tests/bundles exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("expected.json").exists())
+        .collect();
+    dirs.sort();
+    let mut failures = Vec::new();
+    for d in &dirs {
+        if let Err(e) = check(d) {
+            failures.push(format!(
+                "{}: {e}",
+                d.file_name().unwrap_or_default().to_string_lossy()
+            ));
+        }
+    }
+    println!("{} bundles checked", dirs.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {} bundles failed:\n{}",
+        failures.len(),
+        dirs.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn bundles_round_trip_through_the_writer() {
+    // What `gpuscope bundle` writes, `explain --bundle` reads back to the
+    // same findings.
+    for entry in std::fs::read_dir(bundles_dir()).expect("tests/bundles exists") {
+        let dir = entry.expect("entry").path();
+        if !dir.join("expected.json").exists() {
+            continue;
+        }
+        let Ok(b) = Bundle::read(&dir.join("bundle")) else {
+            continue;
+        };
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut b2 = b.clone();
+        // Fix "now" so that both reads agree on it.
+        b2.evidence.now = b2.evidence.now.or_else(|| b.evidence.newest_time());
+        b2.write(tmp.path()).expect("write");
+        let back = Bundle::read(tmp.path()).expect("read back");
+        let config = Config::default();
+        let run = |b: &Bundle| match &b.subject {
+            Some(s) => gpuscope_diagnose::explain(&b.evidence, &config, s),
+            None => gpuscope_diagnose::diagnose(&b.evidence, &config),
+        };
+        let kinds = |f: Vec<Finding>| {
+            f.into_iter()
+                .map(|f| (f.kind, f.confidence))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kinds(run(&b2)), kinds(run(&back)), "{}", dir.display());
+    }
+}
