@@ -34,6 +34,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -123,9 +124,9 @@ type LogKey = (String, String, String, bool);
 /// One recorded change, replayed to watches that start behind it.
 struct Change {
     rv: u64,
+    event: &'static str,
     kind: &'static str,
     namespace: String,
-    event: &'static str,
     object: Value,
 }
 
@@ -140,6 +141,48 @@ struct State {
     requests: Vec<String>,
 }
 
+impl State {
+    /// Bumps the resourceVersion, stamps it on `object` and records the
+    /// change.
+    fn record(&mut self, event: &'static str, key: &Key, mut object: Value) -> Value {
+        self.rv += 1;
+        object["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        let (kind, namespace) = (key.0, key.1.clone());
+        let change = Change {
+            rv: self.rv,
+            event,
+            kind,
+            namespace,
+            object: object.clone(),
+        };
+        self.changes.push(change);
+        object
+    }
+
+    /// Inserts or replaces an object whose metadata is an object.
+    fn store(&mut self, key: Key, mut obj: Value) -> Value {
+        let old = self.objects.get(&key);
+        let old_uid = old.and_then(|o| o.pointer("/metadata/uid")).cloned();
+        let event = if old.is_some() { "MODIFIED" } else { "ADDED" };
+        let uid = old_uid.unwrap_or_else(|| {
+            self.uids += 1;
+            json!(format!("00000000-0000-4000-8000-{:012x}", self.uids))
+        });
+        if let Some(obj) = obj.as_object_mut() {
+            obj.entry("apiVersion").or_insert(json!("v1"));
+        }
+        if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.entry("uid").or_insert(uid);
+            if !key.1.is_empty() {
+                meta.insert("namespace".into(), json!(key.1));
+            }
+        }
+        let obj = self.record(event, &key, obj);
+        self.objects.insert(key, obj.clone());
+        obj
+    }
+}
+
 struct Shared {
     state: Mutex<State>,
     /// The latest resourceVersion; wakes the watches.
@@ -148,55 +191,19 @@ struct Shared {
     kick: watch::Sender<u64>,
 }
 
-impl State {
-    /// Inserts or replaces a validated object and records the change.
-    fn store(
-        &mut self,
-        kind: &'static str,
-        namespace: String,
-        name: String,
-        mut obj: Value,
-    ) -> Value {
-        self.rv += 1;
-        let rv = self.rv;
-        let key = (kind, namespace.clone(), name);
-        let old_uid = self
-            .objects
-            .get(&key)
-            .and_then(|o| o.pointer("/metadata/uid"))
-            .cloned();
-        let uid = old_uid.unwrap_or_else(|| {
-            self.uids += 1;
-            json!(format!("00000000-0000-4000-8000-{:012x}", self.uids))
-        });
-        obj.as_object_mut()
-            .map(|o| o.entry("apiVersion").or_insert(json!("v1")));
-        if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.insert("resourceVersion".into(), json!(rv.to_string()));
-            meta.entry("uid").or_insert(uid);
-            if !namespace.is_empty() {
-                meta.insert("namespace".into(), json!(namespace));
-            }
-        }
-        let event = match self.objects.insert(key, obj.clone()) {
-            Some(_) => "MODIFIED",
-            None => "ADDED",
-        };
-        let object = obj.clone();
-        self.changes.push(Change {
-            rv,
-            kind,
-            namespace,
-            event,
-            object,
-        });
-        obj
-    }
-}
-
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `change` under the lock, then wakes the watches.
+    fn change<T>(&self, change: impl FnOnce(&mut State) -> T) -> T {
+        let mut st = self.lock();
+        let out = change(&mut st);
+        let rv = st.rv;
+        drop(st);
+        self.changed.send_replace(rv);
+        out
     }
 }
 
@@ -211,7 +218,7 @@ pub struct FakeKube {
 impl fmt::Debug for FakeKube {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FakeKube")
-            .field("url", &self.url())
+            .field("port", &self.port)
             .finish()
     }
 }
@@ -219,40 +226,39 @@ impl fmt::Debug for FakeKube {
 impl FakeKube {
     /// Starts an empty server on `127.0.0.1:0` on its own thread.
     pub fn start() -> FakeKube {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("a loopback port for the fake API server");
-        listener
-            .set_nonblocking(true)
-            .expect("a non-blocking listener for tokio");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0");
+        let listener = listener.expect("a loopback port for the fake API server");
+        let nonblocking = listener.set_nonblocking(true);
+        nonblocking.expect("a non-blocking listener for tokio");
         let port = listener
             .local_addr()
-            .expect("a bound listener has an address")
+            .expect("a bound listener's address")
             .port();
+        let state = State {
+            rv: 1,
+            ..State::default()
+        };
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                rv: 1,
-                ..State::default()
-            }),
+            state: Mutex::new(state),
             changed: watch::Sender::new(1),
             kick: watch::Sender::new(0),
         });
         let (stop, stopped) = oneshot::channel();
         let server = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name("fake-kube".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a tokio runtime for the fake API server");
-                runtime.block_on(serve(listener, server, stopped));
-            })
-            .expect("a thread for the fake API server");
+        let thread = std::thread::Builder::new().name("fake-kube".into());
+        let thread = thread.spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            let runtime = runtime.expect("a tokio runtime for the fake API server");
+            runtime.block_on(serve(listener, server, stopped));
+        });
+        let thread = Some(thread.expect("a thread for the fake API server"));
         FakeKube {
             shared,
             port,
             stop: Some(stop),
-            thread: Some(thread),
+            thread,
         }
     }
 
@@ -273,35 +279,30 @@ impl FakeKube {
     /// global counter, fills `metadata.uid` (kept from the replaced object)
     /// and a missing `metadata.namespace` (`default`), and records an ADDED
     /// or MODIFIED watch event. Creates the object's Namespace if missing,
-    /// as kubectl checks it on NotFound. Fails on an unknown kind or a
-    /// missing name.
+    /// as kubectl asks for it after a NotFound. Fails on an unknown kind or
+    /// a missing name.
     pub fn try_apply(&self, obj: Value) -> Result<Value, String> {
-        let kind = obj.get("kind").and_then(Value::as_str);
-        let kind = kind.ok_or("object without kind")?;
+        let kind = obj
+            .get("kind")
+            .and_then(Value::as_str)
+            .ok_or("object without kind")?;
         let res = by_kind(kind).ok_or_else(|| format!("unsupported kind {kind:?}"))?;
-        if !obj.get("metadata").is_some_and(Value::is_object) {
-            return Err("object without metadata".into());
-        }
         let name = str_at(&obj, "/metadata/name").ok_or("object without metadata.name")?;
-        let name = name.to_owned();
         let namespace = match (res.namespaced, str_at(&obj, "/metadata/namespace")) {
             (false, _) => String::new(),
             (true, ns) => ns.unwrap_or("default").to_owned(),
         };
-        let mut st = self.shared.lock();
-        if res.namespaced
-            && !st
-                .objects
-                .contains_key(&("Namespace", String::new(), namespace.clone()))
-        {
-            let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}, "status": {"phase": "Active"}});
-            st.store("Namespace", String::new(), namespace.clone(), ns);
-        }
-        let stored = st.store(res.kind, namespace, name, obj);
-        let rv = st.rv;
-        drop(st);
-        self.shared.changed.send_replace(rv);
-        Ok(stored)
+        let key = (res.kind, namespace.clone(), name.to_owned());
+        let ns_key = ("Namespace", String::new(), namespace.clone());
+        Ok(self.shared.change(|st| {
+            if res.namespaced && !st.objects.contains_key(&ns_key) {
+                let meta = json!({"name": namespace});
+                let ns =
+                    json!({"kind": "Namespace", "metadata": meta, "status": {"phase": "Active"}});
+                st.store(ns_key, ns);
+            }
+            st.store(key, obj)
+        }))
     }
 
     /// Deletes an object and records a DELETED watch event; `false` when
@@ -315,34 +316,20 @@ impl FakeKube {
         } else {
             ""
         };
-        let rv = {
-            let mut st = self.shared.lock();
-            let key = (res.kind, namespace.to_owned(), name.to_owned());
-            let Some(mut object) = st.objects.remove(&key) else {
-                return false;
-            };
-            st.rv += 1;
-            let rv = st.rv;
-            object["metadata"]["resourceVersion"] = json!(rv.to_string());
-            let namespace = namespace.to_owned();
-            st.changes.push(Change {
-                rv,
-                kind: res.kind,
-                namespace,
-                event: "DELETED",
-                object,
-            });
-            rv
-        };
-        self.shared.changed.send_replace(rv);
-        true
+        let key = (res.kind, namespace.to_owned(), name.to_owned());
+        self.shared.change(|st| {
+            let object = st.objects.remove(&key);
+            object
+                .map(|object| st.record("DELETED", &key, object))
+                .is_some()
+        })
     }
 
     /// Sets the log of a container (`previous`: of its last terminated
     /// instance, as `kubectl logs --previous` asks).
-    pub fn set_log(&self, namespace: &str, pod: &str, container: &str, previous: bool, text: &str) {
+    pub fn set_log(&self, namespace: &str, pod: &str, container: &str, previous: bool, log: &str) {
         let key = (namespace.into(), pod.into(), container.into(), previous);
-        self.shared.lock().logs.insert(key, text.to_owned());
+        self.shared.lock().logs.insert(key, log.to_owned());
     }
 
     /// Applies every `*.json` file of `dir` (in name order): one object, or
@@ -352,10 +339,9 @@ impl FakeKube {
     pub fn load_dir(&self, dir: &Path) -> Result<usize, String> {
         let mut count = 0;
         for file in files_with_ext(dir, "json")? {
-            let value = read_json(&file)?;
-            for obj in list_items(value).map_err(|e| format!("{}: {e}", file.display()))? {
-                self.try_apply(obj)
-                    .map_err(|e| format!("{}: {e}", file.display()))?;
+            let in_file = |e: String| format!("{}: {e}", file.display());
+            for obj in list_items(read_json(&file)?).map_err(in_file)? {
+                self.try_apply(obj).map_err(in_file)?;
                 count += 1;
             }
         }
@@ -368,10 +354,10 @@ impl FakeKube {
             let name = str_at(pod, "/metadata/name").unwrap_or_default();
             let namespace = str_at(pod, "/metadata/namespace").unwrap_or("default");
             for file in files_with_ext(&logs, "log")? {
-                let text = std::fs::read_to_string(&file)
-                    .map_err(|e| format!("{}: {e}", file.display()))?;
+                let log = std::fs::read_to_string(&file);
+                let log = log.map_err(|e| format!("{}: {e}", file.display()))?;
                 let container = file.file_stem().unwrap_or_default().to_string_lossy();
-                self.set_log(namespace, name, &container, true, &text);
+                self.set_log(namespace, name, &container, true, &log);
             }
         }
         Ok(count)
@@ -380,10 +366,8 @@ impl FakeKube {
     /// Makes the next `count` list or watch requests fail with `fault`
     /// (queued after any faults still pending).
     pub fn fail_next(&self, fault: Fault, count: usize) {
-        self.shared
-            .lock()
-            .faults
-            .extend(std::iter::repeat_n(fault, count));
+        let faults = std::iter::repeat_n(fault, count);
+        self.shared.lock().faults.extend(faults);
     }
 
     /// Ends every open watch stream now; clients must reconnect.
@@ -429,10 +413,9 @@ fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
 
 fn files_with_ext(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, String> {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == ext))
-        .collect();
+    let paths = entries.filter_map(|e| e.ok().map(|e| e.path()));
+    let is_match = |p: &PathBuf| p.is_file() && p.extension().is_some_and(|x| x == ext);
+    let mut files: Vec<PathBuf> = paths.filter(is_match).collect();
     files.sort();
     Ok(files)
 }
@@ -447,25 +430,25 @@ fn list_items(value: Value) -> Result<Vec<Value>, String> {
     let Some(list_kind) = value["kind"].as_str().and_then(|k| k.strip_suffix("List")) else {
         return Ok(vec![value]);
     };
-    let item_kind = (!list_kind.is_empty()).then(|| list_kind.to_owned());
+    let item_kind = (!list_kind.is_empty()).then(|| json!(list_kind));
     let api_version = value.get("apiVersion").cloned().unwrap_or(json!("v1"));
     let items = match value.get("items") {
         Some(Value::Array(items)) => items.clone(),
         None | Some(Value::Null) => Vec::new(),
         Some(_) => return Err("items is not an array".into()),
     };
-    items
-        .into_iter()
-        .map(|mut item| {
-            if item.get("kind").is_none() {
-                let kind = item_kind.as_ref().ok_or("an item of a List has no kind")?;
-                item["kind"] = json!(kind);
-                item.as_object_mut()
-                    .map(|o| o.entry("apiVersion").or_insert(api_version.clone()));
-            }
-            Ok(item)
-        })
-        .collect()
+    let typed = |mut item: Value| {
+        if item.get("kind").is_none() {
+            let kind = item_kind.clone().ok_or("an item of a List has no kind")?;
+            let obj = item
+                .as_object_mut()
+                .ok_or("an item of a List is not an object")?;
+            obj.insert("kind".into(), kind);
+            obj.entry("apiVersion").or_insert(api_version.clone());
+        }
+        Ok(item)
+    };
+    items.into_iter().map(typed).collect()
 }
 
 // ---------------------------------------------------------------- server
@@ -484,28 +467,21 @@ impl fmt::Display for Dropped {
 
 impl std::error::Error for Dropped {}
 
-async fn serve(
-    listener: std::net::TcpListener,
-    shared: Arc<Shared>,
-    mut stop: oneshot::Receiver<()>,
-) {
+async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, stop: oneshot::Receiver<()>) {
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
         return;
     };
+    let mut stop = stop;
     loop {
-        tokio::select! {
+        let accepted = tokio::select! {
             _ = &mut stop => return,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let shared = Arc::clone(&shared);
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| handle(Arc::clone(&shared), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        }
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let shared = Arc::clone(&shared);
+        let service = service_fn(move |req| handle(Arc::clone(&shared), req));
+        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        tokio::spawn(connection);
     }
 }
 
@@ -526,48 +502,28 @@ impl Query {
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
-    let uri = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-    shared.lock().requests.push(uri);
+    let uri = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    shared.lock().requests.push(uri.to_owned());
     if req.method() != Method::GET {
         let message = format!("the fake API server only serves GET, not {}", req.method());
-        return Ok(status(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowed",
-            message,
-        ));
+        return Ok(status(StatusCode::METHOD_NOT_ALLOWED, message));
     }
-    let query = Query(
-        form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
-            .into_owned()
-            .collect(),
-    );
-    let accept = req
-        .headers()
-        .get(ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let table = accept.contains("as=Table");
-    let path = req.uri().path().trim_end_matches('/');
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
-    Ok(match segments.as_slice() {
-        ["version"] => json_response(StatusCode::OK, &version_info()),
-        ["api"] => json_response(
-            StatusCode::OK,
-            &json!({"kind": "APIVersions", "versions": ["v1"]}),
-        ),
-        ["apis"] => json_response(
-            StatusCode::OK,
-            &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
-        ),
-        ["api", "v1"] => json_response(StatusCode::OK, &resource_list()),
-        ["api", "v1", rest @ ..] => return route_v1(&shared, rest, &query, table),
-        _ => not_found_path(),
+    let query = req.uri().query().unwrap_or("").as_bytes();
+    let query = Query(form_urlencoded::parse(query).into_owned().collect());
+    let accept = req.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
+    let table = accept.is_some_and(|a| a.contains("as=Table"));
+    let segments: Vec<&str> = req.uri().path().trim_end_matches('/').split('/').collect();
+    Ok(match segments[1..] {
+        ["version"] => ok(&version_info()),
+        ["api"] => ok(&json!({"kind": "APIVersions", "versions": ["v1"]})),
+        ["apis"] => ok(&json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})),
+        ["api", "v1"] => ok(&resource_list()),
+        ["api", "v1", ref rest @ ..] => return route_v1(&shared, rest, &query, table),
+        _ => status(StatusCode::NOT_FOUND, NO_SUCH_PATH),
     })
 }
+
+const NO_SUCH_PATH: &str = "the server could not find the requested resource";
 
 fn route_v1(
     shared: &Arc<Shared>,
@@ -575,6 +531,7 @@ fn route_v1(
     query: &Query,
     table: bool,
 ) -> Result<Response<Body>, Dropped> {
+    let namespaced = |plural| by_plural(plural).filter(|r| r.namespaced);
     let (res, namespace, name) = match *rest {
         [plural] => (by_plural(plural), None, None),
         [plural, name] => (
@@ -582,60 +539,38 @@ fn route_v1(
             None,
             Some(name),
         ),
-        ["namespaces", ns, plural] => (by_plural(plural).filter(|r| r.namespaced), Some(ns), None),
-        ["namespaces", ns, plural, name] => (
-            by_plural(plural).filter(|r| r.namespaced),
-            Some(ns),
-            Some(name),
-        ),
+        ["namespaces", ns, plural] => (namespaced(plural), Some(ns), None),
+        ["namespaces", ns, plural, name] => (namespaced(plural), Some(ns), Some(name)),
         ["namespaces", ns, "pods", pod, "log"] => return Ok(pod_log(shared, ns, pod, query)),
         _ => (None, None, None),
     };
     let Some(res) = res else {
-        return Ok(not_found_path());
+        return Ok(status(StatusCode::NOT_FOUND, NO_SUCH_PATH));
     };
     if let Some(name) = name {
-        return Ok(get_object(shared, res, namespace, name, table));
+        let key = (
+            res.kind,
+            namespace.unwrap_or("").to_owned(),
+            name.to_owned(),
+        );
+        let st = shared.lock();
+        return Ok(match st.objects.get(&key) {
+            Some(obj) if table => ok(&table_json(res, std::slice::from_ref(obj), st.rv)),
+            Some(obj) => ok(obj),
+            None => status(
+                StatusCode::NOT_FOUND,
+                format!("{} {name:?} not found", res.plural),
+            ),
+        });
     }
     let filter = match Filter::new(res, namespace, query) {
         Ok(filter) => filter,
-        Err(message) => return Ok(status(StatusCode::BAD_REQUEST, "BadRequest", message)),
+        Err(message) => return Ok(status(StatusCode::BAD_REQUEST, message)),
     };
     let watching = query.flag("watch");
     let fault = shared.lock().faults.pop_front();
-    let scope = namespace.map_or("at the cluster scope".into(), |ns| {
-        format!("in the namespace {ns:?}")
-    });
-    let verb = if watching { "watch" } else { "list" };
-    match fault {
-        None => {}
-        Some(Fault::Disconnect) => return Err(Dropped),
-        Some(Fault::Forbidden) => {
-            let message = format!(
-                "{} is forbidden: User \"system:serviceaccount:gpuscope:fake\" cannot {verb} resource {:?} in API group \"\" {scope}",
-                res.plural, res.plural
-            );
-            return Ok(status(StatusCode::FORBIDDEN, "Forbidden", message));
-        }
-        Some(Fault::ServerError) => {
-            let message = "an error on the server (\"injected fault\") has prevented the request from succeeding";
-            return Ok(status(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
-                message.into(),
-            ));
-        }
-        Some(Fault::Gone) if watching => {
-            let (tx, rx) = mpsc::channel(1);
-            let event = json!({"type": "ERROR", "object": status_json(410, "Expired", "too old resource version")});
-            let _ = tx.try_send(line(&event));
-            return Ok(stream_response(rx));
-        }
-        Some(Fault::Gone) => {
-            let message =
-                "The provided continue parameter is too old to display a consistent list result.";
-            return Ok(status(StatusCode::GONE, "Expired", message.into()));
-        }
+    if let Some(fault) = fault {
+        return fault_response(fault, res, namespace, watching);
     }
     if watching {
         return Ok(start_watch(shared, filter, query));
@@ -644,98 +579,103 @@ fn route_v1(
     let items = st
         .objects
         .iter()
-        .filter(|(k, o)| filter.matches(k.0, &k.1, o))
-        .map(|(_, o)| o);
-    let items: Vec<Value> = items.cloned().collect();
-    let rv = st.rv.to_string();
-    drop(st);
-    let body = if table {
-        table_json(res, &items, &rv, query)
+        .filter(|(k, o)| filter.matches(k.0, &k.1, o));
+    let items: Vec<Value> = items.map(|(_, o)| o.clone()).collect();
+    Ok(ok(&if table {
+        table_json(res, &items, st.rv)
     } else {
-        json!({
-            "kind": format!("{}List", res.kind), "apiVersion": "v1",
-            "metadata": {"resourceVersion": rv}, "items": items,
-        })
-    };
-    Ok(json_response(StatusCode::OK, &body))
+        let metadata = json!({"resourceVersion": st.rv.to_string()});
+        let kind = format!("{}List", res.kind);
+        json!({"kind": kind, "apiVersion": "v1", "metadata": metadata, "items": items})
+    }))
 }
 
-fn get_object(
-    shared: &Shared,
+fn fault_response(
+    fault: Fault,
     res: &Resource,
-    ns: Option<&str>,
-    name: &str,
-    table: bool,
-) -> Response<Body> {
-    let key = (res.kind, ns.unwrap_or("").to_owned(), name.to_owned());
-    let st = shared.lock();
-    match st.objects.get(&key) {
-        Some(obj) if table => {
-            let rv = st.rv.to_string();
-            json_response(
-                StatusCode::OK,
-                &table_json(res, std::slice::from_ref(obj), &rv, &Query(Vec::new())),
-            )
+    namespace: Option<&str>,
+    watching: bool,
+) -> Result<Response<Body>, Dropped> {
+    let scope = namespace.map_or("at the cluster scope".into(), |ns| {
+        format!("in the namespace {ns:?}")
+    });
+    let verb = if watching { "watch" } else { "list" };
+    Ok(match fault {
+        Fault::Disconnect => return Err(Dropped),
+        Fault::Forbidden => {
+            let user = "User \"system:serviceaccount:gpuscope:fake\"";
+            let plural = res.plural;
+            let message = format!(
+                "{plural} is forbidden: {user} cannot {verb} resource {plural:?} in API group \"\" {scope}"
+            );
+            status(StatusCode::FORBIDDEN, message)
         }
-        Some(obj) => json_response(StatusCode::OK, obj),
-        None => status(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            format!("{} {name:?} not found", res.plural),
-        ),
-    }
+        Fault::ServerError => {
+            let message = "an error on the server (\"injected fault\") has prevented the request from succeeding";
+            status(StatusCode::INTERNAL_SERVER_ERROR, message)
+        }
+        Fault::Gone if watching => {
+            let (tx, rx) = mpsc::channel(1);
+            let expired = status_json(StatusCode::GONE, "too old resource version");
+            let _ = tx.try_send(line(&json!({"type": "ERROR", "object": expired})));
+            stream_response(rx)
+        }
+        Fault::Gone => {
+            let message =
+                "The provided continue parameter is too old to display a consistent list result.";
+            status(StatusCode::GONE, message)
+        }
+    })
 }
 
 fn pod_log(shared: &Shared, ns: &str, pod: &str, query: &Query) -> Response<Body> {
-    let previous = query.flag("previous");
     let st = shared.lock();
     let Some(pod_obj) = st.objects.get(&("Pod", ns.to_owned(), pod.to_owned())) else {
-        return status(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            format!("pods {pod:?} not found"),
-        );
+        return status(StatusCode::NOT_FOUND, format!("pods {pod:?} not found"));
     };
-    let container = match query.get("container") {
-        Some(c) => c.to_owned(),
-        None => {
-            let names: Vec<&str> = pod_obj
-                .pointer("/spec/containers")
-                .and_then(Value::as_array)
-                .map(|cs| cs.iter().filter_map(|c| c["name"].as_str()).collect())
-                .unwrap_or_default();
-            match names.as_slice() {
-                [only] => (*only).to_owned(),
-                _ => {
-                    let message = format!(
-                        "a container name must be specified for pod {pod}, choose one of: {names:?}"
-                    );
-                    return status(StatusCode::BAD_REQUEST, "BadRequest", message);
-                }
-            }
+    let containers = pod_obj
+        .pointer("/spec/containers")
+        .and_then(Value::as_array);
+    let names: Vec<&str> = containers
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    let container = match (query.get("container"), names.as_slice()) {
+        (Some(c), _) | (None, &[c]) => c.to_owned(),
+        (None, _) => {
+            let message = format!(
+                "a container name must be specified for pod {pod}, choose one of: {names:?}"
+            );
+            return status(StatusCode::BAD_REQUEST, message);
         }
     };
+    let previous = query.flag("previous");
     let key = (ns.to_owned(), pod.to_owned(), container.clone(), previous);
-    let Some(text) = st.logs.get(&key) else {
+    let Some(log) = st.logs.get(&key) else {
         let message = if previous {
             format!("previous terminated container {container:?} in pod {pod:?} not found")
         } else {
             format!("container {container:?} in pod {pod:?} is not available")
         };
-        return status(StatusCode::NOT_FOUND, "NotFound", message);
+        return status(StatusCode::NOT_FOUND, message);
     };
-    let text = match query.get("tailLines").and_then(|n| n.parse::<usize>().ok()) {
-        Some(n) => {
-            let lines: Vec<&str> = text.lines().collect();
-            let mut tail = lines[lines.len().saturating_sub(n)..].join("\n");
-            if !tail.is_empty() {
-                tail.push('\n');
-            }
-            tail
+    let mut log = log.as_str();
+    if let Some(n) = query.get("tailLines").and_then(|n| n.parse::<usize>().ok()) {
+        let starts = log
+            .match_indices('\n')
+            .map(|(i, _)| i + 1)
+            .filter(|&i| i < log.len());
+        let starts: Vec<usize> = std::iter::once(0).chain(starts).collect();
+        log = starts
+            .len()
+            .checked_sub(n)
+            .map_or(log, |first| &log[starts[first]..]);
+        if n == 0 {
+            log = "";
         }
-        None => text.clone(),
-    };
-    let mut resp = Response::new(Full::new(Bytes::from(text)).boxed());
+    }
+    let mut resp = Response::new(Full::new(Bytes::from(log.to_owned())).boxed());
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     resp
@@ -748,39 +688,42 @@ struct Filter {
     kind: &'static str,
     namespace: Option<String>,
     labels: Vec<LabelReq>,
+    /// `(dotted path, negated, value)`.
     fields: Vec<(String, bool, String)>,
 }
 
-enum LabelReq {
-    Eq(String, String),
-    NotEq(String, String),
-    In(String, Vec<String>),
-    NotIn(String, Vec<String>),
-    Exists(String),
-    NotExists(String),
+/// One label requirement; `a=b` is `In [b]`, `a!=b` is `NotIn [b]`.
+struct LabelReq {
+    key: String,
+    op: LabelOp,
+    values: Vec<String>,
+}
+
+#[derive(Clone, Copy)]
+enum LabelOp {
+    In,
+    NotIn,
+    Exists,
+    NotExists,
 }
 
 impl Filter {
     fn new(res: &Resource, namespace: Option<&str>, query: &Query) -> Result<Filter, String> {
-        let labels = split_top_level(query.get("labelSelector").unwrap_or(""))
-            .map(parse_label_req)
-            .collect::<Result<_, _>>()?;
-        let fields = split_top_level(query.get("fieldSelector").unwrap_or(""))
-            .map(|term| {
-                let (path, negate, value) = if let Some((p, v)) = term.split_once("!=") {
-                    (p, true, v)
-                } else if let Some((p, v)) = term.split_once("==").or_else(|| term.split_once('='))
-                {
-                    (p, false, v)
-                } else {
-                    return Err(format!("invalid field selector term {term:?}"));
-                };
-                Ok((path.trim().to_owned(), negate, value.trim().to_owned()))
-            })
-            .collect::<Result<_, String>>()?;
+        let labels = split_top_level(query.get("labelSelector").unwrap_or(""));
+        let labels = labels.map(parse_label_req).collect::<Result<_, _>>()?;
+        let fields = split_top_level(query.get("fieldSelector").unwrap_or("")).map(|term| {
+            let (path, negated, value) = match split_op(term) {
+                Some((p, "!=", v)) => (p, true, v),
+                Some((p, _, v)) => (p, false, v),
+                None => return Err(format!("invalid field selector term {term:?}")),
+            };
+            Ok((path.to_owned(), negated, value.to_owned()))
+        });
+        let fields = fields.collect::<Result<_, String>>()?;
+        let namespace = namespace.map(str::to_owned);
         Ok(Filter {
             kind: res.kind,
-            namespace: namespace.map(str::to_owned),
+            namespace,
             labels,
             fields,
         })
@@ -790,28 +733,25 @@ impl Filter {
         if kind != self.kind || self.namespace.as_deref().is_some_and(|ns| ns != namespace) {
             return false;
         }
-        let label = |key: &str| {
-            obj.pointer("/metadata/labels")
-                .and_then(|l| l.get(key))
-                .and_then(Value::as_str)
-        };
-        let labels_ok = self.labels.iter().all(|req| match req {
-            LabelReq::Eq(k, v) => label(k) == Some(v.as_str()),
-            LabelReq::NotEq(k, v) => label(k) != Some(v.as_str()),
-            LabelReq::In(k, vs) => label(k).is_some_and(|l| vs.iter().any(|v| v == l)),
-            LabelReq::NotIn(k, vs) => label(k).is_none_or(|l| vs.iter().all(|v| v != l)),
-            LabelReq::Exists(k) => label(k).is_some(),
-            LabelReq::NotExists(k) => label(k).is_none(),
+        let labels = obj.pointer("/metadata/labels");
+        let labels_ok = self.labels.iter().all(|req| {
+            let label = labels.and_then(|l| l.get(&req.key)).and_then(Value::as_str);
+            let listed = label.is_some_and(|l| req.values.iter().any(|v| v == l));
+            match req.op {
+                LabelOp::In => listed,
+                LabelOp::NotIn => !listed,
+                LabelOp::Exists => label.is_some(),
+                LabelOp::NotExists => label.is_none(),
+            }
         });
         labels_ok
-            && self.fields.iter().all(|(path, negate, want)| {
-                let pointer = format!("/{}", path.replace('.', "/"));
-                let have = match obj.pointer(&pointer) {
+            && self.fields.iter().all(|(path, negated, want)| {
+                let have = match obj.pointer(&format!("/{}", path.replace('.', "/"))) {
                     Some(Value::String(s)) => s.clone(),
                     Some(Value::Null) | None => String::new(),
                     Some(other) => other.to_string(),
                 };
-                (have == *want) != *negate
+                (have == *want) != *negated
             })
     }
 }
@@ -819,84 +759,93 @@ impl Filter {
 /// Splits a selector at commas outside parentheses, dropping empty terms.
 fn split_top_level(selector: &str) -> impl Iterator<Item = &str> {
     let mut depth = 0i32;
-    selector
-        .split(move |c| {
-            match c {
-                '(' => depth += 1,
-                ')' => depth -= 1,
-                _ => {}
-            }
-            c == ',' && depth == 0
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
+    let terms = selector.split(move |c| {
+        depth += match c {
+            '(' => 1,
+            ')' => -1,
+            _ => 0,
+        };
+        c == ',' && depth == 0
+    });
+    terms.map(str::trim).filter(|t| !t.is_empty())
+}
+
+/// `key`, operator (`!=`, `==`, `=`), value, all trimmed.
+fn split_op(term: &str) -> Option<(&str, &str, &str)> {
+    let split = |op| term.split_once(op).map(|(k, v)| (k.trim(), op, v.trim()));
+    split("!=").or_else(|| split("==")).or_else(|| split("="))
 }
 
 fn parse_label_req(term: &str) -> Result<LabelReq, String> {
-    let set = |key: &str, values: &str| -> Result<(String, Vec<String>), String> {
+    let invalid = || format!("invalid label selector term {term:?}");
+    let req = |key: &str, op, values| LabelReq {
+        key: key.trim().to_owned(),
+        op,
+        values,
+    };
+    let set = |values: &str| -> Result<Vec<String>, String> {
         let values = values
             .trim()
             .strip_prefix('(')
             .and_then(|v| v.strip_suffix(')'));
-        let values = values.ok_or_else(|| format!("invalid label selector term {term:?}"))?;
-        Ok((
-            key.trim().to_owned(),
-            values.split(',').map(|v| v.trim().to_owned()).collect(),
-        ))
+        Ok(values
+            .ok_or_else(invalid)?
+            .split(',')
+            .map(|v| v.trim().to_owned())
+            .collect())
     };
-    let bad = || format!("invalid label selector term {term:?}");
-    if let Some((k, vs)) = term.split_once(" notin ") {
-        let (k, vs) = set(k, vs)?;
-        Ok(LabelReq::NotIn(k, vs))
-    } else if let Some((k, vs)) = term.split_once(" in ") {
-        let (k, vs) = set(k, vs)?;
-        Ok(LabelReq::In(k, vs))
-    } else if let Some((k, v)) = term.split_once("!=") {
-        Ok(LabelReq::NotEq(k.trim().to_owned(), v.trim().to_owned()))
-    } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
-        Ok(LabelReq::Eq(k.trim().to_owned(), v.trim().to_owned()))
-    } else if let Some(k) = term.strip_prefix('!') {
-        Ok(LabelReq::NotExists(k.trim().to_owned()))
+    if let Some((key, values)) = term.split_once(" notin ") {
+        Ok(req(key, LabelOp::NotIn, set(values)?))
+    } else if let Some((key, values)) = term.split_once(" in ") {
+        Ok(req(key, LabelOp::In, set(values)?))
+    } else if let Some((key, op, value)) = split_op(term) {
+        let op = if op == "!=" {
+            LabelOp::NotIn
+        } else {
+            LabelOp::In
+        };
+        Ok(req(key, op, vec![value.to_owned()]))
+    } else if let Some(key) = term.strip_prefix('!') {
+        Ok(req(key, LabelOp::NotExists, Vec::new()))
     } else if term.contains(char::is_whitespace) {
-        Err(bad())
+        Err(invalid())
     } else {
-        Ok(LabelReq::Exists(term.to_owned()))
+        Ok(req(term, LabelOp::Exists, Vec::new()))
     }
 }
 
 // ---------------------------------------------------------------- watch
 
+/// What one watch request asked for.
+struct WatchOptions {
+    /// Replay changes after this resourceVersion; `None`: ADDED for all.
+    since: Option<u64>,
+    /// `sendInitialEvents`: end the initial ADDED with the
+    /// `k8s.io/initial-events-end` bookmark.
+    initial_events: bool,
+    bookmarks: bool,
+    timeout: Duration,
+}
+
 fn start_watch(shared: &Arc<Shared>, filter: Filter, query: &Query) -> Response<Body> {
+    let initial_events = query.flag("sendInitialEvents");
     let since = match query.get("resourceVersion") {
+        _ if initial_events => None,
         None | Some("" | "0") => None,
         Some(rv) => rv.parse::<u64>().ok(),
     };
-    let timeout = query
-        .get("timeoutSeconds")
-        .and_then(|t| t.parse().ok())
-        .map_or(DEFAULT_WATCH_TIMEOUT, Duration::from_secs);
+    let timeout = query.get("timeoutSeconds").and_then(|t| t.parse().ok());
+    let timeout = timeout.map_or(DEFAULT_WATCH_TIMEOUT, Duration::from_secs);
+    let bookmarks = query.flag("allowWatchBookmarks");
     let options = WatchOptions {
-        since: if query.flag("sendInitialEvents") {
-            None
-        } else {
-            since
-        },
-        initial_events_end: query.flag("sendInitialEvents"),
-        bookmarks: query.flag("allowWatchBookmarks"),
+        since,
+        initial_events,
+        bookmarks,
         timeout,
     };
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(stream_watch(Arc::clone(shared), filter, options, tx));
     stream_response(rx)
-}
-
-struct WatchOptions {
-    /// Replay changes after this resourceVersion; `None`: ADDED for all.
-    since: Option<u64>,
-    /// Send the `k8s.io/initial-events-end` bookmark after the initial ADDED.
-    initial_events_end: bool,
-    bookmarks: bool,
-    timeout: Duration,
 }
 
 async fn stream_watch(
@@ -908,36 +857,30 @@ async fn stream_watch(
     let mut changed = shared.changed.subscribe();
     let mut kick = shared.kick.subscribe();
     let deadline = tokio::time::Instant::now() + opts.timeout;
-    let (mut cursor, initial) = {
-        let st = shared.lock();
-        match opts.since {
-            Some(rv) => (rv, Vec::new()),
-            None => {
-                let mut objects: Vec<&Value> = st
-                    .objects
-                    .iter()
-                    .filter(|(k, o)| filter.matches(k.0, &k.1, o))
-                    .map(|(_, o)| o)
-                    .collect();
-                objects.sort_by_key(|o| {
-                    str_at(o, "/metadata/resourceVersion").and_then(|rv| rv.parse::<u64>().ok())
-                });
-                let events = objects
+    let mut events = Vec::new();
+    let mut cursor = match opts.since {
+        Some(rv) => rv,
+        None => {
+            let st = shared.lock();
+            let objects = st
+                .objects
+                .iter()
+                .filter(|(k, o)| filter.matches(k.0, &k.1, o));
+            let mut objects: Vec<&Value> = objects.map(|(_, o)| o).collect();
+            objects.sort_by_key(|o| str_at(o, "/metadata/resourceVersion")?.parse::<u64>().ok());
+            events.extend(
+                objects
                     .into_iter()
-                    .map(|o| json!({"type": "ADDED", "object": o}))
-                    .collect();
-                (st.rv, events)
-            }
+                    .map(|o| json!({"type": "ADDED", "object": o})),
+            );
+            st.rv
         }
     };
-    let mut events: Vec<Value> = initial;
-    if opts.initial_events_end {
+    if opts.initial_events {
         events.push(bookmark(filter.kind, cursor, true));
     }
-    let mut ticks = tokio::time::interval_at(
-        tokio::time::Instant::now() + BOOKMARK_PERIOD,
-        BOOKMARK_PERIOD,
-    );
+    let start = tokio::time::Instant::now() + BOOKMARK_PERIOD;
+    let mut ticks = tokio::time::interval_at(start, BOOKMARK_PERIOD);
     let mut bookmark_due = false;
     loop {
         {
@@ -958,8 +901,9 @@ async fn stream_watch(
             }
         }
         tokio::select! {
-            woke = changed.changed() => if woke.is_err() { return },
+            biased;
             _ = kick.changed() => return,
+            woke = changed.changed() => if woke.is_err() { return },
             () = tokio::time::sleep_until(deadline) => return,
             () = tx.closed() => return,
             _ = ticks.tick(), if opts.bookmarks => bookmark_due = true,
@@ -972,7 +916,8 @@ fn bookmark(kind: &str, rv: u64, initial_events_end: bool) -> Value {
     if initial_events_end {
         metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
-    json!({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": "v1", "metadata": metadata}})
+    let object = json!({"kind": kind, "apiVersion": "v1", "metadata": metadata});
+    json!({"type": "BOOKMARK", "object": object})
 }
 
 fn line(event: &Value) -> Bytes {
@@ -997,24 +942,29 @@ fn json_response(code: StatusCode, body: &Value) -> Response<Body> {
     resp
 }
 
-fn status_json(code: u16, reason: &str, message: &str) -> Value {
+fn ok(body: &Value) -> Response<Body> {
+    json_response(StatusCode::OK, body)
+}
+
+/// A metav1 Status; the reason follows from the code.
+fn status_json(code: StatusCode, message: &str) -> Value {
+    let reason = match code.as_u16() {
+        400 => "BadRequest",
+        403 => "Forbidden",
+        404 => "NotFound",
+        405 => "MethodNotAllowed",
+        410 => "Expired",
+        _ => "InternalError",
+    };
     json!({
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": message, "reason": reason, "code": code,
+        "message": message, "reason": reason, "code": code.as_u16(),
     })
 }
 
 /// A metav1 Status response.
-fn status(code: StatusCode, reason: &str, message: String) -> Response<Body> {
-    json_response(code, &status_json(code.as_u16(), reason, &message))
-}
-
-fn not_found_path() -> Response<Body> {
-    status(
-        StatusCode::NOT_FOUND,
-        "NotFound",
-        "the server could not find the requested resource".into(),
-    )
+fn status(code: StatusCode, message: impl AsRef<str>) -> Response<Body> {
+    json_response(code, &status_json(code, message.as_ref()))
 }
 
 fn version_info() -> Value {
@@ -1027,23 +977,20 @@ fn version_info() -> Value {
 }
 
 fn resource_list() -> Value {
-    let mut resources: Vec<Value> = RESOURCES
-        .iter()
-        .map(|r| {
-            json!({
-                "name": r.plural, "singularName": r.kind.to_lowercase(), "namespaced": r.namespaced,
-                "kind": r.kind, "verbs": ["get", "list", "watch"], "shortNames": r.short_names,
-            })
+    let resources = RESOURCES.iter().map(|r| {
+        json!({
+            "name": r.plural, "singularName": r.kind.to_lowercase(), "namespaced": r.namespaced,
+            "kind": r.kind, "verbs": ["get", "list", "watch"], "shortNames": r.short_names,
         })
-        .collect();
-    resources.push(json!({
-        "name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"],
-    }));
+    });
+    let log = json!({"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]});
+    let resources: Vec<Value> = resources.chain([log]).collect();
     json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "v1", "resources": resources})
 }
 
-/// A `meta.k8s.io/v1` Table, as `kubectl get` asks for in its Accept header.
-fn table_json(res: &Resource, items: &[Value], rv: &str, query: &Query) -> Value {
+/// A `meta.k8s.io/v1` Table, as `kubectl get` asks for in its Accept
+/// header; rows carry the objects' metadata.
+fn table_json(res: &Resource, items: &[Value], rv: u64) -> Value {
     let columns: &[(&str, &str)] = match res.kind {
         "Pod" => &[("Status", "/status/phase"), ("Node", "/spec/nodeName")],
         "Event" => &[
@@ -1055,26 +1002,24 @@ fn table_json(res: &Resource, items: &[Value], rv: &str, query: &Query) -> Value
         "Namespace" => &[("Status", "/status/phase")],
         _ => &[],
     };
-    let mut definitions = vec![
-        json!({"name": "Name", "type": "string", "format": "name", "description": "", "priority": 0}),
-    ];
-    definitions.extend(columns.iter().map(|(name, _)| json!({"name": name, "type": "string", "format": "", "description": "", "priority": 0})));
-    let full = query.get("includeObject") == Some("Object");
-    let rows: Vec<Value> = items
-        .iter()
-        .map(|obj| {
-            let mut cells = vec![obj.pointer("/metadata/name").cloned().unwrap_or(Value::Null)];
-            cells.extend(columns.iter().map(|(_, p)| json!(str_at(obj, p).unwrap_or("<none>"))));
-            let object = if full {
-                obj.clone()
-            } else {
-                json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]})
-            };
-            json!({"cells": cells, "object": object})
-        })
+    let column = |name: &str, format: &str| json!({"name": name, "type": "string", "format": format, "description": "", "priority": 0});
+    let columns_json = std::iter::once(column("Name", "name"));
+    let columns_json: Vec<Value> = columns_json
+        .chain(columns.iter().map(|(n, _)| column(n, "")))
         .collect();
+    let row = |obj: &Value| {
+        let cells = columns
+            .iter()
+            .map(|(_, p)| json!(str_at(obj, p).unwrap_or("<none>")));
+        let cells: Vec<Value> = std::iter::once(obj["metadata"]["name"].clone())
+            .chain(cells)
+            .collect();
+        let meta = json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]});
+        json!({"cells": cells, "object": meta})
+    };
+    let rows: Vec<Value> = items.iter().map(row).collect();
     json!({
-        "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv},
-        "columnDefinitions": definitions, "rows": rows,
+        "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv.to_string()},
+        "columnDefinitions": columns_json, "rows": rows,
     })
 }
