@@ -512,3 +512,58 @@ async fn watch_replays_changes_after_resource_version_and_sends_bookmarks() {
         other => panic!("expected a BOOKMARK, got {other:?}"),
     }
 }
+
+/// One raw HTTP/1.1 request; returns the whole response as text ("" when
+/// the server closed the connection without answering).
+fn raw(fake: &FakeKube, method: &str, target: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = fake.url().trim_start_matches("http://").to_owned();
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let request = format!("{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+}
+
+#[test]
+fn bad_requests_get_status_objects_and_faults_drop_connections() {
+    let fake = populated();
+    let bad = raw(&fake, "GET", "/api/v1/pods?labelSelector=a%20b");
+    assert!(
+        bad.starts_with("HTTP/1.1 400") && bad.contains(r#""reason":"BadRequest""#),
+        "{bad}"
+    );
+    let post = raw(&fake, "POST", "/api/v1/namespaces/ml/pods");
+    assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+    for path in [
+        "/openapi/v2",
+        "/api/v1/widgets",
+        "/api/v1/pods/x",
+        "/api/v1/namespaces/ml/nodes",
+    ] {
+        let missing = raw(&fake, "GET", path);
+        assert!(missing.starts_with("HTTP/1.1 404") && missing.contains(r#""kind":"Status""#));
+    }
+    fake.fail_next(Fault::Disconnect, 1);
+    assert_eq!(raw(&fake, "GET", "/api/v1/nodes"), "");
+    fake.fail_next(Fault::Gone, 1);
+    let gone = raw(&fake, "GET", "/api/v1/nodes");
+    assert!(
+        gone.starts_with("HTTP/1.1 410") && gone.contains(r#""reason":"Expired""#),
+        "{gone}"
+    );
+    let listed = raw(
+        &fake,
+        "GET",
+        "/api/v1/nodes?limit=1&fieldSelector=metadata.name%3Dgpu-node-2",
+    );
+    assert!(
+        listed.contains(r#""kind":"NodeList""#) && !listed.contains("gpu-node-1"),
+        "{listed}"
+    );
+    assert_eq!(fake.requests("/api/v1/nodes"), 3);
+}
