@@ -112,10 +112,8 @@ pub fn snapshot_table(s: &Snapshot) -> String {
         let m = &c.memory;
         rows.push(vec![
             short_name(&c.container),
-            c.container
-                .qos
-                .map_or_else(|| "-".to_owned(), |q| format!("{q:?}").to_lowercase()),
-            format!("{:?}", c.cgroup_version).to_lowercase(),
+            c.container.qos.map_or_else(|| "-".to_owned(), name),
+            name(c.cgroup_version),
             human_bytes(m.usage_bytes),
             opt_bytes(m.limit_bytes),
             percent(m.usage_bytes, m.limit_bytes),
@@ -127,7 +125,7 @@ pub fn snapshot_table(s: &Snapshot) -> String {
             c.pressure
                 .memory
                 .map_or_else(|| "-".to_owned(), |p| format!("{:.2}", p.some.avg10)),
-            format!("{:?}", c.pressure_scope).to_lowercase(),
+            name(c.pressure_scope),
         ]);
     }
     out.push_str(&table(&rows));
@@ -139,9 +137,9 @@ pub fn snapshot_table(s: &Snapshot) -> String {
         if src.state != SourceState::Ok {
             let _ = writeln!(
                 out,
-                "source {}: {:?}: {}",
+                "source {}: {}: {}",
                 src.source,
-                src.state,
+                name(src.state),
                 src.reason.as_deref().unwrap_or("")
             );
         }
@@ -212,9 +210,9 @@ pub fn event_line(e: &Event) -> String {
             sim(*simulated)
         ),
         Event::Source { time, status } => format!(
-            "{time}  source  {} {:?}{}",
+            "{time}  source  {} {}{}",
             status.source,
-            status.state,
+            name(status.state),
             status
                 .reason
                 .as_deref()
@@ -254,14 +252,14 @@ fn oom_line(k: &OomKill) -> String {
         },
     );
     format!(
-        "{}  oom_kill  {}  {}  limit {}  constraint {:?}  kills {}  via {:?}  window {} points",
+        "{}  oom_kill  {}  {}  limit {}  constraint {}  kills {}  via {}  window {} points",
         k.time,
         short_name(&k.container),
         victim,
         opt_bytes(k.limit_bytes.or(k.kernel_limit_bytes)),
-        k.constraint,
+        name(k.constraint),
         k.oom_kill.map_or_else(|| "?".to_owned(), |n| n.to_string()),
-        k.detected_by,
+        name(k.detected_by),
         k.window.len(),
     )
 }
@@ -406,6 +404,16 @@ mod tests {
             vec!["wide-cell".into(), "x".into(), "y".into()],
         ]);
         assert_eq!(t, "A          LONGER  C\nwide-cell  x       y\n");
+    }
+}
+
+/// An enum's name as JSON spells it (`memcg`, `notification`), so tables
+/// and JSON say the same word.
+pub fn name<T: serde::Serialize>(value: T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => "?".to_owned(),
     }
 }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use gpuscope_agent::model::Event;
-use gpuscope_agent::output::{human_bytes, opt_bytes, short_name, table};
+use gpuscope_agent::output::{human_bytes, name, opt_bytes, short_name, table};
 use gpuscope_proto::v1 as pb;
 
 use super::{Client, incident, print_json, since_nanos};
@@ -68,8 +68,8 @@ pub async fn oom(
                 .as_ref()
                 .map_or_else(|| "-".to_owned(), |v| human_bytes(v.anon_rss_bytes)),
             opt_bytes(k.limit_bytes.or(k.kernel_limit_bytes)),
-            format!("{:?}", k.constraint).to_lowercase(),
-            format!("{:?}", k.detected_by).to_lowercase(),
+            name(k.constraint),
+            name(k.detected_by),
         ]);
     }
     print!("{}", table(&rows));
