@@ -336,9 +336,15 @@ fn gpu_xid(ctx: &Context<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     for (node, a) in agents(ctx) {
         let lost: BTreeSet<String> = lost_gpus(a).into_iter().map(|l| l.0).collect();
-        for g in xid_groups(ctx, a) {
+        let groups = xid_groups(ctx, a);
+        for g in &groups {
             if g.xid == 79 && lost.contains(&g.uuid) {
                 continue; // Told by gpu_lost.
+            }
+            // XID 45 is the cleanup after another fault: told with it.
+            let cleanup = groups.iter().find(|o| o.xid == 45 && o.uuid == g.uuid);
+            if g.xid == 45 && groups.iter().any(|o| o.xid != 45 && o.uuid == g.uuid) {
+                continue;
             }
             let gpu = if g.uuid.is_empty() {
                 g.index
@@ -385,6 +391,13 @@ fn gpu_xid(ctx: &Context<'_>) -> Vec<Finding> {
                 .fact(Fact::new("count", g.count.to_string()));
                 if g.first != g.last {
                     f = f.fact(Fact::at("first seen", g.first.to_string(), g.first));
+                }
+                if let Some(c) = cleanup.filter(|_| g.xid != 45) {
+                    f = f.fact(Fact::at(
+                        "followed by",
+                        format!("XID 45 (preemptive cleanup) {} times", c.count),
+                        c.last,
+                    ));
                 }
                 if !g.holders.is_empty() {
                     let names: Vec<String> = g

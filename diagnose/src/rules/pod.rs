@@ -894,18 +894,32 @@ fn pending(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec<Finding> {
         .step("kubectl describe nodes | grep -A 8 'Allocated resources'")
         .step("Lower the pod's requests, free capacity, or add nodes (check the cluster autoscaler's node groups).")
     } else if workload_taints > 0 || (taints > 0 && affinity == 0) {
-        let which: Vec<&str> = s
-            .reasons
-            .iter()
-            .filter(|r| r.class == ReasonClass::Taint)
-            .map(|r| clause_name(&r.text))
-            .collect();
+        // Control-plane taints are named only when they are all there is.
+        let (n, which): (u32, Vec<&str>) = if workload_taints > 0 {
+            (
+                workload_taints,
+                s.reasons
+                    .iter()
+                    .filter(|r| r.class == ReasonClass::Taint && !control_plane_taint(&r.text))
+                    .map(|r| clause_name(&r.text))
+                    .collect(),
+            )
+        } else {
+            (
+                taints,
+                s.reasons
+                    .iter()
+                    .filter(|r| r.class == ReasonClass::Taint)
+                    .map(|r| clause_name(&r.text))
+                    .collect(),
+            )
+        };
         Finding::new(
             Kind::PendingTaint,
             subject,
             Confidence::High,
             format!(
-                "Pod {name} cannot be scheduled: {taints}{total} nodes carry taints it does not tolerate ({}).",
+                "Pod {name} cannot be scheduled: {n}{total} nodes carry taints it does not tolerate ({}).",
                 which.join("; ")
             ),
         )
