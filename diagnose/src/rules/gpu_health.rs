@@ -37,9 +37,7 @@ use gpuscope_agent::model::{Event as NodeEvent, GpuHolder, Timestamp};
 use k8s_openapi::api::core::v1::{Node, NodeSelectorRequirement, Pod, Toleration};
 use serde::{Deserialize, Serialize};
 
-use super::pod::{
-    event_count, event_fact, human, message, reason_is, scheduling_failure, waiting,
-};
+use super::pod::{event_count, event_fact, human, message, reason_is, scheduling_failure, waiting};
 use crate::evidence::AgentRecords;
 use crate::finding::{Confidence, Fact, Finding, Kind, Subject};
 use crate::{Context, k8s};
@@ -120,26 +118,77 @@ enum XidCause {
 fn xid_info(xid: u64) -> Option<(&'static str, XidCause)> {
     use XidCause::*;
     Some(match xid {
-        13 => ("graphics engine exception, usually the application: an out-of-range access or an illegal instruction", App),
-        31 => ("GPU memory page fault: the application accessed an illegal address (rarely a driver bug)", App),
-        43 => ("GPU stopped processing: the application faulted and its channel was reset", App),
-        45 => ("preemptive cleanup: a process's GPU work was torn down because it ended or was killed, often after another error", Follows),
-        48 => ("double-bit ECC error: uncorrectable GPU memory error (hardware)", Hardware),
-        61 => ("internal micro-controller breakpoint or warning (firmware)", Driver),
+        13 => (
+            "graphics engine exception, usually the application: an out-of-range access or an illegal instruction",
+            App,
+        ),
+        31 => (
+            "GPU memory page fault: the application accessed an illegal address (rarely a driver bug)",
+            App,
+        ),
+        43 => (
+            "GPU stopped processing: the application faulted and its channel was reset",
+            App,
+        ),
+        45 => (
+            "preemptive cleanup: a process's GPU work was torn down because it ended or was killed, often after another error",
+            Follows,
+        ),
+        48 => (
+            "double-bit ECC error: uncorrectable GPU memory error (hardware)",
+            Hardware,
+        ),
+        61 => (
+            "internal micro-controller breakpoint or warning (firmware)",
+            Driver,
+        ),
         62 => ("internal micro-controller halt (firmware)", Driver),
-        63 => ("ECC page retirement or row remapping recorded: a failing memory row was replaced", Hardware),
-        64 => ("ECC page retirement or row remapping failed (hardware)", Hardware),
+        63 => (
+            "ECC page retirement or row remapping recorded: a failing memory row was replaced",
+            Hardware,
+        ),
+        64 => (
+            "ECC page retirement or row remapping failed (hardware)",
+            Hardware,
+        ),
         68 => ("video processor (NVDEC/NVENC) exception", App),
-        74 => ("NVLink error: a link or its peer GPU failed (hardware or cabling)", Hardware),
-        79 => ("GPU has fallen off the bus: PCIe, power or thermal fault (hardware)", Hardware),
-        92 => ("high single-bit ECC error rate: the GPU's memory is degrading", Hardware),
-        94 => ("contained ECC error: the affected application was stopped, other applications are fine", Hardware),
-        95 => ("uncontained ECC error: every application on the GPU is affected until it is reset", Hardware),
-        109 => ("context switch timeout: a kernel ran too long to be preempted, or a driver fault", App),
-        119 => ("GSP RPC timeout: the GPU System Processor firmware stopped answering the driver", Driver),
-        120 => ("GSP error: the GPU System Processor firmware faulted", Driver),
+        74 => (
+            "NVLink error: a link or its peer GPU failed (hardware or cabling)",
+            Hardware,
+        ),
+        79 => (
+            "GPU has fallen off the bus: PCIe, power or thermal fault (hardware)",
+            Hardware,
+        ),
+        92 => (
+            "high single-bit ECC error rate: the GPU's memory is degrading",
+            Hardware,
+        ),
+        94 => (
+            "contained ECC error: the affected application was stopped, other applications are fine",
+            Hardware,
+        ),
+        95 => (
+            "uncontained ECC error: every application on the GPU is affected until it is reset",
+            Hardware,
+        ),
+        109 => (
+            "context switch timeout: a kernel ran too long to be preempted, or a driver fault",
+            App,
+        ),
+        119 => (
+            "GSP RPC timeout: the GPU System Processor firmware stopped answering the driver",
+            Driver,
+        ),
+        120 => (
+            "GSP error: the GPU System Processor firmware faulted",
+            Driver,
+        ),
         140 => ("unrecovered ECC error in GPU memory (hardware)", Hardware),
-        154 => ("GPU recovery action changed: the driver asks for a GPU reset or node reboot", Driver),
+        154 => (
+            "GPU recovery action changed: the driver asks for a GPU reset or node reboot",
+            Driver,
+        ),
         _ => return None,
     })
 }
@@ -240,7 +289,13 @@ fn sampled_holders(a: &AgentRecords, uuid: &str, t: Timestamp) -> Vec<GpuHolder>
     a.gpus
         .iter()
         .filter(|g| g.uuid == uuid && !g.holders.is_empty())
-        .min_by_key(|g| if g.time <= t { t.0 - g.time.0 } else { u64::MAX / 2 + (g.time.0 - t.0) / 2 })
+        .min_by_key(|g| {
+            if g.time <= t {
+                t.0 - g.time.0
+            } else {
+                u64::MAX / 2 + (g.time.0 - t.0) / 2
+            }
+        })
         .map(|g| g.holders.clone())
         .unwrap_or_default()
 }
@@ -356,7 +411,10 @@ fn gpu_xid(ctx: &Context<'_>) -> Vec<Finding> {
                     g.index.map(|i| format!(" (index {i})")).unwrap_or_default()
                 )
             };
-            let on = node.as_deref().map(|n| format!(" on node {n}")).unwrap_or_default();
+            let on = node
+                .as_deref()
+                .map(|n| format!(" on node {n}"))
+                .unwrap_or_default();
             let times = if g.count > 1 {
                 format!(" {} times", g.count)
             } else {
@@ -367,7 +425,8 @@ fn gpu_xid(ctx: &Context<'_>) -> Vec<Finding> {
                 Some((m, c)) => (Confidence::Medium, m.to_owned(), Some(c)),
                 None => (
                     Confidence::Medium,
-                    "an XID gpuscope's table does not describe; see NVIDIA's XID catalogue".to_owned(),
+                    "an XID gpuscope's table does not describe; see NVIDIA's XID catalogue"
+                        .to_owned(),
                     None,
                 ),
             };
@@ -446,7 +505,10 @@ fn gpu_lost(ctx: &Context<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     for (node, a) in agents(ctx) {
         let n = node.as_deref().unwrap_or("NODE");
-        let on = node.as_deref().map(|n| format!(" on node {n}")).unwrap_or_default();
+        let on = node
+            .as_deref()
+            .map(|n| format!(" on node {n}"))
+            .unwrap_or_default();
         let drops: Vec<(Timestamp, u32, u32)> = a
             .events
             .iter()
@@ -465,7 +527,10 @@ fn gpu_lost(ctx: &Context<'_>) -> Vec<Finding> {
             .iter()
             .filter_map(|e| match e {
                 NodeEvent::Xid {
-                    time, gpu_uuid, xid: 79, ..
+                    time,
+                    gpu_uuid,
+                    xid: 79,
+                    ..
                 } => Some((gpu_uuid.clone(), *time)),
                 _ => None,
             })
@@ -485,13 +550,16 @@ fn gpu_lost(ctx: &Context<'_>) -> Vec<Finding> {
         for (id, index, time, holders) in &lost {
             let uuid = (!id.starts_with("index ")).then_some(id.as_str());
             let holders = if holders.is_empty() {
-                uuid.map(|u| sampled_holders(a, u, *time)).unwrap_or_default()
+                uuid.map(|u| sampled_holders(a, u, *time))
+                    .unwrap_or_default()
             } else {
                 holders.clone()
             };
             for subject in gpu_subjects(ctx, node.as_deref(), uuid, &holders) {
                 let held = match (&subject.namespace, &subject.pod) {
-                    (Some(ns), Some(p)) => format!("; pod {ns}/{p} held it and its GPU work is gone"),
+                    (Some(ns), Some(p)) => {
+                        format!("; pod {ns}/{p} held it and its GPU work is gone")
+                    }
                     _ => String::new(),
                 };
                 let mut f = Finding::new(
@@ -529,7 +597,11 @@ fn gpu_lost(ctx: &Context<'_>) -> Vec<Finding> {
                     if before - after == 1 { "" } else { "s" }
                 ),
             )
-            .fact(Fact::at("NVML GPU count", format!("{before} -> {after}"), t));
+            .fact(Fact::at(
+                "NVML GPU count",
+                format!("{before} -> {after}"),
+                t,
+            ));
             out.push(steps(f));
         }
     }
@@ -641,7 +713,10 @@ fn device_plugin_down(ctx: &Context<'_>, plugins: &[PluginPod<'_>]) -> Vec<Findi
         };
         let pn = k8s::pod_name(pp.pod);
         let node = pp.node.clone();
-        let on = node.as_deref().map(|n| format!(" on node {n}")).unwrap_or_default();
+        let on = node
+            .as_deref()
+            .map(|n| format!(" on node {n}"))
+            .unwrap_or_default();
         let mut f = Finding::new(
             Kind::DevicePluginDown,
             Subject {
@@ -678,11 +753,7 @@ fn device_plugin_down(ctx: &Context<'_>, plugins: &[PluginPod<'_>]) -> Vec<Findi
             let (cap, alloc) = k8s::node_gpus(n);
             f = f.fact(Fact::new(
                 "node nvidia.com/gpu",
-                format!(
-                    "capacity {}, allocatable {}",
-                    opt(cap),
-                    opt(alloc)
-                ),
+                format!("capacity {}, allocatable {}", opt(cap), opt(alloc)),
             ));
         }
         let (ns, name) = (k8s::namespace(pp.pod), k8s::name(pp.pod));
@@ -772,7 +843,8 @@ fn gpu_unhealthy(ctx: &Context<'_>, plugins: &[PluginPod<'_>]) -> Vec<Finding> {
                 .iter()
                 .filter(|g| {
                     g.parent_uuid.is_none()
-                        && newest.is_some_and(|t| t.since(g.time).as_secs() <= th.gpu_sample_window_secs)
+                        && newest
+                            .is_some_and(|t| t.since(g.time).as_secs() <= th.gpu_sample_window_secs)
                 })
                 .map(|g| g.uuid.as_str())
                 .collect();
@@ -926,7 +998,10 @@ fn allocatable_of(n: &Node, resource: &str) -> u64 {
 }
 
 fn tolerates(t: &Toleration, key: &str, value: &str, effect: &str) -> bool {
-    let effect_ok = t.effect.as_deref().is_none_or(|e| e.is_empty() || e == effect);
+    let effect_ok = t
+        .effect
+        .as_deref()
+        .is_none_or(|e| e.is_empty() || e == effect);
     let key_ok = match t.key.as_deref() {
         None | Some("") => t.operator.as_deref() == Some("Exists"),
         Some(k) => k == key,
@@ -968,9 +1043,7 @@ fn exclusions(pod: &Pod, n: &Node) -> Vec<String> {
     if nspec.and_then(|s| s.unschedulable) == Some(true) {
         why.push("cordoned".to_owned());
     }
-    let tolerations: &[Toleration] = spec
-        .and_then(|s| s.tolerations.as_deref())
-        .unwrap_or(&[]);
+    let tolerations: &[Toleration] = spec.and_then(|s| s.tolerations.as_deref()).unwrap_or(&[]);
     for t in nspec.and_then(|s| s.taints.as_ref()).into_iter().flatten() {
         if t.effect != "NoSchedule" && t.effect != "NoExecute" {
             continue;
@@ -980,12 +1053,19 @@ fn exclusions(pod: &Pod, n: &Node) -> Vec<String> {
             .iter()
             .any(|tol| tolerates(tol, &t.key, value, &t.effect))
         {
-            why.push(format!("taint {}={value}:{} not tolerated", t.key, t.effect));
+            why.push(format!(
+                "taint {}={value}:{} not tolerated",
+                t.key, t.effect
+            ));
         }
     }
     let empty = BTreeMap::new();
     let labels = n.metadata.labels.as_ref().unwrap_or(&empty);
-    for (k, v) in spec.and_then(|s| s.node_selector.as_ref()).into_iter().flatten() {
+    for (k, v) in spec
+        .and_then(|s| s.node_selector.as_ref())
+        .into_iter()
+        .flatten()
+    {
         if labels.get(k) != Some(v) {
             why.push(format!("nodeSelector {k}={v} does not match"));
         }
@@ -993,7 +1073,10 @@ fn exclusions(pod: &Pod, n: &Node) -> Vec<String> {
     if let Some(req) = spec
         .and_then(|s| s.affinity.as_ref())
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
     {
         let name = n.metadata.name.clone().unwrap_or_default();
         let term_ok = |t: &k8s_openapi::api::core::v1::NodeSelectorTerm| {
@@ -1098,7 +1181,11 @@ fn gpu_unschedulable(ctx: &Context<'_>, pod: &Pod) -> Vec<Finding> {
             .iter()
             .filter(|r| r.1.saturating_sub(r.2) >= want)
             .collect();
-        let max_free = rows.iter().map(|r| r.1.saturating_sub(r.2)).max().unwrap_or(0);
+        let max_free = rows
+            .iter()
+            .map(|r| r.1.saturating_sub(r.2))
+            .max()
+            .unwrap_or(0);
         if let Some(t) = s.total
             && (nodes.len() as u32) < t
         {
@@ -1143,7 +1230,12 @@ fn gpu_unschedulable(ctx: &Context<'_>, pod: &Pod) -> Vec<Finding> {
             )
         };
     }
-    let mut f = Finding::new(Kind::GpuUnschedulable, ctx.subject(pod, None), confidence, summary);
+    let mut f = Finding::new(
+        Kind::GpuUnschedulable,
+        ctx.subject(pod, None),
+        confidence,
+        summary,
+    );
     for fact in facts {
         f = f.fact(fact);
     }
@@ -1246,16 +1338,17 @@ fn admission_error(ctx: &Context<'_>, pod: &Pod, plugins: &[PluginPod<'_>]) -> V
             ),
         ));
     }
-    if let Some(t) = status
-        .and_then(|s| s.start_time.as_ref())
-        .map(k8s::ts)
-    {
+    if let Some(t) = status.and_then(|s| s.start_time.as_ref()).map(k8s::ts) {
         f = f.fact(Fact::at("started", human(ctx.now.since(t)) + " ago", t));
     }
     let recreate = if k8s::owner(pod).is_some() {
-        format!("kubectl delete pod {name} -n {ns}   # its controller creates a new one, which the kubelet admits afresh")
+        format!(
+            "kubectl delete pod {name} -n {ns}   # its controller creates a new one, which the kubelet admits afresh"
+        )
     } else {
-        format!("kubectl delete pod {name} -n {ns} and apply it again (it has no controller to recreate it)")
+        format!(
+            "kubectl delete pod {name} -n {ns} and apply it again (it has no controller to recreate it)"
+        )
     };
     let plugin_logs = plugin.map_or_else(
         || format!("kubectl logs -n NAMESPACE DEVICE_PLUGIN_POD_ON_{node} --tail=100   # did it restart or mark GPUs unhealthy?"),
@@ -1267,10 +1360,9 @@ fn admission_error(ctx: &Context<'_>, pod: &Pod, plugins: &[PluginPod<'_>]) -> V
             )
         },
     );
-    vec![f
-        .step(recreate)
-        .step(plugin_logs)
-        .step(format!("kubectl describe node {node} | grep -A2 nvidia.com/gpu"))]
+    vec![f.step(recreate).step(plugin_logs).step(format!(
+        "kubectl describe node {node} | grep -A2 nvidia.com/gpu"
+    ))]
 }
 
 #[cfg(test)]
@@ -1279,17 +1371,38 @@ mod tests {
 
     #[test]
     fn tolerations_match_taints_like_the_scheduler() {
-        let t = |key: Option<&str>, op: &str, value: Option<&str>, effect: Option<&str>| Toleration {
-            key: key.map(Into::into),
-            operator: Some(op.into()),
-            value: value.map(Into::into),
-            effect: effect.map(Into::into),
-            toleration_seconds: None,
-        };
-        assert!(tolerates(&t(Some("nvidia.com/gpu"), "Exists", None, None), "nvidia.com/gpu", "present", "NoSchedule"));
-        assert!(tolerates(&t(None, "Exists", None, None), "anything", "x", "NoExecute"));
-        assert!(!tolerates(&t(Some("nvidia.com/gpu"), "Equal", Some("true"), None), "nvidia.com/gpu", "present", "NoSchedule"));
-        assert!(!tolerates(&t(Some("nvidia.com/gpu"), "Exists", None, Some("NoExecute")), "nvidia.com/gpu", "", "NoSchedule"));
+        let t =
+            |key: Option<&str>, op: &str, value: Option<&str>, effect: Option<&str>| Toleration {
+                key: key.map(Into::into),
+                operator: Some(op.into()),
+                value: value.map(Into::into),
+                effect: effect.map(Into::into),
+                toleration_seconds: None,
+            };
+        assert!(tolerates(
+            &t(Some("nvidia.com/gpu"), "Exists", None, None),
+            "nvidia.com/gpu",
+            "present",
+            "NoSchedule"
+        ));
+        assert!(tolerates(
+            &t(None, "Exists", None, None),
+            "anything",
+            "x",
+            "NoExecute"
+        ));
+        assert!(!tolerates(
+            &t(Some("nvidia.com/gpu"), "Equal", Some("true"), None),
+            "nvidia.com/gpu",
+            "present",
+            "NoSchedule"
+        ));
+        assert!(!tolerates(
+            &t(Some("nvidia.com/gpu"), "Exists", None, Some("NoExecute")),
+            "nvidia.com/gpu",
+            "",
+            "NoSchedule"
+        ));
     }
 
     #[test]

@@ -265,9 +265,7 @@ fn image_pull(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec<Finding> {
             ),
             PullCause::InvalidName => (
                 Confidence::High,
-                format!(
-                    "Container {c} cannot start: \"{image}\" is not a valid image reference."
-                ),
+                format!("Container {c} cannot start: \"{image}\" is not a valid image reference."),
             ),
             PullCause::NeverPull => (
                 Confidence::High,
@@ -275,17 +273,19 @@ fn image_pull(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec<Finding> {
                     "Container {c} cannot start: image \"{image}\" is not on the node and its imagePullPolicy is Never."
                 ),
             ),
-            PullCause::Unknown if text.is_empty() || text.starts_with("Back-off pulling image") => (
-                Confidence::Low,
-                format!(
-                    "Container {c} cannot start: image \"{image}\" cannot be pulled ({reason}), and the registry's error is not in the evidence{}.",
-                    if ctx.evidence.lacks("events") {
-                        " (no events in the bundle)"
-                    } else {
-                        " (its Failed event has expired or was not collected)"
-                    }
-                ),
-            ),
+            PullCause::Unknown if text.is_empty() || text.starts_with("Back-off pulling image") => {
+                (
+                    Confidence::Low,
+                    format!(
+                        "Container {c} cannot start: image \"{image}\" cannot be pulled ({reason}), and the registry's error is not in the evidence{}.",
+                        if ctx.evidence.lacks("events") {
+                            " (no events in the bundle)"
+                        } else {
+                            " (its Failed event has expired or was not collected)"
+                        }
+                    ),
+                )
+            }
             PullCause::Unknown => (
                 Confidence::Medium,
                 format!(
@@ -386,7 +386,7 @@ fn exit_meaning(t: &ContainerStateTerminated) -> String {
         return "the runtime could not start the container's command".into();
     }
     match t.exit_code {
-        0 => "exit 0: the program finished, but the pod's restartPolicy restarts it: it exits when it should keep running (a one-shot command under a Deployment, or a main process that returns or daemonises)".into(),
+        0 => "the program finished successfully, but restartPolicy Always starts it again: it exits when it should keep running (a one-shot command under a Deployment, or a main process that returns or daemonises)".into(),
         1 => "application error: the program failed; its log says why".into(),
         2 => "misuse of a shell builtin or bad command-line arguments".into(),
         126 => "the command is not executable (permission or not a binary for this architecture)".into(),
@@ -446,8 +446,7 @@ fn crash_loop(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec<Finding> {
             && restarts >= th.crash_loop_min_restarts
             && let Some(t) = last
             && t.exit_code != 0
-            && t
-                .finished_at
+            && t.finished_at
                 .as_ref()
                 .is_some_and(|f| ctx.now.since(k8s::ts(f)).as_secs() <= th.crash_loop_recent_secs)
         {
@@ -496,8 +495,13 @@ fn crash_loop(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec<Finding> {
                 exit_meaning(t)
             ),
         };
-        let mut f = Finding::new(Kind::CrashLoop, ctx.subject(pod, Some(c)), confidence, summary)
-            .fact(Fact::new("restarts", restarts.to_string()));
+        let mut f = Finding::new(
+            Kind::CrashLoop,
+            ctx.subject(pod, Some(c)),
+            confidence,
+            summary,
+        )
+        .fact(Fact::new("restarts", restarts.to_string()));
         f.cost = Some(Cost {
             gpu_hours: 0.0,
             restarts,
@@ -642,9 +646,9 @@ pub(crate) struct Scheduling {
 impl Scheduling {
     /// The GPU resources (`nvidia.com/...`) some nodes lack.
     pub(crate) fn gpu_shortage(&self) -> Option<&Reason> {
-        self.reasons.iter().find(
-            |r| matches!(&r.class, ReasonClass::Resource(n) if n.starts_with("nvidia.com/")),
-        )
+        self.reasons
+            .iter()
+            .find(|r| matches!(&r.class, ReasonClass::Resource(n) if n.starts_with("nvidia.com/")))
     }
 
     /// Nodes excluded for reasons of a class.
@@ -711,17 +715,11 @@ pub(crate) fn scheduling_failure(ctx: &Context<'_>, pod: &Pod) -> Option<Schedul
             Some(event_count(e)),
         ),
         None => {
-            let c = pod
-                .status
-                .as_ref()?
-                .conditions
-                .as_ref()?
-                .iter()
-                .find(|c| {
-                    c.type_ == "PodScheduled"
-                        && c.status == "False"
-                        && c.reason.as_deref() == Some("Unschedulable")
-                })?;
+            let c = pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| {
+                c.type_ == "PodScheduled"
+                    && c.status == "False"
+                    && c.reason.as_deref() == Some("Unschedulable")
+            })?;
             (
                 c.message.clone().unwrap_or_default(),
                 c.last_transition_time.as_ref().map(k8s::ts),
@@ -856,14 +854,8 @@ fn pending(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec<Finding> {
         .map(|r| r.nodes)
         .sum();
     let taints = s.count(|c| *c == ReasonClass::Taint);
-    let volume = s
-        .reasons
-        .iter()
-        .any(|r| r.class == ReasonClass::Volume);
-    let total = s
-        .total
-        .map(|t| format!(" of {t}"))
-        .unwrap_or_default();
+    let volume = s.reasons.iter().any(|r| r.class == ReasonClass::Volume);
+    let total = s.total.map(|t| format!(" of {t}")).unwrap_or_default();
     let subject = ctx.subject(pod, None);
     let (ns, name) = (k8s::namespace(pod), k8s::name(pod));
     // The primary reason. The scheduler counts each node under the first
@@ -973,7 +965,11 @@ fn pending_pvc(ctx: &Context<'_>, pod: &Pod, s: &Scheduling) -> Finding {
         .and_then(|s| s.volumes.as_ref())
         .into_iter()
         .flatten()
-        .filter_map(|v| v.persistent_volume_claim.as_ref().map(|c| c.claim_name.clone()))
+        .filter_map(|v| {
+            v.persistent_volume_claim
+                .as_ref()
+                .map(|c| c.claim_name.clone())
+        })
         .collect();
     let missing = quoted_after(&s.message, "persistentvolumeclaim \"");
     let mut states: Vec<(String, String, Option<String>)> = Vec::new();
@@ -1009,7 +1005,8 @@ fn pending_pvc(ctx: &Context<'_>, pod: &Pod, s: &Scheduling) -> Finding {
             )
         }
     } else if lower.contains("didn't find available persistent volumes") {
-        "no PersistentVolume matches its claim (size, access mode, storage class or zone)".to_owned()
+        "no PersistentVolume matches its claim (size, access mode, storage class or zone)"
+            .to_owned()
     } else if lower.contains("volume node affinity conflict") {
         "its volume is pinned to a zone or node where the pod cannot run (volume node affinity conflict)".to_owned()
     } else {
@@ -1024,7 +1021,10 @@ fn pending_pvc(ctx: &Context<'_>, pod: &Pod, s: &Scheduling) -> Finding {
     for (c, phase, class) in &states {
         f = f.fact(Fact::new(format!("PVC {c}"), phase.clone()));
         if let Some(class) = class {
-            f = f.fact(Fact::new(format!("PVC {c} storageClassName"), class.clone()));
+            f = f.fact(Fact::new(
+                format!("PVC {c} storageClassName"),
+                class.clone(),
+            ));
         }
     }
     let claim = missing
@@ -1038,7 +1038,9 @@ fn pending_pvc(ctx: &Context<'_>, pod: &Pod, s: &Scheduling) -> Finding {
         .or_else(|| claims.first().cloned())
         .unwrap_or_else(|| "CLAIM".into());
     if missing.is_some() {
-        f = f.step(format!("kubectl get pvc -n {ns}   # create the claim, or fix claimName in the pod's volumes"));
+        f = f.step(format!(
+            "kubectl get pvc -n {ns}   # create the claim, or fix claimName in the pod's volumes"
+        ));
     } else {
         f = f.step(format!(
             "kubectl describe pvc {claim} -n {ns}   # its events say why the provisioner did not bind it"
@@ -1235,11 +1237,11 @@ fn missing_object(msg: &str) -> Option<(&'static str, String, Option<String>)> {
 /// Where the pod's containers reference a ConfigMap or Secret.
 fn references(pod: &Pod, kind: &str, obj: &str, key: Option<&str>) -> Vec<String> {
     let mut out = Vec::new();
-    for c in pod
-        .spec
-        .iter()
-        .flat_map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()))
-    {
+    for c in pod.spec.iter().flat_map(|s| {
+        s.containers
+            .iter()
+            .chain(s.init_containers.iter().flatten())
+    }) {
         for e in c.env.iter().flatten() {
             let Some(from) = &e.value_from else { continue };
             let hit = match kind {
@@ -1424,7 +1426,9 @@ fn mount_failed(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec<Finding>
         (
             Confidence::High,
             if lower.contains("network") || lower.contains("cni") || lower.contains("plugin type") {
-                format!("the pod network could not be set up on node {node} (the CNI plugin failed)")
+                format!(
+                    "the pod network could not be set up on node {node} (the CNI plugin failed)"
+                )
             } else {
                 format!("the container runtime could not create the pod sandbox on node {node}")
             },
@@ -1475,9 +1479,10 @@ fn mount_failed(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec<Finding>
             Confidence::High,
             format!(
                 "{} failed: {}",
-                volume
-                    .as_deref()
-                    .map_or_else(|| "setting up its volumes".to_owned(), |v| format!("volume {v}")),
+                volume.as_deref().map_or_else(
+                    || "setting up its volumes".to_owned(),
+                    |v| format!("volume {v}")
+                ),
                 last_line(msg)
             ),
         )
@@ -1490,7 +1495,12 @@ fn mount_failed(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec<Finding>
     )
     .fact(event_fact(reason, primary))
     .fact(Fact::new("failures", event_count(primary).to_string()));
-    for e in failures.iter().filter(|e| !std::ptr::eq(**e, primary)).rev().take(2) {
+    for e in failures
+        .iter()
+        .filter(|e| !std::ptr::eq(**e, primary))
+        .rev()
+        .take(2)
+    {
         f = f.fact(event_fact(e.reason.as_deref().unwrap_or("event"), e));
     }
     for s in steps {
@@ -1500,7 +1510,8 @@ fn mount_failed(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec<Finding>
 }
 
 fn is_generic_mount_timeout(msg: &str) -> bool {
-    msg.contains("Unable to attach or mount volumes") || msg.contains("timed out waiting for the condition")
+    msg.contains("Unable to attach or mount volumes")
+        || msg.contains("timed out waiting for the condition")
 }
 
 /// `unmounted volumes=[data], unattached volumes=[...]` -> `unmounted: data`.
@@ -1614,7 +1625,9 @@ fn probe_failing(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec<Finding
         let last_run = cs
             .and_then(|s| s.last_state.as_ref())
             .and_then(|s| s.terminated.as_ref())
-            .and_then(|t| Some(k8s::ts(t.finished_at.as_ref()?).since(k8s::ts(t.started_at.as_ref()?))));
+            .and_then(|t| {
+                Some(k8s::ts(t.finished_at.as_ref()?).since(k8s::ts(t.started_at.as_ref()?)))
+            });
         // A liveness probe that kills the container about when its budget
         // runs out, with no startup probe: the program needs longer to
         // start (load a model) than the probe waits.
@@ -1826,7 +1839,9 @@ fn insufficient_evidence(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec
                     "Pod {name} failed, but no container records a failing exit and the pod gives no reason; missing: {missing}."
                 )
             } else {
-                format!("Pod {name} failed with reason {reason} ({smsg}); gpuscope has no rule that explains it further.")
+                format!(
+                    "Pod {name} failed with reason {reason} ({smsg}); gpuscope has no rule that explains it further."
+                )
             };
             let mut f = Finding::new(
                 Kind::InsufficientEvidence,
@@ -1841,7 +1856,9 @@ fn insufficient_evidence(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec
             }
             out.push(
                 f.step(format!("kubectl describe pod {name} -n {ns}"))
-                    .step(format!("kubectl logs {name} -n {ns} --all-containers --previous")),
+                    .step(format!(
+                        "kubectl logs {name} -n {ns} --all-containers --previous"
+                    )),
             );
         }
     } else if phase == "Unknown" && pod.status.is_some() {
@@ -2049,7 +2066,10 @@ mod tests {
         let (_, r) = parse_scheduling_message("persistentvolumeclaim \"data\" not found");
         assert_eq!(r[0].class, ReasonClass::Volume);
         assert_eq!(
-            quoted_after("persistentvolumeclaim \"data\" not found", "persistentvolumeclaim \""),
+            quoted_after(
+                "persistentvolumeclaim \"data\" not found",
+                "persistentvolumeclaim \""
+            ),
             Some("data".into())
         );
     }
@@ -2058,22 +2078,35 @@ mod tests {
     fn pull_errors_are_classified() {
         let c = |s: &str| classify_pull("ErrImagePull", s);
         assert_eq!(
-            c("failed to resolve reference \"docker.io/library/pytorch:9.9\": docker.io/library/pytorch:9.9: not found"),
+            c(
+                "failed to resolve reference \"docker.io/library/pytorch:9.9\": docker.io/library/pytorch:9.9: not found"
+            ),
             PullCause::NotFound
         );
         assert_eq!(
-            c("pull access denied, repository does not exist or may require authorization: server message: insufficient_scope: authorization failed"),
+            c(
+                "pull access denied, repository does not exist or may require authorization: server message: insufficient_scope: authorization failed"
+            ),
             PullCause::NotFoundOrDenied
         );
-        assert_eq!(c("unexpected status: 401 Unauthorized"), PullCause::Unauthorized);
-        assert_eq!(c("toomanyrequests: You have reached your pull rate limit"), PullCause::RateLimited);
+        assert_eq!(
+            c("unexpected status: 401 Unauthorized"),
+            PullCause::Unauthorized
+        );
+        assert_eq!(
+            c("toomanyrequests: You have reached your pull rate limit"),
+            PullCause::RateLimited
+        );
         assert_eq!(
             c("dial tcp: lookup registry.example.com on 10.96.0.10:53: no such host"),
             PullCause::Unreachable
         );
         assert_eq!(registry_of("nvcr.io/nvidia/pytorch:24.01-py3"), "nvcr.io");
         assert_eq!(registry_of("pytorch/pytorch:2.1"), "docker.io");
-        assert_eq!(repository_of("nvcr.io/nvidia/pytorch:24.01-py3"), "nvcr.io/nvidia/pytorch");
+        assert_eq!(
+            repository_of("nvcr.io/nvidia/pytorch:24.01-py3"),
+            "nvcr.io/nvidia/pytorch"
+        );
         assert_eq!(repository_of("localhost:5000/x"), "localhost:5000/x");
     }
 
