@@ -38,20 +38,20 @@ pub const META_KIND: &str = "GpuscopeBundle";
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
     /// The folder or a file in it could not be read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The path.
         path: PathBuf,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A file is not valid JSON (truncated, or not JSON at all).
-    #[error("{path}: not valid JSON ({source}); re-run the kubectl command that wrote it")]
+    #[error("{path}: not valid JSON ({error}); re-run the kubectl command that wrote it")]
     Json {
         /// The file.
         path: PathBuf,
         /// The parser's error, with line and column.
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     /// A file holds an object that does not fit its kind.
     #[error("{path}: {what}")]
@@ -62,14 +62,14 @@ pub enum BundleError {
         what: String,
     },
     /// A line of an agent JSON-lines file is not an agent record.
-    #[error("{path}:{line}: not an agent record ({source})")]
+    #[error("{path}:{line}: not an agent record ({error})")]
     AgentLine {
         /// The file.
         path: PathBuf,
         /// 1-based line number.
         line: usize,
         /// The parser's error.
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
 }
 
@@ -105,7 +105,7 @@ impl Bundle {
     pub fn read(dir: &Path) -> Result<Self, BundleError> {
         let io = |path: &Path| {
             let path = path.to_owned();
-            move |source| BundleError::Io { path, source }
+            move |error| BundleError::Io { path, error }
         };
         let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(io(dir))?
@@ -137,9 +137,9 @@ impl Bundle {
                 continue;
             }
             let text = std::fs::read_to_string(path).map_err(io(path))?;
-            let value: Value = serde_json::from_str(&text).map_err(|source| BundleError::Json {
+            let value: Value = serde_json::from_str(&text).map_err(|error| BundleError::Json {
                 path: path.clone(),
-                source,
+                error,
             })?;
             if name == "pod.json" {
                 let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
@@ -303,11 +303,11 @@ impl Bundle {
     pub fn write(&self, dir: &Path) -> Result<(), BundleError> {
         let io = |path: &Path| {
             let path = path.to_owned();
-            move |source| BundleError::Io { path, source }
+            move |error| BundleError::Io { path, error }
         };
-        let files = self.to_files().map_err(|source| BundleError::Json {
+        let files = self.to_files().map_err(|error| BundleError::Json {
             path: dir.to_owned(),
-            source,
+            error,
         })?;
         for (name, data) in files {
             let path = dir.join(&name);
@@ -450,9 +450,9 @@ fn read_agent(
     node: Option<String>,
     gaps: &mut Vec<Gap>,
 ) -> Result<AgentRecords, BundleError> {
-    let text = std::fs::read_to_string(path).map_err(|source| BundleError::Io {
+    let text = std::fs::read_to_string(path).map_err(|error| BundleError::Io {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     let mut rec = AgentRecords {
         node,
@@ -472,11 +472,11 @@ fn read_agent(
                 ));
                 continue;
             }
-            Err(source) => {
+            Err(error) => {
                 return Err(BundleError::AgentLine {
                     path: path.to_owned(),
                     line: i + 1,
-                    source,
+                    error,
                 });
             }
         };
@@ -510,11 +510,11 @@ fn read_agent(
                     "node_sample" => serde_json::from_value::<NodeSample>(value).err(),
                     _ => serde_json::from_value::<NodeEvent>(value).err(),
                 };
-                if let Some(source) = err {
+                if let Some(error) = err {
                     return Err(BundleError::AgentLine {
                         path: path.to_owned(),
                         line: i + 1,
-                        source,
+                        error,
                     });
                 }
             }
@@ -567,7 +567,7 @@ fn agent_lines(a: &AgentRecords) -> Result<Vec<u8>, serde_json::Error> {
 fn read_logs(dir: &Path, ev: &mut Evidence) -> Result<(), BundleError> {
     let io = |path: &Path| {
         let path = path.to_owned();
-        move |source| BundleError::Io { path, source }
+        move |error| BundleError::Io { path, error }
     };
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io(dir))?
