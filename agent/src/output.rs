@@ -367,9 +367,30 @@ pub fn json_line<T: serde::Serialize>(out: &mut impl Write, value: &T) -> io::Re
     out.flush()
 }
 
+/// A sparkline of `values`, scaled from 0 to `max` (or to the largest
+/// value when `max` is `None`).
+pub fn sparkline(values: &[u64], max: Option<u64>) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let top = max
+        .or_else(|| values.iter().copied().max())
+        .unwrap_or(1)
+        .max(1);
+    values
+        .iter()
+        .map(|&v| BARS[((v.min(top) * 7 + top / 2) / top) as usize])
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sparkline_scales_to_the_limit() {
+        assert_eq!(sparkline(&[0, 32, 64], Some(64)), "▁▅█");
+        assert_eq!(sparkline(&[1, 2], None), "▅█");
+        assert_eq!(sparkline(&[], Some(1)), "");
+    }
 
     #[test]
     fn bytes_are_humanised() {

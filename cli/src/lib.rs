@@ -86,14 +86,56 @@ enum Command {
     /// a workload in a scratch kubelet-style cgroup that grows until the
     /// kernel kills it, and what `explain` and `gpus` say. Cleans up.
     Demo,
-    /// Explain why a pod's container was OOM-killed, from node evidence.
+    /// Current findings across pods, GPUs and nodes, most costly first
+    /// (GPU-hours, then restarts).
+    Diagnose {
+        /// Only these namespaces (repeatable).
+        #[arg(short, long)]
+        namespace: Vec<String>,
+        /// Every namespace (the default when no namespace is given).
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// Diagnose an offline bundle folder instead of asking the
+        /// aggregator.
+        #[arg(long, value_name = "DIR")]
+        bundle: Option<std::path::PathBuf>,
+        /// Thresholds for the rules, as JSON (any subset of the defaults).
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+    },
+    /// Idle GPUs with the pods and owners holding them, and the GPU-hours
+    /// wasted per namespace and owner.
+    Idle {
+        /// Only these namespaces (repeatable).
+        #[arg(short, long)]
+        namespace: Vec<String>,
+        /// Every namespace (the default when no namespace is given).
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// Read an offline bundle folder instead of asking the aggregator.
+        #[arg(long, value_name = "DIR")]
+        bundle: Option<std::path::PathBuf>,
+        /// Thresholds for the rules, as JSON (any subset of the defaults).
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+    },
+    /// Explain why a pod failed or is wasting GPUs: one sentence per
+    /// finding, the numbers that prove it, and what to do next.
     Explain {
-        /// The pod: its UID, or a unique prefix of it. (Names need the
-        /// Kubernetes side of the aggregator, which is not there yet.)
-        pod: String,
-        /// The pod's namespace (used once pods are known by name).
+        /// The pod: its name (with -n), `namespace/name`, or its UID. With
+        /// --bundle it may be left out: the bundle's own pod.
+        #[arg(required_unless_present = "bundle")]
+        pod: Option<String>,
+        /// The pod's namespace.
         #[arg(short, long)]
         namespace: Option<String>,
+        /// Explain from an offline bundle folder (kubectl JSON outputs and
+        /// agent records) instead of asking the aggregator.
+        #[arg(long, value_name = "DIR")]
+        bundle: Option<std::path::PathBuf>,
+        /// Thresholds for the rules, as JSON (any subset of the defaults).
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
     },
 }
 
@@ -130,10 +172,60 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events { watch, since } => {
             cmd::events(&mut cmd::connect(url, &cli.tls).await?, watch, since, out).await
         }
-        Command::Explain { pod, namespace } => {
+        Command::Diagnose {
+            namespace,
+            all_namespaces,
+            bundle,
+            config,
+        } => {
+            let config = cmd::load_config(config.as_deref())?;
+            cmd::diagnose(
+                url,
+                &cli.tls,
+                bundle.as_deref(),
+                &namespace,
+                all_namespaces,
+                &config,
+                cmd::Ranked::All,
+                out,
+            )
+            .await
+        }
+        Command::Idle {
+            namespace,
+            all_namespaces,
+            bundle,
+            config,
+        } => {
+            let config = cmd::load_config(config.as_deref())?;
+            cmd::diagnose(
+                url,
+                &cli.tls,
+                bundle.as_deref(),
+                &namespace,
+                all_namespaces,
+                &config,
+                cmd::Ranked::Idle,
+                out,
+            )
+            .await
+        }
+        Command::Explain {
+            pod,
+            namespace,
+            bundle: Some(dir),
+            config,
+        } => cmd::explain_bundle(
+            &dir,
+            pod.as_deref(),
+            namespace.as_deref(),
+            &cmd::load_config(config.as_deref())?,
+            out,
+        ),
+        Command::Explain { pod, namespace, .. } => {
             cmd::explain(
                 &mut cmd::connect(url, &cli.tls).await?,
-                &pod,
+                pod.as_deref().unwrap_or_default(),
                 namespace.as_deref(),
                 out,
             )

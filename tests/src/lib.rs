@@ -370,4 +370,5 @@ pub fn memory_events(oom_kill: u64) -> String {
         oom_kill * 35
     )
 }
+pub mod fake_kube;
 pub mod fake_pod_resources;

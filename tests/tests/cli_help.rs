@@ -89,3 +89,13 @@ fn cli_explain_help() {
         "gpuscope-explain-help.txt",
     );
 }
+
+#[test]
+fn cli_diagnose_help() {
+    check("gpuscope", &["diagnose", "--help"], "gpuscope-diagnose-help");
+}
+
+#[test]
+fn cli_idle_help() {
+    check("gpuscope", &["idle", "--help"], "gpuscope-idle-help");
+}

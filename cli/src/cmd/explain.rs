@@ -6,12 +6,12 @@
 //! is missing (no kernel report: the victim is unknown).
 
 use gpuscope_agent::model::{Event, OomConstraint, OomKill, PsiScope, RecorderPoint, Timestamp};
-use gpuscope_agent::output::human_bytes;
+use gpuscope_agent::output::{human_bytes, sparkline};
 use gpuscope_proto::v1 as pb;
 
 use super::{Client, IncidentJson, incident, print_json};
 use crate::Format;
-use crate::render::{ago, sparkline};
+use crate::render::ago;
 
 /// One finding, in the JSON shape `explain -o json` prints.
 #[derive(Debug, serde::Serialize)]

@@ -1,12 +1,15 @@
 //! The subcommands, one file each, over the aggregator's query service.
 
+mod bundle;
 mod events;
 mod explain;
+mod findings;
 mod gpus;
 mod nodes;
 mod oom;
 mod pods;
 
+pub use bundle::{Ranked, diagnose, explain_bundle, load_config};
 pub use events::events;
 pub use explain::explain;
 pub use gpus::gpus;

@@ -1,0 +1,207 @@
+//! Findings for people and for scripts: the one renderer behind
+//! `explain`, `explain --bundle`, `diagnose` and `idle`.
+
+use std::collections::BTreeMap;
+
+use gpuscope_agent::output::table;
+use gpuscope_diagnose::{Confidence, Finding, Gap, Kind};
+
+use super::print_json;
+use crate::Format;
+
+/// The JSON document `explain` and `diagnose` print.
+#[derive(serde::Serialize)]
+struct Report<'a> {
+    findings: &'a [Finding],
+    #[serde(skip_serializing_if = "<[Gap]>::is_empty")]
+    gaps: &'a [Gap],
+}
+
+fn confidence(c: Confidence) -> &'static str {
+    match c {
+        Confidence::High => "high",
+        Confidence::Medium => "medium",
+        Confidence::Low => "low",
+    }
+}
+
+/// Where a finding points: `namespace/pod container`, or the node/GPU.
+fn subject(f: &Finding) -> String {
+    let s = &f.subject;
+    let mut out = match (&s.namespace, &s.pod) {
+        (Some(ns), Some(p)) => format!("{ns}/{p}"),
+        (None, Some(p)) => p.clone(),
+        _ => s
+            .node
+            .clone()
+            .map(|n| format!("node {n}"))
+            .unwrap_or_default(),
+    };
+    if let Some(c) = &s.container {
+        out.push_str(&format!(" [{c}]"));
+    }
+    if let Some(g) = &s.gpu {
+        out.push_str(&format!(" gpu {}", &g[..g.len().min(12)]));
+    }
+    out
+}
+
+/// Prints the gaps: what the findings could not see.
+fn print_gaps(gaps: &[Gap]) {
+    if gaps.is_empty() {
+        return;
+    }
+    println!("\nevidence not available (findings may be less certain):");
+    for g in gaps {
+        println!("  - {}: {}", g.what, g.why);
+    }
+}
+
+/// Prints the findings about one pod in full: each sentence, its
+/// evidence aligned, its next steps.
+pub fn print_explained(
+    title: &str,
+    findings: &[Finding],
+    gaps: &[Gap],
+    out: Format,
+) -> anyhow::Result<()> {
+    if out == Format::Json {
+        return print_json(&Report { findings, gaps });
+    }
+    println!("{title}");
+    if findings.is_empty() {
+        println!("\nNo problem found.");
+    }
+    for f in findings {
+        println!(
+            "\n[{}] {} {}\n  {}",
+            confidence(f.confidence),
+            f.kind,
+            subject(f),
+            f.summary
+        );
+        let width = f
+            .evidence
+            .iter()
+            .map(|e| e.name.chars().count())
+            .max()
+            .unwrap_or(0);
+        for e in &f.evidence {
+            let when = e.time.map(|t| format!("  ({t})")).unwrap_or_default();
+            println!("    {:<width$}  {}{when}", e.name, e.value);
+        }
+        if !f.next_steps.is_empty() {
+            println!("  next steps:");
+            for s in &f.next_steps {
+                println!("    - {s}");
+            }
+        }
+    }
+    print_gaps(gaps);
+    Ok(())
+}
+
+/// Prints findings as a ranked table (most costly first), one line each.
+pub fn print_ranked(findings: &[Finding], gaps: &[Gap], out: Format) -> anyhow::Result<()> {
+    if out == Format::Json {
+        return print_json(&Report { findings, gaps });
+    }
+    if findings.is_empty() {
+        println!("No problem found.");
+        print_gaps(gaps);
+        return Ok(());
+    }
+    let mut rows = vec![vec![
+        "KIND".into(),
+        "CONFIDENCE".into(),
+        "SUBJECT".into(),
+        "GPU-H".into(),
+        "RESTARTS".into(),
+        "SUMMARY".into(),
+    ]];
+    for f in findings {
+        let cost = f.cost.unwrap_or_default();
+        rows.push(vec![
+            f.kind.to_string(),
+            confidence(f.confidence).into(),
+            subject(f),
+            if cost.gpu_hours > 0.0 {
+                format!("{:.1}", cost.gpu_hours)
+            } else {
+                "-".into()
+            },
+            if cost.restarts > 0 {
+                cost.restarts.to_string()
+            } else {
+                "-".into()
+            },
+            f.summary.clone(),
+        ]);
+    }
+    print!("{}", table(&rows));
+    println!("\n`gpuscope explain POD -n NAMESPACE` shows the evidence and next steps.");
+    print_gaps(gaps);
+    Ok(())
+}
+
+/// Prints idle GPUs with their owners, and the GPU-hours wasted per
+/// namespace and owner.
+pub fn print_idle(findings: &[Finding], gaps: &[Gap], out: Format) -> anyhow::Result<()> {
+    let idle: Vec<Finding> = findings
+        .iter()
+        .filter(|f| matches!(f.kind, Kind::GpuIdle | Kind::GpuMemoryIdle))
+        .cloned()
+        .collect();
+    if out == Format::Json {
+        return print_json(&Report {
+            findings: &idle,
+            gaps,
+        });
+    }
+    if idle.is_empty() {
+        println!("No idle GPU found.");
+        print_gaps(gaps);
+        return Ok(());
+    }
+    let mut rows = vec![vec![
+        "NODE".into(),
+        "GPU".into(),
+        "POD".into(),
+        "OWNER".into(),
+        "KIND".into(),
+        "GPU-H WASTED".into(),
+    ]];
+    let mut per_owner: BTreeMap<(String, String), f64> = BTreeMap::new();
+    for f in &idle {
+        let s = &f.subject;
+        let hours = f.cost.unwrap_or_default().gpu_hours;
+        let ns = s.namespace.clone().unwrap_or_else(|| "-".into());
+        let owner = s.owner.clone().unwrap_or_else(|| "-".into());
+        *per_owner.entry((ns.clone(), owner.clone())).or_default() += hours;
+        rows.push(vec![
+            s.node.clone().unwrap_or_else(|| "-".into()),
+            s.gpu.clone().unwrap_or_else(|| "-".into()),
+            s.pod
+                .as_ref()
+                .map_or_else(|| "-".into(), |p| format!("{ns}/{p}")),
+            owner,
+            f.kind.to_string(),
+            format!("{hours:.1}"),
+        ]);
+    }
+    print!("{}", table(&rows));
+    let mut totals = vec![vec![
+        "NAMESPACE".into(),
+        "OWNER".into(),
+        "GPU-H WASTED".into(),
+    ]];
+    let mut by_cost: Vec<_> = per_owner.into_iter().collect();
+    by_cost.sort_by(|a, b| b.1.total_cmp(&a.1));
+    for ((ns, owner), h) in by_cost {
+        totals.push(vec![ns, owner, format!("{h:.1}")]);
+    }
+    println!();
+    print!("{}", table(&totals));
+    print_gaps(gaps);
+    Ok(())
+}
