@@ -40,7 +40,8 @@ pub const EXPLAIN_INCIDENTS: usize = 500;
 /// Incidents read in all for a Diagnose (newest first).
 pub const DIAGNOSE_INCIDENTS: usize = 5000;
 /// How far back a Diagnose reads incidents.
-pub const DIAGNOSE_INCIDENTS_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+pub const DIAGNOSE_INCIDENTS_WINDOW: std::time::Duration =
+    std::time::Duration::from_secs(24 * 3600);
 
 /// Gaps when the aggregator runs without Kubernetes.
 pub fn no_kube_gaps() -> Vec<Gap> {
@@ -192,7 +193,11 @@ impl Assembler {
                 ..IncidentFilter::default()
             };
             let (found, _) = self.list(filter, 0, EXPLAIN_INCIDENTS).await?;
-            incidents.extend(found.into_iter().filter(|i| concerns(i, |p| Some(p) == uid)));
+            incidents.extend(
+                found
+                    .into_iter()
+                    .filter(|i| concerns(i, |p| Some(p) == uid)),
+            );
         }
         if target.nodes.is_empty() {
             ev.gaps.push(Gap::new(
@@ -584,4 +589,198 @@ pub fn gpu_samples(
         .collect();
     out.push(latest.clone().into());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::HistoryConfig;
+    use gpuscope_agent::model::Event as ModelEvent;
+    use gpuscope_proto::v1 as pb;
+
+    const T0: u64 = 1_764_000_000_000_000_000;
+    const SEC: u64 = 1_000_000_000;
+
+    fn container(pod: &str, id: &str, t: u64, usage: u64) -> pb::ContainerSample {
+        pb::ContainerSample {
+            time_unix_nanos: t,
+            container: Some(pb::ContainerRef {
+                cgroup_path: format!("/kubepods/burstable/pod{pod}/{id}"),
+                pod_uid: pod.into(),
+                container_id: id.into(),
+                ..Default::default()
+            }),
+            memory: Some(pb::MemoryStats {
+                usage_bytes: usage,
+                limit_bytes: Some(1 << 30),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn gpu(t: u64, util: u32, processes: usize) -> pb::GpuSample {
+        pb::GpuSample {
+            time_unix_nanos: t,
+            uuid: "GPU-1".into(),
+            utilization_gpu_percent: Some(util),
+            memory_total_bytes: 80 << 30,
+            processes: vec![
+                pb::GpuProcess {
+                    pid: 42,
+                    ..Default::default()
+                };
+                processes
+            ],
+            holders: vec![pb::GpuHolder {
+                namespace: "ml".into(),
+                pod: "trainer-0".into(),
+                container: "main".into(),
+                resource_name: "nvidia.com/gpu".into(),
+                device_id: "GPU-1".into(),
+                replica: None,
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn oom(seq: u64, pod: &str, constraint: pb::OomConstraint) -> pb::NodeEvent {
+        pb::NodeEvent {
+            seq,
+            time_unix_nanos: T0 + seq * SEC,
+            kind: Some(EventKind::OomKill(pb::OomKill {
+                time_unix_nanos: T0 + seq * SEC,
+                container: Some(container(pod, "aaa", 0, 0).container.unwrap_or_default()),
+                constraint: constraint as i32,
+                ..Default::default()
+            })),
+        }
+    }
+
+    fn xid(seq: u64) -> pb::NodeEvent {
+        pb::NodeEvent {
+            seq,
+            time_unix_nanos: T0 + seq * SEC,
+            kind: Some(EventKind::Xid(pb::Xid {
+                gpu_uuid: "GPU-1".into(),
+                xid: 79,
+                count: 1,
+                ..Default::default()
+            })),
+        }
+    }
+
+    #[tokio::test]
+    async fn without_kube_a_pod_uid_gets_its_containers_its_nodes_gpus_and_incidents() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = Arc::new(State::new(HistoryConfig::default()));
+        let store = Arc::new(Store::open(&dir.path().join("i.redb")).expect("store"));
+        let id = pb::NodeIdentity {
+            node_name: "gpu-1".into(),
+            boot_id: "b1".into(),
+            ..Default::default()
+        };
+        let _connected = state.connect(&id);
+        for i in 0..3u64 {
+            let t = T0 + i * SEC;
+            let mut r = pb::NodeReport {
+                node: Some(id.clone()),
+                node_sample: Some(pb::NodeSample {
+                    time_unix_nanos: t,
+                    mem_total_bytes: 1 << 40,
+                    ..Default::default()
+                }),
+                containers: vec![
+                    container("u-1", "aaa", t, 100 * (i + 1)),
+                    container("u-2", "bbb", t, 5),
+                ],
+                // Busy with two processes, then idle with one.
+                gpus: vec![gpu(
+                    t,
+                    if i == 2 { 0 } else { 90 },
+                    if i == 2 { 1 } else { 2 },
+                )],
+                ..Default::default()
+            };
+            state.apply_report("gpu-1", &mut r);
+        }
+        store
+            .store_batch(
+                "gpu-1",
+                "b1",
+                &[
+                    oom(1, "u-1", pb::OomConstraint::Memcg),
+                    oom(2, "u-2", pb::OomConstraint::Memcg),
+                    xid(3),
+                    oom(4, "u-3", pb::OomConstraint::Node),
+                ],
+                T0,
+            )
+            .expect("store");
+
+        let a = Assembler::new(state, store, None);
+        let target = a
+            .resolve("", "u-1")
+            .await
+            .expect("resolve")
+            .expect("known by its containers");
+        assert_eq!(target.nodes, ["gpu-1"]);
+        assert_eq!(target.uid.as_deref(), Some("u-1"));
+        assert!(target.pod.is_none());
+
+        let ev = a.explain(&target).await.expect("evidence");
+        for what in ["pods", "node", "events", "pvcs"] {
+            assert!(ev.lacks(what), "{what}: {:?}", ev.gaps);
+        }
+        assert!(!ev.lacks("agent"), "the agent is connected: {:?}", ev.gaps);
+        assert_eq!(ev.agents.len(), 1);
+        let r = &ev.agents[0];
+        assert_eq!(r.node.as_deref(), Some("gpu-1"));
+        let usage: Vec<_> = r.containers.iter().map(|c| c.memory.usage_bytes).collect();
+        assert_eq!(usage, [100, 200, 300], "only u-1's container, oldest first");
+        assert!(
+            r.containers
+                .iter()
+                .all(|c| c.container.pod_uid.as_deref() == Some("u-1"))
+        );
+        let util: Vec<_> = r.gpus.iter().map(|g| g.utilization_gpu_percent).collect();
+        assert_eq!(util, [Some(90), Some(90), Some(0)]);
+        let procs: Vec<_> = r.gpus.iter().map(|g| g.processes.len()).collect();
+        assert_eq!(procs, [2, 2, 1], "process counts survive the history");
+        assert!(r.gpus.iter().all(|g| g.holders.len() == 1));
+        assert_eq!(r.node_samples.len(), 1);
+        // u-1's kill, the XID and the node-wide kill; not u-2's kill.
+        let events: Vec<String> = r
+            .events
+            .iter()
+            .map(|e| match e {
+                ModelEvent::OomKill(k) => {
+                    format!("oom {}", k.container.pod_uid.as_deref().unwrap_or(""))
+                }
+                ModelEvent::Xid { xid, .. } => format!("xid {xid}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(events, ["oom u-1", "xid 79", "oom u-3"]);
+
+        // Named as a GPU holder, the pod is found on that node too.
+        let holder = a.resolve("ml", "trainer-0").await.expect("resolve");
+        assert_eq!(holder.map(|t| t.nodes), Some(vec!["gpu-1".to_owned()]));
+        // Known only from a stored incident.
+        let gone = a.resolve("", "u-3").await.expect("resolve");
+        assert_eq!(gone.map(|t| t.nodes), Some(vec!["gpu-1".to_owned()]));
+        assert!(a.resolve("", "u-9").await.expect("resolve").is_none());
+
+        // Diagnose over everything: both pods' containers, and only the
+        // last day's incidents (the ones above are older).
+        let mut fresh = xid(5);
+        fresh.time_unix_nanos = now_unix_nanos();
+        a.store
+            .store_batch("gpu-1", "b1", &[fresh], T0)
+            .expect("store");
+        let all = a.diagnose(None).await.expect("diagnose");
+        assert_eq!(all.agents.len(), 1);
+        assert_eq!(all.agents[0].containers.len(), 6);
+        assert_eq!(all.agents[0].events.len(), 1);
+    }
 }

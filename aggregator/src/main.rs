@@ -78,7 +78,12 @@ struct Args {
     /// Watch only this namespace's pods, events and PVCs (repeatable, or
     /// comma-separated in the environment); default: every namespace.
     /// Nodes and the GPU device-plugin pods are watched cluster-wide.
-    #[arg(long = "namespace", env = "GPUSCOPE_NAMESPACES", value_name = "NS", value_delimiter = ',')]
+    #[arg(
+        long = "namespace",
+        env = "GPUSCOPE_NAMESPACES",
+        value_name = "NS",
+        value_delimiter = ','
+    )]
     namespaces: Vec<String>,
 
     /// Label selector of the GPU device-plugin pods (repeatable; any

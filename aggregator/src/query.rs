@@ -9,10 +9,11 @@ use std::sync::Arc;
 use gpuscope_diagnose::bundle::Bundle;
 use gpuscope_proto::v1::{
     BundleFile, DiagnoseRequest, DiagnoseResponse, ExplainRequest, ExplainResponse,
-    GetBundleRequest, GetBundleResponse, GetSeriesRequest, GetSeriesResponse, Incident, ListContainersRequest, ListContainersResponse,
-    ListGpusRequest, ListGpusResponse, ListIncidentsRequest, ListIncidentsResponse,
-    ListNodesRequest, ListNodesResponse, WatchIncidentsRequest, WatchIncidentsResponse,
-    WatchLagged, get_series_request::Target, query_server::Query, watch_incidents_response,
+    GetBundleRequest, GetBundleResponse, GetSeriesRequest, GetSeriesResponse, Incident,
+    ListContainersRequest, ListContainersResponse, ListGpusRequest, ListGpusResponse,
+    ListIncidentsRequest, ListIncidentsResponse, ListNodesRequest, ListNodesResponse,
+    WatchIncidentsRequest, WatchIncidentsResponse, WatchLagged, get_series_request::Target,
+    query_server::Query, watch_incidents_response,
 };
 use tokio::sync::{broadcast, watch};
 use tokio_stream::Stream;
@@ -89,7 +90,11 @@ impl QueryService {
             .await
             .map_err(internal)?;
         let Some(target) = target else {
-            let ns = if namespace.is_empty() { "default" } else { namespace };
+            let ns = if namespace.is_empty() {
+                "default"
+            } else {
+                namespace
+            };
             let hint = if d.assembler.kube().is_some() {
                 ""
             } else {
@@ -245,11 +250,10 @@ impl Query for QueryService {
         let namespaces = (!r.all_namespaces).then_some(r.namespaces.as_slice());
         let ev = d.assembler.diagnose(namespaces).await.map_err(internal)?;
         let config = d.config.clone();
-        let (findings, ev) = tokio::task::spawn_blocking(move || {
-            (gpuscope_diagnose::diagnose(&ev, &config), ev)
-        })
-        .await
-        .map_err(|e| Status::internal(format!("diagnosis task failed: {e}")))?;
+        let (findings, ev) =
+            tokio::task::spawn_blocking(move || (gpuscope_diagnose::diagnose(&ev, &config), ev))
+                .await
+                .map_err(|e| Status::internal(format!("diagnosis task failed: {e}")))?;
         Ok(Response::new(DiagnoseResponse {
             findings: findings.iter().map(Into::into).collect(),
             gaps: ev.gaps.iter().map(Into::into).collect(),

@@ -450,7 +450,14 @@ impl State {
         let mut containers: Vec<_> = n
             .containers
             .iter()
-            .filter(|(_, c)| pods(c.latest.container.as_ref().map_or("", |r| r.pod_uid.as_str())))
+            .filter(|(_, c)| {
+                pods(
+                    c.latest
+                        .container
+                        .as_ref()
+                        .map_or("", |r| r.pod_uid.as_str()),
+                )
+            })
             .map(|(path, c)| (path.clone(), c.latest.clone(), c.history.last(max_points)))
             .collect();
         let mut gpus: Vec<_> = n

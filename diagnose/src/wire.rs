@@ -204,7 +204,11 @@ mod tests {
             Confidence::Medium,
             "The container keeps crashing.",
         )
-        .fact(Fact::at("exit code", "1", Timestamp(1_764_150_000_000_000_000)))
+        .fact(Fact::at(
+            "exit code",
+            "1",
+            Timestamp(1_764_150_000_000_000_000),
+        ))
         .fact(Fact::new("restarts", "7"))
         .step("kubectl logs -n ml trainer-0 --previous")
     }
@@ -227,10 +231,7 @@ mod tests {
     #[test]
     fn confidence_names_are_the_json_names() {
         for c in [Confidence::Low, Confidence::Medium, Confidence::High] {
-            assert_eq!(
-                serde_json::to_value(c).ok(),
-                Some(confidence_str(c).into())
-            );
+            assert_eq!(serde_json::to_value(c).ok(), Some(confidence_str(c).into()));
             assert_eq!(confidence_from_str(confidence_str(c)), Some(c));
         }
     }

@@ -92,7 +92,11 @@ fn cli_explain_help() {
 
 #[test]
 fn cli_diagnose_help() {
-    check("gpuscope", &["diagnose", "--help"], "gpuscope-diagnose-help");
+    check(
+        "gpuscope",
+        &["diagnose", "--help"],
+        "gpuscope-diagnose-help",
+    );
 }
 
 #[test]

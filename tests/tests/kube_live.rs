@@ -111,13 +111,62 @@ fn populate(fake: &FakeKube) {
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Ti"}}},
         "status": {"phase": "Bound"}
     }));
-    fake.apply(event("ml", "trainer-0.backoff", "Pod", "trainer-0", "Warning", "BackOff"));
-    fake.apply(event("ml", "trainer-0.pulled", "Pod", "trainer-0", "Normal", "Pulled"));
-    fake.apply(event("ml", "trainer-0.killing", "Pod", "trainer-0", "Normal", "Killing"));
-    fake.apply(event("ml", "trainer-1.failed", "Pod", "trainer-1", "Warning", "FailedScheduling"));
-    fake.apply(event("default", "gpu-node-1.rebooted", "Node", "gpu-node-1", "Warning", "Rebooted"));
-    fake.apply(event("default", "gpu-node-2.rebooted", "Node", "gpu-node-2", "Warning", "Rebooted"));
-    fake.apply(event("web", "frontend.unhealthy", "Pod", "frontend", "Warning", "Unhealthy"));
+    fake.apply(event(
+        "ml",
+        "trainer-0.backoff",
+        "Pod",
+        "trainer-0",
+        "Warning",
+        "BackOff",
+    ));
+    fake.apply(event(
+        "ml",
+        "trainer-0.pulled",
+        "Pod",
+        "trainer-0",
+        "Normal",
+        "Pulled",
+    ));
+    fake.apply(event(
+        "ml",
+        "trainer-0.killing",
+        "Pod",
+        "trainer-0",
+        "Normal",
+        "Killing",
+    ));
+    fake.apply(event(
+        "ml",
+        "trainer-1.failed",
+        "Pod",
+        "trainer-1",
+        "Warning",
+        "FailedScheduling",
+    ));
+    fake.apply(event(
+        "default",
+        "gpu-node-1.rebooted",
+        "Node",
+        "gpu-node-1",
+        "Warning",
+        "Rebooted",
+    ));
+    fake.apply(event(
+        "default",
+        "gpu-node-2.rebooted",
+        "Node",
+        "gpu-node-2",
+        "Warning",
+        "Rebooted",
+    ));
+    fake.apply(event(
+        "web",
+        "frontend.unhealthy",
+        "Pod",
+        "frontend",
+        "Warning",
+        "Unhealthy",
+    ));
     fake.set_log(
         "ml",
         "trainer-0",
@@ -192,7 +241,11 @@ fn items(list: &Value, pointer: &str) -> Vec<String> {
         .as_array()
         .expect("items")
         .iter()
-        .filter_map(|i| i.pointer(pointer).and_then(Value::as_str).map(str::to_owned))
+        .filter_map(|i| {
+            i.pointer(pointer)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
         .collect()
 }
 
@@ -266,7 +319,10 @@ async fn explain_diagnose_and_bundle_read_the_live_api() {
     let log = String::from_utf8_lossy(file(&files, "logs/main.log"));
     assert!(log.contains("FileNotFoundError"), "{log}");
     let meta = json_file(&files, "meta.json");
-    assert_eq!(meta["subject"], json!({"namespace": "ml", "name": "trainer-0"}));
+    assert_eq!(
+        meta["subject"],
+        json!({"namespace": "ml", "name": "trainer-0"})
+    );
 
     // The pending pod: its scheduling event.
     let files = bundle(&mut client, "ml", "trainer-1").await;
@@ -318,7 +374,9 @@ async fn explain_diagnose_and_bundle_read_the_live_api() {
         "{:?}",
         all.gaps
     );
-    agg.shutdown(Duration::from_secs(5)).await.expect("shutdown");
+    agg.shutdown(Duration::from_secs(5))
+        .await
+        .expect("shutdown");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -357,7 +415,9 @@ async fn explain_names_the_crashlooping_and_the_pending_pod() {
             r.findings
         );
     }
-    agg.shutdown(Duration::from_secs(5)).await.expect("shutdown");
+    agg.shutdown(Duration::from_secs(5))
+        .await
+        .expect("shutdown");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,7 +469,14 @@ async fn gaps_name_the_stale_data_while_the_api_refuses() {
     // The faults run out: the watchers list again and the gaps go away.
     synced(&mut client).await;
     // And they watch again: a new event reaches the bundle.
-    fake.apply(event("ml", "trainer-0.oom", "Pod", "trainer-0", "Warning", "Unhealthy"));
+    fake.apply(event(
+        "ml",
+        "trainer-0.oom",
+        "Pod",
+        "trainer-0",
+        "Warning",
+        "Unhealthy",
+    ));
     let start = Instant::now();
     loop {
         let files = bundle(&mut client, "ml", "trainer-0").await;
@@ -419,5 +486,7 @@ async fn gaps_name_the_stale_data_while_the_api_refuses() {
         assert!(start.elapsed() < DEADLINE, "the watch did not resume");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    agg.shutdown(Duration::from_secs(5)).await.expect("shutdown");
+    agg.shutdown(Duration::from_secs(5))
+        .await
+        .expect("shutdown");
 }

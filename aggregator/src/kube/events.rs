@@ -11,10 +11,10 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use ::kube::runtime::watcher;
 use gpuscope_agent::model::Timestamp;
 use gpuscope_diagnose::k8s::event_last_time;
 use k8s_openapi::api::core::v1::Event;
-use ::kube::runtime::watcher;
 
 /// `Normal` events kept: the kubelet killing a container (liveness probe,
 /// preemption, deletion), the scheduler's placement, preemption, and node
@@ -217,7 +217,11 @@ mod tests {
         s.apply(watcher::Event::Apply(event(
             "c", "p", "Warning", "BackOff", 3,
         )));
-        let reasons: Vec<_> = s.select(|_| true).into_iter().filter_map(|e| e.reason).collect();
+        let reasons: Vec<_> = s
+            .select(|_| true)
+            .into_iter()
+            .filter_map(|e| e.reason)
+            .collect();
         assert_eq!(reasons, ["Killing", "BackOff"]);
         assert_eq!(s.dropped, 1);
     }
@@ -244,27 +248,46 @@ mod tests {
             .collect();
         assert_eq!(names, ["e7", "e8", "e9"]);
         // An updated event replaces itself.
-        s.apply(watcher::Event::Apply(event("e8", "p", "Warning", "BackOff", 20)));
+        s.apply(watcher::Event::Apply(event(
+            "e8", "p", "Warning", "BackOff", 20,
+        )));
         assert_eq!(s.len(), 3);
 
-        s.apply(watcher::Event::Apply(event("q1", "q", "Warning", "Failed", 30)));
-        s.apply(watcher::Event::Apply(event("r1", "r", "Warning", "Failed", 40)));
+        s.apply(watcher::Event::Apply(event(
+            "q1", "q", "Warning", "Failed", 30,
+        )));
+        s.apply(watcher::Event::Apply(event(
+            "r1", "r", "Warning", "Failed", 40,
+        )));
         // Three objects over a cap of two: `p` had the oldest news.
         assert_eq!(s.len(), 2);
-        assert!(s.select(|e| e.involved_object.name.as_deref() == Some("p")).is_empty());
+        assert!(
+            s.select(|e| e.involved_object.name.as_deref() == Some("p"))
+                .is_empty()
+        );
     }
 
     #[test]
     fn a_relist_replaces_the_contents_when_complete() {
         let mut s = EventStore::new(EventLimits::default());
-        s.apply(watcher::Event::Apply(event("old", "p", "Warning", "BackOff", 1)));
+        s.apply(watcher::Event::Apply(event(
+            "old", "p", "Warning", "BackOff", 1,
+        )));
         s.apply(watcher::Event::Init);
-        s.apply(watcher::Event::InitApply(event("new", "p", "Warning", "BackOff", 2)));
+        s.apply(watcher::Event::InitApply(event(
+            "new", "p", "Warning", "BackOff", 2,
+        )));
         assert_eq!(s.select(|_| true)[0].metadata.name.as_deref(), Some("old"));
         s.apply(watcher::Event::InitDone);
-        let names: Vec<_> = s.select(|_| true).into_iter().filter_map(|e| e.metadata.name).collect();
+        let names: Vec<_> = s
+            .select(|_| true)
+            .into_iter()
+            .filter_map(|e| e.metadata.name)
+            .collect();
         assert_eq!(names, ["new"]);
-        s.apply(watcher::Event::Delete(event("new", "p", "Warning", "BackOff", 2)));
+        s.apply(watcher::Event::Delete(event(
+            "new", "p", "Warning", "BackOff", 2,
+        )));
         assert!(s.is_empty());
     }
 }

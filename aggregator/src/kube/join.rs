@@ -38,8 +38,7 @@ where
     if uid.is_empty() {
         return None;
     }
-    pods.into_iter()
-        .find(|p| k8s::uid(p.as_ref()) == Some(uid))
+    pods.into_iter().find(|p| k8s::uid(p.as_ref()) == Some(uid))
 }
 
 /// Container ID (bare, as the agent reports it: no `containerd://`) ->
@@ -137,7 +136,11 @@ impl std::str::FromStr for Selector {
     fn from_str(s: &str) -> Result<Self, String> {
         let mut terms = Vec::new();
         for t in s.split(',').map(str::trim) {
-            let bad = || format!("label selector {s:?}: term {t:?} is not key=value, key!=value, key or !key");
+            let bad = || {
+                format!(
+                    "label selector {s:?}: term {t:?} is not key=value, key!=value, key or !key"
+                )
+            };
             let valid = |k: &str| {
                 !k.is_empty()
                     && k.chars()
@@ -156,7 +159,9 @@ impl std::str::FromStr for Selector {
                 Term::Eq(k, v) | Term::Ne(k, v) => (k, Some(v)),
                 Term::Exists(k) | Term::Absent(k) => (k, None),
             };
-            if !valid(k) || v.is_some_and(|v| v.contains(|c: char| c.is_whitespace() || "()".contains(c))) {
+            if !valid(k)
+                || v.is_some_and(|v| v.contains(|c: char| c.is_whitespace() || "()".contains(c)))
+            {
                 return Err(bad());
             }
             terms.push(term);

@@ -20,12 +20,12 @@ pub mod join;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gpuscope_diagnose::Gap;
-use k8s_openapi::api::core::v1::{Event, Node, PersistentVolumeClaim, Pod};
 use ::kube::api::{Api, LogParams};
 use ::kube::runtime::reflector::{self, Store};
 use ::kube::runtime::watcher::{self, DefaultBackoff};
 use ::kube::{Client, ResourceExt};
+use gpuscope_diagnose::Gap;
+use k8s_openapi::api::core::v1::{Event, Node, PersistentVolumeClaim, Pod};
 use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
