@@ -95,10 +95,17 @@ impl QueryService {
             } else {
                 namespace
             };
-            let hint = if d.assembler.kube().is_some() {
-                ""
-            } else {
-                " (the aggregator runs with --no-kube: name the pod by its UID)"
+            let hint = match d.assembler.kube() {
+                Some(kube) => {
+                    let gaps = kube.gaps();
+                    if gaps.is_empty() {
+                        String::new()
+                    } else {
+                        let why: Vec<_> = gaps.iter().map(|g| g.why.as_str()).collect();
+                        format!(" (Kubernetes data is incomplete: {})", why.join("; "))
+                    }
+                }
+                None => " (the aggregator runs with --no-kube: name the pod by its UID)".to_owned(),
             };
             return Err(Status::not_found(format!(
                 "pod {ns}/{pod} is not known to Kubernetes or to any agent{hint}"
@@ -225,10 +232,20 @@ impl Query for QueryService {
         let findings = if target.pod.is_some() {
             gpuscope_diagnose::explain(&ev, &d.config, &target.key)
         } else {
-            // Without the pod object, the evidence holds only this pod's
-            // containers and its nodes' GPUs and incidents: all of it bears
-            // on the pod.
+            // Without the pod object (--no-kube, or a pod Kubernetes no
+            // longer has), the agent records are this pod's containers and
+            // its nodes' GPUs and incidents: every finding bears on it,
+            // except those naming another pod.
+            let uid = target.uid.as_deref();
             gpuscope_diagnose::diagnose(&ev, &d.config)
+                .into_iter()
+                .filter(|f| {
+                    f.subject
+                        .pod
+                        .as_deref()
+                        .is_none_or(|p| p == target.key.name || Some(p) == uid)
+                })
+                .collect()
         };
         Ok(Response::new(ExplainResponse {
             findings: findings.iter().map(Into::into).collect(),
