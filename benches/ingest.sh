@@ -50,7 +50,7 @@ trap cleanup EXIT
 start_aggregator() { # HISTORY_POINTS [MORE FLAGS]
     rm -rf "$TMP/data"
     local hp=$1; shift
-    "$BIN/gpuscope-aggregator" --listen 127.0.0.1:$PORT --data-dir "$TMP/data" \
+    "$BIN/gpuscope-aggregator" --no-kube --listen 127.0.0.1:$PORT --data-dir "$TMP/data" \
         --history-points "$hp" --gpu-history-points "$hp" --log warn "$@" 2>"$TMP/agg.log" &
     AGG=$!
     for _ in $(seq 50); do

@@ -47,7 +47,7 @@ def main():
     made, base = [], None
     latencies = []
     try:
-        agg = subprocess.Popen([AGG, "--listen", url[7:], "--data-dir", f"{tmp}/data", "--log", "warn"],
+        agg = subprocess.Popen([AGG, "--no-kube", "--listen", url[7:], "--data-dir", f"{tmp}/data", "--log", "warn"],
                                stderr=open(f"{tmp}/aggregator.log", "w"))
         procs.append(agg)
         agent = subprocess.Popen([AGENT, "run", "--aggregator", url, "--state-dir", f"{tmp}/state",

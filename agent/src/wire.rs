@@ -489,6 +489,25 @@ impl From<pb::ContainerSample> for ContainerSample {
     }
 }
 
+/// A node sample from the wire as the domain type. The wire sample leaves
+/// the node's identity to the stream's Hello, so it is passed in.
+pub fn node_sample_from_wire(s: pb::NodeSample, identity: &pb::NodeIdentity) -> NodeSample {
+    NodeSample {
+        time: ts(s.time_unix_nanos),
+        boot_id: identity.boot_id.clone(),
+        kernel_release: identity.kernel_release.clone(),
+        cgroup_mode: match pb::CgroupMode::try_from(identity.cgroup_mode) {
+            Ok(pb::CgroupMode::V1) => Some(CgroupMode::V1),
+            Ok(pb::CgroupMode::V2) => Some(CgroupMode::V2),
+            Ok(pb::CgroupMode::Hybrid) => Some(CgroupMode::Hybrid),
+            _ => None,
+        },
+        mem_total_bytes: s.mem_total_bytes,
+        mem_available_bytes: s.mem_available_bytes,
+        pressure: s.pressure.map(Into::into).unwrap_or_default(),
+    }
+}
+
 impl From<pb::GpuHolder> for GpuHolder {
     fn from(h: pb::GpuHolder) -> Self {
         Self {

@@ -4,9 +4,14 @@
 //! `gpuscope.v1.Query`.
 //!
 //! Data flows one way: [`ingest`] -> [`state`] (samples) and [`store`]
-//! (events) -> [`query`]. [`Aggregator::start`] wires them to one listener.
+//! (events) -> [`query`]. The Kubernetes watchers ([`kube`]) keep the
+//! cluster's objects; [`evidence`] joins them with the state and the store
+//! into the diagnosis engine's evidence for the Explain, Diagnose and
+//! GetBundle queries. [`Aggregator::start`] wires them to one listener.
 
+pub mod evidence;
 pub mod ingest;
+pub mod kube;
 pub mod query;
 pub mod state;
 pub mod store;
@@ -22,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
+pub use kube::KubeConfig;
 pub use state::HistoryConfig;
 pub use store::Store;
 
@@ -82,6 +88,9 @@ pub enum Error {
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Serve(#[from] tonic::transport::Error),
+    /// The Kubernetes side could not start.
+    #[error(transparent)]
+    Kube(#[from] kube::KubeError),
     /// A blocking store task panicked or was cancelled.
     #[error("store task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
@@ -127,6 +136,11 @@ pub struct Config {
     pub watch_buffer: usize,
     /// Serve TLS (and, with a client CA, require client certificates).
     pub tls: Option<TlsFiles>,
+    /// Watch Kubernetes with this configuration; `None`: no Kubernetes
+    /// (the library's default; the binary watches unless `--no-kube`).
+    pub kube: Option<KubeConfig>,
+    /// Thresholds of the diagnosis rules.
+    pub diagnose: gpuscope_diagnose::Config,
 }
 
 /// PEM files of the server's TLS identity.
@@ -173,6 +187,8 @@ impl Config {
             hello_timeout: Duration::from_secs(30),
             watch_buffer: 4096,
             tls: None,
+            kube: None,
+            diagnose: gpuscope_diagnose::Config::default(),
         }
     }
 }
@@ -183,12 +199,25 @@ pub struct Aggregator {
     shutdown: watch::Sender<bool>,
     server: JoinHandle<Result<()>>,
     retention: JoinHandle<()>,
+    kube: Option<Arc<kube::Kube>>,
 }
 
 impl Aggregator {
-    /// Opens the store, binds `config.listen` and starts serving Ingest and
-    /// Query on the current tokio runtime.
+    /// Opens the store, starts the Kubernetes watchers (when
+    /// `config.kube` is set), binds `config.listen` and starts serving
+    /// Ingest and Query on the current tokio runtime.
+    ///
+    /// A missing Kubernetes configuration is an error ([`Error::Kube`]); an
+    /// API server that cannot be reached or refuses is not: the watchers
+    /// retry, and the query answers say which data is missing.
     pub async fn start(config: Config) -> Result<Self> {
+        let kube = match &config.kube {
+            Some(k) => {
+                let client = kube::Kube::client(k).await?;
+                Some(Arc::new(kube::Kube::start(client, k)?))
+            }
+            None => None,
+        };
         std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::DataDir {
             path: config.data_dir.clone(),
             source,
@@ -216,12 +245,14 @@ impl Aggregator {
             config.hello_timeout,
             shutdown_rx.clone(),
         );
+        let assembler = evidence::Assembler::new(state.clone(), store.clone(), kube.clone());
         let query = query::QueryService::new(
             store.clone(),
             state.clone(),
             incidents_tx,
             shutdown_rx.clone(),
-        );
+        )
+        .with_diagnosis(Arc::new(assembler), Arc::new(config.diagnose.clone()));
         let max = config.max_message_bytes;
         let mut signal = shutdown_rx.clone();
         let mut builder = tonic::transport::Server::builder();
@@ -265,7 +296,13 @@ impl Aggregator {
             shutdown,
             server,
             retention,
+            kube,
         })
+    }
+
+    /// The Kubernetes side, when it runs (its watchers' health).
+    pub fn kube(&self) -> Option<&Arc<kube::Kube>> {
+        self.kube.as_ref()
     }
 
     /// The address actually bound (useful with port 0).

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use gpuscope_aggregator::{Aggregator, Config, HistoryConfig, TlsFiles};
+use gpuscope_aggregator::{Aggregator, Config, HistoryConfig, KubeConfig, TlsFiles};
 
 /// gpuscope's aggregator: receives the node agents' streams, keeps recent
 /// per-node, per-container and per-GPU history in memory, stores incidents
@@ -62,9 +62,48 @@ struct Args {
     watch_buffer: usize,
 
     /// Run without a Kubernetes API: containers are named by pod UID and
-    /// container ID. This is the only mode for now and the default.
-    #[arg(long, env = "GPUSCOPE_NO_KUBE")]
+    /// container ID, Explain takes a pod UID, and every answer says that
+    /// the Kubernetes objects are missing. By default the aggregator
+    /// watches Kubernetes (in-cluster service account, else KUBECONFIG or
+    /// ~/.kube/config) and refuses to start without a configuration.
+    #[arg(long, env = "GPUSCOPE_NO_KUBE", conflicts_with = "kube_server")]
     no_kube: bool,
+
+    /// Talk to the Kubernetes API server at this URL, without credentials
+    /// (`kubectl proxy`'s `http://127.0.0.1:8001`, a test's fake server),
+    /// instead of the in-cluster or kubeconfig configuration.
+    #[arg(long, env = "GPUSCOPE_KUBE_SERVER", value_name = "URL")]
+    kube_server: Option<String>,
+
+    /// Watch only this namespace's pods, events and PVCs (repeatable, or
+    /// comma-separated in the environment); default: every namespace.
+    /// Nodes and the GPU device-plugin pods are watched cluster-wide.
+    #[arg(
+        long = "namespace",
+        env = "GPUSCOPE_NAMESPACES",
+        value_name = "NS",
+        value_delimiter = ','
+    )]
+    namespaces: Vec<String>,
+
+    /// Label selector of the GPU device-plugin pods (repeatable; any
+    /// matches; `key=value` terms joined by commas; several separated by `;` in
+    /// the environment). Default: the NVIDIA
+    /// GPU operator's, DaemonSet manifest's and Helm chart's labels.
+    #[arg(
+        long = "device-plugin-selector",
+        env = "GPUSCOPE_DEVICE_PLUGIN_SELECTORS",
+        value_name = "SEL",
+        value_delimiter = ';',
+        default_values_t = gpuscope_aggregator::kube::DEFAULT_DEVICE_PLUGIN_SELECTORS.iter().map(|s| s.to_string())
+    )]
+    device_plugin_selectors: Vec<String>,
+
+    /// On Explain and GetBundle, fetch the last 200 log lines of the
+    /// pod's containers that ended abnormally (`kubectl logs --previous`);
+    /// needs `get` on `pods/log`.
+    #[arg(long, env = "GPUSCOPE_FETCH_LOGS", conflicts_with = "no_kube")]
+    fetch_logs: bool,
 
     /// Log filter (tracing-subscriber EnvFilter syntax).
     #[arg(long, env = "GPUSCOPE_LOG", default_value = "info")]
@@ -84,9 +123,6 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging(&args.log)?;
-    if !args.no_kube {
-        tracing::info!("No Kubernetes support yet: running as with --no-kube.");
-    }
     let mut config = Config::new(args.listen, args.data_dir.clone());
     config.retention = args.retention;
     config.retention_interval = args.retention_interval;
@@ -103,6 +139,16 @@ async fn main() -> anyhow::Result<()> {
             cert,
             key,
             client_ca: args.tls_client_ca.clone(),
+        });
+    }
+
+    if !args.no_kube {
+        config.kube = Some(KubeConfig {
+            server: args.kube_server.clone(),
+            namespaces: args.namespaces.clone(),
+            device_plugin_selectors: args.device_plugin_selectors.clone(),
+            fetch_logs: args.fetch_logs,
+            ..KubeConfig::default()
         });
     }
 

@@ -1,19 +1,25 @@
 //! The query service (`gpuscope.v1.Query`): live state from [`State`],
-//! incidents from the [`Store`], new incidents from the ingest broadcast.
+//! incidents from the [`Store`], new incidents from the ingest broadcast,
+//! and the diagnosis engine's findings over evidence from the
+//! [`Assembler`].
 
 use std::pin::Pin;
 use std::sync::Arc;
 
+use gpuscope_diagnose::bundle::Bundle;
 use gpuscope_proto::v1::{
-    GetSeriesRequest, GetSeriesResponse, Incident, ListContainersRequest, ListContainersResponse,
-    ListGpusRequest, ListGpusResponse, ListIncidentsRequest, ListIncidentsResponse,
-    ListNodesRequest, ListNodesResponse, WatchIncidentsRequest, WatchIncidentsResponse,
-    WatchLagged, get_series_request::Target, query_server::Query, watch_incidents_response,
+    BundleFile, DiagnoseRequest, DiagnoseResponse, ExplainRequest, ExplainResponse,
+    GetBundleRequest, GetBundleResponse, GetSeriesRequest, GetSeriesResponse, Incident,
+    ListContainersRequest, ListContainersResponse, ListGpusRequest, ListGpusResponse,
+    ListIncidentsRequest, ListIncidentsResponse, ListNodesRequest, ListNodesResponse,
+    WatchIncidentsRequest, WatchIncidentsResponse, WatchLagged, get_series_request::Target,
+    query_server::Query, watch_incidents_response,
 };
 use tokio::sync::{broadcast, watch};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::evidence::{Assembler, Target as PodTarget};
 use crate::state::{Series, SeriesTarget, State};
 use crate::store::{Store, matches};
 
@@ -27,6 +33,14 @@ pub struct QueryService {
     state: Arc<State>,
     incidents: broadcast::Sender<Arc<Incident>>,
     shutdown: watch::Receiver<bool>,
+    diagnosis: Option<Diagnosis>,
+}
+
+/// What Explain, Diagnose and GetBundle need.
+#[derive(Debug, Clone)]
+struct Diagnosis {
+    assembler: Arc<Assembler>,
+    config: Arc<gpuscope_diagnose::Config>,
 }
 
 impl QueryService {
@@ -42,8 +56,67 @@ impl QueryService {
             state,
             incidents,
             shutdown,
+            diagnosis: None,
         }
     }
+
+    /// Serves Explain, Diagnose and GetBundle with evidence from
+    /// `assembler` and the rules' thresholds `config` (without it they
+    /// answer UNIMPLEMENTED).
+    pub fn with_diagnosis(
+        mut self,
+        assembler: Arc<Assembler>,
+        config: Arc<gpuscope_diagnose::Config>,
+    ) -> Self {
+        self.diagnosis = Some(Diagnosis { assembler, config });
+        self
+    }
+
+    fn diagnosis(&self) -> Result<&Diagnosis, Status> {
+        self.diagnosis
+            .as_ref()
+            .ok_or_else(|| Status::unimplemented("this query service has no diagnosis"))
+    }
+
+    /// The pod a request names, or NOT_FOUND.
+    async fn target(&self, namespace: &str, pod: &str) -> Result<(&Diagnosis, PodTarget), Status> {
+        let d = self.diagnosis()?;
+        if pod.is_empty() {
+            return Err(Status::invalid_argument("name a pod"));
+        }
+        let target = d
+            .assembler
+            .resolve(namespace, pod)
+            .await
+            .map_err(internal)?;
+        let Some(target) = target else {
+            let ns = if namespace.is_empty() {
+                "default"
+            } else {
+                namespace
+            };
+            let hint = match d.assembler.kube() {
+                Some(kube) => {
+                    let gaps = kube.gaps();
+                    if gaps.is_empty() {
+                        String::new()
+                    } else {
+                        let why: Vec<_> = gaps.iter().map(|g| g.why.as_str()).collect();
+                        format!(" (Kubernetes data is incomplete: {})", why.join("; "))
+                    }
+                }
+                None => " (the aggregator runs with --no-kube: name the pod by its UID)".to_owned(),
+            };
+            return Err(Status::not_found(format!(
+                "pod {ns}/{pod} is not known to Kubernetes or to any agent{hint}"
+            )));
+        };
+        Ok((d, target))
+    }
+}
+
+fn internal(e: crate::Error) -> Status {
+    Status::internal(format!("assembling evidence failed: {e}"))
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchIncidentsResponse, Status>> + Send>>;
@@ -146,6 +219,83 @@ impl Query for QueryService {
                 gpu_points: points,
                 ..Default::default()
             },
+        }))
+    }
+
+    async fn explain(
+        &self,
+        request: Request<ExplainRequest>,
+    ) -> Result<Response<ExplainResponse>, Status> {
+        let r = request.into_inner();
+        let (d, target) = self.target(&r.namespace, &r.pod).await?;
+        let ev = d.assembler.explain(&target).await.map_err(internal)?;
+        let findings = if target.pod.is_some() {
+            gpuscope_diagnose::explain(&ev, &d.config, &target.key)
+        } else {
+            // Without the pod object (--no-kube, or a pod Kubernetes no
+            // longer has), the agent records are this pod's containers and
+            // its nodes' GPUs and incidents: every finding bears on it,
+            // except those naming another pod.
+            let uid = target.uid.as_deref();
+            gpuscope_diagnose::diagnose(&ev, &d.config)
+                .into_iter()
+                .filter(|f| {
+                    f.subject
+                        .pod
+                        .as_deref()
+                        .is_none_or(|p| p == target.key.name || Some(p) == uid)
+                })
+                .collect()
+        };
+        Ok(Response::new(ExplainResponse {
+            findings: findings.iter().map(Into::into).collect(),
+            gaps: ev.gaps.iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn diagnose(
+        &self,
+        request: Request<DiagnoseRequest>,
+    ) -> Result<Response<DiagnoseResponse>, Status> {
+        let d = self.diagnosis()?;
+        let r = request.into_inner();
+        if !r.all_namespaces && r.namespaces.is_empty() {
+            return Err(Status::invalid_argument(
+                "name namespaces or set all_namespaces",
+            ));
+        }
+        let namespaces = (!r.all_namespaces).then_some(r.namespaces.as_slice());
+        let ev = d.assembler.diagnose(namespaces).await.map_err(internal)?;
+        let config = d.config.clone();
+        let (findings, ev) =
+            tokio::task::spawn_blocking(move || (gpuscope_diagnose::diagnose(&ev, &config), ev))
+                .await
+                .map_err(|e| Status::internal(format!("diagnosis task failed: {e}")))?;
+        Ok(Response::new(DiagnoseResponse {
+            findings: findings.iter().map(Into::into).collect(),
+            gaps: ev.gaps.iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn get_bundle(
+        &self,
+        request: Request<GetBundleRequest>,
+    ) -> Result<Response<GetBundleResponse>, Status> {
+        let r = request.into_inner();
+        let (d, target) = self.target(&r.namespace, &r.pod).await?;
+        let evidence = d.assembler.explain(&target).await.map_err(internal)?;
+        let bundle = Bundle {
+            evidence,
+            subject: Some(target.key),
+        };
+        let files = bundle
+            .to_files()
+            .map_err(|e| Status::internal(format!("encoding the bundle failed: {e}")))?;
+        Ok(Response::new(GetBundleResponse {
+            files: files
+                .into_iter()
+                .map(|(name, data)| BundleFile { name, data })
+                .collect(),
         }))
     }
 

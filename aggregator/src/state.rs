@@ -69,6 +69,12 @@ impl<T: Clone> Ring<T> {
     fn to_vec(&self) -> Vec<T> {
         self.points.iter().cloned().collect()
     }
+
+    /// The newest `n` points, oldest first.
+    fn last(&self, n: usize) -> Vec<T> {
+        let skip = self.points.len().saturating_sub(n);
+        self.points.iter().skip(skip).cloned().collect()
+    }
 }
 
 #[derive(Debug)]
@@ -117,6 +123,25 @@ pub enum Series {
         /// Oldest first.
         points: Vec<GpuPoint>,
     },
+}
+
+/// One node's records, copied out of the state for the diagnosis.
+#[derive(Debug, Clone, Default)]
+pub struct NodeRecords {
+    /// The node's name.
+    pub node_name: String,
+    /// Its latest Hello.
+    pub identity: NodeIdentity,
+    /// Whether an ingest stream from it is open now.
+    pub connected: bool,
+    /// When it was last heard from, Unix nanoseconds.
+    pub last_seen_unix_nanos: u64,
+    /// Its latest node sample.
+    pub latest: Option<NodeSample>,
+    /// The selected containers: latest sample and history, oldest first.
+    pub containers: Vec<(ContainerSample, Vec<ContainerPoint>)>,
+    /// Every GPU: latest sample and history, oldest first.
+    pub gpus: Vec<(GpuSample, Vec<GpuPoint>)>,
 }
 
 /// Which series to find.
@@ -396,6 +421,102 @@ impl State {
             }
         }
         None
+    }
+}
+
+impl State {
+    /// Names of every node heard from, sorted.
+    pub fn node_names(&self) -> Vec<String> {
+        self.all().into_iter().map(|(name, _)| name).collect()
+    }
+
+    /// The records of `node`: the containers whose pod UID `pods` accepts
+    /// (a container without a pod UID is passed `""`), every GPU, each with
+    /// at most its newest `max_points` history points. `None`: no agent
+    /// has reported from that node.
+    pub fn node_records(
+        &self,
+        node: &str,
+        pods: impl Fn(&str) -> bool,
+        max_points: usize,
+    ) -> Option<NodeRecords> {
+        let arc = self
+            .nodes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(node)?
+            .clone();
+        let n = lock(&arc);
+        let mut containers: Vec<_> = n
+            .containers
+            .iter()
+            .filter(|(_, c)| {
+                pods(
+                    c.latest
+                        .container
+                        .as_ref()
+                        .map_or("", |r| r.pod_uid.as_str()),
+                )
+            })
+            .map(|(path, c)| (path.clone(), c.latest.clone(), c.history.last(max_points)))
+            .collect();
+        let mut gpus: Vec<_> = n
+            .gpus
+            .values()
+            .map(|g| (g.latest.clone(), g.history.last(max_points)))
+            .collect();
+        let out = NodeRecords {
+            node_name: node.to_owned(),
+            identity: n.identity.clone(),
+            connected: n.streams > 0,
+            last_seen_unix_nanos: n.last_seen,
+            latest: n.latest,
+            containers: Vec::new(),
+            gpus: Vec::new(),
+        };
+        drop(n);
+        containers.sort_by(|a, b| a.0.cmp(&b.0));
+        gpus.sort_by(|a, b| (a.0.index, &a.0.uuid).cmp(&(b.0.index, &b.0.uuid)));
+        Some(NodeRecords {
+            containers: containers.into_iter().map(|(_, l, p)| (l, p)).collect(),
+            gpus,
+            ..out
+        })
+    }
+
+    /// Nodes with a container of this pod UID, sorted.
+    pub fn nodes_of_pod(&self, pod_uid: &str) -> Vec<String> {
+        if pod_uid.is_empty() {
+            return Vec::new();
+        }
+        self.all()
+            .into_iter()
+            .filter(|(_, arc)| {
+                lock(arc).containers.values().any(|c| {
+                    c.latest
+                        .container
+                        .as_ref()
+                        .is_some_and(|r| r.pod_uid == pod_uid)
+                })
+            })
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    /// Nodes where the kubelet gave a GPU to this pod, sorted.
+    pub fn nodes_of_gpu_holder(&self, namespace: &str, pod: &str) -> Vec<String> {
+        self.all()
+            .into_iter()
+            .filter(|(_, arc)| {
+                lock(arc).gpus.values().any(|g| {
+                    g.latest
+                        .holders
+                        .iter()
+                        .any(|h| h.namespace == namespace && h.pod == pod)
+                })
+            })
+            .map(|(name, _)| name)
+            .collect()
     }
 }
 

@@ -195,7 +195,12 @@ pub async fn run() -> anyhow::Result<()> {
     );
     let _aggregator = Proc(
         Command::new(&aggregator_bin)
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .args([
+                "--no-kube",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
             .arg(tmp.0.join("data"))
             .args(["--log", "error"])
             .stdout(Stdio::null())

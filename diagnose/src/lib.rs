@@ -18,6 +18,7 @@ pub mod evidence;
 pub mod finding;
 pub mod k8s;
 mod rules;
+pub mod wire;
 
 pub use config::Config;
 pub use context::Context;

@@ -20,7 +20,12 @@ const N: u64 = 40;
 fn aggregator(data: &Path, port: u16) -> KillOnDrop {
     KillOnDrop(
         Command::new(workspace_bin("gpuscope-aggregator"))
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .args([
+                "--no-kube",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
             .arg(data)
             .stdout(Stdio::null())
             .spawn()

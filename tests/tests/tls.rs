@@ -84,7 +84,12 @@ fn mutual_tls_delivers_and_refuses_strangers() {
     let port = free_port();
     let _aggregator = KillOnDrop(
         Command::new(workspace_bin("gpuscope-aggregator"))
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .args([
+                "--no-kube",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
             .arg(dir.path().join("data"))
             .arg("--tls-cert")
             .arg(&p.server.0)

@@ -1,0 +1,444 @@
+//! The Kubernetes side: watchers that keep Pods, Nodes, core v1 Events,
+//! PersistentVolumeClaims and the GPU device-plugin pods in memory, the
+//! health of each watcher, and (optionally) previous-container log tails.
+//!
+//! Each watcher is `kube::runtime::watcher` feeding a reflector store (or,
+//! for Events, the bounded [`events::EventStore`]). When a watcher fails
+//! (410 Gone, 403 Forbidden, a dropped connection, a server error) its
+//! store keeps what it had, the failure is recorded in [`Health`], and the
+//! watch is started over with a fresh list after the kube-runtime default
+//! backoff (0.8 s doubling to 30 s, with jitter). Starting over with a list,
+//! as client-go's reflector does after a failed watch, is what lets the
+//! health say precisely when the data is current again: a complete list
+//! marks the watcher ready, and every response said which data was stale
+//! until then ([`Kube::gaps`]).
+
+pub mod events;
+pub mod health;
+pub mod join;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ::kube::api::{Api, LogParams};
+use ::kube::runtime::reflector::{self, Store};
+use ::kube::runtime::watcher::{self, DefaultBackoff};
+use ::kube::{Client, ResourceExt};
+use gpuscope_diagnose::Gap;
+use k8s_openapi::api::core::v1::{Event, Node, PersistentVolumeClaim, Pod};
+use serde::de::DeserializeOwned;
+use tokio::task::JoinHandle;
+use tokio_stream::StreamExt;
+
+pub use events::{EventLimits, EventStore};
+pub use health::{Health, WatchState, WatcherHealth};
+pub use join::Selector;
+
+use crate::lock;
+
+/// Label selectors of the NVIDIA device-plugin pods in common installs:
+/// the GPU operator's, the upstream DaemonSet manifest's, and the Helm
+/// chart's.
+pub const DEFAULT_DEVICE_PLUGIN_SELECTORS: &[&str] = &[
+    "app.kubernetes.io/name=nvidia-device-plugin",
+    "name=nvidia-device-plugin-ds",
+    "app=nvidia-device-plugin-daemonset",
+];
+
+/// Why the Kubernetes side could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    /// Neither in-cluster credentials nor a kubeconfig were found.
+    #[error(
+        "no Kubernetes configuration found: run in a pod with a service account, set KUBECONFIG, \
+         pass --kube-server URL, or pass --no-kube to run without Kubernetes"
+    )]
+    NoConfig(#[source] ::kube::config::InferConfigError),
+    /// `--kube-server` is not a URL.
+    #[error("--kube-server {url:?} is not a URL: {source}")]
+    BadServer {
+        /// What was given.
+        url: String,
+        /// Why.
+        #[source]
+        source: http::uri::InvalidUri,
+    },
+    /// The client could not be built from the configuration.
+    #[error("cannot build a Kubernetes client: {0}")]
+    Client(#[source] ::kube::Error),
+    /// A device-plugin label selector is not one this build can match.
+    #[error("--device-plugin-selector: {0}")]
+    Selector(String),
+}
+
+/// What to watch, and how.
+#[derive(Debug, Clone)]
+pub struct KubeConfig {
+    /// The API server's URL, without credentials (`http://127.0.0.1:8001`
+    /// for `kubectl proxy`, a fake API server in tests). `None`: in-cluster
+    /// configuration, else the kubeconfig (`kube::Config::infer`).
+    pub server: Option<String>,
+    /// Watch only these namespaces' pods, events and PVCs; empty: all.
+    pub namespaces: Vec<String>,
+    /// Label selectors of the GPU device-plugin pods (any matches).
+    pub device_plugin_selectors: Vec<String>,
+    /// Fetch the log tail of containers that ended abnormally on Explain
+    /// and GetBundle.
+    pub fetch_logs: bool,
+    /// How many events are kept.
+    pub events: EventLimits,
+    /// How long one log fetch may take.
+    pub log_timeout: Duration,
+}
+
+impl Default for KubeConfig {
+    fn default() -> Self {
+        Self {
+            server: None,
+            namespaces: Vec::new(),
+            device_plugin_selectors: DEFAULT_DEVICE_PLUGIN_SELECTORS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            fetch_logs: false,
+            events: EventLimits::default(),
+            log_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Lines of a log tail fetched.
+pub const LOG_TAIL_LINES: i64 = 200;
+/// Bytes of a log tail fetched, at most.
+pub const LOG_TAIL_BYTES: i64 = 256 * 1024;
+
+/// The running watchers and their stores.
+pub struct Kube {
+    client: Client,
+    fetch_logs: bool,
+    log_timeout: Duration,
+    namespaces: Vec<String>,
+    selectors: Vec<Selector>,
+    pods: Vec<Store<Pod>>,
+    nodes: Store<Node>,
+    pvcs: Vec<Store<PersistentVolumeClaim>>,
+    events: Vec<Arc<Mutex<EventStore>>>,
+    health: Health,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Kube {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kube")
+            .field("namespaces", &self.namespaces)
+            .field("selectors", &self.selectors)
+            .field("fetch_logs", &self.fetch_logs)
+            .field("health", &self.health.snapshot())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Kube {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Kube {
+    /// A client for `config.server`, or from the in-cluster configuration
+    /// or kubeconfig.
+    pub async fn client(config: &KubeConfig) -> Result<Client, KubeError> {
+        let cfg = match &config.server {
+            Some(url) => {
+                let uri: http::Uri = url.parse().map_err(|source| KubeError::BadServer {
+                    url: url.clone(),
+                    source,
+                })?;
+                ::kube::Config::new(uri)
+            }
+            None => ::kube::Config::infer().await.map_err(KubeError::NoConfig)?,
+        };
+        tracing::info!(server = %cfg.cluster_url, "Kubernetes API server.");
+        Client::try_from(cfg).map_err(KubeError::Client)
+    }
+
+    /// Starts every watcher on the current tokio runtime.
+    pub fn start(client: Client, config: &KubeConfig) -> Result<Self, KubeError> {
+        let selectors = config
+            .device_plugin_selectors
+            .iter()
+            .map(|s| s.parse::<Selector>().map_err(KubeError::Selector))
+            .collect::<Result<Vec<_>, _>>()?;
+        let health = Health::default();
+        let mut tasks = Vec::new();
+        let mut pods = Vec::new();
+        let mut pvcs = Vec::new();
+        let mut events = Vec::new();
+        let all = config.namespaces.is_empty();
+
+        let (nodes, writer) = reflector::store();
+        tasks.push(spawn_reflector(
+            Api::<Node>::all(client.clone()),
+            watcher::Config::default(),
+            "nodes".into(),
+            "node",
+            &health,
+            writer,
+        ));
+
+        // (watcher name suffix, Api) per namespace, or one for all.
+        let scopes: Vec<(String, Option<String>)> = if all {
+            vec![(String::new(), None)]
+        } else {
+            config
+                .namespaces
+                .iter()
+                .map(|ns| (format!(" in {ns}"), Some(ns.clone())))
+                .collect()
+        };
+        for (suffix, ns) in &scopes {
+            let (store, writer) = reflector::store();
+            tasks.push(spawn_reflector(
+                scoped::<Pod>(&client, ns.as_deref()),
+                watcher::Config::default(),
+                format!("pods{suffix}"),
+                "pods",
+                &health,
+                writer,
+            ));
+            pods.push(store);
+            let (store, writer) = reflector::store();
+            tasks.push(spawn_reflector(
+                scoped::<PersistentVolumeClaim>(&client, ns.as_deref()),
+                watcher::Config::default(),
+                format!("pvcs{suffix}"),
+                "pvcs",
+                &health,
+                writer,
+            ));
+            pvcs.push(store);
+        }
+        // Node events are recorded in `default`: watch it too.
+        let mut event_scopes = scopes.clone();
+        if !all && !config.namespaces.iter().any(|n| n == "default") {
+            event_scopes.push((" in default".into(), Some("default".into())));
+        }
+        for (suffix, ns) in event_scopes {
+            let api = scoped::<Event>(&client, ns.as_deref());
+            let store = Arc::new(Mutex::new(EventStore::new(config.events)));
+            let sink = store.clone();
+            tasks.push(spawn_watch(
+                api,
+                watcher::Config::default(),
+                format!("events{suffix}"),
+                "events",
+                &health,
+                move |ev| lock(&sink).apply(ev),
+            ));
+            events.push(store);
+        }
+        // Watching all namespaces, the pod store already has the device
+        // plugin; otherwise it lives in a namespace of its own.
+        if !all {
+            for sel in &selectors {
+                let (store, writer) = reflector::store();
+                tasks.push(spawn_reflector(
+                    Api::<Pod>::all(client.clone()),
+                    watcher::Config::default().labels(sel.as_str()),
+                    format!("device-plugin pods {sel}"),
+                    "pods",
+                    &health,
+                    writer,
+                ));
+                pods.push(store);
+            }
+        }
+        Ok(Self {
+            client,
+            fetch_logs: config.fetch_logs,
+            log_timeout: config.log_timeout,
+            namespaces: config.namespaces.clone(),
+            selectors,
+            pods,
+            nodes,
+            pvcs,
+            events,
+            health,
+            tasks,
+        })
+    }
+
+    /// Every pod known (each once, also when two watchers see it).
+    pub fn pods(&self) -> Vec<Arc<Pod>> {
+        let mut seen = std::collections::HashSet::new();
+        self.pods
+            .iter()
+            .flat_map(Store::state)
+            .filter(|p| seen.insert((p.namespace(), p.name_any())))
+            .collect()
+    }
+
+    /// Every node known.
+    pub fn nodes(&self) -> Vec<Arc<Node>> {
+        self.nodes.state()
+    }
+
+    /// Every PVC known.
+    pub fn pvcs(&self) -> Vec<Arc<PersistentVolumeClaim>> {
+        self.pvcs.iter().flat_map(Store::state).collect()
+    }
+
+    /// Kept events matching `pred`.
+    pub fn events(&self, mut pred: impl FnMut(&Event) -> bool) -> Vec<Event> {
+        self.events
+            .iter()
+            .flat_map(|s| lock(s).select(&mut pred))
+            .collect()
+    }
+
+    /// Whether a pod is a GPU device-plugin pod.
+    pub fn is_device_plugin(&self, p: &Pod) -> bool {
+        self.selectors.iter().any(|s| s.matches(p))
+    }
+
+    /// Whether a namespace is watched.
+    pub fn watches(&self, namespace: &str) -> bool {
+        self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == namespace)
+    }
+
+    /// The watchers' health.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// Which Kubernetes data is missing or stale now.
+    pub fn gaps(&self) -> Vec<Gap> {
+        self.health.gaps()
+    }
+
+    /// Whether log tails are fetched.
+    pub fn fetch_logs(&self) -> bool {
+        self.fetch_logs
+    }
+
+    /// The last [`LOG_TAIL_LINES`] lines of a container's log (`previous`:
+    /// of its terminated previous instance). The error is a sentence.
+    pub async fn log_tail(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        previous: bool,
+    ) -> Result<String, String> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let params = LogParams {
+            container: Some(container.to_owned()),
+            previous,
+            tail_lines: Some(LOG_TAIL_LINES),
+            limit_bytes: Some(LOG_TAIL_BYTES),
+            ..LogParams::default()
+        };
+        match tokio::time::timeout(self.log_timeout, api.logs(pod, &params)).await {
+            Ok(Ok(text)) => Ok(text),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {:?}", self.log_timeout)),
+        }
+    }
+}
+
+/// The API of one namespace, or of all.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: ::kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Strips what no rule reads and that can be large.
+fn slim<K: ResourceExt>(ev: watcher::Event<K>) -> watcher::Event<K> {
+    ev.modify(|o| {
+        o.managed_fields_mut().clear();
+        o.annotations_mut()
+            .remove("kubectl.kubernetes.io/last-applied-configuration");
+    })
+}
+
+fn spawn_reflector<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    name: String,
+    what: &'static str,
+    health: &Health,
+    mut writer: reflector::store::Writer<K>,
+) -> JoinHandle<()>
+where
+    K: ::kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    spawn_watch(api, config, name, what, health, move |ev| {
+        writer.apply_watcher_event(&ev)
+    })
+}
+
+/// Runs one watcher forever: every event (slimmed) goes to `sink`; a
+/// complete list marks it ready; an error marks it failed and, after the
+/// default backoff, starts it over with a fresh list.
+fn spawn_watch<K, F>(
+    api: Api<K>,
+    config: watcher::Config,
+    name: String,
+    what: &'static str,
+    health: &Health,
+    mut sink: F,
+) -> JoinHandle<()>
+where
+    K: ::kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+    F: FnMut(watcher::Event<K>) + Send + 'static,
+{
+    let health = health.clone();
+    health.register(&name, what);
+    tokio::spawn(async move {
+        let mut backoff = DefaultBackoff::default();
+        loop {
+            let stream = watcher::watcher(api.clone(), config.clone());
+            let mut stream = std::pin::pin!(stream);
+            let error = loop {
+                match stream.next().await {
+                    Some(Ok(ev)) => {
+                        let done = matches!(ev, watcher::Event::InitDone);
+                        sink(slim(ev));
+                        if done {
+                            health.ready(&name);
+                        }
+                    }
+                    Some(Err(e)) => break error_text(&e),
+                    None => break "watch stream ended".to_owned(),
+                }
+            };
+            health.failed(&name, error);
+            let delay = backoff.next().unwrap_or(Duration::from_secs(30));
+            tokio::time::sleep(delay).await;
+        }
+    })
+}
+
+/// The error and its causes, on one line.
+fn error_text(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let c = cause.to_string();
+        if !s.contains(&c) {
+            s.push_str(": ");
+            s.push_str(&c);
+        }
+        source = cause.source();
+    }
+    s
+}
