@@ -119,6 +119,19 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
     },
+    /// Write what the aggregator knows about a pod as an offline bundle
+    /// (kubectl-shaped JSON, agent records, log tails) for `explain
+    /// --bundle`, a ticket or a colleague.
+    Bundle {
+        /// The pod: its name (with -n), `namespace/name`, or its UID.
+        pod: String,
+        /// The pod's namespace.
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// The folder to write (created; default `gpuscope-bundle-POD`).
+        #[arg(short = 'd', long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
     /// Explain why a pod failed or is wasting GPUs: one sentence per
     /// finding, the numbers that prove it, and what to do next.
     Explain {
@@ -222,6 +235,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             &cmd::load_config(config.as_deref())?,
             out,
         ),
+        Command::Bundle {
+            pod,
+            namespace,
+            dir,
+        } => {
+            let dir =
+                dir.unwrap_or_else(|| format!("gpuscope-bundle-{}", pod.replace('/', "_")).into());
+            cmd::bundle(
+                &mut cmd::connect(url, &cli.tls).await?,
+                &pod,
+                namespace.as_deref(),
+                &dir,
+            )
+            .await
+        }
         Command::Explain { pod, namespace, .. } => {
             cmd::explain(
                 &mut cmd::connect(url, &cli.tls).await?,

@@ -380,7 +380,6 @@ async fn explain_diagnose_and_bundle_read_the_live_api() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the pod rules (crash_loop, pending*) from the rules-pod branch; run with --ignored once merged"]
 async fn explain_names_the_crashlooping_and_the_pending_pod() {
     let fake = FakeKube::start();
     populate(&fake);

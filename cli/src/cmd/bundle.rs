@@ -107,8 +107,8 @@ pub async fn diagnose(
             (findings, b.evidence.gaps)
         }
         None => {
-            let _ = (url, tls);
-            anyhow::bail!("diagnose needs --bundle until the aggregator serves diagnoses")
+            let mut client = super::connect(url, tls).await?;
+            super::explain::diagnose_live(&mut client, namespaces, all_namespaces).await?
         }
     };
     match what {

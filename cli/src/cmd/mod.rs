@@ -11,7 +11,7 @@ mod pods;
 
 pub use bundle::{Ranked, diagnose, explain_bundle, load_config};
 pub use events::events;
-pub use explain::explain;
+pub use explain::{bundle, explain};
 pub use gpus::gpus;
 pub use nodes::nodes;
 pub use oom::oom;
