@@ -198,7 +198,7 @@ fn covered<T>(v: &[T], time: impl Fn(&T) -> Timestamp, max_gap: Duration) -> Dur
 }
 
 /// The samples of the last `window` before `now`.
-fn last<'a, 'b>(v: &'b [&'a GpuSample], now: Timestamp, window: Duration) -> Vec<&'a GpuSample> {
+fn last<'a>(v: &[&'a GpuSample], now: Timestamp, window: Duration) -> Vec<&'a GpuSample> {
     let from = now.saturating_sub(window);
     v.iter()
         .copied()

@@ -26,11 +26,18 @@ pub struct Thresholds {
     /// first line names the cause, the next ones its context (rank,
     /// collective, path); more would bury the sentence.
     pub quoted_lines: usize,
+    /// Log tails of exits older than this are history, seconds. Default
+    /// 86400 (a day), as for the memory rules: an error before a restart
+    /// last week, followed by a clean run, needs no action.
+    pub recent_s: u64,
 }
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Self { quoted_lines: 3 }
+        Self {
+            quoted_lines: 3,
+            recent_s: 86_400,
+        }
     }
 }
 
@@ -42,6 +49,12 @@ pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
             let Some((log, exit)) = relevant_log(ctx, pod, &c.name) else {
                 continue;
             };
+            let old = exit.as_ref().and_then(|e| e.finished).is_some_and(|f| {
+                ctx.now.since(f) > std::time::Duration::from_secs(ctx.config.logs.recent_s)
+            });
+            if old {
+                continue;
+            }
             if let Some(f) = nccl_error(ctx, pod, &c.name, log, exit.as_ref()) {
                 out.push(f);
             }
@@ -175,10 +188,10 @@ pub(crate) fn cuda_oom(text: &str) -> Option<CudaOomLine> {
         framework,
         tried: after(line, "Tried to allocate ")
             .or_else(|| after(line, "trying to allocate "))
-            .map(|s| size_prefix(s)),
+            .map(size_prefix),
         total: between(line, "; ", " total capacity")
             .map(str::to_owned)
-            .or_else(|| after(line, "total capacity of ").map(|s| size_prefix(s))),
+            .or_else(|| after(line, "total capacity of ").map(size_prefix)),
         free: between(line, "; ", " free;")
             .map(str::to_owned)
             .or_else(|| between(line, " of which ", " is free").map(str::to_owned)),
@@ -277,9 +290,17 @@ pub(crate) fn nccl(text: &str) -> Option<NcclLine> {
     };
     let mut s = strong.clone();
     s.sort_by_key(key);
+    // One line per pattern: the watchdog repeats its message three times.
+    let mut used: Vec<&str> = Vec::new();
     for l in s.iter().chain(warns.iter()) {
+        let pat = NCCL_STRONG
+            .iter()
+            .find(|p| l.contains(*p))
+            .copied()
+            .unwrap_or("NCCL WARN");
         let c = clip(l.trim());
-        if !lines.contains(&c) {
+        if !used.contains(&pat) && !lines.contains(&c) {
+            used.push(pat);
             lines.push(c);
         }
     }
@@ -479,11 +500,11 @@ fn nccl_error(
             ));
         }
         NcclWhat::Timeout | NcclWhat::PeerGone => {
-            let sel = owner
-                .as_deref()
-                .and_then(|o| o.split_once('/'))
-                .map(|(_, n)| format!(" -l training.kubeflow.org/job-name={n}"))
-                .unwrap_or_default();
+            let sel = match owner.as_deref().and_then(|o| o.split_once('/')) {
+                Some(("Job", n)) => format!(" -l batch.kubernetes.io/job-name={n}"),
+                Some((_, n)) => format!(" -l training.kubeflow.org/job-name={n}"),
+                None => String::new(),
+            };
             f = f.step(format!(
                 "Find the rank that failed first: `kubectl get pods -n {ns}{sel} -o wide` and `kubectl logs -n {ns} POD --previous` for each rank with restarts or an earlier exit (OOMKilled, an XID, a CUDA error)."
             ));

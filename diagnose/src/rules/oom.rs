@@ -76,8 +76,10 @@ pub struct Thresholds {
     /// reservation.
     pub limit_headroom_percent: u64,
     /// Growth shorter than this is not judged steady (no leak verdict),
-    /// seconds. Default 120: a data-loading burst lasts seconds; a leak
-    /// shows over minutes.
+    /// seconds. Default 240: most of the agent's default 5-minute
+    /// recorder window. A ramp of a minute or two is a load phase (a
+    /// dataset, a checkpoint, an evaluation set read at once); a leak
+    /// fills the whole window.
     pub leak_min_span_s: u64,
     /// How straight the growth must be to call it steady (R² of a line
     /// through the recorder points). Default 0.95: a leak grows at a
@@ -104,6 +106,11 @@ pub struct Thresholds {
     /// limit", percent. Default 90: reclaim of the container's own cache
     /// starts close to the limit.
     pub near_limit_percent: u64,
+    /// Exits and kills older than this are history, not a current
+    /// problem, seconds. Default 86400 (a day): a container that was
+    /// OOM-killed last week and has run cleanly since needs no action,
+    /// while a day still covers a failure overnight.
+    pub recent_s: u64,
     /// GPU memory use at or above this share of the total before a
     /// non-zero exit suggests CUDA ran out, percent. Default 98: the
     /// allocator fails when a request does not fit the last percent.
@@ -122,13 +129,14 @@ impl Default for Thresholds {
             match_slack_s: 30,
             agent_coverage_s: 120,
             limit_headroom_percent: 25,
-            leak_min_span_s: 120,
+            leak_min_span_s: 240,
             leak_min_r2: 0.95,
             shmem_share_percent: 25,
             thrash_some_avg10_percent: 20.0,
             thrash_full_avg10_percent: 5.0,
             thrash_min_s: 60,
             near_limit_percent: 90,
+            recent_s: 86_400,
             cuda_oom_memory_percent: 98,
             cuda_oom_lookback_s: 120,
         }
@@ -142,7 +150,10 @@ pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
         let evicted = evicted(ctx, pod);
         let insts = instances(pod);
         out.extend(kills(ctx, pod, &insts));
-        for i in insts.iter().filter(|i| i.exit.is_some()) {
+        for i in insts
+            .iter()
+            .filter(|i| i.exit.is_some() && recent(ctx, i.finished, ctx.config.oom.recent_s))
+        {
             if let Some(f) = status_oom(ctx, pod, i, &insts) {
                 out.push(f);
             } else if evicted.is_none()
@@ -156,6 +167,11 @@ pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
         out.extend(thrashing(ctx, pod, &insts));
     }
     out
+}
+
+/// Whether a moment is recent enough to speak about.
+pub(crate) fn recent(ctx: &Context<'_>, t: Option<Timestamp>, recent_s: u64) -> bool {
+    t.is_none_or(|t| ctx.now.since(t) <= secs(recent_s))
 }
 
 /// One container instance the pod status names.
@@ -280,10 +296,16 @@ fn survived(ctx: &Context<'_>, pod: &Pod, k: &OomKill, inst: Option<&Instance<'_
 /// Findings from the kills the agent recorded: one per container and
 /// kind, about the newest kill, with the others counted.
 fn kills(ctx: &Context<'_>, pod: &Pod, insts: &[Instance<'_>]) -> Vec<Finding> {
-    let all = ctx.kills_of(pod);
+    let all: Vec<&OomKill> = ctx
+        .kills_of(pod)
+        .into_iter()
+        .filter(|k| recent(ctx, Some(k.time), ctx.config.oom.recent_s))
+        .collect();
     let spec = k8s::spec(pod);
     let single = (spec.containers.len() == 1).then(|| spec.containers[0].name.clone());
-    let mut groups: Vec<(String, Kind, Vec<(&OomKill, Option<&Instance>)>)> = Vec::new();
+    // (container name, kind, the kills with their instances)
+    type Group<'k, 'i, 'p> = (String, Kind, Vec<(&'k OomKill, Option<&'i Instance<'p>>)>);
+    let mut groups: Vec<Group> = Vec::new();
     for k in &all {
         let inst = instance_of(ctx, insts, k);
         let name = inst
@@ -514,9 +536,11 @@ fn kill_finding(
             ));
             let r2 = g.r2(&k.window);
             leak = rate > 0.0
+                && kind != Kind::OomNode
+                && !shm_dominant
                 && g.seconds() >= t.leak_min_span_s as f64
                 && r2.is_some_and(|r| r >= t.leak_min_r2);
-            if let (Some(l), true) = (limit, rate > 0.0) {
+            if let (Some(l), true) = (limit, rate > 0.0 && kind != Kind::OomNode) {
                 let left = l.saturating_sub(g.from.usage_bytes) as f64 / rate;
                 f = f.fact(Fact::new(
                     "time to the limit at that rate",
@@ -807,16 +831,36 @@ fn status_oom(
             _ => None,
         })
     });
+    let other_name = |k: &OomKill| {
+        let pod_name = k.container.pod_uid.as_deref().and_then(|u| {
+            ctx.pods()
+                .iter()
+                .find(|p| k8s::uid(p) == Some(u))
+                .map(k8s::pod_name)
+        });
+        match (
+            pod_name,
+            k.container.pod_uid.as_deref(),
+            k.container.container_id.as_deref(),
+        ) {
+            (Some(p), _, _) => format!("pod {p}"),
+            (None, Some(u), Some(c)) => format!(
+                "another container (pod UID {u}, container {})",
+                &c[..c.len().min(12)]
+            ),
+            _ => format!("cgroup {}", k.container.cgroup_path),
+        }
+    };
     let (conf, summary) = match other {
         Some(k) => (
             Confidence::Medium,
             format!(
-                "Container {container}'s status says OOMKilled, but the agent saw no OOM kill in it; the exit coincided with the kernel killing {} in another cgroup ({}), so the label is most likely second-hand.",
+                "Container {container}'s status says OOMKilled, but the agent saw no OOM kill in it; the exit coincided with the kernel killing {} in {}, so the label is most likely second-hand.",
                 k.victim.as_ref().map_or_else(
                     || "a process".to_owned(),
                     |v| format!("{} (pid {})", v.comm, v.pid)
                 ),
-                k.container.cgroup_path
+                other_name(k)
             ),
         ),
         None => (
@@ -849,8 +893,9 @@ fn status_oom(
         f = f.fact(Fact::at(
             "OOM kill nearby",
             format!(
-                "{} in {} ({:?})",
+                "{} in {} (cgroup {}, {:?})",
                 k.victim.as_ref().map_or("?", |v| v.comm.as_str()),
+                other_name(k),
                 k.container.cgroup_path,
                 k.constraint
             ),
@@ -861,8 +906,16 @@ fn status_oom(
         .step(format!(
             "Check the kernel log on node {node}: `dmesg -T | grep -i oom-kill` around {}; if nothing names this container's cgroup, treat the exit as an ordinary crash and read `kubectl logs -n {ns} {name} -c {container} --previous`.",
             finished.map_or_else(|| "the exit".to_owned(), |x| x.to_string())
-        ))
-        .step("Do not raise the memory limit on the strength of this status alone: the container's measured usage above did not reach it.");
+        ));
+    if let Some((_, u, Some(l))) = last_usage
+        && u * 100 < l * t.near_limit_percent
+    {
+        f = f.step(format!(
+            "Do not raise the memory limit on the strength of this status alone: the container's last measured use ({}) was well below its {} limit.",
+            human_bytes(u),
+            human_bytes(l)
+        ));
+    }
     f.cost = cost;
     Some(f)
 }
@@ -953,6 +1006,12 @@ fn exit_137(
     } else {
         "no agent records for it, so an OOM kill the runtime missed is not ruled out"
     };
+    // Where the events explain the kill, the agent only adds to it.
+    let seen = if watching {
+        " (the agent watched the container and recorded no OOM kill)"
+    } else {
+        ""
+    };
     let mut facts = vec![exit_fact(e), Fact::new("restarts", i.restarts.to_string())];
     let mut steps = Vec::new();
     let (conf, summary) = if let Some(ev) = liveness {
@@ -971,7 +1030,7 @@ fn exit_137(
         (
             Confidence::High,
             format!(
-                "Container {container} was killed with SIGKILL (exit 137) by the kubelet because its {probe} probe failed, not by the OOM killer ({oom_note})."
+                "Container {container} was killed with SIGKILL (exit 137) by the kubelet because its {probe} probe failed, not by the OOM killer{seen}."
             ),
         )
     } else if let (Some(ev), Some(f)) = (stopping, fin) {
@@ -989,7 +1048,7 @@ fn exit_137(
             (
                 Confidence::High,
                 format!(
-                    "Container {container} did not stop within its {grace} s grace period after the kubelet asked it to, so it was killed with SIGKILL (exit 137); not an OOM kill ({oom_note})."
+                    "Container {container} did not stop within its {grace} s grace period after the kubelet asked it to, so it was killed with SIGKILL (exit 137), not an OOM kill{seen}."
                 ),
             )
         } else {
@@ -999,7 +1058,7 @@ fn exit_137(
             (
                 Confidence::Medium,
                 format!(
-                    "Container {container} was being stopped by the kubelet and ended with SIGKILL (exit 137) after {took} s, before its {grace} s grace period ran out: something else killed it during the stop; not an OOM kill ({oom_note})."
+                    "Container {container} was being stopped by the kubelet and ended with SIGKILL (exit 137) after {took} s, before its {grace} s grace period ran out: something else killed it during the stop, not an OOM kill{seen}."
                 ),
             )
         }
@@ -1057,7 +1116,14 @@ fn exit_137(
             ),
         )
     };
-    facts.push(Fact::new("OOM kill", oom_note));
+    facts.push(Fact::new(
+        "OOM kill",
+        if watching || conf == Confidence::Low {
+            oom_note
+        } else {
+            "not checked (no agent records); the events above explain the exit"
+        },
+    ));
     let mut f = Finding::new(
         Kind::Exit137NotOom,
         ctx.subject(pod, Some(container)),
@@ -1284,6 +1350,17 @@ fn cuda_oom(ctx: &Context<'_>, pod: &Pod, insts: &[Instance<'_>]) -> Vec<Finding
             .iter()
             .filter(|i| i.name == container && i.exit.is_some())
             .max_by_key(|i| i.finished);
+        // An exit older than `recent_s` is history (a running instance's
+        // log has no exit and is always current).
+        let old = match (&line, &log) {
+            (Some(_), Some((_, e))) => e
+                .as_ref()
+                .is_some_and(|e| !recent(ctx, e.finished, t.recent_s)),
+            _ => latest_exit.is_some_and(|i| !recent(ctx, i.finished, t.recent_s)),
+        };
+        if old {
+            continue;
+        }
         // The GPU's memory in the minutes before the exit.
         let full = latest_exit.and_then(|i| {
             let fin = i.finished?;
