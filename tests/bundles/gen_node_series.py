@@ -958,7 +958,7 @@ def oom_cuda_gpu_memory_only():
           "Exit 1 with no log tail in the bundle, while the pod's GPU was 99.8 % full right before the exit: suggests "
           "CUDA OOM, but only from GPU memory (Low: frameworks may reserve the whole GPU).",
           {"findings": [{"kind": "cuda_oom", "confidence": "low", "container": "trainer", "gpu": g,
-                         "summary_contains": ["no log tail"]}]},
+                         "summary_contains": ["no log tail of that exit"]}]},
           p, [], [node_obj(NODE)], agent)
 
 

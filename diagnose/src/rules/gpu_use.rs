@@ -275,7 +275,13 @@ fn idle(ctx: &Context<'_>, pod: &Pod, gpus: &Series<'_>) -> Vec<Finding> {
     let window = secs(t.idle_window_s);
     let now = ctx.now;
     let started = k8s::status(pod).start_time.as_ref().map(k8s::ts);
+    // A pod younger than the window may still be loading its model or
+    // data: it is not judged yet.
+    if started.is_some_and(|s| now.since(s) < window) {
+        return Vec::new();
+    }
     let mut out = Vec::new();
+    let mut f_stale_note: Option<Timestamp> = None;
     for kind in [Kind::GpuIdle, Kind::GpuMemoryIdle] {
         // (uuid, streak, covered, name)
         let mut hits: Vec<(String, Vec<&GpuSample>, Duration)> = Vec::new();
@@ -368,7 +374,13 @@ fn idle(ctx: &Context<'_>, pod: &Pod, gpus: &Series<'_>) -> Vec<Finding> {
                 t.idle_util_percent
             ),
         };
-        let conf = if !full || ctx.evidence.lacks("agent") {
+        // Samples that stopped well before "now" describe the past.
+        let newest = gpus.values().flatten().map(|g| g.time).max().unwrap_or(now);
+        let stale = now.since(newest) > gap;
+        if stale {
+            f_stale_note = Some(newest);
+        }
+        let conf = if !full || stale || ctx.evidence.lacks("agent") {
             Confidence::Low
         } else if kind == Kind::GpuMemoryIdle {
             Confidence::High
@@ -378,6 +390,13 @@ fn idle(ctx: &Context<'_>, pod: &Pod, gpus: &Series<'_>) -> Vec<Finding> {
             Confidence::High
         };
         let mut f = Finding::new(kind, subject, conf, summary);
+        if let Some(t) = f_stale_note.take() {
+            f = f.fact(Fact::at(
+                "GPU samples end",
+                format!("{} before the snapshot", dur(now.since(t))),
+                t,
+            ));
+        }
         for (uuid, st, cov) in &hits {
             let l = st[st.len() - 1];
             f = f.fact(Fact::at(

@@ -327,9 +327,10 @@ pub(crate) struct MissingFile {
     pub problem: &'static str,
 }
 
-/// The first missing-file report in a log, if any.
+/// The last missing-file report in a log, if any (the last is the one
+/// that ended the program; earlier ones may have been handled).
 pub(crate) fn missing_file(text: &str) -> Option<MissingFile> {
-    for l in text.lines() {
+    for l in text.lines().rev() {
         let t = l.trim();
         let quoted = |after_: &str| -> Option<String> {
             let rest = after(t, after_)?;
@@ -367,6 +368,22 @@ pub(crate) fn missing_file(text: &str) -> Option<MissingFile> {
                 path: quoted("Can't load tokenizer for ")
                     .or_else(|| quoted("Can't load the configuration of ")),
                 problem: "the tokenizer or configuration files are not at that path",
+            });
+        }
+        if let Some(i) = t.find(" is not the path to a directory containing a file named ") {
+            // transformers, offline or unreachable Hub: `... it looks like
+            // /models/x is not the path to a directory containing a file
+            // named config.json.`
+            let dir = t[..i].rsplit(' ').next().unwrap_or("").trim_matches('\'');
+            let file = t[i + " is not the path to a directory containing a file named ".len()..]
+                .split(|c: char| c.is_whitespace() || c == ',')
+                .next()
+                .unwrap_or("")
+                .trim_end_matches('.');
+            return Some(MissingFile {
+                line: clip(t),
+                path: Some(format!("{}/{file}", dir.trim_end_matches('/'))),
+                problem: "the model directory lacks a file the loader needs",
             });
         }
         if t.contains("Incorrect path_or_model_id") {
@@ -408,6 +425,10 @@ fn nccl_error(
     exit: Option<&Exit>,
 ) -> Option<Finding> {
     let n = nccl(&log.text)?;
+    // Warnings in a running container's log are not a failure.
+    if !n.strong && exit.is_none() {
+        return None;
+    }
     // A CUDA out-of-memory is the cause when NCCL fails on it: the oom
     // family's finding says so.
     if cuda_oom(&log.text).is_some() {
@@ -541,6 +562,13 @@ fn model_files_missing(
     exit: Option<&Exit>,
 ) -> Option<Finding> {
     let m = missing_file(&log.text)?;
+    // A running, ready container got past whatever it could not find.
+    let ready = k8s::container_statuses(pod)
+        .find(|s| s.name == c.name)
+        .is_some_and(|s| s.ready);
+    if exit.is_none() && ready {
+        return None;
+    }
     let spec = k8s::spec(pod);
     let volumes = spec.volumes.clone().unwrap_or_default();
     let mounts = c.volume_mounts.clone().unwrap_or_default();
@@ -820,6 +848,15 @@ mod tests {
         assert_eq!(m.path.as_deref(), Some("/models/llama/config.json"));
         let m = missing_file("OSError: Can't load tokenizer for '/models/llama'. If you were trying to load it from 'https://huggingface.co/models', make sure you don't have a local directory with the same name.").expect("m");
         assert_eq!(m.path.as_deref(), Some("/models/llama"));
+        let m = missing_file("OSError: We couldn't connect to 'https://huggingface.co' to load this file, couldn't find it in the cached files and it looks like /models/mistral-7b is not the path to a directory containing a file named config.json.").expect("m");
+        assert_eq!(m.path.as_deref(), Some("/models/mistral-7b/config.json"));
+        // The last report is the fatal one.
+        let m = missing_file("FileNotFoundError: [Errno 2] No such file or directory: '/a'\nhandled\nFileNotFoundError: [Errno 2] No such file or directory: '/b'").expect("m");
+        assert_eq!(m.path.as_deref(), Some("/b"));
+        assert!(
+            missing_file("bash: /opt/conda/etc/profile.d/conda.sh: No such file or directory")
+                .is_none()
+        );
         let m = missing_file(
             "safetensors_rust.SafetensorError: Error while deserializing header: HeaderTooLarge",
         )

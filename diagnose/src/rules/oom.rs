@@ -56,9 +56,10 @@ pub struct Thresholds {
     /// the runtime reaps a dead container within a second; a sample later
     /// than that with memory in use is a live process.
     pub survived_after_s: u64,
-    /// Memory in use that counts as "still alive", bytes. Default 4 MiB:
-    /// an exited container's cgroup keeps a few hundred KiB of kernel
-    /// memory until it is removed; any living Python process holds more.
+    /// Anonymous memory that counts as "still alive", bytes. Default 4
+    /// MiB: an exited container's cgroup keeps kernel memory and page
+    /// cache until it is removed, but no anonymous memory; any living
+    /// process holds more than this.
     pub survived_min_usage_bytes: u64,
     /// Tolerance between the kernel's time of a kill (or an event's time)
     /// and the kubelet's `startedAt`/`finishedAt`, seconds. Default 30:
@@ -281,14 +282,14 @@ fn kills_in<'a>(
 }
 
 /// Whether the container lived on after the kill: sampled after it with
-/// memory in use.
+/// anonymous memory in use (page cache outlives the processes).
 fn survived(ctx: &Context<'_>, pod: &Pod, k: &OomKill, inst: Option<&Instance<'_>>) -> bool {
     let t = &ctx.config.oom;
     let after = plus(k.time, secs(t.survived_after_s));
     let sampled_alive = k.container.container_id.as_deref().is_some_and(|id| {
         ctx.samples_of_container(pod, id)
             .iter()
-            .any(|s| s.time >= after && s.memory.usage_bytes >= t.survived_min_usage_bytes)
+            .any(|s| s.time >= after && s.memory.anon_bytes >= t.survived_min_usage_bytes)
     });
     sampled_alive || inst.is_some_and(|i| i.running)
 }
@@ -928,7 +929,14 @@ fn exit_137(
     insts: &[Instance<'_>],
 ) -> Option<Finding> {
     let e = i.exit?;
-    if e.exit_code != 137 || e.reason.as_deref() == Some("OOMKilled") {
+    // ContainerStatusUnknown (137) means the kubelet lost the container
+    // (a node that went away), not that anything killed it.
+    if e.exit_code != 137
+        || matches!(
+            e.reason.as_deref(),
+            Some("OOMKilled" | "ContainerStatusUnknown")
+        )
+    {
         return None;
     }
     if !kills_in(ctx, pod, insts, i).is_empty() {
@@ -1420,26 +1428,23 @@ fn cuda_oom(ctx: &Context<'_>, pod: &Pod, insts: &[Instance<'_>]) -> Vec<Finding
             let (Some(g), Some(pct)) = (full, full_pct) else {
                 continue;
             };
+            // The exit's own log tail, when there is one, is the better
+            // witness: it did not say CUDA OOM, so a full GPU is not enough.
+            let log_of_exit = log.as_ref().is_some_and(|(_, e)| e.is_some());
             if e.exit_code == 0
                 || e.exit_code == 137
                 || pct < t.cuda_oom_memory_percent as f64
-                || logs::explains_exit(ctx, pod, container)
+                || log_of_exit
             {
                 continue;
             }
-            let has_log = log.is_some();
             Finding::new(
                 Kind::CudaOom,
                 ctx.subject(pod, Some(container)),
                 Confidence::Low,
                 format!(
-                    "Container {container} exited with code {} while its GPU's memory was {pct:.1} % full, which suggests CUDA ran out of memory; {}.",
-                    e.exit_code,
-                    if has_log {
-                        "the log tail does not say so, and some frameworks reserve the whole GPU anyway"
-                    } else {
-                        "no log tail was available to confirm it"
-                    }
+                    "Container {container} exited with code {} while its GPU's memory was {pct:.1} % full, which suggests CUDA ran out of memory; no log tail of that exit was available to confirm it, and some frameworks reserve the whole GPU anyway.",
+                    e.exit_code
                 ),
             )
             .fact(exit_fact(e))
