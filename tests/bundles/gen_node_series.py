@@ -1096,11 +1096,11 @@ def gpu_use_stuck():
     hang = NOW - 16 * 60
     agent = [source(NOW - 5 * 3600, s) for s in ("cgroup", "kmsg", "psi", "nvml", "pod_resources")]
     rnd = random.Random(7)
-    agent += gpu_series(p, "trainer", [g], NOW - 60 * 60, NOW, 10,
+    agent += gpu_series(p, "trainer", [g], NOW - 60 * 60, NOW, 20,
                         lambda t, i: (rnd.randint(88, 99), 71.3 * GiB, rnd.randint(560, 640), True) if t < hang
                         else (0, 71.3 * GiB, 112, True), ref)
     cpu = 0
-    for t in series(NOW - 60 * 60, NOW, 10):
+    for t in series(NOW - 60 * 60, NOW, 20):
         cpu += (10 * 2.4e6) if t < hang else (10 * 0.01e6)
         agent.append(container_sample(t, ref, 38 * GiB, 64 * GiB, 34 * GiB, 4 * GiB, cpu_us=cpu))
     write(name,
@@ -1121,11 +1121,11 @@ def gpu_use_nccl_wedge():
     wedge = NOW - 25 * 60
     agent = [source(NOW - 5 * 3600, s) for s in ("cgroup", "kmsg", "psi", "nvml", "pod_resources")]
     rnd = random.Random(11)
-    agent += gpu_series(p, "trainer", gs, NOW - 60 * 60, NOW, 10,
+    agent += gpu_series(p, "trainer", gs, NOW - 60 * 60, NOW, 20,
                         lambda t, i: (rnd.randint(90, 99), 74.1 * GiB + rnd.randint(0, 900) * MiB, rnd.randint(520, 660), True) if t < wedge
                         else (100, 74.6 * GiB, 118 + rnd.random() * 6, True), ref)
     cpu = 0
-    for t in series(NOW - 60 * 60, NOW, 10):
+    for t in series(NOW - 60 * 60, NOW, 20):
         cpu += 10 * (3.1e6 if t < wedge else 2.0e6)
         agent.append(container_sample(t, ref, 40 * GiB, 64 * GiB, 36 * GiB, 4 * GiB, cpu_us=cpu))
     write(name,
@@ -1172,11 +1172,11 @@ def gpu_use_healthy():
     rnd = random.Random(5)
     # Busy, with a 3-minute checkpoint pause (utilization 0, CPU busy writing).
     ck = (NOW - 40 * 60, NOW - 37 * 60)
-    agent += gpu_series(p, "trainer", gs, NOW - 60 * 60, NOW, 10,
+    agent += gpu_series(p, "trainer", gs, NOW - 60 * 60, NOW, 20,
                         lambda t, i: (0, 74 * GiB, 130, True) if ck[0] <= t < ck[1]
                         else (rnd.randint(86, 100), 74 * GiB + rnd.randint(0, 1500) * MiB, rnd.randint(480, 690), True), ref)
     cpu = 0
-    for t in series(NOW - 60 * 60, NOW, 10):
+    for t in series(NOW - 60 * 60, NOW, 20):
         cpu += 10 * 2.8e6
         agent.append(container_sample(t, ref, 41 * GiB, 64 * GiB, 33 * GiB, 8 * GiB, cpu_us=cpu, throttled=0,
                                       mem_psi=psi(0.3, t), io_psi=psi(2.0 if not ck[0] <= t < ck[1] else 35.0, t)))
