@@ -5,7 +5,10 @@
 //! the `OOMKilled` reason belong to `oom` (never to `pod`'s crash-loop
 //! rule); GPU scheduling and admission belong to `gpu_health`; the log
 //! tail's CUDA out-of-memory belongs to `oom`, its NCCL errors and missing
-//! files to `logs`.
+//! files to `logs`. So the `pod` family's crash-loop rule must skip a
+//! container for which [`logs::explains_exit`] is true (its log tail shows
+//! CUDA out of memory, an NCCL error or missing model files): that
+//! container's exit is explained, with the evidence, by `oom` or `logs`.
 
 use crate::Context;
 use crate::finding::Finding;

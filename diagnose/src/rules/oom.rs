@@ -1,16 +1,1906 @@
-//! Rules of this family (being written).
+//! Memory: OOM kills (the container's, a worker's, the node's), kubelet
+//! evictions, `OOMKilled` statuses no kernel kill backs, exit 137 that
+//! was not an OOM kill, CUDA out-of-memory, and memory thrashing.
+//!
+//! The mechanism. The kernel's memcg OOM killer kills one process when a
+//! cgroup's charge would exceed its limit, and counts it in the cgroup's
+//! `memory.events` `oom_kill` (v1: `memory.oom_control`). containerd
+//! labels a container's exit `OOMKilled` when it saw an OOM event for the
+//! container's cgroup. On cgroup v2 the kubelet (1.28+) sets
+//! `memory.oom.group`, so the whole container dies; on v1 only the victim
+//! dies, and when that victim is a child (a DataLoader worker) the
+//! container lives on and Kubernetes shows nothing: only the agent saw it.
+//! A kill with `CONSTRAINT_NONE` is the node running out, not the limit.
+//!
+//! How a kill is tied to a container instance: the agent's kill carries
+//! the container ID from its cgroup path, and the container status's
+//! `containerID` (`containerd://<id>`) names each instance; when the IDs
+//! cannot be compared, the kill's time must fall inside the instance's
+//! `startedAt`..`finishedAt` (± `match_slack_s`).
+//!
+//! An `OOMKilled` status with no kill recorded for that instance is
+//! decided as follows:
+//! - the agent was not watching (no records of the node, none within
+//!   `agent_coverage_s` of the exit, or its kernel-log source was down and
+//!   it never sampled the instance): `oom_killed`, Medium, from the status
+//!   alone, saying the node evidence is missing;
+//! - the agent sampled the instance and its `oom_kill` counter moved:
+//!   `oom_killed`, Medium (the kernel report was not recorded);
+//! - the agent was watching and another process on the node was killed
+//!   within `match_slack_s` of the exit: `oom_status_without_kill`,
+//!   Medium (a second-hand label);
+//! - the agent was watching and saw nothing: `oom_status_without_kill`,
+//!   Low.
 
+use std::time::Duration;
+
+use gpuscope_agent::model::{
+    ContainerSample, Event as NodeEvent, OomConstraint, OomKill, PsiScope, RecorderPoint,
+    SourceState, Timestamp,
+};
+use gpuscope_agent::output::human_bytes;
+use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
 use serde::{Deserialize, Serialize};
 
+use super::logs;
 use crate::Context;
-use crate::finding::Finding;
+use crate::finding::{Confidence, Cost, Fact, Finding, Kind};
+use crate::k8s;
 
 /// Thresholds of this family.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Thresholds {}
+pub struct Thresholds {
+    /// Seconds after a kill from which a sample of the same container
+    /// proves it lived on (a worker died, not the container). Default 2:
+    /// the runtime reaps a dead container within a second; a sample later
+    /// than that with memory in use is a live process.
+    pub survived_after_s: u64,
+    /// Anonymous memory that counts as "still alive", bytes. Default 4
+    /// MiB: an exited container's cgroup keeps kernel memory and page
+    /// cache until it is removed, but no anonymous memory; any living
+    /// process holds more than this.
+    pub survived_min_usage_bytes: u64,
+    /// Tolerance between the kernel's time of a kill (or an event's time)
+    /// and the kubelet's `startedAt`/`finishedAt`, seconds. Default 30:
+    /// the kubelet records the exit when it next syncs the pod (up to
+    /// ~10 s), events are stamped by another clock, and a liveness kill
+    /// waits for the grace period.
+    pub match_slack_s: u64,
+    /// The agent counts as "watching" at a moment when it has a record
+    /// within this many seconds of it. Default 120: samples come every
+    /// few seconds, so two minutes of nothing means the agent (or its
+    /// stream) was down.
+    pub agent_coverage_s: u64,
+    /// Head-room over the peak when suggesting a limit, percent. Default
+    /// 25: covers batch-to-batch variation without doubling the
+    /// reservation.
+    pub limit_headroom_percent: u64,
+    /// Growth shorter than this is not judged steady (no leak verdict),
+    /// seconds. Default 240: most of the agent's default 5-minute
+    /// recorder window. A ramp of a minute or two is a load phase (a
+    /// dataset, a checkpoint, an evaluation set read at once); a leak
+    /// fills the whole window.
+    pub leak_min_span_s: u64,
+    /// How straight the growth must be to call it steady (R² of a line
+    /// through the recorder points). Default 0.95: a leak grows at a
+    /// constant rate; epoch-shaped use goes up and down.
+    pub leak_min_r2: f64,
+    /// Shared memory (tmpfs, /dev/shm) above this share of the charge is
+    /// called out, percent. Default 25: PyTorch DataLoader workers pass
+    /// batches through /dev/shm; a quarter of the limit there is a sizing
+    /// choice, not noise.
+    pub shmem_share_percent: u64,
+    /// Memory PSI `some` avg10 at or above which a sample counts as
+    /// thrashing, percent. Default 20: a fifth of wall time stalled on
+    /// reclaim is a job running visibly slower; single-digit values are
+    /// normal page-cache churn.
+    pub thrash_some_avg10_percent: f32,
+    /// Memory PSI `full` avg10 at or above which a sample counts as
+    /// thrashing, percent. Default 5: `full` means every task stalled at
+    /// once; 5 % is already a large loss.
+    pub thrash_full_avg10_percent: f32,
+    /// How long pressure must stay high to be thrashing, seconds. Default
+    /// 60: avg10 spikes during a checkpoint write; a minute is a pattern.
+    pub thrash_min_s: u64,
+    /// Usage at or above this share of the limit counts as "at the
+    /// limit", percent. Default 90: reclaim of the container's own cache
+    /// starts close to the limit.
+    pub near_limit_percent: u64,
+    /// Exits and kills older than this are history, not a current
+    /// problem, seconds. Default 86400 (a day): a container that was
+    /// OOM-killed last week and has run cleanly since needs no action,
+    /// while a day still covers a failure overnight.
+    pub recent_s: u64,
+    /// GPU memory use at or above this share of the total before a
+    /// non-zero exit suggests CUDA ran out, percent. Default 98: the
+    /// allocator fails when a request does not fit the last percent.
+    pub cuda_oom_memory_percent: u64,
+    /// How far before the exit to look for a full GPU, seconds. Default
+    /// 120: NVML samples are a few seconds apart, and the process frees
+    /// its memory as it dies.
+    pub cuda_oom_lookback_s: u64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            survived_after_s: 2,
+            survived_min_usage_bytes: 4 << 20,
+            match_slack_s: 30,
+            agent_coverage_s: 120,
+            limit_headroom_percent: 25,
+            leak_min_span_s: 240,
+            leak_min_r2: 0.95,
+            shmem_share_percent: 25,
+            thrash_some_avg10_percent: 20.0,
+            thrash_full_avg10_percent: 5.0,
+            thrash_min_s: 60,
+            near_limit_percent: 90,
+            recent_s: 86_400,
+            cuda_oom_memory_percent: 98,
+            cuda_oom_lookback_s: 120,
+        }
+    }
+}
 
 /// Every finding of this family.
-pub(crate) fn run(_ctx: &Context<'_>) -> Vec<Finding> {
-    Vec::new()
+pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for pod in ctx.pods() {
+        let evicted = evicted(ctx, pod);
+        let insts = instances(pod);
+        out.extend(kills(ctx, pod, &insts));
+        for i in insts
+            .iter()
+            .filter(|i| i.exit.is_some() && recent(ctx, i.finished, ctx.config.oom.recent_s))
+        {
+            if let Some(f) = status_oom(ctx, pod, i, &insts) {
+                out.push(f);
+            } else if evicted.is_none()
+                && let Some(f) = exit_137(ctx, pod, i, &insts)
+            {
+                out.push(f);
+            }
+        }
+        out.extend(evicted);
+        out.extend(cuda_oom(ctx, pod, &insts));
+        out.extend(thrashing(ctx, pod, &insts));
+    }
+    out
+}
+
+/// Whether a moment is recent enough to speak about.
+pub(crate) fn recent(ctx: &Context<'_>, t: Option<Timestamp>, recent_s: u64) -> bool {
+    t.is_none_or(|t| ctx.now.since(t) <= secs(recent_s))
+}
+
+/// One container instance the pod status names.
+#[derive(Debug, Clone)]
+pub(crate) struct Instance<'p> {
+    /// Container name.
+    pub name: &'p str,
+    /// Bare runtime ID.
+    pub id: Option<&'p str>,
+    /// When it started.
+    pub started: Option<Timestamp>,
+    /// When it ended (`None`: running or waiting).
+    pub finished: Option<Timestamp>,
+    /// How it ended.
+    pub exit: Option<&'p ContainerStateTerminated>,
+    /// Whether it is the running instance.
+    pub running: bool,
+    /// The container's restart count.
+    pub restarts: i32,
+}
+
+/// Every instance of every container: the current one and the last
+/// terminated one.
+pub(crate) fn instances(pod: &Pod) -> Vec<Instance<'_>> {
+    let mut v = Vec::new();
+    for s in k8s::container_statuses(pod) {
+        if let Some(st) = &s.state {
+            if let Some(r) = &st.running {
+                v.push(Instance {
+                    name: &s.name,
+                    id: s.container_id.as_deref().map(k8s::bare_container_id),
+                    started: r.started_at.as_ref().map(k8s::ts),
+                    finished: None,
+                    exit: None,
+                    running: true,
+                    restarts: s.restart_count,
+                });
+            }
+            if let Some(t) = &st.terminated {
+                v.push(terminated(&s.name, t, s.restart_count));
+            }
+        }
+        if let Some(t) = s.last_state.as_ref().and_then(|l| l.terminated.as_ref()) {
+            v.push(terminated(&s.name, t, s.restart_count));
+        }
+    }
+    v
+}
+
+fn terminated<'p>(name: &'p str, t: &'p ContainerStateTerminated, restarts: i32) -> Instance<'p> {
+    Instance {
+        name,
+        id: t.container_id.as_deref().map(k8s::bare_container_id),
+        started: t.started_at.as_ref().map(k8s::ts),
+        finished: t.finished_at.as_ref().map(k8s::ts),
+        exit: Some(t),
+        running: false,
+        restarts,
+    }
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn plus(t: Timestamp, d: Duration) -> Timestamp {
+    Timestamp(t.0.saturating_add(d.as_nanos() as u64))
+}
+
+/// The instance a kill happened in: by container ID, else (when the ID
+/// names no known instance) the one instance whose lifetime holds the
+/// kill's time.
+fn instance_of<'i, 'p>(
+    ctx: &Context<'_>,
+    insts: &'i [Instance<'p>],
+    k: &OomKill,
+) -> Option<&'i Instance<'p>> {
+    if let Some(id) = k.container.container_id.as_deref()
+        && let Some(i) = insts.iter().find(|i| i.id == Some(id))
+    {
+        return Some(i);
+    }
+    let slack = secs(ctx.config.oom.match_slack_s);
+    let fits: Vec<&Instance> = insts
+        .iter()
+        .filter(|i| {
+            i.started.is_some_and(|s| plus(k.time, slack) >= s)
+                && i.finished.map_or(i.running, |f| k.time <= plus(f, slack))
+        })
+        .collect();
+    (fits.len() == 1).then(|| fits[0])
+}
+
+/// The kills the agent recorded that belong to a given instance.
+fn kills_in<'a>(
+    ctx: &Context<'a>,
+    pod: &Pod,
+    insts: &[Instance<'_>],
+    i: &Instance<'_>,
+) -> Vec<&'a OomKill> {
+    ctx.kills_of(pod)
+        .into_iter()
+        .filter(|k| {
+            instance_of(ctx, insts, k).is_some_and(|m| m.id == i.id && m.finished == i.finished)
+        })
+        .collect()
+}
+
+/// Whether the container lived on after the kill: sampled after it with
+/// anonymous memory in use (page cache outlives the processes).
+fn survived(ctx: &Context<'_>, pod: &Pod, k: &OomKill, inst: Option<&Instance<'_>>) -> bool {
+    let t = &ctx.config.oom;
+    let after = plus(k.time, secs(t.survived_after_s));
+    let sampled_alive = k.container.container_id.as_deref().is_some_and(|id| {
+        ctx.samples_of_container(pod, id)
+            .iter()
+            .any(|s| s.time >= after && s.memory.anon_bytes >= t.survived_min_usage_bytes)
+    });
+    sampled_alive || inst.is_some_and(|i| i.running)
+}
+
+/// Findings from the kills the agent recorded: one per container and
+/// kind, about the newest kill, with the others counted.
+fn kills(ctx: &Context<'_>, pod: &Pod, insts: &[Instance<'_>]) -> Vec<Finding> {
+    let all: Vec<&OomKill> = ctx
+        .kills_of(pod)
+        .into_iter()
+        .filter(|k| recent(ctx, Some(k.time), ctx.config.oom.recent_s))
+        .collect();
+    let spec = k8s::spec(pod);
+    let single = (spec.containers.len() == 1).then(|| spec.containers[0].name.clone());
+    // (container name, kind, the kills with their instances)
+    type Group<'k, 'i, 'p> = (String, Kind, Vec<(&'k OomKill, Option<&'i Instance<'p>>)>);
+    let mut groups: Vec<Group> = Vec::new();
+    for k in &all {
+        let inst = instance_of(ctx, insts, k);
+        let name = inst
+            .map(|i| i.name.to_owned())
+            .or_else(|| single.clone())
+            .unwrap_or_else(|| {
+                let id = k.container.container_id.as_deref().unwrap_or("?");
+                id[..id.len().min(12)].to_owned()
+            });
+        let kind = if k.constraint == OomConstraint::Node {
+            Kind::OomNode
+        } else if survived(ctx, pod, k, inst) {
+            Kind::OomKilledWorker
+        } else {
+            Kind::OomKilled
+        };
+        match groups
+            .iter_mut()
+            .find(|(n, kd, _)| *n == name && *kd == kind)
+        {
+            Some(g) => g.2.push((k, inst)),
+            None => groups.push((name, kind, vec![(k, inst)])),
+        }
+    }
+    groups
+        .into_iter()
+        .filter_map(|(name, kind, ks)| {
+            let (k, inst) = *ks.last()?;
+            Some(kill_finding(ctx, pod, &name, kind, k, inst, ks.len()))
+        })
+        .collect()
+}
+
+/// Growth before the kill: from the last low point to the peak.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Growth {
+    /// The last low point before the peak.
+    pub from: RecorderPoint,
+    /// The peak.
+    pub to: RecorderPoint,
+}
+
+impl Growth {
+    /// The growth in a recorder window, if it has points.
+    pub fn of(window: &[RecorderPoint]) -> Option<Self> {
+        let peak = window.iter().max_by_key(|p| p.usage_bytes)?;
+        let before: Vec<&RecorderPoint> =
+            window.iter().take_while(|p| p.time <= peak.time).collect();
+        let low = before
+            .iter()
+            .min_by_key(|p| (p.usage_bytes, std::cmp::Reverse(p.time)))?;
+        Some(Self {
+            from: **low,
+            to: *peak,
+        })
+    }
+
+    /// Seconds from the low point to the peak.
+    pub fn seconds(&self) -> f64 {
+        self.to.time.since(self.from.time).as_secs_f64()
+    }
+
+    /// Bytes per second, when the span is not empty.
+    pub fn bytes_per_second(&self) -> Option<f64> {
+        let s = self.seconds();
+        (s > 0.0).then(|| self.to.usage_bytes.saturating_sub(self.from.usage_bytes) as f64 / s)
+    }
+
+    /// How straight the growth is: R² of a least-squares line through
+    /// the window's points from the low point to the peak (1: a line).
+    pub fn r2(&self, window: &[RecorderPoint]) -> Option<f64> {
+        let pts: Vec<(f64, f64)> = window
+            .iter()
+            .filter(|p| p.time >= self.from.time && p.time <= self.to.time)
+            .map(|p| {
+                (
+                    p.time.since(self.from.time).as_secs_f64(),
+                    p.usage_bytes as f64,
+                )
+            })
+            .collect();
+        if pts.len() < 5 {
+            return None;
+        }
+        let n = pts.len() as f64;
+        let mx = pts.iter().map(|p| p.0).sum::<f64>() / n;
+        let my = pts.iter().map(|p| p.1).sum::<f64>() / n;
+        let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+        let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+        let syy: f64 = pts.iter().map(|p| (p.1 - my).powi(2)).sum();
+        (sxx > 0.0 && syy > 0.0).then(|| sxy * sxy / (sxx * syy))
+    }
+}
+
+/// The container's memory limit from the pod spec, bytes.
+fn spec_limit(pod: &Pod, container: &str) -> Option<u64> {
+    k8s::spec(pod)
+        .containers
+        .iter()
+        .find(|c| c.name == container)
+        .and_then(|c| k8s::resource(c.resources.as_ref(), "memory", true))
+        .map(|v| v as u64)
+}
+
+/// `resources.limits.memory` to suggest: `bytes` + head-room, rounded up
+/// to 256 MiB, in Mi.
+fn suggest_mi(bytes: u64, headroom_percent: u64) -> u64 {
+    let b = bytes as f64 * (1.0 + headroom_percent as f64 / 100.0);
+    (b / f64::from(256u32 << 20)).ceil() as u64 * 256
+}
+
+fn kill_finding(
+    ctx: &Context<'_>,
+    pod: &Pod,
+    container: &str,
+    kind: Kind,
+    k: &OomKill,
+    inst: Option<&Instance<'_>>,
+    recorded: usize,
+) -> Finding {
+    let t = &ctx.config.oom;
+    let node = k8s::node_name(pod).unwrap_or("(unknown node)");
+    let limit = k
+        .limit_bytes
+        .or(k.kernel_limit_bytes)
+        .or_else(|| spec_limit(pod, container));
+    let limit_s = limit.map_or_else(|| "no".to_owned(), human_bytes);
+    let victim = k.victim.as_ref();
+    let who = victim.map_or_else(
+        || "a process (the kernel report was not read, so which one is unknown)".to_owned(),
+        |v| {
+            format!(
+                "process {} (pid {}, {} anonymous memory)",
+                v.comm,
+                v.pid,
+                human_bytes(v.anon_rss_bytes)
+            )
+        },
+    );
+    let growth = Growth::of(&k.window);
+    let peak_point = growth.map(|g| g.to);
+    let shm_dominant =
+        peak_point.is_some_and(|p| p.usage_bytes > 0 && p.shmem_bytes * 2 >= p.usage_bytes);
+    let status = k8s::container_statuses(pod).find(|s| s.name == container);
+    let restarts = status.map_or(0, |s| s.restart_count);
+    // A worker killed, after which the main process exited with an error
+    // (PyTorch: "DataLoader worker (pid X) is killed by signal: Killed").
+    let later_exit = inst.and_then(|i| i.exit).filter(|e| e.exit_code != 137);
+    let summary = match kind {
+        Kind::OomNode => format!(
+            "Node {node} ran out of memory as a whole and the kernel killed {who} in container {container}; the container's own limit ({limit_s}) was not the cause."
+        ),
+        Kind::OomKilledWorker => match later_exit {
+            Some(e) => format!(
+                "The kernel killed {who} in container {container} at its {limit_s} memory limit while the container lived on; its main process later exited with code {}.",
+                e.exit_code
+            ),
+            None => format!(
+                "The kernel killed {who} in container {container} at its {limit_s} memory limit, but the container kept running: a worker process died, which Kubernetes does not report (no restart, no OOMKilled status)."
+            ),
+        },
+        _ if shm_dominant => format!(
+            "Container {container} was OOM-killed at its {limit_s} memory limit, mostly filled by shared memory (/dev/shm or another tmpfs), which counts against the limit; the kernel killed {who}."
+        ),
+        _ => format!(
+            "Container {container} was OOM-killed: {who} pushed it to its {limit_s} memory limit."
+        ),
+    };
+    let mut confidence = match (victim, k.constraint) {
+        (Some(_), OomConstraint::Memcg | OomConstraint::Node) => Confidence::High,
+        (Some(_), _) | (None, OomConstraint::Memcg | OomConstraint::Node) => Confidence::Medium,
+        (None, _) => Confidence::Low,
+    };
+    let mut f = Finding::new(kind, ctx.subject(pod, Some(container)), confidence, summary)
+        .fact(Fact::at("killed at", k.time.to_string(), k.time))
+        .fact(Fact::new(
+            "memory limit",
+            match (
+                k.limit_bytes.or(k.kernel_limit_bytes),
+                spec_limit(pod, container),
+            ) {
+                (Some(c), Some(s)) if c != s => {
+                    format!("{} (cgroup), {} (pod spec)", human_bytes(c), human_bytes(s))
+                }
+                (Some(c), _) => human_bytes(c),
+                (None, Some(s)) => format!("{} (pod spec)", human_bytes(s)),
+                (None, None) => "none".to_owned(),
+            },
+        ));
+    if let Some(p) = k.peak_bytes {
+        f = f.fact(Fact::new("peak memory", human_bytes(p)));
+    }
+    if let Some(v) = victim {
+        f = f.fact(Fact::at(
+            "victim",
+            format!(
+                "{} pid {}: anon-rss {}, file-rss {}, shmem-rss {}",
+                v.comm,
+                v.pid,
+                human_bytes(v.anon_rss_bytes),
+                human_bytes(v.file_rss_bytes),
+                human_bytes(v.shmem_rss_bytes)
+            ),
+            k.time,
+        ));
+    }
+    if let (Some(u), Some(l)) = (k.kernel_usage_bytes, k.kernel_limit_bytes) {
+        f = f.fact(Fact::at(
+            "kernel report: memcg usage / limit",
+            format!("{} / {}", human_bytes(u), human_bytes(l)),
+            k.time,
+        ));
+    }
+    let mut steps = Vec::new();
+    let mut leak = false;
+    if let Some(g) = &growth {
+        if let Some(rate) = g.bytes_per_second() {
+            f = f.fact(Fact::at(
+                "growth before the kill",
+                format!(
+                    "{} -> {} in {:.1} s ({}/s)",
+                    human_bytes(g.from.usage_bytes),
+                    human_bytes(g.to.usage_bytes),
+                    g.seconds(),
+                    human_bytes(rate as u64)
+                ),
+                g.to.time,
+            ));
+            let r2 = g.r2(&k.window);
+            leak = rate > 0.0
+                && kind != Kind::OomNode
+                && !shm_dominant
+                && g.seconds() >= t.leak_min_span_s as f64
+                && r2.is_some_and(|r| r >= t.leak_min_r2);
+            if let (Some(l), true) = (limit, rate > 0.0 && kind != Kind::OomNode) {
+                let left = l.saturating_sub(g.from.usage_bytes) as f64 / rate;
+                f = f.fact(Fact::new(
+                    "time to the limit at that rate",
+                    format!(
+                        "{:.0} s from {}{}",
+                        left,
+                        human_bytes(g.from.usage_bytes),
+                        r2.map(|r| format!(" (growth linear, R² {r:.2})"))
+                            .filter(|_| leak)
+                            .unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        let p = g.to;
+        f = f.fact(Fact::at(
+            "composition at the peak",
+            format!(
+                "anon {}, page cache {} (of which shmem/tmpfs {})",
+                human_bytes(p.anon_bytes),
+                human_bytes(p.file_bytes),
+                human_bytes(p.shmem_bytes)
+            ),
+            p.time,
+        ));
+        if p.usage_bytes > 0 && p.shmem_bytes * 100 > p.usage_bytes * t.shmem_share_percent {
+            steps.push(format!(
+                "Shared memory (/dev/shm or another tmpfs) held {} of the {} charged: it counts against the limit. Size the /dev/shm emptyDir (medium: Memory, sizeLimit) and include it in the limit, or keep less there (fewer DataLoader workers or a smaller prefetch_factor).",
+                human_bytes(p.shmem_bytes),
+                human_bytes(p.usage_bytes)
+            ));
+        }
+    }
+    if let (Some(first), Some(last)) = (k.window.first(), k.window.last()) {
+        let stalled = last
+            .memory_some_total_us
+            .saturating_sub(first.memory_some_total_us);
+        let scope = match k.pressure_scope {
+            Some(PsiScope::Container) => "the container's own",
+            Some(PsiScope::Node) => "the node's (no per-container pressure on this host)",
+            None => "unknown scope",
+        };
+        f = f.fact(Fact::at(
+            "memory pressure before the kill",
+            format!(
+                "{:.1} ms stalled over the last {:.0} s; avg10 up to {:.2}% ({scope})",
+                stalled as f64 / 1000.0,
+                last.time.since(first.time).as_secs_f64(),
+                k.window
+                    .iter()
+                    .map(|p| p.memory_some_avg10)
+                    .fold(0.0, f32::max)
+            ),
+            last.time,
+        ));
+    }
+    f = f.fact(Fact::new(
+        "recurrence",
+        format!("{recorded} kill(s) recorded by the agent, {restarts} restart(s) of the container"),
+    ));
+    if let Some(e) = inst.and_then(|i| i.exit) {
+        f = f.fact(exit_fact(e));
+    }
+    if kind == Kind::OomKilledWorker {
+        f = f.fact(Fact::new(
+            "container after the kill",
+            "still running (sampled after the kill with memory in use)",
+        ));
+    }
+    match kind {
+        Kind::OomNode => steps.push(format!(
+            "Find what filled node {node}: `kubectl describe node {node}` (Allocated resources: memory limits above 100 % overcommit it) and `kubectl top pods -A --sort-by=memory`; give every pod on GPU nodes memory requests equal to its limits (Guaranteed QoS), so the scheduler cannot overcommit the node."
+        )),
+        _ if leak => {
+            let rate = growth.and_then(|g| g.bytes_per_second()).unwrap_or(0.0);
+            steps.push(format!(
+                "Memory grew steadily at {}/s until the limit: that is a leak or an unbounded cache (metrics kept in a list, a growing dataset cache, tensors kept with their graph), and raising the limit only delays the kill (by about {:.0} s per GiB added). Profile the process (tracemalloc, memray, or torch.cuda.memory._record_memory_history for pinned host memory).",
+                human_bytes(rate as u64),
+                if rate > 0.0 { f64::from(1u32 << 30) / rate } else { 0.0 }
+            ));
+        }
+        _ => {
+            if let Some(p) = k.peak_bytes.or(k.kernel_usage_bytes).or(limit) {
+                steps.push(format!(
+                    "If this memory use is expected, raise the container's limit above its peak: resources.limits.memory: {}Mi (peak {} + {} %), and requests.memory to match.",
+                    suggest_mi(p, t.limit_headroom_percent),
+                    human_bytes(p),
+                    t.limit_headroom_percent
+                ));
+            }
+            steps.push(format!(
+                "If it is not expected, look at what grew: `kubectl logs -n {} {} -c {container} --previous` for the last lines before the kill, and the growth above (a jump suggests one large batch or file loaded at once).",
+                k8s::namespace(pod),
+                k8s::name(pod)
+            ));
+        }
+    }
+    if kind == Kind::OomKilledWorker {
+        steps.push("Kubernetes will not restart the container for this: check the job's progress (a dead DataLoader worker raises in the main process, a dead inference worker may just stop serving), and size the limit for the main process plus all workers.".to_owned());
+    }
+    if victim.is_none() {
+        steps.push(format!("The kernel's OOM report was not read (is /dev/kmsg mounted into the agent?): run `dmesg | grep -i -A3 oom-kill` on node {node} to see which process died."));
+    }
+    if ctx.evidence.lacks("pods") {
+        confidence = confidence.min(Confidence::Medium);
+    }
+    f.confidence = confidence;
+    f.next_steps = steps;
+    f.cost = Some(Cost {
+        gpu_hours: 0.0,
+        restarts: if kind == Kind::OomKilledWorker {
+            0
+        } else {
+            restarts.max(0) as u32
+        },
+    });
+    f
+}
+
+fn exit_fact(e: &ContainerStateTerminated) -> Fact {
+    let v = format!(
+        "{}{}",
+        e.exit_code,
+        e.reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
+    );
+    match e.finished_at.as_ref() {
+        Some(t) => Fact::at("exit code", v, k8s::ts(t)),
+        None => Fact::new("exit code", v),
+    }
+}
+
+/// Whether the agent has any record of the pod's node within
+/// `agent_coverage_s` of `t`.
+fn agent_covers(ctx: &Context<'_>, pod: &Pod, t: Timestamp) -> bool {
+    let Some(a) = ctx.agent_of(pod) else {
+        return false;
+    };
+    let d = secs(ctx.config.oom.agent_coverage_s);
+    let near = |x: Timestamp| x.since(t) <= d && t.since(x) <= d;
+    a.containers.iter().any(|s| near(s.time))
+        || a.node_samples.iter().any(|s| near(s.time))
+        || a.gpus.iter().any(|s| near(s.time))
+        || a.events.iter().any(|e| near(e.time()))
+}
+
+/// Whether the agent's kernel-log source was reported down before `t`
+/// (and not back up).
+fn kmsg_down(ctx: &Context<'_>, pod: &Pod, t: Timestamp) -> bool {
+    let Some(a) = ctx.agent_of(pod) else {
+        return false;
+    };
+    a.events
+        .iter()
+        .filter_map(|e| match e {
+            NodeEvent::Source { time, status } if status.source == "kmsg" && *time <= t => {
+                Some((*time, status.state))
+            }
+            _ => None,
+        })
+        .max_by_key(|(time, _)| *time)
+        .is_some_and(|(_, s)| s != SourceState::Ok)
+}
+
+/// The instance's samples.
+fn samples<'a>(ctx: &Context<'a>, pod: &Pod, i: &Instance<'_>) -> Vec<&'a ContainerSample> {
+    i.id.map(|id| ctx.samples_of_container(pod, id))
+        .unwrap_or_default()
+}
+
+/// `OOMKilled` statuses no recorded kill explains.
+fn status_oom(
+    ctx: &Context<'_>,
+    pod: &Pod,
+    i: &Instance<'_>,
+    insts: &[Instance<'_>],
+) -> Option<Finding> {
+    let e = i.exit?;
+    if e.reason.as_deref() != Some("OOMKilled") || !kills_in(ctx, pod, insts, i).is_empty() {
+        return None;
+    }
+    let t = &ctx.config.oom;
+    let container = i.name;
+    let (ns, name) = (k8s::namespace(pod), k8s::name(pod));
+    let node = k8s::node_name(pod).unwrap_or("NODE");
+    let finished = i.finished;
+    let sampled = samples(ctx, pod, i);
+    let counter_moved = sampled
+        .windows(2)
+        .any(|w| w[1].memory.events.oom_kill > w[0].memory.events.oom_kill)
+        || sampled.last().is_some_and(|s| s.memory.events.oom_kill > 0);
+    let has_agent = ctx.agent_of(pod).is_some() && !ctx.evidence.lacks("agent");
+    let covered = finished.is_some_and(|f| agent_covers(ctx, pod, f));
+    let blind = !has_agent
+        || !covered
+        || (sampled.is_empty() && finished.is_some_and(|f| kmsg_down(ctx, pod, f)));
+    let limit = spec_limit(pod, container);
+    let limit_s = limit.map_or_else(|| "no".to_owned(), human_bytes);
+    let last_usage = sampled
+        .last()
+        .map(|s| (s.time, s.memory.usage_bytes, s.memory.limit_bytes));
+    let mut facts = vec![
+        exit_fact(e),
+        Fact::new("memory limit (pod spec)", limit_s.clone()),
+        Fact::new("restarts", i.restarts.to_string()),
+    ];
+    if let Some((time, u, l)) = last_usage {
+        facts.push(Fact::at(
+            "last sample of the container",
+            format!(
+                "{} used of {}",
+                human_bytes(u),
+                l.map_or_else(|| "no limit".to_owned(), human_bytes)
+            ),
+            time,
+        ));
+    }
+    let cost = Some(Cost {
+        gpu_hours: 0.0,
+        restarts: i.restarts.max(0) as u32,
+    });
+    if counter_moved || blind {
+        let (conf, why) = if counter_moved {
+            (
+                Confidence::Medium,
+                "the cgroup's oom_kill counter moved, but the kernel's report of the kill was not recorded".to_owned(),
+            )
+        } else if !has_agent {
+            (
+                Confidence::Medium,
+                "the runtime's status alone says so: there are no agent records of the node to show the kill, the peak or the victim".to_owned(),
+            )
+        } else {
+            (
+                Confidence::Medium,
+                format!(
+                    "the runtime's status alone says so: the agent's records do not cover the exit at {}",
+                    finished.map_or_else(|| "?".to_owned(), |f| f.to_string())
+                ),
+            )
+        };
+        let mut f = Finding::new(
+            Kind::OomKilled,
+            ctx.subject(pod, Some(container)),
+            conf,
+            format!("Container {container} was OOM-killed at its {limit_s} memory limit ({why})."),
+        );
+        f.evidence = facts;
+        f.evidence.push(Fact::new(
+            "node evidence",
+            if counter_moved {
+                "oom_kill counter moved; no kernel report".to_owned()
+            } else {
+                "missing: no agent records for this exit".to_owned()
+            },
+        ));
+        if let Some(l) = limit {
+            f = f.step(format!(
+                "If the use is expected, raise resources.limits.memory (and requests.memory) of {container}: the peak is unknown, so start above {}Mi and measure with the agent running.",
+                suggest_mi(l, t.limit_headroom_percent)
+            ));
+        }
+        f = f
+            .step(format!(
+                "Confirm which process died: `dmesg -T | grep -i -B2 -A3 oom-kill` on node {node} around {}.",
+                finished.map_or_else(|| "the exit".to_owned(), |x| x.to_string())
+            ))
+            .step(format!(
+                "`kubectl logs -n {ns} {name} -c {container} --previous` for the last lines before the kill; run the gpuscope agent on the node to record the next one (peak, growth, victim)."
+            ));
+        f.cost = cost;
+        return Some(f);
+    }
+    // The agent was watching and saw no kill of this instance.
+    let other = finished.and_then(|fin| {
+        let a = ctx.agent_of(pod)?;
+        let slack = secs(t.match_slack_s);
+        a.events.iter().find_map(|ev| match ev {
+            NodeEvent::OomKill(k)
+                if k.time.since(fin) <= slack
+                    && fin.since(k.time) <= slack
+                    && k.container.container_id.as_deref() != i.id =>
+            {
+                Some(k)
+            }
+            _ => None,
+        })
+    });
+    let other_name = |k: &OomKill| {
+        let pod_name = k.container.pod_uid.as_deref().and_then(|u| {
+            ctx.pods()
+                .iter()
+                .find(|p| k8s::uid(p) == Some(u))
+                .map(k8s::pod_name)
+        });
+        match (
+            pod_name,
+            k.container.pod_uid.as_deref(),
+            k.container.container_id.as_deref(),
+        ) {
+            (Some(p), _, _) => format!("pod {p}"),
+            (None, Some(u), Some(c)) => format!(
+                "another container (pod UID {u}, container {})",
+                &c[..c.len().min(12)]
+            ),
+            _ => format!("cgroup {}", k.container.cgroup_path),
+        }
+    };
+    let (conf, summary) = match other {
+        Some(k) => (
+            Confidence::Medium,
+            format!(
+                "Container {container}'s status says OOMKilled, but the agent saw no OOM kill in it; the exit coincided with the kernel killing {} in {}, so the label is most likely second-hand.",
+                k.victim.as_ref().map_or_else(
+                    || "a process".to_owned(),
+                    |v| format!("{} (pid {})", v.comm, v.pid)
+                ),
+                other_name(k)
+            ),
+        ),
+        None => (
+            Confidence::Low,
+            format!(
+                "Container {container}'s status says OOMKilled, but the agent, which was watching the node, recorded no OOM kill in it{}; the label may be stale or wrong, so check before raising the limit.",
+                if sampled.is_empty() {
+                    " (it never sampled this container instance)"
+                } else {
+                    " and its oom_kill counter never moved"
+                }
+            ),
+        ),
+    };
+    let mut f = Finding::new(
+        Kind::OomStatusWithoutKill,
+        ctx.subject(pod, Some(container)),
+        conf,
+        summary,
+    );
+    f.evidence = facts;
+    f.evidence.push(Fact::new(
+        "agent",
+        format!(
+            "watching the node around the exit; {} sample(s) of this instance; no OOM kill recorded for it",
+            sampled.len()
+        ),
+    ));
+    if let Some(k) = other {
+        f = f.fact(Fact::at(
+            "OOM kill nearby",
+            format!(
+                "{} in {} (cgroup {}, {:?})",
+                k.victim.as_ref().map_or("?", |v| v.comm.as_str()),
+                other_name(k),
+                k.container.cgroup_path,
+                k.constraint
+            ),
+            k.time,
+        ));
+    }
+    f = f
+        .step(format!(
+            "Check the kernel log on node {node}: `dmesg -T | grep -i oom-kill` around {}; if nothing names this container's cgroup, treat the exit as an ordinary crash and read `kubectl logs -n {ns} {name} -c {container} --previous`.",
+            finished.map_or_else(|| "the exit".to_owned(), |x| x.to_string())
+        ));
+    if let Some((_, u, Some(l))) = last_usage
+        && u * 100 < l * t.near_limit_percent
+    {
+        f = f.step(format!(
+            "Do not raise the memory limit on the strength of this status alone: the container's last measured use ({}) was well below its {} limit.",
+            human_bytes(u),
+            human_bytes(l)
+        ));
+    }
+    f.cost = cost;
+    Some(f)
+}
+
+/// Exit 137 (SIGKILL) that was not an OOM kill.
+fn exit_137(
+    ctx: &Context<'_>,
+    pod: &Pod,
+    i: &Instance<'_>,
+    insts: &[Instance<'_>],
+) -> Option<Finding> {
+    let e = i.exit?;
+    // ContainerStatusUnknown (137) means the kubelet lost the container
+    // (a node that went away), not that anything killed it.
+    if e.exit_code != 137
+        || matches!(
+            e.reason.as_deref(),
+            Some("OOMKilled" | "ContainerStatusUnknown")
+        )
+    {
+        return None;
+    }
+    if !kills_in(ctx, pod, insts, i).is_empty() {
+        return None;
+    }
+    let sampled = samples(ctx, pod, i);
+    if sampled.iter().any(|s| s.memory.events.oom_kill > 0) {
+        return None; // the kill path (or the counter) says OOM
+    }
+    let t = &ctx.config.oom;
+    let container = i.name;
+    let (ns, name) = (k8s::namespace(pod), k8s::name(pod));
+    let slack = secs(t.match_slack_s);
+    let fin = i.finished;
+    let in_life = |time: Option<Timestamp>| match (time, i.started, fin) {
+        (Some(x), Some(s), Some(f)) => plus(x, slack) >= s && x <= plus(f, slack),
+        (Some(_), _, _) => true,
+        _ => false,
+    };
+    let events = ctx.events_for(pod);
+    let mentions = |m: &str| {
+        m.contains(&format!("Container {container} "))
+            || m.contains(&format!("container {container}"))
+    };
+    let liveness = events.iter().rev().find(|ev| {
+        ev.reason.as_deref() == Some("Killing")
+            && ev.message.as_deref().is_some_and(|m| {
+                mentions(m)
+                    && (m.contains("failed liveness probe") || m.contains("failed startup probe"))
+            })
+            && in_life(k8s::event_last_time(ev))
+    });
+    let unhealthy: Vec<_> = events
+        .iter()
+        .filter(|ev| {
+            ev.reason.as_deref() == Some("Unhealthy")
+                && ev.message.as_deref().is_some_and(|m| {
+                    m.starts_with("Liveness probe failed") || m.starts_with("Startup probe failed")
+                })
+                && in_life(k8s::event_last_time(ev))
+        })
+        .collect();
+    let grace = k8s::spec(pod)
+        .termination_grace_period_seconds
+        .unwrap_or(30)
+        .max(0) as u64;
+    let stopping = events.iter().rev().find(|ev| {
+        ev.reason.as_deref() == Some("Killing")
+            && ev
+                .message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("Stopping container") && m.contains(container))
+            && in_life(k8s::event_last_time(ev))
+    });
+    let preempted = events.iter().rev().find(|ev| {
+        matches!(
+            ev.reason.as_deref(),
+            Some("Preempted" | "Preempting" | "TaintManagerEviction")
+        )
+    });
+    let disruption = k8s::status(pod)
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "DisruptionTarget" && c.status == "True");
+    let watching = !sampled.is_empty()
+        && ctx.agent_of(pod).is_some()
+        && fin.is_some_and(|f| {
+            sampled
+                .last()
+                .is_some_and(|s| f.since(s.time) <= secs(t.agent_coverage_s))
+        });
+    let oom_note = if watching {
+        "the agent watched the container and recorded no OOM kill"
+    } else {
+        "no agent records for it, so an OOM kill the runtime missed is not ruled out"
+    };
+    // Where the events explain the kill, the agent only adds to it.
+    let seen = if watching {
+        " (the agent watched the container and recorded no OOM kill)"
+    } else {
+        ""
+    };
+    let mut facts = vec![exit_fact(e), Fact::new("restarts", i.restarts.to_string())];
+    let mut steps = Vec::new();
+    let (conf, summary) = if let Some(ev) = liveness {
+        let probe = if ev.message.as_deref().is_some_and(|m| m.contains("startup")) {
+            "startup"
+        } else {
+            "liveness"
+        };
+        facts.push(event_fact("kubelet", ev));
+        for u in unhealthy.iter().rev().take(2) {
+            facts.push(event_fact("probe failures", u));
+        }
+        steps.push(format!(
+            "See why the probe fails: `kubectl describe pod -n {ns} {name}` (Events: Unhealthy) and the probe in spec.containers[{container}].{probe}Probe; a process busy on the GPU or loading a model can miss an HTTP probe: raise timeoutSeconds/failureThreshold, or use a startupProbe for the load phase."
+        ));
+        (
+            Confidence::High,
+            format!(
+                "Container {container} was killed with SIGKILL (exit 137) by the kubelet because its {probe} probe failed, not by the OOM killer{seen}."
+            ),
+        )
+    } else if let (Some(ev), Some(f)) = (stopping, fin) {
+        let asked = k8s::event_last_time(ev).unwrap_or(f);
+        let took = f.since(asked).as_secs();
+        facts.push(event_fact("kubelet", ev));
+        facts.push(Fact::new(
+            "stop took",
+            format!("{took} s (terminationGracePeriodSeconds {grace})"),
+        ));
+        if took + t.match_slack_s.min(5) >= grace {
+            steps.push(format!(
+                "The process ignored or outlived SIGTERM: handle SIGTERM in the program (save a checkpoint, exit), make it PID 1's job to forward signals (exec form of the command, or tini), or raise spec.terminationGracePeriodSeconds above {grace} if a clean stop needs longer."
+            ));
+            (
+                Confidence::High,
+                format!(
+                    "Container {container} did not stop within its {grace} s grace period after the kubelet asked it to, so it was killed with SIGKILL (exit 137), not an OOM kill{seen}."
+                ),
+            )
+        } else {
+            steps.push(format!(
+                "`kubectl get events -n {ns} --field-selector involvedObject.name={name}` for what stopped the pod (a deletion, a rollout, a node drain)."
+            ));
+            (
+                Confidence::Medium,
+                format!(
+                    "Container {container} was being stopped by the kubelet and ended with SIGKILL (exit 137) after {took} s, before its {grace} s grace period ran out: something else killed it during the stop, not an OOM kill{seen}."
+                ),
+            )
+        }
+    } else if let Some(c) = disruption.as_ref() {
+        facts.push(Fact::new(
+            "pod condition DisruptionTarget",
+            format!(
+                "{}: {}",
+                c.reason.as_deref().unwrap_or(""),
+                c.message.as_deref().unwrap_or("")
+            ),
+        ));
+        if let Some(ev) = preempted {
+            facts.push(event_fact("event", ev));
+        }
+        steps.push(format!(
+            "`kubectl get events -n {ns} --field-selector involvedObject.name={name}`: the pod was disrupted ({}); give it a higher priorityClassName or a PodDisruptionBudget if it must not be.",
+            c.reason.as_deref().unwrap_or("")
+        ));
+        (
+            Confidence::High,
+            format!(
+                "Container {container} was killed with SIGKILL (exit 137) because the pod was disrupted ({}), not by the OOM killer.",
+                c.reason.as_deref().unwrap_or("DisruptionTarget")
+            ),
+        )
+    } else if let Some(ev) = preempted {
+        facts.push(event_fact("event", ev));
+        steps.push(
+            "Give the job a higher priorityClassName, or run it where it cannot be preempted."
+                .to_owned(),
+        );
+        (
+            Confidence::High,
+            format!(
+                "Container {container} was killed with SIGKILL (exit 137) when the pod was preempted, not by the OOM killer."
+            ),
+        )
+    } else {
+        steps.push(format!(
+            "Find who sent SIGKILL: `kubectl get events -n {ns} --field-selector involvedObject.name={name}` (Killing, Unhealthy, Preempted), the node's kubelet log (`journalctl -u kubelet | grep {name}`), and whether something inside the container kills its own processes (a supervisor, `kill -9`)."
+        ));
+        if !watching {
+            steps.push(format!(
+                "Rule out an OOM kill the runtime did not label: `dmesg -T | grep -i oom-kill` on node {} around {}.",
+                k8s::node_name(pod).unwrap_or("NODE"),
+                fin.map_or_else(|| "the exit".to_owned(), |f| f.to_string())
+            ));
+        }
+        (
+            Confidence::Low,
+            format!(
+                "Container {container} exited with code 137 (SIGKILL) and reason {}, not OOMKilled; nothing in the evidence says who killed it ({oom_note}).",
+                e.reason.as_deref().unwrap_or("none")
+            ),
+        )
+    };
+    facts.push(Fact::new(
+        "OOM kill",
+        if watching || conf == Confidence::Low {
+            oom_note
+        } else {
+            "not checked (no agent records); the events above explain the exit"
+        },
+    ));
+    let mut f = Finding::new(
+        Kind::Exit137NotOom,
+        ctx.subject(pod, Some(container)),
+        if ctx.evidence.lacks("events") {
+            conf.min(Confidence::Low)
+        } else {
+            conf
+        },
+        summary,
+    );
+    f.evidence = facts;
+    f.next_steps = steps;
+    f.cost = Some(Cost {
+        gpu_hours: 0.0,
+        restarts: i.restarts.max(0) as u32,
+    });
+    Some(f)
+}
+
+fn event_fact(name: &str, ev: &k8s_openapi::api::core::v1::Event) -> Fact {
+    let v = format!(
+        "{}: {}{}",
+        ev.reason.as_deref().unwrap_or(""),
+        ev.message.as_deref().unwrap_or(""),
+        ev.count
+            .filter(|c| *c > 1)
+            .map(|c| format!(" (x{c})"))
+            .unwrap_or_default()
+    );
+    match k8s::event_last_time(ev) {
+        Some(t) => Fact::at(name, v, t),
+        None => Fact::new(name, v),
+    }
+}
+
+/// What an eviction message says.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct Eviction {
+    /// `memory`, `ephemeral-storage`, `pid`, … (empty: not said).
+    pub resource: String,
+    /// The eviction threshold.
+    pub threshold: Option<String>,
+    /// What was available.
+    pub available: Option<String>,
+    /// Per container: name, usage, request.
+    pub containers: Vec<(String, String, String)>,
+}
+
+/// Parses the kubelet's eviction message.
+pub(crate) fn parse_eviction(m: &str) -> Eviction {
+    let word = |s: &str| {
+        s.split([',', ' '])
+            .next()
+            .unwrap_or("")
+            .trim_end_matches('.')
+            .to_owned()
+    };
+    let find = |pat: &str| m.find(pat).map(|i| &m[i + pat.len()..]);
+    let mut ev = Eviction {
+        resource: find("low on resource: ").map(word).unwrap_or_default(),
+        threshold: find("Threshold quantity: ").map(word),
+        available: find("available: ").map(word),
+        containers: Vec::new(),
+    };
+    for part in m.split("Container ").skip(1) {
+        let name = word(part);
+        let using = part.find("was using ").map(|i| word(&part[i + 10..]));
+        let req = part.find("request is ").map(|i| word(&part[i + 11..]));
+        if let (Some(u), Some(r)) = (using, req) {
+            ev.containers.push((name, u, r));
+        }
+    }
+    if ev.resource.is_empty() && m.contains("ephemeral local storage") {
+        ev.resource = "ephemeral-storage".to_owned();
+    }
+    ev
+}
+
+fn evicted(ctx: &Context<'_>, pod: &Pod) -> Option<Finding> {
+    let st = k8s::status(pod);
+    if st.reason.as_deref() != Some("Evicted") {
+        return None;
+    }
+    let msg = st.message.clone().unwrap_or_default();
+    let ev = parse_eviction(&msg);
+    let (ns, name) = (k8s::namespace(pod), k8s::name(pod));
+    let node = k8s::node_name(pod);
+    // The container the message blames: the one furthest over its request.
+    let blamed = ev.containers.iter().max_by(|a, b| {
+        let over = |c: &(String, String, String)| {
+            let q = |s: &str| {
+                k8s::quantity(&k8s_openapi::apimachinery::pkg::api::resource::Quantity(
+                    s.to_owned(),
+                ))
+                .unwrap_or(0.0)
+            };
+            q(&c.1) - q(&c.2)
+        };
+        over(a)
+            .partial_cmp(&over(b))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let resource = if ev.resource.is_empty() {
+        "a resource".to_owned()
+    } else {
+        ev.resource.clone()
+    };
+    let summary = match blamed {
+        Some((c, u, r)) => format!(
+            "The kubelet evicted the pod because node {} was low on {resource}; container {c} was using {u} against a request of {r}, so the pod was among the first to go.",
+            node.unwrap_or("?")
+        ),
+        None => format!(
+            "The kubelet evicted the pod because node {} was low on {resource}.",
+            node.unwrap_or("?")
+        ),
+    };
+    let conf = if ev.resource.is_empty() {
+        Confidence::Medium
+    } else {
+        Confidence::High
+    };
+    let mut f = Finding::new(
+        Kind::Evicted,
+        ctx.subject(pod, blamed.map(|b| b.0.as_str())),
+        conf,
+        summary,
+    )
+    .fact(Fact::new("eviction message", msg.clone()));
+    if let (Some(t), Some(a)) = (&ev.threshold, &ev.available) {
+        f = f.fact(Fact::new(
+            format!("node {resource} available / eviction threshold"),
+            format!("{a} / {t}"),
+        ));
+    }
+    for (c, u, r) in &ev.containers {
+        f = f.fact(Fact::new(
+            format!("container {c} {resource} usage / request"),
+            format!("{u} / {r}"),
+        ));
+    }
+    let cond = match ev.resource.as_str() {
+        "ephemeral-storage" | "nodefs.available" | "imagefs.available" => "DiskPressure",
+        "pid" | "pids" => "PIDPressure",
+        _ => "MemoryPressure",
+    };
+    if let Some(n) = node.and_then(|n| ctx.node(n))
+        && let Some(c) = n
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == cond))
+    {
+        let v = format!(
+            "{} ({})",
+            c.status,
+            c.message
+                .as_deref()
+                .unwrap_or(c.reason.as_deref().unwrap_or(""))
+        );
+        f = f.fact(match c.last_transition_time.as_ref() {
+            Some(t) => Fact::at(format!("node condition {cond}"), v, k8s::ts(t)),
+            None => Fact::new(format!("node condition {cond}"), v),
+        });
+    }
+    if let Some(n) = node
+        && let Some(e) = ctx
+            .node_events(n)
+            .into_iter()
+            .rev()
+            .find(|e| e.reason.as_deref() == Some("EvictionThresholdMet"))
+    {
+        f = f.fact(event_fact("node event", e));
+    }
+    let qos = k8s::status(pod).qos_class.unwrap_or_default();
+    if !qos.is_empty() {
+        f = f.fact(Fact::new("QoS class", qos.clone()));
+    }
+    match ev.resource.as_str() {
+        "ephemeral-storage" => {
+            f = f.step(format!(
+                "Write large files (checkpoints, datasets, caches such as HF_HOME) to a PersistentVolumeClaim rather than the container's writable layer or a disk emptyDir, and set resources.requests/limits.ephemeral-storage for what remains (`kubectl describe node {}` shows the disk left).",
+                node.unwrap_or("NODE")
+            ));
+        }
+        "pid" | "pids" => {
+            f = f.step("Bound the number of processes and threads (DataLoader num_workers, OMP_NUM_THREADS, a runaway fork loop).");
+        }
+        _ => {
+            let size = blamed.map_or_else(|| "its peak use".to_owned(), |b| b.1.clone());
+            f = f.step(format!(
+                "Set requests.memory equal to limits.memory for every container, sized above the observed use ({size}): Guaranteed pods using no more than they requested are evicted last, and the scheduler stops overcommitting the node."
+            ));
+            f = f.step(format!(
+                "See what else filled node {}: `kubectl describe node {}` (Allocated resources) and `kubectl top pods -A --sort-by=memory`.",
+                node.unwrap_or("NODE"),
+                node.unwrap_or("NODE")
+            ));
+        }
+    }
+    f = f.step(format!(
+        "The pod object stays Failed until deleted: `kubectl delete pod -n {ns} {name}` after reading it; its controller creates a replacement."
+    ));
+    f.cost = Some(Cost {
+        gpu_hours: 0.0,
+        restarts: 1,
+    });
+    Some(f)
+}
+
+/// CUDA out of memory: from the log tail, or from a full GPU right
+/// before a non-zero exit (weak: many frameworks reserve nearly all GPU
+/// memory up front, TensorFlow by default and JAX 75 %, so a full GPU is
+/// normal for them).
+fn cuda_oom(ctx: &Context<'_>, pod: &Pod, insts: &[Instance<'_>]) -> Vec<Finding> {
+    let t = &ctx.config.oom;
+    let mut out = Vec::new();
+    let (ns, name) = (k8s::namespace(pod), k8s::name(pod));
+    for c in k8s::spec(pod).containers {
+        let container = c.name.as_str();
+        let log = logs::relevant_log(ctx, pod, container);
+        let line = log.as_ref().and_then(|(l, _)| logs::cuda_oom(&l.text));
+        let latest_exit = insts
+            .iter()
+            .filter(|i| i.name == container && i.exit.is_some())
+            .max_by_key(|i| i.finished);
+        // An exit older than `recent_s` is history (a running instance's
+        // log has no exit and is always current).
+        let old = match (&line, &log) {
+            (Some(_), Some((_, e))) => e
+                .as_ref()
+                .is_some_and(|e| !recent(ctx, e.finished, t.recent_s)),
+            _ => latest_exit.is_some_and(|i| !recent(ctx, i.finished, t.recent_s)),
+        };
+        if old {
+            continue;
+        }
+        // The GPU's memory in the minutes before the exit.
+        let full = latest_exit.and_then(|i| {
+            let fin = i.finished?;
+            let from = fin.saturating_sub(secs(t.cuda_oom_lookback_s));
+            ctx.gpus_of(pod)
+                .into_iter()
+                .filter(|g| g.time >= from && g.time <= fin && g.memory_total_bytes > 0)
+                .max_by_key(|g| g.memory_used_bytes * 10_000 / g.memory_total_bytes)
+        });
+        let full_pct =
+            full.map(|g| g.memory_used_bytes as f64 * 100.0 / g.memory_total_bytes as f64);
+        let mut f = if let Some(m) = &line {
+            let exit = log.as_ref().and_then(|(_, e)| e.clone());
+            let conf = if exit.is_some() {
+                Confidence::High
+            } else {
+                Confidence::Medium
+            };
+            let what = m
+                .tried
+                .as_ref()
+                .map(|tr| {
+                    format!(
+                        ": it tried to allocate {tr}{}{}",
+                        m.total
+                            .as_ref()
+                            .map(|x| format!(" on a GPU of {x}"))
+                            .unwrap_or_default(),
+                        m.free
+                            .as_ref()
+                            .map(|x| format!(" with {x} free"))
+                            .unwrap_or_default()
+                    )
+                })
+                .unwrap_or_default();
+            let mut f = Finding::new(
+                Kind::CudaOom,
+                ctx.subject(pod, Some(container)),
+                conf,
+                format!(
+                    "Container {container} ran out of GPU memory ({} reported CUDA out of memory{what}){}; this is GPU memory, not the container's memory limit.",
+                    m.framework,
+                    match &exit {
+                        Some(e) => format!(" and exited with code {}", e.code),
+                        None => " while still running".to_owned(),
+                    }
+                ),
+            )
+            .fact(Fact::new("log line", m.line.clone()));
+            if let Some(e) = exit {
+                f = f.fact(e.fact());
+            }
+            f
+        } else {
+            let Some(i) = latest_exit else { continue };
+            let Some(e) = i.exit else { continue };
+            let (Some(g), Some(pct)) = (full, full_pct) else {
+                continue;
+            };
+            // The exit's own log tail, when there is one, is the better
+            // witness: it did not say CUDA OOM, so a full GPU is not enough.
+            let log_of_exit = log.as_ref().is_some_and(|(_, e)| e.is_some());
+            if e.exit_code == 0
+                || e.exit_code == 137
+                || pct < t.cuda_oom_memory_percent as f64
+                || log_of_exit
+            {
+                continue;
+            }
+            Finding::new(
+                Kind::CudaOom,
+                ctx.subject(pod, Some(container)),
+                Confidence::Low,
+                format!(
+                    "Container {container} exited with code {} while its GPU's memory was {pct:.1} % full, which suggests CUDA ran out of memory; no log tail of that exit was available to confirm it, and some frameworks reserve the whole GPU anyway.",
+                    e.exit_code
+                ),
+            )
+            .fact(exit_fact(e))
+            .fact(Fact::at(
+                "GPU memory before the exit",
+                format!(
+                    "{} of {} used ({pct:.1} %) on {}",
+                    human_bytes(g.memory_used_bytes),
+                    human_bytes(g.memory_total_bytes),
+                    g.uuid
+                ),
+                g.time,
+            ))
+        };
+        if line.is_some()
+            && let (Some(g), Some(pct)) = (full, full_pct)
+        {
+            f = f.fact(Fact::at(
+                "GPU memory before the exit",
+                format!(
+                    "{} of {} used ({pct:.1} %)",
+                    human_bytes(g.memory_used_bytes),
+                    human_bytes(g.memory_total_bytes)
+                ),
+                g.time,
+            ));
+        }
+        if let Some(g) = full {
+            f.subject.gpu = Some(g.uuid.clone());
+        } else if let [g, ..] = ctx.gpus_of(pod).as_slice()
+            && ctx.gpus_of(pod).iter().all(|x| x.uuid == g.uuid)
+        {
+            f.subject.gpu = Some(g.uuid.clone());
+        }
+        if let Some(i) = latest_exit {
+            f = f.fact(Fact::new("restarts", i.restarts.to_string()));
+            f.cost = Some(Cost {
+                gpu_hours: 0.0,
+                restarts: i.restarts.max(0) as u32,
+            });
+        }
+        f = f
+            .step("Lower the memory per step: a smaller micro-batch with gradient accumulation, activation checkpointing, bf16/fp16, or sharding optimizer state and weights (FSDP, ZeRO); for inference, a smaller max batch/sequence length or gpu_memory_utilization.")
+            .step("If the message shows much memory reserved but unallocated (fragmentation), set PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True.")
+            .step(format!(
+                "`kubectl logs -n {ns} {name} -c {container} --previous` for the full message, and `nvidia-smi` on the node to see whether another process shares the GPU."
+            ));
+        if ctx.evidence.lacks("logs") && line.is_none() {
+            f.confidence = Confidence::Low;
+        }
+        out.push(f);
+    }
+    out
+}
+
+/// Memory pressure that stayed high without a kill.
+fn thrashing(ctx: &Context<'_>, pod: &Pod, insts: &[Instance<'_>]) -> Vec<Finding> {
+    let t = &ctx.config.oom;
+    let kills = ctx.kills_of(pod);
+    let mut out = Vec::new();
+    for i in insts {
+        let s = samples(ctx, pod, i);
+        let hot = |x: &ContainerSample| {
+            x.pressure.memory.is_some_and(|m| {
+                m.some.avg10 >= t.thrash_some_avg10_percent
+                    || m.full
+                        .is_some_and(|f| f.avg10 >= t.thrash_full_avg10_percent)
+            })
+        };
+        // The longest run of hot samples.
+        let mut best: Option<(usize, usize)> = None;
+        let mut start: Option<usize> = None;
+        for (n, x) in s.iter().enumerate() {
+            match (hot(x), start) {
+                (true, None) => start = Some(n),
+                (false, Some(a)) => {
+                    best = longer(&s, best, (a, n - 1));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(a) = start {
+            best = longer(&s, best, (a, s.len() - 1));
+        }
+        let Some((a, b)) = best else { continue };
+        let (first, last) = (s[a], s[b]);
+        let span = last.time.since(first.time);
+        if span < secs(t.thrash_min_s) {
+            continue;
+        }
+        // A kill right after is the kill's story.
+        let until = plus(last.time, secs(t.thrash_min_s));
+        if kills.iter().any(|k| {
+            k.container.container_id.as_deref() == i.id && k.time >= first.time && k.time <= until
+        }) || i
+            .exit
+            .is_some_and(|e| e.reason.as_deref() == Some("OOMKilled"))
+        {
+            continue;
+        }
+        let run = &s[a..=b];
+        let limit = last.memory.limit_bytes;
+        let near = limit
+            .is_some_and(|l| l > 0 && last.memory.usage_bytes * 100 >= l * t.near_limit_percent);
+        let scope = last.pressure_scope;
+        let conf = match (scope, near) {
+            (PsiScope::Container, true) => Confidence::High,
+            (PsiScope::Container, false) => Confidence::Medium,
+            (PsiScope::Node, true) => Confidence::Low,
+            (PsiScope::Node, false) => continue,
+        };
+        let max_some = run
+            .iter()
+            .filter_map(|x| x.pressure.memory.map(|m| m.some.avg10))
+            .fold(0.0, f32::max);
+        let max_full = run
+            .iter()
+            .filter_map(|x| x.pressure.memory.and_then(|m| m.full.map(|f| f.avg10)))
+            .fold(0.0, f32::max);
+        let stalled = match (first.pressure.memory, last.pressure.memory) {
+            (Some(p), Some(q)) => Some(q.some.total_us.saturating_sub(p.some.total_us)),
+            _ => None,
+        };
+        let container = i.name;
+        let scope_s = match scope {
+            PsiScope::Container => "the container's own memory pressure",
+            PsiScope::Node => {
+                "the node's memory pressure (this host has no per-container pressure files)"
+            }
+        };
+        let usage_s = match limit {
+            Some(l) => format!(
+                "{} of its {} limit",
+                human_bytes(last.memory.usage_bytes),
+                human_bytes(l)
+            ),
+            None => format!("{} (no limit)", human_bytes(last.memory.usage_bytes)),
+        };
+        let mut f = Finding::new(
+            Kind::MemoryThrashing,
+            ctx.subject(pod, Some(container)),
+            conf,
+            format!(
+                "Container {container} spent {:.0} s stalled on memory reclaim without being killed ({scope_s} peaked at some {max_some:.0} %, full {max_full:.0} %), using {usage_s}: it is thrashing, running slower rather than failing.",
+                span.as_secs_f64()
+            ),
+        )
+        .fact(Fact::at(
+            "memory pressure",
+            format!(
+                "some avg10 up to {max_some:.1} %, full avg10 up to {max_full:.1} %{} over {:.0} s",
+                stalled
+                    .map(|st| format!(", {:.1} s stalled", st as f64 / 1e6))
+                    .unwrap_or_default(),
+                span.as_secs_f64()
+            ),
+            last.time,
+        ))
+        .fact(Fact::new(
+            "pressure_scope",
+            match scope {
+                PsiScope::Container => "container",
+                PsiScope::Node => "node",
+            },
+        ))
+        .fact(Fact::at("memory use", usage_s.clone(), last.time))
+        .fact(Fact::at(
+            "page cache",
+            format!(
+                "{} -> {} over the window (anon {} -> {})",
+                human_bytes(first.memory.file_bytes),
+                human_bytes(last.memory.file_bytes),
+                human_bytes(first.memory.anon_bytes),
+                human_bytes(last.memory.anon_bytes)
+            ),
+            last.time,
+        ));
+        if let Some(h) = last.memory.events.high.filter(|h| *h > 0) {
+            f = f.fact(Fact::new(
+                "memory.events high (throttled above memory.high)",
+                h.to_string(),
+            ));
+        }
+        if let Some(l) = limit {
+            f = f.step(format!(
+                "Give the container room for its working set plus page cache: raise resources.limits.memory above {}Mi (use {} + {} %), or shrink what it keeps in memory.",
+                suggest_mi(last.memory.usage_bytes.max(l), t.limit_headroom_percent),
+                human_bytes(last.memory.usage_bytes),
+                t.limit_headroom_percent
+            ));
+        }
+        f = f.step("If it reads a large dataset through the page cache, stream it (sharded/streaming datasets, O_DIRECT readers) or memory-map it read-only rather than copying it; cache re-reads are what it stalls on.");
+        if scope == PsiScope::Node {
+            f = f.step(format!(
+                "The pressure figures are the node's: check the node as a whole, `kubectl top pods -A --sort-by=memory --field-selector spec.nodeName={}`.",
+                k8s::node_name(pod).unwrap_or("NODE")
+            ));
+        }
+        out.push(f);
+    }
+    out
+}
+
+fn longer(
+    s: &[&ContainerSample],
+    best: Option<(usize, usize)>,
+    cand: (usize, usize),
+) -> Option<(usize, usize)> {
+    let len = |(a, b): (usize, usize)| s[b].time.since(s[a].time);
+    match best {
+        Some(b) if len(b) >= len(cand) => Some(b),
+        _ => Some(cand),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::{AgentRecords, Evidence};
+    use crate::{Config, Context};
+    use gpuscope_agent::model::{ContainerRef, Detection, Victim};
+
+    const T0: u64 = 1_764_150_000_000_000_000;
+
+    fn point(s: u64, usage_mib: u64, shmem_mib: u64, psi_total: u64) -> RecorderPoint {
+        RecorderPoint {
+            time: Timestamp(T0 + s * 1_000_000_000),
+            usage_bytes: usage_mib << 20,
+            anon_bytes: (usage_mib - shmem_mib) << 20,
+            file_bytes: shmem_mib << 20,
+            shmem_bytes: shmem_mib << 20,
+            memory_some_avg10: 1.5,
+            memory_some_total_us: psi_total,
+            memory_full_total_us: 0,
+        }
+    }
+
+    const CID: &str = "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789";
+
+    fn kill(constraint: OomConstraint, victim: bool, shmem_mib: u64) -> OomKill {
+        OomKill {
+            time: Timestamp(T0 + 10 * 1_000_000_000),
+            detected_at: Timestamp(T0 + 10 * 1_000_000_000),
+            detected_by: Detection::Notification,
+            container: ContainerRef {
+                cgroup_path: format!("/kubepods/burstable/podp/{CID}"),
+                pod_uid: Some("p".into()),
+                container_id: Some(CID.into()),
+                ..ContainerRef::default()
+            },
+            cgroup_version: None,
+            limit_bytes: Some(1 << 30),
+            peak_bytes: Some(1 << 30),
+            oom_kill: Some(1),
+            oom_group_kill: None,
+            constraint,
+            victim: victim.then(|| Victim {
+                pid: 42,
+                comm: "python3".into(),
+                anon_rss_bytes: 900 << 20,
+                ..Victim::default()
+            }),
+            trigger_comm: None,
+            kernel_usage_bytes: None,
+            kernel_limit_bytes: None,
+            window: vec![
+                point(0, 300, shmem_mib.min(300), 0),
+                point(2, 200, shmem_mib.min(200), 100),
+                point(6, 600, shmem_mib.min(600), 5_000),
+                point(10, 1024, shmem_mib, 25_000),
+            ],
+            pressure_scope: Some(PsiScope::Container),
+        }
+    }
+
+    /// A pod whose container `trainer` last terminated (OOMKilled, the
+    /// kill's container ID) and runs again, or runs the same instance
+    /// still (`alive`).
+    fn pod(alive: bool) -> Pod {
+        let last = serde_json::json!({"terminated": {
+            "exitCode": 137, "reason": "OOMKilled", "containerID": format!("containerd://{CID}"),
+            "startedAt": "2025-11-26T09:39:00Z", "finishedAt": "2025-11-26T09:40:11Z"}});
+        let status = if alive {
+            serde_json::json!({"name": "trainer", "restartCount": 0, "ready": true, "image": "i", "imageID": "",
+                "containerID": format!("containerd://{CID}"),
+                "state": {"running": {"startedAt": "2025-11-26T09:39:00Z"}}})
+        } else {
+            serde_json::json!({"name": "trainer", "restartCount": 3, "ready": true, "image": "i", "imageID": "",
+                "containerID": "containerd://ffff",
+                "state": {"running": {"startedAt": "2025-11-26T09:40:20Z"}}, "lastState": last})
+        };
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "train-0", "namespace": "ml", "uid": "p"},
+            "spec": {"nodeName": "gpu-node-1", "containers": [{"name": "trainer", "image": "i",
+                "resources": {"limits": {"memory": "1Gi"}}}]},
+            "status": {"phase": "Running", "containerStatuses": [status]}
+        }))
+        .expect("pod")
+    }
+
+    fn run_on(pod: Pod, kills: Vec<OomKill>) -> Vec<Finding> {
+        let ev = Evidence {
+            pods: vec![pod],
+            agents: vec![AgentRecords {
+                events: kills
+                    .into_iter()
+                    .map(|k| NodeEvent::OomKill(Box::new(k)))
+                    .collect(),
+                ..AgentRecords::default()
+            }],
+            ..Evidence::default()
+        };
+        let config = Config::default();
+        let ctx = Context::new(&ev, &config);
+        run(&ctx)
+    }
+
+    fn value<'a>(f: &'a Finding, name: &str) -> &'a str {
+        &f.evidence
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("no {name} in {f:?}"))
+            .value
+    }
+
+    #[test]
+    fn container_limit_kill_with_growth_and_pressure() {
+        let fs = run_on(pod(false), vec![kill(OomConstraint::Memcg, true, 0)]);
+        assert_eq!(fs.len(), 1, "{fs:?}");
+        let f = &fs[0];
+        assert_eq!(f.kind, Kind::OomKilled);
+        assert_eq!(f.confidence, Confidence::High);
+        assert_eq!(f.subject.container.as_deref(), Some("trainer"));
+        assert!(
+            f.summary
+                .contains("process python3 (pid 42, 900.0 MiB anonymous memory)"),
+            "{}",
+            f.summary
+        );
+        assert!(f.summary.contains("1.0 GiB memory limit"), "{}", f.summary);
+        // From the last low point (200 MiB at 2 s) to the peak at 10 s.
+        assert_eq!(
+            value(f, "growth before the kill"),
+            "200.0 MiB -> 1.0 GiB in 8.0 s (103.0 MiB/s)"
+        );
+        assert!(
+            value(f, "memory pressure before the kill")
+                .starts_with("25.0 ms stalled over the last 10 s")
+        );
+        assert_eq!(
+            value(f, "recurrence"),
+            "1 kill(s) recorded by the agent, 3 restart(s) of the container"
+        );
+        assert!(
+            f.next_steps[0].contains("resources.limits.memory: 1280Mi"),
+            "{:?}",
+            f.next_steps
+        );
+        assert_eq!(f.cost.map(|c| c.restarts), Some(3));
+    }
+
+    #[test]
+    fn a_worker_killed_while_the_container_lives() {
+        let fs = run_on(pod(true), vec![kill(OomConstraint::Memcg, true, 0)]);
+        assert_eq!(fs.len(), 1, "{fs:?}");
+        assert_eq!(fs[0].kind, Kind::OomKilledWorker);
+        assert!(fs[0].summary.contains("kept running"), "{}", fs[0].summary);
+    }
+
+    #[test]
+    fn node_wide_oom_blames_the_node_not_the_limit() {
+        let fs = run_on(pod(false), vec![kill(OomConstraint::Node, true, 0)]);
+        assert_eq!(fs.len(), 1, "{fs:?}");
+        let f = &fs[0];
+        assert_eq!(f.kind, Kind::OomNode);
+        assert!(
+            f.summary.contains("Node gpu-node-1 ran out of memory"),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.next_steps[0].contains("kubectl describe node gpu-node-1"),
+            "{:?}",
+            f.next_steps
+        );
+    }
+
+    #[test]
+    fn shared_memory_is_called_out() {
+        let fs = run_on(pod(false), vec![kill(OomConstraint::Memcg, true, 700)]);
+        let f = &fs[0];
+        assert!(f.summary.contains("shared memory"), "{}", f.summary);
+        assert!(
+            f.next_steps.iter().any(|s| s.contains("/dev/shm")),
+            "{:?}",
+            f.next_steps
+        );
+    }
+
+    #[test]
+    fn missing_kernel_report_lowers_confidence() {
+        let fs = run_on(pod(false), vec![kill(OomConstraint::Unknown, false, 0)]);
+        let f = &fs[0];
+        assert_eq!(f.confidence, Confidence::Low);
+        assert!(f.summary.contains("which one is unknown"), "{}", f.summary);
+        assert!(
+            f.next_steps.iter().any(|s| s.contains("dmesg")),
+            "{:?}",
+            f.next_steps
+        );
+        let fs = run_on(pod(false), vec![kill(OomConstraint::Memcg, false, 0)]);
+        assert_eq!(fs[0].confidence, Confidence::Medium);
+    }
+
+    #[test]
+    fn steady_growth_is_called_a_leak_and_no_limit_is_suggested() {
+        let mut k = kill(OomConstraint::Memcg, true, 0);
+        k.window = (0..=30)
+            .map(|i| point(i * 10, 100 + i * 30, 0, 0))
+            .collect();
+        k.time = Timestamp(T0 + 301 * 1_000_000_000);
+        let fs = run_on(pod(false), vec![k]);
+        let f = &fs[0];
+        assert!(
+            f.next_steps.iter().any(|s| s.contains("leak")),
+            "{:?}",
+            f.next_steps
+        );
+        assert!(
+            !f.next_steps
+                .iter()
+                .any(|s| s.contains("resources.limits.memory:")),
+            "{:?}",
+            f.next_steps
+        );
+    }
+
+    #[test]
+    fn eviction_message_is_parsed() {
+        let e = parse_eviction(
+            "The node was low on resource: memory. Threshold quantity: 100Mi, available: 56Mi. Container trainer was using 14Gi, request is 8Gi, has larger consumption of memory. ",
+        );
+        assert_eq!(e.resource, "memory");
+        assert_eq!(e.threshold.as_deref(), Some("100Mi"));
+        assert_eq!(e.available.as_deref(), Some("56Mi"));
+        assert_eq!(
+            e.containers,
+            vec![("trainer".into(), "14Gi".into(), "8Gi".into())]
+        );
+    }
+
+    #[test]
+    fn suggested_limits_round_up_to_256_mib() {
+        assert_eq!(suggest_mi(1 << 30, 25), 1280);
+        assert_eq!(suggest_mi(14 << 30, 25), 17920);
+    }
 }

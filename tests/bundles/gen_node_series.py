@@ -1,0 +1,1339 @@
+#!/usr/bin/env python3
+"""Writes the `oom-*`, `gpu-use-*` and `logs-*` test bundles.
+
+Each case is a folder `tests/bundles/CASE/` with `bundle/` (what a person
+would collect: `kubectl get pod -o json` > pod.json, `kubectl get events -o
+json` > events.json, `kubectl get node -o json` > node.json, `gpuscope-agent
+watch -o jsonl --samples` > agent.jsonl, `kubectl logs --previous` >
+logs/CONTAINER.log) and `expected.json`.
+
+The agent series are long (hours of GPU samples), so they are generated
+here rather than typed; the output is deterministic (no clock, no random
+state beyond a fixed seed) and committed. Re-run after editing:
+
+    python3 tests/bundles/gen_node_series.py
+
+Times: every case ends at NOW (2025-11-26T10:00:00Z) unless it says
+otherwise; bundles carry no meta.json, so "now" is the newest time in them.
+"""
+
+import hashlib
+import json
+import os
+import random
+import shutil
+from datetime import datetime, timezone
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NOW = int(datetime(2025, 11, 26, 10, 0, 0, tzinfo=timezone.utc).timestamp())
+GiB = 1 << 30
+MiB = 1 << 20
+H100 = "NVIDIA H100 80GB HBM3"
+H100_TOTAL = 85520809984  # 79.65 GiB as NVML reports it
+KERNEL = "6.1.0-28-cloud-amd64"
+BOOT = "4c1e0a52-8f3d-4b7a-9d2e-6a1f3c5b7e90"
+
+
+def h(seed, n=64):
+    return hashlib.sha256(seed.encode()).hexdigest()[:n]
+
+
+def uid(seed):
+    x = h("uid" + seed, 32)
+    return f"{x[:8]}-{x[8:12]}-4{x[13:16]}-a{x[17:20]}-{x[20:32]}"
+
+
+def gpu_uuid(seed):
+    x = h("gpu" + seed, 32)
+    return f"GPU-{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:32]}"
+
+
+def kts(t):
+    """Kubernetes time (seconds)."""
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ats(t):
+    """Agent time (milliseconds)."""
+    d = datetime.fromtimestamp(round(t, 3), timezone.utc)
+    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
+
+
+# --- Kubernetes objects -------------------------------------------------
+
+
+def owner_ref(kind, name):
+    api = {
+        "Job": "batch/v1",
+        "PyTorchJob": "kubeflow.org/v1",
+        "StatefulSet": "apps/v1",
+        "ReplicaSet": "apps/v1",
+        "Notebook": "kubeflow.org/v1",
+    }[kind]
+    return {
+        "apiVersion": api,
+        "blockOwnerDeletion": True,
+        "controller": True,
+        "kind": kind,
+        "name": name,
+        "uid": uid(kind + name),
+    }
+
+
+def container_spec(name, image, limits=None, requests=None, mounts=None, env=None, command=None, probes=None):
+    c = {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "resources": {},
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "File",
+        "volumeMounts": (mounts or [])
+        + [
+            {
+                "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+                "name": "kube-api-access-x7k2p",
+                "readOnly": True,
+            }
+        ],
+    }
+    if limits:
+        c["resources"]["limits"] = limits
+    if requests or limits:
+        c["resources"]["requests"] = requests or dict(limits)
+    if env:
+        c["env"] = [{"name": k, "value": v} for k, v in env.items()]
+    if command:
+        c["command"] = command
+    if probes:
+        c.update(probes)
+    return c
+
+
+def api_access_volume():
+    return {
+        "name": "kube-api-access-x7k2p",
+        "projected": {
+            "defaultMode": 420,
+            "sources": [
+                {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                {"configMap": {"items": [{"key": "ca.crt", "path": "ca.crt"}], "name": "kube-root-ca.crt"}},
+            ],
+        },
+    }
+
+
+def running(started):
+    return {"running": {"startedAt": kts(started)}}
+
+
+def terminated(cid, started, finished, code, reason):
+    return {
+        "terminated": {
+            "containerID": f"containerd://{cid}",
+            "exitCode": code,
+            "finishedAt": kts(finished),
+            "reason": reason,
+            "startedAt": kts(started),
+        }
+    }
+
+
+def cstatus(name, image, cid, state, last=None, restarts=0, ready=True):
+    s = {
+        "containerID": f"containerd://{cid}",
+        "image": image,
+        "imageID": image.split(":")[0] + "@sha256:" + h("img" + image),
+        "lastState": last or {},
+        "name": name,
+        "ready": ready,
+        "restartCount": restarts,
+        "started": "running" in state,
+        "state": state,
+    }
+    return s
+
+
+def pod(
+    name,
+    ns,
+    node,
+    owner,
+    containers,
+    statuses,
+    created,
+    phase="Running",
+    volumes=None,
+    qos="Burstable",
+    restart_policy=None,
+    grace=30,
+    labels=None,
+    status_extra=None,
+    meta_extra=None,
+    conditions=None,
+):
+    p_uid = uid(ns + "/" + name)
+    ready = "True" if phase == "Running" and all(s["ready"] for s in statuses) else "False"
+    conds = conditions or [
+        {"lastProbeTime": None, "lastTransitionTime": kts(created + 2), "status": "True", "type": "PodReadyToStartContainers"},
+        {"lastProbeTime": None, "lastTransitionTime": kts(created + 1), "status": "True", "type": "Initialized"},
+        {"lastProbeTime": None, "lastTransitionTime": kts(created + 40), "status": ready, "type": "Ready"},
+        {"lastProbeTime": None, "lastTransitionTime": kts(created + 40), "status": ready, "type": "ContainersReady"},
+        {"lastProbeTime": None, "lastTransitionTime": kts(created), "status": "True", "type": "PodScheduled"},
+    ]
+    p = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "creationTimestamp": kts(created),
+            "labels": labels or {},
+            "name": name,
+            "namespace": ns,
+            "ownerReferences": [owner_ref(*owner)] if owner else [],
+            "resourceVersion": str(int(h("rv" + name, 6), 16)),
+            "uid": p_uid,
+        },
+        "spec": {
+            "containers": containers,
+            "dnsPolicy": "ClusterFirst",
+            "enableServiceLinks": True,
+            "nodeName": node,
+            "preemptionPolicy": "PreemptLowerPriority",
+            "priority": 0,
+            "restartPolicy": restart_policy or ("OnFailure" if owner and owner[0] in ("Job", "PyTorchJob") else "Always"),
+            "schedulerName": "default-scheduler",
+            "securityContext": {},
+            "serviceAccount": "default",
+            "serviceAccountName": "default",
+            "terminationGracePeriodSeconds": grace,
+            "tolerations": [
+                {"effect": "NoExecute", "key": "node.kubernetes.io/not-ready", "operator": "Exists", "tolerationSeconds": 300},
+                {"effect": "NoExecute", "key": "node.kubernetes.io/unreachable", "operator": "Exists", "tolerationSeconds": 300},
+                {"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"},
+            ],
+            "volumes": (volumes or []) + [api_access_volume()],
+        },
+        "status": {
+            "conditions": conds,
+            "containerStatuses": statuses,
+            "hostIP": "10.0.12.31",
+            "hostIPs": [{"ip": "10.0.12.31"}],
+            "phase": phase,
+            "podIP": "10.244.3.17",
+            "podIPs": [{"ip": "10.244.3.17"}],
+            "qosClass": qos,
+            "startTime": kts(created),
+        },
+    }
+    if status_extra:
+        p["status"].update(status_extra)
+    if meta_extra:
+        p["metadata"].update(meta_extra)
+    return p
+
+
+def event(p, reason, message, first, last=None, count=1, typ="Warning", container=None, component="kubelet"):
+    last = last or first
+    md = p["metadata"]
+    e = {
+        "apiVersion": "v1",
+        "count": count,
+        "eventTime": None,
+        "firstTimestamp": kts(first),
+        "involvedObject": {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "name": md["name"],
+            "namespace": md["namespace"],
+            "resourceVersion": md["resourceVersion"],
+            "uid": md["uid"],
+        },
+        "kind": "Event",
+        "lastTimestamp": kts(last),
+        "message": message,
+        "metadata": {
+            "creationTimestamp": kts(first),
+            "name": f"{md['name']}.{h('ev' + reason + message + str(first), 16)}",
+            "namespace": md["namespace"],
+            "resourceVersion": str(int(h("evrv" + message, 6), 16)),
+            "uid": uid("ev" + reason + message + str(first)),
+        },
+        "reason": reason,
+        "reportingComponent": component,
+        "reportingInstance": p["spec"]["nodeName"] if component == "kubelet" else "",
+        "source": {"component": component, "host": p["spec"]["nodeName"]} if component == "kubelet" else {"component": component},
+        "type": typ,
+    }
+    if container:
+        e["involvedObject"]["fieldPath"] = f"spec.containers{{{container}}}"
+    return e
+
+
+def node_event(node, reason, message, first, last=None, count=1, typ="Warning"):
+    return {
+        "apiVersion": "v1",
+        "count": count,
+        "eventTime": None,
+        "firstTimestamp": kts(first),
+        "involvedObject": {"kind": "Node", "name": node, "uid": node},
+        "kind": "Event",
+        "lastTimestamp": kts(last or first),
+        "message": message,
+        "metadata": {
+            "creationTimestamp": kts(first),
+            "name": f"{node}.{h('nev' + reason + str(first), 16)}",
+            "namespace": "default",
+            "resourceVersion": str(int(h("nevrv" + message, 6), 16)),
+            "uid": uid("nev" + reason + str(first)),
+        },
+        "reason": reason,
+        "reportingComponent": "kubelet",
+        "reportingInstance": node,
+        "source": {"component": "kubelet", "host": node},
+        "type": typ,
+    }
+
+
+def event_list(items):
+    return {"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}}
+
+
+def node_obj(name, gpus=8, mem_pressure=None, created=NOW - 40 * 86400):
+    cond = lambda typ, status, reason, msg, t: {
+        "lastHeartbeatTime": kts(NOW - 20),
+        "lastTransitionTime": kts(t),
+        "message": msg,
+        "reason": reason,
+        "status": status,
+        "type": typ,
+    }
+    mp = mem_pressure or ("False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available", created + 60)
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "creationTimestamp": kts(created),
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "node.kubernetes.io/instance-type": "p5.48xlarge",
+                "nvidia.com/gpu.present": "true",
+                "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
+                "nvidia.com/gpu.count": str(gpus),
+            },
+            "name": name,
+            "resourceVersion": "88120431",
+            "uid": uid("node" + name),
+        },
+        "spec": {
+            "podCIDR": "10.244.3.0/24",
+            "taints": [{"effect": "NoSchedule", "key": "nvidia.com/gpu", "value": "present"}],
+        },
+        "status": {
+            "addresses": [{"address": "10.0.12.31", "type": "InternalIP"}, {"address": name, "type": "Hostname"}],
+            "allocatable": {"cpu": "191", "ephemeral-storage": "3340000000000", "memory": "2021187216Ki", "nvidia.com/gpu": str(gpus), "pods": "110"},
+            "capacity": {"cpu": "192", "ephemeral-storage": "3624000000Ki", "memory": "2097152000Ki", "nvidia.com/gpu": str(gpus), "pods": "110"},
+            "conditions": [
+                cond("MemoryPressure", *mp),
+                cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure", created + 60),
+                cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available", created + 60),
+                cond("Ready", "True", "KubeletReady", "kubelet is posting ready status", created + 60),
+            ],
+            "nodeInfo": {
+                "architecture": "amd64",
+                "bootID": BOOT,
+                "containerRuntimeVersion": "containerd://1.7.22",
+                "kernelVersion": KERNEL,
+                "kubeProxyVersion": "v1.30.5",
+                "kubeletVersion": "v1.30.5",
+                "machineID": h("machine" + name, 32),
+                "operatingSystem": "linux",
+                "osImage": "Ubuntu 22.04.5 LTS",
+                "systemUUID": uid("sys" + name),
+            },
+        },
+    }
+
+
+# --- Agent records ----------------------------------------------------
+
+
+def cref(pod_uid, cid, qos="burstable", v1=False):
+    if v1:
+        return {
+            "cgroup_path": f"/kubepods/{qos}/pod{pod_uid}/{cid}" if qos != "guaranteed" else f"/kubepods/pod{pod_uid}/{cid}",
+            "pod_uid": pod_uid,
+            "container_id": cid,
+            "qos": qos,
+            "runtime": "unknown",
+            "driver": "cgroupfs",
+        }
+    u = pod_uid.replace("-", "_")
+    if qos == "guaranteed":
+        path = f"/kubepods.slice/kubepods-pod{u}.slice/cri-containerd-{cid}.scope"
+    else:
+        path = f"/kubepods.slice/kubepods-{qos}.slice/kubepods-{qos}-pod{u}.slice/cri-containerd-{cid}.scope"
+    return {"cgroup_path": path, "pod_uid": pod_uid, "container_id": cid, "qos": qos, "runtime": "containerd", "driver": "systemd"}
+
+
+def psi(avg10=0.0, total=0, full10=0.0, full_total=0, with_full=True):
+    p = {"some": {"avg10": round(avg10, 2), "avg60": round(avg10 * 0.8, 2), "avg300": round(avg10 * 0.4, 2), "total_us": int(total)}}
+    p["full"] = {"avg10": round(full10, 2), "avg60": round(full10 * 0.8, 2), "avg300": round(full10 * 0.4, 2), "total_us": int(full_total)} if with_full else None
+    return p
+
+
+def container_sample(t, ref, usage, limit, anon, file, shmem=0, oom_kill=0, cpu_us=0, throttled=0, throttled_us=0,
+                     mem_psi=None, cpu_psi=None, io_psi=None, scope="container", v1=False):
+    events = (
+        {"oom": None, "oom_kill": oom_kill, "oom_group_kill": None, "max": None, "high": None, "under_oom": False, "failcnt": 0}
+        if v1
+        else {"oom": oom_kill, "oom_kill": oom_kill, "oom_group_kill": 0, "max": oom_kill * 12, "high": 0, "under_oom": None, "failcnt": None}
+    )
+    s = {"kind": "container_sample", "time": ats(t)}
+    s.update(ref)
+    s.update(
+        {
+            "cgroup_version": "v1" if v1 else "v2",
+            "memory": {
+                "usage_bytes": int(usage),
+                "limit_bytes": limit,
+                "peak_bytes": None if v1 else int(usage),
+                "anon_bytes": int(anon),
+                "file_bytes": int(file),
+                "shmem_bytes": int(shmem),
+                "events": events,
+            },
+            "cpu": {"usage_us": int(cpu_us), "nr_throttled": None if v1 else int(throttled), "throttled_us": None if v1 else int(throttled_us)},
+            "pressure": {"memory": mem_psi or psi(), "cpu": cpu_psi or psi(), "io": io_psi or psi()},
+            "pressure_scope": scope,
+        }
+    )
+    return s
+
+
+def node_sample(t, avail=1800 * GiB, mem_psi=None, mode="v2"):
+    return {
+        "kind": "node_sample",
+        "time": ats(t),
+        "boot_id": BOOT,
+        "kernel_release": KERNEL,
+        "cgroup_mode": mode,
+        "mem_total_bytes": 2000 * GiB,
+        "mem_available_bytes": int(avail),
+        "pressure": {"memory": mem_psi or psi(), "cpu": psi(3.1, 1_000_000), "io": psi(0.4, 200_000)},
+    }
+
+
+def holder(p, container, uuid_):
+    md = p["metadata"]
+    return {"namespace": md["namespace"], "pod": md["name"], "container": container, "resource_name": "nvidia.com/gpu", "device_id": uuid_, "replica": None}
+
+
+def gpu_sample(t, index, uuid_, util, used, power, holders, procs, mem_util=None, temp=None, clock=1980):
+    return {
+        "kind": "gpu_sample",
+        "time": ats(t),
+        "index": index,
+        "uuid": uuid_,
+        "parent_uuid": None,
+        "name": H100,
+        "pci_bus_id": f"00000000:{0x18 + index * 0x10:02X}:00.0",
+        "utilization_gpu_percent": int(util),
+        "utilization_memory_percent": int(mem_util if mem_util is not None else util * 0.4),
+        "memory_total_bytes": H100_TOTAL,
+        "memory_used_bytes": int(used),
+        "power_draw_watts": round(power, 1),
+        "power_limit_watts": 700.0,
+        "temperature_celsius": temp if temp is not None else int(32 + util * 0.35),
+        "sm_clock_mhz": clock if util > 0 else 345,
+        "persistence_mode": True,
+        "processes": procs,
+        "holders": holders,
+        "simulated": False,
+    }
+
+
+def gproc(pid, used, ref):
+    d = {"pid": pid, "used_memory_bytes": int(used), "sm_util_percent": None, "mem_util_percent": None}
+    if ref:
+        d.update(ref)
+    return d
+
+
+def source(t, name, state="ok", reason=None):
+    return {"kind": "source", "time": ats(t), "source": name, "state": state, "reason": reason}
+
+
+def oom_kill(t, ref, limit, window, victim, constraint="memcg", peak=None, v1=False, trigger=None, kernel_usage=None, detected_by="notification", oom_kill_count=1):
+    k = {"kind": "oom_kill", "time": ats(t), "detected_at": ats(t + 0.004), "detected_by": detected_by}
+    k.update(ref)
+    k.update(
+        {
+            "cgroup_version": "v1" if v1 else "v2",
+            "limit_bytes": limit,
+            "peak_bytes": peak if peak is not None else limit,
+            "oom_kill": oom_kill_count,
+            "oom_group_kill": None if v1 else (1 if constraint == "memcg" else 0),
+            "constraint": constraint,
+            "victim": victim,
+            "trigger_comm": trigger or (victim["comm"] if victim else None),
+            "kernel_usage_bytes": kernel_usage if kernel_usage is not None else limit,
+            "kernel_limit_bytes": limit,
+            "window": window,
+            "pressure_scope": "node" if v1 else "container",
+        }
+    )
+    return k
+
+
+def victim(pid, comm, anon, file=60 * MiB, shmem=0, vm=None):
+    return {
+        "pid": pid,
+        "comm": comm,
+        "total_vm_bytes": int(vm or (anon + file + shmem) * 1.6),
+        "anon_rss_bytes": int(anon),
+        "file_rss_bytes": int(file),
+        "shmem_rss_bytes": int(shmem),
+        "uid": 1000,
+        "pgtables_bytes": int(anon / 512),
+        "oom_score_adj": 984,
+    }
+
+
+def rpoint(t, usage, anon, file, shmem, avg10, some_total, full_total=0):
+    return {
+        "time": ats(t),
+        "usage_bytes": int(usage),
+        "anon_bytes": int(anon),
+        "file_bytes": int(file),
+        "shmem_bytes": int(shmem),
+        "memory_some_avg10": round(avg10, 2),
+        "memory_some_total_us": int(some_total),
+        "memory_full_total_us": int(full_total),
+    }
+
+
+# --- Writing ------------------------------------------------------------
+
+CASES = []
+
+
+def case(fn):
+    CASES.append(fn)
+    return fn
+
+
+def write(name, about, expected, pod_obj=None, events=None, nodes=None, agent=None, logs=None, extra_pods=None, collected_at=None):
+    d = os.path.join(HERE, name)
+    if os.path.exists(d):
+        shutil.rmtree(d)
+    b = os.path.join(d, "bundle")
+    os.makedirs(b)
+    dump = lambda path, obj: open(path, "w").write(json.dumps(obj, indent=4) + "\n")
+    if pod_obj:
+        dump(os.path.join(b, "pod.json"), pod_obj)
+    if extra_pods:
+        dump(os.path.join(b, "pods.json"), {"apiVersion": "v1", "items": extra_pods, "kind": "List", "metadata": {"resourceVersion": ""}})
+    if events is not None:
+        dump(os.path.join(b, "events.json"), event_list(events))
+    if nodes:
+        dump(os.path.join(b, "node.json"), nodes[0] if len(nodes) == 1 else {"apiVersion": "v1", "items": nodes, "kind": "List", "metadata": {"resourceVersion": ""}})
+    if agent is not None:
+        with open(os.path.join(b, "agent.jsonl"), "w") as f:
+            for line in agent:
+                f.write(json.dumps(line, separators=(",", ":")) + "\n")
+    if collected_at is not None:
+        md = pod_obj["metadata"]
+        dump(os.path.join(b, "meta.json"), {"kind": "GpuscopeBundle", "subject": {"namespace": md["namespace"], "name": md["name"]},
+                                            "collectedAt": ats(collected_at)})
+    for c, text in (logs or {}).items():
+        os.makedirs(os.path.join(b, "logs"), exist_ok=True)
+        open(os.path.join(b, "logs", c), "w").write(text)
+    e = {"about": about}
+    e.update(expected)
+    dump(os.path.join(d, "expected.json"), e)
+
+
+def series(start, end, step):
+    t = start
+    while t <= end + 1e-9:
+        yield t
+        t += step
+
+
+NODE = "gpu-node-07"
+TRAIN_IMG = "registry.example.com/ml/llm-train:2.4.1-cu124"
+SERVE_IMG = "registry.example.com/ml/vllm-serve:0.6.3"
+NB_IMG = "quay.io/jupyter/pytorch-notebook:cuda12-2024-11-18"
+
+
+def train_pod(name, ns="ml-research", owner=("Job", "finetune-llama-8b"), mem="32Gi", cpu="8", gpus=1, statuses=None,
+              created=NOW - 3 * 3600, mounts=None, volumes=None, phase="Running", **kw):
+    limits = {"cpu": cpu, "memory": mem, "nvidia.com/gpu": str(gpus)}
+    c = container_spec("trainer", TRAIN_IMG, limits=limits, mounts=mounts,
+                       command=["torchrun", "--nproc-per-node=1", "train.py", "--config", "/config/run.yaml"])
+    return pod(name, ns, NODE, owner, [c], statuses, created, phase=phase, volumes=volumes, qos="Guaranteed", **kw)
+
+
+# --- OOM cases ------------------------------------------------------------
+
+
+def oom_kill_case(name, about, expected, window, victim_, limit=32 * GiB, v1=False, constraint="memcg", restarts=2,
+                  extra_agent=None, events=None, reason="OOMKilled", code=137, node_avail=None, peak=None):
+    p_uid_seed = "ml-research/" + name
+    cid_old, cid_new = h(name + "old"), h(name + "new")
+    kill_t = NOW - 600
+    started_old = kill_t - 3000
+    st = cstatus("trainer", TRAIN_IMG, cid_new, running(kill_t + 12),
+                 last=terminated(cid_old, started_old, kill_t + 1, code, reason), restarts=restarts)
+    p = train_pod(f"{name}-0-x8k2q", statuses=[st], created=NOW - 4 * 3600, mem=f"{limit // GiB}Gi")
+    p_uid = p["metadata"]["uid"]
+    qos = "guaranteed"
+    ref_old, ref_new = cref(p_uid, cid_old, qos, v1), cref(p_uid, cid_new, qos, v1)
+    agent = [source(NOW - 4 * 3600, s) for s in ("cgroup", "kmsg", "psi", "node", "nvml", "pod_resources")]
+    agent.append(oom_kill(kill_t, ref_old, limit, window, victim_, constraint=constraint, v1=v1, peak=peak, kernel_usage=peak))
+    # Node samples every 30 s; the new instance sampled after its start.
+    for t in series(NOW - 1800, NOW, 30):
+        agent.append(node_sample(t, avail=node_avail(t) if node_avail else 1500 * GiB, mode="v1" if v1 else "v2"))
+    for t in series(kill_t + 15, NOW, 10):
+        u = 4 * GiB + (t - kill_t) * 2 * MiB
+        agent.append(container_sample(t, ref_new, u, limit, u * 0.9, u * 0.1, cpu_us=(t - kill_t) * 6e6, v1=v1,
+                                      scope="node" if v1 else "container"))
+    agent += extra_agent or []
+    write(name, about, expected, p, events if events is not None else [
+        event(p, "Pulled", f'Container image "{TRAIN_IMG}" already present on machine', kill_t + 11, typ="Normal", container="trainer"),
+        event(p, "Created", "Created container trainer", kill_t + 11, typ="Normal", container="trainer"),
+        event(p, "Started", "Started container trainer", kill_t + 12, typ="Normal", container="trainer"),
+    ], [node_obj(NODE)], agent)
+
+
+def window_growth(end, start_usage, end_usage, seconds=120, step=1.0, shmem_frac=0.0, psi_peak=18.0, jump_at=None):
+    pts = []
+    n = int(seconds / step)
+    some_total = 0
+    for i in range(n + 1):
+        t = end - seconds + i * step
+        frac = i / n
+        if jump_at is not None:
+            u = start_usage if frac < jump_at else end_usage - (1 - frac) * 0.02 * end_usage
+        else:
+            u = start_usage + (end_usage - start_usage) * frac
+        shm = u * shmem_frac
+        avg10 = psi_peak * frac ** 4
+        some_total += avg10 * step * 10_000
+        pts.append(rpoint(t, u, u - shm - 300 * MiB, 300 * MiB + shm, shm, avg10, some_total, some_total * 0.6))
+    return pts
+
+
+@case
+def oom_killed_jump():
+    kill_t = NOW - 600
+    w = window_growth(kill_t, 18 * GiB, 32 * GiB, seconds=300, jump_at=0.8)
+    oom_kill_case(
+        "oom-killed-jump",
+        "Container limit kill (cgroup v2, kernel report read): the trainer jumped from 18 to 32 GiB in the last minute "
+        "(loading a large eval set at once); not steady growth, so a limit of peak + 25 % is suggested.",
+        {"findings": [{"kind": "oom_killed", "confidence": "high", "container": "trainer",
+                       "summary_contains": ["python3 (pid 48213", "32.0 GiB memory limit"],
+                       "evidence_names": ["growth before the kill", "composition at the peak", "memory pressure before the kill", "victim", "recurrence"]}]},
+        w, victim(48213, "python3", 31.2 * GiB, 180 * MiB))
+
+
+@case
+def oom_killed_leak():
+    kill_t = NOW - 600
+    w = window_growth(kill_t, 22 * GiB, 32 * GiB, seconds=300, psi_peak=6.0)
+    oom_kill_case(
+        "oom-killed-leak",
+        "Container limit kill after memory grew linearly (34 MiB/s for the whole 5-min recorder window): a leak; "
+        "the next step says so instead of suggesting a bigger limit.",
+        {"findings": [{"kind": "oom_killed", "confidence": "high", "container": "trainer",
+                       "evidence_names": ["time to the limit at that rate"]}]},
+        w, victim(48213, "python3", 31.5 * GiB), restarts=4)
+
+
+@case
+def oom_shm_dominated():
+    kill_t = NOW - 600
+    w = window_growth(kill_t, 6 * GiB, 16 * GiB, seconds=180, shmem_frac=0.7)
+    oom_kill_case(
+        "oom-shm-dominated",
+        "Container limit kill where 70 % of the charge was shmem: DataLoader workers passing batches through a "
+        "memory-backed /dev/shm emptyDir, which counts against the 16 GiB limit.",
+        {"findings": [{"kind": "oom_killed", "confidence": "high", "container": "trainer",
+                       "summary_contains": ["shared memory"]}]},
+        w, victim(48213, "pt_main_thread", 4.1 * GiB, 90 * MiB, 10.9 * GiB), limit=16 * GiB)
+
+
+@case
+def oom_node():
+    kill_t = NOW - 600
+    w = window_growth(kill_t, 20 * GiB, 21 * GiB, seconds=120, psi_peak=45.0)
+    oom_kill_case(
+        "oom-node",
+        "The node ran out of memory (CONSTRAINT_NONE): the trainer was far below its 64 GiB limit when the kernel "
+        "killed it; the node's MemAvailable fell to near zero first.",
+        {"findings": [{"kind": "oom_node", "confidence": "high", "container": "trainer",
+                       "summary_contains": ["ran out of memory as a whole"]}]},
+        w, victim(48213, "python3", 20.6 * GiB), limit=64 * GiB, constraint="node", peak=21 * GiB,
+        node_avail=lambda t: 400 * MiB if abs(t - kill_t) < 90 else 300 * GiB)
+
+
+@case
+def oom_worker_killed():
+    name = "oom-worker-killed"
+    cid = h(name + "cur")
+    started = NOW - 2 * 3600
+    kill_t = NOW - 900
+    st = cstatus("trainer", TRAIN_IMG, cid, running(started), restarts=0)
+    p = train_pod(f"{name}-0-m2x7c", statuses=[st], created=started - 20, mem="24Gi")
+    ref = cref(p["metadata"]["uid"], cid, "guaranteed", v1=True)
+    agent = [source(started, s) for s in ("cgroup", "kmsg", "psi", "node")]
+    w = window_growth(kill_t, 18 * GiB, 24 * GiB, seconds=120, psi_peak=9.0)
+    agent.append(oom_kill(kill_t, ref, 24 * GiB, w, victim(51877, "pt_data_worker", 5.8 * GiB), v1=True, trigger="pt_data_worker"))
+    for t in series(NOW - 1800, NOW, 10):
+        after = t > kill_t
+        u = (17.5 * GiB if after else 18 * GiB + max(0, (t - (kill_t - 120))) / 120 * 6 * GiB)
+        agent.append(container_sample(t, ref, min(u, 24 * GiB), 24 * GiB, u * 0.95, u * 0.05, oom_kill=1 if after else 0,
+                                      cpu_us=(t - started) * 7e6, v1=True, scope="node"))
+    write(name,
+          "cgroup v1 node: the kernel killed a DataLoader worker (pt_data_worker) at the 24 GiB limit; the trainer "
+          "container kept running (sampled with 17.5 GiB in use afterwards), restartCount 0: Kubernetes shows nothing.",
+          {"findings": [{"kind": "oom_killed_worker", "confidence": "high", "container": "trainer",
+                         "summary_contains": ["pt_data_worker", "kept running"]}]},
+          p, [], [node_obj(NODE)], agent)
+
+
+@case
+def oom_evicted():
+    name = "oom-evicted"
+    cid = h(name)
+    started = NOW - 5400
+    ev_t = NOW - 1200
+    st = cstatus("trainer", TRAIN_IMG, cid,
+                 {"terminated": {"containerID": f"containerd://{cid}", "exitCode": 137, "finishedAt": kts(ev_t + 31),
+                                 "reason": "Error", "startedAt": kts(started)}}, restarts=0, ready=False)
+    msg = ("The node was low on resource: memory. Threshold quantity: 100Mi, available: 56Mi. Container trainer was using "
+           "14Gi, request is 8Gi, has larger consumption of memory. ")
+    c = container_spec("trainer", TRAIN_IMG, limits={"cpu": "8", "memory": "24Gi", "nvidia.com/gpu": "1"},
+                       requests={"cpu": "4", "memory": "8Gi", "nvidia.com/gpu": "1"})
+    p = pod(f"{name}-7f9c4", "ml-research", NODE, ("Job", "embed-corpus"), [c], [st], started - 30, phase="Failed",
+            status_extra={"reason": "Evicted", "message": msg},
+            conditions=[
+                {"lastProbeTime": None, "lastTransitionTime": kts(ev_t), "message": "The node was low on resource: memory. Threshold quantity: 100Mi, available: 56Mi. ",
+                 "reason": "TerminationByKubelet", "status": "True", "type": "DisruptionTarget"},
+                {"lastProbeTime": None, "lastTransitionTime": kts(ev_t + 31), "status": "False", "type": "Ready"},
+                {"lastProbeTime": None, "lastTransitionTime": kts(started - 30), "status": "True", "type": "PodScheduled"},
+            ])
+    events = [
+        event(p, "Evicted", msg, ev_t, container=None),
+        event(p, "Killing", "Stopping container trainer", ev_t, typ="Normal", container="trainer"),
+        node_event(NODE, "EvictionThresholdMet", "Attempting to reclaim memory", ev_t - 5),
+    ]
+    n = node_obj(NODE, mem_pressure=("True", "KubeletHasInsufficientMemory", "kubelet has insufficient memory available", ev_t - 5))
+    write(name,
+          "Kubelet eviction for node memory pressure: the pod's status says Evicted with the container's usage (14Gi) "
+          "against its request (8Gi); the node's MemoryPressure condition is True. The exit 137 of the container is the "
+          "eviction, so no exit_137_not_oom.",
+          {"findings": [{"kind": "evicted", "confidence": "high", "container": "trainer",
+                         "summary_contains": ["14Gi", "8Gi", "memory"],
+                         "evidence_names": ["node condition MemoryPressure", "eviction message"]}],
+           "gaps": ["agent"]},
+          p, events, [n], None)
+
+
+def status_only_pod(name, reason="OOMKilled", code=137, finished=NOW - 900, restarts=3, mem="16Gi"):
+    cid_old, cid_new = h(name + "old"), h(name + "new")
+    st = cstatus("trainer", TRAIN_IMG, cid_new, running(finished + 11),
+                 last=terminated(cid_old, finished - 2400, finished, code, reason), restarts=restarts)
+    p = train_pod(f"{name}-0-q7w2d", statuses=[st], created=NOW - 5 * 3600, mem=mem)
+    return p, cid_old, cid_new
+
+
+@case
+def oom_status_no_agent():
+    name = "oom-status-no-agent"
+    p, _, _ = status_only_pod(name)
+    write(name,
+          "OOMKilled in lastState and no agent records at all: the status alone explains the exit (Medium), and the "
+          "finding says the node evidence (peak, victim, growth) is missing.",
+          {"findings": [{"kind": "oom_killed", "confidence": "medium", "container": "trainer",
+                         "summary_contains": ["no agent records"]}],
+           "gaps": ["agent"]},
+          p, [event(p, "BackOff", "Back-off restarting failed container trainer in pod " + p["metadata"]["name"] + "_ml-research(" + p["metadata"]["uid"] + ")",
+                    NOW - 900, count=1, container="trainer")], [node_obj(NODE)], None)
+
+
+def watched_agent(p, cid_old, cid_new, finished, usage_old=3 * GiB, limit=16 * GiB, extra=None):
+    p_uid = p["metadata"]["uid"]
+    ref_old, ref_new = cref(p_uid, cid_old, "guaranteed"), cref(p_uid, cid_new, "guaranteed")
+    agent = [source(finished - 2400, s) for s in ("cgroup", "kmsg", "psi", "node", "nvml")]
+    for t in series(finished - 1800, finished - 1, 10):
+        agent.append(container_sample(t, ref_old, usage_old, limit, usage_old * 0.8, usage_old * 0.2, cpu_us=(t - finished + 2400) * 5e6))
+    for t in series(finished + 12, NOW, 10):
+        agent.append(container_sample(t, ref_new, usage_old, limit, usage_old * 0.8, usage_old * 0.2, cpu_us=(t - finished) * 5e6))
+    for t in series(finished - 1800, NOW, 30):
+        agent.append(node_sample(t))
+    return agent + (extra or [])
+
+
+@case
+def oom_status_without_kill():
+    name = "oom-status-without-kill"
+    fin = NOW - 900
+    p, co, cn = status_only_pod(name, finished=fin)
+    write(name,
+          "OOMKilled in lastState while the agent watched the container to its end: it used 3 GiB of 16 GiB, its "
+          "oom_kill counter never moved, no kernel report: the label is not backed by a kill (Low).",
+          {"findings": [{"kind": "oom_status_without_kill", "confidence": "low", "container": "trainer"}]},
+          p, [], [node_obj(NODE)], watched_agent(p, co, cn, fin))
+
+
+@case
+def oom_status_second_hand():
+    name = "oom-status-second-hand"
+    fin = NOW - 900
+    p, co, cn = status_only_pod(name, finished=fin)
+    other_uid = uid("ml-research/other")
+    other = cref(other_uid, h("other-container"), "burstable")
+    k = oom_kill(fin - 1, other, 8 * GiB, window_growth(fin - 1, 6 * GiB, 8 * GiB, seconds=60), victim(60321, "java", 7.8 * GiB))
+    write(name,
+          "OOMKilled in lastState, no kill in this container while the agent watched; the kernel killed a process of "
+          "another pod's cgroup one second before the exit: a second-hand label (Medium).",
+          {"findings": [{"kind": "oom_status_without_kill", "confidence": "medium", "container": "trainer",
+                         "summary_contains": ["second-hand", "java (pid 60321)"]}]},
+          p, [], [node_obj(NODE)], watched_agent(p, co, cn, fin, extra=[k]))
+
+
+@case
+def oom_restarted_long_ago():
+    name = "oom-restarted-long-ago"
+    p, _, _ = status_only_pod(name, finished=NOW - 4 * 86400, restarts=1)
+    p["metadata"]["creationTimestamp"] = kts(NOW - 5 * 86400)
+    p["status"]["startTime"] = kts(NOW - 5 * 86400)
+    write(name,
+          "A pod that was OOMKilled once four days ago and has run cleanly since: old history, not a current problem "
+          "(no finding).",
+          {"findings": []},
+          p, [], [node_obj(NODE)], None, collected_at=NOW)
+
+
+@case
+def oom_exit137_liveness():
+    name = "oom-exit137-liveness"
+    fin = NOW - 700
+    cid_old, cid_new = h(name + "old"), h(name + "new")
+    probes = {"livenessProbe": {"failureThreshold": 3, "httpGet": {"path": "/health", "port": 8000, "scheme": "HTTP"},
+                                "periodSeconds": 10, "successThreshold": 1, "timeoutSeconds": 1}}
+    c = container_spec("server", SERVE_IMG, limits={"cpu": "8", "memory": "64Gi", "nvidia.com/gpu": "1"}, probes=probes)
+    st = cstatus("server", SERVE_IMG, cid_new, running(fin + 2),
+                 last=terminated(cid_old, fin - 1800, fin, 137, "Error"), restarts=5)
+    p = pod("llm-serve-6d8f7b9c5-2kq8n", "inference", NODE, ("ReplicaSet", "llm-serve-6d8f7b9c5"), [c], [st], NOW - 6 * 3600, qos="Guaranteed")
+    events = [
+        event(p, "Unhealthy", "Liveness probe failed: Get \"http://10.244.3.17:8000/health\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)",
+              fin - 31, fin - 11, count=3, container="server"),
+        event(p, "Killing", "Container server failed liveness probe, will be restarted", fin - 10, typ="Normal", container="server"),
+    ]
+    p_uid = p["metadata"]["uid"]
+    r_old, r_new = cref(p_uid, cid_old, "guaranteed"), cref(p_uid, cid_new, "guaranteed")
+    agent = [source(fin - 1800, s) for s in ("cgroup", "kmsg", "psi", "node")]
+    for t in series(fin - 600, fin - 1, 10):
+        agent.append(container_sample(t, r_old, 41 * GiB, 64 * GiB, 39 * GiB, 2 * GiB, cpu_us=t * 1e5))
+    for t in series(fin + 5, NOW, 10):
+        agent.append(container_sample(t, r_new, 40 * GiB, 64 * GiB, 38 * GiB, 2 * GiB, cpu_us=t * 1e5))
+    write(name,
+          "Exit 137 with reason Error: the kubelet killed the server after three liveness-probe timeouts (Killing event "
+          "'failed liveness probe'); the agent watched the container, no OOM kill, 41 of 64 GiB used.",
+          {"findings": [{"kind": "exit_137_not_oom", "confidence": "high", "container": "server",
+                         "summary_contains": ["liveness probe"]}]},
+          p, events, [node_obj(NODE)], agent)
+
+
+@case
+def oom_exit137_grace():
+    name = "oom-exit137-grace"
+    stop = NOW - 300
+    cid = h(name)
+    st = cstatus("trainer", TRAIN_IMG, cid,
+                 {"terminated": {"containerID": f"containerd://{cid}", "exitCode": 137, "finishedAt": kts(stop + 30),
+                                 "reason": "Error", "startedAt": kts(stop - 7200)}}, restarts=0, ready=False)
+    p = train_pod(f"{name}-0-b7k2l", statuses=[st], created=stop - 7300, phase="Failed", restart_policy="Never",
+                  meta_extra={"deletionTimestamp": kts(stop + 30), "deletionGracePeriodSeconds": 30})
+    events = [event(p, "Killing", "Stopping container trainer", stop, typ="Normal", container="trainer")]
+    write(name,
+          "The Job was deleted; the kubelet sent SIGTERM ('Stopping container trainer') and the trainer, which ignores "
+          "SIGTERM, was SIGKILLed 30 s later, exactly the grace period: exit 137, not OOM.",
+          {"findings": [{"kind": "exit_137_not_oom", "confidence": "high", "container": "trainer",
+                         "summary_contains": ["grace period"]}],
+           "gaps": ["agent"]},
+          p, events, [node_obj(NODE)], None)
+
+
+@case
+def oom_exit137_unexplained():
+    name = "oom-exit137-unexplained"
+    p, _, _ = status_only_pod(name, reason="Error", code=137, restarts=2)
+    write(name,
+          "Exit 137 with reason Error, no events explaining it and no agent records: a SIGKILL from outside, cause "
+          "unknown, OOM not ruled out (Low).",
+          {"findings": [{"kind": "exit_137_not_oom", "confidence": "low", "container": "trainer",
+                         "summary_contains": ["not ruled out"]}],
+           "gaps": ["agent"]},
+          p, [], [node_obj(NODE)], None)
+
+
+def gpu_pod_with_exit(name, code, fin, log=None, used_before=79.2 * GiB, restarts=3):
+    cid_old, cid_new = h(name + "old"), h(name + "new")
+    st = cstatus("trainer", TRAIN_IMG, cid_new, running(fin + 20),
+                 last=terminated(cid_old, fin - 900, fin, code, "Error"), restarts=restarts)
+    p = train_pod(f"{name}-0-d4r8t", statuses=[st], created=NOW - 3 * 3600, mem="64Gi")
+    p_uid = p["metadata"]["uid"]
+    g = gpu_uuid(name)
+    r_old, r_new = cref(p_uid, cid_old, "guaranteed"), cref(p_uid, cid_new, "guaranteed")
+    agent = [source(fin - 1000, s) for s in ("cgroup", "kmsg", "psi", "node", "nvml", "pod_resources")]
+    for t in series(fin - 600, NOW, 5):
+        if t < fin - 2:
+            used = 40 * GiB + (used_before - 40 * GiB) * min(1, (t - (fin - 600)) / 500)
+            procs, util, power = [gproc(71234, used - 600 * MiB, r_old)], 97, 610
+        elif t < fin + 25:
+            used, procs, util, power = 600 * MiB, [], 0, 72
+        else:
+            used = min(used_before, 30 * GiB + (t - fin) * 60 * MiB)
+            procs, util, power = [gproc(71990, used - 600 * MiB, r_new)], 95, 590
+        agent.append(gpu_sample(t, 0, g, util, used, power, [holder(p, "trainer", g)], procs))
+    for t in series(fin - 600, NOW, 10):
+        ref = r_old if t < fin else r_new
+        if fin <= t < fin + 25:
+            continue
+        agent.append(container_sample(t, ref, 22 * GiB, 64 * GiB, 20 * GiB, 2 * GiB, cpu_us=t * 2e5))
+    return p, agent, g
+
+
+CUDA_OOM_LOG = """[rank0]:   File "/workspace/train.py", line 412, in train_step
+[rank0]:     loss = model(**batch).loss
+[rank0]:   File "/usr/local/lib/python3.11/site-packages/torch/nn/modules/module.py", line 1736, in _wrapped_call_impl
+[rank0]:     return self._call_impl(*args, **kwargs)
+[rank0]:   File "/usr/local/lib/python3.11/site-packages/transformers/models/llama/modeling_llama.py", line 1190, in forward
+[rank0]:     logits = logits.float()
+[rank0]: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 7.83 GiB. GPU 0 has a total capacity of 79.10 GiB of which 3.12 GiB is free. Process 71234 has 75.97 GiB memory in use. Of the allocated memory 70.88 GiB is allocated by PyTorch, and 4.42 GiB is reserved by PyTorch but unallocated. If reserved but unallocated memory is large try setting PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid fragmentation.  See documentation for Memory Management  (https://pytorch.org/docs/stable/notes/cuda.html#environment-variables)
+E1126 09:45:02.118000 1 torch/distributed/elastic/multiprocessing/api.py:869] failed (exitcode: 1) local_rank: 0 (pid: 71234) of binary: /usr/bin/python3
+torch.distributed.elastic.multiprocessing.errors.ChildFailedError:
+============================================================
+train.py FAILED
+------------------------------------------------------------
+Failures:
+  <NO_OTHER_FAILURES>
+------------------------------------------------------------
+Root Cause (first observed failure):
+[0]:
+  time      : 2025-11-26_09:45:02
+  host      : finetune-llama-8b-0-d4r8t
+  rank      : 0 (local_rank: 0)
+  exitcode  : 1 (pid: 71234)
+  error_file: <N/A>
+  traceback : To enable traceback see: https://pytorch.org/docs/stable/elastic/errors.html
+============================================================
+"""
+
+
+@case
+def oom_cuda_log():
+    name = "oom-cuda-log"
+    fin = NOW - 900
+    p, agent, g = gpu_pod_with_exit(name, 1, fin)
+    write(name,
+          "torchrun exited 1 after torch.OutOfMemoryError (tried to allocate 7.83 GiB with 3.12 GiB free) on an H100: "
+          "GPU memory, not the container limit; the GPU was 99 % full before the exit.",
+          {"findings": [{"kind": "cuda_oom", "confidence": "high", "container": "trainer", "gpu": g,
+                         "summary_contains": ["7.83 GiB", "exited with code 1"],
+                         "evidence_names": ["log line", "exit code", "GPU memory before the exit"]}]},
+          p, [], [node_obj(NODE)], agent, logs={"trainer.log": CUDA_OOM_LOG})
+
+
+@case
+def oom_cuda_gpu_memory_only():
+    name = "oom-cuda-gpu-memory-only"
+    fin = NOW - 900
+    p, agent, g = gpu_pod_with_exit(name, 1, fin, used_before=79.5 * GiB)
+    write(name,
+          "Exit 1 with no log tail in the bundle, while the pod's GPU was 99.8 % full right before the exit: suggests "
+          "CUDA OOM, but only from GPU memory (Low: frameworks may reserve the whole GPU).",
+          {"findings": [{"kind": "cuda_oom", "confidence": "low", "container": "trainer", "gpu": g,
+                         "summary_contains": ["no log tail of that exit"]}]},
+          p, [], [node_obj(NODE)], agent)
+
+
+@case
+def oom_thrashing():
+    name = "oom-thrashing"
+    cid = h(name)
+    started = NOW - 3 * 3600
+    st = cstatus("trainer", TRAIN_IMG, cid, running(started), restarts=0)
+    p = train_pod(f"{name}-0-h3n9v", statuses=[st], created=started - 15, mem="16Gi", cpu="8")
+    ref = cref(p["metadata"]["uid"], cid, "guaranteed")
+    limit = 16 * GiB
+    agent = [source(started, s) for s in ("cgroup", "kmsg", "psi", "node")]
+    some_total = full_total = 0
+    for t in series(NOW - 1500, NOW, 5):
+        hot = t >= NOW - 600
+        progress = (t - (NOW - 600)) / 600 if hot else 0.0
+        anon = 11.5 * GiB + progress * 3.0 * GiB
+        file = 4.3 * GiB - progress * 3.0 * GiB
+        some = 38.0 + 6 * ((t // 5) % 3) if hot else 1.2
+        full = 11.0 if hot else 0.2
+        some_total += some * 5 * 10_000
+        full_total += full * 5 * 10_000
+        agent.append(container_sample(t, ref, anon + file, limit, anon, file, cpu_us=(t - started) * 3e6,
+                                      mem_psi=psi(some, some_total, full, full_total),
+                                      io_psi=psi(25.0 if hot else 1.0, some_total / 2)))
+    write(name,
+          "Memory PSI of the container's own cgroup at some 38-50 % / full 11 % for 10 minutes, usage at 15.8 of 16 GiB "
+          "with page cache shrinking from 4.3 to 1.3 GiB, no OOM kill: thrashing.",
+          {"findings": [{"kind": "memory_thrashing", "confidence": "high", "container": "trainer",
+                         "evidence_names": ["memory pressure", "pressure_scope", "page cache"]}]},
+          p, [], [node_obj(NODE)], agent)
+
+
+# --- GPU use --------------------------------------------------------------
+
+
+def gpu_case_pod(name, ns="ml-research", owner=("Job", "finetune-llama-8b"), gpus=1, started=NOW - 3 * 3600,
+                 container="trainer", image=TRAIN_IMG, cpu="8", mem="64Gi", qos="Guaranteed", labels=None):
+    cid = h(name)
+    c = container_spec(container, image, limits={"cpu": cpu, "memory": mem, "nvidia.com/gpu": str(gpus)})
+    st = cstatus(container, image, cid, running(started + 10), restarts=0)
+    p = pod(name, ns, NODE, owner, [c], [st], started, qos=qos, labels=labels)
+    return p, cid
+
+
+def gpu_series(p, container, uuids, start, end, step, fn, ref):
+    """fn(t, i) -> (util, used, power, has_process)"""
+    out = []
+    for t in series(start, end, step):
+        for i, g in enumerate(uuids):
+            util, used, power, proc = fn(t, i)
+            procs = [gproc(88000 + i, used - 520 * MiB, ref)] if proc else []
+            out.append(gpu_sample(t, i, g, util, used, power, [holder(p, container, g)], procs))
+    return out
+
+
+@case
+def gpu_use_idle():
+    name = "gpu-use-idle-2h"
+    p, cid = gpu_case_pod("bert-sweep-17-7xk2m", owner=("Job", "bert-sweep-17"), started=NOW - 3 * 3600)
+    g = gpu_uuid(name)
+    ref = cref(p["metadata"]["uid"], cid, "guaranteed")
+    agent = [source(NOW - 3 * 3600, s) for s in ("cgroup", "nvml", "pod_resources")]
+    agent += gpu_series(p, "trainer", [g], NOW - 2 * 3600, NOW, 30, lambda t, i: (0, 512 * MiB, 69.5, False), ref)
+    for t in series(NOW - 2 * 3600, NOW, 60):
+        agent.append(container_sample(t, ref, 300 * MiB, 64 * GiB, 200 * MiB, 100 * MiB, cpu_us=t * 1000))
+    write(name,
+          "A Job's pod holds one H100 (PodResources) and has run no process on it for the 2 hours of samples: GPU idle, "
+          "2 GPU-hours wasted.",
+          {"findings": [{"kind": "gpu_idle", "confidence": "high", "container": "trainer", "gpu": g,
+                         "summary_contains": ["2.0 GPU-hours"], "evidence_names": ["GPU-hours"]}]},
+          p, [], [node_obj(NODE)], agent)
+
+
+@case
+def gpu_use_idle_short():
+    name = "gpu-use-idle-short-window"
+    p, cid = gpu_case_pod("bert-sweep-18-p2m4z", owner=("Job", "bert-sweep-18"), started=NOW - 3 * 3600)
+    g = gpu_uuid(name)
+    ref = cref(p["metadata"]["uid"], cid, "guaranteed")
+    agent = [source(NOW - 12 * 60, s) for s in ("cgroup", "nvml", "pod_resources")]
+    agent += gpu_series(p, "trainer", [g], NOW - 12 * 60, NOW, 10, lambda t, i: (0, 512 * MiB, 69.5, False), ref)
+    write(name,
+          "The same idle GPU, but the agent was started 12 minutes ago: the samples cover 12 of the 30 minutes the rule "
+          "needs, so the finding is Low and says how much was seen.",
+          {"findings": [{"kind": "gpu_idle", "confidence": "low", "gpu": g, "evidence_names": ["coverage"]}]},
+          p, [], [node_obj(NODE)], agent)
+
+
+@case
+def gpu_use_finished_not_exited():
+    name = "gpu-use-finished-not-exited"
+    p, cid = gpu_case_pod("eval-harness-4-9bq2w", owner=("Job", "eval-harness-4"), started=NOW - 3 * 3600)
+    g = gpu_uuid(name)
+    ref = cref(p["metadata"]["uid"], cid, "guaranteed")
+    done = NOW - 50 * 60
+    agent = [source(NOW - 3 * 3600, s) for s in ("cgroup", "nvml", "pod_resources")]
+    agent += gpu_series(p, "trainer", [g], NOW - 2 * 3600, NOW, 30,
+                        lambda t, i: (93, 52 * GiB, 540, True) if t < done else (0, 512 * MiB, 70, False), ref)
+    write(name,
+          "The GPU was busy (93 %) until 50 minutes ago, then the process exited but the container did not (the script "
+          "ends in `sleep infinity`): GPU idle for 50 min, and the summary says the job may have finished.",
+          {"findings": [{"kind": "gpu_idle", "confidence": "high", "gpu": g, "summary_contains": ["may have finished"]}]},
+          p, [], [node_obj(NODE)], agent)
+
+
+@case
+def gpu_use_notebook():
+    name = "gpu-use-notebook-memory-idle"
+    p, cid = gpu_case_pod("jupyter-alice-0", ns="team-nlp", owner=("StatefulSet", "jupyter-alice"), started=NOW - 26 * 3600,
+                          container="notebook", image=NB_IMG, cpu="4", mem="32Gi", qos="Guaranteed",
+                          labels={"app": "jupyter-alice", "notebook-name": "jupyter-alice"})
+    g = gpu_uuid(name)
+    ref = cref(p["metadata"]["uid"], cid, "guaranteed")
+    agent = [source(NOW - 4 * 3600, s) for s in ("cgroup", "nvml", "pod_resources")]
+    agent += gpu_series(p, "notebook", [g], NOW - 4 * 3600, NOW, 30,
+                        lambda t, i: (0, 21.4 * GiB, 74.2, True), ref)
+    write(name,
+          "A Jupyter notebook's kernel holds 21 GiB of an H100 and has computed nothing for the 4 hours of samples: GPU "
+          "memory held idle, ~4 GPU-hours.",
+          {"findings": [{"kind": "gpu_memory_idle", "confidence": "high", "container": "notebook", "gpu": g,
+                         "summary_contains": ["notebook"]}]},
+          p, [], [node_obj(NODE)], agent)
+
+
+@case
+def gpu_use_stuck():
+    name = "gpu-use-stuck"
+    p, cid = gpu_case_pod("llama-pretrain-worker-3", owner=("PyTorchJob", "llama-pretrain"), started=NOW - 5 * 3600,
+                          labels={"training.kubeflow.org/job-name": "llama-pretrain", "training.kubeflow.org/replica-index": "3",
+                                  "training.kubeflow.org/replica-type": "worker"})
+    g = gpu_uuid(name)
+    ref = cref(p["metadata"]["uid"], cid, "guaranteed")
+    hang = NOW - 16 * 60
+    agent = [source(NOW - 5 * 3600, s) for s in ("cgroup", "kmsg", "psi", "nvml", "pod_resources")]
+    rnd = random.Random(7)
+    agent += gpu_series(p, "trainer", [g], NOW - 60 * 60, NOW, 20,
+                        lambda t, i: (rnd.randint(88, 99), 71.3 * GiB, rnd.randint(560, 640), True) if t < hang
+                        else (0, 71.3 * GiB, 112, True), ref)
+    cpu = 0
+    for t in series(NOW - 60 * 60, NOW, 20):
+        cpu += (10 * 2.4e6) if t < hang else (10 * 0.01e6)
+        agent.append(container_sample(t, ref, 38 * GiB, 64 * GiB, 34 * GiB, 4 * GiB, cpu_us=cpu))
+    write(name,
+          "A PyTorchJob worker trained at ~95 % for 45 minutes, then GPU utilization and the container's CPU both went "
+          "to ~0 for 16 minutes while the process still holds 71 GiB of GPU memory: a hang, not a finished job.",
+          {"findings": [{"kind": "training_stuck", "confidence": "high", "container": "trainer", "gpu": g,
+                         "evidence_names": ["flat since", "last busy sample"]}]},
+          p, [], [node_obj(NODE)], agent)
+
+
+@case
+def gpu_use_nccl_wedge():
+    name = "gpu-use-nccl-wedge"
+    p, cid = gpu_case_pod("llama-pretrain-worker-5", owner=("PyTorchJob", "llama-pretrain"), gpus=2, started=NOW - 5 * 3600,
+                          labels={"training.kubeflow.org/job-name": "llama-pretrain", "training.kubeflow.org/replica-type": "worker"})
+    gs = [gpu_uuid(name + "a"), gpu_uuid(name + "b")]
+    ref = cref(p["metadata"]["uid"], cid, "guaranteed")
+    wedge = NOW - 25 * 60
+    agent = [source(NOW - 5 * 3600, s) for s in ("cgroup", "kmsg", "psi", "nvml", "pod_resources")]
+    rnd = random.Random(11)
+    agent += gpu_series(p, "trainer", gs, NOW - 60 * 60, NOW, 20,
+                        lambda t, i: (rnd.randint(90, 99), 74.1 * GiB + rnd.randint(0, 900) * MiB, rnd.randint(520, 660), True) if t < wedge
+                        else (100, 74.6 * GiB, 118 + rnd.random() * 6, True), ref)
+    cpu = 0
+    for t in series(NOW - 60 * 60, NOW, 20):
+        cpu += 10 * (3.1e6 if t < wedge else 2.0e6)
+        agent.append(container_sample(t, ref, 40 * GiB, 64 * GiB, 36 * GiB, 4 * GiB, cpu_us=cpu))
+    write(name,
+          "Both GPUs of a PyTorchJob worker report 100 % utilization at ~120 W of 700 W, memory flat, for 25 minutes: "
+          "NCCL kernels spinning on a peer that left the collective.",
+          {"findings": [{"kind": "nccl_wedge", "confidence": "high", "container": "trainer",
+                         "summary_contains": ["2 of the pod's 2 GPU(s)"]}]},
+          p, [], [node_obj(NODE)], agent)
+
+
+@case
+def gpu_use_input_bound():
+    name = "gpu-use-input-bound"
+    p, cid = gpu_case_pod("vit-train-2-x9c4d", owner=("Job", "vit-train-2"), cpu="4", mem="48Gi", started=NOW - 2 * 3600)
+    g = gpu_uuid(name)
+    ref = cref(p["metadata"]["uid"], cid, "guaranteed")
+    agent = [source(NOW - 2 * 3600, s) for s in ("cgroup", "psi", "nvml", "pod_resources")]
+    rnd = random.Random(3)
+    agent += gpu_series(p, "trainer", [g], NOW - 30 * 60, NOW, 10,
+                        lambda t, i: (rnd.choice([0, 5, 12, 38, 61, 22, 18, 30, 9, 27]), 31 * GiB, rnd.randint(150, 330), True), ref)
+    cpu = thr = thr_us = 0
+    for t in series(NOW - 30 * 60, NOW, 10):
+        cpu += 10 * 3.96e6
+        thr += 62
+        thr_us += 10 * 0.9e6
+        agent.append(container_sample(t, ref, 29 * GiB, 48 * GiB, 25 * GiB, 4 * GiB, cpu_us=cpu, throttled=thr, throttled_us=thr_us,
+                                      cpu_psi=psi(71.0, cpu / 2, 40.0, cpu / 4)))
+    write(name,
+          "A vision training job with a 4-CPU limit decodes JPEGs in 8 DataLoader workers: the container uses 3.96 of 4 "
+          "cores and is throttled in most CFS periods while the GPU's median utilization is ~20 %.",
+          {"findings": [{"kind": "input_bound", "confidence": "high", "container": "trainer", "gpu": g,
+                         "evidence_names": ["median GPU utilization", "container CPU", "CPU throttled periods"]}]},
+          p, [], [node_obj(NODE)], agent)
+
+
+@case
+def gpu_use_healthy():
+    name = "gpu-use-healthy-busy"
+    p, cid = gpu_case_pod("llama-pretrain-worker-0", owner=("PyTorchJob", "llama-pretrain"), gpus=2, started=NOW - 5 * 3600,
+                          labels={"training.kubeflow.org/job-name": "llama-pretrain", "training.kubeflow.org/replica-type": "master"})
+    gs = [gpu_uuid(name + "a"), gpu_uuid(name + "b")]
+    ref = cref(p["metadata"]["uid"], cid, "guaranteed")
+    agent = [source(NOW - 5 * 3600, s) for s in ("cgroup", "kmsg", "psi", "nvml", "pod_resources")]
+    rnd = random.Random(5)
+    # Busy, with a 3-minute checkpoint pause (utilization 0, CPU busy writing).
+    ck = (NOW - 40 * 60, NOW - 37 * 60)
+    agent += gpu_series(p, "trainer", gs, NOW - 60 * 60, NOW, 20,
+                        lambda t, i: (0, 74 * GiB, 130, True) if ck[0] <= t < ck[1]
+                        else (rnd.randint(86, 100), 74 * GiB + rnd.randint(0, 1500) * MiB, rnd.randint(480, 690), True), ref)
+    cpu = 0
+    for t in series(NOW - 60 * 60, NOW, 20):
+        cpu += 10 * 2.8e6
+        agent.append(container_sample(t, ref, 41 * GiB, 64 * GiB, 33 * GiB, 8 * GiB, cpu_us=cpu, throttled=0,
+                                      mem_psi=psi(0.3, t), io_psi=psi(2.0 if not ck[0] <= t < ck[1] else 35.0, t)))
+    for t in series(NOW - 60 * 60, NOW, 30):
+        agent.append(node_sample(t))
+    write(name,
+          "A healthy PyTorchJob rank: both GPUs 86-100 % at 480-690 W, with one 3-minute checkpoint pause; CPU well "
+          "below its limit, no memory pressure: no finding.",
+          {"findings": []},
+          p, [], [node_obj(NODE)], agent)
+
+
+# --- Logs -----------------------------------------------------------------
+
+NCCL_TIMEOUT_LOG = """[rank5]:[I1126 09:28:14.902 ProcessGroupNCCL.cpp:2047] [PG 0 Rank 5] ProcessGroupNCCL broadcast unique ID through store took 0.92 ms
+step 48210 | loss 1.8312 | lr 2.41e-04 | tok/s 412883
+step 48211 | loss 1.8297 | lr 2.41e-04 | tok/s 413120
+step 48212 | loss 1.8305 | lr 2.41e-04 | tok/s 412551
+[rank5]:[E1126 09:40:02.517 ProcessGroupNCCL.cpp:616] [Rank 5] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=48213, OpType=ALLREDUCE, NumelIn=262144, NumelOut=262144, Timeout(ms)=600000) ran for 600023 milliseconds before timing out.
+[rank5]:[E1126 09:40:02.518 ProcessGroupNCCL.cpp:1785] [PG 0 Rank 5] Exception (either an error or timeout) detected by watchdog at work: 48213, last enqueued NCCL work: 48213, last completed NCCL work: 48212.
+[rank5]:[E1126 09:40:02.518 ProcessGroupNCCL.cpp:630] [Rank 5] Some NCCL operations have failed or timed out. Due to the asynchronous nature of CUDA kernels, subsequent GPU operations might run on corrupted/incomplete data.
+[rank5]:[E1126 09:40:02.518 ProcessGroupNCCL.cpp:636] [Rank 5] To avoid data inconsistency, we are taking the entire process down.
+[rank5]:[E1126 09:40:02.601 ProcessGroupNCCL.cpp:1595] [PG 0 Rank 5] Process group watchdog thread terminated with exception: [Rank 5] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=48213, OpType=ALLREDUCE, NumelIn=262144, NumelOut=262144, Timeout(ms)=600000) ran for 600023 milliseconds before timing out.
+terminate called after throwing an instance of 'c10::DistBackendError'
+  what():  [PG 0 Rank 5] Process group watchdog thread terminated with exception: [Rank 5] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=48213, OpType=ALLREDUCE, NumelIn=262144, NumelOut=262144, Timeout(ms)=600000) ran for 600023 milliseconds before timing out.
+"""
+
+
+@case
+def logs_nccl_timeout():
+    name = "logs-nccl-timeout"
+    fin = NOW - 1150
+    cid_old, cid_new = h(name + "old"), h(name + "new")
+    labels = {"training.kubeflow.org/job-name": "llama-pretrain", "training.kubeflow.org/replica-type": "worker",
+              "training.kubeflow.org/replica-index": "5"}
+    c = container_spec("pytorch", TRAIN_IMG, limits={"cpu": "16", "memory": "128Gi", "nvidia.com/gpu": "1"},
+                       env={"NCCL_DEBUG": "WARN", "TORCH_NCCL_ASYNC_ERROR_HANDLING": "1"})
+    st = cstatus("pytorch", TRAIN_IMG, cid_new, running(fin + 15),
+                 last=terminated(cid_old, fin - 3 * 3600, fin, 134, "Error"), restarts=1)
+    p = pod("llama-pretrain-worker-5", "ml-research", NODE, ("PyTorchJob", "llama-pretrain"), [c], [st], NOW - 4 * 3600,
+            qos="Guaranteed", labels=labels, restart_policy="OnFailure")
+    write(name,
+          "A PyTorchJob worker (rank 5) aborted with SIGABRT (134) after the NCCL watchdog's 10-minute ALLREDUCE "
+          "timeout: another rank stopped participating; this one is a victim.",
+          {"findings": [{"kind": "nccl_error", "confidence": "high", "container": "pytorch",
+                         "summary_contains": ["ALLREDUCE", "600023 ms", "rank 5"],
+                         "evidence_names": ["timed-out collective", "exit code"]}],
+           "gaps": ["agent"]},
+          p, [event(p, "BackOff", "Back-off restarting failed container pytorch in pod llama-pretrain-worker-5_ml-research(" + p["metadata"]["uid"] + ")", fin + 1, container="pytorch")],
+          [node_obj(NODE)], None, logs={"pytorch.log": NCCL_TIMEOUT_LOG})
+
+
+NCCL_SHM_LOG = """NCCL version 2.21.5+cuda12.4
+gpu-node-07:412:498 [0] NCCL INFO Channel 00/02 :    0   1
+gpu-node-07:412:498 [0] include/alloc.h:125 NCCL WARN Error: failed to extend /dev/shm/nccl-Sd9ffE to 9637892 bytes
+gpu-node-07:412:498 [0] include/alloc.h:132 NCCL WARN Error while creating shared memory segment /dev/shm/nccl-Sd9ffE (size 9637888)
+gpu-node-07:412:498 [0] NCCL INFO transport/shm.cc:114 -> 2
+Traceback (most recent call last):
+  File "/workspace/train.py", line 88, in <module>
+    dist.barrier()
+torch.distributed.DistBackendError: NCCL error in: ../torch/csrc/distributed/c10d/NCCLUtils.hpp:317, unhandled system error (run with NCCL_DEBUG=INFO for details), NCCL version 2.21.5
+ncclSystemError: System call (e.g. socket, malloc) or external library call failed or device error.
+Last error:
+Error while creating shared memory segment /dev/shm/nccl-Sd9ffE (size 9637888)
+"""
+
+
+@case
+def logs_nccl_shm():
+    name = "logs-nccl-shm"
+    fin = NOW - 300
+    cid_old, cid_new = h(name + "old"), h(name + "new")
+    c = container_spec("trainer", TRAIN_IMG, limits={"cpu": "32", "memory": "256Gi", "nvidia.com/gpu": "2"},
+                       command=["torchrun", "--nproc-per-node=2", "train.py"])
+    st = cstatus("trainer", TRAIN_IMG, cid_new,
+                 {"waiting": {"message": "back-off 2m40s restarting failed container=trainer", "reason": "CrashLoopBackOff"}},
+                 last=terminated(cid_old, fin - 40, fin, 1, "Error"), restarts=4, ready=False)
+    p = pod("ddp-smoke-test-5kq8p", "ml-research", NODE, ("Job", "ddp-smoke-test"), [c], [st], NOW - 1800, qos="Guaranteed",
+            restart_policy="OnFailure")
+    write(name,
+          "Two local ranks cannot set up NCCL's shared-memory transport because /dev/shm is the runtime's 64 MiB "
+          "default (no memory emptyDir mounted there): ncclSystemError, exit 1, crash-looping.",
+          {"findings": [{"kind": "nccl_error", "confidence": "high", "container": "trainer",
+                         "summary_contains": ["/dev/shm"]}],
+           "gaps": ["agent"]},
+          p, [], [node_obj(NODE)], None, logs={"trainer.log": NCCL_SHM_LOG})
+
+
+MISSING_CONFIG_LOG = """INFO 11-26 09:52:10 api_server.py:528] vLLM API server version 0.6.3
+INFO 11-26 09:52:10 api_server.py:529] args: Namespace(model='/models/llama-3.1-8b-instruct', served_model_name=['llama'], tensor_parallel_size=1, gpu_memory_utilization=0.9)
+Traceback (most recent call last):
+  File "/usr/local/lib/python3.12/site-packages/transformers/utils/hub.py", line 402, in cached_file
+    resolved_file = hf_hub_download(
+  File "/usr/local/lib/python3.12/site-packages/transformers/configuration_utils.py", line 689, in _get_config_dict
+    resolved_config_file = cached_file(
+FileNotFoundError: [Errno 2] No such file or directory: '/models/llama-3.1-8b-instruct/config.json'
+"""
+
+
+@case
+def logs_model_missing_pvc():
+    name = "logs-model-missing-pvc"
+    fin = NOW - 200
+    cid_old, cid_new = h(name + "old"), h(name + "new")
+    mounts = [{"mountPath": "/models", "name": "models", "readOnly": True}, {"mountPath": "/dev/shm", "name": "dshm"}]
+    vols = [{"name": "models", "persistentVolumeClaim": {"claimName": "model-store"}},
+            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}}]
+    c = container_spec("vllm", SERVE_IMG, limits={"cpu": "8", "memory": "48Gi", "nvidia.com/gpu": "1"}, mounts=mounts,
+                       command=["vllm", "serve", "/models/llama-3.1-8b-instruct", "--served-model-name", "llama"])
+    st = cstatus("vllm", SERVE_IMG, cid_new,
+                 {"waiting": {"message": "back-off 5m0s restarting failed container=vllm", "reason": "CrashLoopBackOff"}},
+                 last=terminated(cid_old, fin - 25, fin, 1, "Error"), restarts=7, ready=False)
+    p = pod("llama-serve-5c7d9f8b6-wq2lx", "inference", NODE, ("ReplicaSet", "llama-serve-5c7d9f8b6"), [c], [st],
+            NOW - 3600, volumes=vols, qos="Guaranteed")
+    write(name,
+          "vLLM cannot find /models/llama-3.1-8b-instruct/config.json: the path is on the read-only PVC model-store "
+          "mounted at /models, which does not hold that model.",
+          {"findings": [{"kind": "model_files_missing", "confidence": "high", "container": "vllm",
+                         "summary_contains": ["/models/llama-3.1-8b-instruct/config.json", "PVC model-store"],
+                         "evidence_names": ["missing path", "volume mounts"]}],
+           "gaps": ["agent"]},
+          p, [], [node_obj(NODE)], None, logs={"vllm.log": MISSING_CONFIG_LOG})
+
+
+MISSING_DATA_LOG = """2025-11-26 09:55:41,118 INFO loading dataset shards from /data/tokenized/train-*.bin
+Traceback (most recent call last):
+  File "/workspace/train.py", line 61, in <module>
+    ds = ShardedDataset("/data/tokenized", split="train")
+  File "/workspace/data.py", line 24, in __init__
+    with open(self.index_path) as f:
+FileNotFoundError: [Errno 2] No such file or directory: '/data/tokenized/index.json'
+"""
+
+
+@case
+def logs_model_missing_unmounted():
+    name = "logs-data-missing-not-mounted"
+    fin = NOW - 120
+    cid = h(name)
+    mounts = [{"mountPath": "/checkpoints", "name": "ckpt"}]
+    vols = [{"name": "ckpt", "persistentVolumeClaim": {"claimName": "gpt-ckpt"}}]
+    c = container_spec("trainer", TRAIN_IMG, limits={"cpu": "8", "memory": "64Gi", "nvidia.com/gpu": "1"}, mounts=mounts)
+    st = cstatus("trainer", TRAIN_IMG, cid,
+                 {"terminated": {"containerID": f"containerd://{cid}", "exitCode": 1, "finishedAt": kts(fin),
+                                 "reason": "Error", "startedAt": kts(fin - 14)}}, restarts=0, ready=False)
+    p = pod("gpt-small-pretrain-r8d2k", "ml-research", NODE, ("Job", "gpt-small-pretrain"), [c], [st], fin - 60,
+            phase="Failed", volumes=vols, qos="Guaranteed", restart_policy="Never")
+    write(name,
+          "The training script reads /data/tokenized/index.json, but the pod mounts only /checkpoints: /data exists "
+          "only in the image, which does not contain the dataset (the data volume was left out of the Job).",
+          {"findings": [{"kind": "model_files_missing", "confidence": "high", "container": "trainer",
+                         "summary_contains": ["under no volume mount"]}],
+           "gaps": ["agent"]},
+          p, [], [node_obj(NODE)], None, logs={"trainer.current.log": MISSING_DATA_LOG})
+
+
+if __name__ == "__main__":
+    for fn in CASES:
+        fn()
+    print(f"wrote {len(CASES)} cases")
