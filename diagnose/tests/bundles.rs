@@ -152,6 +152,12 @@ fn every_bundle_gives_its_expected_findings() {
     }
     println!("{} bundles checked", dirs.len());
     assert!(
+        dirs.len() >= 40,
+        "only {} bundles found in {}",
+        dirs.len(),
+        bundles_dir().display()
+    );
+    assert!(
         failures.is_empty(),
         "{} of {} bundles failed:\n{}",
         failures.len(),

@@ -842,9 +842,11 @@ def oom_exit137_liveness():
         agent.append(container_sample(t, r_new, 40 * GiB, 64 * GiB, 38 * GiB, 2 * GiB, cpu_us=t * 1e5))
     write(name,
           "Exit 137 with reason Error: the kubelet killed the server after three liveness-probe timeouts (Killing event "
-          "'failed liveness probe'); the agent watched the container, no OOM kill, 41 of 64 GiB used.",
-          {"findings": [{"kind": "exit_137_not_oom", "confidence": "high", "container": "server",
-                         "summary_contains": ["liveness probe"]}]},
+          "'failed liveness probe'); the agent watched the container, no OOM kill, 41 of 64 GiB used. "
+          "The probe finding owns a probe kill and says the 137 is not an OOM kill.",
+          {"findings": [{"kind": "probe_failing", "confidence": "high", "container": "server",
+                         "summary_contains": ["liveness probe"],
+                         "evidence_names": ["last exit", "probe kills"]}]},
           p, events, [node_obj(NODE)], agent)
 
 

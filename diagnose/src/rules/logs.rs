@@ -3,12 +3,11 @@
 //! here too ([`cuda_oom`]), so that one list is matched everywhere, but
 //! the finding for them is `oom`'s (`CudaOom`).
 //!
-//! NOTE for the `pod` family (to be wired when merging): the crash-loop
-//! rule must skip a container for which [`explains_exit`] is true. Its log
-//! tail already names why it exited (CUDA out of memory, an NCCL error,
-//! missing model files), and the `oom` or `logs` finding says it with the
-//! evidence; a second "exit code 1" finding would only repeat it less
-//! precisely.
+//! The `pod` family's crash-loop rule skips a container for which
+//! [`explains_exit`] is true: its log tail already names why it exited
+//! (CUDA out of memory, an NCCL error, missing model files), and the `oom`
+//! or `logs` finding says it with the evidence; a second "exit code 1"
+//! finding would only repeat it less precisely.
 
 use k8s_openapi::api::core::v1::{Container, Pod, Volume};
 use serde::{Deserialize, Serialize};
@@ -69,7 +68,6 @@ pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
 /// Whether the log tail of the container's last exit names its cause
 /// (CUDA out of memory, an NCCL error, missing model or data files): the
 /// crash-loop rule leaves such a container to the finding that says so.
-#[allow(dead_code)] // Called by the `pod` family once it is wired (see the module note).
 pub(crate) fn explains_exit(ctx: &Context<'_>, pod: &Pod, container: &str) -> bool {
     relevant_log(ctx, pod, container).is_some_and(|(l, _)| {
         cuda_oom(&l.text).is_some()

@@ -969,6 +969,12 @@ fn exit_137(
             })
             && in_life(k8s::event_last_time(ev))
     });
+    // A kill by a failed liveness or startup probe is the `pod` family's
+    // probe_failing finding, which says so with the probe's settings and
+    // timing; one cause, one finding.
+    if liveness.is_some() {
+        return None;
+    }
     let unhealthy: Vec<_> = events
         .iter()
         .filter(|ev| {

@@ -459,7 +459,9 @@ fn crash_loop(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec<Finding> {
         } else {
             continue;
         };
-        if term.is_some_and(owned_by_oom) {
+        // The log tail already names why it exited (CUDA out of memory, an
+        // NCCL error, missing files): that finding says it with evidence.
+        if term.is_some_and(owned_by_oom) || crate::rules::logs::explains_exit(ctx, pod, &cs.name) {
             continue;
         }
         let c = &cs.name;
@@ -1678,6 +1680,23 @@ fn probe_failing(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec<Finding
         }
         if let Some(r) = last_run {
             f = f.fact(Fact::new("last run", human(r)));
+        }
+        // A probe kill is a SIGKILL after the grace period: exit 137 that
+        // looks like an OOM kill. This finding owns it (the `oom` family's
+        // exit_137_not_oom stands aside when a probe kill explains it).
+        if kill_count > 0
+            && let Some(t) = cs
+                .and_then(|s| s.last_state.as_ref())
+                .and_then(|s| s.terminated.as_ref())
+                .filter(|t| t.exit_code == 137 && t.reason.as_deref() != Some("OOMKilled"))
+        {
+            f = f.fact(Fact::new(
+                "last exit",
+                format!(
+                    "137 ({}): SIGKILL from the kubelet after the failed probe, not an OOM kill",
+                    t.reason.as_deref().unwrap_or("no reason")
+                ),
+            ));
         }
         if restarts > 0 {
             f.cost = Some(Cost {
