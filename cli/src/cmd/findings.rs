@@ -87,7 +87,12 @@ pub fn print_explained(
             .max()
             .unwrap_or(0);
         for e in &f.evidence {
-            let when = e.time.map(|t| format!("  ({t})")).unwrap_or_default();
+            let when = e
+                .time
+                .map(|t| t.to_string())
+                .filter(|t| !e.value.contains(t.as_str()))
+                .map(|t| format!("  ({t})"))
+                .unwrap_or_default();
             println!("    {:<width$}  {}{when}", e.name, e.value);
         }
         if !f.next_steps.is_empty() {

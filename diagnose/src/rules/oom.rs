@@ -520,6 +520,24 @@ fn kill_finding(
             k.time,
         ));
     }
+    if let (Some(first), Some(last)) = (k.window.first(), k.window.last()) {
+        // At most 60 bars: each the largest usage of its share of points.
+        let all: Vec<u64> = k.window.iter().map(|p| p.usage_bytes).collect();
+        let usage: Vec<u64> = all
+            .chunks(all.len().div_ceil(60).max(1))
+            .filter_map(|c| c.iter().copied().max())
+            .collect();
+        f = f.fact(Fact::at(
+            "memory trajectory",
+            format!(
+                "{}  ({} points over {:.0} s, scaled to the limit)",
+                gpuscope_agent::output::sparkline(&usage, limit),
+                all.len(),
+                last.time.since(first.time).as_secs_f64()
+            ),
+            last.time,
+        ));
+    }
     let mut steps = Vec::new();
     let mut leak = false;
     if let Some(g) = &growth {
