@@ -82,10 +82,24 @@ enum Command {
         #[arg(long, value_parser = humantime::parse_duration, default_value = "1h")]
         since: Duration,
     },
-    /// Run gpuscope end to end on this machine: an aggregator, an agent,
-    /// a workload in a scratch kubelet-style cgroup that grows until the
-    /// kernel kills it, and what `explain` and `gpus` say. Cleans up.
-    Demo,
+    /// Explain why a pod failed or is wasting GPUs: one sentence per
+    /// finding, the numbers that prove it, and what to do next.
+    Explain {
+        /// The pod: its name (with -n), `namespace/name`, or its UID. With
+        /// --bundle it may be left out: the bundle's own pod.
+        #[arg(required_unless_present = "bundle")]
+        pod: Option<String>,
+        /// The pod's namespace.
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// Explain from an offline bundle folder (kubectl JSON outputs and
+        /// agent records) instead of asking the aggregator.
+        #[arg(long, value_name = "DIR")]
+        bundle: Option<std::path::PathBuf>,
+        /// Thresholds for the rules, as JSON (any subset of the defaults).
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+    },
     /// Current findings across pods, GPUs and nodes, most costly first
     /// (GPU-hours, then restarts).
     Diagnose {
@@ -132,24 +146,13 @@ enum Command {
         #[arg(short = 'd', long, value_name = "DIR")]
         dir: Option<std::path::PathBuf>,
     },
-    /// Explain why a pod failed or is wasting GPUs: one sentence per
-    /// finding, the numbers that prove it, and what to do next.
-    Explain {
-        /// The pod: its name (with -n), `namespace/name`, or its UID. With
-        /// --bundle it may be left out: the bundle's own pod.
-        #[arg(required_unless_present = "bundle")]
-        pod: Option<String>,
-        /// The pod's namespace.
-        #[arg(short, long)]
-        namespace: Option<String>,
-        /// Explain from an offline bundle folder (kubectl JSON outputs and
-        /// agent records) instead of asking the aggregator.
-        #[arg(long, value_name = "DIR")]
-        bundle: Option<std::path::PathBuf>,
-        /// Thresholds for the rules, as JSON (any subset of the defaults).
-        #[arg(long, value_name = "FILE")]
-        config: Option<std::path::PathBuf>,
-    },
+    /// Print the diagnosis thresholds' defaults as JSON: the shape
+    /// `--config FILE` reads (any subset of it).
+    Config,
+    /// Run gpuscope end to end on this machine: an aggregator, an agent,
+    /// a workload in a scratch kubelet-style cgroup that grows until the
+    /// kernel kills it, and what `explain` and `gpus` say. Cleans up.
+    Demo,
 }
 
 /// Parses the command line and runs it.
@@ -165,6 +168,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let (url, out) = (cli.aggregator.as_str(), cli.output);
     match cli.command {
         Command::Demo => demo::run().await,
+        Command::Config => cmd::print_json(&gpuscope_diagnose::Config::default()),
         Command::Nodes => cmd::nodes(&mut cmd::connect(url, &cli.tls).await?, out).await,
         Command::Gpus { node } => {
             cmd::gpus(&mut cmd::connect(url, &cli.tls).await?, node, out).await

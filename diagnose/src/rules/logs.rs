@@ -48,10 +48,7 @@ pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
             let Some((log, exit)) = relevant_log(ctx, pod, &c.name) else {
                 continue;
             };
-            let old = exit.as_ref().and_then(|e| e.finished).is_some_and(|f| {
-                ctx.now.since(f) > std::time::Duration::from_secs(ctx.config.logs.recent_s)
-            });
-            if old {
+            if stale(ctx, pod, &c.name, exit.as_ref()) {
                 continue;
             }
             if let Some(f) = nccl_error(ctx, pod, &c.name, log, exit.as_ref()) {
@@ -65,14 +62,29 @@ pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
     out
 }
 
+/// Whether the exit a log tail belongs to is history: older than
+/// `recent_s`, unless the container is backing off from it right now (a
+/// CrashLoopBackOff is current whatever the age of its last exit).
+fn stale(ctx: &Context<'_>, pod: &Pod, container: &str, exit: Option<&Exit>) -> bool {
+    let backing_off = k8s::container_statuses(pod)
+        .find(|s| s.name == container)
+        .and_then(|s| s.state.as_ref()?.waiting.as_ref()?.reason.as_deref())
+        == Some("CrashLoopBackOff");
+    !backing_off
+        && exit.and_then(|e| e.finished).is_some_and(|f| {
+            ctx.now.since(f) > std::time::Duration::from_secs(ctx.config.logs.recent_s)
+        })
+}
+
 /// Whether the log tail of the container's last exit names its cause
 /// (CUDA out of memory, an NCCL error, missing model or data files): the
 /// crash-loop rule leaves such a container to the finding that says so.
 pub(crate) fn explains_exit(ctx: &Context<'_>, pod: &Pod, container: &str) -> bool {
-    relevant_log(ctx, pod, container).is_some_and(|(l, _)| {
-        cuda_oom(&l.text).is_some()
-            || nccl(&l.text).is_some_and(|n| n.strong)
-            || missing_file(&l.text).is_some()
+    relevant_log(ctx, pod, container).is_some_and(|(l, exit)| {
+        !stale(ctx, pod, container, exit.as_ref())
+            && (cuda_oom(&l.text).is_some()
+                || nccl(&l.text).is_some_and(|n| n.strong)
+                || missing_file(&l.text).is_some())
     })
 }
 
