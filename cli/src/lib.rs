@@ -102,37 +102,10 @@ enum Command {
     },
     /// Current findings across pods, GPUs and nodes, most costly first
     /// (GPU-hours, then restarts).
-    Diagnose {
-        /// Only these namespaces (repeatable).
-        #[arg(short, long)]
-        namespace: Vec<String>,
-        /// Every namespace (the default when no namespace is given).
-        #[arg(short = 'A', long)]
-        all_namespaces: bool,
-        /// Diagnose an offline bundle folder instead of asking the
-        /// aggregator.
-        #[arg(long, value_name = "DIR")]
-        bundle: Option<std::path::PathBuf>,
-        /// Thresholds for the rules, as JSON (any subset of the defaults).
-        #[arg(long, value_name = "FILE")]
-        config: Option<std::path::PathBuf>,
-    },
+    Diagnose(Scope),
     /// Idle GPUs with the pods and owners holding them, and the GPU-hours
     /// wasted per namespace and owner.
-    Idle {
-        /// Only these namespaces (repeatable).
-        #[arg(short, long)]
-        namespace: Vec<String>,
-        /// Every namespace (the default when no namespace is given).
-        #[arg(short = 'A', long)]
-        all_namespaces: bool,
-        /// Read an offline bundle folder instead of asking the aggregator.
-        #[arg(long, value_name = "DIR")]
-        bundle: Option<std::path::PathBuf>,
-        /// Thresholds for the rules, as JSON (any subset of the defaults).
-        #[arg(long, value_name = "FILE")]
-        config: Option<std::path::PathBuf>,
-    },
+    Idle(Scope),
     /// Write what the aggregator knows about a pod as an offline bundle
     /// (kubectl-shaped JSON, agent records, log tails) for `explain
     /// --bundle`, a ticket or a colleague.
@@ -153,6 +126,23 @@ enum Command {
     /// a workload in a scratch kubelet-style cgroup that grows until the
     /// kernel kills it, and what `explain` and `gpus` say. Cleans up.
     Demo,
+}
+
+/// What `diagnose` and `idle` look at.
+#[derive(Debug, clap::Args)]
+struct Scope {
+    /// Only these namespaces (repeatable).
+    #[arg(short, long)]
+    namespace: Vec<String>,
+    /// Every namespace (the default when no namespace is given).
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
+    /// Read an offline bundle folder instead of asking the aggregator.
+    #[arg(long, value_name = "DIR")]
+    bundle: Option<std::path::PathBuf>,
+    /// Thresholds for the rules, as JSON (any subset of the defaults).
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
 }
 
 /// Parses the command line and runs it.
@@ -189,44 +179,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events { watch, since } => {
             cmd::events(&mut cmd::connect(url, &cli.tls).await?, watch, since, out).await
         }
-        Command::Diagnose {
-            namespace,
-            all_namespaces,
-            bundle,
-            config,
-        } => {
-            let config = cmd::load_config(config.as_deref())?;
-            cmd::diagnose(
-                url,
-                &cli.tls,
-                bundle.as_deref(),
-                &namespace,
-                all_namespaces,
-                &config,
-                cmd::Ranked::All,
-                out,
-            )
-            .await
-        }
-        Command::Idle {
-            namespace,
-            all_namespaces,
-            bundle,
-            config,
-        } => {
-            let config = cmd::load_config(config.as_deref())?;
-            cmd::diagnose(
-                url,
-                &cli.tls,
-                bundle.as_deref(),
-                &namespace,
-                all_namespaces,
-                &config,
-                cmd::Ranked::Idle,
-                out,
-            )
-            .await
-        }
+        Command::Diagnose(scope) => diagnose(url, &cli.tls, scope, cmd::Ranked::All, out).await,
+        Command::Idle(scope) => diagnose(url, &cli.tls, scope, cmd::Ranked::Idle, out).await,
         Command::Explain {
             pod,
             namespace,
@@ -264,4 +218,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
     }
+}
+
+async fn diagnose(
+    url: &str,
+    tls: &gpuscope_agent::ship::endpoint::ClientTls,
+    scope: Scope,
+    what: cmd::Ranked,
+    out: Format,
+) -> anyhow::Result<()> {
+    let config = cmd::load_config(scope.config.as_deref())?;
+    cmd::diagnose(
+        url,
+        tls,
+        scope.bundle.as_deref(),
+        &scope.namespace,
+        scope.all_namespaces,
+        &config,
+        what,
+        out,
+    )
+    .await
 }

@@ -145,13 +145,20 @@ pub fn resource(r: Option<&ResourceRequirements>, name: &str, limits: bool) -> O
     map.as_ref()?.get(name).and_then(quantity)
 }
 
-/// GPUs the pod asks for: the sum over app containers, or the largest
-/// init container's, whichever is more (the scheduler's rule).
+/// GPUs the pod asks for (see [`pod_request`]).
 pub fn gpu_request(p: &Pod) -> u64 {
+    pod_request(p, NVIDIA_GPU)
+}
+
+/// What the pod asks of a resource, as a whole count: the sum over app
+/// containers, or the largest init container's, whichever is more (the
+/// scheduler's rule); a container's limit stands for its request when it
+/// gives no request (the API server's defaulting).
+pub fn pod_request(p: &Pod, resource_name: &str) -> u64 {
     let Some(spec) = &p.spec else { return 0 };
     let count = |c: &k8s_openapi::api::core::v1::Container| {
-        resource(c.resources.as_ref(), NVIDIA_GPU, true)
-            .or_else(|| resource(c.resources.as_ref(), NVIDIA_GPU, false))
+        resource(c.resources.as_ref(), resource_name, true)
+            .or_else(|| resource(c.resources.as_ref(), resource_name, false))
             .unwrap_or(0.0) as u64
     };
     let app: u64 = spec.containers.iter().map(count).sum();

@@ -968,24 +968,7 @@ fn gpu_unhealthy(ctx: &Context<'_>, plugins: &[PluginPod<'_>]) -> Vec<Finding> {
 /// How many of `resource` the pod asks for (the scheduler's rule: app
 /// containers summed, or the largest init container).
 fn request_of(p: &Pod, resource: &str) -> u64 {
-    if resource == k8s::NVIDIA_GPU {
-        return k8s::gpu_request(p);
-    }
-    let Some(spec) = &p.spec else { return 0 };
-    let count = |c: &k8s_openapi::api::core::v1::Container| {
-        k8s::resource(c.resources.as_ref(), resource, true)
-            .or_else(|| k8s::resource(c.resources.as_ref(), resource, false))
-            .unwrap_or(0.0) as u64
-    };
-    let app: u64 = spec.containers.iter().map(count).sum();
-    let init = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .map(count)
-        .max()
-        .unwrap_or(0);
-    app.max(init)
+    k8s::pod_request(p, resource)
 }
 
 fn allocatable_of(n: &Node, resource: &str) -> u64 {

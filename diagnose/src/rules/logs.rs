@@ -358,19 +358,21 @@ pub(crate) fn missing_file(text: &str) -> Option<MissingFile> {
                 });
             }
         }
-        if let Some(i) = t.find(" does not appear to have a file named ") {
-            let head = &t[..i];
-            let dir = head.rsplit(' ').next().unwrap_or(head).trim_matches('\'');
-            let file = t[i + " does not appear to have a file named ".len()..]
-                .split(|c: char| c.is_whitespace() || c == ',')
-                .next()
-                .unwrap_or("")
-                .trim_end_matches('.');
-            return Some(MissingFile {
-                line: clip(t),
-                path: Some(format!("{}/{file}", dir.trim_end_matches('/'))),
-                problem: "the model directory lacks a file the loader needs",
-            });
+        // transformers: `/models/x does not appear to have a file named
+        // config.json`, or (offline, Hub unreachable) `... it looks like
+        // /models/x is not the path to a directory containing a file named
+        // config.json.`
+        for marker in [
+            " does not appear to have a file named ",
+            " is not the path to a directory containing a file named ",
+        ] {
+            if let Some(path) = dir_and_file(t, marker) {
+                return Some(MissingFile {
+                    line: clip(t),
+                    path: Some(path),
+                    problem: "the model directory lacks a file the loader needs",
+                });
+            }
         }
         if t.contains("Can't load tokenizer for") || t.contains("Can't load the configuration of") {
             return Some(MissingFile {
@@ -378,22 +380,6 @@ pub(crate) fn missing_file(text: &str) -> Option<MissingFile> {
                 path: quoted("Can't load tokenizer for ")
                     .or_else(|| quoted("Can't load the configuration of ")),
                 problem: "the tokenizer or configuration files are not at that path",
-            });
-        }
-        if let Some(i) = t.find(" is not the path to a directory containing a file named ") {
-            // transformers, offline or unreachable Hub: `... it looks like
-            // /models/x is not the path to a directory containing a file
-            // named config.json.`
-            let dir = t[..i].rsplit(' ').next().unwrap_or("").trim_matches('\'');
-            let file = t[i + " is not the path to a directory containing a file named ".len()..]
-                .split(|c: char| c.is_whitespace() || c == ',')
-                .next()
-                .unwrap_or("")
-                .trim_end_matches('.');
-            return Some(MissingFile {
-                line: clip(t),
-                path: Some(format!("{}/{file}", dir.trim_end_matches('/'))),
-                problem: "the model directory lacks a file the loader needs",
             });
         }
         if t.contains("Incorrect path_or_model_id") {
@@ -780,6 +766,23 @@ fn clip(s: &str) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
+}
+
+/// `DIR/FILE` from a line `... DIR<marker>FILE ...` (the word before the
+/// marker, the word after it).
+fn dir_and_file(line: &str, marker: &str) -> Option<String> {
+    let i = line.find(marker)?;
+    let dir = line[..i]
+        .rsplit(' ')
+        .next()
+        .unwrap_or("")
+        .trim_matches('\'');
+    let file = line[i + marker.len()..]
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .next()
+        .unwrap_or("")
+        .trim_end_matches('.');
+    Some(format!("{}/{file}", dir.trim_end_matches('/')))
 }
 
 #[cfg(test)]

@@ -39,7 +39,8 @@ use gpuscope_agent::model::{
     SourceState, Timestamp,
 };
 use gpuscope_agent::output::human_bytes;
-use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
+use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
 use super::logs;
@@ -166,6 +167,55 @@ pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
         out.extend(evicted);
         out.extend(cuda_oom(ctx, pod, &insts));
         out.extend(thrashing(ctx, pod, &insts));
+    }
+    out.extend(orphan_kills(ctx));
+    out
+}
+
+/// Kills of pods the evidence holds no object for (an aggregator run with
+/// `--no-kube`, or a pod deleted since, such as a finished Job cleaned
+/// up): the agent's own record still explains them, named by pod UID.
+fn orphan_kills(ctx: &Context<'_>) -> Vec<Finding> {
+    let known: std::collections::HashSet<&str> = ctx.pods().iter().filter_map(k8s::uid).collect();
+    let mut orphans: std::collections::BTreeSet<(Option<&str>, &str)> = Default::default();
+    for a in &ctx.evidence.agents {
+        for e in &a.events {
+            if let NodeEvent::OomKill(k) = e
+                && let Some(uid) = k.container.pod_uid.as_deref()
+                && !known.contains(uid)
+            {
+                orphans.insert((a.node.as_deref(), uid));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (node, uid) in orphans {
+        let pod = Pod {
+            metadata: ObjectMeta {
+                uid: Some(uid.to_owned()),
+                name: Some(uid.to_owned()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(PodSpec {
+                node_name: node.map(str::to_owned),
+                ..PodSpec::default()
+            }),
+            status: None,
+        };
+        for mut f in kills(ctx, &pod, &[]) {
+            f.subject.namespace = None;
+            f.subject.owner = None;
+            f.evidence.insert(
+                0,
+                Fact::new(
+                    "pod",
+                    format!(
+                        "UID {uid}: no Kubernetes object for it (not watched, or deleted since)"
+                    ),
+                ),
+            );
+            out.push(f);
+        }
     }
     out
 }
@@ -650,10 +700,19 @@ fn kill_finding(
                     t.limit_headroom_percent
                 ));
             }
+            let logs = match pod.metadata.namespace.as_deref() {
+                Some(ns) => format!(
+                    "`kubectl logs -n {ns} {} -c {container} --previous`",
+                    k8s::name(pod)
+                ),
+                // Known by UID only: find it first.
+                None => format!(
+                    "the pod's previous log (find the pod by UID: `kubectl get pods -A -o custom-columns=NS:.metadata.namespace,NAME:.metadata.name,UID:.metadata.uid | grep {}`)",
+                    k8s::name(pod)
+                ),
+            };
             steps.push(format!(
-                "If it is not expected, look at what grew: `kubectl logs -n {} {} -c {container} --previous` for the last lines before the kill, and the growth above (a jump suggests one large batch or file loaded at once).",
-                k8s::namespace(pod),
-                k8s::name(pod)
+                "If it is not expected, look at what grew: {logs} for the last lines before the kill, and the growth above (a jump suggests one large batch or file loaded at once)."
             ));
         }
     }
@@ -663,7 +722,14 @@ fn kill_finding(
     if victim.is_none() {
         steps.push(format!("The kernel's OOM report was not read (is /dev/kmsg mounted into the agent?): run `dmesg | grep -i -A3 oom-kill` on node {node} to see which process died."));
     }
-    if ctx.evidence.lacks("pods") {
+    // Without the pod's status, main process or worker rests on the
+    // samples: the agent must have kept sampling after the kill for the
+    // container's absence (or its emptiness) to mean anything.
+    let watched_after = ctx.agent_of(pod).is_some_and(|a| {
+        let after = plus(k.time, secs(t.survived_after_s));
+        a.containers.iter().any(|s| s.time >= after)
+    });
+    if ctx.evidence.lacks("pods") && !watched_after {
         confidence = confidence.min(Confidence::Medium);
     }
     f.confidence = confidence;
