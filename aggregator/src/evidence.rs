@@ -384,13 +384,34 @@ fn kube_objects_for_pod(kube: &Kube, target: &Target, ev: &mut Evidence) {
         seen.insert(k8s::pod_name(p));
         ev.pods.push((**p).clone());
     }
+    // The neighbours the rules need, and no more (a large cluster has
+    // tens of thousands of GPU pods): a pod that waits for a node needs
+    // every node and every GPU holder (where are GPUs free, and why does
+    // it not fit); a bound pod needs its node, that node's GPU holders and
+    // device-plugin pods, and one device-plugin pod elsewhere as proof
+    // that plugin pods were collected at all.
+    let unbound = target
+        .pod
+        .as_deref()
+        .is_some_and(|p| k8s::node_name(p).is_none());
+    let mut witness = false;
     for p in kube.pods() {
-        if (k8s::gpu_request(&p) > 0 || kube.is_device_plugin(&p)) && seen.insert(k8s::pod_name(&p))
-        {
+        let plugin = kube.is_device_plugin(&p);
+        let here = node.is_some() && k8s::node_name(&p) == node;
+        let wanted = (unbound && k8s::gpu_request(&p) > 0)
+            || (here && (plugin || k8s::gpu_request(&p) > 0))
+            || (plugin && !witness);
+        if wanted && seen.insert(k8s::pod_name(&p)) {
+            witness |= plugin && !here;
             ev.pods.push((*p).clone());
         }
     }
-    ev.nodes = kube.nodes().iter().map(|n| (**n).clone()).collect();
+    ev.nodes = kube
+        .nodes()
+        .iter()
+        .filter(|n| unbound || node.is_none() || n.metadata.name.as_deref() == node)
+        .map(|n| (**n).clone())
+        .collect();
     ev.pvcs = kube
         .pvcs()
         .iter()

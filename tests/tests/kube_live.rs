@@ -307,11 +307,12 @@ async fn explain_diagnose_and_bundle_read_the_live_api() {
     assert_eq!(about, ["gpu-node-1", "trainer-0", "trainer-0"]);
     let mut nodes = items(&json_file(&files, "nodes.json"), "/metadata/name");
     nodes.sort();
-    assert_eq!(nodes, ["gpu-node-1", "gpu-node-2"]);
+    // A bound pod: its own node, that node's device plugin and GPU
+    // holders; not the pending GPU pod elsewhere, not the web pod.
+    assert_eq!(nodes, ["gpu-node-1"]);
     let mut others = items(&json_file(&files, "pods.json"), "/metadata/name");
     others.sort();
-    // GPU-requesting pods and the device plugin; not the web pod.
-    assert_eq!(others, ["nvidia-device-plugin-gpu-node-1", "trainer-1"]);
+    assert_eq!(others, ["nvidia-device-plugin-gpu-node-1"]);
     assert_eq!(
         items(&json_file(&files, "pvcs.json"), "/metadata/name"),
         ["datasets"]
@@ -324,12 +325,19 @@ async fn explain_diagnose_and_bundle_read_the_live_api() {
         json!({"namespace": "ml", "name": "trainer-0"})
     );
 
-    // The pending pod: its scheduling event.
+    // The pending pod: its scheduling event, and every node and GPU
+    // holder (where could it fit?).
     let files = bundle(&mut client, "ml", "trainer-1").await;
     assert_eq!(
         items(&json_file(&files, "events.json"), "/reason"),
         ["FailedScheduling"]
     );
+    let mut nodes = items(&json_file(&files, "nodes.json"), "/metadata/name");
+    nodes.sort();
+    assert_eq!(nodes, ["gpu-node-1", "gpu-node-2"]);
+    let mut others = items(&json_file(&files, "pods.json"), "/metadata/name");
+    others.sort();
+    assert_eq!(others, ["nvidia-device-plugin-gpu-node-1", "trainer-0"]);
     let explained = client
         .explain(explain_req("ml", "trainer-1"))
         .await
