@@ -1,0 +1,225 @@
+//! GPUs and the device plugin: XID errors, lost GPUs, GPUs the device
+//! plugin marked unhealthy, device-plugin pods that are down, pods that
+//! cannot get GPUs, and the kubelet's admission errors.
+//!
+//! Written from what the pieces do:
+//! - the driver reports faults as XIDs; the agent records them with the
+//!   pods the kubelet gave the GPU to (PodResources), and a GPU that stops
+//!   answering NVML (`NVML_ERROR_GPU_IS_LOST`) or vanishes from its count;
+//! - NVIDIA's device plugin advertises `nvidia.com/gpu` and marks a GPU
+//!   unhealthy on XIDs other than the application-caused ones (13, 31, 43,
+//!   45, 68, 109 by default); the kubelet then lowers the node's
+//!   allocatable count below its capacity. When the plugin goes away the
+//!   kubelet sets allocatable to 0;
+//! - the scheduler reports `Insufficient nvidia.com/gpu`; the kubelet's
+//!   device manager rejects a pod at admission (`UnexpectedAdmissionError`)
+//!   when it cannot allocate the devices the scheduler counted on.
+//!
+//! Decisions:
+//! - A finding about a GPU whose holder is known names the holder pod in
+//!   its subject (one finding per holder pod), so that explaining that pod
+//!   shows it; without a holder it is a node finding.
+//! - XID 79 and a lost GPU are one failure: the lost-GPU finding cites the
+//!   XID and no separate XID finding is made for it.
+//! - `device_plugin_down` is a node finding (the plugin pod is named in its
+//!   evidence), so it shows for every pod on the node. When the evidence
+//!   holds no device-plugin pod at all, it says nothing: a bundle that did
+//!   not collect them cannot tell "missing" from "not collected". A GPU
+//!   node without a plugin pod is reported (medium) only when plugin pods
+//!   of other nodes are in the evidence.
+//! - `gpu_unschedulable` is the primary finding for a scheduler message
+//!   naming `Insufficient nvidia.com/...`; the message's other clauses are
+//!   its evidence, and `pod` makes no pending finding for it.
+
+mod admission;
+mod device_plugin;
+mod lost;
+mod unhealthy;
+mod unschedulable;
+mod xid;
+
+use std::collections::BTreeSet;
+
+use gpuscope_agent::model::{Event as NodeEvent, GpuHolder, Timestamp};
+use k8s_openapi::api::core::v1::Pod;
+use serde::{Deserialize, Serialize};
+
+use admission::admission_error;
+use device_plugin::{device_plugin_down, plugin_states};
+use lost::gpu_lost;
+use unhealthy::gpu_unhealthy;
+use unschedulable::gpu_unschedulable;
+use xid::gpu_xid;
+
+use crate::evidence::AgentRecords;
+use crate::finding::{Finding, Subject};
+use crate::{Context, k8s};
+
+/// Thresholds of the GPU-health rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Thresholds {
+    /// XIDs and lost-GPU events older than this (before "now") are not
+    /// reported. Default 86 400 s (a day): long enough to catch the fault
+    /// behind a failure found the next morning, short enough that a GPU
+    /// reset last week does not haunt every report.
+    pub event_window_secs: u64,
+    /// XIDs that the application causes and that do not make NVIDIA's
+    /// device plugin mark the GPU unhealthy. Default 13, 31, 43, 45, 68,
+    /// 109: the device plugin's own default skip list.
+    pub app_xids: Vec<u64>,
+    /// Label selectors (`key=value`) that find the device-plugin pods.
+    /// Default: the labels of NVIDIA's Helm chart
+    /// (`app.kubernetes.io/name=nvidia-device-plugin`), its static
+    /// DaemonSet (`name=nvidia-device-plugin-ds`) and the GPU operator's
+    /// (`app=nvidia-device-plugin-daemonset`).
+    pub device_plugin_selectors: Vec<String>,
+    /// GPU samples within this long before the newest one count as the
+    /// GPUs NVML sees now. Default 600 s: several sampling intervals, so
+    /// that one missed sample does not look like a lost GPU.
+    pub gpu_sample_window_secs: u64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            event_window_secs: 86_400,
+            app_xids: vec![13, 31, 43, 45, 68, 109],
+            device_plugin_selectors: vec![
+                "app.kubernetes.io/name=nvidia-device-plugin".into(),
+                "name=nvidia-device-plugin-ds".into(),
+                "app=nvidia-device-plugin-daemonset".into(),
+            ],
+            gpu_sample_window_secs: 600,
+        }
+    }
+}
+
+/// Every finding of this family.
+pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let plugins = plugin_states(ctx);
+    out.extend(gpu_xid(ctx));
+    out.extend(gpu_lost(ctx));
+    out.extend(gpu_unhealthy(ctx, &plugins));
+    out.extend(device_plugin_down(ctx, &plugins));
+    for pod in ctx.pods() {
+        out.extend(gpu_unschedulable(ctx, pod));
+        out.extend(admission_error(ctx, pod, &plugins));
+    }
+    out
+}
+
+// ---------------------------------------------------------------------
+// Shared by the rules.
+
+/// The node an agent's records belong to: its own name, or, for a
+/// bundle's unnamed `agent.jsonl`, the node of the pods holding its GPUs,
+/// else the only node (or the only node pods are bound to) in the
+/// evidence.
+fn agent_node(ctx: &Context<'_>, a: &AgentRecords) -> Option<String> {
+    if let Some(n) = &a.node {
+        return Some(n.clone());
+    }
+    let holders = a
+        .gpus
+        .iter()
+        .flat_map(|g| g.holders.iter())
+        .chain(a.events.iter().flat_map(|e| match e {
+            NodeEvent::Xid { holders, .. } | NodeEvent::GpuLost { holders, .. } => {
+                holders.as_slice()
+            }
+            _ => &[],
+        }));
+    for h in holders {
+        if let Some(n) = find_pod(ctx, &h.namespace, &h.pod).and_then(k8s::node_name) {
+            return Some(n.to_owned());
+        }
+    }
+    if let [n] = ctx.nodes() {
+        return n.metadata.name.clone();
+    }
+    let bound: BTreeSet<&str> = ctx.pods().iter().filter_map(k8s::node_name).collect();
+    match bound.len() {
+        1 => bound.into_iter().next().map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// Agents with the node each stands for.
+fn agents<'a>(ctx: &Context<'a>) -> Vec<(Option<String>, &'a AgentRecords)> {
+    ctx.evidence
+        .agents
+        .iter()
+        .map(|a| (agent_node(ctx, a), a))
+        .collect()
+}
+
+fn find_pod<'a>(ctx: &Context<'a>, ns: &str, name: &str) -> Option<&'a Pod> {
+    ctx.pods()
+        .iter()
+        .find(|p| k8s::namespace(p) == ns && k8s::name(p) == name)
+}
+
+/// Whether an event is inside the reporting window.
+fn recent(ctx: &Context<'_>, t: Timestamp) -> bool {
+    ctx.now.since(t).as_secs() <= ctx.config.gpu_health.event_window_secs
+}
+
+/// One subject per holder pod (or one node subject when none).
+fn gpu_subjects(
+    ctx: &Context<'_>,
+    node: Option<&str>,
+    gpu: Option<&str>,
+    holders: &[GpuHolder],
+) -> Vec<Subject> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for h in holders {
+        if !seen.insert((h.namespace.clone(), h.pod.clone())) {
+            continue;
+        }
+        let mut s = match find_pod(ctx, &h.namespace, &h.pod) {
+            Some(p) => ctx.subject(p, Some(&h.container)),
+            None => Subject {
+                namespace: Some(h.namespace.clone()),
+                pod: Some(h.pod.clone()),
+                container: Some(h.container.clone()),
+                ..Subject::default()
+            },
+        };
+        if s.node.is_none() {
+            s.node = node.map(str::to_owned);
+        }
+        s.gpu = gpu.map(str::to_owned);
+        out.push(s);
+    }
+    if out.is_empty() {
+        out.push(Subject {
+            node: node.map(str::to_owned),
+            gpu: gpu.map(str::to_owned),
+            ..Subject::default()
+        });
+    }
+    out
+}
+
+/// Holders of a GPU from the agent's samples, nearest before `t`.
+fn sampled_holders(a: &AgentRecords, uuid: &str, t: Timestamp) -> Vec<GpuHolder> {
+    a.gpus
+        .iter()
+        .filter(|g| g.uuid == uuid && !g.holders.is_empty())
+        .min_by_key(|g| {
+            if g.time <= t {
+                t.0 - g.time.0
+            } else {
+                u64::MAX / 2 + (g.time.0 - t.0) / 2
+            }
+        })
+        .map(|g| g.holders.clone())
+        .unwrap_or_default()
+}
+
+fn opt(v: Option<u64>) -> String {
+    v.map_or_else(|| "none".to_owned(), |v| v.to_string())
+}

@@ -1,0 +1,325 @@
+//! Pods that cannot get GPUs: the scheduler's `Insufficient
+//! nvidia.com/...`, with the nodes that would fit and what excludes them.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Node, NodeSelectorRequirement, Pod, Toleration};
+
+use crate::finding::{Confidence, Fact, Finding, Kind};
+use crate::rules::pod::{ReasonClass, scheduling_failure};
+use crate::{Context, k8s};
+
+/// How many of `resource` the pod asks for (the scheduler's rule: app
+/// containers summed, or the largest init container).
+fn request_of(p: &Pod, resource: &str) -> u64 {
+    k8s::pod_request(p, resource)
+}
+
+fn allocatable_of(n: &Node, resource: &str) -> u64 {
+    n.status
+        .as_ref()
+        .and_then(|s| s.allocatable.as_ref())
+        .and_then(|m| m.get(resource))
+        .and_then(k8s::quantity)
+        .unwrap_or(0.0) as u64
+}
+
+fn tolerates(t: &Toleration, key: &str, value: &str, effect: &str) -> bool {
+    let effect_ok = t
+        .effect
+        .as_deref()
+        .is_none_or(|e| e.is_empty() || e == effect);
+    let key_ok = match t.key.as_deref() {
+        None | Some("") => t.operator.as_deref() == Some("Exists"),
+        Some(k) => k == key,
+    };
+    let value_ok = match t.operator.as_deref() {
+        Some("Exists") => true,
+        _ => t.value.as_deref().unwrap_or("") == value,
+    };
+    effect_ok && key_ok && value_ok
+}
+
+fn requirement_matches(r: &NodeSelectorRequirement, labels: &BTreeMap<String, String>) -> bool {
+    let v = labels.get(&r.key);
+    let values = r.values.as_deref().unwrap_or(&[]);
+    match r.operator.as_str() {
+        "In" => v.is_some_and(|v| values.contains(v)),
+        "NotIn" => v.is_none_or(|v| !values.contains(v)),
+        "Exists" => v.is_some(),
+        "DoesNotExist" => v.is_none(),
+        "Gt" | "Lt" => {
+            let (Some(a), Some(b)) = (
+                v.and_then(|v| v.parse::<i64>().ok()),
+                values.first().and_then(|b| b.parse::<i64>().ok()),
+            ) else {
+                return false;
+            };
+            if r.operator == "Gt" { a > b } else { a < b }
+        }
+        _ => false,
+    }
+}
+
+/// Why a node with enough free GPUs does not take the pod (empty: it
+/// would).
+fn exclusions(pod: &Pod, n: &Node) -> Vec<String> {
+    let mut why = Vec::new();
+    let spec = pod.spec.as_ref();
+    let nspec = n.spec.as_ref();
+    if nspec.and_then(|s| s.unschedulable) == Some(true) {
+        why.push("cordoned".to_owned());
+    }
+    let tolerations: &[Toleration] = spec.and_then(|s| s.tolerations.as_deref()).unwrap_or(&[]);
+    for t in nspec.and_then(|s| s.taints.as_ref()).into_iter().flatten() {
+        if t.effect != "NoSchedule" && t.effect != "NoExecute" {
+            continue;
+        }
+        let value = t.value.as_deref().unwrap_or("");
+        if !tolerations
+            .iter()
+            .any(|tol| tolerates(tol, &t.key, value, &t.effect))
+        {
+            why.push(format!(
+                "taint {}={value}:{} not tolerated",
+                t.key, t.effect
+            ));
+        }
+    }
+    let empty = BTreeMap::new();
+    let labels = n.metadata.labels.as_ref().unwrap_or(&empty);
+    for (k, v) in spec
+        .and_then(|s| s.node_selector.as_ref())
+        .into_iter()
+        .flatten()
+    {
+        if labels.get(k) != Some(v) {
+            why.push(format!("nodeSelector {k}={v} does not match"));
+        }
+    }
+    if let Some(req) = spec
+        .and_then(|s| s.affinity.as_ref())
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+    {
+        let name = n.metadata.name.clone().unwrap_or_default();
+        let term_ok = |t: &k8s_openapi::api::core::v1::NodeSelectorTerm| {
+            t.match_expressions
+                .iter()
+                .flatten()
+                .all(|r| requirement_matches(r, labels))
+                && t.match_fields.iter().flatten().all(|r| {
+                    let mut m = BTreeMap::new();
+                    m.insert("metadata.name".to_owned(), name.clone());
+                    requirement_matches(r, &m)
+                })
+        };
+        if !req.node_selector_terms.iter().any(term_ok) {
+            why.push("required node affinity does not match".to_owned());
+        }
+    }
+    why
+}
+
+pub(super) fn gpu_unschedulable(ctx: &Context<'_>, pod: &Pod) -> Vec<Finding> {
+    let Some(s) = scheduling_failure(ctx, pod) else {
+        return Vec::new();
+    };
+    let Some(shortage) = s.gpu_shortage() else {
+        return Vec::new();
+    };
+    let resource = match &shortage.class {
+        ReasonClass::Resource(r) => r.clone(),
+        _ => k8s::NVIDIA_GPU.to_owned(),
+    };
+    let want = request_of(pod, &resource).max(1);
+    let (ns, name) = (k8s::namespace(pod), k8s::name(pod));
+    let nodes = ctx.nodes();
+    let mut facts = s.facts();
+    facts.push(Fact::new(format!("requested {resource}"), want.to_string()));
+    let mut missing_evidence = Vec::new();
+    let summary;
+    let mut confidence = Confidence::High;
+    if nodes.is_empty() {
+        confidence = Confidence::Medium;
+        missing_evidence.push("the node list");
+        summary = format!(
+            "Pod {name} cannot be scheduled: {} node{} lack {want} free {resource}; the node list is not in the evidence, so gpuscope cannot say where GPUs are free or who holds them.",
+            shortage.nodes,
+            if shortage.nodes == 1 { "" } else { "s" }
+        );
+    } else {
+        // Free GPUs per node: allocatable minus what bound, live pods ask.
+        let mut rows: Vec<(String, u64, u64, Vec<String>)> = Vec::new();
+        let mut owners: BTreeMap<String, u64> = BTreeMap::new();
+        for n in nodes {
+            let nname = n.metadata.name.clone().unwrap_or_default();
+            let alloc = allocatable_of(n, &resource);
+            let mut used = 0;
+            for p in ctx.pods().iter().filter(|p| {
+                k8s::node_name(p) == Some(nname.as_str())
+                    && !matches!(k8s::phase(p), "Succeeded" | "Failed")
+            }) {
+                let r = request_of(p, &resource);
+                if r > 0 {
+                    used += r;
+                    *owners
+                        .entry(k8s::owner(p).unwrap_or_else(|| k8s::pod_name(p)))
+                        .or_default() += r;
+                }
+            }
+            rows.push((nname, alloc, used, exclusions(pod, n)));
+        }
+        let total_alloc: u64 = rows.iter().map(|r| r.1).sum();
+        let total_used: u64 = rows.iter().map(|r| r.2).sum();
+        for (n, alloc, used, why) in &rows {
+            if *alloc == 0 && *used == 0 {
+                continue;
+            }
+            facts.push(Fact::new(
+                format!("node {n}"),
+                format!(
+                    "{alloc} allocatable, {used} requested, {} free{}",
+                    alloc.saturating_sub(*used),
+                    if why.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {}", why.join(", "))
+                    }
+                ),
+            ));
+        }
+        let mut top: Vec<(String, u64)> = owners.into_iter().collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        if !top.is_empty() {
+            facts.push(Fact::new(
+                "GPU holders",
+                top.iter()
+                    .take(5)
+                    .map(|(o, n)| format!("{o}: {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ));
+        }
+        let roomy: Vec<&(String, u64, u64, Vec<String>)> = rows
+            .iter()
+            .filter(|r| r.1.saturating_sub(r.2) >= want)
+            .collect();
+        let max_free = rows
+            .iter()
+            .map(|r| r.1.saturating_sub(r.2))
+            .max()
+            .unwrap_or(0);
+        if let Some(t) = s.total
+            && (nodes.len() as u32) < t
+        {
+            confidence = Confidence::Medium;
+            missing_evidence.push("some nodes");
+        }
+        summary = if total_alloc == 0 {
+            format!(
+                "Pod {name} cannot be scheduled: no node in the evidence offers any {resource} (no GPU nodes, or their device plugin is not running)."
+            )
+        } else if roomy.is_empty() {
+            if total_used == 0 {
+                confidence = Confidence::Medium;
+                missing_evidence.push("the pods holding GPUs");
+            }
+            format!(
+                "Pod {name} cannot be scheduled: no node has {want} free {resource}; {total_used} of the cluster's {total_alloc} are requested by running pods and the most free on one node is {max_free}{}.",
+                top.first()
+                    .map(|(o, n)| format!(" (the largest holder is {o} with {n})"))
+                    .unwrap_or_default()
+            )
+        } else if roomy.iter().all(|r| !r.3.is_empty()) {
+            let why: Vec<String> = roomy
+                .iter()
+                .map(|r| format!("{} ({})", r.0, r.3.join(", ")))
+                .collect();
+            format!(
+                "Pod {name} cannot be scheduled: the nodes with {want} free {resource} do not take it: {}.",
+                why.join("; ")
+            )
+        } else {
+            confidence = Confidence::Medium;
+            let fit: Vec<&str> = roomy
+                .iter()
+                .filter(|r| r.3.is_empty())
+                .map(|r| r.0.as_str())
+                .collect();
+            format!(
+                "Pod {name} was not scheduled for lack of {resource}, yet {} appear{} to have {want} free and nothing that excludes the pod: GPUs were freed since the scheduler looked, or pods holding them are missing from the evidence.",
+                fit.join(", "),
+                if fit.len() == 1 { "s" } else { "" }
+            )
+        };
+    }
+    let mut f = Finding::new(
+        Kind::GpuUnschedulable,
+        ctx.subject(pod, None),
+        confidence,
+        summary,
+    );
+    for fact in facts {
+        f = f.fact(fact);
+    }
+    if !missing_evidence.is_empty() {
+        f = f.fact(Fact::new("missing evidence", missing_evidence.join(", ")));
+    }
+    let esc = resource.replace('.', "\\.");
+    vec![
+        f.step(format!(
+            "kubectl get nodes -o custom-columns=NAME:.metadata.name,GPUS:.status.allocatable.{esc},TAINTS:.spec.taints"
+        ))
+        .step(format!(
+            "kubectl get pods -A --field-selector=status.phase=Running -o custom-columns=NS:.metadata.namespace,NAME:.metadata.name,NODE:.spec.nodeName,GPUS:.spec.containers[*].resources.limits.{esc}"
+        ))
+        .step(format!(
+            "Lower the pod's {resource} request, add a toleration or fix the selector if a free node excludes it, or wait for (or preempt) the holders; kubectl describe pod {name} -n {ns} shows the latest verdict."
+        )),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tolerations_match_taints_like_the_scheduler() {
+        let t =
+            |key: Option<&str>, op: &str, value: Option<&str>, effect: Option<&str>| Toleration {
+                key: key.map(Into::into),
+                operator: Some(op.into()),
+                value: value.map(Into::into),
+                effect: effect.map(Into::into),
+                toleration_seconds: None,
+            };
+        assert!(tolerates(
+            &t(Some("nvidia.com/gpu"), "Exists", None, None),
+            "nvidia.com/gpu",
+            "present",
+            "NoSchedule"
+        ));
+        assert!(tolerates(
+            &t(None, "Exists", None, None),
+            "anything",
+            "x",
+            "NoExecute"
+        ));
+        assert!(!tolerates(
+            &t(Some("nvidia.com/gpu"), "Equal", Some("true"), None),
+            "nvidia.com/gpu",
+            "present",
+            "NoSchedule"
+        ));
+        assert!(!tolerates(
+            &t(Some("nvidia.com/gpu"), "Exists", None, Some("NoExecute")),
+            "nvidia.com/gpu",
+            "",
+            "NoSchedule"
+        ));
+    }
+}
