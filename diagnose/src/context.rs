@@ -18,6 +18,8 @@ pub struct Context<'a> {
     /// The time of the snapshot (or the newest time in it).
     pub now: Timestamp,
     events_by_pod: HashMap<(String, String), Vec<&'a Event>>,
+    /// When set, the one pod the rules judge (the others are neighbours).
+    focus: Option<crate::PodKey>,
 }
 
 impl<'a> Context<'a> {
@@ -48,10 +50,30 @@ impl<'a> Context<'a> {
             config,
             now,
             events_by_pod,
+            focus: None,
         }
     }
 
-    /// All pods.
+    /// Indexes `evidence` to judge one pod only: the rules skip the other
+    /// pods (they stay available as neighbours), so explaining a pod costs
+    /// the same in a large cluster as in a small one.
+    pub fn focused(evidence: &'a Evidence, config: &'a Config, pod: &crate::PodKey) -> Self {
+        Self {
+            focus: Some(pod.clone()),
+            ..Self::new(evidence, config)
+        }
+    }
+
+    /// The pods the rules judge: every pod, or the focused one.
+    pub fn subjects(&self) -> impl Iterator<Item = &'a Pod> + '_ {
+        self.evidence.pods.iter().filter(|p| {
+            self.focus
+                .as_ref()
+                .is_none_or(|f| k8s::namespace(p) == f.namespace && k8s::name(p) == f.name)
+        })
+    }
+
+    /// All pods, subjects and neighbours.
     pub fn pods(&self) -> &'a [Pod] {
         &self.evidence.pods
     }

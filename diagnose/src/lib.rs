@@ -42,27 +42,30 @@ impl std::fmt::Display for PodKey {
 
 /// Every finding the evidence supports, most costly first.
 pub fn diagnose(evidence: &Evidence, config: &Config) -> Vec<Finding> {
-    let ctx = Context::new(evidence, config);
-    let mut out = rules::run(&ctx);
-    out.sort_by(|a, b| {
+    ranked(rules::run(&Context::new(evidence, config)))
+}
+
+fn ranked(mut findings: Vec<Finding>) -> Vec<Finding> {
+    findings.sort_by(|a, b| {
         b.rank_key()
             .partial_cmp(&a.rank_key())
             .unwrap_or(std::cmp::Ordering::Equal)
             .then_with(|| a.kind.cmp(&b.kind))
     });
-    out
+    findings
 }
 
 /// The findings that explain one pod: those about the pod itself, and
 /// those about its node or its GPUs that bear on it (an XID on a GPU it
-/// holds, a device plugin down on its node).
+/// holds, a device plugin down on its node). Only this pod is judged; the
+/// others in the evidence are its neighbours.
 pub fn explain(evidence: &Evidence, config: &Config, pod: &PodKey) -> Vec<Finding> {
     let target = evidence
         .pods
         .iter()
         .find(|p| k8s::namespace(p) == pod.namespace && k8s::name(p) == pod.name);
     let node = target.and_then(k8s::node_name);
-    diagnose(evidence, config)
+    ranked(rules::run(&Context::focused(evidence, config, pod)))
         .into_iter()
         .filter(|f| {
             let s = &f.subject;

@@ -137,7 +137,7 @@ impl Default for Thresholds {
 /// Every finding of this family.
 pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
-    for pod in ctx.pods() {
+    for pod in ctx.subjects() {
         if k8s::phase(pod) != "Running" {
             continue;
         }

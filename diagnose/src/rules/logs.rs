@@ -43,7 +43,7 @@ impl Default for Thresholds {
 /// Every finding of this family.
 pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
-    for pod in ctx.pods() {
+    for pod in ctx.subjects() {
         for c in k8s::spec(pod).containers {
             let Some((log, exit)) = relevant_log(ctx, pod, &c.name) else {
                 continue;

@@ -148,7 +148,7 @@ impl Default for Thresholds {
 /// Every finding of this family.
 pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
-    for pod in ctx.pods() {
+    for pod in ctx.subjects() {
         let evicted = evicted(ctx, pod);
         let insts = instances(pod);
         out.extend(kills(ctx, pod, &insts));

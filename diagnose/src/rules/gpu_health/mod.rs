@@ -103,7 +103,7 @@ pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
     out.extend(gpu_lost(ctx));
     out.extend(gpu_unhealthy(ctx, &plugins));
     out.extend(device_plugin_down(ctx, &plugins));
-    for pod in ctx.pods() {
+    for pod in ctx.subjects() {
         out.extend(gpu_unschedulable(ctx, pod));
         out.extend(admission_error(ctx, pod, &plugins));
     }

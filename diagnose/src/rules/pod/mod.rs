@@ -108,7 +108,7 @@ impl Default for Thresholds {
 /// Every finding of this family.
 pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
-    for pod in ctx.pods() {
+    for pod in ctx.subjects() {
         let events = ctx.events_for(pod);
         out.extend(image_pull(ctx, pod, &events));
         out.extend(crash_loop(ctx, pod, &events));
