@@ -5,7 +5,10 @@
 //! simulated), makes a scratch kubelet-style container cgroup with a
 //! 128 MiB limit, runs a Python workload there that grows until the kernel
 //! OOM-kills it, and prints what `gpuscope explain` and `gpuscope gpus`
-//! say. Everything it created is removed at the end, also on error.
+//! say. Then, since this machine has no Kubernetes, it explains an
+//! embedded offline bundle (a pending 2-GPU pod, as kubectl printed it) to
+//! show the Kubernetes side of the diagnosis. Everything it created is
+//! removed at the end, also on error.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,6 +21,26 @@ use crate::Format;
 use crate::cmd::{self, Client};
 
 const LIMIT: u64 = 128 << 20;
+
+/// `tests/bundles/gpu-health-unschedulable-taint/bundle/`, embedded.
+const EXAMPLE_BUNDLE: [(&str, &str); 4] = [
+    (
+        "pod.json",
+        include_str!("../../tests/bundles/gpu-health-unschedulable-taint/bundle/pod.json"),
+    ),
+    (
+        "events.json",
+        include_str!("../../tests/bundles/gpu-health-unschedulable-taint/bundle/events.json"),
+    ),
+    (
+        "nodes.json",
+        include_str!("../../tests/bundles/gpu-health-unschedulable-taint/bundle/nodes.json"),
+    ),
+    (
+        "pods.json",
+        include_str!("../../tests/bundles/gpu-health-unschedulable-taint/bundle/pods.json"),
+    ),
+];
 
 /// Kills and reaps a child process when dropped.
 struct Proc(Child);
@@ -354,6 +377,21 @@ pub async fn run() -> anyhow::Result<()> {
     }
     println!("\n=== gpuscope gpus\n");
     cmd::gpus(&mut client, None, Format::Table).await?;
+    let bundle = tmp.0.join("bundle");
+    std::fs::create_dir_all(&bundle)?;
+    for (name, text) in EXAMPLE_BUNDLE {
+        std::fs::write(bundle.join(name), text)?;
+    }
+    println!(
+        "\n=== gpuscope explain --bundle (an embedded example, kubectl output of a pending 2-GPU pod in another cluster)\n"
+    );
+    cmd::explain_bundle(
+        &bundle,
+        None,
+        None,
+        &gpuscope_diagnose::Config::default(),
+        Format::Table,
+    )?;
     println!(
         "\n=== done; the aggregator, the agent, the scratch cgroup and {} are removed",
         tmp.0.display()

@@ -25,6 +25,7 @@ fn demo_explains_a_real_oom_kill() {
         "workload ended: killed by SIGKILL (exit 137)",
         "was OOM-killed: process python3",
         "[high] oom_killed",
+        "[high] gpu_unschedulable",
         "[simulated]",
         "scratch cgroup and",
     ] {

@@ -85,7 +85,8 @@ pub fn print_explained(
             .iter()
             .map(|e| e.name.chars().count())
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .min(28);
         for e in &f.evidence {
             let when = e
                 .time
