@@ -8,7 +8,9 @@
 //! files to `logs`. So the `pod` family's crash-loop rule must skip a
 //! container for which [`logs::explains_exit`] is true (its log tail shows
 //! CUDA out of memory, an NCCL error or missing model files): that
-//! container's exit is explained, with the evidence, by `oom` or `logs`.
+//! container's exit is explained, with the evidence, by `oom` or `logs`;
+//! likewise for [`gpu_health::explains_exit`] (the driver reported an XID
+//! on the container's GPU, or lost it, as the container exited).
 
 use crate::Context;
 use crate::finding::Finding;

@@ -10,9 +10,12 @@ use crate::Context;
 use crate::evidence::AgentRecords;
 use crate::finding::{Confidence, Fact, Finding, Kind};
 
-/// Lost GPUs of an agent: UUIDs (or `index N`) with the time.
+/// Lost GPUs of an agent: UUIDs (or `index N`) with the time. A GPU that
+/// reported XID 79 before NVML's count dropped is lost too: once it is off
+/// the bus NVML may stop listing it instead of answering `GPU_IS_LOST`.
 pub(super) fn lost_gpus(a: &AgentRecords) -> Vec<(String, Option<u32>, Timestamp, Vec<GpuHolder>)> {
-    a.events
+    let mut out: Vec<_> = a
+        .events
         .iter()
         .filter_map(|e| match e {
             NodeEvent::GpuLost {
@@ -31,7 +34,37 @@ pub(super) fn lost_gpus(a: &AgentRecords) -> Vec<(String, Option<u32>, Timestamp
             )),
             _ => None,
         })
-        .collect()
+        .collect();
+    let drops: Vec<Timestamp> = a
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            NodeEvent::GpuCountChanged {
+                time,
+                before,
+                after,
+                ..
+            } if after < before => Some(*time),
+            _ => None,
+        })
+        .collect();
+    for e in &a.events {
+        if let NodeEvent::Xid {
+            time,
+            gpu_uuid,
+            gpu_index,
+            xid: 79,
+            holders,
+            ..
+        } = e
+            && !gpu_uuid.is_empty()
+            && drops.iter().any(|d| d >= time)
+            && !out.iter().any(|l| &l.0 == gpu_uuid)
+        {
+            out.push((gpu_uuid.clone(), *gpu_index, *time, holders.clone()));
+        }
+    }
+    out
 }
 
 pub(super) fn gpu_lost(ctx: &Context<'_>) -> Vec<Finding> {

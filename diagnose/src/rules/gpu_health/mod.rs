@@ -204,6 +204,43 @@ fn gpu_subjects(
     out
 }
 
+/// Whether the driver reported an XID on a GPU this container held, or
+/// lost that GPU, within `oom.match_slack_s` of the container's exit at
+/// `finished`: the `gpu_xid` or `gpu_lost` finding explains that exit (an
+/// illegal memory access is XID 31 to the driver and exit 1 to the
+/// kubelet). XID 45 only follows a process's end, so it explains nothing.
+pub(crate) fn explains_exit(
+    ctx: &Context<'_>,
+    pod: &Pod,
+    container: &str,
+    finished: Timestamp,
+) -> bool {
+    let slack = ctx.config.oom.match_slack_s.saturating_mul(1_000_000_000);
+    let near = |t: Timestamp| t.0.abs_diff(finished.0) <= slack && recent(ctx, t);
+    let held = |holders: &[GpuHolder]| {
+        holders.iter().any(|h| {
+            h.namespace == k8s::namespace(pod)
+                && h.pod == k8s::name(pod)
+                && h.container == container
+        })
+    };
+    ctx.evidence.agents.iter().any(|a| {
+        a.events.iter().any(|e| match e {
+            NodeEvent::Xid {
+                time,
+                gpu_uuid,
+                xid,
+                holders,
+                ..
+            } if *xid != 45 && near(*time) => {
+                held(holders) || held(&sampled_holders(a, gpu_uuid, *time))
+            }
+            NodeEvent::GpuLost { time, holders, .. } if near(*time) => held(holders),
+            _ => false,
+        })
+    })
+}
+
 /// Holders of a GPU from the agent's samples, nearest before `t`.
 fn sampled_holders(a: &AgentRecords, uuid: &str, t: Timestamp) -> Vec<GpuHolder> {
     a.gpus

@@ -97,8 +97,14 @@ pub(super) fn crash_loop(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec
             continue;
         };
         // The log tail already names why it exited (CUDA out of memory, an
-        // NCCL error, missing files): that finding says it with evidence.
-        if term.is_some_and(owned_by_oom) || crate::rules::logs::explains_exit(ctx, pod, &cs.name) {
+        // NCCL error, missing files), or the driver reported an XID on its
+        // GPU as it died: that finding says it with evidence.
+        if term.is_some_and(owned_by_oom)
+            || crate::rules::logs::explains_exit(ctx, pod, &cs.name)
+            || term.and_then(|t| t.finished_at.as_ref()).is_some_and(|f| {
+                crate::rules::gpu_health::explains_exit(ctx, pod, &cs.name, k8s::ts(f))
+            })
+        {
             continue;
         }
         let c = &cs.name;

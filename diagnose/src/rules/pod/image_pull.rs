@@ -49,13 +49,16 @@ fn classify_pull(reason: &str, text: &str) -> PullCause {
         PullCause::NeverPull
     } else if has("toomanyrequests") || has("429 too many requests") || has("rate limit") {
         PullCause::RateLimited
+    } else if has("no basic auth credentials") {
+        // The registry allows no anonymous pulls and the node had nothing
+        // to offer: credentials are missing, whatever else the text says.
+        PullCause::Unauthorized
     } else if has("pull access denied") && has("may require authorization") {
         PullCause::NotFoundOrDenied
     } else if has("401 unauthorized")
         || has("403 forbidden")
         || has("unauthorized:")
         || has("authentication required")
-        || has("no basic auth credentials")
         || has("denied:")
     {
         PullCause::Unauthorized
@@ -226,6 +229,10 @@ pub(super) fn image_pull(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec
                 "If the repository is private, create a pull secret and list it under imagePullSecrets (or on the ServiceAccount); otherwise fix the name or tag.".to_owned(),
                 format!("kubectl create secret docker-registry regcred -n {ns} --docker-server={registry} --docker-username=USER --docker-password=TOKEN"),
             ],
+            PullCause::Unauthorized if is_ecr(registry) => vec![
+                format!("ECR tokens expire after 12 hours, so a static pull secret stops working: let the node's IAM role pull (ecr:GetAuthorizationToken, ecr:BatchGetImage, ecr:GetDownloadUrlForLayer, e.g. AmazonEC2ContainerRegistryReadOnly) or configure the kubelet's ecr-credential-provider for {registry}."),
+                format!("aws ecr describe-images --registry-id {} --repository-name {}   # check the image exists; for another account's registry its repository policy must allow this account", registry.split('.').next().unwrap_or(""), repo.split_once('/').map_or(repo, |r| r.1)),
+            ],
             PullCause::Unauthorized => vec![
                 format!("kubectl get secret {} -n {ns} -o jsonpath='{{.data.\\.dockerconfigjson}}' | base64 -d   # check it names {registry}", secrets.first().map_or("regcred", String::as_str)),
                 format!("kubectl create secret docker-registry regcred -n {ns} --docker-server={registry} --docker-username=USER --docker-password=TOKEN, then add `imagePullSecrets: [{{name: regcred}}]` to the pod spec or its ServiceAccount."),
@@ -252,6 +259,11 @@ pub(super) fn image_pull(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec
         out.push(f);
     }
     out
+}
+
+/// Whether a registry host is Amazon ECR's (`ACCOUNT.dkr.ecr.REGION.amazonaws.com`).
+fn is_ecr(registry: &str) -> bool {
+    registry.contains(".dkr.ecr.") && registry.contains(".amazonaws.com")
 }
 
 fn unreachable_detail(text: &str) -> &'static str {
@@ -290,6 +302,13 @@ mod tests {
             c("unexpected status: 401 Unauthorized"),
             PullCause::Unauthorized
         );
+        assert_eq!(
+            c(
+                "pull access denied, repository does not exist or may require authorization: authorization failed: no basic auth credentials"
+            ),
+            PullCause::Unauthorized
+        );
+        assert!(is_ecr("123456789012.dkr.ecr.us-west-2.amazonaws.com"));
         assert_eq!(
             c("toomanyrequests: You have reached your pull rate limit"),
             PullCause::RateLimited
