@@ -269,6 +269,10 @@ pub(super) fn gpu_unschedulable(ctx: &Context<'_>, pod: &Pod) -> Vec<Finding> {
     if !missing_evidence.is_empty() {
         f = f.fact(Fact::new("missing evidence", missing_evidence.join(", ")));
     }
+    // The scheduler's own verdict on preemption ("No preemption victims
+    // found for incoming pod", "Preemption is not helpful for
+    // scheduling"): do not suggest what it already ruled out.
+    let no_preemption = s.preemption_futile;
     let esc = resource.replace('.', "\\.");
     vec![
         f.step(format!(
@@ -278,7 +282,12 @@ pub(super) fn gpu_unschedulable(ctx: &Context<'_>, pod: &Pod) -> Vec<Finding> {
             "kubectl get pods -A --field-selector=status.phase=Running -o custom-columns=NS:.metadata.namespace,NAME:.metadata.name,NODE:.spec.nodeName,GPUS:.spec.containers[*].resources.limits.{esc}"
         ))
         .step(format!(
-            "Lower the pod's {resource} request, add a toleration or fix the selector if a free node excludes it, or wait for (or preempt) the holders; kubectl describe pod {name} -n {ns} shows the latest verdict."
+            "Lower the pod's {resource} request, add a toleration or fix the selector if a free node excludes it, or {}; kubectl describe pod {name} -n {ns} shows the latest verdict.",
+            if no_preemption {
+                "wait for the holders (the scheduler found no pod it may preempt: a higher PriorityClass would be needed)"
+            } else {
+                "wait for (or preempt) the holders"
+            }
         )),
     ]
 }

@@ -54,6 +54,10 @@ pub(crate) struct Scheduling {
     pub total: Option<u32>,
     /// The clauses.
     pub reasons: Vec<Reason>,
+    /// Whether the scheduler said preemption cannot help on any node (every
+    /// clause of its `preemption:` part is "No preemption victims found" or
+    /// "Preemption is not helpful for scheduling").
+    pub preemption_futile: bool,
 }
 
 impl Scheduling {
@@ -141,18 +145,14 @@ pub(crate) fn scheduling_failure(ctx: &Context<'_>, pod: &Pod) -> Option<Schedul
         }
     };
     let (total, reasons) = parse_scheduling_message(&msg);
-    let message = msg
-        .split(" preemption:")
-        .next()
-        .unwrap_or(&msg)
-        .trim()
-        .to_owned();
+    let main = msg.split(" preemption:").next().unwrap_or(&msg);
     Some(Scheduling {
-        message,
+        message: main.trim().to_owned(),
         time,
         event_count: count,
         total,
         reasons,
+        preemption_futile: preemption_futile(&msg),
     })
 }
 
@@ -246,6 +246,23 @@ pub(super) fn control_plane_taint(text: &str) -> bool {
         || text.contains("node-role.kubernetes.io/master")
 }
 
+/// Whether the `preemption:` part of a scheduling message rules
+/// preemption out on every node.
+fn preemption_futile(msg: &str) -> bool {
+    let Some((_, preemption)) = msg.split_once(" preemption:") else {
+        return false;
+    };
+    let clauses = preemption
+        .split_once("available:")
+        .map_or("", |(_, c)| c)
+        .trim()
+        .trim_end_matches('.');
+    !clauses.is_empty()
+        && clauses.split(", ").all(|c| {
+            c.contains("No preemption victims found") || c.contains("Preemption is not helpful")
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +284,19 @@ mod tests {
                 (3, ReasonClass::NodeAffinity),
             ]
         );
+    }
+
+    #[test]
+    fn preemption_is_futile_only_when_every_node_says_so() {
+        assert!(preemption_futile(
+            "0/12 nodes are available: 4 Insufficient nvidia.com/gpu, 8 node(s) didn't match Pod's node affinity/selector. preemption: 0/12 nodes are available: 4 No preemption victims found for incoming pod, 8 Preemption is not helpful for scheduling."
+        ));
+        assert!(!preemption_futile(
+            "0/3 nodes are available: 3 Insufficient nvidia.com/gpu. preemption: 0/3 nodes are available: 1 No preemption victims found for incoming pod, 2 Insufficient nvidia.com/gpu."
+        ));
+        assert!(!preemption_futile(
+            "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
+        ));
     }
 
     #[test]
