@@ -23,7 +23,7 @@ fn demo_explains_a_real_oom_kill() {
     );
     for want in [
         "workload ended: killed by SIGKILL (exit 137)",
-        "was OOM-killed: process python3",
+        "was OOM-killed at its 128.0 MiB memory limit: the kernel chose process python3",
         "[high] oom_killed",
         "[high] gpu_unschedulable",
         "[simulated]",

@@ -521,8 +521,16 @@ fn kill_finding(
         _ if shm_dominant => format!(
             "Container {container} was OOM-killed at its {limit_s} memory limit, mostly filled by shared memory (/dev/shm or another tmpfs), which counts against the limit; the kernel killed {who}."
         ),
+        // The OOM killer picks the process with the largest footprint,
+        // not necessarily the one that allocated last; with
+        // memory.oom.group it then kills every process of the cgroup.
         _ => format!(
-            "Container {container} was OOM-killed: {who} pushed it to its {limit_s} memory limit."
+            "Container {container} was OOM-killed at its {limit_s} memory limit: the kernel chose {who}{}.",
+            if k.oom_group_kill.is_some_and(|n| n > 0) {
+                " and, as memory.oom.group is set, killed every process in the container with it"
+            } else {
+                ""
+            }
         ),
     };
     let mut confidence = match (victim, k.constraint) {
