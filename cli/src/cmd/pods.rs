@@ -44,7 +44,7 @@ pub async fn pods(client: &mut Client, node: Option<String>, out: Format) -> any
             "USE",
             "PEAK",
             "OOM_KILLS",
-            "MEM_PSI10",
+            "MEM_PRESSURE_10S",
         ]
         .map(str::to_owned)
         .to_vec(),
@@ -61,7 +61,7 @@ pub async fn pods(client: &mut Client, node: Option<String>, out: Format) -> any
             m.events.oom_kill.to_string(),
             s.pressure
                 .memory
-                .map_or_else(|| "-".to_owned(), |p| format!("{:.2}", p.some.avg10)),
+                .map_or_else(|| "-".to_owned(), |p| format!("{:.2}%", p.some.avg10)),
         ]);
     }
     print!("{}", table(&rows));
