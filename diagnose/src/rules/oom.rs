@@ -807,6 +807,60 @@ fn samples<'a>(ctx: &Context<'a>, pod: &Pod, i: &Instance<'_>) -> Vec<&'a Contai
 }
 
 /// `OOMKilled` statuses no recorded kill explains.
+/// A kernel OOM kill reported on the node by another component: the
+/// kubelet's `SystemOOM` event ("System OOM encountered, victim process:
+/// python, pid: 4242") or node-problem-detector's `OOMKilling` (the
+/// kernel's line: "Memory cgroup out of memory: Killed process 4242
+/// (python) ..." for a cgroup's limit, "Out of memory: Killed process ..."
+/// for the whole node).
+pub(crate) struct NodeOomReport<'a> {
+    /// The event.
+    pub event: &'a k8s_openapi::api::core::v1::Event,
+    /// When.
+    pub time: Option<Timestamp>,
+    /// Whether the node as a whole ran out (not a cgroup's limit).
+    pub global: bool,
+    /// The message, for the evidence.
+    pub message: &'a str,
+}
+
+/// Node OOM reports within the matching slack of `at` on the pod's node.
+pub(crate) fn node_oom_reports<'a>(
+    ctx: &Context<'a>,
+    pod: &Pod,
+    at: Timestamp,
+) -> Vec<NodeOomReport<'a>> {
+    let Some(node) = k8s::node_name(pod) else {
+        return Vec::new();
+    };
+    let slack = secs(ctx.config.oom.match_slack_s);
+    ctx.node_events(node)
+        .into_iter()
+        .filter_map(|e| {
+            let message = e.message.as_deref().unwrap_or("");
+            // Only the kernel's own wording tells a node-wide OOM ("Out of
+            // memory: Killed process") from a cgroup's ("Memory cgroup out
+            // of memory: ..."). The kubelet's SystemOOM is meant for victims
+            // outside any container, but its parsing of the report has
+            // misfiled container kills (cgroup v2 paths), so it is evidence
+            // of an OOM kill at that moment, not proof of its scope.
+            let global = match e.reason.as_deref() {
+                Some("SystemOOM") => false,
+                Some("OOMKilling") => message.starts_with("Out of memory"),
+                _ => return None,
+            };
+            let time = k8s::event_last_time(e);
+            let near = time.is_some_and(|t| t.since(at) <= slack && at.since(t) <= slack);
+            near.then_some(NodeOomReport {
+                event: e,
+                time,
+                global,
+                message,
+            })
+        })
+        .collect()
+}
+
 fn status_oom(
     ctx: &Context<'_>,
     pod: &Pod,
@@ -857,6 +911,33 @@ fn status_oom(
         gpu_hours: 0.0,
         restarts: i.restarts.max(0) as u32,
     });
+    let reports = finished.map_or_else(Vec::new, |f| node_oom_reports(ctx, pod, f));
+    if blind && let Some(r) = reports.iter().find(|r| r.global) {
+        // The node's own report says the node ran out as a whole: the
+        // runtime's OOMKilled is the node's OOM killer, not the limit.
+        let mut f = Finding::new(
+            Kind::OomNode,
+            ctx.subject(pod, Some(container)),
+            Confidence::Medium,
+            format!(
+                "Container {container} died in an OOM kill when node {node} ran out of memory as a whole (reported on the node as {}), not at its own {limit_s} limit; no agent records show which process grew.",
+                r.event.reason.as_deref().unwrap_or("an OOM event")
+            ),
+        );
+        f.evidence = facts;
+        f.evidence.push(Fact {
+            name: "node OOM report".into(),
+            value: r.message.to_owned(),
+            time: r.time,
+        });
+        f = f
+            .step(format!(
+                "Find what filled node {node}: `kubectl describe node {node}` (Allocated resources, MemoryPressure) and `kubectl top pods -A --sort-by=memory`; pods without memory limits, or with limits far above their requests, overcommit the node."
+            ))
+            .step("Give this pod Guaranteed QoS (requests = limits) so the kernel prefers other victims (oom_score_adj -997 vs. up to 1000 for BestEffort).");
+        f.cost = cost;
+        return Some(f);
+    }
     if counter_moved || blind {
         let (conf, why) = if counter_moved {
             (
@@ -892,6 +973,15 @@ fn status_oom(
                 "missing: no agent records for this exit".to_owned()
             },
         ));
+        // node-problem-detector's copy of the kernel's line names a
+        // process at that moment (not its cgroup: it may be a neighbour's).
+        for r in &reports {
+            f.evidence.push(Fact {
+                name: "kernel OOM report on the node (same minute)".into(),
+                value: r.message.to_owned(),
+                time: r.time,
+            });
+        }
         if let Some(l) = limit {
             f = f.step(format!(
                 "If the use is expected, raise resources.limits.memory (and requests.memory) of {container}: the peak is unknown, so start above {}Mi and measure with the agent running.",
@@ -1203,6 +1293,59 @@ fn exit_137(
                 "Container {container} was killed with SIGKILL (exit 137) when the pod was preempted, not by the OOM killer."
             ),
         )
+    } else if let Some(r) = fin
+        .filter(|_| !watching)
+        .map(|f| node_oom_reports(ctx, pod, f))
+        .and_then(|rs| rs.into_iter().next())
+    {
+        // Nothing else explains the SIGKILL, and the node reported an OOM
+        // kill within the same half-minute: the runtime's label missed it
+        // (a node-wide OOM kill is not the container's own).
+        let node = k8s::node_name(pod).unwrap_or("NODE");
+        let (kind, summary) = if r.global {
+            (
+                Kind::OomNode,
+                format!(
+                    "Container {container} was killed with SIGKILL (exit 137) when node {node} ran out of memory as a whole (reported on the node as {}); the runtime did not label it OOMKilled.",
+                    r.event.reason.as_deref().unwrap_or("an OOM event")
+                ),
+            )
+        } else {
+            (
+                Kind::OomKilled,
+                format!(
+                    "Container {container} was killed with SIGKILL (exit 137) at the moment the node reported a memory-cgroup OOM kill; that report does not name the cgroup, so this container's limit is the likely but unproven cause."
+                ),
+            )
+        };
+        facts.push(Fact {
+            name: "node OOM report".into(),
+            value: r.message.to_owned(),
+            time: r.time,
+        });
+        let mut f = Finding::new(
+            kind,
+            ctx.subject(pod, Some(container)),
+            Confidence::Low,
+            summary,
+        );
+        if r.global {
+            f.confidence = Confidence::Medium;
+        }
+        f.evidence = facts;
+        f = f
+            .step(format!(
+                "Confirm on node {node}: `dmesg -T | grep -i -A5 oom-kill` around {} names the victim's cgroup (task_memcg=...).",
+                r.time.map_or_else(|| "the exit".to_owned(), |t| t.to_string())
+            ))
+            .step(format!(
+                "`kubectl describe node {node}` (MemoryPressure, Allocated resources) and `kubectl top pods -A --sort-by=memory` on that node."
+            ));
+        f.cost = Some(Cost {
+            gpu_hours: 0.0,
+            restarts: i.restarts.max(0) as u32,
+        });
+        return Some(f);
     } else {
         steps.push(format!(
             "Find who sent SIGKILL: `kubectl get events -n {ns} --field-selector involvedObject.name={name}` (Killing, Unhealthy, Preempted), the node's kubelet log (`journalctl -u kubelet | grep {name}`), and whether something inside the container kills its own processes (a supervisor, `kill -9`)."
