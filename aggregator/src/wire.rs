@@ -80,7 +80,19 @@ impl<'a> Fields<'a> {
         Self { buf }
     }
 
+    #[inline]
     fn varint(&mut self) -> Result<u64> {
+        // Most keys and many values are one byte.
+        if let Some((&b, rest)) = self.buf.split_first()
+            && b < 0x80
+        {
+            self.buf = rest;
+            return Ok(u64::from(b));
+        }
+        self.varint_long()
+    }
+
+    fn varint_long(&mut self) -> Result<u64> {
         let mut v = 0u64;
         for (i, &b) in self.buf.iter().enumerate().take(10) {
             v |= u64::from(b & 0x7f) << (7 * i);
@@ -92,6 +104,31 @@ impl<'a> Fields<'a> {
         Err(Malformed("bad varint"))
     }
 
+    #[inline]
+    fn field(&mut self) -> Result<(u32, Value<'a>)> {
+        let key = self.varint()?;
+        let tag = (key >> 3) as u32;
+        if tag == 0 || key >> 3 > u64::from(u32::MAX >> 3) {
+            return Err(Malformed("invalid field number"));
+        }
+        let value = match key & 7 {
+            0 => Value::Varint(self.varint()?),
+            1 => Value::Fixed64(u64::from_le_bytes(
+                self.take(8)?.try_into().map_err(|_| Malformed("short"))?,
+            )),
+            2 => {
+                let n = self.varint()?;
+                Value::Bytes(self.take(usize::try_from(n).map_err(|_| Malformed("length"))?)?)
+            }
+            5 => Value::Fixed32(u32::from_le_bytes(
+                self.take(4)?.try_into().map_err(|_| Malformed("short"))?,
+            )),
+            _ => return Err(Malformed("unsupported wire type")),
+        };
+        Ok((tag, value))
+    }
+
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if n > self.buf.len() {
             return Err(Malformed("field runs past the end of its message"));
@@ -105,32 +142,12 @@ impl<'a> Fields<'a> {
 impl<'a> Iterator for Fields<'a> {
     type Item = Result<(u32, Value<'a>)>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.buf.is_empty() {
             return None;
         }
-        let field = (|| {
-            let key = self.varint()?;
-            let tag = (key >> 3) as u32;
-            if tag == 0 || key >> 3 > u64::from(u32::MAX >> 3) {
-                return Err(Malformed("invalid field number"));
-            }
-            let value = match key & 7 {
-                0 => Value::Varint(self.varint()?),
-                1 => Value::Fixed64(u64::from_le_bytes(
-                    self.take(8)?.try_into().map_err(|_| Malformed("short"))?,
-                )),
-                2 => {
-                    let n = self.varint()?;
-                    Value::Bytes(self.take(usize::try_from(n).map_err(|_| Malformed("length"))?)?)
-                }
-                5 => Value::Fixed32(u32::from_le_bytes(
-                    self.take(4)?.try_into().map_err(|_| Malformed("short"))?,
-                )),
-                _ => return Err(Malformed("unsupported wire type")),
-            };
-            Ok((tag, value))
-        })();
+        let field = self.field();
         if field.is_err() {
             self.buf = &[];
         }
