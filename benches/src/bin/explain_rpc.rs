@@ -4,8 +4,9 @@
 //! `ingest_load --pods-out` writes them), the one RPC `gpuscope explain`
 //! makes: `Explain` with the pod's UID (the aggregator resolves the pod,
 //! assembles the evidence: its incidents, its containers' and its node's
-//! GPUs' history; and runs the diagnosis). Each answer must name the pod's
-//! OOM kill. For comparison it also times `ListIncidents` with the pod UID
+//! GPUs' history; and runs the diagnosis); it counts the answers with an
+//! "OOM-killed" finding (the rules leave out a kill the container has
+//! visibly survived, as the generator's containers do). For comparison it also times `ListIncidents` with the pod UID
 //! filter and `ListContainers` of the pod on its node (what the CLI sent
 //! before the `Explain` RPC). Prints p50/p90/p99/max of each, and the
 //! response sizes.
@@ -64,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
     let (mut connect, mut explain, mut filtered, mut containers) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut explain_bytes, mut filtered_bytes, mut containers_bytes) = (0, 0, 0);
+    let mut named_kill = 0;
     for k in 0..args.n {
         let (pod, node) = &pods[(k * 7919) % pods.len()];
         let t = Instant::now();
@@ -82,11 +84,9 @@ async fn main() -> anyhow::Result<()> {
             .into_inner();
         explain.push(t.elapsed());
         explain_bytes = r.encoded_len();
-        anyhow::ensure!(
-            r.findings.iter().any(|f| f.summary.contains("OOM-killed")),
-            "Explain of pod {pod} names no OOM kill: {:?}",
-            r.findings.iter().map(|f| &f.summary).collect::<Vec<_>>()
-        );
+        if r.findings.iter().any(|f| f.summary.contains("OOM-killed")) {
+            named_kill += 1;
+        }
 
         let t = Instant::now();
         let r = client
@@ -118,6 +118,10 @@ async fn main() -> anyhow::Result<()> {
     }
     summary("connect", connect, 0);
     summary("Explain(pod UID)", explain, explain_bytes);
+    println!(
+        "Explain answers with an \"OOM-killed\" finding: {named_kill} of {}",
+        args.n
+    );
     summary(
         "ListIncidents(OOM kills, pod_uid filter)",
         filtered,
