@@ -12,11 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gpuscope_proto::v1::{
-    Ack, AgentMessage, AggregatorMessage, EventBatch, Hello, Incident, NodeEvent, agent_message,
-    aggregator_message, ingest_server::Ingest,
+    Ack, AggregatorMessage, EventBatch, Hello, Incident, NodeEvent, NodeIdentity,
+    aggregator_message,
 };
+use prost::Message;
+use prost::bytes::{Buf, Bytes};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::{BoxFuture, Context, Poll, StdError, http};
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use crate::state::State;
@@ -77,12 +81,46 @@ fn read_status(status: Status) -> Status {
     }
 }
 
-fn message_name(kind: &Option<agent_message::Kind>) -> &'static str {
+/// One `AgentMessage`, read in place from its bytes: the report is left
+/// encoded for [`State::apply_encoded`].
+enum Kind<'a> {
+    Hello(Hello),
+    Report(&'a [u8]),
+    Events(EventBatch),
+    Empty,
+}
+
+fn malformed(why: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("malformed AgentMessage: {why}"))
+}
+
+/// Reads an `AgentMessage` (its `kind` oneof: the last field of it wins).
+fn agent_message(buf: &[u8]) -> Result<Kind<'_>, Status> {
+    let mut kind = Kind::Empty;
+    for f in crate::wire::Fields::new(buf) {
+        let (tag, v) = f.map_err(malformed)?;
+        kind = match tag {
+            1 => Kind::Hello(
+                Hello::decode(v.bytes("AgentMessage.hello").map_err(malformed)?)
+                    .map_err(malformed)?,
+            ),
+            2 => Kind::Report(v.bytes("AgentMessage.report").map_err(malformed)?),
+            3 => Kind::Events(
+                EventBatch::decode(v.bytes("AgentMessage.events").map_err(malformed)?)
+                    .map_err(malformed)?,
+            ),
+            _ => continue,
+        };
+    }
+    Ok(kind)
+}
+
+fn message_name(kind: &Kind<'_>) -> &'static str {
     match kind {
-        None => "an empty AgentMessage",
-        Some(agent_message::Kind::Hello(_)) => "Hello",
-        Some(agent_message::Kind::Report(_)) => "NodeReport",
-        Some(agent_message::Kind::Events(_)) => "EventBatch",
+        Kind::Empty => "an empty AgentMessage",
+        Kind::Hello(_) => "Hello",
+        Kind::Report(_) => "NodeReport",
+        Kind::Events(_) => "EventBatch",
     }
 }
 
@@ -117,14 +155,13 @@ fn check_batch(batch: &EventBatch) -> Result<(), Status> {
     Ok(())
 }
 
-#[tonic::async_trait]
-impl Ingest for IngestService {
-    type StreamStream = ReceiverStream<Result<AggregatorMessage, Status>>;
+type AckStream = ReceiverStream<Result<AggregatorMessage, Status>>;
 
+impl IngestService {
     async fn stream(
         &self,
-        request: Request<Streaming<AgentMessage>>,
-    ) -> Result<Response<Self::StreamStream>, Status> {
+        request: Request<Streaming<Bytes>>,
+    ) -> Result<Response<AckStream>, Status> {
         let peer = request
             .remote_addr()
             .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
@@ -148,8 +185,8 @@ impl Ingest for IngestService {
             }
             Ok(Ok(Some(m))) => m,
         };
-        let hello = match first.kind {
-            Some(agent_message::Kind::Hello(h)) => h,
+        let hello = match agent_message(&first).map_err(|s| reject(&peer, s))? {
+            Kind::Hello(h) => h,
             other => {
                 return Err(reject(
                     &peer,
@@ -193,7 +230,7 @@ impl Session {
         self.hello.node.as_ref().map_or("", |n| n.boot_id.as_str())
     }
 
-    async fn run(self, mut inbound: Streaming<AgentMessage>) {
+    async fn run(self, mut inbound: Streaming<Bytes>) {
         let identity = self.hello.node.clone().unwrap_or_default();
         let _connection = self.svc.state.connect(&identity);
         tracing::info!(peer = %self.peer, node = %identity.node_name, boot_id = %identity.boot_id,
@@ -211,32 +248,34 @@ impl Session {
                 Ok(None) => break None,
                 Err(status) => break Some(reject(&self.peer, read_status(status))),
             };
-            let result = match msg.kind {
-                Some(agent_message::Kind::Report(mut report)) => {
-                    self.svc.state.apply_report(self.node_name(), &mut report);
-                    if report.events.is_empty() {
-                        Ok(())
-                    } else {
-                        // Events inside a report are stored like a batch of
-                        // the report's boot, so none is lost.
-                        let boot = report
-                            .node
-                            .as_ref()
-                            .map(|n| n.boot_id.clone())
-                            .filter(|b| !b.is_empty())
-                            .unwrap_or_else(|| self.boot_id().to_owned());
-                        self.store(EventBatch {
-                            boot_id: boot,
-                            events: report.events,
-                        })
-                        .await
+            let result = match agent_message(&msg) {
+                Err(status) => Err(status),
+                Ok(Kind::Report(report)) => {
+                    match self.svc.state.apply_encoded(self.node_name(), report) {
+                        Err(e) => Err(malformed(format_args!("NodeReport: {e}"))),
+                        Ok(applied) if applied.events.is_empty() => Ok(()),
+                        Ok(applied) => {
+                            // Events inside a report are stored like a batch of
+                            // the report's boot, so none is lost.
+                            let boot = applied
+                                .node
+                                .and_then(|n| NodeIdentity::decode(n).ok())
+                                .map(|n| n.boot_id)
+                                .filter(|b| !b.is_empty())
+                                .unwrap_or_else(|| self.boot_id().to_owned());
+                            self.store(EventBatch {
+                                boot_id: boot,
+                                events: applied.events,
+                            })
+                            .await
+                        }
                     }
                 }
-                Some(agent_message::Kind::Events(batch)) => self.store(batch).await,
-                Some(agent_message::Kind::Hello(_)) => Err(Status::invalid_argument(
+                Ok(Kind::Events(batch)) => self.store(batch).await,
+                Ok(Kind::Hello(_)) => Err(Status::invalid_argument(
                     "a second Hello on the same stream (open a new stream instead)",
                 )),
-                None => Err(Status::invalid_argument(
+                Ok(Kind::Empty) => Err(Status::invalid_argument(
                     "empty AgentMessage (no hello, report or events)",
                 )),
             };
@@ -290,5 +329,120 @@ impl Session {
             return Err(Status::cancelled("agent went away"));
         }
         Ok(())
+    }
+}
+
+/// The `gpuscope.v1.Ingest` server: tonic's generated one, except that an
+/// `AgentMessage` arrives as its bytes ([`RawCodec`]) and is read in place
+/// (see [`crate::wire`]), not decoded into a `NodeReport` with a `String`
+/// per identity field of every sample.
+#[derive(Debug, Clone)]
+pub struct IngestServer {
+    inner: Arc<IngestService>,
+    max_message_bytes: usize,
+}
+
+impl IngestServer {
+    /// Serves `service`, refusing messages over `max_message_bytes` either
+    /// way.
+    pub fn new(service: IngestService, max_message_bytes: usize) -> Self {
+        Self {
+            inner: Arc::new(service),
+            max_message_bytes,
+        }
+    }
+}
+
+impl tonic::server::NamedService for IngestServer {
+    const NAME: &'static str = "gpuscope.v1.Ingest";
+}
+
+/// `Stream`'s handler.
+struct StreamSvc(Arc<IngestService>);
+
+impl tonic::server::StreamingService<Bytes> for StreamSvc {
+    type Response = AggregatorMessage;
+    type ResponseStream = AckStream;
+    type Future = BoxFuture<Response<AckStream>, Status>;
+
+    fn call(&mut self, request: Request<Streaming<Bytes>>) -> Self::Future {
+        let inner = Arc::clone(&self.0);
+        Box::pin(async move { inner.stream(request).await })
+    }
+}
+
+impl<B> tonic::codegen::Service<http::Request<B>> for IngestServer
+where
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() != "/gpuscope.v1.Ingest/Stream" {
+            return Box::pin(async move {
+                Ok(Status::unimplemented("unknown method of gpuscope.v1.Ingest").into_http())
+            });
+        }
+        let inner = self.inner.clone();
+        let max = self.max_message_bytes;
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(RawCodec)
+                .apply_max_message_size_config(Some(max), Some(max));
+            Ok(grpc.streaming(StreamSvc(inner), req).await)
+        })
+    }
+}
+
+/// Agent messages as their bytes (not decoded); acks encoded with prost.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawCodec;
+
+/// See [`RawCodec`].
+#[derive(Debug)]
+pub struct RawDecoder;
+
+/// See [`RawCodec`].
+#[derive(Debug)]
+pub struct AckEncoder;
+
+impl Decoder for RawDecoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        let n = src.remaining();
+        Ok(Some(src.copy_to_bytes(n)))
+    }
+}
+
+impl Encoder for AckEncoder {
+    type Item = AggregatorMessage;
+    type Error = Status;
+
+    fn encode(&mut self, item: AggregatorMessage, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst)
+            .map_err(|e| Status::internal(format!("encoding AggregatorMessage: {e}")))
+    }
+}
+
+impl Codec for RawCodec {
+    type Encode = AggregatorMessage;
+    type Decode = Bytes;
+    type Encoder = AckEncoder;
+    type Decoder = RawDecoder;
+
+    fn encoder(&mut self) -> AckEncoder {
+        AckEncoder
+    }
+
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
     }
 }

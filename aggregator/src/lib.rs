@@ -10,18 +10,19 @@
 //! GetBundle queries. [`Aggregator::start`] wires them to one listener.
 
 pub mod evidence;
+mod history;
 pub mod ingest;
 pub mod kube;
 pub mod query;
 pub mod state;
 pub mod store;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gpuscope_proto::v1::ingest_server::IngestServer;
 use gpuscope_proto::v1::query_server::QueryServer;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
@@ -263,11 +264,7 @@ impl Aggregator {
         }
         let server = tokio::spawn(async move {
             builder
-                .add_service(
-                    IngestServer::new(ingest)
-                        .max_decoding_message_size(max)
-                        .max_encoding_message_size(max),
-                )
+                .add_service(ingest::IngestServer::new(ingest, max))
                 .add_service(
                     QueryServer::new(query)
                         .max_decoding_message_size(max)

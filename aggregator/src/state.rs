@@ -8,15 +8,18 @@
 //! copy what it returns, so a slow query never blocks ingest of other nodes
 //! and blocks one node's ingest for at most one copy.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use gpuscope_proto::v1::{
-    ContainerInfo, ContainerPoint, ContainerSample, GpuInfo, GpuPoint, GpuSample, NodeIdentity,
-    NodeInfo, NodeReport, NodeSample,
+    ContainerInfo, ContainerPoint, ContainerSample, GpuInfo, GpuPoint, GpuSample, NodeEvent,
+    NodeIdentity, NodeInfo, NodeReport, NodeSample,
 };
+use prost::Message;
 
+use crate::history::{self, ContainerRing, GpuRing};
+use crate::wire::{self, Malformed};
 use crate::{lock, now_unix_nanos};
 
 /// Sizes of the recent-history rings.
@@ -41,54 +44,53 @@ impl Default for HistoryConfig {
     }
 }
 
-/// A bounded ring: pushing onto a full ring drops the oldest point.
-#[derive(Debug, Clone)]
-struct Ring<T> {
-    points: VecDeque<T>,
-    cap: usize,
-}
-
-impl<T: Clone> Ring<T> {
-    fn new(cap: usize) -> Self {
-        Self {
-            points: VecDeque::with_capacity(cap.min(64)),
-            cap,
-        }
-    }
-
-    fn push(&mut self, p: T) {
-        if self.cap == 0 {
-            return;
-        }
-        if self.points.len() == self.cap {
-            self.points.pop_front();
-        }
-        self.points.push_back(p);
-    }
-
-    fn to_vec(&self) -> Vec<T> {
-        self.points.iter().cloned().collect()
-    }
-
-    /// The newest `n` points, oldest first.
-    fn last(&self, n: usize) -> Vec<T> {
-        let skip = self.points.len().saturating_sub(n);
-        self.points.iter().skip(skip).cloned().collect()
-    }
-}
-
+/// A container's latest sample (its encoded bytes, as received) and
+/// history.
 #[derive(Debug)]
 struct ContainerState {
-    latest: ContainerSample,
+    /// The encoded `ContainerSample`.
+    latest: Vec<u8>,
+    /// Where its `ContainerRef` lies in `latest`.
+    ref_at: u32,
+    ref_len: u32,
+    /// Its cgroup path (the key) and pod UID.
+    cgroup_path: Box<str>,
+    pod_uid: Box<str>,
     last_seen: u64,
-    history: Ring<ContainerPoint>,
+    history: ContainerRing,
+}
+
+impl ContainerState {
+    fn ref_bytes(&self) -> &[u8] {
+        let at = self.ref_at as usize;
+        &self.latest[at..at + self.ref_len as usize]
+    }
+
+    /// The latest sample, decoded (its bytes were checked on receipt).
+    fn sample(&self) -> ContainerSample {
+        ContainerSample::decode(&self.latest[..]).unwrap_or_else(|e| {
+            tracing::warn!(cgroup_path = %self.cgroup_path, error = %e, "Stored sample does not decode.");
+            ContainerSample::default()
+        })
+    }
 }
 
 #[derive(Debug)]
 struct GpuState {
-    latest: GpuSample,
+    /// The encoded `GpuSample`.
+    latest: Vec<u8>,
+    uuid: Box<str>,
     last_seen: u64,
-    history: Ring<GpuPoint>,
+    history: GpuRing,
+}
+
+impl GpuState {
+    fn sample(&self) -> GpuSample {
+        GpuSample::decode(&self.latest[..]).unwrap_or_else(|e| {
+            tracing::warn!(uuid = %self.uuid, error = %e, "Stored sample does not decode.");
+            GpuSample::default()
+        })
+    }
 }
 
 #[derive(Debug, Default)]
@@ -98,8 +100,12 @@ struct NodeState {
     last_seen: u64,
     latest: Option<NodeSample>,
     dropped_samples: u64,
-    containers: HashMap<String, ContainerState>,
-    gpus: HashMap<String, GpuState>,
+    /// In the order of the node's last report, so that the i-th container
+    /// of a report is found at index i without hashing.
+    containers: Vec<ContainerState>,
+    /// Cgroup path -> index in `containers`.
+    container_index: HashMap<Box<str>, u32>,
+    gpus: Vec<GpuState>,
 }
 
 /// What a history query found.
@@ -247,64 +253,181 @@ impl State {
     }
 
     /// Applies one report of `node`: latest samples, history rings, and
-    /// forgetting containers and GPUs unseen for the TTL.
+    /// forgetting containers and GPUs unseen for the TTL. (The ingest path
+    /// is [`State::apply_encoded`]; this one encodes the report first.)
     pub fn apply_report(&self, node: &str, report: &mut NodeReport) {
+        let bytes = NodeReport {
+            node: None,
+            events: Vec::new(),
+            ..std::mem::take(report)
+        }
+        .encode_to_vec();
+        if let Err(e) = self.apply_encoded(node, &bytes) {
+            tracing::warn!(node, error = %e, "Report not applied.");
+        }
+    }
+
+    /// Applies one encoded `NodeReport` of `node` (see
+    /// [`State::apply_report`]), read in place. Returns its events and its
+    /// `node` field's bytes (the boot its events belong to); a malformed
+    /// report is an error, and the samples before the malformed one stay
+    /// applied.
+    pub fn apply_encoded<'a>(
+        &self,
+        node: &str,
+        report: &'a [u8],
+    ) -> Result<Applied<'a>, Malformed> {
         let now = now_unix_nanos();
         let ttl = self.history.ttl.as_nanos() as u64;
         let arc = self.node(node);
         let mut n = lock(&arc);
         n.last_seen = now;
-        if let Some(s) = &report.node_sample {
-            n.latest = Some(*s);
-        }
-        n.dropped_samples = report.dropped_samples;
-        // The samples are moved into the state, not cloned, and an existing
-        // container is found without allocating a key.
-        for c in std::mem::take(&mut report.containers) {
-            let Some(path) = c.container.as_ref().map(|r| r.cgroup_path.as_str()) else {
-                continue;
-            };
-            let point = container_point(&c);
-            if let Some(entry) = n.containers.get_mut(path) {
-                entry.latest = c;
-                entry.last_seen = now;
-                entry.history.push(point);
-            } else {
-                let mut history = Ring::new(self.history.container_points);
-                history.push(point);
-                let key = path.to_owned();
-                n.containers.insert(
-                    key,
-                    ContainerState {
-                        latest: c,
-                        last_seen: now,
-                        history,
-                    },
-                );
+        let mut applied = Applied::default();
+        let (mut c_pos, mut g_pos) = (0usize, 0usize);
+        let mut dropped = 0;
+        for f in wire::Fields::new(report) {
+            match f? {
+                (1, v) => applied.node = Some(v.bytes("NodeReport.node")?),
+                (2, v) => {
+                    let s = NodeSample::decode(v.bytes("NodeReport.node_sample")?)
+                        .map_err(|_| Malformed("NodeReport.node_sample"))?;
+                    n.latest = Some(s);
+                }
+                (3, v) => {
+                    let buf = v.bytes("NodeReport.containers")?;
+                    if self.apply_container(&mut n, c_pos, buf, now)? {
+                        c_pos += 1;
+                    }
+                }
+                (4, v) => applied.events.push(
+                    NodeEvent::decode(v.bytes("NodeReport.events")?)
+                        .map_err(|_| Malformed("NodeReport.events"))?,
+                ),
+                (5, v) => dropped = v.varint("NodeReport.dropped_samples")?,
+                (6, v) => {
+                    self.apply_gpu(&mut n, g_pos, v.bytes("NodeReport.gpus")?, now)?;
+                    g_pos += 1;
+                }
+                _ => {}
             }
         }
-        for g in std::mem::take(&mut report.gpus) {
-            let point = gpu_point(&g);
-            if let Some(entry) = n.gpus.get_mut(g.uuid.as_str()) {
-                entry.latest = g;
-                entry.last_seen = now;
-                entry.history.push(point);
-            } else {
-                let mut history = Ring::new(self.history.gpu_points);
-                history.push(point);
-                n.gpus.insert(
-                    g.uuid.clone(),
-                    GpuState {
-                        latest: g,
-                        last_seen: now,
-                        history,
-                    },
-                );
-            }
-        }
+        n.dropped_samples = dropped;
         let cutoff = now.saturating_sub(ttl);
-        n.containers.retain(|_, c| c.last_seen >= cutoff);
-        n.gpus.retain(|_, g| g.last_seen >= cutoff);
+        if n.containers.iter().any(|c| c.last_seen < cutoff) {
+            n.containers.retain(|c| c.last_seen >= cutoff);
+            reindex(&mut n);
+        }
+        n.gpus.retain(|g| g.last_seen >= cutoff);
+        Ok(applied)
+    }
+
+    /// One container sample, expected at index `pos`; false when it had
+    /// no container reference (and was ignored).
+    fn apply_container(
+        &self,
+        n: &mut NodeState,
+        pos: usize,
+        buf: &[u8],
+        now: u64,
+    ) -> Result<bool, Malformed> {
+        let view = wire::container(buf)?;
+        if !view.has_ref {
+            return Ok(false);
+        }
+        let ref_at = (view.container_ref.as_ptr() as usize - buf.as_ptr() as usize) as u32;
+        let ref_len = view.container_ref.len() as u32;
+        // The same container as at this position in the last report: its
+        // reference's bytes are the same.
+        let found = match n.containers.get(pos) {
+            Some(c) if c.ref_bytes() == view.container_ref => Some(pos),
+            _ => {
+                let r = wire::container_ref(view.container_ref)?;
+                match n.container_index.get(r.cgroup_path) {
+                    Some(&i) => {
+                        let i = i as usize;
+                        // Same path, maybe another pod UID.
+                        n.containers[i].pod_uid = r.pod_uid.into();
+                        Some(i)
+                    }
+                    None => {
+                        let i = n.containers.len();
+                        n.containers.push(ContainerState {
+                            latest: Vec::new(),
+                            ref_at: 0,
+                            ref_len: 0,
+                            cgroup_path: r.cgroup_path.into(),
+                            pod_uid: r.pod_uid.into(),
+                            last_seen: now,
+                            history: ContainerRing::new(self.history.container_points),
+                        });
+                        n.container_index.insert(r.cgroup_path.into(), i as u32);
+                        Some(i)
+                    }
+                }
+                .map(|i| {
+                    // Keep report order: the next report finds it at `pos`.
+                    if i != pos && pos < n.containers.len() {
+                        n.containers.swap(i, pos);
+                        for k in [i, pos] {
+                            let key = n.containers[k].cgroup_path.clone();
+                            n.container_index.insert(key, k as u32);
+                        }
+                        pos
+                    } else {
+                        i
+                    }
+                })
+            }
+        };
+        let Some(i) = found else {
+            return Ok(false);
+        };
+        let c = &mut n.containers[i];
+        c.latest.clear();
+        c.latest.extend_from_slice(buf);
+        c.ref_at = ref_at;
+        c.ref_len = ref_len;
+        c.last_seen = now;
+        c.history.push(history::container_channels(&view.point));
+        Ok(true)
+    }
+
+    /// One GPU sample, expected at index `pos`.
+    fn apply_gpu(
+        &self,
+        n: &mut NodeState,
+        pos: usize,
+        buf: &[u8],
+        now: u64,
+    ) -> Result<(), Malformed> {
+        let view = wire::gpu(buf)?;
+        let i = match n.gpus.get(pos) {
+            Some(g) if *g.uuid == *view.uuid => pos,
+            _ => match n.gpus.iter().position(|g| *g.uuid == *view.uuid) {
+                Some(i) => i,
+                None => {
+                    n.gpus.push(GpuState {
+                        latest: Vec::new(),
+                        uuid: view.uuid.into(),
+                        last_seen: now,
+                        history: GpuRing::new(self.history.gpu_points),
+                    });
+                    n.gpus.len() - 1
+                }
+            },
+        };
+        let i = if i != pos && pos < n.gpus.len() {
+            n.gpus.swap(i, pos);
+            pos
+        } else {
+            i
+        };
+        let g = &mut n.gpus[i];
+        g.latest.clear();
+        g.latest.extend_from_slice(buf);
+        g.last_seen = now;
+        g.history.push(history::gpu_channels(&view.point));
+        Ok(())
     }
 
     /// Every node, sorted by name.
@@ -329,17 +452,14 @@ impl State {
     /// GPUs of `node` (empty: every node), sorted by node, index, UUID.
     pub fn gpus(&self, node: &str) -> Vec<GpuInfo> {
         let mut out = Vec::new();
-        for (name, arc) in self.all() {
-            if !node.is_empty() && node != name {
-                continue;
-            }
+        for (name, arc) in self.selected(node) {
             let n = lock(&arc);
             let mut gpus: Vec<_> = n
                 .gpus
-                .values()
+                .iter()
                 .map(|g| GpuInfo {
                     node_name: name.clone(),
-                    latest: Some(g.latest.clone()),
+                    latest: Some(g.sample()),
                 })
                 .collect();
             drop(n);
@@ -366,19 +486,13 @@ impl State {
             let mut cs: Vec<_> = n
                 .containers
                 .iter()
-                .filter(|(_, c)| {
-                    pod_uid.is_empty()
-                        || c.latest
-                            .container
-                            .as_ref()
-                            .is_some_and(|r| r.pod_uid == pod_uid)
-                })
-                .map(|(path, c)| {
+                .filter(|c| pod_uid.is_empty() || *c.pod_uid == *pod_uid)
+                .map(|c| {
                     (
-                        path.clone(),
+                        c.cgroup_path.clone(),
                         ContainerInfo {
                             node_name: name.clone(),
-                            latest: Some(c.latest.clone()),
+                            latest: Some(c.sample()),
                             last_seen_unix_nanos: c.last_seen,
                         },
                     )
@@ -397,22 +511,27 @@ impl State {
         for (name, arc) in self.selected(node) {
             let n = lock(&arc);
             let found = match target {
-                SeriesTarget::GpuUuid(uuid) => n.gpus.get(uuid).map(|g| Series::Gpu {
-                    node_name: name.clone(),
-                    uuid: uuid.to_owned(),
-                    points: g.history.to_vec(),
-                }),
-                SeriesTarget::CgroupPath(path) => {
-                    n.containers.get(path).map(|c| container_series(&name, c))
+                SeriesTarget::GpuUuid(uuid) => {
+                    n.gpus
+                        .iter()
+                        .find(|g| *g.uuid == *uuid)
+                        .map(|g| Series::Gpu {
+                            node_name: name.clone(),
+                            uuid: uuid.to_owned(),
+                            points: g.history.to_vec().iter().map(history::gpu_point).collect(),
+                        })
                 }
+                SeriesTarget::CgroupPath(path) => n
+                    .container_index
+                    .get(path)
+                    .map(|&i| container_series(&name, &n.containers[i as usize])),
                 SeriesTarget::ContainerId(id) => n
                     .containers
-                    .values()
+                    .iter()
                     .find(|c| {
-                        c.latest
-                            .container
-                            .as_ref()
-                            .is_some_and(|r| !id.is_empty() && r.container_id == id)
+                        !id.is_empty()
+                            && wire::container_ref(c.ref_bytes())
+                                .is_ok_and(|r| r.container_id == id)
                     })
                     .map(|c| container_series(&name, c)),
             };
@@ -447,22 +566,16 @@ impl State {
             .get(node)?
             .clone();
         let n = lock(&arc);
-        let mut containers: Vec<_> = n
+        // Copied under the lock as bytes and encoded points; decoded after.
+        let containers: Vec<_> = n
             .containers
             .iter()
-            .filter(|(_, c)| {
-                pods(
-                    c.latest
-                        .container
-                        .as_ref()
-                        .map_or("", |r| r.pod_uid.as_str()),
-                )
-            })
-            .map(|(path, c)| (path.clone(), c.latest.clone(), c.history.last(max_points)))
+            .filter(|c| pods(&c.pod_uid))
+            .map(|c| (c.latest.clone(), c.history.last(max_points)))
             .collect();
-        let mut gpus: Vec<_> = n
+        let gpus: Vec<_> = n
             .gpus
-            .values()
+            .iter()
             .map(|g| (g.latest.clone(), g.history.last(max_points)))
             .collect();
         let out = NodeRecords {
@@ -475,10 +588,33 @@ impl State {
             gpus: Vec::new(),
         };
         drop(n);
-        containers.sort_by(|a, b| a.0.cmp(&b.0));
-        gpus.sort_by(|a, b| (a.0.index, &a.0.uuid).cmp(&(b.0.index, &b.0.uuid)));
+        let mut containers: Vec<_> = containers
+            .into_iter()
+            .map(|(latest, points)| {
+                (
+                    ContainerSample::decode(&latest[..]).unwrap_or_default(),
+                    points.iter().map(history::container_point).collect(),
+                )
+            })
+            .collect();
+        let mut gpus: Vec<_> = gpus
+            .into_iter()
+            .map(|(latest, points)| {
+                (
+                    GpuSample::decode(&latest[..]).unwrap_or_default(),
+                    points.iter().map(history::gpu_point).collect(),
+                )
+            })
+            .collect();
+        containers.sort_by(|a: &(ContainerSample, Vec<ContainerPoint>), b| {
+            let path = |c: &ContainerSample| c.container.as_ref().map(|r| r.cgroup_path.clone());
+            path(&a.0).cmp(&path(&b.0))
+        });
+        gpus.sort_by(|a: &(GpuSample, Vec<GpuPoint>), b| {
+            (a.0.index, &a.0.uuid).cmp(&(b.0.index, &b.0.uuid))
+        });
         Some(NodeRecords {
-            containers: containers.into_iter().map(|(_, l, p)| (l, p)).collect(),
+            containers,
             gpus,
             ..out
         })
@@ -491,14 +627,7 @@ impl State {
         }
         self.all()
             .into_iter()
-            .filter(|(_, arc)| {
-                lock(arc).containers.values().any(|c| {
-                    c.latest
-                        .container
-                        .as_ref()
-                        .is_some_and(|r| r.pod_uid == pod_uid)
-                })
-            })
+            .filter(|(_, arc)| lock(arc).containers.iter().any(|c| *c.pod_uid == *pod_uid))
             .map(|(name, _)| name)
             .collect()
     }
@@ -508,8 +637,8 @@ impl State {
         self.all()
             .into_iter()
             .filter(|(_, arc)| {
-                lock(arc).gpus.values().any(|g| {
-                    g.latest
+                lock(arc).gpus.iter().any(|g| {
+                    g.sample()
                         .holders
                         .iter()
                         .any(|h| h.namespace == namespace && h.pod == pod)
@@ -520,64 +649,37 @@ impl State {
     }
 }
 
+/// Rebuilds the path index after containers were removed.
+fn reindex(n: &mut NodeState) {
+    let NodeState {
+        containers,
+        container_index,
+        ..
+    } = n;
+    container_index.clear();
+    for (i, c) in containers.iter().enumerate() {
+        container_index.insert(c.cgroup_path.clone(), i as u32);
+    }
+}
+
 fn container_series(node: &str, c: &ContainerState) -> Series {
     Series::Container {
         node_name: node.to_owned(),
-        latest: Box::new(c.latest.clone()),
-        points: c.history.to_vec(),
+        latest: Box::new(c.sample()),
+        points: c
+            .history
+            .to_vec()
+            .iter()
+            .map(history::container_point)
+            .collect(),
     }
 }
 
-/// One container sample reduced to a history point (the one conversion).
-fn container_point(c: &ContainerSample) -> ContainerPoint {
-    {
-        let mem = c.memory.as_ref();
-        ContainerPoint {
-            time_unix_nanos: c.time_unix_nanos,
-            usage_bytes: mem.map_or(0, |m| m.usage_bytes),
-            limit_bytes: mem.and_then(|m| m.limit_bytes),
-            anon_bytes: mem.map_or(0, |m| m.anon_bytes),
-            file_bytes: mem.map_or(0, |m| m.file_bytes),
-            shmem_bytes: mem.map_or(0, |m| m.shmem_bytes),
-            cpu_usage_us: c.cpu.as_ref().map(|c| c.usage_us),
-            memory_some_avg10: c
-                .pressure
-                .as_ref()
-                .and_then(|p| p.memory.as_ref())
-                .and_then(|m| m.some.as_ref())
-                .map(|s| s.avg10),
-            oom_kill: mem
-                .and_then(|m| m.events.as_ref())
-                .map_or(0, |e| e.oom_kill),
-        }
-    }
-}
-
-/// One GPU sample reduced to a history point (the one conversion).
-fn gpu_point(g: &GpuSample) -> GpuPoint {
-    {
-        GpuPoint {
-            time_unix_nanos: g.time_unix_nanos,
-            utilization_gpu_percent: g.utilization_gpu_percent,
-            utilization_memory_percent: g.utilization_memory_percent,
-            memory_used_bytes: g.memory_used_bytes,
-            power_draw_watts: g.power_draw_watts,
-            temperature_celsius: g.temperature_celsius,
-            processes: g.processes.len() as u32,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ring_drops_oldest_at_capacity() {
-        let mut r = Ring::new(3);
-        for i in 0..5 {
-            r.push(i);
-        }
-        assert_eq!(r.to_vec(), vec![2, 3, 4]);
-    }
+/// What [`State::apply_encoded`] leaves to the caller.
+#[derive(Debug, Default)]
+pub struct Applied<'a> {
+    /// The report's events.
+    pub events: Vec<NodeEvent>,
+    /// The report's `NodeIdentity`, encoded.
+    pub node: Option<&'a [u8]>,
 }

@@ -1,0 +1,489 @@
+//! The ingest hot path's protobuf reading: a report's container and GPU
+//! samples read in place from the received bytes, without building
+//! `NodeReport` (whose strings, nested messages and vectors were most of
+//! ingest's cost: a fresh `String` for each container's cgroup path, pod
+//! UID and container ID, for every GPU's UUID, name, processes and holders,
+//! on every report).
+//!
+//! Only the fields the state keeps are decoded: the container's identity
+//! (compared as bytes with the one already known), the memory, CPU and
+//! memory-PSI figures of a history point, and a GPU's UUID and point
+//! figures; the sample's own bytes are kept as its latest sample and
+//! decoded with prost when a query asks. Every field is walked and every
+//! field read is checked for its wire type; the strings of a new identity,
+//! and of every GPU sample, are checked for UTF-8, as prost would.
+//!
+//! The wire contract is `proto/gpuscope/v1/node.proto`: the field numbers
+//! below are its `ContainerSample`, `ContainerRef`, `MemoryStats`,
+//! `MemoryEvents`, `CpuStats`, `Pressure`, `Psi`, `PsiLine`, `GpuSample`,
+//! `GpuProcess`, `GpuHolder` and `NodeReport` numbers.
+
+use gpuscope_proto::v1::{ContainerPoint, GpuPoint};
+
+/// A malformed message: what was wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Malformed(pub &'static str);
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+type Result<T> = std::result::Result<T, Malformed>;
+
+/// One field's value.
+#[derive(Debug, Clone, Copy)]
+pub enum Value<'a> {
+    /// Wire type 0.
+    Varint(u64),
+    /// Wire type 1.
+    Fixed64(u64),
+    /// Wire type 2.
+    Bytes(&'a [u8]),
+    /// Wire type 5.
+    Fixed32(u32),
+}
+
+impl<'a> Value<'a> {
+    /// The varint, or an error naming `what`.
+    pub fn varint(self, what: &'static str) -> Result<u64> {
+        match self {
+            Value::Varint(v) => Ok(v),
+            _ => Err(Malformed(what)),
+        }
+    }
+
+    /// The bytes, or an error naming `what`.
+    pub fn bytes(self, what: &'static str) -> Result<&'a [u8]> {
+        match self {
+            Value::Bytes(b) => Ok(b),
+            _ => Err(Malformed(what)),
+        }
+    }
+
+    /// A UTF-8 string, or an error naming `what`.
+    pub fn str(self, what: &'static str) -> Result<&'a str> {
+        std::str::from_utf8(self.bytes(what)?).map_err(|_| Malformed(what))
+    }
+}
+
+/// The fields of one message, in order.
+#[derive(Debug, Clone)]
+pub struct Fields<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Fields<'a> {
+    /// The fields of `buf`.
+    pub fn new(buf: &'a [u8]) -> Self {
+        Self { buf }
+    }
+
+    #[inline]
+    fn varint(&mut self) -> Result<u64> {
+        // Most keys and many values are one byte.
+        if let Some((&b, rest)) = self.buf.split_first()
+            && b < 0x80
+        {
+            self.buf = rest;
+            return Ok(u64::from(b));
+        }
+        self.varint_long()
+    }
+
+    fn varint_long(&mut self) -> Result<u64> {
+        let mut v = 0u64;
+        for (i, &b) in self.buf.iter().enumerate().take(10) {
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                self.buf = &self.buf[i + 1..];
+                return Ok(v);
+            }
+        }
+        Err(Malformed("bad varint"))
+    }
+
+    #[inline]
+    fn field(&mut self) -> Result<(u32, Value<'a>)> {
+        let key = self.varint()?;
+        let tag = (key >> 3) as u32;
+        if tag == 0 || key >> 3 > u64::from(u32::MAX >> 3) {
+            return Err(Malformed("invalid field number"));
+        }
+        let value = match key & 7 {
+            0 => Value::Varint(self.varint()?),
+            1 => Value::Fixed64(u64::from_le_bytes(
+                self.take(8)?.try_into().map_err(|_| Malformed("short"))?,
+            )),
+            2 => {
+                let n = self.varint()?;
+                Value::Bytes(self.take(usize::try_from(n).map_err(|_| Malformed("length"))?)?)
+            }
+            5 => Value::Fixed32(u32::from_le_bytes(
+                self.take(4)?.try_into().map_err(|_| Malformed("short"))?,
+            )),
+            _ => return Err(Malformed("unsupported wire type")),
+        };
+        Ok((tag, value))
+    }
+
+    #[inline]
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if n > self.buf.len() {
+            return Err(Malformed("field runs past the end of its message"));
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = Result<(u32, Value<'a>)>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.buf.is_empty() {
+            return None;
+        }
+        let field = self.field();
+        if field.is_err() {
+            self.buf = &[];
+        }
+        Some(field)
+    }
+}
+
+/// What the state takes from one container sample.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerView<'a> {
+    /// The `ContainerRef` message's bytes (empty when absent).
+    pub container_ref: &'a [u8],
+    /// Whether the sample had a `container` field.
+    pub has_ref: bool,
+    /// Its history point.
+    pub point: ContainerPoint,
+}
+
+/// Reads a `ContainerSample`.
+pub fn container(buf: &[u8]) -> Result<ContainerView<'_>> {
+    let mut v = ContainerView::default();
+    let mut cpu_seen = false;
+    let mut cpu_usage = 0;
+    for f in Fields::new(buf) {
+        match f? {
+            (1, x) => v.point.time_unix_nanos = x.varint("ContainerSample.time_unix_nanos")?,
+            (2, x) => {
+                v.container_ref = x.bytes("ContainerSample.container")?;
+                v.has_ref = true;
+            }
+            (3 | 7, x) => {
+                x.varint("ContainerSample enum")?;
+            }
+            (4, x) => memory(x.bytes("ContainerSample.memory")?, &mut v.point)?,
+            (5, x) => {
+                cpu_seen = true;
+                for f in Fields::new(x.bytes("ContainerSample.cpu")?) {
+                    match f? {
+                        (1, x) => cpu_usage = x.varint("CpuStats.usage_us")?,
+                        (2 | 3, x) => {
+                            x.varint("CpuStats")?;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            (6, x) => {
+                for f in Fields::new(x.bytes("ContainerSample.pressure")?) {
+                    match f? {
+                        (1, x) => {
+                            for f in Fields::new(x.bytes("Pressure.memory")?) {
+                                if let (1, x) = f? {
+                                    for f in Fields::new(x.bytes("Psi.some")?) {
+                                        if let (1, x) = f? {
+                                            let Value::Fixed32(bits) = x else {
+                                                return Err(Malformed("PsiLine.avg10"));
+                                            };
+                                            v.point.memory_some_avg10 = Some(f32::from_bits(bits));
+                                        }
+                                    }
+                                    v.point.memory_some_avg10.get_or_insert(0.0);
+                                }
+                            }
+                        }
+                        (2 | 3, x) => {
+                            x.bytes("Pressure")?;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    v.point.cpu_usage_us = cpu_seen.then_some(cpu_usage);
+    Ok(v)
+}
+
+fn memory(buf: &[u8], p: &mut ContainerPoint) -> Result<()> {
+    for f in Fields::new(buf) {
+        match f? {
+            (1, x) => p.usage_bytes = x.varint("MemoryStats.usage_bytes")?,
+            (2, x) => p.limit_bytes = Some(x.varint("MemoryStats.limit_bytes")?),
+            (3, x) => {
+                x.varint("MemoryStats.peak_bytes")?;
+            }
+            (4, x) => p.anon_bytes = x.varint("MemoryStats.anon_bytes")?,
+            (5, x) => p.file_bytes = x.varint("MemoryStats.file_bytes")?,
+            (6, x) => p.shmem_bytes = x.varint("MemoryStats.shmem_bytes")?,
+            (7, x) => {
+                for f in Fields::new(x.bytes("MemoryStats.events")?) {
+                    match f? {
+                        (2, x) => p.oom_kill = x.varint("MemoryEvents.oom_kill")?,
+                        (_, x) => {
+                            x.varint("MemoryEvents")?;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A `ContainerRef`'s strings, checked.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RefView<'a> {
+    /// `cgroup_path`.
+    pub cgroup_path: &'a str,
+    /// `pod_uid`.
+    pub pod_uid: &'a str,
+    /// `container_id`.
+    pub container_id: &'a str,
+}
+
+/// Reads and checks a `ContainerRef`.
+pub fn container_ref(buf: &[u8]) -> Result<RefView<'_>> {
+    let mut r = RefView::default();
+    for f in Fields::new(buf) {
+        match f? {
+            (1, x) => r.cgroup_path = x.str("ContainerRef.cgroup_path")?,
+            (2, x) => r.pod_uid = x.str("ContainerRef.pod_uid")?,
+            (3, x) => r.container_id = x.str("ContainerRef.container_id")?,
+            (4..=6, x) => {
+                x.varint("ContainerRef enum")?;
+            }
+            _ => {}
+        }
+    }
+    Ok(r)
+}
+
+/// What the state takes from one GPU sample.
+#[derive(Debug, Clone, Default)]
+pub struct GpuView<'a> {
+    /// `uuid`.
+    pub uuid: &'a str,
+    /// Its history point.
+    pub point: GpuPoint,
+}
+
+/// Reads and checks a `GpuSample` (every string is checked for UTF-8).
+pub fn gpu(buf: &[u8]) -> Result<GpuView<'_>> {
+    let mut v = GpuView::default();
+    for f in Fields::new(buf) {
+        match f? {
+            (1, x) => v.point.time_unix_nanos = x.varint("GpuSample.time_unix_nanos")?,
+            (3, x) => v.uuid = x.str("GpuSample.uuid")?,
+            (4..=6, x) => {
+                x.str("GpuSample string")?;
+            }
+            (7, x) => {
+                v.point.utilization_gpu_percent = Some(x.varint("GpuSample.utilization")? as u32);
+            }
+            (8, x) => {
+                v.point.utilization_memory_percent =
+                    Some(x.varint("GpuSample.utilization_memory")? as u32);
+            }
+            (10, x) => v.point.memory_used_bytes = x.varint("GpuSample.memory_used_bytes")?,
+            (11, x) => {
+                let Value::Fixed64(bits) = x else {
+                    return Err(Malformed("GpuSample.power_draw_watts"));
+                };
+                v.point.power_draw_watts = Some(f64::from_bits(bits));
+            }
+            (12, x) if !matches!(x, Value::Fixed64(_)) => {
+                return Err(Malformed("GpuSample.power_limit_watts"));
+            }
+            (13, x) => {
+                v.point.temperature_celsius = Some(x.varint("GpuSample.temperature")? as u32);
+            }
+            (2 | 9 | 14 | 15 | 18, x) => {
+                x.varint("GpuSample")?;
+            }
+            (16, x) => {
+                v.point.processes += 1;
+                for f in Fields::new(x.bytes("GpuSample.processes")?) {
+                    match f? {
+                        (5, x) => {
+                            container_ref(x.bytes("GpuProcess.container")?)?;
+                        }
+                        (1..=4, x) => {
+                            x.varint("GpuProcess")?;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            (17, x) => {
+                for f in Fields::new(x.bytes("GpuSample.holders")?) {
+                    match f? {
+                        (1..=5, x) => {
+                            x.str("GpuHolder string")?;
+                        }
+                        (6, x) => {
+                            x.varint("GpuHolder.replica")?;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpuscope_proto::v1 as pb;
+    use prost::Message;
+
+    #[test]
+    fn reads_what_prost_wrote() {
+        let s = pb::ContainerSample {
+            time_unix_nanos: 1_764_000_000_123_456_789,
+            container: Some(pb::ContainerRef {
+                cgroup_path: "/kubepods/pod1/abc".into(),
+                pod_uid: "1".into(),
+                container_id: "abc".into(),
+                qos: 2,
+                ..Default::default()
+            }),
+            cgroup_version: 2,
+            memory: Some(pb::MemoryStats {
+                usage_bytes: 5 << 20,
+                limit_bytes: Some(1 << 30),
+                peak_bytes: Some(6 << 20),
+                anon_bytes: 4 << 20,
+                file_bytes: 1 << 20,
+                shmem_bytes: 4096,
+                events: Some(pb::MemoryEvents {
+                    oom: Some(1),
+                    oom_kill: 3,
+                    ..Default::default()
+                }),
+            }),
+            cpu: Some(pb::CpuStats {
+                usage_us: 0,
+                ..Default::default()
+            }),
+            pressure: Some(pb::Pressure {
+                memory: Some(pb::Psi {
+                    some: Some(pb::PsiLine {
+                        avg10: 1.25,
+                        ..Default::default()
+                    }),
+                    full: None,
+                }),
+                ..Default::default()
+            }),
+            pressure_scope: 1,
+        };
+        let bytes = s.encode_to_vec();
+        let v = container(&bytes).expect("reads");
+        let r = container_ref(v.container_ref).expect("ref");
+        assert_eq!(
+            (r.cgroup_path, r.pod_uid, r.container_id),
+            ("/kubepods/pod1/abc", "1", "abc")
+        );
+        assert_eq!(
+            v.point,
+            ContainerPoint {
+                time_unix_nanos: s.time_unix_nanos,
+                usage_bytes: 5 << 20,
+                limit_bytes: Some(1 << 30),
+                anon_bytes: 4 << 20,
+                file_bytes: 1 << 20,
+                shmem_bytes: 4096,
+                cpu_usage_us: Some(0),
+                memory_some_avg10: Some(1.25),
+                oom_kill: 3,
+            }
+        );
+        let empty_bytes = pb::ContainerSample::default().encode_to_vec();
+        let empty = container(&empty_bytes).expect("empty");
+        assert!(!empty.has_ref);
+        assert_eq!(empty.point, ContainerPoint::default());
+
+        let g = pb::GpuSample {
+            time_unix_nanos: 9,
+            uuid: "GPU-1".into(),
+            utilization_gpu_percent: Some(0),
+            memory_used_bytes: 77,
+            power_draw_watts: Some(81.5),
+            temperature_celsius: Some(40),
+            processes: vec![pb::GpuProcess::default(); 3],
+            holders: vec![pb::GpuHolder {
+                pod: "p".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let g_bytes = g.encode_to_vec();
+        let v = gpu(&g_bytes).expect("gpu");
+        assert_eq!(v.uuid, "GPU-1");
+        assert_eq!(
+            v.point,
+            GpuPoint {
+                time_unix_nanos: 9,
+                utilization_gpu_percent: Some(0),
+                utilization_memory_percent: None,
+                memory_used_bytes: 77,
+                power_draw_watts: Some(81.5),
+                temperature_celsius: Some(40),
+                processes: 3,
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_what_prost_rejects() {
+        // A string that is not UTF-8.
+        let bad = pb::GpuHolder {
+            pod: "x".into(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let mut holder = bad.clone();
+        let at = holder.iter().position(|&b| b == b'x').expect("x");
+        holder[at] = 0xff;
+        let mut g = pb::GpuSample::default().encode_to_vec();
+        g.push(17 << 3 | 2);
+        g.push(holder.len() as u8);
+        g.extend_from_slice(&holder);
+        assert!(gpu(&g).is_err());
+        // Truncated.
+        let s = pb::ContainerSample {
+            time_unix_nanos: 1 << 40,
+            ..Default::default()
+        }
+        .encode_to_vec();
+        assert!(container(&s[..s.len() - 1]).is_err());
+        // A varint where a message belongs.
+        assert!(container(&[4 << 3, 1]).is_err());
+    }
+}
