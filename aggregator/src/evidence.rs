@@ -691,6 +691,34 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_pod_index_follows_containers_across_nodes_and_their_expiry() {
+        let state = State::new(HistoryConfig {
+            ttl: std::time::Duration::from_millis(50),
+            ..HistoryConfig::default()
+        });
+        let report = |containers: Vec<pb::ContainerSample>| pb::NodeReport {
+            containers,
+            ..Default::default()
+        };
+        state.apply_report("n1", &mut report(vec![container("u-1", "aaa", T0, 1)]));
+        state.apply_report("n2", &mut report(vec![container("u-1", "bbb", T0, 1)]));
+        assert_eq!(state.nodes_of_pod("u-1"), ["n1", "n2"]);
+        assert!(state.nodes_of_pod("u-2").is_empty());
+        // The same cgroup path now belongs to another pod.
+        let mut moved = container("u-1", "aaa", T0, 1);
+        if let Some(r) = moved.container.as_mut() {
+            r.pod_uid = "u-2".into();
+        }
+        state.apply_report("n1", &mut report(vec![moved]));
+        assert_eq!(state.nodes_of_pod("u-1"), ["n2"]);
+        assert_eq!(state.nodes_of_pod("u-2"), ["n1"]);
+        // n2's container is not reported for longer than the TTL.
+        std::thread::sleep(std::time::Duration::from_millis(80));
+        state.apply_report("n2", &mut report(Vec::new()));
+        assert!(state.nodes_of_pod("u-1").is_empty());
+    }
+
     #[tokio::test]
     async fn without_kube_a_pod_uid_gets_its_containers_its_nodes_gpus_and_incidents() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -165,6 +165,10 @@ pub enum SeriesTarget<'a> {
 #[derive(Debug)]
 pub struct State {
     nodes: RwLock<HashMap<String, Arc<Mutex<NodeState>>>>,
+    /// Pod UID -> the nodes with a container of it, so finding a pod does
+    /// not visit every node. Kept as containers come and go; a reader
+    /// checks each node it names.
+    pods: Mutex<HashMap<Box<str>, Vec<String>>>,
     history: HistoryConfig,
 }
 
@@ -187,6 +191,7 @@ impl State {
     pub fn new(history: HistoryConfig) -> Self {
         Self {
             nodes: RwLock::new(HashMap::new()),
+            pods: Mutex::new(HashMap::new()),
             history,
         }
     }
@@ -295,7 +300,7 @@ impl State {
                 }
                 (3, v) => {
                     let buf = v.bytes("NodeReport.containers")?;
-                    if self.apply_container(&mut n, c_pos, buf, now)? {
+                    if self.apply_container(&mut n, node, c_pos, buf, now)? {
                         c_pos += 1;
                     }
                 }
@@ -314,8 +319,19 @@ impl State {
         n.dropped_samples = dropped;
         let cutoff = now.saturating_sub(ttl);
         if n.containers.iter().any(|c| c.last_seen < cutoff) {
+            let gone: Vec<Box<str>> = n
+                .containers
+                .iter()
+                .filter(|c| c.last_seen < cutoff)
+                .map(|c| c.pod_uid.clone())
+                .collect();
             n.containers.retain(|c| c.last_seen >= cutoff);
             reindex(&mut n);
+            for uid in gone {
+                if !n.containers.iter().any(|c| c.pod_uid == uid) {
+                    self.unindex_pod(&uid, node);
+                }
+            }
         }
         n.gpus.retain(|g| g.last_seen >= cutoff);
         Ok(applied)
@@ -326,6 +342,7 @@ impl State {
     fn apply_container(
         &self,
         n: &mut NodeState,
+        node: &str,
         pos: usize,
         buf: &[u8],
         now: u64,
@@ -346,10 +363,18 @@ impl State {
                     Some(&i) => {
                         let i = i as usize;
                         // Same path, maybe another pod UID.
-                        n.containers[i].pod_uid = r.pod_uid.into();
+                        if *n.containers[i].pod_uid != *r.pod_uid {
+                            self.index_pod(r.pod_uid, node);
+                            let old =
+                                std::mem::replace(&mut n.containers[i].pod_uid, r.pod_uid.into());
+                            if !n.containers.iter().any(|c| c.pod_uid == old) {
+                                self.unindex_pod(&old, node);
+                            }
+                        }
                         Some(i)
                     }
                     None => {
+                        self.index_pod(r.pod_uid, node);
                         let i = n.containers.len();
                         n.containers.push(ContainerState {
                             latest: Vec::new(),
@@ -625,11 +650,45 @@ impl State {
         if pod_uid.is_empty() {
             return Vec::new();
         }
-        self.all()
+        let candidates = lock(&self.pods).get(pod_uid).cloned().unwrap_or_default();
+        let nodes = self
+            .nodes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|(name, _)| candidates.contains(name))
+            .map(|(name, arc)| (name.clone(), arc.clone()))
+            .collect::<Vec<_>>();
+        let mut out: Vec<String> = nodes
             .into_iter()
             .filter(|(_, arc)| lock(arc).containers.iter().any(|c| *c.pod_uid == *pod_uid))
             .map(|(name, _)| name)
-            .collect()
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Notes that `node` has a container of `pod_uid`.
+    fn index_pod(&self, pod_uid: &str, node: &str) {
+        if pod_uid.is_empty() {
+            return;
+        }
+        let mut pods = lock(&self.pods);
+        let nodes = pods.entry(pod_uid.into()).or_default();
+        if !nodes.iter().any(|n| n == node) {
+            nodes.push(node.to_owned());
+        }
+    }
+
+    /// Notes that `node` has no container of `pod_uid` any more.
+    fn unindex_pod(&self, pod_uid: &str, node: &str) {
+        let mut pods = lock(&self.pods);
+        if let Some(nodes) = pods.get_mut(pod_uid) {
+            nodes.retain(|n| n != node);
+            if nodes.is_empty() {
+                pods.remove(pod_uid);
+            }
+        }
     }
 
     /// Nodes where the kubelet gave a GPU to this pod, sorted.
