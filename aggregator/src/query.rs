@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use gpuscope_diagnose::bundle::Bundle;
 use gpuscope_proto::v1::{
-    BundleFile, DiagnoseRequest, DiagnoseResponse, ExplainRequest, ExplainResponse,
+    BundleFile, ContainerInfo, DiagnoseRequest, DiagnoseResponse, ExplainRequest, ExplainResponse,
     GetBundleRequest, GetBundleResponse, GetSeriesRequest, GetSeriesResponse, Incident,
     ListContainersRequest, ListContainersResponse, ListGpusRequest, ListGpusResponse,
     ListIncidentsRequest, ListIncidentsResponse, ListNodesRequest, ListNodesResponse,
@@ -146,9 +146,11 @@ impl Query for QueryService {
         request: Request<ListContainersRequest>,
     ) -> Result<Response<ListContainersResponse>, Status> {
         let r = request.get_ref();
-        Ok(Response::new(ListContainersResponse {
-            containers: self.state.containers(&r.node_name, &r.pod_uid),
-        }))
+        let mut containers = self.state.containers(&r.node_name, &r.pod_uid);
+        if let Some(kube) = self.diagnosis.as_ref().and_then(|d| d.assembler.kube()) {
+            name_containers(&kube.pods(), &mut containers);
+        }
+        Ok(Response::new(ListContainersResponse { containers }))
     }
 
     async fn list_incidents(
@@ -339,5 +341,31 @@ impl Query for QueryService {
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(out),
         )))
+    }
+}
+
+/// Fills in each container's pod namespace, pod name and container name
+/// from the pod objects, joined by pod UID and container ID.
+fn name_containers(
+    pods: &[std::sync::Arc<k8s_openapi::api::core::v1::Pod>],
+    containers: &mut [ContainerInfo],
+) {
+    let by_uid: std::collections::HashMap<&str, &k8s_openapi::api::core::v1::Pod> = pods
+        .iter()
+        .filter_map(|p| Some((gpuscope_diagnose::k8s::uid(p)?, &**p)))
+        .collect();
+    for c in containers {
+        let Some(r) = c.latest.as_ref().and_then(|l| l.container.as_ref()) else {
+            continue;
+        };
+        let Some(p) = by_uid.get(r.pod_uid.as_str()) else {
+            continue;
+        };
+        let id = crate::kube::join::identity(p);
+        c.container_name = crate::kube::join::container_names(p)
+            .remove(&r.container_id)
+            .unwrap_or_default();
+        c.pod_namespace = id.namespace;
+        c.pod_name = id.name;
     }
 }

@@ -519,6 +519,7 @@ impl State {
                             node_name: name.clone(),
                             latest: Some(c.sample()),
                             last_seen_unix_nanos: c.last_seen,
+                            ..ContainerInfo::default()
                         },
                     )
                 })

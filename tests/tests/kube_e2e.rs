@@ -204,6 +204,14 @@ fn explain_names_the_oom_killed_pod_by_namespace_and_name() {
     assert!(ok, "{table}");
     assert!(table.contains("ml/trainer-0"), "{table}");
     assert!(table.contains("oom_killed"), "{table}");
+
+    // `gpuscope pods` names the container by the pod object too.
+    let out = Command::new(workspace_bin("gpuscope"))
+        .args(["--aggregator", &format!("http://127.0.0.1:{port}"), "pods"])
+        .output()
+        .expect("run gpuscope pods");
+    let pods = String::from_utf8_lossy(&out.stdout);
+    assert!(pods.contains("ml/trainer-0/trainer"), "{pods}");
     drop(cg);
 }
 

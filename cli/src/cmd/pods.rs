@@ -17,19 +17,30 @@ pub async fn pods(client: &mut Client, node: Option<String>, out: Format) -> any
         .await?
         .into_inner()
         .containers;
-    let mut list: Vec<(String, ContainerSample)> = containers
+    // (node, the pod's namespace/name/container when the aggregator
+    // knows the pod object, the sample)
+    let mut list: Vec<(String, Option<[String; 3]>, ContainerSample)> = containers
         .into_iter()
-        .filter_map(|c| Some((c.node_name, c.latest?.into())))
+        .filter_map(|c| {
+            let names =
+                (!c.pod_name.is_empty()).then(|| [c.pod_namespace, c.pod_name, c.container_name]);
+            Some((c.node_name, names, c.latest?.into()))
+        })
         .collect();
     list.sort_by(|a, b| {
-        (&a.0, &a.1.container.cgroup_path).cmp(&(&b.0, &b.1.container.cgroup_path))
+        (&a.0, &a.2.container.cgroup_path).cmp(&(&b.0, &b.2.container.cgroup_path))
     });
     if out == Format::Json {
         let json: Vec<serde_json::Value> = list
             .iter()
-            .map(|(node, s)| {
+            .map(|(node, names, s)| {
                 let mut v = serde_json::to_value(s).unwrap_or_default();
                 v["node"] = serde_json::Value::String(node.clone());
+                if let Some([ns, pod, container]) = names {
+                    v["pod_namespace"] = ns.clone().into();
+                    v["pod_name"] = pod.clone().into();
+                    v["container_name"] = container.clone().into();
+                }
                 v
             })
             .collect();
@@ -49,11 +60,18 @@ pub async fn pods(client: &mut Client, node: Option<String>, out: Format) -> any
         .map(str::to_owned)
         .to_vec(),
     ];
-    for (node, s) in &list {
+    for (node, names, s) in &list {
         let m = &s.memory;
         rows.push(vec![
             node.clone(),
-            short_name(&s.container),
+            match names {
+                Some([ns, pod, c]) if !c.is_empty() => format!("{ns}/{pod}/{c}"),
+                Some([ns, pod, _]) => {
+                    let id = s.container.container_id.as_deref().unwrap_or("?");
+                    format!("{ns}/{pod}/{}", &id[..id.len().min(12)])
+                }
+                None => short_name(&s.container),
+            },
             human_bytes(m.usage_bytes),
             opt_bytes(m.limit_bytes),
             percent(m.usage_bytes, m.limit_bytes),
