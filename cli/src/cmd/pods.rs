@@ -23,7 +23,7 @@ pub async fn pods(client: &mut Client, node: Option<String>, out: Format) -> any
         .into_iter()
         .filter_map(|c| {
             let names =
-                (!c.pod_name.is_empty()).then(|| [c.pod_namespace, c.pod_name, c.container_name]);
+                (!c.pod_name.is_empty()).then_some([c.pod_namespace, c.pod_name, c.container_name]);
             Some((c.node_name, names, c.latest?.into()))
         })
         .collect();
