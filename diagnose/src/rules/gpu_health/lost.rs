@@ -35,19 +35,7 @@ pub(super) fn lost_gpus(a: &AgentRecords) -> Vec<(String, Option<u32>, Timestamp
             _ => None,
         })
         .collect();
-    let drops: Vec<Timestamp> = a
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            NodeEvent::GpuCountChanged {
-                time,
-                before,
-                after,
-                ..
-            } if after < before => Some(*time),
-            _ => None,
-        })
-        .collect();
+    let drops: Vec<Timestamp> = count_drops(a).into_iter().map(|(t, _, _)| t).collect();
     for e in &a.events {
         if let NodeEvent::Xid {
             time,
@@ -67,6 +55,22 @@ pub(super) fn lost_gpus(a: &AgentRecords) -> Vec<(String, Option<u32>, Timestamp
     out
 }
 
+/// Times NVML counted fewer GPUs than before: (when, before, after).
+fn count_drops(a: &AgentRecords) -> Vec<(Timestamp, u32, u32)> {
+    a.events
+        .iter()
+        .filter_map(|e| match e {
+            NodeEvent::GpuCountChanged {
+                time,
+                before,
+                after,
+                ..
+            } if after < before => Some((*time, *before, *after)),
+            _ => None,
+        })
+        .collect()
+}
+
 pub(super) fn gpu_lost(ctx: &Context<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     for (node, a) in agents(ctx) {
@@ -75,18 +79,9 @@ pub(super) fn gpu_lost(ctx: &Context<'_>) -> Vec<Finding> {
             .as_deref()
             .map(|n| format!(" on node {n}"))
             .unwrap_or_default();
-        let drops: Vec<(Timestamp, u32, u32)> = a
-            .events
-            .iter()
-            .filter_map(|e| match e {
-                NodeEvent::GpuCountChanged {
-                    time,
-                    before,
-                    after,
-                    ..
-                } if after < before && recent(ctx, *time) => Some((*time, *before, *after)),
-                _ => None,
-            })
+        let drops: Vec<(Timestamp, u32, u32)> = count_drops(a)
+            .into_iter()
+            .filter(|(t, _, _)| recent(ctx, *t))
             .collect();
         let xid79: BTreeMap<String, Timestamp> = a
             .events
