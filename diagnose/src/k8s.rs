@@ -91,14 +91,16 @@ pub fn phase(p: &Pod) -> &str {
         .unwrap_or("Unknown")
 }
 
-/// The pod's status, or an empty one.
-pub fn status(p: &Pod) -> PodStatus {
-    p.status.clone().unwrap_or_default()
+/// The pod's status, or an empty one (borrowed: no copy of the pod).
+pub fn status(p: &Pod) -> &PodStatus {
+    static EMPTY: std::sync::LazyLock<PodStatus> = std::sync::LazyLock::new(PodStatus::default);
+    p.status.as_ref().unwrap_or(&EMPTY)
 }
 
-/// The pod's spec, or an empty one.
-pub fn spec(p: &Pod) -> PodSpec {
-    p.spec.clone().unwrap_or_default()
+/// The pod's spec, or an empty one (borrowed: no copy of the pod).
+pub fn spec(p: &Pod) -> &PodSpec {
+    static EMPTY: std::sync::LazyLock<PodSpec> = std::sync::LazyLock::new(PodSpec::default);
+    p.spec.as_ref().unwrap_or(&EMPTY)
 }
 
 /// Statuses of the init and app containers.

@@ -44,7 +44,7 @@ impl Default for Thresholds {
 pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     for pod in ctx.subjects() {
-        for c in k8s::spec(pod).containers {
+        for c in &k8s::spec(pod).containers {
             let Some((log, exit)) = relevant_log(ctx, pod, &c.name) else {
                 continue;
             };
@@ -54,7 +54,7 @@ pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
             if let Some(f) = nccl_error(ctx, pod, &c.name, log, exit.as_ref()) {
                 out.push(f);
             }
-            if let Some(f) = model_files_missing(ctx, pod, &c, log, exit.as_ref()) {
+            if let Some(f) = model_files_missing(ctx, pod, c, log, exit.as_ref()) {
                 out.push(f);
             }
         }

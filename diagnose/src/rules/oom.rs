@@ -1187,8 +1187,8 @@ fn exit_137(
     });
     let disruption = k8s::status(pod)
         .conditions
-        .unwrap_or_default()
-        .into_iter()
+        .iter()
+        .flatten()
         .find(|c| c.type_ == "DisruptionTarget" && c.status == "True");
     let watching = !sampled.is_empty()
         && ctx.agent_of(pod).is_some()
@@ -1547,7 +1547,7 @@ fn evicted(ctx: &Context<'_>, pod: &Pod) -> Option<Finding> {
     {
         f = f.fact(event_fact("node event", e));
     }
-    let qos = k8s::status(pod).qos_class.unwrap_or_default();
+    let qos = k8s::status(pod).qos_class.clone().unwrap_or_default();
     if !qos.is_empty() {
         f = f.fact(Fact::new("QoS class", qos.clone()));
     }
@@ -1591,7 +1591,7 @@ fn cuda_oom(ctx: &Context<'_>, pod: &Pod, insts: &[Instance<'_>]) -> Vec<Finding
     let t = &ctx.config.oom;
     let mut out = Vec::new();
     let (ns, name) = (k8s::namespace(pod), k8s::name(pod));
-    for c in k8s::spec(pod).containers {
+    for c in &k8s::spec(pod).containers {
         let container = c.name.as_str();
         let log = logs::relevant_log(ctx, pod, container);
         let line = log.as_ref().and_then(|(l, _)| logs::cuda_oom(&l.text));
