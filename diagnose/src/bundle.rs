@@ -21,9 +21,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gpuscope_agent::model::{
-    ContainerSample, Event as NodeEvent, GpuSample, NodeSample, Timestamp,
-};
+use gpuscope_agent::model::{Event as NodeEvent, Timestamp};
 use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -103,10 +101,6 @@ pub struct Bundle {
 impl Bundle {
     /// Reads the bundle folder `dir`.
     pub fn read(dir: &Path) -> Result<Self, BundleError> {
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |error| BundleError::Io { path, error }
-        };
         let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(io(dir))?
             .map(|e| e.map(|e| e.path()))
@@ -301,10 +295,6 @@ impl Bundle {
 
     /// Writes the bundle into `dir` (created if needed).
     pub fn write(&self, dir: &Path) -> Result<(), BundleError> {
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |error| BundleError::Io { path, error }
-        };
         let files = self.to_files().map_err(|error| BundleError::Json {
             path: dir.to_owned(),
             error,
@@ -426,34 +416,12 @@ fn dedup_pods(pods: &mut Vec<Pod>) {
     *pods = keep;
 }
 
-/// One line of `watch -o jsonl`.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum AgentLine {
-    Event(NodeEvent),
-    Tagged(Tagged),
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum Tagged {
-    #[serde(rename = "container_sample")]
-    Container(Box<ContainerSample>),
-    #[serde(rename = "gpu_sample")]
-    Gpu(Box<GpuSample>),
-    #[serde(rename = "node_sample")]
-    Node(Box<NodeSample>),
-}
-
 fn read_agent(
     path: &Path,
     node: Option<String>,
     gaps: &mut Vec<Gap>,
 ) -> Result<AgentRecords, BundleError> {
-    let text = std::fs::read_to_string(path).map_err(|error| BundleError::Io {
-        path: path.to_owned(),
-        error,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
     let mut rec = AgentRecords {
         node,
         ..AgentRecords::default()
@@ -481,43 +449,24 @@ fn read_agent(
             }
         };
         let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
-        let known = matches!(
-            kind,
-            "container_sample"
-                | "gpu_sample"
-                | "node_sample"
-                | "oom_kill"
-                | "kmsg_overrun"
-                | "xid"
-                | "gpu_lost"
-                | "gpu_count_changed"
-                | "source"
-        );
-        if !known {
-            unknown += 1;
-            continue;
-        }
-        match serde_json::from_value::<AgentLine>(value.clone()) {
-            Ok(AgentLine::Event(e)) => rec.events.push(e),
-            Ok(AgentLine::Tagged(Tagged::Container(s))) => rec.containers.push(*s),
-            Ok(AgentLine::Tagged(Tagged::Gpu(s))) => rec.gpus.push(*s),
-            Ok(AgentLine::Tagged(Tagged::Node(s))) => rec.node_samples.push(*s),
-            Err(_) => {
-                // Say precisely what is wrong: parse as the named kind.
-                let err = match kind {
-                    "container_sample" => serde_json::from_value::<ContainerSample>(value).err(),
-                    "gpu_sample" => serde_json::from_value::<GpuSample>(value).err(),
-                    "node_sample" => serde_json::from_value::<NodeSample>(value).err(),
-                    _ => serde_json::from_value::<NodeEvent>(value).err(),
-                };
-                if let Some(error) = err {
-                    return Err(BundleError::AgentLine {
-                        path: path.to_owned(),
-                        line: i + 1,
-                        error,
-                    });
-                }
+        let bad = |error| BundleError::AgentLine {
+            path: path.to_owned(),
+            line: i + 1,
+            error,
+        };
+        match kind {
+            "container_sample" => rec
+                .containers
+                .push(serde_json::from_value(value).map_err(bad)?),
+            "gpu_sample" => rec.gpus.push(serde_json::from_value(value).map_err(bad)?),
+            "node_sample" => rec
+                .node_samples
+                .push(serde_json::from_value(value).map_err(bad)?),
+            "oom_kill" | "kmsg_overrun" | "xid" | "gpu_lost" | "gpu_count_changed" | "source" => {
+                rec.events
+                    .push(serde_json::from_value::<NodeEvent>(value).map_err(bad)?);
             }
+            _ => unknown += 1,
         }
     }
     if unknown > 0 {
@@ -565,10 +514,6 @@ fn agent_lines(a: &AgentRecords) -> Result<Vec<u8>, serde_json::Error> {
 }
 
 fn read_logs(dir: &Path, ev: &mut Evidence) -> Result<(), BundleError> {
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |error| BundleError::Io { path, error }
-    };
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io(dir))?
         .map(|e| e.map(|e| e.path()))
@@ -594,6 +539,12 @@ fn read_logs(dir: &Path, ev: &mut Evidence) -> Result<(), BundleError> {
         });
     }
     Ok(())
+}
+
+/// The error of an I/O call on `path`.
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BundleError {
+    let path = path.to_owned();
+    move |error| BundleError::Io { path, error }
 }
 
 fn file_name(path: &Path) -> String {
