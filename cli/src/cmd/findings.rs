@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use gpuscope_agent::output::table;
-use gpuscope_diagnose::{Confidence, Finding, Gap, Kind};
+use gpuscope_diagnose::wire::confidence_str;
+use gpuscope_diagnose::{Finding, Gap, Kind};
 
 use super::print_json;
 use crate::Format;
@@ -15,14 +16,6 @@ struct Report<'a> {
     findings: &'a [Finding],
     #[serde(skip_serializing_if = "<[Gap]>::is_empty")]
     gaps: &'a [Gap],
-}
-
-fn confidence(c: Confidence) -> &'static str {
-    match c {
-        Confidence::High => "high",
-        Confidence::Medium => "medium",
-        Confidence::Low => "low",
-    }
 }
 
 /// Where a finding points: `namespace/pod container`, or the node/GPU.
@@ -75,7 +68,7 @@ pub fn print_explained(
     for f in findings {
         println!(
             "\n[{}] {} {}\n  {}",
-            confidence(f.confidence),
+            confidence_str(f.confidence),
             f.kind,
             subject(f),
             f.summary
@@ -129,7 +122,7 @@ pub fn print_ranked(findings: &[Finding], gaps: &[Gap], out: Format) -> anyhow::
         let cost = f.cost.unwrap_or_default();
         rows.push(vec![
             f.kind.to_string(),
-            confidence(f.confidence).into(),
+            confidence_str(f.confidence).into(),
             subject(f),
             if cost.gpu_hours > 0.0 {
                 format!("{:.1}", cost.gpu_hours)
