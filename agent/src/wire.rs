@@ -134,6 +134,8 @@ impl From<&ContainerSample> for pb::ContainerSample {
             cpu: s.cpu.map(Into::into),
             pressure: Some(s.pressure.into()),
             pressure_scope: pb::PsiScope::from(s.pressure_scope) as i32,
+            // Set per stream when the report is sent (`ship::refs`).
+            ref_id: 0,
         }
     }
 }

@@ -23,11 +23,11 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{BoxFuture, Context, Poll, StdError, http};
 use tonic::{Code, Request, Response, Status, Streaming};
 
-use crate::state::State;
+use crate::state::{State, StreamRefs};
 use crate::store::Store;
 
 /// Protocol revision this aggregator speaks (Hello.protocol).
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
 /// The Ingest service.
 #[derive(Debug, Clone)]
@@ -236,6 +236,7 @@ impl Session {
         tracing::info!(peer = %self.peer, node = %identity.node_name, boot_id = %identity.boot_id,
             agent_version = %identity.agent_version, "Agent connected.");
         let mut shutdown = self.svc.shutdown.clone();
+        let mut refs = StreamRefs::new();
         let end = loop {
             let msg = tokio::select! {
                 m = inbound.message() => m,
@@ -251,7 +252,11 @@ impl Session {
             let result = match agent_message(&msg) {
                 Err(status) => Err(status),
                 Ok(Kind::Report(report)) => {
-                    match self.svc.state.apply_encoded(self.node_name(), report) {
+                    match self
+                        .svc
+                        .state
+                        .apply_encoded(self.node_name(), report, &mut refs)
+                    {
                         Err(e) => Err(malformed(format_args!("NodeReport: {e}"))),
                         Ok(applied) if applied.events.is_empty() => Ok(()),
                         Ok(applied) => {

@@ -9,12 +9,13 @@
 //! and blocks one node's ingest for at most one copy.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use gpuscope_proto::v1::{
-    ContainerInfo, ContainerPoint, ContainerSample, GpuInfo, GpuPoint, GpuSample, NodeEvent,
-    NodeIdentity, NodeInfo, NodeReport, NodeSample,
+    ContainerInfo, ContainerPoint, ContainerRef, ContainerSample, GpuInfo, GpuPoint, GpuSample,
+    NodeEvent, NodeIdentity, NodeInfo, NodeReport, NodeSample,
 };
 use prost::Message;
 
@@ -48,31 +49,37 @@ impl Default for HistoryConfig {
 /// history.
 #[derive(Debug)]
 struct ContainerState {
-    /// The encoded `ContainerSample`.
+    /// The encoded `ContainerSample` (without its `ContainerRef` when the
+    /// agent named the container by a stream-local id).
     latest: Vec<u8>,
-    /// Where its `ContainerRef` lies in `latest`.
-    ref_at: u32,
-    ref_len: u32,
+    /// The encoded `ContainerRef`.
+    ref_bytes: Box<[u8]>,
     /// Its cgroup path (the key) and pod UID.
     cgroup_path: Box<str>,
     pod_uid: Box<str>,
+    /// The (stream, stream-local id) that named it last; (0, 0): none.
+    named_by: (u32, u32),
     last_seen: u64,
     history: ContainerRing,
 }
 
 impl ContainerState {
-    fn ref_bytes(&self) -> &[u8] {
-        let at = self.ref_at as usize;
-        &self.latest[at..at + self.ref_len as usize]
-    }
-
     /// The latest sample, decoded (its bytes were checked on receipt).
     fn sample(&self) -> ContainerSample {
-        ContainerSample::decode(&self.latest[..]).unwrap_or_else(|e| {
-            tracing::warn!(cgroup_path = %self.cgroup_path, error = %e, "Stored sample does not decode.");
-            ContainerSample::default()
-        })
+        decode_sample(&self.latest, &self.ref_bytes)
     }
+}
+
+/// A stored container sample and its `ContainerRef`, decoded.
+fn decode_sample(latest: &[u8], ref_bytes: &[u8]) -> ContainerSample {
+    let mut s = ContainerSample::decode(latest).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "Stored container sample does not decode.");
+        ContainerSample::default()
+    });
+    if s.container.is_none() {
+        s.container = ContainerRef::decode(ref_bytes).ok();
+    }
+    s
 }
 
 #[derive(Debug)]
@@ -159,6 +166,61 @@ pub enum SeriesTarget<'a> {
     ContainerId(&'a str),
     /// A GPU by UUID.
     GpuUuid(&'a str),
+}
+
+/// The largest stream-local container id (`ContainerSample.ref_id`).
+pub const MAX_REF_ID: u32 = 65_535;
+
+/// One ingest stream's container ids (protocol 2): each id's encoded
+/// `ContainerRef`, as last announced with it.
+#[derive(Debug)]
+pub struct StreamRefs {
+    /// This stream's number, unique in the process.
+    stream: u32,
+    /// By id: the reference and its binding's number (unique in the
+    /// stream, so a container named through a binding since replaced is
+    /// not taken for the new one).
+    refs: Vec<Option<(Box<[u8]>, u32)>>,
+    bindings: u32,
+}
+
+impl StreamRefs {
+    /// A new stream's empty table.
+    pub fn new() -> Self {
+        static STREAMS: AtomicU32 = AtomicU32::new(1);
+        Self {
+            stream: STREAMS.fetch_add(1, Ordering::Relaxed),
+            refs: Vec::new(),
+            bindings: 0,
+        }
+    }
+
+    /// Binds `id` (1..=[`MAX_REF_ID`]) to `ref_bytes`, unless it already is.
+    fn bind(&mut self, id: u32, ref_bytes: &[u8]) {
+        let at = id as usize;
+        if self.refs.len() <= at {
+            self.refs.resize_with(at + 1, || None);
+        }
+        if matches!(&self.refs[at], Some((r, _)) if **r == *ref_bytes) {
+            return;
+        }
+        self.bindings = self.bindings.wrapping_add(1).max(1);
+        self.refs[at] = Some((ref_bytes.into(), self.bindings));
+    }
+
+    /// The reference `id` is bound to, and the binding's number.
+    fn get(&self, id: u32) -> Option<(&[u8], u32)> {
+        self.refs
+            .get(id as usize)?
+            .as_ref()
+            .map(|(r, b)| (&r[..], *b))
+    }
+}
+
+impl Default for StreamRefs {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Every node's live state.
@@ -267,7 +329,7 @@ impl State {
             ..std::mem::take(report)
         }
         .encode_to_vec();
-        if let Err(e) = self.apply_encoded(node, &bytes) {
+        if let Err(e) = self.apply_encoded(node, &bytes, &mut StreamRefs::new()) {
             tracing::warn!(node, error = %e, "Report not applied.");
         }
     }
@@ -281,6 +343,7 @@ impl State {
         &self,
         node: &str,
         report: &'a [u8],
+        refs: &mut StreamRefs,
     ) -> Result<Applied<'a>, Malformed> {
         let now = now_unix_nanos();
         let ttl = self.history.ttl.as_nanos() as u64;
@@ -300,7 +363,7 @@ impl State {
                 }
                 (3, v) => {
                     let buf = v.bytes("NodeReport.containers")?;
-                    if self.apply_container(&mut n, node, c_pos, buf, now)? {
+                    if self.apply_container(&mut n, node, c_pos, buf, now, refs)? {
                         c_pos += 1;
                     }
                 }
@@ -337,8 +400,8 @@ impl State {
         Ok(applied)
     }
 
-    /// One container sample, expected at index `pos`; false when it had
-    /// no container reference (and was ignored).
+    /// One container sample, expected at index `pos`; false when it named
+    /// no container (and was ignored).
     fn apply_container(
         &self,
         n: &mut NodeState,
@@ -346,63 +409,31 @@ impl State {
         pos: usize,
         buf: &[u8],
         now: u64,
+        refs: &mut StreamRefs,
     ) -> Result<bool, Malformed> {
         let view = wire::container(buf)?;
-        if !view.has_ref {
-            return Ok(false);
+        let id = view.ref_id;
+        if id > MAX_REF_ID {
+            return Err(Malformed("ContainerSample.ref_id is over 65535"));
         }
-        let ref_at = (view.container_ref.as_ptr() as usize - buf.as_ptr() as usize) as u32;
-        let ref_len = view.container_ref.len() as u32;
-        // The same container as at this position in the last report: its
-        // reference's bytes are the same.
-        let found = match n.containers.get(pos) {
-            Some(c) if c.ref_bytes() == view.container_ref => Some(pos),
-            _ => {
-                let r = wire::container_ref(view.container_ref)?;
-                match n.container_index.get(r.cgroup_path) {
-                    Some(&i) => {
-                        let i = i as usize;
-                        // Same path, maybe another pod UID.
-                        if *n.containers[i].pod_uid != *r.pod_uid {
-                            self.index_pod(r.pod_uid, node);
-                            let old =
-                                std::mem::replace(&mut n.containers[i].pod_uid, r.pod_uid.into());
-                            if !n.containers.iter().any(|c| c.pod_uid == old) {
-                                self.unindex_pod(&old, node);
-                            }
-                        }
-                        Some(i)
-                    }
-                    None => {
-                        self.index_pod(r.pod_uid, node);
-                        let i = n.containers.len();
-                        n.containers.push(ContainerState {
-                            latest: Vec::new(),
-                            ref_at: 0,
-                            ref_len: 0,
-                            cgroup_path: r.cgroup_path.into(),
-                            pod_uid: r.pod_uid.into(),
-                            last_seen: now,
-                            history: ContainerRing::new(self.history.container_points),
-                        });
-                        n.container_index.insert(r.cgroup_path.into(), i as u32);
-                        Some(i)
-                    }
-                }
-                .map(|i| {
-                    // Keep report order: the next report finds it at `pos`.
-                    if i != pos && pos < n.containers.len() {
-                        n.containers.swap(i, pos);
-                        for k in [i, pos] {
-                            let key = n.containers[k].cgroup_path.clone();
-                            n.container_index.insert(key, k as u32);
-                        }
-                        pos
-                    } else {
-                        i
-                    }
-                })
+        let found = if view.has_ref {
+            if id != 0 {
+                refs.bind(id, view.container_ref);
             }
+            self.find_container(n, node, pos, view.container_ref, now)?
+        } else if id != 0 {
+            let Some((ref_bytes, bound)) = refs.get(id) else {
+                return Err(Malformed(
+                    "ContainerSample.ref_id was not announced on this stream",
+                ));
+            };
+            match n.containers.get(pos) {
+                // Named by this very binding in an earlier report.
+                Some(c) if c.named_by == (refs.stream, bound) => Some(pos),
+                _ => self.find_container(n, node, pos, ref_bytes, now)?,
+            }
+        } else {
+            None
         };
         let Some(i) = found else {
             return Ok(false);
@@ -410,11 +441,74 @@ impl State {
         let c = &mut n.containers[i];
         c.latest.clear();
         c.latest.extend_from_slice(buf);
-        c.ref_at = ref_at;
-        c.ref_len = ref_len;
+        if id != 0 {
+            c.named_by = (refs.stream, refs.get(id).map_or(0, |(_, b)| b));
+        }
         c.last_seen = now;
         c.history.push(history::container_channels(&view.point));
         Ok(true)
+    }
+
+    /// The index of the container `ref_bytes` (an encoded `ContainerRef`)
+    /// names, moved to `pos` when it is elsewhere (the next report finds it
+    /// there) and created when new.
+    fn find_container(
+        &self,
+        n: &mut NodeState,
+        node: &str,
+        pos: usize,
+        ref_bytes: &[u8],
+        now: u64,
+    ) -> Result<Option<usize>, Malformed> {
+        // The same container as at this position in the last report: its
+        // reference's bytes are the same.
+        if let Some(c) = n.containers.get(pos)
+            && *c.ref_bytes == *ref_bytes
+        {
+            return Ok(Some(pos));
+        }
+        let r = wire::container_ref(ref_bytes)?;
+        let i = match n.container_index.get(r.cgroup_path) {
+            Some(&i) => {
+                let i = i as usize;
+                let c = &mut n.containers[i];
+                c.ref_bytes = ref_bytes.into();
+                // Same path, maybe another pod UID.
+                if *c.pod_uid != *r.pod_uid {
+                    let old = std::mem::replace(&mut c.pod_uid, r.pod_uid.into());
+                    self.index_pod(r.pod_uid, node);
+                    if !n.containers.iter().any(|c| c.pod_uid == old) {
+                        self.unindex_pod(&old, node);
+                    }
+                }
+                i
+            }
+            None => {
+                self.index_pod(r.pod_uid, node);
+                let i = n.containers.len();
+                n.containers.push(ContainerState {
+                    latest: Vec::new(),
+                    ref_bytes: ref_bytes.into(),
+                    cgroup_path: r.cgroup_path.into(),
+                    pod_uid: r.pod_uid.into(),
+                    named_by: (0, 0),
+                    last_seen: now,
+                    history: ContainerRing::new(self.history.container_points),
+                });
+                n.container_index.insert(r.cgroup_path.into(), i as u32);
+                i
+            }
+        };
+        // Keep report order: the next report finds it at `pos`.
+        if i != pos && pos < n.containers.len() {
+            n.containers.swap(i, pos);
+            for k in [i, pos] {
+                let key = n.containers[k].cgroup_path.clone();
+                n.container_index.insert(key, k as u32);
+            }
+            return Ok(Some(pos));
+        }
+        Ok(Some(i))
     }
 
     /// One GPU sample, expected at index `pos`.
@@ -556,8 +650,7 @@ impl State {
                     .iter()
                     .find(|c| {
                         !id.is_empty()
-                            && wire::container_ref(c.ref_bytes())
-                                .is_ok_and(|r| r.container_id == id)
+                            && wire::container_ref(&c.ref_bytes).is_ok_and(|r| r.container_id == id)
                     })
                     .map(|c| container_series(&name, c)),
             };
@@ -597,7 +690,12 @@ impl State {
             .containers
             .iter()
             .filter(|c| pods(&c.pod_uid))
-            .map(|c| (c.latest.clone(), c.history.last(max_points)))
+            .map(|c| {
+                (
+                    (c.latest.clone(), c.ref_bytes.clone()),
+                    c.history.last(max_points),
+                )
+            })
             .collect();
         let gpus: Vec<_> = n
             .gpus
@@ -616,9 +714,9 @@ impl State {
         drop(n);
         let mut containers: Vec<_> = containers
             .into_iter()
-            .map(|(latest, points)| {
+            .map(|((latest, ref_bytes), points)| {
                 (
-                    ContainerSample::decode(&latest[..]).unwrap_or_default(),
+                    decode_sample(&latest, &ref_bytes),
                     points.iter().map(history::container_point).collect(),
                 )
             })

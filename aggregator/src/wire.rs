@@ -162,6 +162,8 @@ pub struct ContainerView<'a> {
     pub container_ref: &'a [u8],
     /// Whether the sample had a `container` field.
     pub has_ref: bool,
+    /// Its stream-local container id (protocol 2; 0: none).
+    pub ref_id: u32,
     /// Its history point.
     pub point: ContainerPoint,
 }
@@ -180,6 +182,10 @@ pub fn container(buf: &[u8]) -> Result<ContainerView<'_>> {
             }
             (3 | 7, x) => {
                 x.varint("ContainerSample enum")?;
+            }
+            (8, x) => {
+                v.ref_id = u32::try_from(x.varint("ContainerSample.ref_id")?)
+                    .map_err(|_| Malformed("ContainerSample.ref_id"))?;
             }
             (4, x) => memory(x.bytes("ContainerSample.memory")?, &mut v.point)?,
             (5, x) => {
@@ -402,9 +408,11 @@ mod tests {
                 ..Default::default()
             }),
             pressure_scope: 1,
+            ref_id: 7,
         };
         let bytes = s.encode_to_vec();
         let v = container(&bytes).expect("reads");
+        assert_eq!(v.ref_id, 7);
         let r = container_ref(v.container_ref).expect("ref");
         assert_eq!(
             (r.cgroup_path, r.pod_uid, r.container_id),

@@ -10,7 +10,9 @@ use std::time::Duration;
 use common::*;
 use gpuscope_aggregator::{Aggregator, Config};
 use gpuscope_proto::v1::{
-    AgentMessage, AggregatorMessage, Hello, IncidentFilter, NodeIdentity, NodeReport, agent_message,
+    AgentMessage, AggregatorMessage, ContainerRef, ContainerSample, GetSeriesRequest, Hello,
+    IncidentFilter, ListContainersRequest, MemoryStats, NodeIdentity, NodeReport, agent_message,
+    get_series_request,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -224,4 +226,153 @@ async fn stream_without_hello_times_out() {
     let s = rogue_status(&url, vec![]).await;
     assert_eq!(s.code(), Code::DeadlineExceeded, "{s:?}");
     assert!(s.message().contains("no Hello"), "{s:?}");
+}
+
+/// A sample of `path` (pod `uid`) using `usage` bytes at `time`, named by
+/// stream-local `id` and, when `announce`, by its reference too.
+fn sample(path: &str, uid: &str, id: u32, announce: bool, usage: u64) -> ContainerSample {
+    ContainerSample {
+        time_unix_nanos: now(),
+        container: announce.then(|| ContainerRef {
+            cgroup_path: path.into(),
+            pod_uid: uid.into(),
+            container_id: path.trim_start_matches('/').into(),
+            ..Default::default()
+        }),
+        memory: Some(MemoryStats {
+            usage_bytes: usage,
+            ..Default::default()
+        }),
+        ref_id: id,
+        ..Default::default()
+    }
+}
+
+fn report(containers: Vec<ContainerSample>) -> AgentMessage {
+    AgentMessage {
+        kind: Some(agent_message::Kind::Report(NodeReport {
+            containers,
+            ..Default::default()
+        })),
+    }
+}
+
+fn hello2(node: &str) -> AgentMessage {
+    let mut h = hello(node, "boot-1");
+    if let Some(agent_message::Kind::Hello(h)) = &mut h.kind {
+        h.protocol = 2;
+    }
+    h
+}
+
+/// Every container of `node`: (cgroup path, pod UID, latest usage, points).
+async fn containers(url: &str, node: &str) -> Vec<(String, String, u64, usize)> {
+    let mut q = query(url).await;
+    let list = q
+        .list_containers(ListContainersRequest {
+            node_name: node.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .containers;
+    let mut out = Vec::new();
+    for c in list {
+        let latest = c.latest.unwrap();
+        let r = latest.container.unwrap();
+        let series = q
+            .get_series(GetSeriesRequest {
+                node_name: node.into(),
+                target: Some(get_series_request::Target::ContainerId(
+                    r.container_id.clone(),
+                )),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        out.push((
+            r.cgroup_path,
+            r.pod_uid,
+            latest.memory.unwrap().usage_bytes,
+            series.container_points.len(),
+        ));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn container_ids_name_containers_after_their_announcement() {
+    let (_agg, url, _dir) = start(|_| {}).await;
+    let mut client = gpuscope_proto::v1::ingest_client::IngestClient::connect(url.clone())
+        .await
+        .unwrap();
+    let (tx, rx) = mpsc::channel(16);
+    tx.send(hello2("n2")).await.unwrap();
+    let _resp = client.stream(ReceiverStream::new(rx)).await.unwrap();
+    // Announced, then by id in another order, then id 1 rebound to a new
+    // container (the kubelet restarted /a as /c), id 2 still /b.
+    tx.send(report(vec![
+        sample("/a", "pa", 1, true, 10),
+        sample("/b", "pb", 2, true, 20),
+    ]))
+    .await
+    .unwrap();
+    tx.send(report(vec![
+        sample("", "", 2, false, 21),
+        sample("", "", 1, false, 11),
+    ]))
+    .await
+    .unwrap();
+    tx.send(report(vec![
+        sample("/c", "pa", 1, true, 30),
+        sample("", "", 2, false, 22),
+    ]))
+    .await
+    .unwrap();
+    tx.send(report(vec![
+        sample("", "", 1, false, 31),
+        sample("", "", 2, false, 23),
+    ]))
+    .await
+    .unwrap();
+    let want = vec![
+        ("/a".to_owned(), "pa".to_owned(), 11, 2),
+        ("/b".to_owned(), "pb".to_owned(), 23, 4),
+        ("/c".to_owned(), "pa".to_owned(), 31, 2),
+    ];
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        got = containers(&url, "n2").await;
+        if got == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(got, want);
+
+    // Ids live as long as their stream: a new stream must announce again.
+    let s = rogue_status(
+        &url,
+        vec![hello2("n2"), report(vec![sample("", "", 2, false, 24)])],
+    )
+    .await;
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+    assert!(
+        s.message()
+            .contains("ContainerSample.ref_id was not announced on this stream"),
+        "{s:?}"
+    );
+    let s = rogue_status(
+        &url,
+        vec![
+            hello2("n3"),
+            report(vec![sample("/x", "px", 70_000, true, 1)]),
+        ],
+    )
+    .await;
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+    assert!(s.message().contains("ref_id is over 65535"), "{s:?}");
+    // The first stream's containers are untouched by the rogue ones.
+    assert_eq!(containers(&url, "n2").await, want);
 }

@@ -4,4 +4,5 @@
 
 pub mod endpoint;
 pub mod queue;
+pub mod refs;
 pub mod stream;

@@ -7,8 +7,12 @@
 //! - **Samples**: latest wins. Each report carries the newest sample of
 //!   every container seen since the previous report, the newest node
 //!   sample and the newest GPU collection; a sample replaced before it was
-//!   sent, or a report that cannot be sent while disconnected, is counted
-//!   as dropped and reported in `dropped_samples`.
+//!   sent (the stream backed up or down) is counted as dropped and
+//!   reported in `dropped_samples`.
+//! - **Container ids** (protocol 2, [`RefIds`]): a container's identity
+//!   is sent once per stream, then only its stream-local id. An aggregator
+//!   that refuses protocol 2 (an older one) is spoken to in protocol 1,
+//!   every sample with its identity.
 //! - **Reconnect** with exponential backoff (100 ms doubling to 30 s) and
 //!   ±50 % jitter, so a restarted aggregator is not hit by every node at
 //!   the same instant.
@@ -27,7 +31,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::model::{ContainerSample, Event, GpuSample, NodeSample};
 use crate::ship::endpoint::{ClientTls, EndpointError, endpoint};
 use crate::ship::queue::{EventQueue, QueueError};
+use crate::ship::refs::RefIds;
 use crate::wire::node_event;
+
+/// The ingest protocol revision this agent speaks (`Hello.protocol`).
+pub const PROTOCOL: u32 = 2;
 
 /// Settings of the stream.
 #[derive(Debug, Clone)]
@@ -170,10 +178,19 @@ impl Shipper {
 /// Keeps a stream open, reconnecting with jittered backoff.
 async fn connection_loop(config: &ShipConfig, identity: &pb::NodeIdentity, shared: &Shared) {
     let mut backoff = Duration::from_millis(100);
+    let mut protocol = PROTOCOL;
     loop {
         let started = Instant::now();
-        match session(config, identity, shared).await {
+        match session(config, identity, shared, protocol).await {
             Ok(()) => {}
+            Err(ShipError::Stream { status, .. })
+                if protocol > 1 && status.code() == tonic::Code::FailedPrecondition =>
+            {
+                tracing::warn!(status = %status.message(),
+                    "The aggregator does not speak protocol {protocol}; speaking protocol 1.");
+                protocol = 1;
+                continue;
+            }
             Err(e) => tracing::warn!(error = %e, "Aggregator stream down; reconnecting."),
         }
         if started.elapsed() > Duration::from_secs(10) {
@@ -198,6 +215,7 @@ async fn session(
     config: &ShipConfig,
     identity: &pb::NodeIdentity,
     shared: &Shared,
+    protocol: u32,
 ) -> Result<(), ShipError> {
     let url = config.aggregator.clone();
     let endpoint = endpoint(&url, &config.tls)?
@@ -215,7 +233,7 @@ async fn session(
     let hello = pb::AgentMessage {
         kind: Some(pb::agent_message::Kind::Hello(pb::Hello {
             node: Some(identity.clone()),
-            protocol: 1,
+            protocol,
         })),
     };
     let stream_err = |status: tonic::Status| ShipError::Stream {
@@ -232,6 +250,7 @@ async fn session(
         .into_inner();
     tracing::info!(aggregator = %url, "Connected to the aggregator.");
     let mut cursor: Option<(String, u64)> = None;
+    let mut ids = (protocol >= 2).then(RefIds::default);
     let mut tick = tokio::time::interval(config.report_interval);
     loop {
         // Send everything queued after the cursor, in batches per boot.
@@ -253,10 +272,11 @@ async fn session(
         tokio::select! {
             () = shared.wake.notified() => {}
             _ = tick.tick() => {
-                let report = take_report(shared, identity);
-                if tx.try_send(report).is_err() {
-                    // The stream is backed up: the samples are dropped.
-                    lock(&shared.latest).dropped += 1;
+                // When the stream is backed up the samples wait for the
+                // next tick (a container's newer sample replaces its older
+                // one, which is counted as dropped then).
+                if let Ok(slot) = tx.try_reserve() {
+                    slot.send(take_report(shared, identity, ids.as_mut()));
                 }
             }
             msg = inbound.message() => match msg {
@@ -298,16 +318,27 @@ fn batches(entries: Vec<crate::ship::queue::Entry>) -> Vec<pb::AgentMessage> {
         .collect()
 }
 
-fn take_report(shared: &Shared, identity: &pb::NodeIdentity) -> pb::AgentMessage {
-    let mut l = lock(&shared.latest);
-    let report = pb::NodeReport {
-        node: Some(identity.clone()),
-        node_sample: l.node.take(),
-        containers: l.containers.drain().map(|(_, c)| c).collect(),
-        events: Vec::new(),
-        dropped_samples: l.dropped,
-        gpus: std::mem::take(&mut l.gpus),
+/// The report of everything sampled since the last one; with `ids`
+/// (protocol 2), containers are named by their stream-local ids.
+fn take_report(
+    shared: &Shared,
+    identity: &pb::NodeIdentity,
+    ids: Option<&mut RefIds>,
+) -> pb::AgentMessage {
+    let mut report = {
+        let mut l = lock(&shared.latest);
+        pb::NodeReport {
+            node: Some(identity.clone()),
+            node_sample: l.node.take(),
+            containers: l.containers.drain().map(|(_, c)| c).collect(),
+            events: Vec::new(),
+            dropped_samples: l.dropped,
+            gpus: std::mem::take(&mut l.gpus),
+        }
     };
+    if let Some(ids) = ids {
+        ids.apply(&mut report);
+    }
     pb::AgentMessage {
         kind: Some(pb::agent_message::Kind::Report(report)),
     }
@@ -341,4 +372,148 @@ pub fn identity(
         cgroup_mode: cgroup_mode as i32,
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::pin::Pin;
+
+    use gpuscope_proto::v1::ingest_server::{Ingest, IngestServer};
+    use tokio_stream::{Stream, StreamExt};
+    use tonic::{Request, Response, Status, Streaming};
+
+    use super::*;
+
+    /// Each report's Hello revision and container samples.
+    type Seen = Vec<(u32, Vec<pb::ContainerSample>)>;
+
+    /// An aggregator that speaks protocols up to `max` and records what
+    /// it was sent.
+    #[derive(Clone)]
+    struct Fake {
+        max: u32,
+        seen: Arc<Mutex<Seen>>,
+    }
+
+    #[tonic::async_trait]
+    impl Ingest for Fake {
+        type StreamStream =
+            Pin<Box<dyn Stream<Item = Result<pb::AggregatorMessage, Status>> + Send>>;
+
+        async fn stream(
+            &self,
+            request: Request<Streaming<pb::AgentMessage>>,
+        ) -> Result<Response<Self::StreamStream>, Status> {
+            let mut inbound = request.into_inner();
+            let Some(Ok(pb::AgentMessage {
+                kind: Some(pb::agent_message::Kind::Hello(hello)),
+            })) = inbound.next().await
+            else {
+                return Err(Status::invalid_argument("no Hello"));
+            };
+            if hello.protocol > self.max {
+                return Err(Status::failed_precondition(format!(
+                    "Hello.protocol {} is newer than this aggregator's {}",
+                    hello.protocol, self.max
+                )));
+            }
+            let seen = self.seen.clone();
+            tokio::spawn(async move {
+                while let Some(Ok(m)) = inbound.next().await {
+                    if let Some(pb::agent_message::Kind::Report(r)) = m.kind {
+                        lock(&seen).push((hello.protocol, r.containers));
+                    }
+                }
+            });
+            Ok(Response::new(Box::pin(tokio_stream::pending())))
+        }
+    }
+
+    /// Starts the fake and an agent stream to it with one container
+    /// sampled before every report; returns what the fake saw after
+    /// `reports` reports with a container sample.
+    async fn ship_to(max: u32, reports: usize) -> Seen {
+        let fake = Fake {
+            max,
+            seen: Arc::default(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tonic::transport::Server::builder()
+            .add_service(IngestServer::new(fake.clone()))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+        tokio::spawn(server);
+        let dir = tempfile::tempdir().unwrap();
+        let shipper = Shipper::start(
+            ShipConfig {
+                aggregator: format!("http://{addr}"),
+                state_dir: dir.path().to_owned(),
+                queue_max_bytes: 1 << 20,
+                report_interval: Duration::from_millis(20),
+                tls: ClientTls::default(),
+            },
+            pb::NodeIdentity {
+                node_name: "n".into(),
+                boot_id: "b".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let sample: ContainerSample = pb::ContainerSample {
+            container: Some(pb::ContainerRef {
+                cgroup_path: "/kubepods/podu/c1".into(),
+                pod_uid: "u".into(),
+                container_id: "c1".into(),
+                ..Default::default()
+            }),
+            memory: Some(pb::MemoryStats::default()),
+            ..Default::default()
+        }
+        .into();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            shipper.container(&sample);
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            let seen: Vec<_> = lock(&fake.seen)
+                .iter()
+                .filter(|(_, c)| !c.is_empty())
+                .cloned()
+                .collect();
+            if seen.len() >= reports {
+                return seen;
+            }
+            assert!(Instant::now() < deadline, "only {seen:?} arrived");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn protocol_2_names_a_container_once_then_by_id() {
+        let seen = ship_to(PROTOCOL, 3).await;
+        let first = &seen[0];
+        assert_eq!(first.0, 2);
+        assert_eq!(first.1[0].ref_id, 1);
+        assert_eq!(
+            first.1[0]
+                .container
+                .as_ref()
+                .map(|r| r.container_id.as_str()),
+            Some("c1")
+        );
+        for (protocol, containers) in &seen[1..] {
+            assert_eq!(*protocol, 2);
+            assert_eq!(containers[0].ref_id, 1);
+            assert_eq!(containers[0].container, None, "announced already");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_older_aggregator_is_spoken_to_in_protocol_1() {
+        let seen = ship_to(1, 2).await;
+        for (protocol, containers) in &seen {
+            assert_eq!(*protocol, 1);
+            assert_eq!(containers[0].ref_id, 0);
+            assert!(containers[0].container.is_some(), "every sample named");
+        }
+    }
 }

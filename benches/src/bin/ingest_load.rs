@@ -14,6 +14,19 @@
 //! applied every message before the close, so what is counted as sent was
 //! also ingested.
 //!
+//! Values (`--values`): `busy` moves every figure each report the way a busy
+//! training node's do, in the units the kernel and NVML report them (memory
+//! in whole pages, anonymous memory walking, page cache and shared memory
+//! changing now and then, CPU time growing by up to 4 cores, memory PSI as
+//! the kernel's 10 s decaying average printed in hundredths, GPUs 85-100 %
+//! busy with power following and memory held by the caching allocator);
+//! `noise` makes every figure jump by arbitrary amounts every report, an
+//! upper bound for the aggregator's history encoding. With `--protocol 2`
+//! (the agent's) each container's identity is sent in the first report of
+//! its stream and then named by its stream-local id; `--protocol 1` sends
+//! it in every sample. An OOM-killed container (`--ooms`) is restarted as
+//! the kubelet would: the pod's next container has a new container ID.
+//!
 //! Reports are encoded once per tick from a per-node template updated in
 //! place and handed to tonic as bytes (a pass-through codec), so the
 //! generator spends its CPU on the wire format, not on cloning messages.
@@ -85,6 +98,22 @@ struct Args {
     /// Seconds between progress lines.
     #[arg(long, default_value_t = 10.0)]
     progress: f64,
+    /// Ingest protocol revision: 2 names containers by stream-local ids
+    /// after their first sample, 1 sends every sample's identity.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=2))]
+    protocol: u32,
+    /// How sample values move from report to report.
+    #[arg(long, value_enum, default_value_t = Values::Busy)]
+    values: Values,
+}
+
+/// How sample values move (see the module's documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Values {
+    /// As on a busy training node, in the kernel's and NVML's units.
+    Busy,
+    /// Every figure jumps by arbitrary amounts every report.
+    Noise,
 }
 
 #[derive(Default)]
@@ -179,9 +208,14 @@ fn pod_uid(node: usize, pod: usize) -> String {
 }
 
 fn container_ref(node: usize, c: usize) -> pb::ContainerRef {
+    container_ref_run(node, c, 0)
+}
+
+/// Container `c` of node `node` after `restarts` restarts.
+fn container_ref_run(node: usize, c: usize, restarts: u64) -> pb::ContainerRef {
     // Two containers per pod, burstable, containerd, cgroupfs driver.
     let uid = pod_uid(node, c / 2);
-    let id = format!("{:032x}{:016x}{:016x}", 0xc0ffee_u64, node, c);
+    let id = format!("{:032x}{:016x}{:016x}", 0xc0ffee_u64 + restarts, node, c);
     pb::ContainerRef {
         cgroup_path: format!("/kubepods/burstable/pod{uid}/{id}"),
         pod_uid: uid,
@@ -252,6 +286,7 @@ fn template(args: &Args, i: usize, rng: &mut Rng) -> pb::NodeReport {
                     io: Some(psi(0.0, rng.below(1 << 30), true)),
                 }),
                 pressure_scope: pb::PsiScope::Container as i32,
+                ref_id: if args.protocol >= 2 { c as u32 + 1 } else { 0 },
             }
         })
         .collect();
@@ -319,9 +354,96 @@ fn template(args: &Args, i: usize, rng: &mut Rng) -> pb::NodeReport {
     }
 }
 
-/// Moves every value of the template one step (a random walk within the
-/// limits, counters forward) and stamps `now`.
-fn step(r: &mut pb::NodeReport, rng: &mut Rng, now: u64) {
+/// Moves every value of the template one step and stamps `now`.
+fn step(r: &mut pb::NodeReport, rng: &mut Rng, now: u64, values: Values) {
+    match values {
+        Values::Busy => step_busy(r, rng, now),
+        Values::Noise => step_noise(r, rng, now),
+    }
+}
+
+/// `x` bytes rounded down to whole 4 KiB pages.
+fn pages(x: f64) -> u64 {
+    (x.max(0.0) as u64) & !4095
+}
+
+/// The kernel's 10 s PSI average after one more second in which `stalled`
+/// (0..1) of the time was stalled, in the hundredths it is printed with.
+fn psi_avg10(avg10: f32, stalled: f64) -> f32 {
+    let decay = (-0.1f64).exp();
+    let v = f64::from(avg10) * decay + stalled * 100.0 * (1.0 - decay);
+    ((v * 100.0).round() / 100.0) as f32
+}
+
+/// A busy node's second (see the module's documentation): containers'
+/// anonymous memory walks by up to 0.4 % of the limit, the page cache
+/// moves in 30 % of seconds and shared memory in 1 %, CPU time grows by up
+/// to 4 cores, one container in ten stalls on memory (up to 30 % of the
+/// time); GPUs are 85-100 % busy, their memory changes in 2 % of seconds.
+fn step_busy(r: &mut pb::NodeReport, rng: &mut Rng, now: u64) {
+    if let Some(n) = r.node_sample.as_mut() {
+        n.time_unix_nanos = now;
+        n.mem_available_bytes = pages((1u64 << 40) as f64 + rng.unit() * (1u64 << 30) as f64);
+    }
+    for (k, c) in r.containers.iter_mut().enumerate() {
+        c.time_unix_nanos = now;
+        if let Some(m) = c.memory.as_mut() {
+            let limit = m.limit_bytes.unwrap_or(8 << 30) as f64;
+            let walk = (rng.unit() - 0.5) * 0.008 * limit;
+            let anon = (m.anon_bytes as f64 + walk).clamp(0.05 * limit, 0.8 * limit);
+            m.anon_bytes = pages(anon);
+            if rng.below(10) < 3 || m.file_bytes == 0 {
+                let moved = (rng.unit() - 0.4) * 0.004 * limit;
+                m.file_bytes = pages((m.file_bytes as f64 + moved).clamp(0.0, 0.1 * limit));
+            }
+            if rng.below(100) == 0 {
+                m.shmem_bytes = pages(rng.unit() * 0.05 * limit);
+            }
+            m.usage_bytes = m.anon_bytes + m.file_bytes + m.shmem_bytes + (24 << 20);
+            m.peak_bytes = Some(m.peak_bytes.unwrap_or(0).max(m.usage_bytes));
+        }
+        if let Some(cpu) = c.cpu.as_mut() {
+            cpu.usage_us += rng.below(4_000_000);
+        }
+        let stalled = if k % 10 == 0 { rng.unit() * 0.3 } else { 0.0 };
+        if let Some(p) = c.pressure.as_mut() {
+            for (psi, share) in [
+                (p.memory.as_mut(), stalled),
+                (p.cpu.as_mut(), 0.05),
+                (p.io.as_mut(), 0.0),
+            ] {
+                if let Some(line) = psi.and_then(|psi| psi.some.as_mut()) {
+                    line.avg10 = psi_avg10(line.avg10, share);
+                    line.total_us += (share * 1e6) as u64;
+                }
+            }
+        }
+    }
+    for g in &mut r.gpus {
+        g.time_unix_nanos = now;
+        let util = 85 + rng.below(16) as u32;
+        g.utilization_gpu_percent = Some(util);
+        g.utilization_memory_percent = Some(util / 2);
+        if g.memory_used_bytes == 0 || rng.below(50) == 0 {
+            g.memory_used_bytes = (40 + rng.below(38)) << 30 | (rng.below(1024) << 20);
+        }
+        let milliwatts = 80_000 + 6_200 * u64::from(util) + rng.below(5_000);
+        g.power_draw_watts = Some(milliwatts as f64 / 1000.0);
+        if rng.below(10) == 0 {
+            let t = g.temperature_celsius.unwrap_or(60);
+            g.temperature_celsius = Some((t + rng.below(3) as u32).saturating_sub(1).clamp(40, 85));
+        }
+        if let Some(p) = g.processes.first_mut() {
+            p.used_memory_bytes = Some(g.memory_used_bytes);
+            p.sm_util_percent = Some(util);
+            p.mem_util_percent = Some(util / 2);
+        }
+    }
+}
+
+/// Every figure jumps by arbitrary amounts (a random walk within the
+/// limits, counters forward).
+fn step_noise(r: &mut pb::NodeReport, rng: &mut Rng, now: u64) {
     if let Some(n) = r.node_sample.as_mut() {
         n.time_unix_nanos = now;
         n.mem_available_bytes = (1 << 40) + rng.below(1 << 38);
@@ -490,7 +612,7 @@ impl Node {
         let (tx, rx) = mpsc::channel::<Bytes>(4);
         tx.send(encode(pb::agent_message::Kind::Hello(pb::Hello {
             node: Some(identity(&args, i)),
-            protocol: 1,
+            protocol: args.protocol,
         })))
         .await?;
         let mut grpc = tonic::client::Grpc::new(channel);
@@ -534,6 +656,10 @@ impl Node {
             seq += 1;
             let c = (k * 7 + i) % args.containers.max(1);
             let ev = oom_event(i, c, seq, args.window_points, &mut rng);
+            // The kubelet restarts the killed container: a new ID.
+            if let Some(s) = report.containers.get_mut(c) {
+                s.container = Some(container_ref_run(i, c, k as u64 + 1));
+            }
             tx.send(encode(pb::agent_message::Kind::Events(pb::EventBatch {
                 boot_id: boot_id(i),
                 events: vec![ev],
@@ -567,8 +693,14 @@ impl Node {
             if Instant::now() >= end {
                 break;
             }
-            step(&mut report, &mut rng, now_nanos());
+            step(&mut report, &mut rng, now_nanos(), args.values);
             let bytes = encode_report(&report, &mut buf);
+            if args.protocol >= 2 {
+                // Announced: the next reports name containers by id.
+                for c in &mut report.containers {
+                    c.container = None;
+                }
+            }
             let len = bytes.len() as u64;
             if tx.send(bytes).await.is_err() {
                 anyhow::bail!("node {i}: stream closed by the aggregator");
