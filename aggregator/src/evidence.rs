@@ -30,9 +30,10 @@ use crate::state::{NodeRecords, State};
 use crate::store::Store;
 use crate::{Result, now_unix_nanos};
 
-/// History points per container and GPU in a cluster-wide Diagnose (the
-/// newest; Explain of one pod takes the whole ring).
-pub const DIAGNOSE_CONTAINER_POINTS: usize = 120;
+/// How far back a container's history goes in a cluster-wide Diagnose,
+/// before its newest point (Explain of one pod takes all of it): twice the
+/// 10-minute container windows of the GPU-use rules (stuck, wedge, input).
+pub const DIAGNOSE_CONTAINER_WINDOW: std::time::Duration = std::time::Duration::from_secs(20 * 60);
 /// History points per GPU in a Diagnose.
 pub const DIAGNOSE_GPU_POINTS: usize = 600;
 /// Incidents read for one pod and for one node in an Explain.
@@ -310,9 +311,10 @@ impl Assembler {
             let Some(mut r) = self.state.node_records(&node, wanted, DIAGNOSE_GPU_POINTS) else {
                 continue;
             };
+            let window = DIAGNOSE_CONTAINER_WINDOW.as_nanos() as u64;
             for (_, points) in &mut r.containers {
-                let skip = points.len().saturating_sub(DIAGNOSE_CONTAINER_POINTS);
-                points.drain(..skip);
+                let newest = points.last().map_or(0, |p| p.time_unix_nanos);
+                points.retain(|p| p.time_unix_nanos >= newest.saturating_sub(window));
             }
             if let Some(gap) = agent_gap(&r) {
                 ev.gaps.push(gap);

@@ -1,5 +1,5 @@
 //! Compact recent history: the points of one container or GPU, delta- and
-//! varint-encoded in small blocks.
+//! varint-encoded in small blocks, in two tiers.
 //!
 //! A point is a fixed set of `u64` channels (time, usage, ...). Within a
 //! block each point is written as a varint of flags naming the channels
@@ -11,12 +11,17 @@
 //! its own and the oldest block can be dropped whole. Lossless: a point
 //! reads back exactly as it was pushed.
 //!
-//! The ring keeps at most `cap` points visible; up to one block more is
+//! A [`Ring`] keeps at most `cap` points visible; up to one block more is
 //! stored (dropped when the newer blocks alone hold `cap`). A block holds
 //! `cap / 8` points (1 to 64), so the slack is at most 1/8 of the ring plus
 //! one block.
+//!
+//! A [`Tiered`] series is two rings: the newest points as they came (fine),
+//! and one merged point per `step` of time (coarse) reaching further back,
+//! read as one time-ordered series.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use gpuscope_proto::v1::{ContainerPoint, GpuPoint};
 
@@ -241,6 +246,105 @@ impl<L: Layout<N>, const N: usize> Ring<L, N> {
     }
 }
 
+/// Merges the points of one coarse bucket.
+pub trait Merge<const N: usize>: Layout<N> {
+    /// `older` and `newer` (pushed after it, in the same bucket) as one
+    /// point.
+    fn merge(older: &[u64; N], newer: &[u64; N]) -> [u64; N];
+}
+
+/// A series in two tiers: the newest `points` points exactly as pushed
+/// (fine), and before them up to `coarse_points` points each merging the
+/// points of one `step` of time (coarse), so that a long window costs few
+/// points while the recent past keeps every sample.
+///
+/// Buckets are aligned to multiples of `step` in Unix time, by each
+/// point's own time (channel 0). Points accumulate into the bucket of the
+/// newest point; a point in another bucket pushes the finished bucket's
+/// merged point to the coarse ring and starts its own. Only buckets that
+/// saw a point exist: a gap in the points (the agent was down) stays a gap.
+/// A clock stepped back starts a new bucket rather than merging across
+/// the step.
+///
+/// Reads return the coarse points strictly older than the oldest fine
+/// point, then the fine points, oldest first: `step`-spaced points far
+/// back, every point recently, no time range twice.
+#[derive(Debug)]
+pub struct Tiered<L: Layout<N>, const N: usize> {
+    fine: Ring<L, N>,
+    coarse: Ring<L, N>,
+    /// Bucket length, nanoseconds (at least 1).
+    step: u64,
+    /// The merge of the bucket being filled; its time is its newest point's.
+    open: Option<[u64; N]>,
+}
+
+impl<L: Merge<N>, const N: usize> Tiered<L, N> {
+    /// An empty series keeping the newest `points` points and
+    /// `coarse_points` merged `step`s. No coarse points, or a zero step,
+    /// turn the coarse tier off: the series is then a plain [`Ring`].
+    pub fn new(points: usize, coarse_points: usize, step: Duration) -> Self {
+        let step = u64::try_from(step.as_nanos()).unwrap_or(u64::MAX);
+        let coarse_points = if step == 0 { 0 } else { coarse_points };
+        Self {
+            fine: Ring::new(points),
+            coarse: Ring::new(coarse_points),
+            step: step.max(1),
+            open: None,
+        }
+    }
+
+    /// Appends a point to the fine tier and to the bucket of its time.
+    pub fn push(&mut self, p: [u64; N]) {
+        self.fine.push(p);
+        if self.coarse.cap == 0 {
+            return;
+        }
+        self.open = Some(match self.open {
+            Some(acc) if acc[0] / self.step == p[0] / self.step => L::merge(&acc, &p),
+            Some(done) => {
+                self.coarse.push(done);
+                p
+            }
+            None => p,
+        });
+    }
+
+    /// The newest `n` points, oldest first.
+    pub fn last(&self, n: usize) -> Vec<[u64; N]> {
+        let mut fine = self.fine.last(n);
+        if fine.len() == n || self.coarse.cap == 0 {
+            return fine;
+        }
+        // Every fine point is in `fine`; before them, the coarse points
+        // (the bucket being filled included) strictly older than the oldest.
+        let oldest = fine.first().map(|p| p[0]);
+        let mut out = self.coarse.to_vec();
+        out.extend(self.open);
+        out.retain(|p| oldest.is_none_or(|t| p[0] < t));
+        out.drain(..out.len().saturating_sub(n - fine.len()));
+        out.append(&mut fine);
+        out
+    }
+
+    /// Every visible point, oldest first.
+    pub fn to_vec(&self) -> Vec<[u64; N]> {
+        self.last(usize::MAX)
+    }
+
+    /// Points visible (decodes them all).
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.to_vec().len()
+    }
+
+    /// Heap bytes held by both tiers.
+    #[cfg(test)]
+    pub fn heap_bytes(&self) -> usize {
+        self.fine.heap_bytes() + self.coarse.heap_bytes()
+    }
+}
+
 /// `None` as a channel value.
 const NONE: u64 = u64::MAX;
 
@@ -319,8 +423,17 @@ impl Layout<10> for ContainerLayout {
     ];
 }
 
+impl Merge<10> for ContainerLayout {
+    fn merge(older: &[u64; 10], newer: &[u64; 10]) -> [u64; 10] {
+        container_channels(&merge_container_points(
+            &container_point(older),
+            &container_point(newer),
+        ))
+    }
+}
+
 /// A container's history.
-pub type ContainerRing = Ring<ContainerLayout, 10>;
+pub type ContainerHistory = Tiered<ContainerLayout, 10>;
 
 /// A container point as channels.
 pub fn container_channels(p: &ContainerPoint) -> [u64; 10] {
@@ -372,8 +485,14 @@ impl Layout<8> for GpuLayout {
     ];
 }
 
+impl Merge<8> for GpuLayout {
+    fn merge(older: &[u64; 8], newer: &[u64; 8]) -> [u64; 8] {
+        gpu_channels(&merge_gpu_points(&gpu_point(older), &gpu_point(newer)))
+    }
+}
+
 /// A GPU's history.
-pub type GpuRing = Ring<GpuLayout, 8>;
+pub type GpuHistory = Tiered<GpuLayout, 8>;
 
 fn opt32(v: Option<u32>) -> u64 {
     v.map_or(NONE, u64::from)
@@ -411,13 +530,84 @@ pub fn gpu_point(c: &[u64; 8]) -> GpuPoint {
     }
 }
 
+/// The larger of two optional values; `None` only when both are.
+fn max_opt<T>(a: Option<T>, b: Option<T>, max: fn(T, T) -> T) -> Option<T> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(max(x, y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+/// Two container points of one coarse bucket (`newer` sampled after
+/// `older`) as one, at `newer`'s time.
+///
+/// Gauges keep their maximum (usage, anon, file, shmem, the memory PSI;
+/// a present PSI beats an absent one): a coarse point must never hide a
+/// peak, since memory peaks are what ends in an OOM kill. Counters and
+/// settings keep `newer`'s value as it is, absent included (CPU time, the
+/// OOM-kill count, the limit): they are readings at that time, so rates
+/// and kill counts between coarse points stay exact.
+pub fn merge_container_points(older: &ContainerPoint, newer: &ContainerPoint) -> ContainerPoint {
+    ContainerPoint {
+        time_unix_nanos: newer.time_unix_nanos,
+        usage_bytes: older.usage_bytes.max(newer.usage_bytes),
+        limit_bytes: newer.limit_bytes,
+        anon_bytes: older.anon_bytes.max(newer.anon_bytes),
+        file_bytes: older.file_bytes.max(newer.file_bytes),
+        shmem_bytes: older.shmem_bytes.max(newer.shmem_bytes),
+        cpu_usage_us: newer.cpu_usage_us,
+        memory_some_avg10: max_opt(older.memory_some_avg10, newer.memory_some_avg10, f32::max),
+        oom_kill: newer.oom_kill,
+    }
+}
+
+/// Two GPU points of one coarse bucket (`newer` sampled after `older`) as
+/// one, at `newer`'s time.
+///
+/// Every field is a gauge and keeps its maximum (a present value beats an
+/// absent one): a coarse point must never hide a moment of GPU use, or
+/// the idle rule would call a GPU idle that was busy for one second, nor a
+/// peak of memory, power or temperature.
+pub fn merge_gpu_points(older: &GpuPoint, newer: &GpuPoint) -> GpuPoint {
+    GpuPoint {
+        time_unix_nanos: newer.time_unix_nanos,
+        utilization_gpu_percent: max_opt(
+            older.utilization_gpu_percent,
+            newer.utilization_gpu_percent,
+            u32::max,
+        ),
+        utilization_memory_percent: max_opt(
+            older.utilization_memory_percent,
+            newer.utilization_memory_percent,
+            u32::max,
+        ),
+        memory_used_bytes: older.memory_used_bytes.max(newer.memory_used_bytes),
+        power_draw_watts: max_opt(older.power_draw_watts, newer.power_draw_watts, f64::max),
+        temperature_celsius: max_opt(
+            older.temperature_celsius,
+            newer.temperature_celsius,
+            u32::max,
+        ),
+        processes: older.processes.max(newer.processes),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    type ContainerRing = Ring<ContainerLayout, 10>;
+    type GpuRing = Ring<GpuLayout, 8>;
+
+    const SEC: u64 = 1_000_000_000;
+    /// A multiple of the step: bucket `b` holds points `15 b .. 15 b + 15`.
+    const T0: u64 = 1_764_000_000 * SEC;
+    const STEP: Duration = Duration::from_secs(15);
+
     fn point(i: u64) -> ContainerPoint {
         ContainerPoint {
-            time_unix_nanos: 1_764_000_000_000_000_000 + i * 1_000_000_000 + (i % 3) * 1_234,
+            time_unix_nanos: T0 + i * SEC + (i % 3) * 1_234,
             usage_bytes: (100 << 20) + i * 4096 * 7,
             limit_bytes: if i < 50 { Some(1 << 30) } else { None },
             anon_bytes: (80 << 20) + i * 13,
@@ -493,5 +683,308 @@ mod tests {
         }
         let per_point = r.heap_bytes() as f64 / 600.0;
         assert!(per_point < 8.0, "{per_point} bytes a point");
+    }
+
+    fn gpu(i: u64) -> GpuPoint {
+        GpuPoint {
+            time_unix_nanos: T0 + i * SEC,
+            utilization_gpu_percent: (i % 11 != 3).then_some((i * 7 % 13) as u32),
+            utilization_memory_percent: Some((i % 5) as u32),
+            memory_used_bytes: (1 << 30) + (i % 4) * 4096,
+            power_draw_watts: (!i.is_multiple_of(9)).then_some(60.0 + (i % 6) as f64 * 0.125),
+            temperature_celsius: Some(40 + (i % 3) as u32),
+            processes: (i % 5 == 2) as u32,
+        }
+    }
+
+    /// What bucket `b` of `point` must read back as: its points folded
+    /// with the merge, oldest first.
+    fn bucket(b: u64) -> ContainerPoint {
+        (15 * b + 1..15 * b + 15).fold(point(15 * b), |acc, i| {
+            merge_container_points(&acc, &point(i))
+        })
+    }
+
+    fn read(h: &ContainerHistory) -> Vec<ContainerPoint> {
+        h.to_vec().iter().map(container_point).collect()
+    }
+
+    fn secs(points: &[ContainerPoint]) -> Vec<u64> {
+        points
+            .iter()
+            .map(|p| (p.time_unix_nanos - T0) / SEC)
+            .collect()
+    }
+
+    #[test]
+    fn merged_container_points_keep_peaks_and_the_last_counters() {
+        let older = ContainerPoint {
+            time_unix_nanos: 10,
+            usage_bytes: 900,
+            limit_bytes: Some(1 << 30),
+            anon_bytes: 100,
+            file_bytes: 800,
+            shmem_bytes: 0,
+            cpu_usage_us: Some(5_000),
+            memory_some_avg10: Some(12.5),
+            oom_kill: 1,
+        };
+        let newer = ContainerPoint {
+            time_unix_nanos: 11,
+            usage_bytes: 700,
+            limit_bytes: None,
+            anon_bytes: 300,
+            file_bytes: 400,
+            shmem_bytes: 7,
+            cpu_usage_us: None,
+            memory_some_avg10: None,
+            oom_kill: 2,
+        };
+        assert_eq!(
+            merge_container_points(&older, &newer),
+            ContainerPoint {
+                time_unix_nanos: 11,
+                usage_bytes: 900,
+                limit_bytes: None,
+                anon_bytes: 300,
+                file_bytes: 800,
+                shmem_bytes: 7,
+                cpu_usage_us: None,
+                memory_some_avg10: Some(12.5),
+                oom_kill: 2,
+            },
+            "peaks of either, the newer's counters and limit, absent ones too"
+        );
+        let psi = |a, b| {
+            let p = |v| ContainerPoint {
+                memory_some_avg10: v,
+                ..ContainerPoint::default()
+            };
+            merge_container_points(&p(a), &p(b)).memory_some_avg10
+        };
+        assert_eq!(psi(None, Some(0.0)), Some(0.0));
+        assert_eq!(psi(Some(3.25), None), Some(3.25));
+        assert_eq!(psi(Some(3.25), Some(40.0)), Some(40.0));
+        assert_eq!(psi(None, None), None);
+    }
+
+    #[test]
+    fn merged_gpu_points_keep_every_moment_of_use() {
+        let busy_second = GpuPoint {
+            time_unix_nanos: 5,
+            utilization_gpu_percent: Some(97),
+            utilization_memory_percent: None,
+            memory_used_bytes: 40 << 30,
+            power_draw_watts: Some(412.5),
+            temperature_celsius: Some(71),
+            processes: 1,
+        };
+        let idle = GpuPoint {
+            time_unix_nanos: 6,
+            utilization_gpu_percent: Some(0),
+            utilization_memory_percent: Some(2),
+            memory_used_bytes: 1 << 30,
+            power_draw_watts: None,
+            temperature_celsius: None,
+            processes: 0,
+        };
+        let merged = GpuPoint {
+            time_unix_nanos: 6,
+            utilization_gpu_percent: Some(97),
+            utilization_memory_percent: Some(2),
+            memory_used_bytes: 40 << 30,
+            power_draw_watts: Some(412.5),
+            temperature_celsius: Some(71),
+            processes: 1,
+        };
+        assert_eq!(merge_gpu_points(&busy_second, &idle), merged);
+        // Through the channels, as the coarse tier merges.
+        let c = GpuLayout::merge(&gpu_channels(&busy_second), &gpu_channels(&idle));
+        assert_eq!(gpu_point(&c), merged);
+        let none = GpuPoint {
+            time_unix_nanos: 7,
+            utilization_gpu_percent: None,
+            ..idle
+        };
+        assert_eq!(
+            merge_gpu_points(&idle, &none).utilization_gpu_percent,
+            Some(0),
+            "a reading beats no reading"
+        );
+    }
+
+    #[test]
+    fn reads_coarse_points_strictly_older_than_the_fine_ones_then_the_fine() {
+        // 100 points at 1 Hz; the fine tier holds 70..99. Buckets 0-5 are
+        // finished; 4 (at 74) and the open 6 overlap the fine points.
+        let mut h = ContainerHistory::new(30, 10, STEP);
+        for i in 0..100 {
+            h.push(container_channels(&point(i)));
+        }
+        let got = read(&h);
+        let want: Vec<_> = (0..4).map(bucket).chain((70..100).map(point)).collect();
+        assert_eq!(got, want);
+        assert_eq!(
+            secs(&got[..6]),
+            [14, 29, 44, 59, 70, 71],
+            "each bucket at its last point's time"
+        );
+        assert_eq!(h.len(), 34);
+        let last = |n| -> Vec<_> { h.last(n).iter().map(container_point).collect() };
+        assert_eq!(last(5), want[29..]);
+        assert_eq!(last(30), want[4..]);
+        assert_eq!(last(32), want[2..], "two coarse points, then the fine");
+        assert_eq!(last(1000), want);
+        assert!(last(0).is_empty());
+        // The fine tier starting at a bucket's last point: that bucket is
+        // not strictly older, so it is left out.
+        let mut h = ContainerHistory::new(26, 10, STEP);
+        for i in 0..100 {
+            h.push(container_channels(&point(i)));
+        }
+        let want: Vec<_> = (0..4).map(bucket).chain((74..100).map(point)).collect();
+        assert_eq!(read(&h), want);
+        // The channels of a merged bucket, checked by hand once: the
+        // usage peak is the bucket's last, the PSI peak 12.34.
+        let b1 = bucket(1);
+        assert_eq!(b1.usage_bytes, point(29).usage_bytes);
+        assert_eq!(b1.anon_bytes, point(29).anon_bytes);
+        assert_eq!(b1.shmem_bytes, 1);
+        assert_eq!(b1.memory_some_avg10, Some(12.34));
+        assert_eq!(b1.cpu_usage_us, point(29).cpu_usage_us);
+        assert_eq!(b1.oom_kill, 2);
+        assert_eq!(b1.limit_bytes, Some(1 << 30));
+    }
+
+    #[test]
+    fn gpu_buckets_read_back_as_their_merge() {
+        let mut h = GpuHistory::new(15, 100, STEP);
+        for i in 0..150 {
+            h.push(gpu_channels(&gpu(i)));
+        }
+        let got: Vec<_> = h.to_vec().iter().map(gpu_point).collect();
+        let merged = |b: u64| {
+            (15 * b + 1..15 * b + 15).fold(gpu(15 * b), |acc, i| merge_gpu_points(&acc, &gpu(i)))
+        };
+        // Fine: 135..149, exactly bucket 9, which is still open.
+        let want: Vec<_> = (0..9).map(merged).chain((135..150).map(gpu)).collect();
+        assert_eq!(got, want);
+        let util: Vec<_> = got[..9].iter().map(|p| p.utilization_gpu_percent).collect();
+        // Bucket 6's 12 % fell on a sample without a reading (102).
+        let want = [12, 12, 12, 12, 12, 12, 11, 12, 12].map(Some);
+        assert_eq!(util, want, "each bucket's peak");
+        assert!(got[..9].iter().all(|p| p.processes == 1));
+    }
+
+    #[test]
+    fn the_coarse_tier_keeps_its_bound() {
+        let mut h = ContainerHistory::new(10, 5, STEP);
+        for i in 0..1000 {
+            h.push(container_channels(&point(i)));
+        }
+        // Fine: 990..999 (the open bucket 66); coarse: the newest 5
+        // finished buckets, 61-65.
+        let got = read(&h);
+        assert_eq!(secs(&got[..5]), [929, 944, 959, 974, 989]);
+        assert_eq!(got[..5], (61..66).map(bucket).collect::<Vec<_>>());
+        assert_eq!(got[5..], (990..1000).map(point).collect::<Vec<_>>());
+        assert_eq!(h.len(), 15);
+    }
+
+    #[test]
+    fn without_coarse_points_or_step_it_is_the_plain_ring() {
+        for cap in [0, 1, 3, 60, 600] {
+            let mut ring = ContainerRing::new(cap);
+            let mut none = ContainerHistory::new(cap, 0, STEP);
+            let mut zero_step = ContainerHistory::new(cap, 240, Duration::ZERO);
+            for i in 0..700 {
+                let p = container_channels(&point(i));
+                ring.push(p);
+                none.push(p);
+                zero_step.push(p);
+            }
+            for h in [&none, &zero_step] {
+                assert_eq!(h.to_vec(), ring.to_vec(), "cap {cap}");
+                assert_eq!(h.last(7), ring.last(7), "cap {cap}");
+                assert_eq!(h.len(), ring.len(), "cap {cap}");
+                assert_eq!(h.heap_bytes(), ring.heap_bytes(), "cap {cap}");
+            }
+        }
+    }
+
+    #[test]
+    fn without_fine_points_the_open_bucket_is_read_too() {
+        let mut h = ContainerHistory::new(0, 10, STEP);
+        for i in 0..40 {
+            h.push(container_channels(&point(i)));
+        }
+        let partial = (31..40).fold(point(30), |acc, i| merge_container_points(&acc, &point(i)));
+        assert_eq!(read(&h), [bucket(0), bucket(1), partial]);
+    }
+
+    #[test]
+    fn a_gap_in_time_invents_no_points() {
+        // 40 s of points, the agent down for an hour, 40 s more.
+        let later = 3600 + 15 * 3;
+        let times: Vec<u64> = (0..40).chain(later..later + 40).collect();
+        let at = |t: u64| ContainerPoint {
+            time_unix_nanos: T0 + t * SEC,
+            ..point(t)
+        };
+        let mut h = ContainerHistory::new(10, 100, STEP);
+        for &t in &times {
+            h.push(container_channels(&at(t)));
+        }
+        let got = read(&h);
+        // Buckets 0, 1, 2 (its 30..39), then 3600+45.. : 15 s each, the
+        // fine points from later+30.
+        assert_eq!(
+            secs(&got[..5]),
+            [14, 29, 39, later + 14, later + 29],
+            "one point per bucket that saw points, none in the gap"
+        );
+        assert_eq!(
+            secs(&got[5..]),
+            (later + 30..later + 40).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn tiered_steady_points_are_small() {
+        // A quiet container for 2 hours at 1 Hz, the default tiers, per
+        // visible point with the rings' slack: about 8.5 bytes a fine
+        // point (flags, time, usage in pages, CPU time: 6 bytes, and the
+        // slack), 7.4 a coarse one (a steady 15 s step, the usage peak
+        // steady, CPU time moving 3 bytes).
+        let mut h = ContainerHistory::new(300, 240, STEP);
+        for i in 0..7200u64 {
+            let mut p = point(0);
+            p.time_unix_nanos += i * SEC;
+            p.usage_bytes += (i % 5) * 4096;
+            p.cpu_usage_us = Some(i * 20_000);
+            h.push(container_channels(&p));
+        }
+        let fine = h.fine.heap_bytes() as f64 / 300.0;
+        let coarse = h.coarse.heap_bytes() as f64 / 240.0;
+        assert!(fine < 9.0, "{fine} bytes a fine point");
+        assert!(coarse < 8.0, "{coarse} bytes a coarse point");
+        assert!(h.len() >= 300 + 200, "{} points visible", h.len());
+        // An idle GPU, 0 %, power moving by milliwatts: about 4.9 and 3.7.
+        let mut g = GpuHistory::new(300, 240, STEP);
+        for i in 0..7200u64 {
+            g.push(gpu_channels(&GpuPoint {
+                time_unix_nanos: T0 + i * SEC,
+                utilization_gpu_percent: Some(0),
+                utilization_memory_percent: Some(0),
+                memory_used_bytes: 1 << 30,
+                power_draw_watts: Some((61_000 + i % 4) as f64 / 1000.0),
+                temperature_celsius: Some(38),
+                processes: 0,
+            }));
+        }
+        let fine = g.fine.heap_bytes() as f64 / 300.0;
+        let coarse = g.coarse.heap_bytes() as f64 / 240.0;
+        assert!(fine < 6.0, "{fine} bytes a fine GPU point");
+        assert!(coarse < 6.0, "{coarse} bytes a coarse GPU point");
     }
 }

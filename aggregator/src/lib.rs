@@ -127,7 +127,8 @@ pub struct Config {
     pub retention: Duration,
     /// How often retention runs.
     pub retention_interval: Duration,
-    /// History ring sizes and how long vanished containers/GPUs are kept.
+    /// History sizes (newest points, coarse step and points) and how long
+    /// vanished containers/GPUs are kept.
     pub history: HistoryConfig,
     /// Largest message accepted on any stream, bytes.
     pub max_message_bytes: usize,

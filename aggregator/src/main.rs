@@ -33,14 +33,37 @@ struct Args {
     #[arg(long, env = "GPUSCOPE_RETENTION_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration)]
     retention_interval: Duration,
 
-    /// Points of recent history kept per container (one per sample the agent
-    /// sends; 600 is 10 minutes at 1 Hz). Each point is about 100 bytes.
-    #[arg(long, env = "GPUSCOPE_HISTORY_POINTS", default_value_t = 600)]
+    /// Newest points of history kept per container, one per sample the
+    /// agent sends (300 is 5 minutes at 1 Hz). Older history is kept
+    /// coarse (--history-step, --history-coarse-points).
+    #[arg(long, env = "GPUSCOPE_HISTORY_POINTS", default_value_t = 300)]
     history_points: usize,
 
-    /// Points of recent history kept per GPU or MIG instance.
-    #[arg(long, env = "GPUSCOPE_GPU_HISTORY_POINTS", default_value_t = 600)]
+    /// Newest points of history kept per GPU or MIG instance, one per
+    /// sample.
+    #[arg(long, env = "GPUSCOPE_GPU_HISTORY_POINTS", default_value_t = 300)]
     gpu_history_points: usize,
+
+    /// Time merged into one coarse point of older history: gauges keep
+    /// their maximum (memory, GPU utilization, power, ...), counters their
+    /// last value, so no peak and no moment of GPU use is lost.
+    #[arg(long, env = "GPUSCOPE_HISTORY_STEP", default_value = "15s", value_parser = parse_step)]
+    history_step: Duration,
+
+    /// Coarse points kept per container, before its newest points (240
+    /// is 1 hour at 15 s); 0 keeps only the newest points.
+    #[arg(long, env = "GPUSCOPE_HISTORY_COARSE_POINTS", default_value_t = 240)]
+    history_coarse_points: usize,
+
+    /// Coarse points kept per GPU or MIG instance. The GPU-idle rule looks
+    /// at 30 minutes: with fewer than 30 minutes of GPU history in all, it
+    /// can never call a GPU idle with full confidence.
+    #[arg(
+        long,
+        env = "GPUSCOPE_GPU_HISTORY_COARSE_POINTS",
+        default_value_t = 240
+    )]
+    gpu_history_coarse_points: usize,
 
     /// How long a container or GPU that stopped being reported is still
     /// remembered, with its history.
@@ -129,6 +152,9 @@ async fn main() -> anyhow::Result<()> {
     config.history = HistoryConfig {
         container_points: args.history_points,
         gpu_points: args.gpu_history_points,
+        step: args.history_step,
+        container_coarse_points: args.history_coarse_points,
+        gpu_coarse_points: args.gpu_history_coarse_points,
         ttl: args.container_ttl,
     };
     config.max_message_bytes = args.max_message_bytes;
@@ -170,6 +196,13 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("shutting down")?;
     Ok(())
+}
+
+/// A `--history-step`: a humantime duration of more than zero.
+fn parse_step(s: &str) -> anyhow::Result<Duration> {
+    let step = humantime::parse_duration(s)?;
+    anyhow::ensure!(!step.is_zero(), "the step must be more than 0");
+    Ok(step)
 }
 
 async fn shutdown_signal() -> anyhow::Result<&'static str> {

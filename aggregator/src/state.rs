@@ -19,17 +19,26 @@ use gpuscope_proto::v1::{
 };
 use prost::Message;
 
-use crate::history::{self, ContainerRing, GpuRing};
+use crate::history::{self, ContainerHistory, GpuHistory};
 use crate::wire::{self, Malformed};
 use crate::{lock, now_unix_nanos};
 
-/// Sizes of the recent-history rings.
+/// Sizes of the recent-history series: the newest points as they came
+/// (fine), and before them one merged point per `step` (coarse).
 #[derive(Debug, Clone)]
 pub struct HistoryConfig {
-    /// Points kept per container (one per sample).
+    /// Newest points kept per container (one per sample).
     pub container_points: usize,
-    /// Points kept per GPU (one per sample).
+    /// Newest points kept per GPU (one per sample).
     pub gpu_points: usize,
+    /// Time merged into one coarse point (buckets aligned to multiples of
+    /// it in Unix time); zero turns the coarse tier off.
+    pub step: Duration,
+    /// Coarse points kept per container; 0: none.
+    pub container_coarse_points: usize,
+    /// Coarse points kept per GPU; 0: none. The GPU-idle rule's 30-minute
+    /// window needs at least 30 minutes of GPU history in all.
+    pub gpu_coarse_points: usize,
     /// How long a container or GPU absent from its node's reports is still
     /// remembered (with its history).
     pub ttl: Duration,
@@ -38,8 +47,11 @@ pub struct HistoryConfig {
 impl Default for HistoryConfig {
     fn default() -> Self {
         Self {
-            container_points: 600,
-            gpu_points: 600,
+            container_points: 300,
+            gpu_points: 300,
+            step: Duration::from_secs(15),
+            container_coarse_points: 240,
+            gpu_coarse_points: 240,
             ttl: Duration::from_secs(15 * 60),
         }
     }
@@ -60,7 +72,7 @@ struct ContainerState {
     /// The (stream, stream-local id) that named it last; (0, 0): none.
     named_by: (u32, u32),
     last_seen: u64,
-    history: ContainerRing,
+    history: ContainerHistory,
 }
 
 impl ContainerState {
@@ -88,7 +100,7 @@ struct GpuState {
     latest: Vec<u8>,
     uuid: Box<str>,
     last_seen: u64,
-    history: GpuRing,
+    history: GpuHistory,
 }
 
 impl GpuState {
@@ -493,7 +505,11 @@ impl State {
                     pod_uid: r.pod_uid.into(),
                     named_by: (0, 0),
                     last_seen: now,
-                    history: ContainerRing::new(self.history.container_points),
+                    history: ContainerHistory::new(
+                        self.history.container_points,
+                        self.history.container_coarse_points,
+                        self.history.step,
+                    ),
                 });
                 n.container_index.insert(r.cgroup_path.into(), i as u32);
                 i
@@ -529,7 +545,11 @@ impl State {
                         latest: Vec::new(),
                         uuid: view.uuid.into(),
                         last_seen: now,
-                        history: GpuRing::new(self.history.gpu_points),
+                        history: GpuHistory::new(
+                            self.history.gpu_points,
+                            self.history.gpu_coarse_points,
+                            self.history.step,
+                        ),
                     });
                     n.gpus.len() - 1
                 }

@@ -74,7 +74,13 @@ fn report(usage: u64) -> AgentMessage {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nodes_gpus_containers_and_series() {
-    let (_agg, url, _dir) = start(|c| c.history.container_points = 3).await;
+    // No coarse tier: the reports carry the real clock, and a step
+    // boundary between them would add a merged point before the newest 3.
+    let (_agg, url, _dir) = start(|c| {
+        c.history.container_points = 3;
+        c.history.container_coarse_points = 0;
+    })
+    .await;
     let mut agent = Agent::connect(&url, "node-q", "boot-1").await;
     for usage in [10, 20, 30, 40] {
         agent.tx.send(report(usage)).await.unwrap();
