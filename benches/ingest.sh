@@ -2,10 +2,19 @@
 # Aggregator ingest and `gpuscope explain` at scale, with benches'
 # `ingest_load` speaking the real protocol over loopback.
 #
-# usage: benches/ingest.sh [max|scale|all] [HISTORY_POINTS...]
+# usage: benches/ingest.sh [max|scale|memory|all]
 #
-#   max    as fast as possible for MAX_SECONDS (default 20): container-samples
-#          per aggregator CPU-second (utime+stime from /proc/PID/stat).
+#   max    as fast as possible for MAX_SECONDS (default 20), protocol 1 (every
+#          sample names its container) and protocol 2 (stream-local ids, the
+#          agent's), one after the other against fresh aggregators of the same
+#          binary: container-samples per aggregator CPU-second (utime+stime
+#          from /proc/PID/stat).
+#   memory the cost of full history rings: MEM_NODES (default 250) nodes
+#          send FILL (default 3900: the default 5 min of 1 s points and 1 h of
+#          15 s points) back-dated reports 1 s apart, then the same with 90;
+#          for VALUES busy and noise; VmRSS per node for each. With scale in
+#          the same run (all), projects NODES nodes with full rings: scale's
+#          VmRSS after 90 s plus NODES x the per-node difference.
 #   scale  NODES (default 12500) x (8 GPUs + 32 containers) at 1 Hz for
 #          SCALE_SECONDS (default 90) with OOMS (default 3000) OOM kills
 #          (300-point windows) sent first and one source event per node every
@@ -14,8 +23,10 @@
 #          `gpuscope explain POD_UID` (whole process: the Explain RPC) and N_RPC
 #          (default 30) rounds of explain_rpc (in-process times of Explain,
 #          and of the pod-filtered ListIncidents and ListContainers).
-#   all    max, then scale for each HISTORY_POINTS (default: 600 60).
+#   all    max, scale, memory.
 #
+# The aggregator runs with its default flags plus AGG_FLAGS; the generator
+# with --values VALUES (default busy; see benches/src/bin/ingest_load.rs).
 # Each run starts a fresh aggregator (--data-dir in a tempdir, 127.0.0.1)
 # and stops it at the end. AGGREGATOR=PATH runs another aggregator binary
 # (e.g. a baseline built from another commit) with this tree's generator,
@@ -25,9 +36,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 AGGREGATOR=${AGGREGATOR:-$BIN/gpuscope-aggregator}
 MODE=${1:-all}
-shift || true
-POINTS=("$@")
-[ ${#POINTS[@]} -eq 0 ] && POINTS=(600 60)
+VALUES=${VALUES:-busy}
+MEM_NODES=${MEM_NODES:-250}
+FILL=${FILL:-3900}
+read -r -a AGG_FLAGS <<< "${AGG_FLAGS:-}"
 NODES=${NODES:-12500}
 SCALE_SECONDS=${SCALE_SECONDS:-90}
 MAX_SECONDS=${MAX_SECONDS:-20}
@@ -51,11 +63,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start_aggregator() { # HISTORY_POINTS [MORE FLAGS]
+start_aggregator() { # [MORE FLAGS]
     rm -rf "$TMP/data"
-    local hp=$1; shift
     "$AGGREGATOR" --no-kube --listen 127.0.0.1:$PORT --data-dir "$TMP/data" \
-        --history-points "$hp" --gpu-history-points "$hp" --log warn "$@" 2>"$TMP/agg.log" &
+        --log warn "${AGG_FLAGS[@]}" "$@" 2>"$TMP/agg.log" &
     AGG=$!
     for _ in $(seq 50); do
         (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return 0
@@ -72,12 +83,17 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 
 max_run() {
-    echo "== max: as fast as possible, ${MAX_SECONDS} s, 200 nodes x (8 GPUs + 32 containers), 4 connections, --history-points 600"
-    start_aggregator 600
+    local p
+    for p in 1 2; do max_protocol $p; done
+}
+
+max_protocol() { # PROTOCOL
+    echo "== max: protocol $1, as fast as possible, ${MAX_SECONDS} s, 200 nodes x (8 GPUs + 32 containers), 4 connections, --values $VALUES"
+    start_aggregator
     local c0 w0 c1 w1
     c0=$(cpu_ticks "$AGG"); w0=$(date +%s.%N)
     "$BIN/ingest_load" --aggregator $URL --nodes 200 --rate 0 --connections 4 \
-        --duration "$MAX_SECONDS" --progress 5 | tee "$TMP/max.out"
+        --duration "$MAX_SECONDS" --progress 5 --protocol "$1" --values "$VALUES" | tee "$TMP/max.out"
     c1=$(cpu_ticks "$AGG"); w1=$(date +%s.%N)
     local samples
     samples=$(sed -n 's/^RESULT.* container_samples=\([0-9]*\) .*/\1/p' "$TMP/max.out")
@@ -89,11 +105,11 @@ max_run() {
     stop_aggregator
 }
 
-scale_run() { # HISTORY_POINTS
-    local hp=$1
-    echo "== scale: $NODES nodes x (8 GPUs + 32 containers) at 1 Hz, ${SCALE_SECONDS} s, --history-points $hp, $OOMS OOM kills first, --max-message-bytes $MAX_MESSAGE_BYTES"
-    start_aggregator "$hp" --max-message-bytes "$MAX_MESSAGE_BYTES"
-    "$BIN/ingest_load" --aggregator $URL --nodes "$NODES" --rate 1 --connections 16 \
+SCALE_RSS_KB=
+scale_run() {
+    echo "== scale: $NODES nodes x (8 GPUs + 32 containers) at 1 Hz, ${SCALE_SECONDS} s, --values $VALUES, $OOMS OOM kills first, aggregator flags: ${AGG_FLAGS[*]:-(defaults)}"
+    start_aggregator --max-message-bytes "$MAX_MESSAGE_BYTES"
+    "$BIN/ingest_load" --aggregator $URL --nodes "$NODES" --rate 1 --connections 16 --values "$VALUES" \
         --duration "$SCALE_SECONDS" --ooms "$OOMS" --pods-out "$TMP/pods" \
         --event-interval 600 --progress 10 > "$TMP/scale.out" 2>&1 &
     local gen=$! t=0 c_prev w_prev c w
@@ -116,8 +132,33 @@ scale_run() { # HISTORY_POINTS
     done
     wait $gen || { cat "$TMP/scale.out"; exit 1; }
     grep RESULT "$TMP/scale.out"
-    echo "aggregator at the end: VmRSS $(status_kb "$AGG" VmRSS) kB VmHWM $(status_kb "$AGG" VmHWM) kB; nodes known: $("$BIN/gpuscope" --aggregator $URL nodes | tail -n +2 | wc -l)"
+    SCALE_RSS_KB=$(status_kb "$AGG" VmRSS)
+    echo "aggregator at the end: VmRSS $SCALE_RSS_KB kB VmHWM $(status_kb "$AGG" VmHWM) kB; nodes known: $("$BIN/gpuscope" --aggregator $URL nodes | tail -n +2 | wc -l)"
     stop_aggregator
+}
+
+fill_rss() { # VALUES FILL -> VmRSS kB after MEM_NODES nodes sent FILL reports
+    start_aggregator
+    "$BIN/ingest_load" --aggregator $URL --nodes "$MEM_NODES" --rate 1 --connections 4 \
+        --duration 1 --fill "$2" --values "$1" --progress 1000 > "$TMP/fill.out" 2>&1 \
+        || { cat "$TMP/fill.out" >&2; exit 1; }
+    status_kb "$AGG" VmRSS
+    stop_aggregator
+}
+
+memory_run() {
+    local v full short per
+    for v in busy noise; do
+        echo "== memory: $MEM_NODES nodes x (8 GPUs + 32 containers), $FILL vs 90 reports 1 s apart, --values $v, aggregator flags: ${AGG_FLAGS[*]:-(defaults)}"
+        full=$(fill_rss $v "$FILL"); short=$(fill_rss $v 90)
+        per=$(awk -v f="$full" -v s="$short" -v n="$MEM_NODES" 'BEGIN { printf "%.1f", (f - s) / n }')
+        echo "VmRSS $full kB after $FILL reports, $short kB after 90: full rings add $per kB per node"
+        if [ -n "$SCALE_RSS_KB" ]; then
+            awk -v r="$SCALE_RSS_KB" -v p="$per" -v n="$NODES" -v v="$v" 'BEGIN {
+                printf "projected %d nodes with full rings (--values %s): %.0f MiB (scale run %.0f MiB + %d x %.1f kB)\n",
+                    n, v, (r + n * p) / 1024, r / 1024, n, p }'
+        fi
+    done
 }
 
 explain_runs() {
@@ -149,7 +190,8 @@ EOF
 
 case $MODE in
     max) max_run ;;
-    scale) for hp in "${POINTS[@]}"; do scale_run "$hp"; done ;;
-    all) max_run; for hp in "${POINTS[@]}"; do scale_run "$hp"; done ;;
-    *) echo "usage: $0 [max|scale|all] [HISTORY_POINTS...]"; exit 2 ;;
+    scale) scale_run ;;
+    memory) memory_run ;;
+    all) max_run; scale_run; memory_run ;;
+    *) echo "usage: $0 [max|scale|memory|all]"; exit 2 ;;
 esac

@@ -105,6 +105,11 @@ struct Args {
     /// How sample values move from report to report.
     #[arg(long, value_enum, default_value_t = Values::Busy)]
     values: Values,
+    /// Before the timed reports, each node sends this many reports dated 1 s
+    /// apart ending now, as fast as the aggregator takes them: fills the
+    /// aggregator's history as that many seconds at 1 Hz would.
+    #[arg(long, default_value_t = 0)]
+    fill: u64,
 }
 
 /// How sample values move (see the module's documentation).
@@ -127,6 +132,7 @@ struct Counters {
     events_acked: AtomicU64,
     late_ticks: AtomicU64,
     errors: AtomicU64,
+    filled: AtomicU64,
 }
 
 /// Encodes pre-encoded `AgentMessage` bytes as they are; decodes
@@ -588,6 +594,18 @@ fn encode_report(report: &pb::NodeReport, buf: &mut BytesMut) -> Bytes {
     buf.split().freeze()
 }
 
+/// Encodes the next report to send; in protocol 2 every container is
+/// announced by then, so later reports name them by id only.
+fn encode_sent(report: &mut pb::NodeReport, buf: &mut BytesMut, protocol: u32) -> Bytes {
+    let bytes = encode_report(report, buf);
+    if protocol >= 2 {
+        for c in &mut report.containers {
+            c.container = None;
+        }
+    }
+    bytes
+}
+
 struct Node {
     i: usize,
     args: Arc<Args>,
@@ -668,6 +686,24 @@ impl Node {
             counters.events_sent.fetch_add(1, Relaxed);
         }
 
+        // Back-dated reports, 1 s apart, ending now.
+        let mut buf = BytesMut::with_capacity(16 << 10);
+        let filled_from = now_nanos().saturating_sub(args.fill * 1_000_000_000);
+        for k in 0..args.fill {
+            step(
+                &mut report,
+                &mut rng,
+                filled_from + k * 1_000_000_000,
+                args.values,
+            );
+            let bytes = encode_sent(&mut report, &mut buf, args.protocol);
+            counters.bytes.fetch_add(bytes.len() as u64, Relaxed);
+            if tx.send(bytes).await.is_err() {
+                anyhow::bail!("node {i}: stream closed by the aggregator");
+            }
+            counters.filled.fetch_add(1, Relaxed);
+        }
+
         // Spread the nodes' ticks evenly over one period.
         let period = (args.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / args.rate));
         let offset = period.map_or(Duration::ZERO, |p| p.mul_f64(i as f64 / n as f64));
@@ -675,7 +711,6 @@ impl Node {
         let events_on = args.event_interval > 0.0;
         let event_every = Duration::from_secs_f64(args.event_interval.max(0.001));
         let mut event_at = start + event_every.mul_f64(rng.unit());
-        let mut buf = BytesMut::with_capacity(16 << 10);
         let containers = report.containers.len() as u64;
         let gpus = report.gpus.len() as u64;
         loop {
@@ -694,13 +729,7 @@ impl Node {
                 break;
             }
             step(&mut report, &mut rng, now_nanos(), args.values);
-            let bytes = encode_report(&report, &mut buf);
-            if args.protocol >= 2 {
-                // Announced: the next reports name containers by id.
-                for c in &mut report.containers {
-                    c.container = None;
-                }
-            }
+            let bytes = encode_sent(&mut report, &mut buf, args.protocol);
             let len = bytes.len() as u64;
             if tx.send(bytes).await.is_err() {
                 anyhow::bail!("node {i}: stream closed by the aggregator");
@@ -832,7 +861,8 @@ async fn run(args: Arc<Args>) -> anyhow::Result<()> {
     let cs = c.container_samples.load(Relaxed);
     println!(
         "RESULT nodes={} streams={} seconds={:.2} reports={} container_samples={} gpu_samples={} \
-         container_samples_per_s={:.0} mbytes={:.1} events_sent={} events_acked={} late_ticks={} errors={}",
+         container_samples_per_s={:.0} mbytes={:.1} events_sent={} events_acked={} late_ticks={} errors={} \
+         filled_reports={}",
         args.nodes,
         c.streams_open.load(Relaxed),
         secs,
@@ -845,6 +875,7 @@ async fn run(args: Arc<Args>) -> anyhow::Result<()> {
         c.events_acked.load(Relaxed),
         c.late_ticks.load(Relaxed),
         c.errors.load(Relaxed),
+        c.filled.load(Relaxed),
     );
     if c.errors.load(Relaxed) > 0 {
         anyhow::bail!("{} node(s) failed", c.errors.load(Relaxed));
