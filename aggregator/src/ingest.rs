@@ -19,7 +19,7 @@ use prost::Message;
 use prost::bytes::{Buf, Bytes};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{BoxFuture, Context, Poll, StdError, http};
 use tonic::{Code, Request, Response, Status, Streaming};
 
@@ -434,6 +434,12 @@ impl Encoder for AckEncoder {
     fn encode(&mut self, item: AggregatorMessage, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
         item.encode(dst)
             .map_err(|e| Status::internal(format!("encoding AggregatorMessage: {e}")))
+    }
+
+    /// Acks are a few dozen bytes: a small buffer per stream, not tonic's
+    /// default 8 KiB (100 MB over 12,500 agents).
+    fn buffer_settings(&self) -> BufferSettings {
+        BufferSettings::new(256, 32 * 1024)
     }
 }
 

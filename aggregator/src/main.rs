@@ -34,25 +34,25 @@ struct Args {
     retention_interval: Duration,
 
     /// Newest points of history kept per container, one per sample the
-    /// agent sends (300 is 5 minutes at 1 Hz). Older history is kept
+    /// agent sends (120 is 2 minutes at 1 Hz). Older history is kept
     /// coarse (--history-step, --history-coarse-points).
-    #[arg(long, env = "GPUSCOPE_HISTORY_POINTS", default_value_t = 300)]
+    #[arg(long, env = "GPUSCOPE_HISTORY_POINTS", default_value_t = 120)]
     history_points: usize,
 
     /// Newest points of history kept per GPU or MIG instance, one per
     /// sample.
-    #[arg(long, env = "GPUSCOPE_GPU_HISTORY_POINTS", default_value_t = 300)]
+    #[arg(long, env = "GPUSCOPE_GPU_HISTORY_POINTS", default_value_t = 120)]
     gpu_history_points: usize,
 
     /// Time merged into one coarse point of older history: gauges keep
     /// their maximum (memory, GPU utilization, power, ...), counters their
     /// last value, so no peak and no moment of GPU use is lost.
-    #[arg(long, env = "GPUSCOPE_HISTORY_STEP", default_value = "15s", value_parser = parse_step)]
+    #[arg(long, env = "GPUSCOPE_HISTORY_STEP", default_value = "30s", value_parser = parse_step)]
     history_step: Duration,
 
-    /// Coarse points kept per container, before its newest points (240
-    /// is 1 hour at 15 s); 0 keeps only the newest points.
-    #[arg(long, env = "GPUSCOPE_HISTORY_COARSE_POINTS", default_value_t = 240)]
+    /// Coarse points kept per container, before its newest points (120
+    /// is 1 hour at 30 s); 0 keeps only the newest points.
+    #[arg(long, env = "GPUSCOPE_HISTORY_COARSE_POINTS", default_value_t = 120)]
     history_coarse_points: usize,
 
     /// Coarse points kept per GPU or MIG instance. The GPU-idle rule looks
@@ -61,7 +61,7 @@ struct Args {
     #[arg(
         long,
         env = "GPUSCOPE_GPU_HISTORY_COARSE_POINTS",
-        default_value_t = 240
+        default_value_t = 120
     )]
     gpu_history_coarse_points: usize,
 

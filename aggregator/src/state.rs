@@ -47,11 +47,11 @@ pub struct HistoryConfig {
 impl Default for HistoryConfig {
     fn default() -> Self {
         Self {
-            container_points: 300,
-            gpu_points: 300,
-            step: Duration::from_secs(15),
-            container_coarse_points: 240,
-            gpu_coarse_points: 240,
+            container_points: 120,
+            gpu_points: 120,
+            step: Duration::from_secs(30),
+            container_coarse_points: 120,
+            gpu_coarse_points: 120,
             ttl: Duration::from_secs(15 * 60),
         }
     }
@@ -451,8 +451,13 @@ impl State {
             return Ok(false);
         };
         let c = &mut n.containers[i];
-        c.latest.clear();
-        c.latest.extend_from_slice(buf);
+        if c.latest.capacity() > buf.len() + buf.len() / 2 {
+            // After an announcement the samples are smaller: shed its room.
+            c.latest = buf.to_vec();
+        } else {
+            c.latest.clear();
+            c.latest.extend_from_slice(buf);
+        }
         if id != 0 {
             c.named_by = (refs.stream, refs.get(id).map_or(0, |(_, b)| b));
         }
