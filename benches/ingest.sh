@@ -19,7 +19,8 @@
 #          SCALE_SECONDS (default 90) with OOMS (default 3000) OOM kills
 #          (300-point windows) sent first and one source event per node every
 #          10 min: aggregator VmRSS/VmHWM and CPU cores every 10 s; then, with
-#          the load still running, N_EXPLAIN (default 200) runs of
+#          the load still running, on the main listener and then on the
+#          Query-only one (--query-listen), N_EXPLAIN (default 200) runs of
 #          `gpuscope explain POD_UID` (whole process: the Explain RPC) and N_RPC
 #          (default 30) rounds of explain_rpc (in-process times of Explain,
 #          and of the pod-filtered ListIncidents and ListContainers).
@@ -50,6 +51,7 @@ PORT=${PORT:-17471}
 # now, not ListIncidents of every OOM kill (~45 MB for 3000 kills).
 MAX_MESSAGE_BYTES=${MAX_MESSAGE_BYTES:-16777216}
 URL=http://127.0.0.1:$PORT
+QURL=http://127.0.0.1:$((PORT + 1))
 TCK=$(getconf CLK_TCK)
 
 [ -n "${NO_BUILD:-}" ] || (cd "$ROOT" && cargo build --release -q -p gpuscope-aggregator -p gpuscope-cli -p gpuscope-benches --bins)
@@ -108,7 +110,7 @@ max_protocol() { # PROTOCOL
 SCALE_RSS_KB=
 scale_run() {
     echo "== scale: $NODES nodes x (8 GPUs + 32 containers) at 1 Hz, ${SCALE_SECONDS} s, --values $VALUES, $OOMS OOM kills first, aggregator flags: ${AGG_FLAGS[*]:-(defaults)}"
-    start_aggregator --max-message-bytes "$MAX_MESSAGE_BYTES"
+    start_aggregator --max-message-bytes "$MAX_MESSAGE_BYTES" --query-listen 127.0.0.1:$((PORT + 1))
     "$BIN/ingest_load" --aggregator $URL --nodes "$NODES" --rate 1 --connections 16 --values "$VALUES" \
         --duration "$SCALE_SECONDS" --ooms "$OOMS" --pods-out "$TMP/pods" \
         --event-interval 600 --progress 10 > "$TMP/scale.out" 2>&1 &
@@ -127,7 +129,8 @@ scale_run() {
         c_prev=$c; w_prev=$w
         if [ $explained = 0 ] && [ "$N_EXPLAIN" -gt 0 ] && [ $t -ge $((SCALE_SECONDS * 2 / 3)) ]; then
             explained=1
-            explain_runs || echo "explain runs failed"
+            explain_runs "$URL" "the main listener (Ingest and Query)" || echo "explain runs failed"
+            explain_runs "$QURL" "the Query-only listener (--query-listen)" || echo "explain runs failed"
         fi
     done
     wait $gen || { cat "$TMP/scale.out"; exit 1; }
@@ -161,9 +164,9 @@ memory_run() {
     done
 }
 
-explain_runs() {
-    echo "-- explain under load: $N_EXPLAIN x 'gpuscope explain POD_UID' (whole process, the Explain RPC), pods with stored OOM kills"
-    python3 - "$BIN/gpuscope" "$URL" "$TMP/pods" "$N_EXPLAIN" <<'EOF'
+explain_runs() { # URL WHAT
+    echo "-- explain under load, on $2: $N_EXPLAIN x 'gpuscope explain POD_UID' (whole process, the Explain RPC), pods with stored OOM kills"
+    python3 - "$BIN/gpuscope" "$1" "$TMP/pods" "$N_EXPLAIN" <<'EOF'
 import subprocess, sys, time
 cli, url, pods, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 pods = [l.split()[0] for l in open(pods)]
@@ -185,7 +188,7 @@ for _ in range(20):
     subprocess.run([cli, "--version"], stdout=subprocess.DEVNULL)
 print(f"gpuscope --version (process start only): {(time.perf_counter() - t) / 20 * 1000:.2f} ms mean")
 EOF
-    "$BIN/explain_rpc" --aggregator $URL --pods "$TMP/pods" -n "${N_RPC:-30}"
+    "$BIN/explain_rpc" --aggregator "$1" --pods "$TMP/pods" -n "${N_RPC:-30}"
 }
 
 case $MODE in

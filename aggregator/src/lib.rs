@@ -7,7 +7,9 @@
 //! (events) -> [`query`]. The Kubernetes watchers ([`kube`]) keep the
 //! cluster's objects; [`evidence`] joins them with the state and the store
 //! into the diagnosis engine's evidence for the Explain, Diagnose and
-//! GetBundle queries. [`Aggregator::start`] wires them to one listener.
+//! GetBundle queries. [`Aggregator::start`] wires them to one listener,
+//! and Query also to a listener of its own on a thread of its own when
+//! [`Config::query_listen`] is set.
 
 pub mod evidence;
 mod history;
@@ -121,6 +123,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct Config {
     /// Address to serve Ingest and Query on.
     pub listen: SocketAddr,
+    /// Also serve Query (only) here, on a runtime of its own thread, so
+    /// that answers do not wait in line behind the reports of thousands of
+    /// agents on `listen`'s runtime.
+    pub query_listen: Option<SocketAddr>,
     /// Directory holding the incident database (`incidents.redb`).
     pub data_dir: PathBuf,
     /// Incidents older than this are deleted.
@@ -181,6 +187,7 @@ impl Config {
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
         Self {
             listen,
+            query_listen: None,
             data_dir,
             retention: Duration::from_secs(7 * 24 * 3600),
             retention_interval: Duration::from_secs(60),
@@ -198,8 +205,10 @@ impl Config {
 /// A running aggregator.
 pub struct Aggregator {
     local_addr: SocketAddr,
+    query_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<Result<()>>,
+    query_server: Option<std::thread::JoinHandle<Result<()>>>,
     retention: JoinHandle<()>,
     kube: Option<Arc<kube::Kube>>,
 }
@@ -256,29 +265,23 @@ impl Aggregator {
         )
         .with_diagnosis(Arc::new(assembler), Arc::new(config.diagnose.clone()));
         let max = config.max_message_bytes;
+        let (query_addr, query_server) = match config.query_listen {
+            Some(addr) => {
+                let (bound, thread) =
+                    serve_query_thread(addr, &config, query.clone(), shutdown_rx.clone())?;
+                (Some(bound), Some(thread))
+            }
+            None => (None, None),
+        };
         let mut signal = shutdown_rx.clone();
-        let mut builder = tonic::transport::Server::builder();
-        if let Some(tls) = &config.tls {
-            builder = builder
-                .tls_config(tls.server_config()?)
-                .map_err(Error::Tls)?;
-        }
+        let mut builder = server_builder(&config)?;
         let server = tokio::spawn(async move {
             builder
                 .add_service(ingest::IngestServer::new(ingest, max))
-                .add_service(
-                    QueryServer::new(query)
-                        .max_decoding_message_size(max)
-                        .max_encoding_message_size(max),
-                )
-                .serve_with_incoming_shutdown(
-                    // No Nagle: small query answers must not wait for the
-                    // client's delayed ACK (~40 ms).
-                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-                    async move {
-                        crate::stopped(&mut signal).await;
-                    },
-                )
+                .add_service(query_server_of(query, max))
+                .serve_with_incoming_shutdown(incoming(listener), async move {
+                    crate::stopped(&mut signal).await;
+                })
                 .await?;
             Ok(())
         });
@@ -288,14 +291,22 @@ impl Aggregator {
             config.retention_interval,
             shutdown_rx,
         ));
-        tracing::info!(addr = %local_addr, data_dir = %config.data_dir.display(), "Listening.");
+        tracing::info!(addr = %local_addr, query_addr = ?query_addr, data_dir = %config.data_dir.display(), "Listening.");
         Ok(Self {
             local_addr,
+            query_addr,
             shutdown,
             server,
+            query_server,
             retention,
             kube,
         })
+    }
+
+    /// The address the Query-only listener actually bound, when there is
+    /// one.
+    pub fn query_addr(&self) -> Option<SocketAddr> {
+        self.query_addr
     }
 
     /// The Kubernetes side, when it runs (its watchers' health).
@@ -321,6 +332,14 @@ impl Aggregator {
             }
         };
         self.retention.abort();
+        if let Some(thread) = self.query_server {
+            let joined = tokio::task::spawn_blocking(move || thread.join());
+            match tokio::time::timeout(grace, joined).await {
+                Ok(Ok(Ok(query_res))) => query_res?,
+                Ok(_) => tracing::warn!("The query server's thread panicked."),
+                Err(_) => tracing::warn!(grace = ?grace, "Query server did not finish in time."),
+            }
+        }
         res
     }
 
@@ -329,6 +348,67 @@ impl Aggregator {
     pub async fn wait(&mut self) -> Result<()> {
         (&mut self.server).await?
     }
+}
+
+/// A server builder with the configured TLS.
+fn server_builder(config: &Config) -> Result<tonic::transport::Server> {
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &config.tls {
+        builder = builder
+            .tls_config(tls.server_config()?)
+            .map_err(Error::Tls)?;
+    }
+    Ok(builder)
+}
+
+/// The Query service with the message size limits.
+fn query_server_of(query: query::QueryService, max: usize) -> QueryServer<query::QueryService> {
+    QueryServer::new(query)
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max)
+}
+
+/// A listener's connections. No Nagle: small query answers must not wait
+/// for the client's delayed ACK (~40 ms).
+fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
+/// Binds `addr` and serves Query there on a current-thread runtime of a
+/// thread of its own until `shutdown`. The listener is bound before this
+/// returns, so a bad address is an error here.
+fn serve_query_thread(
+    addr: SocketAddr,
+    config: &Config,
+    query: query::QueryService,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(SocketAddr, std::thread::JoinHandle<Result<()>>)> {
+    let bind_err = move |source| Error::Bind { addr, source };
+    let std_listener = std::net::TcpListener::bind(addr).map_err(bind_err)?;
+    std_listener.set_nonblocking(true).map_err(bind_err)?;
+    let bound = std_listener.local_addr().map_err(bind_err)?;
+    let mut builder = server_builder(config)?;
+    let max = config.max_message_bytes;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(bind_err)?;
+    let thread = std::thread::Builder::new()
+        .name("query".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = TcpListener::from_std(std_listener).map_err(bind_err)?;
+                builder
+                    .add_service(query_server_of(query, max))
+                    .serve_with_incoming_shutdown(incoming(listener), async move {
+                        crate::stopped(&mut shutdown).await;
+                    })
+                    .await?;
+                Ok(())
+            })
+        })
+        .map_err(bind_err)?;
+    Ok((bound, thread))
 }
 
 /// Current time, Unix nanoseconds.

@@ -12,13 +12,20 @@ use gpuscope_aggregator::{Aggregator, Config, HistoryConfig, KubeConfig, TlsFile
 /// gpuscope's aggregator: receives the node agents' streams, keeps recent
 /// per-node, per-container and per-GPU history in memory, stores incidents
 /// (OOM kills, XIDs, GPU losses, ...) durably, and serves the query API the
-/// `gpuscope` CLI uses. Ingest and Query share one gRPC address.
+/// `gpuscope` CLI uses. Ingest and Query share one gRPC address
+/// (`--query-listen` adds a Query-only one).
 #[derive(Debug, Parser)]
 #[command(name = "gpuscope-aggregator", version)]
 struct Args {
     /// Address to serve gRPC on (Ingest for agents, Query for the CLI).
     #[arg(long, env = "GPUSCOPE_LISTEN", default_value = "0.0.0.0:7470")]
     listen: SocketAddr,
+
+    /// Also serve the Query service (gpuscope CLI, dashboards) here, on a
+    /// thread of its own, so that answers do not wait in line behind the
+    /// reports of thousands of agents. Both listeners serve the same data.
+    #[arg(long, env = "GPUSCOPE_QUERY_LISTEN")]
+    query_listen: Option<SocketAddr>,
 
     /// Directory of the incident database (`incidents.redb`); created if
     /// missing. Use a persistent volume: incidents survive restarts.
@@ -147,6 +154,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging(&args.log)?;
     let mut config = Config::new(args.listen, args.data_dir.clone());
+    config.query_listen = args.query_listen;
     config.retention = args.retention;
     config.retention_interval = args.retention_interval;
     config.history = HistoryConfig {

@@ -347,3 +347,48 @@ async fn retention_deletes_old_incidents() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(incidents(&url, IncidentFilter::default()).await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_query_only_listener_serves_queries_and_not_ingest() {
+    let (agg, url, _dir) = start(|c| c.query_listen = Some("127.0.0.1:0".parse().unwrap())).await;
+    let query_url = format!("http://{}", agg.query_addr().unwrap());
+    let agent = Agent::connect(&url, "qnode", "boot-1").await;
+    agent.tx.send(report(100)).await.unwrap();
+    let mut q = query(&query_url).await;
+    let mut nodes = Vec::new();
+    for _ in 0..100 {
+        nodes = q
+            .list_nodes(ListNodesRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .nodes;
+        if !nodes.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let names: Vec<_> = nodes
+        .iter()
+        .filter_map(|n| n.identity.as_ref().map(|i| i.node_name.as_str()))
+        .collect();
+    assert_eq!(names, ["qnode"]);
+    // Agents keep to the main listener.
+    let mut ingest = gpuscope_proto::v1::ingest_client::IngestClient::connect(query_url.clone())
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(hello("other", "b")).await.unwrap();
+    let s = ingest
+        .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .expect_err("no Ingest on the query listener");
+    assert_eq!(s.code(), tonic::Code::Unimplemented, "{s:?}");
+    drop(agent);
+    agg.shutdown(Duration::from_secs(5)).await.unwrap();
+    let addr = query_url.trim_start_matches("http://");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the query listener is closed after shutdown"
+    );
+}
