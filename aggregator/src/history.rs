@@ -20,7 +20,6 @@
 //! and one merged point per `step` of time (coarse) reaching further back,
 //! read as one time-ordered series.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use gpuscope_proto::v1::{ContainerPoint, GpuPoint};
@@ -104,14 +103,21 @@ fn get_delta(buf: &[u8], at: &mut usize, kind: Kind, old: u64) -> Option<u64> {
 }
 
 /// A bounded ring of encoded points.
+///
+/// All blocks lie back to back in one buffer, oldest first, the block
+/// being written last: one allocation per ring, grown in small steps and
+/// reused as the oldest block is cut off the front, so that half a million
+/// rings do not each hold a dozen small, short-lived allocations (the
+/// allocator's slack around those cost about half as much again as the
+/// points themselves). A block's end is found by decoding it.
 #[derive(Debug)]
 pub struct Ring<L: Layout<N>, const N: usize> {
     cap: usize,
     per_block: u16,
-    /// Full blocks, oldest first, each `per_block` points.
-    sealed: VecDeque<Box<[u8]>>,
-    /// The block being written.
-    open: Vec<u8>,
+    /// The blocks: `sealed` full ones of `per_block` points, then the open
+    /// one of `open_points`.
+    buf: Vec<u8>,
+    sealed: u32,
     open_points: u16,
     /// The newest point and its time step (the encoder's state).
     last: [u64; N],
@@ -125,8 +131,8 @@ impl<L: Layout<N>, const N: usize> Ring<L, N> {
         Self {
             cap,
             per_block: (cap / 8).clamp(1, 64) as u16,
-            sealed: VecDeque::new(),
-            open: Vec::new(),
+            buf: Vec::new(),
+            sealed: 0,
             open_points: 0,
             last: [0; N],
             last_step: 0,
@@ -135,7 +141,7 @@ impl<L: Layout<N>, const N: usize> Ring<L, N> {
     }
 
     fn stored(&self) -> usize {
-        self.sealed.len() * usize::from(self.per_block) + usize::from(self.open_points)
+        self.sealed as usize * usize::from(self.per_block) + usize::from(self.open_points)
     }
 
     /// Points visible (at most `cap`).
@@ -149,10 +155,16 @@ impl<L: Layout<N>, const N: usize> Ring<L, N> {
             return;
         }
         if self.open_points == self.per_block {
-            let cap = self.open.len() + self.open.len() / 8;
-            let full = std::mem::replace(&mut self.open, Vec::with_capacity(cap));
-            self.sealed.push_back(full.into_boxed_slice());
+            self.sealed += 1;
             self.open_points = 0;
+        }
+        // Room for the largest point (flags, time, every channel at 10
+        // bytes), grown by a sixteenth at a time, not by doubling: the
+        // ring's size is steady once full, and doubling would leave up to
+        // half of it unused.
+        let largest = 13 + 10 * N;
+        if self.buf.capacity() - self.buf.len() < largest {
+            self.buf.reserve_exact(largest.max(self.buf.len() / 16));
         }
         let prev = if self.open_points == 0 {
             self.last_step = 0;
@@ -166,23 +178,39 @@ impl<L: Layout<N>, const N: usize> Ring<L, N> {
                 flags |= 1 << (i - 1);
             }
         }
-        put_varint(&mut self.open, u128::from(flags));
+        put_varint(&mut self.buf, u128::from(flags));
         let step = p[0].wrapping_sub(prev[0]) as i64;
         put_varint(
-            &mut self.open,
+            &mut self.buf,
             u128::from(zigzag(step.wrapping_sub(self.last_step))),
         );
         for i in 1..N {
             if flags & (1 << (i - 1)) != 0 {
-                put_delta(&mut self.open, L::KINDS[i], prev[i], p[i]);
+                put_delta(&mut self.buf, L::KINDS[i], prev[i], p[i]);
             }
         }
         self.last = p;
         self.last_step = step;
         self.open_points += 1;
-        while !self.sealed.is_empty() && self.stored() - usize::from(self.per_block) >= self.cap {
-            self.sealed.pop_front();
+        while self.sealed > 0 && self.stored() - usize::from(self.per_block) >= self.cap {
+            self.drop_oldest();
         }
+    }
+
+    /// Cuts the oldest sealed block off the front.
+    fn drop_oldest(&mut self) {
+        let mut at = 0;
+        let mut p = [0u64; N];
+        let mut step = 0i64;
+        for _ in 0..self.per_block {
+            match Self::decode(&self.buf, &mut at, &p, &mut step) {
+                Some(next) => p = next,
+                // Never for what push wrote.
+                None => break,
+            }
+        }
+        self.buf.drain(..at);
+        self.sealed -= 1;
     }
 
     /// The newest `n` points, oldest first.
@@ -190,30 +218,25 @@ impl<L: Layout<N>, const N: usize> Ring<L, N> {
         let want = n.min(self.len());
         let mut skip = self.stored() - want;
         let mut out = Vec::with_capacity(want);
-        let blocks = self
-            .sealed
-            .iter()
-            .map(|b| (&b[..], self.per_block))
-            .chain(std::iter::once((&self.open[..], self.open_points)));
-        for (block, count) in blocks {
-            if skip >= usize::from(count) {
-                skip -= usize::from(count);
-                continue;
-            }
-            let mut at = 0;
+        let counts = std::iter::repeat_n(self.per_block, self.sealed as usize)
+            .chain(std::iter::once(self.open_points));
+        let mut at = 0;
+        for count in counts {
+            // Each block starts afresh (against zeros).
             let mut p = [0u64; N];
             let mut step = 0i64;
-            for k in 0..usize::from(count) {
-                let Some(next) = Self::decode(block, &mut at, &p, &mut step) else {
+            for _ in 0..count {
+                let Some(next) = Self::decode(&self.buf, &mut at, &p, &mut step) else {
                     // Never for what push wrote; stop rather than invent.
                     return out;
                 };
                 p = next;
-                if k >= skip {
+                if skip > 0 {
+                    skip -= 1;
+                } else {
                     out.push(p);
                 }
             }
-            skip = 0;
         }
         out
     }
@@ -237,12 +260,10 @@ impl<L: Layout<N>, const N: usize> Ring<L, N> {
         self.last(usize::MAX)
     }
 
-    /// Heap bytes held (encoded blocks and their table).
+    /// Heap bytes held (the buffer's capacity).
     #[cfg(test)]
     pub fn heap_bytes(&self) -> usize {
-        self.sealed.iter().map(|b| b.len()).sum::<usize>()
-            + self.open.capacity()
-            + self.sealed.capacity() * std::mem::size_of::<Box<[u8]>>()
+        self.buf.capacity()
     }
 }
 
