@@ -105,24 +105,35 @@ fn get_delta(buf: &[u8], at: &mut usize, kind: Kind, old: u64) -> Option<u64> {
 /// A bounded ring of encoded points.
 ///
 /// All blocks lie back to back in one buffer, oldest first, the block
-/// being written last: one allocation per ring, grown in small steps and
-/// reused as the oldest block is cut off the front, so that half a million
-/// rings do not each hold a dozen small, short-lived allocations (the
-/// allocator's slack around those cost about half as much again as the
-/// points themselves). A block's end is found by decoding it.
+/// being written last, each after a 2-byte length (little endian; the open
+/// block's is written when it is sealed): one allocation per ring, sized
+/// for the full ring when its first block is sealed and reused as the
+/// oldest block is cut off the front, so that half a million rings do not
+/// each hold a dozen small, short-lived allocations (the allocator's slack
+/// around those cost about half as much again as the points themselves).
 #[derive(Debug)]
 pub struct Ring<L: Layout<N>, const N: usize> {
     cap: usize,
     per_block: u16,
-    /// The blocks: `sealed` full ones of `per_block` points, then the open
-    /// one of `open_points`.
+    /// `sealed` full blocks of `per_block` points, then the open one of
+    /// `open_points` (with its length still 0), each after its length.
     buf: Vec<u8>,
     sealed: u32,
     open_points: u16,
+    /// Where the open block's length is in `buf`.
+    open_at: usize,
     /// The newest point and its time step (the encoder's state).
     last: [u64; N],
     last_step: i64,
     _layout: std::marker::PhantomData<L>,
+}
+
+/// Bytes of a block's length.
+const BLOCK_LEN: usize = 2;
+
+thread_local! {
+    /// One point's encoding, before it is appended to its ring.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl<L: Layout<N>, const N: usize> Ring<L, N> {
@@ -134,6 +145,7 @@ impl<L: Layout<N>, const N: usize> Ring<L, N> {
             buf: Vec::new(),
             sealed: 0,
             open_points: 0,
+            open_at: 0,
             last: [0; N],
             last_step: 0,
             _layout: std::marker::PhantomData,
@@ -155,16 +167,12 @@ impl<L: Layout<N>, const N: usize> Ring<L, N> {
             return;
         }
         if self.open_points == self.per_block {
+            // A block is at most 64 points of at most 10 bytes a channel.
+            let len = (self.buf.len() - self.open_at - BLOCK_LEN) as u16;
+            self.buf[self.open_at..self.open_at + BLOCK_LEN].copy_from_slice(&len.to_le_bytes());
             self.sealed += 1;
             self.open_points = 0;
-        }
-        // Room for the largest point (flags, time, every channel at 10
-        // bytes), grown by a sixteenth at a time, not by doubling: the
-        // ring's size is steady once full, and doubling would leave up to
-        // half of it unused.
-        let largest = 13 + 10 * N;
-        if self.buf.capacity() - self.buf.len() < largest {
-            self.buf.reserve_exact(largest.max(self.buf.len() / 16));
+            self.reserve_full();
         }
         let prev = if self.open_points == 0 {
             self.last_step = 0;
@@ -172,45 +180,68 @@ impl<L: Layout<N>, const N: usize> Ring<L, N> {
         } else {
             self.last
         };
-        let mut flags = 0u32;
-        for i in 1..N {
-            if p[i] != prev[i] {
-                flags |= 1 << (i - 1);
+        SCRATCH.with_borrow_mut(|point| {
+            point.clear();
+            if self.open_points == 0 {
+                point.extend_from_slice(&[0; BLOCK_LEN]);
             }
-        }
-        put_varint(&mut self.buf, u128::from(flags));
-        let step = p[0].wrapping_sub(prev[0]) as i64;
-        put_varint(
-            &mut self.buf,
-            u128::from(zigzag(step.wrapping_sub(self.last_step))),
-        );
-        for i in 1..N {
-            if flags & (1 << (i - 1)) != 0 {
-                put_delta(&mut self.buf, L::KINDS[i], prev[i], p[i]);
+            let mut flags = 0u32;
+            for i in 1..N {
+                if p[i] != prev[i] {
+                    flags |= 1 << (i - 1);
+                }
             }
-        }
+            put_varint(point, u128::from(flags));
+            let step = p[0].wrapping_sub(prev[0]) as i64;
+            put_varint(point, u128::from(zigzag(step.wrapping_sub(self.last_step))));
+            for i in 1..N {
+                if flags & (1 << (i - 1)) != 0 {
+                    put_delta(point, L::KINDS[i], prev[i], p[i]);
+                }
+            }
+            self.last_step = step;
+            if self.buf.capacity() - self.buf.len() < point.len() {
+                self.buf
+                    .reserve_exact(point.len().max(self.buf.len() / 8).max(64));
+            }
+            if self.open_points == 0 {
+                self.open_at = self.buf.len();
+            }
+            self.buf.extend_from_slice(point);
+        });
         self.last = p;
-        self.last_step = step;
         self.open_points += 1;
         while self.sealed > 0 && self.stored() - usize::from(self.per_block) >= self.cap {
             self.drop_oldest();
         }
     }
 
+    /// Sizes the buffer for a full ring at the sealed blocks' average
+    /// size, once a block is sealed: one reallocation early instead of one
+    /// every few points while the ring fills (with half a million rings
+    /// filling, reallocation was a third of ingest's CPU), and no more
+    /// room than a full ring needs (doubling would leave up to half of it
+    /// unused once the ring is steady).
+    fn reserve_full(&mut self) {
+        let per_block = self.buf.len() / self.sealed.max(1) as usize;
+        let blocks = self.cap.div_ceil(usize::from(self.per_block)) + 1;
+        let full = per_block * blocks + per_block / 8;
+        if self.buf.capacity() < full {
+            self.buf.reserve_exact(full - self.buf.len());
+        }
+    }
+
+    /// The length of the block whose length is at `at`.
+    fn block_len(&self, at: usize) -> usize {
+        usize::from(u16::from_le_bytes([self.buf[at], self.buf[at + 1]]))
+    }
+
     /// Cuts the oldest sealed block off the front.
     fn drop_oldest(&mut self) {
-        let mut at = 0;
-        let mut p = [0u64; N];
-        let mut step = 0i64;
-        for _ in 0..self.per_block {
-            match Self::decode(&self.buf, &mut at, &p, &mut step) {
-                Some(next) => p = next,
-                // Never for what push wrote.
-                None => break,
-            }
-        }
-        self.buf.drain(..at);
+        let end = BLOCK_LEN + self.block_len(0);
+        self.buf.drain(..end);
         self.sealed -= 1;
+        self.open_at -= end;
     }
 
     /// The newest `n` points, oldest first.
@@ -218,15 +249,29 @@ impl<L: Layout<N>, const N: usize> Ring<L, N> {
         let want = n.min(self.len());
         let mut skip = self.stored() - want;
         let mut out = Vec::with_capacity(want);
-        let counts = std::iter::repeat_n(self.per_block, self.sealed as usize)
-            .chain(std::iter::once(self.open_points));
         let mut at = 0;
-        for count in counts {
+        let blocks = std::iter::repeat_n(self.per_block, self.sealed as usize)
+            .chain(std::iter::once(self.open_points))
+            .filter(|&count| count > 0);
+        for count in blocks {
+            let start = at + BLOCK_LEN;
+            let end = if at == self.open_at {
+                self.buf.len()
+            } else {
+                start + self.block_len(at)
+            };
+            at = end;
+            if skip >= usize::from(count) {
+                skip -= usize::from(count);
+                continue;
+            }
             // Each block starts afresh (against zeros).
+            let block = &self.buf[start..end];
+            let mut pos = 0;
             let mut p = [0u64; N];
             let mut step = 0i64;
             for _ in 0..count {
-                let Some(next) = Self::decode(&self.buf, &mut at, &p, &mut step) else {
+                let Some(next) = Self::decode(block, &mut pos, &p, &mut step) else {
                     // Never for what push wrote; stop rather than invent.
                     return out;
                 };
