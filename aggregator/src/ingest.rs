@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use gpuscope_proto::INGEST_PROTOCOL;
 use gpuscope_proto::v1::{
     Ack, AggregatorMessage, EventBatch, Hello, Incident, NodeEvent, NodeIdentity,
     aggregator_message,
@@ -25,9 +26,6 @@ use tonic::{Code, Request, Response, Status, Streaming};
 
 use crate::state::{State, StreamRefs};
 use crate::store::Store;
-
-/// Protocol revision this aggregator speaks (Hello.protocol).
-pub const PROTOCOL: u32 = 2;
 
 /// The Ingest service.
 #[derive(Debug, Clone)]
@@ -134,9 +132,9 @@ fn check_hello(hello: &Hello) -> Result<(), Status> {
     if node.boot_id.is_empty() {
         return Err(Status::invalid_argument("Hello.node.boot_id is empty"));
     }
-    if hello.protocol > PROTOCOL {
+    if hello.protocol > INGEST_PROTOCOL {
         return Err(Status::failed_precondition(format!(
-            "Hello.protocol {} is newer than this aggregator's {PROTOCOL}",
+            "Hello.protocol {} is newer than this aggregator's {INGEST_PROTOCOL}",
             hello.protocol
         )));
     }

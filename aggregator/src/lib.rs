@@ -205,10 +205,10 @@ impl Config {
 /// A running aggregator.
 pub struct Aggregator {
     local_addr: SocketAddr,
-    query_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<Result<()>>,
-    query_server: Option<std::thread::JoinHandle<Result<()>>>,
+    /// The Query-only listener's address and thread, when there is one.
+    query_server: Option<(SocketAddr, std::thread::JoinHandle<Result<()>>)>,
     retention: JoinHandle<()>,
     kube: Option<Arc<kube::Kube>>,
 }
@@ -265,14 +265,10 @@ impl Aggregator {
         )
         .with_diagnosis(Arc::new(assembler), Arc::new(config.diagnose.clone()));
         let max = config.max_message_bytes;
-        let (query_addr, query_server) = match config.query_listen {
-            Some(addr) => {
-                let (bound, thread) =
-                    serve_query_thread(addr, &config, query.clone(), shutdown_rx.clone())?;
-                (Some(bound), Some(thread))
-            }
-            None => (None, None),
-        };
+        let query_server = config
+            .query_listen
+            .map(|addr| serve_query_thread(addr, &config, query.clone(), shutdown_rx.clone()))
+            .transpose()?;
         let mut signal = shutdown_rx.clone();
         let mut builder = server_builder(&config)?;
         let server = tokio::spawn(async move {
@@ -291,10 +287,10 @@ impl Aggregator {
             config.retention_interval,
             shutdown_rx,
         ));
+        let query_addr = query_server.as_ref().map(|(addr, _)| *addr);
         tracing::info!(addr = %local_addr, query_addr = ?query_addr, data_dir = %config.data_dir.display(), "Listening.");
         Ok(Self {
             local_addr,
-            query_addr,
             shutdown,
             server,
             query_server,
@@ -306,7 +302,7 @@ impl Aggregator {
     /// The address the Query-only listener actually bound, when there is
     /// one.
     pub fn query_addr(&self) -> Option<SocketAddr> {
-        self.query_addr
+        self.query_server.as_ref().map(|(addr, _)| *addr)
     }
 
     /// The Kubernetes side, when it runs (its watchers' health).
@@ -332,7 +328,7 @@ impl Aggregator {
             }
         };
         self.retention.abort();
-        if let Some(thread) = self.query_server {
+        if let Some((_, thread)) = self.query_server {
             let joined = tokio::task::spawn_blocking(move || thread.join());
             match tokio::time::timeout(grace, joined).await {
                 Ok(Ok(Ok(query_res))) => query_res?,

@@ -207,17 +207,21 @@ impl StreamRefs {
         }
     }
 
-    /// Binds `id` (1..=[`MAX_REF_ID`]) to `ref_bytes`, unless it already is.
-    fn bind(&mut self, id: u32, ref_bytes: &[u8]) {
+    /// Binds `id` (1..=[`MAX_REF_ID`]) to `ref_bytes`, unless it already
+    /// is; the binding's number.
+    fn bind(&mut self, id: u32, ref_bytes: &[u8]) -> u32 {
         let at = id as usize;
         if self.refs.len() <= at {
             self.refs.resize_with(at + 1, || None);
         }
-        if matches!(&self.refs[at], Some((r, _)) if **r == *ref_bytes) {
-            return;
+        if let Some((r, bound)) = &self.refs[at]
+            && **r == *ref_bytes
+        {
+            return *bound;
         }
         self.bindings = self.bindings.wrapping_add(1).max(1);
         self.refs[at] = Some((ref_bytes.into(), self.bindings));
+        self.bindings
     }
 
     /// The reference `id` is bound to, and the binding's number.
@@ -428,26 +432,24 @@ impl State {
         if id > MAX_REF_ID {
             return Err(Malformed("ContainerSample.ref_id is over 65535"));
         }
-        let found = if view.has_ref {
-            if id != 0 {
-                refs.bind(id, view.container_ref);
-            }
-            self.find_container(n, node, pos, view.container_ref, now)?
+        // The container's index, and the binding that named it.
+        let (i, bound) = if view.has_ref {
+            let bound = (id != 0).then(|| refs.bind(id, view.container_ref));
+            let i = self.find_container(n, node, pos, view.container_ref, now)?;
+            (i, bound)
         } else if id != 0 {
             let Some((ref_bytes, bound)) = refs.get(id) else {
                 return Err(Malformed(
                     "ContainerSample.ref_id was not announced on this stream",
                 ));
             };
-            match n.containers.get(pos) {
+            let i = match n.containers.get(pos) {
                 // Named by this very binding in an earlier report.
-                Some(c) if c.named_by == (refs.stream, bound) => Some(pos),
+                Some(c) if c.named_by == (refs.stream, bound) => pos,
                 _ => self.find_container(n, node, pos, ref_bytes, now)?,
-            }
+            };
+            (i, Some(bound))
         } else {
-            None
-        };
-        let Some(i) = found else {
             return Ok(false);
         };
         let c = &mut n.containers[i];
@@ -458,8 +460,8 @@ impl State {
             c.latest.clear();
             c.latest.extend_from_slice(buf);
         }
-        if id != 0 {
-            c.named_by = (refs.stream, refs.get(id).map_or(0, |(_, b)| b));
+        if let Some(bound) = bound {
+            c.named_by = (refs.stream, bound);
         }
         c.last_seen = now;
         c.history.push(history::container_channels(&view.point));
@@ -476,20 +478,22 @@ impl State {
         pos: usize,
         ref_bytes: &[u8],
         now: u64,
-    ) -> Result<Option<usize>, Malformed> {
+    ) -> Result<usize, Malformed> {
         // The same container as at this position in the last report: its
         // reference's bytes are the same.
         if let Some(c) = n.containers.get(pos)
             && *c.ref_bytes == *ref_bytes
         {
-            return Ok(Some(pos));
+            return Ok(pos);
         }
         let r = wire::container_ref(ref_bytes)?;
         let i = match n.container_index.get(r.cgroup_path) {
             Some(&i) => {
                 let i = i as usize;
                 let c = &mut n.containers[i];
-                c.ref_bytes = ref_bytes.into();
+                if *c.ref_bytes != *ref_bytes {
+                    c.ref_bytes = ref_bytes.into();
+                }
                 // Same path, maybe another pod UID.
                 if *c.pod_uid != *r.pod_uid {
                     let old = std::mem::replace(&mut c.pod_uid, r.pod_uid.into());
@@ -527,9 +531,9 @@ impl State {
                 let key = n.containers[k].cgroup_path.clone();
                 n.container_index.insert(key, k as u32);
             }
-            return Ok(Some(pos));
+            return Ok(pos);
         }
-        Ok(Some(i))
+        Ok(i)
     }
 
     /// One GPU sample, expected at index `pos`.

@@ -4,6 +4,11 @@
 //! The `.proto` files under `proto/` are the source of truth and the API
 //! reference; this crate is their generated Rust form.
 
+/// The ingest protocol revision of this contract (`Hello.protocol`): 2,
+/// containers named by stream-local ids (`ContainerSample.ref_id`) after
+/// their first sample on a stream.
+pub const INGEST_PROTOCOL: u32 = 2;
+
 /// Messages of `gpuscope.v1`.
 #[allow(missing_docs, clippy::all)]
 pub mod v1 {

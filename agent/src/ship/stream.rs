@@ -34,9 +34,6 @@ use crate::ship::queue::{EventQueue, QueueError};
 use crate::ship::refs::RefIds;
 use crate::wire::node_event;
 
-/// The ingest protocol revision this agent speaks (`Hello.protocol`).
-pub const PROTOCOL: u32 = 2;
-
 /// Settings of the stream.
 #[derive(Debug, Clone)]
 pub struct ShipConfig {
@@ -178,7 +175,7 @@ impl Shipper {
 /// Keeps a stream open, reconnecting with jittered backoff.
 async fn connection_loop(config: &ShipConfig, identity: &pb::NodeIdentity, shared: &Shared) {
     let mut backoff = Duration::from_millis(100);
-    let mut protocol = PROTOCOL;
+    let mut protocol = gpuscope_proto::INGEST_PROTOCOL;
     loop {
         let started = Instant::now();
         match session(config, identity, shared, protocol).await {
@@ -489,7 +486,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn protocol_2_names_a_container_once_then_by_id() {
-        let seen = ship_to(PROTOCOL, 3).await;
+        let seen = ship_to(gpuscope_proto::INGEST_PROTOCOL, 3).await;
         let first = &seen[0];
         assert_eq!(first.0, 2);
         assert_eq!(first.1[0].ref_id, 1);

@@ -100,7 +100,8 @@ struct Args {
     progress: f64,
     /// Ingest protocol revision: 2 names containers by stream-local ids
     /// after their first sample, 1 sends every sample's identity.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=2))]
+    #[arg(long, default_value_t = gpuscope_proto::INGEST_PROTOCOL,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(gpuscope_proto::INGEST_PROTOCOL)))]
     protocol: u32,
     /// How sample values move from report to report.
     #[arg(long, value_enum, default_value_t = Values::Busy)]
