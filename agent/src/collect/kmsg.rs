@@ -485,10 +485,14 @@ impl OomAssembler {
                 self.on_usage(rec.usec, &text[USAGE.len()..]);
                 return None;
             }
-            Some(b'T') if text.starts_with(GROUP) && text.ends_with(GROUP_END) => {
-                let path = &text[GROUP.len()..text.len() - GROUP_END.len()];
-                self.on_group(rec.usec, path);
-                return None;
+            Some(b'T') if text.starts_with(GROUP) => {
+                // The prefix ends and the suffix starts with a space: strip
+                // one after the other so a record holding only the two
+                // (overlapping on that space) yields no path, not a panic.
+                if let Some(path) = text[GROUP.len()..].strip_suffix(GROUP_END) {
+                    self.on_group(rec.usec, path);
+                    return None;
+                }
             }
             Some(b'T') if text.starts_with(TASK_IN) => {
                 self.on_task_in(rec.usec, &text[TASK_IN.len()..]);
@@ -1183,6 +1187,8 @@ mod tests {
             b"3,1,1,-;memory: usage ",
             b"3,1,1,-;memory: usage 5kB, limit ",
             b"3,1,1,-;Tasks in  are going to be killed due to memory.oom.group set",
+            // Prefix and suffix overlap on their space (found by the fuzzer).
+            b"3,1,1,-;Tasks in are going to be killed due to memory.oom.group set",
             b"3,1,1,-;Task in  killed as a result of limit of ",
             b"3,1,1,-; invoked oom-killer: ",
             b"3,1,1,-;Memory cgroup out of memory: Kill process x",
