@@ -170,7 +170,7 @@ fn node_line(n: &NodeSample) -> String {
 /// One `watch -o table` line for an event.
 pub fn event_line(e: &Event) -> String {
     match e {
-        Event::OomKill(k) => oom_line(k),
+        Event::OomKill(k) => oom_line(k, &short_name(&k.container)),
         Event::KmsgOverrun { time, lost } => {
             format!("{time}  kmsg_overrun  {lost} kernel log record(s) lost before they were read")
         }
@@ -237,7 +237,10 @@ fn sim(simulated: bool) -> &'static str {
     if simulated { "  [simulated]" } else { "" }
 }
 
-fn oom_line(k: &OomKill) -> String {
+/// One OOM kill as [`event_line`] prints it, its container shown as
+/// `container` (the caller's name for it: [`short_name`], or the names
+/// Kubernetes gives it).
+pub fn oom_line(k: &OomKill, container: &str) -> String {
     let victim = k.victim.as_ref().map_or_else(
         || "victim unknown (no kernel report)".to_owned(),
         |v| {
@@ -254,7 +257,7 @@ fn oom_line(k: &OomKill) -> String {
     format!(
         "{}  oom_kill  {}  {}  limit {}  constraint {}  kills {}  via {}  window {} points",
         k.time,
-        short_name(&k.container),
+        container,
         victim,
         opt_bytes(k.limit_bytes.or(k.kernel_limit_bytes)),
         name(k.constraint),

@@ -8,13 +8,14 @@ use std::sync::Arc;
 
 use gpuscope_diagnose::bundle::Bundle;
 use gpuscope_proto::v1::{
-    BundleFile, ContainerInfo, DiagnoseRequest, DiagnoseResponse, ExplainRequest, ExplainResponse,
-    GetBundleRequest, GetBundleResponse, GetSeriesRequest, GetSeriesResponse, Incident,
-    ListContainersRequest, ListContainersResponse, ListGpusRequest, ListGpusResponse,
+    BundleFile, ContainerInfo, ContainerRef, DiagnoseRequest, DiagnoseResponse, ExplainRequest,
+    ExplainResponse, GetBundleRequest, GetBundleResponse, GetSeriesRequest, GetSeriesResponse,
+    Incident, ListContainersRequest, ListContainersResponse, ListGpusRequest, ListGpusResponse,
     ListIncidentsRequest, ListIncidentsResponse, ListNodesRequest, ListNodesResponse,
     WatchIncidentsRequest, WatchIncidentsResponse, WatchLagged, get_series_request::Target,
-    query_server::Query, watch_incidents_response,
+    node_event, query_server::Query, watch_incidents_response,
 };
+use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::{broadcast, watch};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -70,6 +71,11 @@ impl QueryService {
     ) -> Self {
         self.diagnosis = Some(Diagnosis { assembler, config });
         self
+    }
+
+    /// The Kubernetes side, when the aggregator watches it.
+    fn kube(&self) -> Option<&Arc<crate::kube::Kube>> {
+        self.diagnosis.as_ref().and_then(|d| d.assembler.kube())
     }
 
     fn diagnosis(&self) -> Result<&Diagnosis, Status> {
@@ -147,8 +153,8 @@ impl Query for QueryService {
     ) -> Result<Response<ListContainersResponse>, Status> {
         let r = request.get_ref();
         let mut containers = self.state.containers(&r.node_name, &r.pod_uid);
-        if let Some(kube) = self.diagnosis.as_ref().and_then(|d| d.assembler.kube()) {
-            name_containers(&kube.pods(), &mut containers);
+        if let Some(kube) = self.kube() {
+            Namer::new(&kube.pods()).containers(&mut containers);
         }
         Ok(Response::new(ListContainersResponse { containers }))
     }
@@ -176,6 +182,10 @@ impl Query for QueryService {
         .await
         .map_err(|e| Status::internal(format!("query task failed: {e}")))?
         .map_err(|e| Status::internal(format!("reading incidents failed: {e}")))?;
+        let mut incidents = incidents;
+        if let Some(kube) = self.kube() {
+            Namer::new(&kube.pods()).incidents(&mut incidents);
+        }
         Ok(Response::new(ListIncidentsResponse {
             incidents,
             truncated,
@@ -311,6 +321,7 @@ impl Query for QueryService {
         let mut rx = self.incidents.subscribe();
         let (tx, out) = tokio::sync::mpsc::channel(64);
         let mut shutdown = self.shutdown.clone();
+        let kube = self.kube().cloned();
         tokio::spawn(async move {
             loop {
                 let next = tokio::select! {
@@ -323,7 +334,11 @@ impl Query for QueryService {
                 };
                 let msg = match next {
                     Ok(incident) if matches(&filter, &incident) => {
-                        watch_incidents_response::Kind::Incident((*incident).clone())
+                        let mut incident = (*incident).clone();
+                        if let Some(kube) = &kube {
+                            Namer::new(&kube.pods()).incidents(std::slice::from_mut(&mut incident));
+                        }
+                        watch_incidents_response::Kind::Incident(incident)
                     }
                     Ok(_) => continue,
                     Err(broadcast::error::RecvError::Lagged(skipped)) => {
@@ -344,28 +359,73 @@ impl Query for QueryService {
     }
 }
 
-/// Fills in each container's pod namespace, pod name and container name
-/// from the pod objects, joined by pod UID and container ID.
-fn name_containers(
-    pods: &[std::sync::Arc<k8s_openapi::api::core::v1::Pod>],
-    containers: &mut [ContainerInfo],
-) {
-    let by_uid: std::collections::HashMap<&str, &k8s_openapi::api::core::v1::Pod> = pods
-        .iter()
-        .filter_map(|p| Some((gpuscope_diagnose::k8s::uid(p)?, &**p)))
-        .collect();
-    for c in containers {
-        let Some(r) = c.latest.as_ref().and_then(|l| l.container.as_ref()) else {
-            continue;
-        };
-        let Some(p) = by_uid.get(r.pod_uid.as_str()) else {
-            continue;
-        };
+/// Names what the agents report by pod UID and container ID (a
+/// container's samples, an OOM kill) as Kubernetes does, from the pod
+/// objects the aggregator watches.
+struct Namer<'a> {
+    by_uid: std::collections::HashMap<&'a str, &'a Pod>,
+}
+
+/// A container's pod namespace, pod name and container name (empty when
+/// its ID is no longer among the pod's current or previous containers).
+struct Names {
+    namespace: String,
+    pod: String,
+    container: String,
+}
+
+impl<'a> Namer<'a> {
+    fn new(pods: &'a [Arc<Pod>]) -> Self {
+        Self {
+            by_uid: pods
+                .iter()
+                .filter_map(|p| Some((gpuscope_diagnose::k8s::uid(p)?, &**p)))
+                .collect(),
+        }
+    }
+
+    fn name(&self, r: &ContainerRef) -> Option<Names> {
+        let p = self.by_uid.get(r.pod_uid.as_str())?;
         let id = crate::kube::join::identity(p);
-        c.container_name = crate::kube::join::container_names(p)
-            .remove(&r.container_id)
-            .unwrap_or_default();
-        c.pod_namespace = id.namespace;
-        c.pod_name = id.name;
+        Some(Names {
+            namespace: id.namespace,
+            pod: id.name,
+            container: crate::kube::join::container_names(p)
+                .remove(&r.container_id)
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Fills in each container's names.
+    fn containers(&self, containers: &mut [ContainerInfo]) {
+        for c in containers {
+            let Some(n) = c
+                .latest
+                .as_ref()
+                .and_then(|l| l.container.as_ref())
+                .and_then(|r| self.name(r))
+            else {
+                continue;
+            };
+            c.pod_namespace = n.namespace;
+            c.pod_name = n.pod;
+            c.container_name = n.container;
+        }
+    }
+
+    /// Fills in the names of each OOM kill's container.
+    fn incidents(&self, incidents: &mut [Incident]) {
+        for i in incidents {
+            let Some(node_event::Kind::OomKill(k)) = i.event.as_ref().and_then(|e| e.kind.as_ref())
+            else {
+                continue;
+            };
+            let Some(n) = k.container.as_ref().and_then(|r| self.name(r)) else {
+                continue;
+            };
+            i.pod_namespace = n.namespace;
+            i.pod_name = n.pod;
+            i.container_name = n.container;
+        }
     }
 }

@@ -100,6 +100,8 @@ impl Store {
                     boot_id: boot.to_owned(),
                     event: Some(event.clone()),
                     received_unix_nanos,
+                    // Named at query time, from the pods then known.
+                    ..Default::default()
                 };
                 incidents.insert((node, boot, seq), incident.encode_to_vec().as_slice())?;
                 let time = incident_time(&incident);

@@ -83,15 +83,11 @@ fn spawn(bin: &str, args: &[&str], extra: impl FnOnce(&mut Command)) -> KillOnDr
     KillOnDrop(c.spawn().unwrap_or_else(|e| panic!("spawn {bin}: {e}")))
 }
 
-fn explain(port: u16, format: &str) -> (bool, String) {
+/// Runs `gpuscope --aggregator ... ARGS`: (success, stdout and stderr).
+fn gpuscope(port: u16, args: &[&str]) -> (bool, String) {
     let out = Command::new(workspace_bin("gpuscope"))
-        .args([
-            "--aggregator",
-            &format!("http://127.0.0.1:{port}"),
-            "-o",
-            format,
-        ])
-        .args(["explain", "trainer-0", "-n", "ml"])
+        .args(["--aggregator", &format!("http://127.0.0.1:{port}")])
+        .args(args)
         .output()
         .expect("run gpuscope");
     (
@@ -102,6 +98,10 @@ fn explain(port: u16, format: &str) -> (bool, String) {
             String::from_utf8_lossy(&out.stderr)
         ),
     )
+}
+
+fn explain(port: u16, format: &str) -> (bool, String) {
+    gpuscope(port, &["-o", format, "explain", "trainer-0", "-n", "ml"])
 }
 
 #[test]
@@ -165,6 +165,26 @@ fn explain_names_the_oom_killed_pod_by_namespace_and_name() {
     // Give the agent a few samples of the container before the kill.
     std::thread::sleep(Duration::from_millis(800));
 
+    // Watching from before the kill (no past incidents: only the watch
+    // stream can deliver it): the incident as it is stored, named.
+    let watcher = Command::new(workspace_bin("gpuscope"))
+        .args(["--aggregator", &format!("http://127.0.0.1:{port}")])
+        .args(["-o", "json", "events", "-w", "--since", "0s"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run gpuscope events -w");
+    let mut watcher = KillOnDrop(watcher);
+    let watched = std::io::BufReader::new(watcher.0.stdout.take().expect("piped stdout"));
+    let (lines, watched_lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(watched).map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_secs(1));
+
     let out = Command::new("sh")
         .args(["-c", &format!("{}; exec {MEMHOG} 256", cg.enter())])
         .stdout(Stdio::null())
@@ -205,13 +225,35 @@ fn explain_names_the_oom_killed_pod_by_namespace_and_name() {
     assert!(table.contains("ml/trainer-0"), "{table}");
     assert!(table.contains("oom_killed"), "{table}");
 
-    // `gpuscope pods` names the container by the pod object too.
-    let out = Command::new(workspace_bin("gpuscope"))
-        .args(["--aggregator", &format!("http://127.0.0.1:{port}"), "pods"])
-        .output()
-        .expect("run gpuscope pods");
-    let pods = String::from_utf8_lossy(&out.stdout);
-    assert!(pods.contains("ml/trainer-0/trainer"), "{pods}");
+    // `gpuscope pods`, `oom` and `events` name the container by the pod
+    // object too; the JSON keeps the UID and container ID beside them.
+    let (ok, pods) = gpuscope(port, &["pods"]);
+    assert!(ok && pods.contains("ml/trainer-0/trainer"), "{pods}");
+    let (ok, oom) = gpuscope(port, &["oom"]);
+    assert!(ok && oom.contains("ml/trainer-0/trainer"), "{oom}");
+    assert!(oom.contains("memhog"), "{oom}");
+    let (ok, events) = gpuscope(port, &["events"]);
+    assert!(
+        ok && events.contains("oom_kill  ml/trainer-0/trainer"),
+        "{events}"
+    );
+    let (ok, json) = gpuscope(port, &["-o", "json", "oom"]);
+    assert!(ok, "{json}");
+    let v: Value = serde_json::from_str(&json).expect("oom -o json");
+    let kill = &v["incidents"][0];
+    assert_eq!(kill["pod_namespace"], "ml", "{kill}");
+    assert_eq!(kill["pod_name"], "trainer-0", "{kill}");
+    assert_eq!(kill["container_name"], "trainer", "{kill}");
+    assert_eq!(kill["pod_uid"], uid.as_str(), "{kill}");
+    assert_eq!(kill["container_id"], id.as_str(), "{kill}");
+
+    let line = std::iter::from_fn(|| watched_lines.recv_timeout(Duration::from_secs(20)).ok())
+        .find(|l| l.contains("\"oom_kill\""))
+        .expect("`events -w` printed the kill within 20 s");
+    let v: Value = serde_json::from_str(&line).expect("events -w -o json line");
+    assert_eq!(v["pod_name"], "trainer-0", "{line}");
+    assert_eq!(v["container_name"], "trainer", "{line}");
+    drop(watcher);
     drop(cg);
 }
 

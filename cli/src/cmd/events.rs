@@ -2,16 +2,24 @@
 
 use std::time::Duration;
 
-use gpuscope_agent::output::event_line;
+use gpuscope_agent::model::Event;
+use gpuscope_agent::output::{event_line, oom_line};
 use gpuscope_proto::v1 as pb;
 
-use super::{Client, IncidentJson, incident, since_nanos};
+use super::{Client, IncidentJson, container_label, incident, since_nanos};
 use crate::Format;
 
 fn print(i: &IncidentJson, out: Format) -> anyhow::Result<()> {
     match out {
         Format::Json => println!("{}", serde_json::to_string(i)?),
-        Format::Table => println!("{}  {}", i.node, event_line(&i.event)),
+        Format::Table => match &i.event {
+            Event::OomKill(k) => println!(
+                "{}  {}",
+                i.node,
+                oom_line(k, &container_label(i.names.as_ref(), &k.container))
+            ),
+            e => println!("{}  {}", i.node, event_line(e)),
+        },
     }
     Ok(())
 }

@@ -18,7 +18,8 @@ pub use oom::oom;
 pub use pods::pods;
 
 use anyhow::Context;
-use gpuscope_agent::model::{Event, Timestamp};
+use gpuscope_agent::model::{ContainerRef, Event, Timestamp};
+use gpuscope_agent::output::short_name;
 use gpuscope_agent::ship::endpoint::{ClientTls, endpoint};
 use gpuscope_agent::wire::event_from_wire;
 use gpuscope_proto::v1 as pb;
@@ -48,9 +49,63 @@ pub struct IncidentJson {
     pub seq: u64,
     /// When the aggregator stored it.
     pub received: Timestamp,
+    /// An OOM kill's container as Kubernetes names it, when the
+    /// aggregator knows the pod.
+    #[serde(flatten)]
+    pub names: Option<KubeNames>,
     /// The event (`kind` and its fields).
     #[serde(flatten)]
     pub event: Event,
+}
+
+/// A container as Kubernetes names it (the aggregator's join of pod UID
+/// and container ID with the pod objects it watches).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KubeNames {
+    /// The pod's namespace.
+    pub pod_namespace: String,
+    /// The pod's name.
+    pub pod_name: String,
+    /// The container's name; empty when its ID is no longer among the
+    /// pod's current or previous containers.
+    pub container_name: String,
+}
+
+impl KubeNames {
+    /// The wire's three fields; `None` when the aggregator did not know
+    /// the pod.
+    pub fn from_wire(
+        pod_namespace: String,
+        pod_name: String,
+        container_name: String,
+    ) -> Option<Self> {
+        (!pod_name.is_empty()).then_some(Self {
+            pod_namespace,
+            pod_name,
+            container_name,
+        })
+    }
+}
+
+/// How tables show a container: `namespace/pod/container` when Kubernetes
+/// names it (the container ID's first 12 characters when only the pod is
+/// known), else the agent's short pod UID/container ID.
+pub fn container_label(names: Option<&KubeNames>, c: &ContainerRef) -> String {
+    match names {
+        Some(n) if !n.container_name.is_empty() => {
+            format!("{}/{}/{}", n.pod_namespace, n.pod_name, n.container_name)
+        }
+        Some(n) => {
+            let id = c.container_id.as_deref().unwrap_or("?");
+            format!(
+                "{}/{}/{}",
+                n.pod_namespace,
+                n.pod_name,
+                id.get(..12).unwrap_or(id)
+            )
+        }
+        None => short_name(c),
+    }
 }
 
 /// Converts a wire incident; `None` for an event kind this CLI does not
@@ -63,6 +118,7 @@ pub fn incident(i: pb::Incident) -> Option<IncidentJson> {
         boot_id: i.boot_id,
         seq,
         received: Timestamp(i.received_unix_nanos),
+        names: KubeNames::from_wire(i.pod_namespace, i.pod_name, i.container_name),
         event: event_from_wire(event)?,
     })
 }

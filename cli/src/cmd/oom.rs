@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use gpuscope_agent::model::Event;
-use gpuscope_agent::output::{human_bytes, name, opt_bytes, short_name, table};
+use gpuscope_agent::output::{human_bytes, name, opt_bytes, table};
 use gpuscope_proto::v1 as pb;
 
-use super::{Client, incident, print_json, since_nanos};
+use super::{Client, container_label, incident, print_json, since_nanos};
 use crate::Format;
 use crate::render::ago;
 
@@ -60,7 +60,7 @@ pub async fn oom(
         rows.push(vec![
             ago(k.time),
             i.node.clone(),
-            short_name(&k.container),
+            container_label(i.names.as_ref(), &k.container),
             k.victim
                 .as_ref()
                 .map_or_else(|| "?".to_owned(), |v| format!("{} ({})", v.comm, v.pid)),
