@@ -21,13 +21,13 @@ use gpuscope_agent::wire::{event_from_wire, node_sample_from_wire};
 use gpuscope_diagnose::{AgentRecords, Evidence, Gap, LogTail, PodKey, k8s};
 use gpuscope_proto::v1::{
     ContainerPoint, GpuPoint, GpuProcess, Incident, IncidentFilter, IncidentKind, MemoryEvents,
-    node_event::Kind as EventKind,
+    RecordedDiagnosis, node_event::Kind as EventKind,
 };
 use k8s_openapi::api::core::v1::{Event, Pod};
 
 use crate::kube::{Kube, join};
 use crate::state::{NodeRecords, State};
-use crate::store::Store;
+use crate::store::{DiagnosedPod, Store};
 use crate::{Result, now_unix_nanos};
 
 /// How far back a container's history goes in a cluster-wide Diagnose,
@@ -136,6 +136,20 @@ impl Assembler {
                 pod: None,
                 uid: None,
                 nodes,
+            }));
+        }
+        // A pod Kubernetes has deleted since an incident named it: its
+        // recorded diagnosis knows its UID and node.
+        let name = DiagnosedPod::Name {
+            namespace: namespace.to_owned(),
+            name: pod.to_owned(),
+        };
+        if let Some(d) = self.recorded(name, 1).await?.pop() {
+            return Ok(Some(Target {
+                key,
+                pod: None,
+                uid: Some(d.pod_uid).filter(|u| !u.is_empty()),
+                nodes: vec![d.node_name],
             }));
         }
         let filter = IncidentFilter {
@@ -369,6 +383,22 @@ impl Assembler {
     ) -> Result<(Vec<Incident>, bool)> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.list(&filter, since, 0, limit)).await?
+    }
+
+    /// The diagnoses recorded for `pod`, newest first, at most `limit`.
+    pub async fn recorded(
+        &self,
+        pod: DiagnosedPod,
+        limit: usize,
+    ) -> Result<Vec<RecordedDiagnosis>> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.diagnoses(&pod, limit)).await?
+    }
+
+    /// Stores a recorded diagnosis.
+    pub async fn record(&self, d: RecordedDiagnosis) -> Result<()> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.record_diagnosis(&d)).await?
     }
 }
 

@@ -16,6 +16,7 @@ mod history;
 pub mod ingest;
 pub mod kube;
 pub mod query;
+pub mod record;
 pub mod state;
 pub mod store;
 pub mod wire;
@@ -149,6 +150,9 @@ pub struct Config {
     pub kube: Option<KubeConfig>,
     /// Thresholds of the diagnosis rules.
     pub diagnose: gpuscope_diagnose::Config,
+    /// Diagnose each pod an incident names this long after the incident
+    /// and store the findings ([`record`]); `None`: do not.
+    pub record_diagnosis_after: Option<Duration>,
 }
 
 /// PEM files of the server's TLS identity.
@@ -198,6 +202,7 @@ impl Config {
             tls: None,
             kube: None,
             diagnose: gpuscope_diagnose::Config::default(),
+            record_diagnosis_after: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -210,6 +215,7 @@ pub struct Aggregator {
     /// The Query-only listener's address and thread, when there is one.
     query_server: Option<(SocketAddr, std::thread::JoinHandle<Result<()>>)>,
     retention: JoinHandle<()>,
+    recorder: Option<JoinHandle<()>>,
     kube: Option<Arc<kube::Kube>>,
 }
 
@@ -256,14 +262,27 @@ impl Aggregator {
             config.hello_timeout,
             shutdown_rx.clone(),
         );
-        let assembler = evidence::Assembler::new(state.clone(), store.clone(), kube.clone());
+        let assembler = Arc::new(evidence::Assembler::new(
+            state.clone(),
+            store.clone(),
+            kube.clone(),
+        ));
+        let diagnose = Arc::new(config.diagnose.clone());
+        let recorder = config.record_diagnosis_after.map(|after| {
+            tokio::spawn(record::record_loop(
+                query::Diagnosis::new(assembler.clone(), diagnose.clone()),
+                incidents_tx.subscribe(),
+                after,
+                shutdown_rx.clone(),
+            ))
+        });
         let query = query::QueryService::new(
             store.clone(),
             state.clone(),
             incidents_tx,
             shutdown_rx.clone(),
         )
-        .with_diagnosis(Arc::new(assembler), Arc::new(config.diagnose.clone()));
+        .with_diagnosis(assembler, diagnose);
         let max = config.max_message_bytes;
         let query_server = config
             .query_listen
@@ -295,6 +314,7 @@ impl Aggregator {
             server,
             query_server,
             retention,
+            recorder,
             kube,
         })
     }
@@ -328,6 +348,9 @@ impl Aggregator {
             }
         };
         self.retention.abort();
+        if let Some(r) = self.recorder {
+            r.abort();
+        }
         if let Some((_, thread)) = self.query_server {
             let joined = tokio::task::spawn_blocking(move || thread.join());
             match tokio::time::timeout(grace, joined).await {

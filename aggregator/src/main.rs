@@ -40,6 +40,14 @@ struct Args {
     #[arg(long, env = "GPUSCOPE_RETENTION_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration)]
     retention_interval: Duration,
 
+    /// Diagnose each pod an incident names (an OOM kill of its container,
+    /// an XID or lost GPU it held) this long after the incident, when the
+    /// kubelet has reported the termination, and store the findings with
+    /// the incidents: `explain` of the pod answers with them after
+    /// Kubernetes has deleted it. `0s`: do not.
+    #[arg(long, env = "GPUSCOPE_RECORD_DIAGNOSIS_AFTER", default_value = "10s", value_parser = humantime::parse_duration)]
+    record_diagnosis_after: Duration,
+
     /// Newest points of history kept per container, one per sample the
     /// agent sends (120 is 2 minutes at 1 Hz). Older history is kept
     /// coarse (--history-step, --history-coarse-points).
@@ -157,6 +165,8 @@ async fn main() -> anyhow::Result<()> {
     config.query_listen = args.query_listen;
     config.retention = args.retention;
     config.retention_interval = args.retention_interval;
+    config.record_diagnosis_after =
+        (!args.record_diagnosis_after.is_zero()).then_some(args.record_diagnosis_after);
     config.history = HistoryConfig {
         container_points: args.history_points,
         gpu_points: args.gpu_history_points,

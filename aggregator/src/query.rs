@@ -12,8 +12,8 @@ use gpuscope_proto::v1::{
     ExplainResponse, GetBundleRequest, GetBundleResponse, GetSeriesRequest, GetSeriesResponse,
     Incident, ListContainersRequest, ListContainersResponse, ListGpusRequest, ListGpusResponse,
     ListIncidentsRequest, ListIncidentsResponse, ListNodesRequest, ListNodesResponse,
-    WatchIncidentsRequest, WatchIncidentsResponse, WatchLagged, get_series_request::Target,
-    node_event, query_server::Query, watch_incidents_response,
+    RecordedDiagnosis, WatchIncidentsRequest, WatchIncidentsResponse, WatchLagged,
+    get_series_request::Target, node_event, query_server::Query, watch_incidents_response,
 };
 use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::{broadcast, watch};
@@ -22,7 +22,7 @@ use tonic::{Request, Response, Status};
 
 use crate::evidence::{Assembler, Target as PodTarget};
 use crate::state::{Series, SeriesTarget, State};
-use crate::store::{Store, matches};
+use crate::store::{DiagnosedPod, Store, matches};
 
 /// ListIncidents' limit when the request sets none.
 pub const DEFAULT_LIMIT: usize = 1000;
@@ -39,9 +39,42 @@ pub struct QueryService {
 
 /// What Explain, Diagnose and GetBundle need.
 #[derive(Debug, Clone)]
-struct Diagnosis {
-    assembler: Arc<Assembler>,
+pub(crate) struct Diagnosis {
+    pub(crate) assembler: Arc<Assembler>,
     config: Arc<gpuscope_diagnose::Config>,
+}
+
+impl Diagnosis {
+    pub(crate) fn new(assembler: Arc<Assembler>, config: Arc<gpuscope_diagnose::Config>) -> Self {
+        Self { assembler, config }
+    }
+
+    /// The findings about one pod, with the evidence they were made from.
+    pub(crate) async fn explain(
+        &self,
+        target: &PodTarget,
+    ) -> crate::Result<(Vec<gpuscope_diagnose::Finding>, gpuscope_diagnose::Evidence)> {
+        let ev = self.assembler.explain(target).await?;
+        let findings = if target.pod.is_some() {
+            gpuscope_diagnose::explain(&ev, &self.config, &target.key)
+        } else {
+            // Without the pod object (--no-kube, or a pod Kubernetes no
+            // longer has), the agent records are this pod's containers and
+            // its nodes' GPUs and incidents: every finding bears on it,
+            // except those naming another pod.
+            let uid = target.uid.as_deref();
+            gpuscope_diagnose::diagnose(&ev, &self.config)
+                .into_iter()
+                .filter(|f| {
+                    f.subject
+                        .pod
+                        .as_deref()
+                        .is_none_or(|p| p == target.key.name || Some(p) == uid)
+                })
+                .collect()
+        };
+        Ok((findings, ev))
+    }
 }
 
 impl QueryService {
@@ -69,7 +102,7 @@ impl QueryService {
         assembler: Arc<Assembler>,
         config: Arc<gpuscope_diagnose::Config>,
     ) -> Self {
-        self.diagnosis = Some(Diagnosis { assembler, config });
+        self.diagnosis = Some(Diagnosis::new(assembler, config));
         self
     }
 
@@ -176,16 +209,17 @@ impl Query for QueryService {
         };
         let store = self.store.clone();
         let filter = r.filter.unwrap_or_default();
+        let pods = self.kube().map(|k| k.pods()).unwrap_or_default();
         let (incidents, truncated) = tokio::task::spawn_blocking(move || {
-            store.list(&filter, r.since_unix_nanos, r.until_unix_nanos, limit)
+            let (mut incidents, truncated) =
+                store.list(&filter, r.since_unix_nanos, r.until_unix_nanos, limit)?;
+            Namer::new(&pods).incidents(&mut incidents);
+            name_from_records(&store, &mut incidents)?;
+            Ok::<_, crate::Error>((incidents, truncated))
         })
         .await
         .map_err(|e| Status::internal(format!("query task failed: {e}")))?
         .map_err(|e| Status::internal(format!("reading incidents failed: {e}")))?;
-        let mut incidents = incidents;
-        if let Some(kube) = self.kube() {
-            Namer::new(&kube.pods()).incidents(&mut incidents);
-        }
         Ok(Response::new(ListIncidentsResponse {
             incidents,
             truncated,
@@ -240,28 +274,24 @@ impl Query for QueryService {
     ) -> Result<Response<ExplainResponse>, Status> {
         let r = request.into_inner();
         let (d, target) = self.target(&r.namespace, &r.pod).await?;
-        let ev = d.assembler.explain(&target).await.map_err(internal)?;
-        let findings = if target.pod.is_some() {
-            gpuscope_diagnose::explain(&ev, &d.config, &target.key)
-        } else {
-            // Without the pod object (--no-kube, or a pod Kubernetes no
-            // longer has), the agent records are this pod's containers and
-            // its nodes' GPUs and incidents: every finding bears on it,
-            // except those naming another pod.
-            let uid = target.uid.as_deref();
-            gpuscope_diagnose::diagnose(&ev, &d.config)
-                .into_iter()
-                .filter(|f| {
-                    f.subject
-                        .pod
-                        .as_deref()
-                        .is_none_or(|p| p == target.key.name || Some(p) == uid)
-                })
-                .collect()
+        let (findings, ev) = d.explain(&target).await.map_err(internal)?;
+        // Gone from Kubernetes: what was concluded while it was there.
+        let recorded = match (&target.pod, &target.uid) {
+            (Some(_), _) => None,
+            (None, Some(uid)) => Some(DiagnosedPod::Uid(uid.clone())),
+            (None, None) => Some(DiagnosedPod::Name {
+                namespace: target.key.namespace.clone(),
+                name: target.key.name.clone(),
+            }),
+        };
+        let recorded = match recorded {
+            Some(pod) => d.assembler.recorded(pod, 20).await.map_err(internal)?,
+            None => Vec::new(),
         };
         Ok(Response::new(ExplainResponse {
             findings: findings.iter().map(Into::into).collect(),
             gaps: ev.gaps.iter().map(Into::into).collect(),
+            recorded,
         }))
     }
 
@@ -359,6 +389,44 @@ impl Query for QueryService {
     }
 }
 
+/// Names the OOM kills of pods Kubernetes no longer has (or that the
+/// aggregator did not watch then) from their pods' newest recorded
+/// diagnosis ([`crate::record`]). Blocking.
+fn name_from_records(store: &Store, incidents: &mut [Incident]) -> crate::Result<()> {
+    let mut recorded: std::collections::HashMap<String, Option<RecordedDiagnosis>> =
+        std::collections::HashMap::new();
+    for i in incidents.iter_mut().filter(|i| i.pod_name.is_empty()) {
+        let Some(c) = oom_container(i) else { continue };
+        let d = match recorded.get(&c.pod_uid) {
+            Some(d) => d,
+            None => {
+                let d = store
+                    .diagnoses(&DiagnosedPod::Uid(c.pod_uid.clone()), 1)?
+                    .pop()
+                    .filter(|d| !d.pod_name.is_empty());
+                recorded.entry(c.pod_uid.clone()).or_insert(d)
+            }
+        };
+        let Some(d) = d else { continue };
+        i.container_name = d
+            .container_names
+            .get(&c.container_id)
+            .cloned()
+            .unwrap_or_default();
+        i.pod_namespace = d.pod_namespace.clone();
+        i.pod_name = d.pod_name.clone();
+    }
+    Ok(())
+}
+
+/// An OOM kill's container.
+fn oom_container(i: &Incident) -> Option<&ContainerRef> {
+    match i.event.as_ref()?.kind.as_ref()? {
+        node_event::Kind::OomKill(k) => k.container.as_ref(),
+        _ => None,
+    }
+}
+
 /// Names what the agents report by pod UID and container ID (a
 /// container's samples, an OOM kill) as Kubernetes does, from the pod
 /// objects the aggregator watches.
@@ -416,11 +484,7 @@ impl<'a> Namer<'a> {
     /// Fills in the names of each OOM kill's container.
     fn incidents(&self, incidents: &mut [Incident]) {
         for i in incidents {
-            let Some(node_event::Kind::OomKill(k)) = i.event.as_ref().and_then(|e| e.kind.as_ref())
-            else {
-                continue;
-            };
-            let Some(n) = k.container.as_ref().and_then(|r| self.name(r)) else {
+            let Some(n) = oom_container(i).and_then(|r| self.name(r)) else {
                 continue;
             };
             i.pod_namespace = n.namespace;

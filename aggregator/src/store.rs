@@ -11,13 +11,21 @@
 //! - `boots`: (node, boot) -> (highest contiguous stored seq, last write):
 //!   what is acknowledged. Seqs at or below it are duplicates by definition,
 //!   even after retention deleted the incidents themselves.
+//! - `by_pod`: (pod UID, time, node, boot, seq) -> (): a pod's OOM kills.
+//! - `diagnoses`: (recorded time, node, boot, seq, pod key) -> encoded
+//!   [`RecordedDiagnosis`]: what [`crate::record`] concluded about a pod an
+//!   incident named, newest last; retention by time.
+//! - `diagnoses_by_pod`: (pod key, recorded time, node, boot, seq) -> the
+//!   record's own pod key: a pod's recorded diagnoses, by UID (`uid:UID`)
+//!   and by name (`name:NAMESPACE/NAME`), each record under both it has.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use gpuscope_proto::v1::{
-    Incident, IncidentFilter, IncidentKind, NodeEvent, node_event::Kind as EventKind,
+    Incident, IncidentFilter, IncidentKind, NodeEvent, RecordedDiagnosis,
+    node_event::Kind as EventKind,
 };
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -34,6 +42,15 @@ const BOOTS: TableDefinition<(&str, &str), (u64, u64)> = TableDefinition::new("b
 /// (pod UID, time, node, boot, seq): a pod's incidents without a scan.
 type PodKey<'a> = (&'a str, u64, &'a str, &'a str, u64);
 const BY_POD: TableDefinition<PodKey, ()> = TableDefinition::new("by_pod");
+/// (recorded time, node, boot, seq, pod key).
+type DiagnosisKey<'a> = (u64, &'a str, &'a str, u64, &'a str);
+const DIAGNOSES: TableDefinition<DiagnosisKey, &[u8]> = TableDefinition::new("diagnoses");
+/// A [`DiagnosisKey`] out of the table.
+type DiagnosisOwnedKey = (u64, String, String, u64, String);
+/// (pod key, recorded time, node, boot, seq) -> the record's own pod key.
+type DiagnosisPodKey<'a> = (&'a str, u64, &'a str, &'a str, u64);
+const DIAGNOSES_BY_POD: TableDefinition<DiagnosisPodKey, &str> =
+    TableDefinition::new("diagnoses_by_pod");
 /// (time, node, boot, seq) out of an index entry.
 type OwnedKey = (u64, String, String, u64);
 
@@ -67,6 +84,8 @@ impl Store {
         tx.open_table(BY_TIME)?;
         tx.open_table(BOOTS)?;
         tx.open_table(BY_POD)?;
+        tx.open_table(DIAGNOSES)?;
+        tx.open_table(DIAGNOSES_BY_POD)?;
         tx.commit()?;
         Ok(Self { db })
     }
@@ -186,6 +205,58 @@ impl Store {
         Ok((out, false))
     }
 
+    /// Stores a recorded diagnosis, indexed by its pod's UID and name.
+    /// Blocking.
+    pub fn record_diagnosis(&self, d: &RecordedDiagnosis) -> Result<()> {
+        let keys = pod_keys(d);
+        let Some(own) = keys.first() else {
+            return Ok(());
+        };
+        let tx = self.db.begin_write()?;
+        {
+            let mut diagnoses = tx.open_table(DIAGNOSES)?;
+            let mut by_pod = tx.open_table(DIAGNOSES_BY_POD)?;
+            let (t, node, boot, seq) = (d.recorded_unix_nanos, &*d.node_name, &*d.boot_id, d.seq);
+            diagnoses.insert(
+                (t, node, boot, seq, own.as_str()),
+                d.encode_to_vec().as_slice(),
+            )?;
+            for key in &keys {
+                by_pod.insert((key.as_str(), t, node, boot, seq), own.as_str())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The diagnoses recorded for the pod with this UID (`uid`) or this
+    /// namespace and name, newest first, at most `limit`. Blocking.
+    pub fn diagnoses(&self, pod: &DiagnosedPod, limit: usize) -> Result<Vec<RecordedDiagnosis>> {
+        let key = pod.key();
+        let tx = self.db.begin_read()?;
+        let diagnoses = tx.open_table(DIAGNOSES)?;
+        let by_pod = tx.open_table(DIAGNOSES_BY_POD)?;
+        let lower: DiagnosisPodKey = (&key, 0, "", "", 0);
+        let upper: DiagnosisPodKey = (&key, u64::MAX, "", "", 0);
+        let mut out = Vec::new();
+        for entry in by_pod.range(lower..upper)?.rev() {
+            if out.len() == limit {
+                break;
+            }
+            let (k, own) = entry?;
+            let (_, t, node, boot, seq) = k.value();
+            let found = diagnoses.get((t, node, boot, seq, own.value()))?;
+            let Some(bytes) = found else { continue };
+            out.push(
+                RecordedDiagnosis::decode(bytes.value()).map_err(|source| Error::Decode {
+                    key: format!("diagnosis {key} {node}/{boot}/{seq}"),
+                    source,
+                })?,
+            );
+        }
+        Ok(out)
+    }
+
     /// Number of stored incidents.
     pub fn len(&self) -> Result<u64> {
         use redb::ReadableTableMetadata;
@@ -198,7 +269,8 @@ impl Store {
         Ok(self.len()? == 0)
     }
 
-    /// Deletes incidents whose time is before `cutoff`, and acknowledged
+    /// Deletes incidents whose time is before `cutoff` (and diagnoses
+    /// recorded before it), and acknowledged
     /// watermarks last written before `boots_cutoff` (Unix nanoseconds).
     /// Returns how many incidents were deleted.
     pub fn delete_before(&self, cutoff: u64, boots_cutoff: u64) -> Result<u64> {
@@ -232,6 +304,26 @@ impl Store {
                     }
                 }
                 deleted += 1;
+            }
+            let mut diagnoses = tx.open_table(DIAGNOSES)?;
+            let mut diagnoses_by_pod = tx.open_table(DIAGNOSES_BY_POD)?;
+            let old: Vec<(DiagnosisOwnedKey, Vec<String>)> = diagnoses
+                .range((0, "", "", 0, "")..(cutoff, "", "", 0, ""))?
+                .map(|e| {
+                    e.map(|(k, v)| {
+                        let (t, n, b, s, own) = k.value();
+                        let keys = RecordedDiagnosis::decode(v.value())
+                            .map(|d| pod_keys(&d))
+                            .unwrap_or_default();
+                        ((t, n.to_owned(), b.to_owned(), s, own.to_owned()), keys)
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            for ((t, n, b, s, own), keys) in &old {
+                diagnoses.remove((*t, n.as_str(), b.as_str(), *s, own.as_str()))?;
+                for key in keys {
+                    diagnoses_by_pod.remove((key.as_str(), *t, n.as_str(), b.as_str(), *s))?;
+                }
             }
             // A boot's watermark outlives its incidents (the caller passes
             // an earlier cutoff), so a late resend of a deleted event is
@@ -337,4 +429,127 @@ pub fn matches(filter: &IncidentFilter, incident: &Incident) -> bool {
         return false;
     }
     true
+}
+
+/// A pod whose recorded diagnoses are wanted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiagnosedPod {
+    /// By UID.
+    Uid(String),
+    /// By namespace and name.
+    Name {
+        /// The namespace.
+        namespace: String,
+        /// The pod's name.
+        name: String,
+    },
+}
+
+impl DiagnosedPod {
+    fn key(&self) -> String {
+        match self {
+            Self::Uid(uid) => format!("uid:{uid}"),
+            Self::Name { namespace, name } => format!("name:{namespace}/{name}"),
+        }
+    }
+}
+
+/// The keys a recorded diagnosis is found by: its UID's (first, the
+/// record's own) and its name's, those it has.
+fn pod_keys(d: &RecordedDiagnosis) -> Vec<String> {
+    let mut keys = Vec::new();
+    if !d.pod_uid.is_empty() {
+        keys.push(DiagnosedPod::Uid(d.pod_uid.clone()).key());
+    }
+    if !d.pod_name.is_empty() {
+        keys.push(
+            DiagnosedPod::Name {
+                namespace: d.pod_namespace.clone(),
+                name: d.pod_name.clone(),
+            }
+            .key(),
+        );
+    }
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use redb::ReadableTableMetadata;
+
+    use super::*;
+
+    fn rec(uid: &str, ns: &str, name: &str, t: u64, seq: u64) -> RecordedDiagnosis {
+        RecordedDiagnosis {
+            pod_namespace: ns.into(),
+            pod_name: name.into(),
+            pod_uid: uid.into(),
+            recorded_unix_nanos: t,
+            node_name: "n".into(),
+            boot_id: "b".into(),
+            seq,
+            ..RecordedDiagnosis::default()
+        }
+    }
+
+    fn seqs(store: &Store, pod: DiagnosedPod) -> Vec<u64> {
+        store
+            .diagnoses(&pod, 10)
+            .unwrap()
+            .iter()
+            .map(|d| d.seq)
+            .collect()
+    }
+
+    fn uid(u: &str) -> DiagnosedPod {
+        DiagnosedPod::Uid(u.into())
+    }
+
+    fn name(ns: &str, name: &str) -> DiagnosedPod {
+        DiagnosedPod::Name {
+            namespace: ns.into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn recorded_diagnoses_are_found_by_uid_and_name_newest_first_until_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.redb");
+        let store = Store::open(&path).unwrap();
+        store
+            .record_diagnosis(&rec("u1", "ml", "a", 10, 1))
+            .unwrap();
+        store
+            .record_diagnosis(&rec("u1", "ml", "a", 20, 2))
+            .unwrap();
+        // The same incident naming two pods: two records.
+        store.record_diagnosis(&rec("", "ml", "b", 20, 2)).unwrap();
+        store.record_diagnosis(&rec("u2", "", "", 30, 4)).unwrap();
+        // Neither UID nor name: nothing to find it by, not stored.
+        store.record_diagnosis(&rec("", "", "", 40, 5)).unwrap();
+
+        assert_eq!(seqs(&store, uid("u1")), [2, 1]);
+        assert_eq!(seqs(&store, name("ml", "a")), [2, 1]);
+        assert_eq!(seqs(&store, name("ml", "b")), [2]);
+        assert_eq!(seqs(&store, uid("u2")), [4]);
+        assert_eq!(seqs(&store, name("ml", "u1")), [0u64; 0]);
+        assert_eq!(store.diagnoses(&uid("u1"), 1).unwrap().len(), 1);
+
+        // Durable: found again after a reopen.
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(seqs(&store, name("ml", "a")), [2, 1]);
+
+        // Retention deletes a record and every index entry of it.
+        store.delete_before(21, 0).unwrap();
+        assert_eq!(seqs(&store, uid("u1")), [0u64; 0]);
+        assert_eq!(seqs(&store, name("ml", "b")), [0u64; 0]);
+        assert_eq!(seqs(&store, uid("u2")), [4]);
+        let tx = store.db.begin_read().unwrap();
+        assert_eq!(tx.open_table(DIAGNOSES).unwrap().len().unwrap(), 1);
+        assert_eq!(tx.open_table(DIAGNOSES_BY_POD).unwrap().len().unwrap(), 1);
+    }
 }

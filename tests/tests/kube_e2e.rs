@@ -125,13 +125,20 @@ fn explain_names_the_oom_killed_pod_by_namespace_and_name() {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let data = dir.path().join("data");
-    let _aggregator = spawn(
-        "gpuscope-aggregator",
-        &["--listen", &listen, "--kube-server", &kube.url()],
-        |c| {
-            c.arg("--data-dir").arg(&data);
-        },
-    );
+    let aggregator_log = dir.path().join("aggregator.log");
+    let aggregator_args = [
+        "--listen",
+        &listen,
+        "--kube-server",
+        &kube.url(),
+        "--record-diagnosis-after",
+        "1s",
+    ];
+    let aggregator = spawn("gpuscope-aggregator", &aggregator_args, |c| {
+        c.arg("--data-dir")
+            .arg(&data)
+            .stderr(std::fs::File::create(&aggregator_log).expect("aggregator log"));
+    });
     let state = dir.path().join("state");
     let nvml = fake_nvml_lib();
     let sock = dir.path().join("no-kubelet.sock");
@@ -254,6 +261,46 @@ fn explain_names_the_oom_killed_pod_by_namespace_and_name() {
     assert_eq!(v["pod_name"], "trainer-0", "{line}");
     assert_eq!(v["container_name"], "trainer", "{line}");
     drop(watcher);
+
+    // The diagnosis recorded a second after the kill outlives the pod and
+    // the aggregator: the Job's pod is deleted, the aggregator killed and
+    // restarted, and `explain trainer-0 -n ml` still tells the story.
+    wait_until(Duration::from_secs(20), "a recorded diagnosis", || {
+        let log = std::fs::read_to_string(&aggregator_log).ok()?;
+        log.contains("Recorded a diagnosis.").then_some(())
+    });
+    assert!(
+        kube.delete("Pod", Some("ml"), "trainer-0"),
+        "delete the pod"
+    );
+    drop(aggregator);
+    let _aggregator = spawn("gpuscope-aggregator", &aggregator_args, |c| {
+        c.arg("--data-dir").arg(&data);
+    });
+    let explained = wait_until(Duration::from_secs(20), "explain after the restart", || {
+        let (ok, out) = explain(port, "json");
+        ok.then(|| serde_json::from_str::<Value>(&out).expect("explain -o json"))
+    });
+    let recorded = &explained["recorded"][0];
+    assert_eq!(recorded["pod_namespace"], "ml", "{explained}");
+    assert_eq!(recorded["pod_name"], "trainer-0", "{explained}");
+    assert_eq!(recorded["pod_uid"], uid.as_str(), "{explained}");
+    let oom = recorded["findings"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["kind"] == "oom_killed"))
+        .unwrap_or_else(|| panic!("the recorded oom_killed finding: {explained}"));
+    assert_eq!(oom["subject"]["container"], "trainer", "{oom}");
+    assert_eq!(oom["subject"]["owner"], "Job/train", "{oom}");
+    let (ok, table) = explain(port, "table");
+    assert!(
+        ok && table.contains("recorded") && table.contains("oom_killed"),
+        "{table}"
+    );
+    let (ok, oom) = gpuscope(port, &["oom"]);
+    assert!(
+        ok && oom.contains("ml/trainer-0/trainer"),
+        "named from the record: {oom}"
+    );
     drop(cg);
 }
 

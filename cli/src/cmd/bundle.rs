@@ -61,6 +61,7 @@ pub fn explain_bundle(
                 &format!("pod {s} (bundle {})", dir.display()),
                 &findings,
                 &b.evidence.gaps,
+                &[],
                 out,
             )
         }

@@ -5,12 +5,13 @@
 use std::path::Path;
 
 use anyhow::Context as _;
+use gpuscope_agent::model::Timestamp;
 use gpuscope_diagnose::wire::findings_from_wire;
 use gpuscope_diagnose::{Finding, Gap};
 use gpuscope_proto::v1 as pb;
 
 use super::Client;
-use super::findings::print_explained;
+use super::findings::{Recorded, print_explained};
 use crate::Format;
 
 /// Findings this build knows, with a gap for each it does not (a newer
@@ -51,6 +52,23 @@ pub async fn explain(
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
         .into_inner();
     let (findings, gaps) = known_findings(resp.findings, resp.gaps);
+    let recorded: Vec<Recorded> = resp
+        .recorded
+        .into_iter()
+        .map(|r| {
+            let (findings, gaps) = known_findings(r.findings, r.gaps);
+            Recorded {
+                recorded_at: Timestamp(r.recorded_unix_nanos),
+                pod_namespace: r.pod_namespace,
+                pod_name: r.pod_name,
+                pod_uid: r.pod_uid,
+                node: r.node_name,
+                seq: r.seq,
+                findings,
+                gaps,
+            }
+        })
+        .collect();
     let title = match (
         findings.iter().find_map(|f| f.subject.namespace.as_deref()),
         ns,
@@ -59,7 +77,7 @@ pub async fn explain(
         (None, "") => format!("pod {name}"),
         (None, ns) => format!("pod {ns}/{name}"),
     };
-    print_explained(&title, &findings, &gaps, out)
+    print_explained(&title, &findings, &gaps, &recorded, out)
 }
 
 /// Writes the aggregator's evidence about a pod as an offline bundle.

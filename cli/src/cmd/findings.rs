@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use gpuscope_agent::model::Timestamp;
 use gpuscope_agent::output::table;
 use gpuscope_diagnose::wire::confidence_str;
 use gpuscope_diagnose::{Finding, Gap, Kind};
@@ -16,6 +17,31 @@ struct Report<'a> {
     findings: &'a [Finding],
     #[serde(skip_serializing_if = "<[Gap]>::is_empty")]
     gaps: &'a [Gap],
+    #[serde(skip_serializing_if = "<[Recorded]>::is_empty")]
+    recorded: &'a [Recorded],
+}
+
+/// A diagnosis the aggregator recorded after an incident, while Kubernetes
+/// still had the pod.
+#[derive(Debug, serde::Serialize)]
+pub struct Recorded {
+    /// When it was made.
+    pub recorded_at: Timestamp,
+    /// The pod's namespace then (empty: not known to Kubernetes).
+    pub pod_namespace: String,
+    /// The pod's name then.
+    pub pod_name: String,
+    /// The pod's UID.
+    pub pod_uid: String,
+    /// The node of the incident that caused it.
+    pub node: String,
+    /// That incident's sequence number in its node's boot.
+    pub seq: u64,
+    /// What was found.
+    pub findings: Vec<Finding>,
+    /// What was missing then.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<Gap>,
 }
 
 /// Where a finding points: `namespace/pod container`, or the node/GPU.
@@ -56,15 +82,43 @@ pub fn print_explained(
     title: &str,
     findings: &[Finding],
     gaps: &[Gap],
+    recorded: &[Recorded],
     out: Format,
 ) -> anyhow::Result<()> {
     if out == Format::Json {
-        return print_json(&Report { findings, gaps });
+        return print_json(&Report {
+            findings,
+            gaps,
+            recorded,
+        });
     }
     println!("{title}");
     if findings.is_empty() {
         println!("\nNo problem found.");
     }
+    print_findings(findings);
+    print_gaps(gaps);
+    for r in recorded {
+        let pod = if r.pod_name.is_empty() {
+            format!("pod {}", r.pod_uid)
+        } else {
+            format!("pod {}/{} (UID {})", r.pod_namespace, r.pod_name, r.pod_uid)
+        };
+        println!(
+            "\n--- recorded {} ({}), after incident #{} on node {}, while Kubernetes still had {pod}:",
+            r.recorded_at,
+            crate::render::ago(r.recorded_at),
+            r.seq,
+            r.node
+        );
+        print_findings(&r.findings);
+        print_gaps(&r.gaps);
+    }
+    Ok(())
+}
+
+/// Each finding: its sentence, its evidence aligned, its next steps.
+fn print_findings(findings: &[Finding]) {
     for f in findings {
         println!(
             "\n[{}] {} {}\n  {}",
@@ -96,14 +150,16 @@ pub fn print_explained(
             }
         }
     }
-    print_gaps(gaps);
-    Ok(())
 }
 
 /// Prints findings as a ranked table (most costly first), one line each.
 pub fn print_ranked(findings: &[Finding], gaps: &[Gap], out: Format) -> anyhow::Result<()> {
     if out == Format::Json {
-        return print_json(&Report { findings, gaps });
+        return print_json(&Report {
+            findings,
+            gaps,
+            recorded: &[],
+        });
     }
     if findings.is_empty() {
         println!("No problem found.");
@@ -155,6 +211,7 @@ pub fn print_idle(findings: &[Finding], gaps: &[Gap], out: Format) -> anyhow::Re
         return print_json(&Report {
             findings: &idle,
             gaps,
+            recorded: &[],
         });
     }
     if idle.is_empty() {

@@ -1,0 +1,241 @@
+//! Recorded diagnoses: when an incident names a pod (an OOM kill of one
+//! of its containers, an XID or a lost GPU it held), the pod is diagnosed
+//! a little later — once the kubelet has reported the termination and the
+//! Kubernetes watch has seen it — and the findings are stored beside the
+//! incidents ([`crate::store`]). The story of a run survives the deletion
+//! of its pod (a finished Job's pods are garbage-collected) and the
+//! aggregator's restart (history is in memory only); `Explain` of a pod
+//! Kubernetes no longer has returns them.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gpuscope_proto::v1::{GpuHolder, Incident, RecordedDiagnosis, node_event::Kind as EventKind};
+use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
+
+use crate::query::Diagnosis;
+
+/// Diagnoses waiting for their time, at most; more are dropped, counted
+/// and logged (a node-wide OOM killing hundreds of containers at once).
+pub const MAX_PENDING: usize = 4096;
+
+/// A pod an incident named, as the incident named it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Named {
+    /// An OOM-killed container's pod, by UID.
+    Uid(String),
+    /// A GPU holder, by namespace and name.
+    Name { namespace: String, pod: String },
+}
+
+/// One diagnosis to make.
+#[derive(Debug)]
+struct Pending {
+    due: Instant,
+    pod: Named,
+    node: String,
+    boot: String,
+    seq: u64,
+}
+
+/// The pods an incident names, each once.
+fn named(incident: &Incident) -> Vec<Named> {
+    let holders = |h: &[GpuHolder]| {
+        let mut out: Vec<Named> = Vec::new();
+        for h in h.iter().filter(|h| !h.pod.is_empty()) {
+            let n = Named::Name {
+                namespace: h.namespace.clone(),
+                pod: h.pod.clone(),
+            };
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+        out
+    };
+    match incident.event.as_ref().and_then(|e| e.kind.as_ref()) {
+        Some(EventKind::OomKill(k)) => k
+            .container
+            .as_ref()
+            .map(|c| c.pod_uid.clone())
+            .filter(|u| !u.is_empty())
+            .map(Named::Uid)
+            .into_iter()
+            .collect(),
+        Some(EventKind::Xid(x)) => holders(&x.holders),
+        Some(EventKind::GpuLost(l)) => holders(&l.holders),
+        _ => Vec::new(),
+    }
+}
+
+/// Diagnoses each pod an incident names `after` the incident was stored,
+/// and stores what was found, until shutdown.
+pub(crate) async fn record_loop(
+    diagnosis: Diagnosis,
+    mut incidents: broadcast::Receiver<Arc<Incident>>,
+    after: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut pending: VecDeque<Pending> = VecDeque::new();
+    let mut dropped: u64 = 0;
+    loop {
+        let next_due = pending.front().map(|p| p.due);
+        tokio::select! {
+            n = incidents.recv() => match n {
+                Ok(incident) => {
+                    for pod in named(&incident) {
+                        if pending.len() >= MAX_PENDING {
+                            dropped += 1;
+                            tracing::warn!(dropped, max = MAX_PENDING, "Too many diagnoses waiting; this incident's is not recorded.");
+                            continue;
+                        }
+                        let event = incident.event.as_ref();
+                        pending.push_back(Pending {
+                            due: Instant::now() + after,
+                            pod,
+                            node: incident.node_name.clone(),
+                            boot: incident.boot_id.clone(),
+                            seq: event.map_or(0, |e| e.seq),
+                        });
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                    tracing::warn!(skipped, "Diagnosis recorder fell behind; those incidents' diagnoses are not recorded.");
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = sleep_until(next_due), if next_due.is_some() => {
+                if let Some(p) = pending.pop_front() {
+                    record(&diagnosis, p).await;
+                }
+            }
+            _ = crate::stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    if let Some(due) = due {
+        tokio::time::sleep_until(due).await;
+    }
+}
+
+/// Diagnoses one pod and stores the findings; logs what fails.
+async fn record(diagnosis: &Diagnosis, p: Pending) {
+    let (namespace, pod) = match &p.pod {
+        Named::Uid(uid) => ("", uid.as_str()),
+        Named::Name { namespace, pod } => (namespace.as_str(), pod.as_str()),
+    };
+    let recorded = async {
+        let Some(target) = diagnosis.assembler.resolve(namespace, pod).await? else {
+            return Ok(None);
+        };
+        let (findings, ev) = diagnosis.explain(&target).await?;
+        if findings.is_empty() {
+            return Ok(None);
+        }
+        let (pod_namespace, pod_name, container_names) = match &target.pod {
+            Some(p) => {
+                let id = crate::kube::join::identity(p);
+                (
+                    id.namespace,
+                    id.name,
+                    crate::kube::join::container_names(p).into_iter().collect(),
+                )
+            }
+            None => match &p.pod {
+                Named::Name { namespace, pod } => {
+                    (namespace.clone(), pod.clone(), Default::default())
+                }
+                Named::Uid(_) => Default::default(),
+            },
+        };
+        let d = RecordedDiagnosis {
+            pod_namespace,
+            pod_name,
+            pod_uid: target.uid.clone().unwrap_or_default(),
+            recorded_unix_nanos: crate::now_unix_nanos(),
+            node_name: p.node.clone(),
+            boot_id: p.boot.clone(),
+            seq: p.seq,
+            findings: findings.iter().map(Into::into).collect(),
+            gaps: ev.gaps.iter().map(Into::into).collect(),
+            container_names,
+        };
+        let n = d.findings.len();
+        diagnosis.assembler.record(d).await?;
+        Ok::<_, crate::Error>(Some(n))
+    };
+    match recorded.await {
+        Ok(Some(findings)) => {
+            tracing::info!(pod = ?p.pod, node = %p.node, seq = p.seq, findings, "Recorded a diagnosis.")
+        }
+        Ok(None) => {
+            tracing::debug!(pod = ?p.pod, node = %p.node, seq = p.seq, "Nothing to record.")
+        }
+        Err(e) => {
+            tracing::error!(pod = ?p.pod, node = %p.node, seq = p.seq, error = %e, "Recording a diagnosis failed.")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gpuscope_proto::v1::{ContainerRef, NodeEvent, OomKill, Xid};
+
+    use super::*;
+
+    fn incident(kind: EventKind) -> Incident {
+        Incident {
+            node_name: "n".into(),
+            boot_id: "b".into(),
+            event: Some(NodeEvent {
+                seq: 3,
+                time_unix_nanos: 1,
+                kind: Some(kind),
+            }),
+            ..Incident::default()
+        }
+    }
+
+    fn holder(ns: &str, pod: &str) -> GpuHolder {
+        GpuHolder {
+            namespace: ns.into(),
+            pod: pod.into(),
+            ..GpuHolder::default()
+        }
+    }
+
+    #[test]
+    fn an_oom_kill_names_its_pod_by_uid_and_an_xid_each_holder_once() {
+        let oom = incident(EventKind::OomKill(OomKill {
+            container: Some(ContainerRef {
+                pod_uid: "u-1".into(),
+                ..ContainerRef::default()
+            }),
+            ..OomKill::default()
+        }));
+        assert_eq!(named(&oom), vec![Named::Uid("u-1".into())]);
+        let node_wide = incident(EventKind::OomKill(OomKill::default()));
+        assert!(named(&node_wide).is_empty());
+        let xid = incident(EventKind::Xid(Xid {
+            holders: vec![holder("ml", "a"), holder("ml", "b"), holder("ml", "a")],
+            ..Xid::default()
+        }));
+        assert_eq!(
+            named(&xid),
+            vec![
+                Named::Name {
+                    namespace: "ml".into(),
+                    pod: "a".into()
+                },
+                Named::Name {
+                    namespace: "ml".into(),
+                    pod: "b".into()
+                }
+            ]
+        );
+    }
+}
