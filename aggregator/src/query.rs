@@ -10,10 +10,11 @@ use gpuscope_diagnose::bundle::Bundle;
 use gpuscope_proto::v1::{
     BundleFile, ContainerInfo, ContainerRef, DiagnoseRequest, DiagnoseResponse, ExplainRequest,
     ExplainResponse, GetBundleRequest, GetBundleResponse, GetSeriesRequest, GetSeriesResponse,
-    Incident, ListContainersRequest, ListContainersResponse, ListGpusRequest, ListGpusResponse,
-    ListIncidentsRequest, ListIncidentsResponse, ListNodesRequest, ListNodesResponse,
-    RecordedDiagnosis, WatchIncidentsRequest, WatchIncidentsResponse, WatchLagged,
-    get_series_request::Target, node_event, query_server::Query, watch_incidents_response,
+    Incident, IncidentFilter, ListContainersRequest, ListContainersResponse, ListGpusRequest,
+    ListGpusResponse, ListIncidentsRequest, ListIncidentsResponse, ListNodesRequest,
+    ListNodesResponse, RecordedDiagnosis, WatchIncidentsRequest, WatchIncidentsResponse,
+    WatchLagged, get_series_request::Target, node_event, query_server::Query,
+    watch_incidents_response,
 };
 use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::{broadcast, watch};
@@ -210,9 +211,14 @@ impl Query for QueryService {
         let store = self.store.clone();
         let filter = r.filter.unwrap_or_default();
         let pods = self.kube().map(|k| k.pods()).unwrap_or_default();
+        let (since, until) = (r.since_unix_nanos, r.until_unix_nanos);
         let (incidents, truncated) = tokio::task::spawn_blocking(move || {
-            let (mut incidents, truncated) =
-                store.list(&filter, r.since_unix_nanos, r.until_unix_nanos, limit)?;
+            let (mut incidents, truncated) = if filter.pod_name.is_empty() {
+                store.list(&filter, since, until, limit)?
+            } else {
+                let uids = uids_named(&pods, &store, &filter)?;
+                list_uids(&store, &filter, &uids, since, until, limit)?
+            };
             Namer::new(&pods).incidents(&mut incidents);
             name_from_records(&store, &mut incidents)?;
             Ok::<_, crate::Error>((incidents, truncated))
@@ -368,6 +374,9 @@ impl Query for QueryService {
                         if let Some(kube) = &kube {
                             Namer::new(&kube.pods()).incidents(std::slice::from_mut(&mut incident));
                         }
+                        if !named_as(&filter, &incident) {
+                            continue;
+                        }
                         watch_incidents_response::Kind::Incident(incident)
                     }
                     Ok(_) => continue,
@@ -387,6 +396,78 @@ impl Query for QueryService {
             tokio_stream::wrappers::ReceiverStream::new(out),
         )))
     }
+}
+
+/// The namespace a filter's pod name is in.
+fn filter_namespace(filter: &IncidentFilter) -> &str {
+    match filter.pod_namespace.as_str() {
+        "" => "default",
+        ns => ns,
+    }
+}
+
+/// Whether a (named) incident passes the filter's pod name, if it has one.
+fn named_as(filter: &IncidentFilter, i: &Incident) -> bool {
+    filter.pod_name.is_empty()
+        || (i.pod_name == filter.pod_name && i.pod_namespace == filter_namespace(filter))
+}
+
+/// Every UID the pod the filter names is known by: the pod object's, and
+/// those of the recorded diagnoses of pods of that name. Blocking.
+fn uids_named(
+    pods: &[Arc<Pod>],
+    store: &Store,
+    filter: &IncidentFilter,
+) -> crate::Result<Vec<String>> {
+    use gpuscope_diagnose::k8s;
+    let namespace = filter_namespace(filter);
+    let mut uids: Vec<String> = pods
+        .iter()
+        .filter(|p| k8s::namespace(p) == namespace && k8s::name(p) == filter.pod_name)
+        .filter_map(|p| k8s::uid(p).map(str::to_owned))
+        .collect();
+    let named = DiagnosedPod::Name {
+        namespace: namespace.to_owned(),
+        name: filter.pod_name.clone(),
+    };
+    for d in store.diagnoses(&named, 1000)? {
+        if !d.pod_uid.is_empty() && !uids.contains(&d.pod_uid) {
+            uids.push(d.pod_uid);
+        }
+    }
+    if !filter.pod_uid.is_empty() {
+        uids.retain(|u| *u == filter.pod_uid);
+    }
+    Ok(uids)
+}
+
+/// The incidents of each of `uids` passing `filter`, newest first, at
+/// most `limit`, and whether more matched. Blocking.
+fn list_uids(
+    store: &Store,
+    filter: &IncidentFilter,
+    uids: &[String],
+    since: u64,
+    until: u64,
+    limit: usize,
+) -> crate::Result<(Vec<Incident>, bool)> {
+    let mut out = Vec::new();
+    let mut truncated = false;
+    for uid in uids {
+        let one = IncidentFilter {
+            pod_uid: uid.clone(),
+            ..filter.clone()
+        };
+        let (found, more) = store.list(&one, since, until, limit)?;
+        out.extend(found);
+        truncated |= more;
+    }
+    out.sort_by_key(|i| std::cmp::Reverse(crate::store::incident_time(i)));
+    if out.len() > limit {
+        out.truncate(limit);
+        truncated = true;
+    }
+    Ok((out, truncated))
 }
 
 /// Names the OOM kills of pods Kubernetes no longer has (or that the
@@ -491,5 +572,30 @@ impl<'a> Namer<'a> {
             i.pod_name = n.pod;
             i.container_name = n.container;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pod_name_filter_matches_the_named_incident_in_its_namespace() {
+        let named = Incident {
+            pod_namespace: "default".into(),
+            pod_name: "web".into(),
+            ..Incident::default()
+        };
+        let filter = |ns: &str, name: &str| IncidentFilter {
+            pod_namespace: ns.into(),
+            pod_name: name.into(),
+            ..IncidentFilter::default()
+        };
+        assert!(named_as(&filter("", ""), &named));
+        assert!(named_as(&filter("", "web"), &named));
+        assert!(named_as(&filter("default", "web"), &named));
+        assert!(!named_as(&filter("ml", "web"), &named));
+        assert!(!named_as(&filter("", "db"), &named));
+        assert!(!named_as(&filter("", "web"), &Incident::default()));
     }
 }

@@ -355,6 +355,7 @@ pub async fn run() -> anyhow::Result<()> {
                                 node_name: String::new(),
                                 pod_uid: pod,
                                 kinds: vec![pb::IncidentKind::OomKill as i32],
+                                ..Default::default()
                             }),
                             since_unix_nanos: 0,
                             until_unix_nanos: 0,

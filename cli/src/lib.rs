@@ -69,9 +69,14 @@ enum Command {
         /// Only this node.
         #[arg(long)]
         node: Option<String>,
-        /// Only this pod UID.
+        /// Only this pod: its UID, `namespace/name`, or its name with -n
+        /// (every UID the aggregator knows it by: the pod's, and those of
+        /// pods of that name it recorded diagnoses of).
         #[arg(long)]
         pod: Option<String>,
+        /// The namespace of --pod.
+        #[arg(short, long, requires = "pod")]
+        namespace: Option<String>,
     },
     /// Incidents (OOM kills, XIDs, lost GPUs, source changes).
     Events {
@@ -166,12 +171,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pods { node } => {
             cmd::pods(&mut cmd::connect(url, &cli.tls).await?, node, out).await
         }
-        Command::Oom { since, node, pod } => {
+        Command::Oom {
+            since,
+            node,
+            pod,
+            namespace,
+        } => {
             cmd::oom(
                 &mut cmd::connect(url, &cli.tls).await?,
                 since,
                 node,
-                pod,
+                pod.as_deref(),
+                namespace.as_deref(),
                 out,
             )
             .await

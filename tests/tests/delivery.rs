@@ -85,6 +85,7 @@ fn stored_xids(port: u16) -> Option<HashMap<u64, usize>> {
                     node_name: String::new(),
                     pod_uid: String::new(),
                     kinds: vec![pb::IncidentKind::Xid as i32],
+                    ..Default::default()
                 }),
                 since_unix_nanos: 0,
                 until_unix_nanos: 0,

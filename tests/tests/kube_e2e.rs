@@ -239,6 +239,11 @@ fn explain_names_the_oom_killed_pod_by_namespace_and_name() {
     let (ok, oom) = gpuscope(port, &["oom"]);
     assert!(ok && oom.contains("ml/trainer-0/trainer"), "{oom}");
     assert!(oom.contains("memhog"), "{oom}");
+    // --pod by name: the pod object's UID; another name: nothing.
+    let (ok, mine) = gpuscope(port, &["oom", "--pod", "trainer-0", "-n", "ml"]);
+    assert!(ok && mine.contains("ml/trainer-0/trainer"), "{mine}");
+    let (ok, other) = gpuscope(port, &["oom", "--pod", "ml/trainer-1"]);
+    assert!(ok && !other.contains("memhog"), "{other}");
     let (ok, events) = gpuscope(port, &["events"]);
     assert!(
         ok && events.contains("oom_kill  ml/trainer-0/trainer"),
@@ -300,6 +305,11 @@ fn explain_names_the_oom_killed_pod_by_namespace_and_name() {
     assert!(
         ok && oom.contains("ml/trainer-0/trainer"),
         "named from the record: {oom}"
+    );
+    let (ok, oom) = gpuscope(port, &["oom", "--pod", "ml/trainer-0"]);
+    assert!(
+        ok && oom.contains("ml/trainer-0/trainer"),
+        "found by name through the record: {oom}"
     );
     drop(cg);
 }

@@ -95,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
                     node_name: String::new(),
                     pod_uid: pod.clone(),
                     kinds: vec![pb::IncidentKind::OomKill as i32],
+                    ..Default::default()
                 }),
                 since_unix_nanos: 0,
                 until_unix_nanos: 0,

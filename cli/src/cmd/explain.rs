@@ -10,8 +10,8 @@ use gpuscope_diagnose::wire::findings_from_wire;
 use gpuscope_diagnose::{Finding, Gap};
 use gpuscope_proto::v1 as pb;
 
-use super::Client;
 use super::findings::{Recorded, print_explained};
+use super::{Client, pod_ref};
 use crate::Format;
 
 /// Findings this build knows, with a gap for each it does not (a newer
@@ -25,14 +25,6 @@ pub fn known_findings(findings: Vec<pb::Finding>, gaps: Vec<pb::Gap>) -> (Vec<Fi
             .map(|e| Gap::new("findings", format!("{e} (upgrade gpuscope to read it)"))),
     );
     (known, gaps)
-}
-
-/// Splits `namespace/name` or takes `-n`.
-fn pod_ref<'a>(pod: &'a str, namespace: Option<&'a str>) -> (&'a str, &'a str) {
-    match (pod.split_once('/'), namespace) {
-        (Some((ns, name)), None) => (ns, name),
-        _ => (namespace.unwrap_or(""), pod),
-    }
 }
 
 /// Explains one pod: every finding about it, its node and its GPUs.

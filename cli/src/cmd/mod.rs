@@ -123,6 +123,15 @@ pub fn incident(i: pb::Incident) -> Option<IncidentJson> {
     })
 }
 
+/// A pod named on the command line: `namespace/name`, or a name (or UID)
+/// in `-n`'s namespace (empty: the aggregator's default, `default`).
+pub fn pod_ref<'a>(pod: &'a str, namespace: Option<&'a str>) -> (&'a str, &'a str) {
+    match (pod.split_once('/'), namespace) {
+        (Some((ns, name)), None) => (ns, name),
+        _ => (namespace.unwrap_or(""), pod),
+    }
+}
+
 /// Prints `value` as pretty JSON.
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
