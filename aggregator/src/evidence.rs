@@ -59,8 +59,10 @@ pub struct Target {
     /// Namespace and name (with --no-kube and a UID: the namespace asked
     /// for and the UID).
     pub key: PodKey,
-    /// The pod object, when Kubernetes knows it.
+    /// The pod object, when Kubernetes knows it (or knew it: `deleted`).
     pub pod: Option<Arc<Pod>>,
+    /// Kubernetes has deleted the pod lately: `pod` is its last state.
+    pub deleted: bool,
     /// Its UID, when known.
     pub uid: Option<String>,
     /// Nodes whose records concern it (its node; with agent data only,
@@ -98,21 +100,30 @@ impl Assembler {
             namespace
         };
         if let Some(kube) = &self.kube {
+            let by_name = |p: &Pod| k8s::namespace(p) == namespace && k8s::name(p) == pod;
             let pods = kube.pods();
-            let found = pods
+            let live = pods
                 .iter()
-                .find(|p| k8s::namespace(p) == namespace && k8s::name(p) == pod)
-                .or_else(|| join::pod_by_uid(&pods, pod));
-            if let Some(p) = found {
-                let id = join::identity(p);
+                .find(|p| by_name(p))
+                .or_else(|| join::pod_by_uid(&pods, pod))
+                .cloned();
+            let found = match live {
+                Some(p) => Some((p, false)),
+                None => kube
+                    .departed(|p| by_name(p) || k8s::uid(p) == Some(pod))
+                    .map(|p| (p, true)),
+            };
+            if let Some((p, deleted)) = found {
+                let id = join::identity(&p);
                 return Ok(Some(Target {
                     key: PodKey {
                         namespace: id.namespace,
                         name: id.name,
                     },
-                    uid: k8s::uid(p).map(str::to_owned),
+                    uid: k8s::uid(&p).map(str::to_owned),
                     nodes: id.node.into_iter().collect(),
-                    pod: Some(p.clone()),
+                    pod: Some(p),
+                    deleted,
                 }));
             }
         }
@@ -125,6 +136,7 @@ impl Assembler {
             return Ok(Some(Target {
                 key,
                 pod: None,
+                deleted: false,
                 uid: Some(pod.to_owned()),
                 nodes,
             }));
@@ -134,6 +146,7 @@ impl Assembler {
             return Ok(Some(Target {
                 key,
                 pod: None,
+                deleted: false,
                 uid: None,
                 nodes,
             }));
@@ -148,6 +161,7 @@ impl Assembler {
             return Ok(Some(Target {
                 key,
                 pod: None,
+                deleted: false,
                 uid: Some(d.pod_uid).filter(|u| !u.is_empty()),
                 nodes: vec![d.node_name],
             }));
@@ -166,6 +180,7 @@ impl Assembler {
         Ok(Some(Target {
             key,
             pod: None,
+            deleted: false,
             uid: Some(pod.to_owned()),
             nodes,
         }))
@@ -186,6 +201,15 @@ impl Assembler {
             Some(kube) => {
                 kube_objects_for_pod(kube, target, &mut ev);
                 ev.gaps.extend(kube.gaps());
+                if target.deleted {
+                    ev.gaps.push(Gap::new(
+                        "pods",
+                        format!(
+                            "{} was deleted from Kubernetes: its last state before the deletion is used",
+                            target.key
+                        ),
+                    ));
+                }
                 if let Some(pod) = &target.pod {
                     self.logs(kube, pod, &mut ev).await;
                 }

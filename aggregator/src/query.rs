@@ -283,9 +283,10 @@ impl Query for QueryService {
         let (findings, ev) = d.explain(&target).await.map_err(internal)?;
         // Gone from Kubernetes: what was concluded while it was there.
         let recorded = match (&target.pod, &target.uid) {
-            (Some(_), _) => None,
+            (Some(_), _) if !target.deleted => None,
+            (Some(_), Some(uid)) => Some(DiagnosedPod::Uid(uid.clone())),
             (None, Some(uid)) => Some(DiagnosedPod::Uid(uid.clone())),
-            (None, None) => Some(DiagnosedPod::Name {
+            (_, None) => Some(DiagnosedPod::Name {
                 namespace: target.key.namespace.clone(),
                 name: target.key.name.clone(),
             }),

@@ -141,6 +141,7 @@ async fn record(diagnosis: &Diagnosis, p: Pending) {
         Named::Name { namespace, pod } => (namespace.as_str(), pod.as_str()),
     };
     let recorded = async {
+        // A pod deleted since is found as its deletion showed it.
         let Some(target) = diagnosis.assembler.resolve(namespace, pod).await? else {
             return Ok(None);
         };

@@ -76,6 +76,25 @@ fn restarted_after_oom(id: &str) -> Value {
     })
 }
 
+/// What the kubelet reports when a `restartPolicy: Never` pod's only
+/// container was OOM-killed: the pod failed.
+fn failed_after_oom(id: &str) -> Value {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    json!({
+        "phase": "Failed",
+        "containerStatuses": [{
+            "name": "trainer", "image": "ghcr.io/example/trainer:1.4", "imageID": "",
+            "containerID": format!("containerd://{id}"),
+            "ready": false, "started": false, "restartCount": 0,
+            "state": {"terminated": {
+                "exitCode": 137, "reason": "OOMKilled",
+                "startedAt": "2026-11-26T10:00:05Z", "finishedAt": now,
+                "containerID": format!("containerd://{id}")
+            }}
+        }]
+    })
+}
+
 fn spawn(bin: &str, args: &[&str], extra: impl FnOnce(&mut Command)) -> KillOnDrop {
     let mut c = Command::new(workspace_bin(bin));
     c.args(args).stdout(Stdio::null());
@@ -104,74 +123,188 @@ fn explain(port: u16, format: &str) -> (bool, String) {
     gpuscope(port, &["-o", format, "explain", "trainer-0", "-n", "ml"])
 }
 
+/// The live path, started: a fake API server holding node `NODE` and pod
+/// `ml/trainer-0` (its container running in a real memory cgroup at its
+/// kubelet path), the aggregator watching it (its log in a file), and an
+/// agent with the fake NVML streaming to it.
+struct Live {
+    uid: String,
+    id: String,
+    cg: CgroupGuard,
+    kube: FakeKube,
+    port: u16,
+    aggregator_args: Vec<String>,
+    aggregator_log: std::path::PathBuf,
+    data: std::path::PathBuf,
+    aggregator: KillOnDrop,
+    _agent: KillOnDrop,
+    _dir: tempfile::TempDir,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+/// One live path at a time: each agent sees every kubelet cgroup of the
+/// host, the other test's too.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl Live {
+    /// Starts it with the pod's IDs from `seed`, recording diagnoses
+    /// `record_after` an incident; `None` without root and cgroup v1.
+    fn start(seed: u32, record_after: &str) -> Option<Live> {
+        if !require("root and the cgroup v1 memory hierarchy", have_v1_memory()) {
+            return None;
+        }
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let (uid, id) = ids(seed);
+        let path = kubelet_path(Driver::Cgroupfs, &uid, &id);
+        let cg = CgroupGuard::create(V1_MEMORY.as_ref(), &path).expect("create cgroup");
+        cg.set_v1_limit(LIMIT).expect("limit");
+
+        let kube = FakeKube::start();
+        kube.apply(
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE},
+            "status": {"capacity": {"memory": "64Gi"}, "allocatable": {"memory": "62Gi"}}}),
+        );
+        kube.apply(pod(&uid, running(&id)));
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let data = dir.path().join("data");
+        let aggregator_log = dir.path().join("aggregator.log");
+        let aggregator_args: Vec<String> = [
+            "--listen",
+            &listen,
+            "--kube-server",
+            &kube.url(),
+            "--record-diagnosis-after",
+            record_after,
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let aggregator = spawn_aggregator(&aggregator_args, &data, Some(&aggregator_log));
+        let state = dir.path().join("state");
+        let nvml = fake_nvml_lib();
+        let sock = dir.path().join("no-kubelet.sock");
+        let agent = spawn(
+            "gpuscope-agent",
+            &[
+                "run",
+                "--aggregator",
+                &format!("http://{listen}"),
+                "--node-name",
+                NODE,
+                "--interval",
+                "200ms",
+                "--report-interval",
+                "200ms",
+            ],
+            |c| {
+                c.arg("--state-dir")
+                    .arg(&state)
+                    .arg("--nvml-lib")
+                    .arg(&nvml)
+                    .arg("--pod-resources-socket")
+                    .arg(&sock);
+            },
+        );
+        wait_until(
+            Duration::from_secs(20),
+            "the aggregator to know the pod's container",
+            || explain(port, "json").0.then_some(()),
+        );
+        // Give the agent a few samples of the container before the kill.
+        std::thread::sleep(Duration::from_millis(800));
+        Some(Live {
+            uid,
+            id,
+            cg,
+            kube,
+            port,
+            aggregator_args,
+            aggregator_log,
+            data,
+            aggregator,
+            _agent: agent,
+            _dir: dir,
+            _serial: serial,
+        })
+    }
+
+    /// Runs memhog in the container's cgroup until the kernel kills it.
+    fn oom_kill(&self) {
+        let out = Command::new("sh")
+            .args(["-c", &format!("{}; exec {MEMHOG} 256", self.cg.enter())])
+            .stdout(Stdio::null())
+            .output()
+            .expect("run memhog");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&out.status),
+            Some(9),
+            "the kernel must SIGKILL memhog"
+        );
+    }
+
+    /// Waits for the aggregator to log that it recorded a diagnosis.
+    fn wait_recorded(&self) {
+        wait_until(Duration::from_secs(20), "a recorded diagnosis", || {
+            let log = std::fs::read_to_string(&self.aggregator_log).ok()?;
+            log.contains("Recorded a diagnosis.").then_some(())
+        });
+    }
+
+    /// Kills the aggregator (SIGKILL) and starts it again on its data.
+    fn restart_aggregator(&mut self) {
+        let _ = self.aggregator.0.kill();
+        let _ = self.aggregator.0.wait();
+        self.aggregator = spawn_aggregator(&self.aggregator_args, &self.data, None);
+    }
+
+    /// `explain trainer-0 -n ml -o json` once it answers.
+    fn explained(&self) -> Value {
+        wait_until(Duration::from_secs(20), "explain to answer", || {
+            let (ok, out) = explain(self.port, "json");
+            ok.then(|| serde_json::from_str::<Value>(&out).expect("explain -o json"))
+        })
+    }
+}
+
+fn spawn_aggregator(
+    args: &[String],
+    data: &std::path::Path,
+    log: Option<&std::path::Path>,
+) -> KillOnDrop {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    spawn("gpuscope-aggregator", &args, |c| {
+        c.arg("--data-dir").arg(data);
+        if let Some(log) = log {
+            c.stderr(std::fs::File::create(log).expect("aggregator log"));
+        }
+    })
+}
+
+/// The recorded diagnosis of trainer-0 in an explain answer, with its
+/// `oom_killed` finding.
+fn recorded_oom(explained: &Value, uid: &str) -> Value {
+    let recorded = &explained["recorded"][0];
+    assert_eq!(recorded["pod_namespace"], "ml", "{explained}");
+    assert_eq!(recorded["pod_name"], "trainer-0", "{explained}");
+    assert_eq!(recorded["pod_uid"], uid, "{explained}");
+    let oom = recorded["findings"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["kind"] == "oom_killed"))
+        .unwrap_or_else(|| panic!("the recorded oom_killed finding: {explained}"))
+        .clone();
+    assert_eq!(oom["subject"]["container"], "trainer", "{oom}");
+    assert_eq!(oom["subject"]["owner"], "Job/train", "{oom}");
+    oom
+}
+
 #[test]
 fn explain_names_the_oom_killed_pod_by_namespace_and_name() {
-    if !require("root and the cgroup v1 memory hierarchy", have_v1_memory()) {
+    let Some(mut live) = Live::start(41, "1s") else {
         return;
-    }
-    let (uid, id) = ids(41);
-    let path = kubelet_path(Driver::Cgroupfs, &uid, &id);
-    let cg = CgroupGuard::create(V1_MEMORY.as_ref(), &path).expect("create cgroup");
-    cg.set_v1_limit(LIMIT).expect("limit");
-
-    let kube = FakeKube::start();
-    kube.apply(
-        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE},
-        "status": {"capacity": {"memory": "64Gi"}, "allocatable": {"memory": "62Gi"}}}),
-    );
-    kube.apply(pod(&uid, running(&id)));
-
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let data = dir.path().join("data");
-    let aggregator_log = dir.path().join("aggregator.log");
-    let aggregator_args = [
-        "--listen",
-        &listen,
-        "--kube-server",
-        &kube.url(),
-        "--record-diagnosis-after",
-        "1s",
-    ];
-    let aggregator = spawn("gpuscope-aggregator", &aggregator_args, |c| {
-        c.arg("--data-dir")
-            .arg(&data)
-            .stderr(std::fs::File::create(&aggregator_log).expect("aggregator log"));
-    });
-    let state = dir.path().join("state");
-    let nvml = fake_nvml_lib();
-    let sock = dir.path().join("no-kubelet.sock");
-    let _agent = spawn(
-        "gpuscope-agent",
-        &[
-            "run",
-            "--aggregator",
-            &format!("http://{listen}"),
-            "--node-name",
-            NODE,
-            "--interval",
-            "200ms",
-            "--report-interval",
-            "200ms",
-        ],
-        |c| {
-            c.arg("--state-dir")
-                .arg(&state)
-                .arg("--nvml-lib")
-                .arg(&nvml)
-                .arg("--pod-resources-socket")
-                .arg(&sock);
-        },
-    );
-    wait_until(
-        Duration::from_secs(20),
-        "the aggregator to know the pod's container",
-        || explain(port, "json").0.then_some(()),
-    );
-    // Give the agent a few samples of the container before the kill.
-    std::thread::sleep(Duration::from_millis(800));
-
+    };
+    let (port, uid, id) = (live.port, live.uid.clone(), live.id.clone());
     // Watching from before the kill (no past incidents: only the watch
     // stream can deliver it): the incident as it is stored, named.
     let watcher = Command::new(workspace_bin("gpuscope"))
@@ -192,17 +325,8 @@ fn explain_names_the_oom_killed_pod_by_namespace_and_name() {
     });
     std::thread::sleep(Duration::from_secs(1));
 
-    let out = Command::new("sh")
-        .args(["-c", &format!("{}; exec {MEMHOG} 256", cg.enter())])
-        .stdout(Stdio::null())
-        .output()
-        .expect("run memhog");
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&out.status),
-        Some(9),
-        "the kernel must SIGKILL memhog"
-    );
-    kube.apply(pod(&uid, restarted_after_oom(&id)));
+    live.oom_kill();
+    live.kube.apply(pod(&uid, restarted_after_oom(&id)));
 
     let findings = wait_until(Duration::from_secs(20), "an oom_killed finding", || {
         let (ok, out) = explain(port, "json");
@@ -270,32 +394,13 @@ fn explain_names_the_oom_killed_pod_by_namespace_and_name() {
     // The diagnosis recorded a second after the kill outlives the pod and
     // the aggregator: the Job's pod is deleted, the aggregator killed and
     // restarted, and `explain trainer-0 -n ml` still tells the story.
-    wait_until(Duration::from_secs(20), "a recorded diagnosis", || {
-        let log = std::fs::read_to_string(&aggregator_log).ok()?;
-        log.contains("Recorded a diagnosis.").then_some(())
-    });
+    live.wait_recorded();
     assert!(
-        kube.delete("Pod", Some("ml"), "trainer-0"),
+        live.kube.delete("Pod", Some("ml"), "trainer-0"),
         "delete the pod"
     );
-    drop(aggregator);
-    let _aggregator = spawn("gpuscope-aggregator", &aggregator_args, |c| {
-        c.arg("--data-dir").arg(&data);
-    });
-    let explained = wait_until(Duration::from_secs(20), "explain after the restart", || {
-        let (ok, out) = explain(port, "json");
-        ok.then(|| serde_json::from_str::<Value>(&out).expect("explain -o json"))
-    });
-    let recorded = &explained["recorded"][0];
-    assert_eq!(recorded["pod_namespace"], "ml", "{explained}");
-    assert_eq!(recorded["pod_name"], "trainer-0", "{explained}");
-    assert_eq!(recorded["pod_uid"], uid.as_str(), "{explained}");
-    let oom = recorded["findings"]
-        .as_array()
-        .and_then(|f| f.iter().find(|f| f["kind"] == "oom_killed"))
-        .unwrap_or_else(|| panic!("the recorded oom_killed finding: {explained}"));
-    assert_eq!(oom["subject"]["container"], "trainer", "{oom}");
-    assert_eq!(oom["subject"]["owner"], "Job/train", "{oom}");
+    live.restart_aggregator();
+    recorded_oom(&live.explained(), &uid);
     let (ok, table) = explain(port, "table");
     assert!(
         ok && table.contains("recorded") && table.contains("oom_killed"),
@@ -311,7 +416,42 @@ fn explain_names_the_oom_killed_pod_by_namespace_and_name() {
         ok && oom.contains("ml/trainer-0/trainer"),
         "found by name through the record: {oom}"
     );
-    drop(cg);
+}
+
+#[test]
+fn a_pod_deleted_after_it_failed_is_explained_from_its_last_state() {
+    // A Job's pod (restartPolicy Never) fails with its container
+    // OOM-killed and is deleted at once (ttlSecondsAfterFinished: 0),
+    // before the diagnosis due 5 s after the kill: both the diagnosis
+    // recorded then and `explain` now use the pod as its deletion showed
+    // it.
+    let Some(live) = Live::start(42, "5s") else {
+        return;
+    };
+    live.oom_kill();
+    live.kube.apply(pod(&live.uid, failed_after_oom(&live.id)));
+    assert!(
+        live.kube.delete("Pod", Some("ml"), "trainer-0"),
+        "delete the pod"
+    );
+    live.wait_recorded();
+    let explained = live.explained();
+    let oom = recorded_oom(&explained, &live.uid);
+    assert!(
+        oom["evidence"].to_string().contains("137 (OOMKilled)"),
+        "the kubelet's last word is in the record: {oom}"
+    );
+    let gaps = explained["gaps"].to_string();
+    assert!(
+        gaps.contains("was deleted from Kubernetes"),
+        "explain says the pod is gone: {explained}"
+    );
+    let now = explained["findings"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["kind"] == "oom_killed"))
+        .unwrap_or_else(|| panic!("an oom_killed finding now: {explained}"));
+    assert_eq!(now["subject"]["container"], "trainer", "{now}");
+    assert_eq!(now["subject"]["owner"], "Job/train", "{now}");
 }
 
 fn wait_until<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {

@@ -280,8 +280,11 @@ if [ -x /gpuscope-agent ]; then
 	AGENT=$!
 	say "AGENT-STARTED pid $AGENT"
 	# A second agent without the kernel log: only memory.events (inotify)
-	# can tell it about the kill.
-	/gpuscope-agent watch -o jsonl --cgroup-root /sys/fs/cgroup --proc-root /proc --kmsg /nonexistent-kmsg $AGENT_ARGS >/out-notify.jsonl 2>/agent-notify.log &
+	# can tell it about the kill. Its sampler runs once at the start (the
+	# baseline, which registers the notifier) and not again before the
+	# agents are stopped, so that it cannot see the counter move first
+	# ('poll'): under TCG's slow threads it sometimes did.
+	/gpuscope-agent watch -o jsonl --cgroup-root /sys/fs/cgroup --proc-root /proc --kmsg /nonexistent-kmsg --interval 10m --fast-interval 10m $AGENT_ARGS >/out-notify.jsonl 2>/agent-notify.log &
 	AGENT2=$!
 	say "AGENT2-STARTED pid $AGENT2"
 else

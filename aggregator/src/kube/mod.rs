@@ -13,6 +13,7 @@
 //! marks the watcher ready, and every response said which data was stale
 //! until then ([`Kube::gaps`]).
 
+pub mod departed;
 pub mod events;
 pub mod health;
 pub mod join;
@@ -30,6 +31,7 @@ use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 
+pub use departed::Departed;
 pub use events::{EventLimits, EventStore};
 pub use health::{Health, WatchState, WatcherHealth};
 pub use join::Selector;
@@ -120,6 +122,7 @@ pub struct Kube {
     namespaces: Vec<String>,
     selectors: Vec<Selector>,
     pods: Vec<Store<Pod>>,
+    departed: Arc<Mutex<Departed>>,
     nodes: Store<Node>,
     pvcs: Vec<Store<PersistentVolumeClaim>>,
     events: Vec<Arc<Mutex<EventStore>>>,
@@ -198,15 +201,22 @@ impl Kube {
                 .map(|ns| (format!(" in {ns}"), Some(ns.clone())))
                 .collect()
         };
+        let departed = Arc::new(Mutex::new(Departed::default()));
         for (suffix, ns) in &scopes {
-            let (store, writer) = reflector::store();
-            tasks.push(spawn_reflector(
+            let (store, mut writer) = reflector::store();
+            let gone = departed.clone();
+            tasks.push(spawn_watch(
                 scoped::<Pod>(&client, ns.as_deref()),
                 watcher::Config::default(),
                 format!("pods{suffix}"),
                 "pods",
                 &health,
-                writer,
+                move |ev| {
+                    if let watcher::Event::Delete(p) = &ev {
+                        lock(&gone).push(p.clone());
+                    }
+                    writer.apply_watcher_event(&ev);
+                },
             ));
             pods.push(store);
             let (store, writer) = reflector::store();
@@ -262,6 +272,7 @@ impl Kube {
             namespaces: config.namespaces.clone(),
             selectors,
             pods,
+            departed,
             nodes,
             pvcs,
             events,
@@ -278,6 +289,12 @@ impl Kube {
             .flat_map(Store::state)
             .filter(|p| seen.insert((p.namespace(), p.name_any())))
             .collect()
+    }
+
+    /// The most recently deleted pod matching `pred`, as its deletion
+    /// showed it (kept an hour, at most 10,000: [`Departed`]).
+    pub fn departed(&self, pred: impl FnMut(&Pod) -> bool) -> Option<Arc<Pod>> {
+        lock(&self.departed).find(pred)
     }
 
     /// Every node known.

@@ -1,0 +1,134 @@
+//! Pods Kubernetes has deleted, as the watch's `DELETED` event last
+//! showed them: a finished Job's pod is garbage-collected minutes (or,
+//! with `ttlSecondsAfterFinished: 0`, moments) after it failed, and the
+//! reflector forgets it at once, but "why did my run die?" is asked after.
+//! The final object carries the last status the kubelet reported (the
+//! terminated state, reason and exit code). Bounded by age and count.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+
+/// How long a deleted pod is kept.
+pub const DEPARTED_TTL: Duration = Duration::from_secs(3600);
+/// Deleted pods kept at most (the oldest go first).
+pub const DEPARTED_MAX: usize = 10_000;
+
+/// Deleted pods, oldest first.
+#[derive(Debug)]
+pub struct Departed {
+    ttl: Duration,
+    max: usize,
+    pods: VecDeque<(Instant, Arc<Pod>)>,
+}
+
+impl Default for Departed {
+    fn default() -> Self {
+        Self::new(DEPARTED_TTL, DEPARTED_MAX)
+    }
+}
+
+impl Departed {
+    /// Keeps deleted pods for `ttl`, at most `max`.
+    pub fn new(ttl: Duration, max: usize) -> Self {
+        Self {
+            ttl,
+            max,
+            pods: VecDeque::new(),
+        }
+    }
+
+    /// Remembers a pod the watch saw deleted.
+    pub fn push(&mut self, pod: Pod) {
+        self.expire(Instant::now());
+        if self.max == 0 {
+            return;
+        }
+        if self.pods.len() == self.max {
+            self.pods.pop_front();
+        }
+        self.pods.push_back((Instant::now(), Arc::new(pod)));
+    }
+
+    /// The most recently deleted pod matching `pred`, within the TTL.
+    pub fn find(&self, mut pred: impl FnMut(&Pod) -> bool) -> Option<Arc<Pod>> {
+        let now = Instant::now();
+        self.pods
+            .iter()
+            .rev()
+            .take_while(|(at, _)| now.duration_since(*at) < self.ttl)
+            .find(|(_, p)| pred(p))
+            .map(|(_, p)| p.clone())
+    }
+
+    /// Number of pods kept.
+    pub fn len(&self) -> usize {
+        self.pods.len()
+    }
+
+    /// Whether none is kept.
+    pub fn is_empty(&self) -> bool {
+        self.pods.is_empty()
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while self
+            .pods
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) >= self.ttl)
+        {
+            self.pods.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str) -> Pod {
+        let mut p = Pod::default();
+        p.metadata.name = Some(name.into());
+        p
+    }
+
+    fn named(d: &Departed, name: &str) -> bool {
+        d.find(|p| p.metadata.name.as_deref() == Some(name))
+            .is_some()
+    }
+
+    #[test]
+    fn keeps_the_newest_within_count_and_age() {
+        let mut d = Departed::new(Duration::from_secs(3600), 2);
+        d.push(pod("a"));
+        d.push(pod("b"));
+        d.push(pod("c"));
+        assert_eq!(d.len(), 2);
+        assert!(!named(&d, "a") && named(&d, "b") && named(&d, "c"));
+
+        let mut d = Departed::new(Duration::from_millis(20), 10);
+        d.push(pod("old"));
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(!named(&d, "old"), "expired pods are not found");
+        d.push(pod("new"));
+        assert_eq!(d.len(), 1, "expired pods are dropped on the next push");
+        assert!(named(&d, "new"));
+    }
+
+    #[test]
+    fn the_most_recent_deletion_of_a_name_wins() {
+        let mut d = Departed::default();
+        let mut first = pod("trainer-0");
+        first.metadata.uid = Some("u1".into());
+        let mut second = pod("trainer-0");
+        second.metadata.uid = Some("u2".into());
+        d.push(first);
+        d.push(second);
+        let found = d
+            .find(|p| p.metadata.name.as_deref() == Some("trainer-0"))
+            .and_then(|p| p.metadata.uid.clone());
+        assert_eq!(found.as_deref(), Some("u2"));
+    }
+}
