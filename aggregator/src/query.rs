@@ -478,7 +478,9 @@ fn name_from_records(store: &Store, incidents: &mut [Incident]) -> crate::Result
     let mut recorded: std::collections::HashMap<String, Option<RecordedDiagnosis>> =
         std::collections::HashMap::new();
     for i in incidents.iter_mut().filter(|i| i.pod_name.is_empty()) {
-        let Some(c) = oom_container(i) else { continue };
+        let Some(c) = oom_container(i).filter(|c| !c.pod_uid.is_empty()) else {
+            continue;
+        };
         let d = match recorded.get(&c.pod_uid) {
             Some(d) => d,
             None => {
