@@ -282,11 +282,12 @@ impl Query for QueryService {
         let (d, target) = self.target(&r.namespace, &r.pod).await?;
         let (findings, ev) = d.explain(&target).await.map_err(internal)?;
         // Gone from Kubernetes: what was concluded while it was there.
+        // (A pod deleted within the hour is explained from its last state
+        // above, with everything a recorded diagnosis would add.)
         let recorded = match (&target.pod, &target.uid) {
-            (Some(_), _) if !target.deleted => None,
-            (Some(_), Some(uid)) => Some(DiagnosedPod::Uid(uid.clone())),
+            (Some(_), _) => None,
             (None, Some(uid)) => Some(DiagnosedPod::Uid(uid.clone())),
-            (_, None) => Some(DiagnosedPod::Name {
+            (None, None) => Some(DiagnosedPod::Name {
                 namespace: target.key.namespace.clone(),
                 name: target.key.name.clone(),
             }),

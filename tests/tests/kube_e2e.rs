@@ -422,10 +422,9 @@ fn explain_names_the_oom_killed_pod_by_namespace_and_name() {
 fn a_pod_deleted_after_it_failed_is_explained_from_its_last_state() {
     // A Job's pod (restartPolicy Never) fails with its container
     // OOM-killed and is deleted at once (ttlSecondsAfterFinished: 0),
-    // before the diagnosis due 5 s after the kill: both the diagnosis
-    // recorded then and `explain` now use the pod as its deletion showed
-    // it.
-    let Some(live) = Live::start(42, "5s") else {
+    // before the diagnosis due 5 s after the kill: `explain` now and the
+    // diagnosis recorded then use the pod as its deletion showed it.
+    let Some(mut live) = Live::start(42, "5s") else {
         return;
     };
     live.oom_kill();
@@ -436,10 +435,9 @@ fn a_pod_deleted_after_it_failed_is_explained_from_its_last_state() {
     );
     live.wait_recorded();
     let explained = live.explained();
-    let oom = recorded_oom(&explained, &live.uid);
     assert!(
-        oom["evidence"].to_string().contains("137 (OOMKilled)"),
-        "the kubelet's last word is in the record: {oom}"
+        explained["recorded"].is_null(),
+        "the last state answers; no recorded diagnosis beside it: {explained}"
     );
     let gaps = explained["gaps"].to_string();
     assert!(
@@ -452,6 +450,19 @@ fn a_pod_deleted_after_it_failed_is_explained_from_its_last_state() {
         .unwrap_or_else(|| panic!("an oom_killed finding now: {explained}"));
     assert_eq!(now["subject"]["container"], "trainer", "{now}");
     assert_eq!(now["subject"]["owner"], "Job/train", "{now}");
+    assert!(
+        now["evidence"].to_string().contains("137 (OOMKilled)"),
+        "the kubelet's last word: {now}"
+    );
+
+    // The restarted aggregator has forgotten the deletion, not the record.
+    live.restart_aggregator();
+    let explained = live.explained();
+    let oom = recorded_oom(&explained, &live.uid);
+    assert!(
+        oom["evidence"].to_string().contains("137 (OOMKilled)"),
+        "the record was made from the last state: {oom}"
+    );
 }
 
 fn wait_until<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
