@@ -11,7 +11,8 @@
 //! as client-go's reflector does after a failed watch, is what lets the
 //! health say precisely when the data is current again: a complete list
 //! marks the watcher ready, and every response said which data was stale
-//! until then ([`Kube::gaps`]).
+//! until then ([`Kube::gaps`]). The pod watchers also keep the last state
+//! of each pod they see deleted, for an hour ([`Departed`]).
 
 pub mod departed;
 pub mod events;
