@@ -13,8 +13,12 @@ use k8s_openapi::api::core::v1::Pod;
 
 /// How long a deleted pod is kept.
 pub const DEPARTED_TTL: Duration = Duration::from_secs(3600);
-/// Deleted pods kept at most (the oldest go first).
-pub const DEPARTED_MAX: usize = 10_000;
+/// Deleted pods kept at most (the oldest go first): 30-48 MB for pod
+/// objects of 6.5-8.5 kB of JSON (15-24 kB each in memory, measured with
+/// `benches/src/bin/departed_mem.rs` on two real pods). A pod deleted
+/// after more than this many others within the hour is answered by its
+/// recorded diagnosis instead.
+pub const DEPARTED_MAX: usize = 2_000;
 
 /// Deleted pods, oldest first.
 #[derive(Debug)]

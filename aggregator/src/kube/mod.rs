@@ -293,7 +293,7 @@ impl Kube {
     }
 
     /// The most recently deleted pod matching `pred`, as its deletion
-    /// showed it (kept an hour, at most 10,000: [`Departed`]).
+    /// showed it (kept an hour, at most 2,000: [`Departed`]).
     pub fn departed(&self, pred: impl FnMut(&Pod) -> bool) -> Option<Arc<Pod>> {
         lock(&self.departed).find(pred)
     }
