@@ -13,8 +13,7 @@ use gpuscope_proto::v1::{
     Incident, IncidentFilter, ListContainersRequest, ListContainersResponse, ListGpusRequest,
     ListGpusResponse, ListIncidentsRequest, ListIncidentsResponse, ListNodesRequest,
     ListNodesResponse, RecordedDiagnosis, WatchIncidentsRequest, WatchIncidentsResponse,
-    WatchLagged, get_series_request::Target, node_event, query_server::Query,
-    watch_incidents_response,
+    WatchLagged, get_series_request::Target, query_server::Query, watch_incidents_response,
 };
 use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::{broadcast, watch};
@@ -504,12 +503,9 @@ fn name_from_records(store: &Store, incidents: &mut [Incident]) -> crate::Result
     Ok(())
 }
 
-/// An OOM kill's container.
+/// An OOM kill incident's container.
 fn oom_container(i: &Incident) -> Option<&ContainerRef> {
-    match i.event.as_ref()?.kind.as_ref()? {
-        node_event::Kind::OomKill(k) => k.container.as_ref(),
-        _ => None,
-    }
+    i.event.as_ref().and_then(crate::store::oom_container)
 }
 
 /// Names what the agents report by pod UID and container ID (a

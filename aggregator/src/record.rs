@@ -58,13 +58,12 @@ fn named(incident: &Incident) -> Vec<Named> {
         }
         out
     };
-    match incident.event.as_ref().and_then(|e| e.kind.as_ref()) {
-        Some(EventKind::OomKill(k)) => k
-            .container
-            .as_ref()
-            .map(|c| c.pod_uid.clone())
-            .filter(|u| !u.is_empty())
-            .map(Named::Uid)
+    let Some(event) = incident.event.as_ref() else {
+        return Vec::new();
+    };
+    match &event.kind {
+        Some(EventKind::OomKill(_)) => crate::store::pod_of(event)
+            .map(|uid| Named::Uid(uid.to_owned()))
             .into_iter()
             .collect(),
         Some(EventKind::Xid(x)) => holders(&x.holders),

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gpuscope_proto::v1::{
-    Incident, IncidentFilter, IncidentKind, NodeEvent, RecordedDiagnosis,
+    ContainerRef, Incident, IncidentFilter, IncidentKind, NodeEvent, RecordedDiagnosis,
     node_event::Kind as EventKind,
 };
 use prost::Message;
@@ -400,18 +400,21 @@ pub fn event_kind(event: &NodeEvent) -> IncidentKind {
     }
 }
 
+/// The container an OOM kill event names.
+pub fn oom_container(event: &NodeEvent) -> Option<&ContainerRef> {
+    match &event.kind {
+        Some(EventKind::OomKill(oom)) => oom.container.as_ref(),
+        _ => None,
+    }
+}
+
 /// The pod UID an event names: the OOM-killed container's pod. GPU events
 /// name their holders by namespace and pod name, not UID, so they name no
 /// pod UID (the Kubernetes side will join names to UIDs).
-fn pod_of(event: &NodeEvent) -> Option<&str> {
-    match &event.kind {
-        Some(EventKind::OomKill(oom)) => oom
-            .container
-            .as_ref()
-            .map(|c| c.pod_uid.as_str())
-            .filter(|p| !p.is_empty()),
-        _ => None,
-    }
+pub fn pod_of(event: &NodeEvent) -> Option<&str> {
+    oom_container(event)
+        .map(|c| c.pod_uid.as_str())
+        .filter(|p| !p.is_empty())
 }
 
 /// Whether `incident` passes every set field of `filter`.
