@@ -1,7 +1,8 @@
 //! Compiles gpuscope's own `proto/gpuscope/v1/*.proto` and the vendored
 //! kubelet PodResources v1 API (`proto/k8s.io/.../podresources/v1/api.proto`)
 //! with the pure-Rust `protox` compiler, so no system `protoc` is needed, and
-//! generates messages plus tonic clients and servers with `tonic-prost-build`.
+//! generates messages plus tonic clients and servers with `tonic-prost-build`
+//! (the clients and servers behind the crate's `grpc` feature).
 
 use std::path::PathBuf;
 
@@ -17,9 +18,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={}", f.display());
     }
     let descriptors = protox::compile(&files, [&root])?;
+    // The services' clients and servers exist with the `grpc` feature
+    // only, so that crates needing the messages alone build without tonic.
+    const GRPC_ONLY: &str = r#"#[cfg(feature = "grpc")]"#;
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        .server_mod_attribute(".", GRPC_ONLY)
+        .client_mod_attribute(".", GRPC_ONLY)
         .compile_fds(descriptors)?;
     Ok(())
 }

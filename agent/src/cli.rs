@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::collect::gpu::nvml::NvmlSettings;
 use crate::runtime::{Config, GpuSettings};
-use crate::ship::endpoint::ClientTls;
+use gpuscope_proto::client::ClientTls;
 
 /// gpuscope's node agent: every OOM kill, memory and pressure, from the
 /// real kernel; every GPU through NVML, attributed to the pod that holds it.

@@ -5,9 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use gpuscope_agent::cli::{Cli, Command, LogFormat, SnapshotFormat, WatchFormat};
-use gpuscope_agent::output::{self, Tagged};
+use gpuscope_agent::output;
 use gpuscope_agent::runtime::{self, Output};
 use gpuscope_agent::ship::stream::{self, ShipConfig, Shipper};
+use gpuscope_model::Tagged;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
@@ -52,7 +53,7 @@ fn main() -> anyhow::Result<()> {
                         },
                     ),
                     (WatchFormat::Table, Output::Event(e)) => {
-                        writeln!(out, "{}", output::event_line(e))
+                        writeln!(out, "{}", gpuscope_model::text::event_line(e))
                     }
                     (WatchFormat::Table, Output::Sample(s)) => {
                         writeln!(out, "{}", output::sample_line(s))

@@ -28,7 +28,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
-use crate::model::CgroupVersion;
+use gpuscope_model::CgroupVersion;
 
 /// Errors of the notification source.
 #[derive(Debug, thiserror::Error)]

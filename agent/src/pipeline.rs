@@ -19,11 +19,11 @@ use std::time::Duration;
 
 use crate::collect::cgroup::path::container_for;
 use crate::collect::kmsg::OomReport;
-use crate::model::{
+use crate::recorder::Recorder;
+use gpuscope_model::{
     CgroupVersion, ContainerRef, ContainerSample, Detection, Event, MemoryEvents, OomConstraint,
     OomKill, PsiScope, SourceStatus, Timestamp,
 };
-use crate::recorder::Recorder;
 
 /// What the collector threads tell the pipeline.
 #[derive(Debug)]
@@ -403,7 +403,7 @@ impl Pipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{MemoryStats, Pressure, PsiScope, Victim};
+    use gpuscope_model::{MemoryStats, Pressure, PsiScope, Victim};
 
     const PATH: &str = "/kubepods/burstable/pod0f8c3b52-6a0e-4d8e-9d39-2b1f3c6a7e11/3f9a1c0d2e4b5a6978c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f2a3";
 

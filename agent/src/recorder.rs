@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::model::{ContainerSample, RecorderPoint, Timestamp};
+use gpuscope_model::{ContainerSample, RecorderPoint, Timestamp};
 
 /// One stored point: [`RecorderPoint`] in 40 bytes.
 #[derive(Debug, Clone, Copy)]
@@ -161,7 +161,7 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{
+    use gpuscope_model::{
         CgroupVersion, ContainerRef, MemoryStats, Pressure, Psi, PsiLine, PsiScope,
     };
 

@@ -1,7 +1,7 @@
 //! Evidence assembly: the diagnosis engine's [`Evidence`] built from the
 //! live state — the Kubernetes stores ([`crate::kube`]), the agents'
 //! samples and history ([`State`]) and the incident store ([`Store`]) —
-//! converted to the agent's model types through `gpuscope_agent::wire`.
+//! converted to the agent's model types through `gpuscope_model::wire`.
 //!
 //! History is kept in the state as reduced points ([`ContainerPoint`],
 //! [`GpuPoint`]); they are widened back into samples here. The newest
@@ -16,9 +16,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use gpuscope_agent::model::{self, Timestamp};
-use gpuscope_agent::wire::{event_from_wire, node_sample_from_wire};
 use gpuscope_diagnose::{AgentRecords, Evidence, Gap, LogTail, PodKey, k8s};
+use gpuscope_model::wire::{event_from_wire, node_sample_from_wire};
+use gpuscope_model::{self as model, Timestamp};
 use gpuscope_proto::v1::{
     ContainerPoint, GpuPoint, GpuProcess, Incident, IncidentFilter, IncidentKind, MemoryEvents,
     RecordedDiagnosis, node_event::Kind as EventKind,
@@ -672,7 +672,7 @@ pub fn gpu_samples(
 mod tests {
     use super::*;
     use crate::HistoryConfig;
-    use gpuscope_agent::model::Event as ModelEvent;
+    use gpuscope_model::Event as ModelEvent;
     use gpuscope_proto::v1 as pb;
 
     const T0: u64 = 1_764_000_000_000_000_000;

@@ -24,7 +24,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use gpuscope_agent::collect::cgroup::{
     CgroupLayout, CgroupReader, Discovered, detect_layout, discover,
 };
-use gpuscope_agent::model::{CgroupVersion, ContainerSample, Pressure, Timestamp};
+use gpuscope_model::{CgroupVersion, ContainerSample, Pressure, Timestamp};
 
 /// Containers per tree.
 const CONTAINERS: usize = 200;

@@ -30,7 +30,7 @@ pub struct Cli {
     output: Format,
     /// TLS towards the aggregator.
     #[command(flatten)]
-    tls: gpuscope_agent::ship::endpoint::ClientTls,
+    tls: gpuscope_proto::client::ClientTls,
     /// What to show.
     #[command(subcommand)]
     command: Command,
@@ -233,7 +233,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn diagnose(
     url: &str,
-    tls: &gpuscope_agent::ship::endpoint::ClientTls,
+    tls: &gpuscope_proto::client::ClientTls,
     scope: Scope,
     what: cmd::Ranked,
     out: Format,

@@ -2,7 +2,7 @@
 //! tables come from the agent's `output` module, so every tool prints the
 //! same units.
 
-use gpuscope_agent::model::Timestamp;
+use gpuscope_model::Timestamp;
 
 /// `12s ago`, `5m ago`, `3h ago`, `2d ago`.
 pub fn ago(t: Timestamp) -> String {

@@ -21,7 +21,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gpuscope_agent::model::{Event as NodeEvent, Timestamp};
+use gpuscope_model::{Event as NodeEvent, Timestamp};
 use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -482,7 +482,7 @@ fn read_agent(
 }
 
 fn agent_lines(a: &AgentRecords) -> Result<Vec<u8>, serde_json::Error> {
-    use gpuscope_agent::output::Tagged;
+    use gpuscope_model::Tagged;
     let mut out = Vec::new();
     let mut line = |v: Value| -> Result<(), serde_json::Error> {
         serde_json::to_writer(&mut out, &v)?;

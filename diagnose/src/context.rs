@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use gpuscope_agent::model::{ContainerSample, Event as NodeEvent, GpuSample, OomKill, Timestamp};
+use gpuscope_model::{ContainerSample, Event as NodeEvent, GpuSample, OomKill, Timestamp};
 use k8s_openapi::api::core::v1::{Event, Node, PersistentVolumeClaim, Pod};
 
 use crate::evidence::{AgentRecords, Evidence, LogTail};

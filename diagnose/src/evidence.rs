@@ -2,9 +2,7 @@
 //! server (or `kubectl -o json`) returns them, the agent's records of the
 //! nodes, and previous-container log tails.
 
-use gpuscope_agent::model::{
-    ContainerSample, Event as NodeEvent, GpuSample, NodeSample, Timestamp,
-};
+use gpuscope_model::{ContainerSample, Event as NodeEvent, GpuSample, NodeSample, Timestamp};
 use k8s_openapi::api::core::v1::{Event, Node, PersistentVolumeClaim, Pod};
 
 /// Everything known, at one moment.

@@ -1,6 +1,6 @@
 //! What the engine says: findings, their kinds, subjects and evidence.
 
-use gpuscope_agent::model::Timestamp;
+use gpuscope_model::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// The vocabulary of findings. The snake_case name is the `kind` in JSON

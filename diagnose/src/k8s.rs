@@ -1,7 +1,7 @@
 //! Small, total accessors over Kubernetes objects: the API's optional
 //! fields turned into the questions the rules ask.
 
-use gpuscope_agent::model::Timestamp;
+use gpuscope_model::Timestamp;
 use k8s_openapi::api::core::v1::{
     ContainerStatus, Event, Node, Pod, PodSpec, PodStatus, ResourceRequirements,
 };

@@ -11,7 +11,7 @@
 //!   kept, and a level this build cannot rank is not trusted more than the
 //!   lowest.
 
-use gpuscope_agent::model::Timestamp;
+use gpuscope_model::Timestamp;
 use gpuscope_proto::v1 as pb;
 
 use crate::evidence::Gap;

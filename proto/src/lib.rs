@@ -2,7 +2,13 @@
 //! agent speaks.
 //!
 //! The `.proto` files under `proto/` are the source of truth and the API
-//! reference; this crate is their generated Rust form.
+//! reference; this crate is their generated Rust form: the messages
+//! always, the tonic clients and servers with the `grpc` feature, and
+//! with `client` the aggregator's address and TLS settings as clients
+//! connect to it ([`client`]).
+
+#[cfg(feature = "client")]
+pub mod client;
 
 /// The ingest protocol revision of this contract (`Hello.protocol`): 2,
 /// containers named by stream-local ids (`ContainerSample.ref_id`) after

@@ -15,14 +15,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gpuscope_agent::model::{
+use gpuscope_model::text::table;
+use gpuscope_model::wire::node_event;
+use gpuscope_model::{
     CgroupDriver, CgroupVersion, ContainerRef, ContainerRuntime, ContainerSample, CpuStats,
     Detection, Event, GpuHolder, GpuProcess, GpuSample, MemoryEvents, MemoryStats, NodeSample,
     OomConstraint, OomKill, Pressure, Psi, PsiLine, PsiScope, QosClass, RecorderPoint, SourceState,
     SourceStatus, Timestamp, Victim,
 };
-use gpuscope_agent::output::table;
-use gpuscope_agent::wire::node_event;
 use gpuscope_proto::v1 as pb;
 use gpuscope_tests::{KillOnDrop, free_port, workspace_bin};
 use serde_json::Value;

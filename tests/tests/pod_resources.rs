@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use gpuscope_agent::collect::gpu::pod_resources::{
     PodResourcesClient, PodResourcesError, ResourceFilter,
 };
-use gpuscope_agent::model::GpuHolder;
+use gpuscope_model::GpuHolder;
 use gpuscope_tests::fake_pod_resources::{Container, FakePodResources, Mode, Pod};
 
 const GPU_A: &str = "GPU-8f1c3a52-7d2e-4b61-9a0f-3c5e7d9b1a24";

@@ -3,7 +3,7 @@
 #![no_main]
 
 use gpuscope_agent::collect::parse;
-use gpuscope_agent::model::{CgroupVersion, CpuStats, MemoryEvents, MemoryStats};
+use gpuscope_model::{CgroupVersion, CpuStats, MemoryEvents, MemoryStats};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

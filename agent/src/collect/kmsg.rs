@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use tracing::{debug, warn};
 
-use crate::model::{OomConstraint, Victim};
+use gpuscope_model::{OomConstraint, Victim};
 
 /// Size of the read buffer: the kernel's largest extended record
 /// (`CONSOLE_EXT_LOG_MAX`).
@@ -1315,7 +1315,7 @@ mod tests {
         let tag = format!(
             "gpuscope-test-{}-{}",
             std::process::id(),
-            crate::model::Timestamp::now().as_nanos()
+            gpuscope_model::Timestamp::now().as_nanos()
         );
         let write = |text: &str| {
             let mut k = OpenOptions::new().write(true).open("/dev/kmsg").unwrap();

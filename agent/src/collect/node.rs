@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::collect::parse::{ParseError, parse_meminfo};
 use crate::collect::psi::{PsiError, read_node_pressure};
-use crate::model::{CgroupMode, NodeSample, Pressure, Timestamp};
+use gpuscope_model::{CgroupMode, NodeSample, Pressure, Timestamp};
 
 /// Errors reading the node's `/proc` files. Each names the file.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@
 //! does not use are skipped without looking at their values, so a kernel
 //! that adds or reorders keys keeps working.
 
-use crate::model::{CgroupVersion, CpuStats, MemoryEvents, MemoryStats, Psi, PsiLine};
+use gpuscope_model::{CgroupVersion, CpuStats, MemoryEvents, MemoryStats, Psi, PsiLine};
 
 /// Values at or above this are "no limit" (2^62): v2 prints `max`, v1
 /// prints `PAGE_COUNTER_MAX * PAGE_SIZE` (9223372036854771712 with 4 KiB

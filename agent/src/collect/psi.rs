@@ -4,7 +4,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::collect::parse::{ParseError, parse_psi};
-use crate::model::{Pressure, Psi};
+use gpuscope_model::{Pressure, Psi};
 
 /// Errors reading the node's pressure files. Each names the file.
 #[derive(Debug, thiserror::Error)]

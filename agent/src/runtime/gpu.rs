@@ -15,7 +15,7 @@ use crate::collect::cgroup::discover::detect_layout;
 use crate::collect::gpu::attribute::container_of_pid;
 use crate::collect::gpu::nvml::{GpuNotice, NvmlSettings, NvmlSource};
 use crate::collect::gpu::pod_resources::{PodResourcesClient, base_uuid};
-use crate::model::{
+use gpuscope_model::{
     CgroupVersion, Event, GpuHolder, GpuSample, SourceState, SourceStatus, Timestamp,
 };
 

@@ -29,12 +29,12 @@ use crate::collect::cgroup::path::container_for;
 use crate::collect::kmsg::{KmsgItem, KmsgReader, OomAssembler};
 use crate::collect::node::read_node;
 use crate::collect::psi::read_node_pressure;
-use crate::model::{
+use crate::notify::Notifier;
+use crate::pipeline::{Input, Pipeline, PipelineConfig};
+use gpuscope_model::{
     CgroupVersion, ContainerSample, Event, GpuSample, NodeSample, Pressure, PsiScope, SourceState,
     SourceStatus, Timestamp,
 };
-use crate::notify::Notifier;
-use crate::pipeline::{Input, Pipeline, PipelineConfig};
 
 mod gpu;
 

@@ -2,7 +2,6 @@
 //! makes event delivery at-least-once across aggregator restarts, network
 //! cuts and agent restarts.
 
-pub mod endpoint;
 pub mod queue;
 pub mod refs;
 pub mod stream;

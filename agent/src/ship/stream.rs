@@ -28,11 +28,11 @@ use prost::Message;
 use tokio::sync::Notify;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::model::{ContainerSample, Event, GpuSample, NodeSample};
-use crate::ship::endpoint::{ClientTls, EndpointError, endpoint};
 use crate::ship::queue::{EventQueue, QueueError};
 use crate::ship::refs::RefIds;
-use crate::wire::node_event;
+use gpuscope_model::wire::node_event;
+use gpuscope_model::{ContainerSample, Event, GpuSample, NodeSample};
+use gpuscope_proto::client::{ClientTls, EndpointError, endpoint};
 
 /// Settings of the stream.
 #[derive(Debug, Clone)]

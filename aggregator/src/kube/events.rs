@@ -12,8 +12,8 @@
 use std::collections::{HashMap, VecDeque};
 
 use ::kube::runtime::watcher;
-use gpuscope_agent::model::Timestamp;
 use gpuscope_diagnose::k8s::event_last_time;
+use gpuscope_model::Timestamp;
 use k8s_openapi::api::core::v1::Event;
 
 /// `Normal` events kept: the kubelet killing a container (liveness probe,

@@ -9,7 +9,7 @@ use gpuscope_diagnose::{Config, PodKey};
 
 use super::findings::{print_explained, print_idle, print_ranked};
 use crate::Format;
-use gpuscope_agent::ship::endpoint::ClientTls;
+use gpuscope_proto::client::ClientTls;
 
 /// Reads thresholds from a JSON file (any subset of the defaults), or
 /// the defaults.

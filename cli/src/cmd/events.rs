@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use gpuscope_agent::model::Event;
-use gpuscope_agent::output::{event_line, oom_line};
+use gpuscope_model::Event;
+use gpuscope_model::text::{event_line, oom_line};
 use gpuscope_proto::v1 as pb;
 
 use super::{Client, IncidentJson, container_label, incident, since_nanos};

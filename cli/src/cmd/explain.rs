@@ -5,9 +5,9 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use gpuscope_agent::model::Timestamp;
 use gpuscope_diagnose::wire::findings_from_wire;
 use gpuscope_diagnose::{Finding, Gap};
+use gpuscope_model::Timestamp;
 use gpuscope_proto::v1 as pb;
 
 use super::findings::{Recorded, print_explained};

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use gpuscope_agent::model::Timestamp;
-use gpuscope_agent::output::table;
 use gpuscope_diagnose::wire::confidence_str;
 use gpuscope_diagnose::{Finding, Gap, Kind};
+use gpuscope_model::Timestamp;
+use gpuscope_model::text::table;
 
 use super::print_json;
 use crate::Format;

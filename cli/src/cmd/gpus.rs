@@ -1,7 +1,7 @@
 //! `gpuscope gpus`.
 
-use gpuscope_agent::model::GpuSample;
-use gpuscope_agent::output::gpu_table;
+use gpuscope_model::GpuSample;
+use gpuscope_model::text::gpu_table;
 use gpuscope_proto::v1 as pb;
 
 use super::{Client, print_json};

@@ -18,10 +18,10 @@ pub use oom::oom;
 pub use pods::pods;
 
 use anyhow::Context;
-use gpuscope_agent::model::{ContainerRef, Event, Timestamp};
-use gpuscope_agent::output::short_name;
-use gpuscope_agent::ship::endpoint::{ClientTls, endpoint};
-use gpuscope_agent::wire::event_from_wire;
+use gpuscope_model::text::short_name;
+use gpuscope_model::wire::event_from_wire;
+use gpuscope_model::{ContainerRef, Event, Timestamp};
+use gpuscope_proto::client::{ClientTls, endpoint};
 use gpuscope_proto::v1 as pb;
 use gpuscope_proto::v1::query_client::QueryClient;
 use tonic::transport::Channel;

@@ -1,7 +1,7 @@
 //! `gpuscope nodes`.
 
-use gpuscope_agent::model::Timestamp;
-use gpuscope_agent::output::{human_bytes, table};
+use gpuscope_model::Timestamp;
+use gpuscope_model::text::{human_bytes, table};
 use gpuscope_proto::v1 as pb;
 
 use super::{Client, print_json};

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use gpuscope_agent::model::Event;
-use gpuscope_agent::output::{human_bytes, name, opt_bytes, table};
+use gpuscope_model::Event;
+use gpuscope_model::text::{human_bytes, name, opt_bytes, table};
 use gpuscope_proto::v1 as pb;
 
 use super::{Client, container_label, incident, pod_ref, print_json, since_nanos};

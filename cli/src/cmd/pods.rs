@@ -1,7 +1,7 @@
 //! `gpuscope pods`.
 
-use gpuscope_agent::model::ContainerSample;
-use gpuscope_agent::output::{human_bytes, opt_bytes, percent, table};
+use gpuscope_model::ContainerSample;
+use gpuscope_model::text::{human_bytes, opt_bytes, percent, table};
 use gpuscope_proto::v1 as pb;
 
 use super::{Client, KubeNames, container_label, print_json};

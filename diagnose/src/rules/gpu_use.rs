@@ -13,8 +13,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use gpuscope_agent::model::{ContainerSample, GpuSample, PsiScope, Timestamp};
-use gpuscope_agent::output::human_bytes;
+use gpuscope_model::text::human_bytes;
+use gpuscope_model::{ContainerSample, GpuSample, PsiScope, Timestamp};
 use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 

@@ -96,7 +96,7 @@ pub(crate) struct Exit {
     /// The runtime's reason (`Error`, `OOMKilled`, `Completed`).
     pub reason: Option<String>,
     /// When it ended.
-    pub finished: Option<gpuscope_agent::model::Timestamp>,
+    pub finished: Option<gpuscope_model::Timestamp>,
 }
 
 impl Exit {

@@ -34,11 +34,11 @@
 
 use std::time::Duration;
 
-use gpuscope_agent::model::{
+use gpuscope_model::text::human_bytes;
+use gpuscope_model::{
     ContainerSample, Event as NodeEvent, OomConstraint, OomKill, PsiScope, RecorderPoint,
     SourceState, Timestamp,
 };
-use gpuscope_agent::output::human_bytes;
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
@@ -589,7 +589,7 @@ fn kill_finding(
             "memory trajectory",
             format!(
                 "{}  ({} points over {:.0} s, scaled to the limit)",
-                gpuscope_agent::output::sparkline(&usage, limit),
+                gpuscope_model::text::sparkline(&usage, limit),
                 all.len(),
                 last.time.since(first.time).as_secs_f64()
             ),
@@ -1907,7 +1907,7 @@ mod tests {
     use super::*;
     use crate::evidence::{AgentRecords, Evidence};
     use crate::{Config, Context};
-    use gpuscope_agent::model::{ContainerRef, Detection, Victim};
+    use gpuscope_model::{ContainerRef, Detection, Victim};
 
     const T0: u64 = 1_764_150_000_000_000_000;
 

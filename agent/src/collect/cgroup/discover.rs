@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::path::{Level, is_pod_dir_name, parse};
 use super::{CgroupError, is_vanished};
-use crate::model::{CgroupMode, CgroupVersion, ContainerRef};
+use gpuscope_model::{CgroupMode, CgroupVersion, ContainerRef};
 
 /// Where the hierarchies the agent reads are mounted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,7 +219,7 @@ fn walk(
 mod tests {
     use super::super::fixture::{Tree, UID, id};
     use super::*;
-    use crate::model::{ContainerRuntime, QosClass};
+    use gpuscope_model::{ContainerRuntime, QosClass};
 
     #[test]
     fn detects_v2() {

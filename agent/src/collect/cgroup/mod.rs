@@ -21,7 +21,7 @@ pub use discover::{CgroupLayout, Discovered, detect_layout, discover};
 pub use path::{container_for, parse_kubelet_path};
 
 use crate::collect::parse::ParseError;
-use crate::model::{
+use gpuscope_model::{
     CgroupVersion, ContainerRef, ContainerSample, MemoryEvents, Pressure, Timestamp,
 };
 
@@ -238,10 +238,10 @@ impl CgroupReader {
 
 /// What the version-specific readers return.
 pub(crate) struct Raw {
-    pub(crate) memory: crate::model::MemoryStats,
-    pub(crate) cpu: Option<crate::model::CpuStats>,
+    pub(crate) memory: gpuscope_model::MemoryStats,
+    pub(crate) cpu: Option<gpuscope_model::CpuStats>,
     pub(crate) pressure: Pressure,
-    pub(crate) pressure_scope: crate::model::PsiScope,
+    pub(crate) pressure_scope: gpuscope_model::PsiScope,
 }
 
 /// Reads the three pressure files of `<root>/<cgroup_path>`; `None` for a
@@ -274,7 +274,7 @@ mod tests {
         let len = read_into(std::fs::File::open(&path).expect("open"), &mut buf).expect("read");
         assert_eq!(&buf[..len], text.as_bytes());
     }
-    use crate::model::{CpuStats, MemoryStats, Psi, PsiLine, PsiScope, QosClass};
+    use gpuscope_model::{CpuStats, MemoryStats, Psi, PsiLine, PsiScope, QosClass};
 
     fn node_psi() -> Pressure {
         let line = PsiLine {
@@ -636,7 +636,7 @@ mod tests {
         let cid = random_hex(64);
         let rel = format!("/kubepods/burstable/pod{uid}/{cid}");
         let layout = detect_layout(root).expect("layout of /sys/fs/cgroup");
-        assert_eq!(layout.mode, crate::model::CgroupMode::Hybrid);
+        assert_eq!(layout.mode, gpuscope_model::CgroupMode::Hybrid);
         let mut guard = RmdirGuard(Vec::new());
         for h in [
             layout.memory_root.clone(),

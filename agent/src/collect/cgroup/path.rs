@@ -21,7 +21,7 @@
 //! container's identity. The pause/sandbox container looks like any other
 //! container here.
 
-use crate::model::{CgroupDriver, ContainerRef, ContainerRuntime, QosClass};
+use gpuscope_model::{CgroupDriver, ContainerRef, ContainerRuntime, QosClass};
 
 /// Where a parsed path ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

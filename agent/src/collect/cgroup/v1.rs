@@ -7,7 +7,7 @@ use super::{CgroupError, CgroupLayout, Files, Raw, read_pressure};
 use crate::collect::parse::{
     parse_memory_stat, parse_oom_control, parse_single_u64, parse_u64_or_max,
 };
-use crate::model::{CgroupVersion, CpuStats, MemoryEvents, MemoryStats, Pressure, PsiScope};
+use gpuscope_model::{CgroupVersion, CpuStats, MemoryEvents, MemoryStats, Pressure, PsiScope};
 
 /// Reads one v1 memory cgroup (plus its cpuacct and unified twins);
 /// `Ok(None)` when the memory cgroup is gone.

@@ -6,7 +6,7 @@ use super::{CgroupError, CgroupLayout, Files, Raw, read_pressure};
 use crate::collect::parse::{
     parse_cpu_stat, parse_memory_events, parse_memory_stat, parse_single_u64, parse_u64_or_max,
 };
-use crate::model::{CgroupVersion, CpuStats, MemoryEvents, MemoryStats, Pressure, PsiScope};
+use gpuscope_model::{CgroupVersion, CpuStats, MemoryEvents, MemoryStats, Pressure, PsiScope};
 
 /// Reads one v2 cgroup; `Ok(None)` when it is gone.
 ///

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::collect::cgroup::path::container_for;
-use crate::model::{CgroupVersion, ContainerRef};
+use gpuscope_model::{CgroupVersion, ContainerRef};
 
 /// The memory cgroup of `pid` under `proc_root`, as a [`ContainerRef`]
 /// (`None`: the process is gone, or its cgroup file has no memory line).

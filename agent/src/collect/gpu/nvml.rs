@@ -24,7 +24,7 @@ use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::struct_wrappers::device::ProcessInfo;
 use nvml_wrapper::{Device, Nvml};
 
-use crate::model::{GpuProcess, GpuSample, Timestamp};
+use gpuscope_model::{GpuProcess, GpuSample, Timestamp};
 
 /// Where to find NVML and how long to wait for it.
 #[derive(Debug, Clone)]

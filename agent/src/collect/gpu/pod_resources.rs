@@ -25,7 +25,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 use tonic::transport::{Endpoint, Uri};
 
-use crate::model::GpuHolder;
+use gpuscope_model::GpuHolder;
 
 /// The kubelet's default PodResources socket.
 pub const DEFAULT_SOCKET: &str = "/var/lib/kubelet/pod-resources/kubelet.sock";

@@ -40,7 +40,7 @@ mod xid;
 
 use std::collections::BTreeSet;
 
-use gpuscope_agent::model::{Event as NodeEvent, GpuHolder, Timestamp};
+use gpuscope_model::{Event as NodeEvent, GpuHolder, Timestamp};
 use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 

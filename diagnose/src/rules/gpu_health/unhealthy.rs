@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use gpuscope_agent::model::Timestamp;
+use gpuscope_model::Timestamp;
 
 use super::device_plugin::PluginPod;
 use super::lost::lost_gpus;

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use gpuscope_agent::model::{Event as NodeEvent, GpuHolder, Timestamp};
+use gpuscope_model::{Event as NodeEvent, GpuHolder, Timestamp};
 
 use super::lost::lost_gpus;
 use super::{agents, gpu_subjects, recent, sampled_holders};

@@ -2,7 +2,7 @@
 //! condition), parsed once for both families: `pod`'s pending rules
 //! and `gpu_health`'s `gpu_unschedulable`.
 
-use gpuscope_agent::model::Timestamp;
+use gpuscope_model::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::{event_count, message, reason_is};

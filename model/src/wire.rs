@@ -1,9 +1,9 @@
-//! Conversions from the agent's domain types to the `gpuscope.v1` wire
-//! messages: the one place where the two meet.
+//! Conversions between the observation types and the `gpuscope.v1` wire
+//! messages, both ways: the one place where the two meet.
 
 use gpuscope_proto::v1 as pb;
 
-use crate::model::{
+use crate::{
     CgroupDriver, CgroupMode, CgroupVersion, ContainerRef, ContainerRuntime, ContainerSample,
     CpuStats, Detection, Event, GpuHolder, GpuProcess, GpuSample, MemoryEvents, MemoryStats,
     NodeSample, OomConstraint, OomKill, Pressure, Psi, PsiLine, PsiScope, QosClass, RecorderPoint,
@@ -663,7 +663,7 @@ pub fn event_from_wire(e: pb::NodeEvent) -> Option<Event> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Timestamp;
+    use crate::Timestamp;
     use prost::Message;
 
     #[test]

@@ -1,8 +1,17 @@
-//! The agent's domain types: what it observed, independent of any source
-//! file format and of the wire encoding.
+//! What a node observes: the samples and events gpuscope's agent reads
+//! from the kernel, NVML and the kubelet, their identities (node and boot,
+//! container by pod UID and container ID, GPU by UUID) and units,
+//! independent of any source file format.
 //!
-//! These types are what `snapshot` and `watch` print as JSON (the README
-//! documents the fields) and what `wire.rs` converts to protobuf.
+//! These types are what `gpuscope-agent snapshot` and `watch` print as
+//! JSON (the README documents the fields; [`Tagged`] marks the kind of a
+//! JSON line), what [`wire`] converts to and from the `gpuscope.v1`
+//! protobuf messages, and what the aggregator, the diagnosis engine and
+//! the CLI read. [`text`] is how they read for people. The crate depends
+//! on the wire contract's messages and serde only: no NVML, no runtime.
+
+pub mod text;
+pub mod wire;
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -598,4 +607,14 @@ pub struct GpuSample {
     pub holders: Vec<GpuHolder>,
     /// The readings come from gpuscope's fake NVML, not a real GPU.
     pub simulated: bool,
+}
+
+/// A value with a `"kind"` field in front, for JSON lines that mix kinds.
+#[derive(serde::Serialize)]
+pub struct Tagged<'a, T> {
+    /// What the line is (`container_sample`, `node_sample`).
+    pub kind: &'static str,
+    /// The value's own fields.
+    #[serde(flatten)]
+    pub value: &'a T,
 }
