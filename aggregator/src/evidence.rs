@@ -25,10 +25,11 @@ use gpuscope_proto::v1::{
 };
 use k8s_openapi::api::core::v1::{Event, Pod};
 
+use crate::clock::now_unix_nanos;
+use crate::error::Result;
 use crate::kube::{Kube, join};
 use crate::state::{NodeRecords, State};
 use crate::store::{DiagnosedPod, Store};
-use crate::{Result, now_unix_nanos};
 
 /// How far back a container's history goes in a cluster-wide Diagnose,
 /// before its newest point (Explain of one pod takes all of it): twice the
@@ -671,7 +672,7 @@ pub fn gpu_samples(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::HistoryConfig;
+    use crate::state::HistoryConfig;
     use gpuscope_model::Event as ModelEvent;
     use gpuscope_proto::v1 as pb;
 

@@ -238,7 +238,7 @@ impl Session {
         let end = loop {
             let msg = tokio::select! {
                 m = inbound.message() => m,
-                _ = crate::stopped(&mut shutdown) => {
+                _ = crate::sync::stopped(&mut shutdown) => {
                     break Some(Status::unavailable("aggregator shutting down"));
                 }
             };
@@ -307,7 +307,7 @@ impl Session {
         let boot = batch.boot_id.clone();
         let events: Vec<NodeEvent> = batch.events;
         let stored = tokio::task::spawn_blocking(move || {
-            store.store_batch(&node, &boot, &events, crate::now_unix_nanos())
+            store.store_batch(&node, &boot, &events, crate::clock::now_unix_nanos())
         })
         .await
         .map_err(|e| Status::internal(format!("store task failed: {e}")))?

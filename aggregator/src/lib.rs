@@ -10,7 +10,15 @@
 //! GetBundle queries. [`Aggregator::start`] wires them to one listener,
 //! and Query also to a listener of its own on a thread of its own when
 //! [`Config::query_listen`] is set.
+//!
+//! The crate root is the top: it wires the modules and nothing imports it
+//! back. What they share sits below them, in modules of its own:
+//! [`config`] (the flags as a value), [`error`] (the one error type), and
+//! the clock and shutdown/lock helpers.
 
+mod clock;
+pub mod config;
+pub mod error;
 pub mod evidence;
 mod history;
 pub mod ingest;
@@ -19,10 +27,10 @@ pub mod query;
 pub mod record;
 pub mod state;
 pub mod store;
+mod sync;
 pub mod wire;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,182 +39,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
+pub use config::{Config, TlsFiles};
+pub use error::{Error, Result};
 pub use kube::KubeConfig;
 pub use state::HistoryConfig;
 pub use store::Store;
-
-/// Everything that can go wrong in the aggregator library.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The incident store under `path` could not be opened or created.
-    #[error("cannot open incident store {path}: {source}")]
-    OpenStore {
-        /// The database file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: redb::DatabaseError,
-    },
-    /// A TLS file could not be read.
-    #[error("cannot read TLS file {path}: {source}")]
-    TlsFile {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The TLS configuration was refused (bad certificate or key).
-    #[error("TLS configuration: {0}")]
-    Tls(#[source] tonic::transport::Error),
-    /// The data directory could not be created.
-    #[error("cannot create data directory {path}: {source}")]
-    DataDir {
-        /// The directory.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A read or write of the incident store failed.
-    #[error("incident store: {0}")]
-    Store(#[from] redb::Error),
-    /// A stored incident could not be decoded (a corrupt or foreign record).
-    #[error("stored incident {key} is not a valid Incident: {source}")]
-    Decode {
-        /// The record's (node, boot, seq) key.
-        key: String,
-        /// Why.
-        #[source]
-        source: prost::DecodeError,
-    },
-    /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The gRPC server failed.
-    #[error("gRPC server: {0}")]
-    Serve(#[from] tonic::transport::Error),
-    /// The Kubernetes side could not start.
-    #[error(transparent)]
-    Kube(#[from] kube::KubeError),
-    /// A blocking store task panicked or was cancelled.
-    #[error("store task failed: {0}")]
-    Join(#[from] tokio::task::JoinError),
-}
-
-macro_rules! store_error_from {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Error {
-            fn from(e: $t) -> Self {
-                Error::Store(e.into())
-            }
-        }
-    )*};
-}
-store_error_from!(
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
-
-/// The aggregator library's result type.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// How the aggregator runs: the binary's flags, as a value.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Address to serve Ingest and Query on.
-    pub listen: SocketAddr,
-    /// Also serve Query (only) here, on a runtime of its own thread, so
-    /// that answers do not wait in line behind the reports of thousands of
-    /// agents on `listen`'s runtime.
-    pub query_listen: Option<SocketAddr>,
-    /// Directory holding the incident database (`incidents.redb`).
-    pub data_dir: PathBuf,
-    /// Incidents older than this are deleted.
-    pub retention: Duration,
-    /// How often retention runs.
-    pub retention_interval: Duration,
-    /// History sizes (newest points, coarse step and points) and how long
-    /// vanished containers/GPUs are kept.
-    pub history: HistoryConfig,
-    /// Largest message accepted on any stream, bytes.
-    pub max_message_bytes: usize,
-    /// How long a new ingest stream may take to send its Hello.
-    pub hello_timeout: Duration,
-    /// Incidents buffered per WatchIncidents watcher before it lags.
-    pub watch_buffer: usize,
-    /// Serve TLS (and, with a client CA, require client certificates).
-    pub tls: Option<TlsFiles>,
-    /// Watch Kubernetes with this configuration; `None`: no Kubernetes
-    /// (the library's default; the binary watches unless `--no-kube`).
-    pub kube: Option<KubeConfig>,
-    /// Thresholds of the diagnosis rules.
-    pub diagnose: gpuscope_diagnose::Config,
-    /// Diagnose each pod an incident names this long after the incident
-    /// and store the findings ([`record`]); `None`: do not.
-    pub record_diagnosis_after: Option<Duration>,
-}
-
-/// PEM files of the server's TLS identity.
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    /// Certificate chain.
-    pub cert: PathBuf,
-    /// Private key.
-    pub key: PathBuf,
-    /// CA whose certificates clients must present (mutual TLS); `None`:
-    /// any client may connect.
-    pub client_ca: Option<PathBuf>,
-}
-
-impl TlsFiles {
-    fn server_config(&self) -> Result<tonic::transport::ServerTlsConfig> {
-        let read = |p: &PathBuf| {
-            std::fs::read(p).map_err(|source| Error::TlsFile {
-                path: p.clone(),
-                source,
-            })
-        };
-        let mut tls = tonic::transport::ServerTlsConfig::new().identity(
-            tonic::transport::Identity::from_pem(read(&self.cert)?, read(&self.key)?),
-        );
-        if let Some(ca) = &self.client_ca {
-            tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
-        }
-        Ok(tls)
-    }
-}
-
-impl Config {
-    /// A configuration with the binary's defaults, listening on `listen`
-    /// and storing in `data_dir`.
-    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
-        Self {
-            listen,
-            query_listen: None,
-            data_dir,
-            retention: Duration::from_secs(7 * 24 * 3600),
-            retention_interval: Duration::from_secs(60),
-            history: HistoryConfig::default(),
-            max_message_bytes: 16 * 1024 * 1024,
-            hello_timeout: Duration::from_secs(30),
-            watch_buffer: 4096,
-            tls: None,
-            kube: None,
-            diagnose: gpuscope_diagnose::Config::default(),
-            record_diagnosis_after: Some(Duration::from_secs(10)),
-        }
-    }
-}
-
 /// A running aggregator.
 pub struct Aggregator {
     local_addr: SocketAddr,
@@ -295,7 +132,7 @@ impl Aggregator {
                 .add_service(ingest::IngestServer::new(ingest, max))
                 .add_service(query_server_of(query, max))
                 .serve_with_incoming_shutdown(incoming(listener), async move {
-                    crate::stopped(&mut signal).await;
+                    sync::stopped(&mut signal).await;
                 })
                 .await?;
             Ok(())
@@ -420,7 +257,7 @@ fn serve_query_thread(
                 builder
                     .add_service(query_server_of(query, max))
                     .serve_with_incoming_shutdown(incoming(listener), async move {
-                        crate::stopped(&mut shutdown).await;
+                        sync::stopped(&mut shutdown).await;
                     })
                     .await?;
                 Ok(())
@@ -428,23 +265,4 @@ fn serve_query_thread(
         })
         .map_err(bind_err)?;
     Ok((bound, thread))
-}
-
-/// Current time, Unix nanoseconds.
-pub(crate) fn now_unix_nanos() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
-/// Locks a mutex, ignoring poisoning (state stays usable after a panicked
-/// handler; every update is a plain overwrite).
-pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Resolves once `shutdown` turns true (or its sender is gone).
-pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|s| *s).await;
 }

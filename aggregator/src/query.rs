@@ -53,7 +53,7 @@ impl Diagnosis {
     pub(crate) async fn explain(
         &self,
         target: &PodTarget,
-    ) -> crate::Result<(Vec<gpuscope_diagnose::Finding>, gpuscope_diagnose::Evidence)> {
+    ) -> crate::error::Result<(Vec<gpuscope_diagnose::Finding>, gpuscope_diagnose::Evidence)> {
         let ev = self.assembler.explain(target).await?;
         let findings = if target.pod.is_some() {
             gpuscope_diagnose::explain(&ev, &self.config, &target.key)
@@ -154,7 +154,7 @@ impl QueryService {
     }
 }
 
-fn internal(e: crate::Error) -> Status {
+fn internal(e: crate::error::Error) -> Status {
     Status::internal(format!("assembling evidence failed: {e}"))
 }
 
@@ -220,7 +220,7 @@ impl Query for QueryService {
             };
             Namer::new(&pods).incidents(&mut incidents);
             name_from_records(&store, &mut incidents)?;
-            Ok::<_, crate::Error>((incidents, truncated))
+            Ok::<_, crate::error::Error>((incidents, truncated))
         })
         .await
         .map_err(|e| Status::internal(format!("query task failed: {e}")))?
@@ -363,7 +363,7 @@ impl Query for QueryService {
             loop {
                 let next = tokio::select! {
                     n = rx.recv() => n,
-                    _ = crate::stopped(&mut shutdown) => {
+                    _ = crate::sync::stopped(&mut shutdown) => {
                         let _ = tx.send(Err(Status::unavailable("aggregator shutting down"))).await;
                         return;
                     }
@@ -419,7 +419,7 @@ fn uids_named(
     pods: &[Arc<Pod>],
     store: &Store,
     filter: &IncidentFilter,
-) -> crate::Result<Vec<String>> {
+) -> crate::error::Result<Vec<String>> {
     use gpuscope_diagnose::k8s;
     let namespace = filter_namespace(filter);
     let mut uids: Vec<String> = pods
@@ -451,7 +451,7 @@ fn list_uids(
     since: u64,
     until: u64,
     limit: usize,
-) -> crate::Result<(Vec<Incident>, bool)> {
+) -> crate::error::Result<(Vec<Incident>, bool)> {
     let mut out = Vec::new();
     let mut truncated = false;
     for uid in uids {
@@ -474,7 +474,7 @@ fn list_uids(
 /// Names the OOM kills of pods Kubernetes no longer has (or that the
 /// aggregator did not watch then) from their pods' newest recorded
 /// diagnosis ([`crate::record`]). Blocking.
-fn name_from_records(store: &Store, incidents: &mut [Incident]) -> crate::Result<()> {
+fn name_from_records(store: &Store, incidents: &mut [Incident]) -> crate::error::Result<()> {
     let mut recorded: std::collections::HashMap<String, Option<RecordedDiagnosis>> =
         std::collections::HashMap::new();
     for i in incidents.iter_mut().filter(|i| i.pod_name.is_empty()) {

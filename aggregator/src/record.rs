@@ -122,7 +122,7 @@ pub(crate) async fn record_loop(
                     not_before = Instant::now() + start.elapsed() * PACE;
                 }
             }
-            _ = crate::stopped(&mut shutdown) => return,
+            _ = crate::sync::stopped(&mut shutdown) => return,
         }
     }
 }
@@ -168,7 +168,7 @@ async fn record(diagnosis: &Diagnosis, p: Pending) {
             pod_namespace,
             pod_name,
             pod_uid: target.uid.clone().unwrap_or_default(),
-            recorded_unix_nanos: crate::now_unix_nanos(),
+            recorded_unix_nanos: crate::clock::now_unix_nanos(),
             node_name: p.node.clone(),
             boot_id: p.boot.clone(),
             seq: p.seq,
@@ -178,7 +178,7 @@ async fn record(diagnosis: &Diagnosis, p: Pending) {
         };
         let n = d.findings.len();
         diagnosis.assembler.record(d).await?;
-        Ok::<_, crate::Error>(Some(n))
+        Ok::<_, crate::error::Error>(Some(n))
     };
     match recorded.await {
         Ok(Some(findings)) => {

@@ -19,9 +19,10 @@ use gpuscope_proto::v1::{
 };
 use prost::Message;
 
+use crate::clock::now_unix_nanos;
 use crate::history::{self, ContainerHistory, GpuHistory};
+use crate::sync::lock;
 use crate::wire::{self, Malformed};
-use crate::{lock, now_unix_nanos};
 
 /// Sizes of the recent-history series: the newest points as they came
 /// (fine), and before them one merged point per `step` (coarse).

@@ -31,7 +31,7 @@ use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::watch;
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 type IncidentKey<'a> = (&'a str, &'a str, u64);
 type TimeKey<'a> = (u64, &'a str, &'a str, u64);
@@ -361,10 +361,10 @@ pub async fn retention_loop(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = crate::stopped(&mut shutdown) => return,
+            _ = crate::sync::stopped(&mut shutdown) => return,
         }
         let keep = retention.as_nanos() as u64;
-        let cutoff = crate::now_unix_nanos().saturating_sub(keep);
+        let cutoff = crate::clock::now_unix_nanos().saturating_sub(keep);
         let boots_cutoff = cutoff.saturating_sub(keep);
         let store = store.clone();
         match tokio::task::spawn_blocking(move || store.delete_before(cutoff, boots_cutoff)).await {

@@ -1,5 +1,7 @@
 //! What the engine says: findings, their kinds, subjects and evidence.
 
+use std::time::Duration;
+
 use gpuscope_model::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -318,6 +320,32 @@ impl Finding {
     pub fn rank_key(&self) -> (u64, u32, Confidence) {
         let c = self.cost.unwrap_or_default();
         ((c.gpu_hours * 1000.0) as u64, c.restarts, self.confidence)
+    }
+}
+
+// ---------------------------------------------------------------------
+// How findings word durations.
+
+/// A duration for people: `45s`, `12m`, `3h5m`, `2d4h`.
+pub(crate) fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..120 => format!("{s}s"),
+        120..7200 => format!("{}m", s / 60),
+        7200..172_800 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+/// `2 h 05 min`, `12 min`, `45 s`.
+pub(crate) fn dur(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{} min", s / 60)
+    } else {
+        format!("{s} s")
     }
 }
 

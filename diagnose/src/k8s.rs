@@ -8,6 +8,8 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use crate::finding::Fact;
+
 /// The resource name of NVIDIA GPUs.
 pub const NVIDIA_GPU: &str = "nvidia.com/gpu";
 
@@ -231,6 +233,52 @@ pub fn event_is_about(e: &Event, p: &Pod) -> bool {
     o.kind.as_deref() == Some("Pod")
         && o.name.as_deref() == Some(name(p))
         && o.namespace.as_deref().unwrap_or("default") == namespace(p)
+}
+
+/// A container's waiting reason and message.
+pub fn waiting(cs: &ContainerStatus) -> Option<(&str, &str)> {
+    let w = cs.state.as_ref()?.waiting.as_ref()?;
+    Some((
+        w.reason.as_deref().unwrap_or(""),
+        w.message.as_deref().unwrap_or(""),
+    ))
+}
+
+/// Whether the event's reason is `reason`.
+pub fn reason_is(e: &Event, reason: &str) -> bool {
+    e.reason.as_deref() == Some(reason)
+}
+
+/// The event's message (empty without one).
+pub fn message(e: &Event) -> &str {
+    e.message.as_deref().unwrap_or("")
+}
+
+/// How many times an event happened (`count`, or `series.count` for new
+/// style events; at least 1).
+pub fn event_count(e: &Event) -> u32 {
+    e.count
+        .or_else(|| e.series.as_ref().and_then(|s| s.count))
+        .unwrap_or(1)
+        .max(1) as u32
+}
+
+/// An event's message as a fact at its last time.
+pub fn event_fact(name: &str, e: &Event) -> Fact {
+    let value = message(e).to_owned();
+    match event_last_time(e) {
+        Some(t) => Fact::at(name, value, t),
+        None => Fact::new(name, value),
+    }
+}
+
+/// The text between `prefix` and the next `"`.
+pub fn quoted_after(text: &str, prefix: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    let at = lower.find(&prefix.to_ascii_lowercase())? + prefix.len();
+    let rest = &text[at..];
+    let rest = rest.strip_prefix('\\').unwrap_or(rest);
+    Some(rest.split(['"', '\\']).next()?.to_owned())
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use gpuscope_diagnose::Gap;
 
-use crate::lock;
+use crate::sync::lock;
 
 /// Where one watcher stands.
 #[derive(Debug, Clone, PartialEq, Eq)]

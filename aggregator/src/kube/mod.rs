@@ -37,7 +37,7 @@ pub use events::{EventLimits, EventStore};
 pub use health::{Health, WatchState, WatcherHealth};
 pub use join::Selector;
 
-use crate::lock;
+use crate::sync::lock;
 
 /// Label selectors of the NVIDIA device-plugin pods in common installs:
 /// the GPU operator's, the upstream DaemonSet manifest's, and the Helm

@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 
 use crate::Context;
-use crate::finding::{Confidence, Cost, Fact, Finding, Kind};
+use crate::finding::{Confidence, Cost, Fact, Finding, Kind, dur};
 use crate::k8s;
 
 /// Thresholds of this family.
@@ -174,18 +174,6 @@ fn by_gpu(v: Vec<&GpuSample>) -> Series<'_> {
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
-}
-
-/// `2 h 05 min`, `12 min`, `45 s`.
-pub(crate) fn dur(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{} min", s / 60)
-    } else {
-        format!("{s} s")
-    }
 }
 
 /// Time covered by samples (oldest first): the sum of the intervals

@@ -11,6 +11,13 @@
 //! container's exit is explained, with the evidence, by `oom` or `logs`;
 //! likewise for [`gpu_health::explains_exit`] (the driver reported an XID
 //! on the container's GPU, or lost it, as the container exited).
+//!
+//! Arrows between families run one way: `pod` and `oom` consult `logs`
+//! and `gpu_health` (whose exits they must not claim), never the reverse.
+//! What several families read lives below them all: the accessors over
+//! Kubernetes objects and events in [`crate::k8s`], the wording of
+//! durations in [`crate::finding`], and the scheduler's message in
+//! [`scheduling`].
 
 use crate::Context;
 use crate::finding::Finding;
@@ -20,6 +27,7 @@ pub(crate) mod gpu_use;
 pub(crate) mod logs;
 pub(crate) mod oom;
 pub(crate) mod pod;
+pub(crate) mod scheduling;
 
 /// Runs every family.
 pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {

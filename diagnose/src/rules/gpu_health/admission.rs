@@ -5,8 +5,9 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::device_plugin::PluginPod;
 use super::opt;
+use crate::finding::human;
 use crate::finding::{Confidence, Fact, Finding, Kind};
-use crate::rules::pod::{event_count, event_fact, human, message, reason_is};
+use crate::k8s::{event_count, event_fact, message, reason_is};
 use crate::{Context, k8s};
 
 pub(super) fn admission_error(

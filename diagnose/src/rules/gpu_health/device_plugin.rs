@@ -4,7 +4,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 
 use super::opt;
 use crate::finding::{Confidence, Fact, Finding, Kind, Subject};
-use crate::rules::pod::waiting;
+use crate::k8s::waiting;
 use crate::{Context, k8s};
 
 /// One device-plugin pod and what is wrong with it.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Node, NodeSelectorRequirement, Pod, Toleration};
 
 use crate::finding::{Confidence, Fact, Finding, Kind};
-use crate::rules::pod::{ReasonClass, scheduling_failure};
+use crate::rules::scheduling::{ReasonClass, scheduling_failure};
 use crate::{Context, k8s};
 
 /// How many of `resource` the pod asks for (the scheduler's rule: app

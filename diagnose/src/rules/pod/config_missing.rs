@@ -2,8 +2,9 @@
 
 use k8s_openapi::api::core::v1::{Event, Pod};
 
-use super::{container_events, event_fact, message, quoted_after, reason_is, waiting};
+use super::container_events;
 use crate::finding::{Confidence, Fact, Finding, Kind};
+use crate::k8s::{event_fact, message, quoted_after, reason_is, waiting};
 use crate::{Context, k8s};
 
 /// The object a config error names: kind, name, key.

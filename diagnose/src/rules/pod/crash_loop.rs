@@ -2,10 +2,10 @@
 
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Event, Pod};
 
-use super::{
-    container_events, event_count, human, last_line, message, reason_is, spec_container, waiting,
-};
+use super::{container_events, last_line, spec_container};
+use crate::finding::human;
 use crate::finding::{Confidence, Cost, Fact, Finding, Kind};
+use crate::k8s::{event_count, message, reason_is, waiting};
 use crate::{Context, k8s};
 
 /// What an exit code means, in one phrase.

@@ -3,10 +3,9 @@
 
 use k8s_openapi::api::core::v1::{Event, Pod};
 
-use super::{
-    container_events, event_count, event_fact, message, reason_is, spec_container, waiting,
-};
+use super::{container_events, spec_container};
 use crate::finding::{Confidence, Fact, Finding, Kind};
+use crate::k8s::{event_count, event_fact, message, reason_is, waiting};
 use crate::{Context, k8s};
 
 /// Waiting reasons the kubelet sets when an image cannot be pulled.

@@ -4,9 +4,11 @@
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, Event, Pod};
 
 use super::image_pull::PULL_REASONS;
+use super::last_line;
 use super::mount::MOUNT_REASONS;
-use super::{human, last_line, reason_is, waiting};
+use crate::finding::human;
 use crate::finding::{Confidence, Fact, Finding, Kind};
+use crate::k8s::{reason_is, waiting};
 use crate::{Context, k8s};
 
 /// Waiting reasons some rule of this family explains.

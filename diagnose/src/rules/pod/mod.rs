@@ -40,11 +40,8 @@ mod insufficient_evidence;
 mod mount;
 mod pending;
 mod probe;
-mod scheduling;
 
-use std::time::Duration;
-
-use k8s_openapi::api::core::v1::{Container, ContainerStatus, Event, Pod};
+use k8s_openapi::api::core::v1::{Container, Event, Pod};
 use serde::{Deserialize, Serialize};
 
 use config_missing::config_missing;
@@ -54,10 +51,9 @@ use insufficient_evidence::insufficient_evidence;
 use mount::mount_failed;
 use pending::pending;
 use probe::probe_failing;
-pub(crate) use scheduling::{ReasonClass, scheduling_failure};
 
-use crate::finding::{Fact, Finding};
-use crate::{Context, k8s};
+use crate::Context;
+use crate::finding::Finding;
 
 /// Thresholds of the everyday pod failures.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,15 +120,6 @@ pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
 // ---------------------------------------------------------------------
 // Small shared helpers.
 
-/// A container's waiting reason and message.
-pub(crate) fn waiting(cs: &ContainerStatus) -> Option<(&str, &str)> {
-    let w = cs.state.as_ref()?.waiting.as_ref()?;
-    Some((
-        w.reason.as_deref().unwrap_or(""),
-        w.message.as_deref().unwrap_or(""),
-    ))
-}
-
 /// The spec of a container (app or init) by name.
 fn spec_container<'p>(pod: &'p Pod, name: &str) -> Option<&'p Container> {
     let s = pod.spec.as_ref()?;
@@ -157,41 +144,6 @@ fn container_events<'a>(events: &[&'a Event], container: &str) -> Vec<&'a Event>
         .collect()
 }
 
-pub(crate) fn reason_is(e: &Event, reason: &str) -> bool {
-    e.reason.as_deref() == Some(reason)
-}
-
-pub(crate) fn message(e: &Event) -> &str {
-    e.message.as_deref().unwrap_or("")
-}
-
-/// How many times an event happened (`count`, or `series.count` for new
-/// style events; at least 1).
-pub(crate) fn event_count(e: &Event) -> u32 {
-    e.count
-        .or_else(|| e.series.as_ref().and_then(|s| s.count))
-        .unwrap_or(1)
-        .max(1) as u32
-}
-
-/// An event's message as a fact at its last time.
-pub(crate) fn event_fact(name: &str, e: &Event) -> Fact {
-    let value = message(e).to_owned();
-    match k8s::event_last_time(e) {
-        Some(t) => Fact::at(name, value, t),
-        None => Fact::new(name, value),
-    }
-}
-
-/// The text between `prefix` and the next `"`.
-pub(crate) fn quoted_after(text: &str, prefix: &str) -> Option<String> {
-    let lower = text.to_ascii_lowercase();
-    let at = lower.find(&prefix.to_ascii_lowercase())? + prefix.len();
-    let rest = &text[at..];
-    let rest = rest.strip_prefix('\\').unwrap_or(rest);
-    Some(rest.split(['"', '\\']).next()?.to_owned())
-}
-
 fn last_line(s: &str) -> String {
     s.lines()
         .rev()
@@ -199,15 +151,4 @@ fn last_line(s: &str) -> String {
         .unwrap_or(s)
         .trim()
         .to_owned()
-}
-
-/// A duration for people: `45s`, `12m`, `3h5m`, `2d4h`.
-pub(crate) fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..120 => format!("{s}s"),
-        120..7200 => format!("{}m", s / 60),
-        7200..172_800 => format!("{}h{}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d{}h", s / 86400, s % 86400 / 3600),
-    }
 }

@@ -4,8 +4,9 @@
 use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod};
 
 use super::config_missing::missing_object;
-use super::{event_count, event_fact, last_line, message, quoted_after, reason_is, waiting};
+use super::last_line;
 use crate::finding::{Confidence, Fact, Finding, Kind};
+use crate::k8s::{event_count, event_fact, message, quoted_after, reason_is, waiting};
 use crate::{Context, k8s};
 
 pub(super) const MOUNT_REASONS: [&str; 4] = [

@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Event, Pod};
 
-use super::scheduling::{
+use crate::finding::human;
+use crate::finding::{Confidence, Fact, Finding, Kind};
+use crate::k8s::{event_fact, quoted_after, reason_is};
+use crate::rules::scheduling::{
     ReasonClass, Scheduling, clause_name, control_plane_taint, scheduling_failure,
 };
-use super::{event_fact, human, quoted_after, reason_is};
-use crate::finding::{Confidence, Fact, Finding, Kind};
 use crate::{Context, k8s};
 
 pub(super) fn pending(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec<Finding> {

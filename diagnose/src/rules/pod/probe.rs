@@ -4,8 +4,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, ContainerStatus, Event, Pod, Probe};
 
-use super::{container_events, event_count, event_fact, human, message, reason_is};
+use super::container_events;
+use crate::finding::human;
 use crate::finding::{Confidence, Cost, Fact, Finding, Kind};
+use crate::k8s::{event_count, event_fact, message, reason_is};
 use crate::{Context, k8s};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

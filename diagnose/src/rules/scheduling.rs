@@ -5,8 +5,8 @@
 use gpuscope_model::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 
-use super::{event_count, message, reason_is};
 use crate::finding::Fact;
+use crate::k8s::{event_count, message, reason_is};
 use crate::{Context, k8s};
 
 /// Why the scheduler excluded some nodes.
@@ -266,7 +266,7 @@ fn preemption_futile(msg: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::pod::quoted_after;
+    use crate::k8s::quoted_after;
 
     #[test]
     fn scheduling_messages_parse_into_counted_clauses() {

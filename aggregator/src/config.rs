@@ -1,0 +1,98 @@
+//! How the aggregator runs: the binary's flags as a value ([`Config`]),
+//! and the server's TLS files.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::kube::KubeConfig;
+use crate::state::HistoryConfig;
+
+/// How the aggregator runs: the binary's flags, as a value.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to serve Ingest and Query on.
+    pub listen: SocketAddr,
+    /// Also serve Query (only) here, on a runtime of its own thread, so
+    /// that answers do not wait in line behind the reports of thousands of
+    /// agents on `listen`'s runtime.
+    pub query_listen: Option<SocketAddr>,
+    /// Directory holding the incident database (`incidents.redb`).
+    pub data_dir: PathBuf,
+    /// Incidents older than this are deleted.
+    pub retention: Duration,
+    /// How often retention runs.
+    pub retention_interval: Duration,
+    /// History sizes (newest points, coarse step and points) and how long
+    /// vanished containers/GPUs are kept.
+    pub history: HistoryConfig,
+    /// Largest message accepted on any stream, bytes.
+    pub max_message_bytes: usize,
+    /// How long a new ingest stream may take to send its Hello.
+    pub hello_timeout: Duration,
+    /// Incidents buffered per WatchIncidents watcher before it lags.
+    pub watch_buffer: usize,
+    /// Serve TLS (and, with a client CA, require client certificates).
+    pub tls: Option<TlsFiles>,
+    /// Watch Kubernetes with this configuration; `None`: no Kubernetes
+    /// (the library's default; the binary watches unless `--no-kube`).
+    pub kube: Option<KubeConfig>,
+    /// Thresholds of the diagnosis rules.
+    pub diagnose: gpuscope_diagnose::Config,
+    /// Diagnose each pod an incident names this long after the incident
+    /// and store the findings ([`record`]); `None`: do not.
+    pub record_diagnosis_after: Option<Duration>,
+}
+
+/// PEM files of the server's TLS identity.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
+    /// CA whose certificates clients must present (mutual TLS); `None`:
+    /// any client may connect.
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    pub(crate) fn server_config(&self) -> Result<tonic::transport::ServerTlsConfig> {
+        let read = |p: &PathBuf| {
+            std::fs::read(p).map_err(|source| Error::TlsFile {
+                path: p.clone(),
+                source,
+            })
+        };
+        let mut tls = tonic::transport::ServerTlsConfig::new().identity(
+            tonic::transport::Identity::from_pem(read(&self.cert)?, read(&self.key)?),
+        );
+        if let Some(ca) = &self.client_ca {
+            tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
+        }
+        Ok(tls)
+    }
+}
+
+impl Config {
+    /// A configuration with the binary's defaults, listening on `listen`
+    /// and storing in `data_dir`.
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        Self {
+            listen,
+            query_listen: None,
+            data_dir,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            retention_interval: Duration::from_secs(60),
+            history: HistoryConfig::default(),
+            max_message_bytes: 16 * 1024 * 1024,
+            hello_timeout: Duration::from_secs(30),
+            watch_buffer: 4096,
+            tls: None,
+            kube: None,
+            diagnose: gpuscope_diagnose::Config::default(),
+            record_diagnosis_after: Some(Duration::from_secs(10)),
+        }
+    }
+}

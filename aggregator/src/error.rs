@@ -1,0 +1,90 @@
+//! The aggregator library's one error type: what failed (the store, a TLS
+//! file, a listener, the Kubernetes side) and the path or address it
+//! failed on.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the aggregator library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The incident store under `path` could not be opened or created.
+    #[error("cannot open incident store {path}: {source}")]
+    OpenStore {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: redb::DatabaseError,
+    },
+    /// A TLS file could not be read.
+    #[error("cannot read TLS file {path}: {source}")]
+    TlsFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS configuration was refused (bad certificate or key).
+    #[error("TLS configuration: {0}")]
+    Tls(#[source] tonic::transport::Error),
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A read or write of the incident store failed.
+    #[error("incident store: {0}")]
+    Store(#[from] redb::Error),
+    /// A stored incident could not be decoded (a corrupt or foreign record).
+    #[error("stored incident {key} is not a valid Incident: {source}")]
+    Decode {
+        /// The record's (node, boot, seq) key.
+        key: String,
+        /// Why.
+        #[source]
+        source: prost::DecodeError,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+    /// The Kubernetes side could not start.
+    #[error(transparent)]
+    Kube(#[from] crate::kube::KubeError),
+    /// A blocking store task panicked or was cancelled.
+    #[error("store task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+macro_rules! store_error_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self {
+                Error::Store(e.into())
+            }
+        }
+    )*};
+}
+store_error_from!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// The aggregator library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
