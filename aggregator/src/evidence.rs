@@ -1,7 +1,7 @@
 //! Evidence assembly: the diagnosis engine's [`Evidence`] built from the
 //! live state — the Kubernetes stores ([`crate::kube`]), the agents'
 //! samples and history ([`State`]) and the incident store ([`Store`]) —
-//! converted to the agent's model types through `gpuscope_model::wire`.
+//! converted to the observation types through `gpuscope_model::wire`.
 //!
 //! History is kept in the state as reduced points ([`ContainerPoint`],
 //! [`GpuPoint`]); they are widened back into samples here. The newest

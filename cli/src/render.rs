@@ -1,6 +1,6 @@
-//! Small renderers for people: relative times. Byte sizes, sparklines and
-//! tables come from the agent's `output` module, so every tool prints the
-//! same units.
+//! Small renderers for people: relative times. Byte sizes, sparklines,
+//! tables and event lines come from `gpuscope_model::text`, which the
+//! agent prints from too, so every tool prints the same units.
 
 use gpuscope_model::Timestamp;
 
