@@ -291,6 +291,16 @@ impl Agent {
         out
     }
 
+    /// Fails the test if the agent process has exited: after a quiet
+    /// window, "no second event" means something only from a live agent.
+    pub fn assert_running(&mut self) {
+        match self.child.try_wait() {
+            Ok(None) => {}
+            Ok(Some(status)) => panic!("the agent exited ({status}); last lines:\n{}", self.tail()),
+            Err(e) => panic!("cannot check on the agent process: {e}"),
+        }
+    }
+
     /// The last lines seen, for assertion messages.
     pub fn tail(&self) -> String {
         let n = self.seen.len().saturating_sub(20);

@@ -99,13 +99,30 @@ fn main_process_killed(driver: Driver, tag: u32) {
         "recorder window must hold the samples before the kill"
     );
 
-    // Exactly one event for one kill.
+    // Exactly one event for one kill, from an agent that kept working
+    // through the window and after it (a dead agent prints nothing).
     let more: Vec<_> = agent
         .drain_for(Duration::from_millis(1500))
         .into_iter()
         .filter(|v| is_kill_of(v, &path))
         .collect();
     assert!(more.is_empty(), "one kill, one event; also got {more:?}");
+    let mut late_kills = Vec::new();
+    agent.expect_line(
+        Duration::from_secs(10),
+        "no node sample after the window: the agent stopped working",
+        |v| {
+            if is_kill_of(v, &path) {
+                late_kills.push(v.clone());
+            }
+            v["kind"] == "node_sample"
+        },
+    );
+    assert!(
+        late_kills.is_empty(),
+        "one kill, one event; also got {late_kills:?}"
+    );
+    agent.assert_running();
 }
 
 #[test]
