@@ -8,13 +8,23 @@
 //!
 //! ```json
 //! {"findings": [{"kind": "oom_killed", "confidence": "high",
-//!                "container": "trainer", "summary_contains": ["2.0 GiB"]}],
+//!                "container": "trainer", "summary_contains": ["2.0 GiB"],
+//!                "evidence_names": ["victim"],
+//!                "evidence_contains": {"exit code": "137 (OOMKilled)"}}],
 //!  "gaps": ["agent"]}
 //! ```
 //!
+//! `summary_contains`: texts the summary must contain; `evidence_names`:
+//! facts the finding must give; `evidence_contains`: a fact's name and a
+//! text its value must contain.
+//!
 //! `findings: []` says the pod is healthy: any finding fails the test.
 //! `gaps` (optional) lists evidence the engine must report missing.
+//!
+//! Every folder but the generators' (`gen_*`) is a case: one without
+//! `expected.json`, or whose bundle cannot be read, fails.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use gpuscope_diagnose::bundle::Bundle;
@@ -48,10 +58,34 @@ struct ExpectedFinding {
     summary_contains: Vec<String>,
     #[serde(default)]
     evidence_names: Vec<String>,
+    /// Evidence name -> text its value must contain.
+    #[serde(default)]
+    evidence_contains: BTreeMap<String, String>,
 }
 
 fn bundles_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/bundles")
+}
+
+/// Every case folder of `tests/bundles/`: every folder but the generators'
+/// (`gen_*`). A case without `expected.json` or a readable bundle fails
+/// its test, not skipped.
+fn case_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(bundles_dir())
+        .expect("tests/bundles exists")
+        .map(|e| e.expect("read tests/bundles").path())
+        .filter(|p| p.is_dir())
+        .filter(|p| !name(p).starts_with("gen_"))
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn name(dir: &Path) -> String {
+    dir.file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn findings_of(dir: &Path) -> Result<(Vec<Finding>, Vec<String>), String> {
@@ -117,6 +151,18 @@ fn check(dir: &Path) -> Result<(), String> {
                 ));
             }
         }
+        for (n, v) in &w.evidence_contains {
+            if !f
+                .evidence
+                .iter()
+                .any(|e| &e.name == n && e.value.contains(v.as_str()))
+            {
+                return Err(format!(
+                    "{} has no evidence {n:?} containing {v:?}: {:?}",
+                    f.kind, f.evidence
+                ));
+            }
+        }
         if f.next_steps.is_empty() {
             return Err(format!("{} has no next steps", f.kind));
         }
@@ -135,19 +181,11 @@ fn check(dir: &Path) -> Result<(), String> {
 
 #[test]
 fn every_bundle_gives_its_expected_findings() {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(bundles_dir())
-        .expect("tests/bundles exists")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("expected.json").exists())
-        .collect();
-    dirs.sort();
+    let dirs = case_dirs();
     let mut failures = Vec::new();
     for d in &dirs {
         if let Err(e) = check(d) {
-            failures.push(format!(
-                "{}: {e}",
-                d.file_name().unwrap_or_default().to_string_lossy()
-            ));
+            failures.push(format!("{}: {e}", name(d)));
         }
     }
     println!("{} bundles checked", dirs.len());
@@ -169,31 +207,54 @@ fn every_bundle_gives_its_expected_findings() {
 #[test]
 fn bundles_round_trip_through_the_writer() {
     // What `gpuscope bundle` writes, `explain --bundle` reads back to the
-    // same findings.
-    for entry in std::fs::read_dir(bundles_dir()).expect("tests/bundles exists") {
-        let dir = entry.expect("entry").path();
-        if !dir.join("expected.json").exists() {
-            continue;
-        }
-        let Ok(b) = Bundle::read(&dir.join("bundle")) else {
-            continue;
+    // same findings: every field of every finding.
+    let dirs = case_dirs();
+    let mut failures = Vec::new();
+    for dir in &dirs {
+        let b = match Bundle::read(&dir.join("bundle")) {
+            Ok(b) => b,
+            Err(e) => {
+                failures.push(format!("{}: unreadable bundle: {e}", name(dir)));
+                continue;
+            }
         };
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut b2 = b.clone();
         // Fix "now" so that both reads agree on it.
         b2.evidence.now = b2.evidence.now.or_else(|| b.evidence.newest_time());
         b2.write(tmp.path()).expect("write");
-        let back = Bundle::read(tmp.path()).expect("read back");
+        let back = match Bundle::read(tmp.path()) {
+            Ok(b) => b,
+            Err(e) => {
+                failures.push(format!(
+                    "{}: the written bundle is unreadable: {e}",
+                    name(dir)
+                ));
+                continue;
+            }
+        };
         let config = Config::default();
-        let run = |b: &Bundle| match &b.subject {
-            Some(s) => gpuscope_diagnose::explain(&b.evidence, &config, s),
-            None => gpuscope_diagnose::diagnose(&b.evidence, &config),
+        let run = |b: &Bundle| {
+            let findings = match &b.subject {
+                Some(s) => gpuscope_diagnose::explain(&b.evidence, &config, s),
+                None => gpuscope_diagnose::diagnose(&b.evidence, &config),
+            };
+            serde_json::to_value(findings).expect("findings as JSON")
         };
-        let kinds = |f: Vec<Finding>| {
-            f.into_iter()
-                .map(|f| (f.kind, f.confidence))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(kinds(run(&b2)), kinds(run(&back)), "{}", dir.display());
+        let (before, after) = (run(&b2), run(&back));
+        if before != after {
+            failures.push(format!(
+                "{}: findings differ after the round trip\n--- before\n{before:#}\n--- after\n{after:#}",
+                name(dir)
+            ));
+        }
     }
+    assert!(dirs.len() >= 40, "only {} bundles found", dirs.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {} bundles failed:\n{}",
+        failures.len(),
+        dirs.len(),
+        failures.join("\n")
+    );
 }

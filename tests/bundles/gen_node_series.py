@@ -784,7 +784,11 @@ def oom_status_without_kill():
     write(name,
           "OOMKilled in lastState while the agent watched the container to its end: it used 3 GiB of 16 GiB, its "
           "oom_kill counter never moved, no kernel report: the label is not backed by a kill (Low).",
-          {"findings": [{"kind": "oom_status_without_kill", "confidence": "low", "container": "trainer"}]},
+          {"findings": [{"kind": "oom_status_without_kill", "confidence": "low", "container": "trainer",
+                         "summary_contains": ["recorded no OOM kill in it", "oom_kill counter never moved"],
+                         "evidence_contains": {"exit code": "137 (OOMKilled)",
+                                               "last sample of the container": "3.0 GiB used of 16.0 GiB",
+                                               "agent": "no OOM kill recorded for it"}}]},
           p, [], [node_obj(NODE)], watched_agent(p, co, cn, fin))
 
 

@@ -26,6 +26,18 @@ pub fn require(what: &str, available: bool) -> bool {
     false
 }
 
+/// Whether `GPUSCOPE_UPDATE_SNAPSHOTS` asks the snapshot tests to rewrite
+/// their snapshots instead of comparing with them. Fails under CI (`CI`
+/// set): there a rewritten snapshot would make the test pass unchecked.
+pub fn updating_snapshots() -> bool {
+    let update = std::env::var_os("GPUSCOPE_UPDATE_SNAPSHOTS").is_some();
+    assert!(
+        !(update && std::env::var_os("CI").is_some()),
+        "GPUSCOPE_UPDATE_SNAPSHOTS rewrites snapshots instead of checking them; refused under CI"
+    );
+    update
+}
+
 /// Whether this process can create v1 memory cgroups.
 pub fn have_v1_memory() -> bool {
     Path::new(V1_MEMORY).join("memory.limit_in_bytes").exists() && nix_is_root()
@@ -277,6 +289,16 @@ impl Agent {
             false
         });
         out
+    }
+
+    /// Fails the test if the agent process has exited: after a quiet
+    /// window, "no second event" means something only from a live agent.
+    pub fn assert_running(&mut self) {
+        match self.child.try_wait() {
+            Ok(None) => {}
+            Ok(Some(status)) => panic!("the agent exited ({status}); last lines:\n{}", self.tail()),
+            Err(e) => panic!("cannot check on the agent process: {e}"),
+        }
     }
 
     /// The last lines seen, for assertion messages.

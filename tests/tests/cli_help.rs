@@ -1,12 +1,13 @@
 //! `--help` of every command of the agent, the aggregator and the CLI,
 //! compared with the checked-in text in
 //! `tests/snapshots/`: a change of interface is a visible diff. Run with
-//! `GPUSCOPE_UPDATE_SNAPSHOTS=1` to rewrite them after an intended change.
+//! `GPUSCOPE_UPDATE_SNAPSHOTS=1` to rewrite them after an intended change
+//! (refused when `CI` is set).
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use gpuscope_tests::workspace_bin;
+use gpuscope_tests::{updating_snapshots, workspace_bin};
 
 fn check(bin: &str, args: &[&str], name: &str) {
     let mut cmd = Command::new(workspace_bin(bin));
@@ -25,7 +26,7 @@ fn check(bin: &str, args: &[&str], name: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("snapshots")
         .join(name);
-    if std::env::var_os("GPUSCOPE_UPDATE_SNAPSHOTS").is_some() {
+    if updating_snapshots() {
         std::fs::write(&path, &got).expect("write snapshot");
         return;
     }

@@ -2,7 +2,7 @@
 //! `-o table` and `-o json`, compared with the checked-in text in
 //! `tests/snapshots/cli-<command>-<format>.txt`: a change of what users
 //! read is a visible diff. Run with `GPUSCOPE_UPDATE_SNAPSHOTS=1` to
-//! rewrite them after an intended change.
+//! rewrite them after an intended change (refused when `CI` is set).
 //!
 //! A real `gpuscope-aggregator` on loopback is fed by a scripted agent that
 //! speaks the real ingest protocol (Hello, a NodeReport, EventBatches,
@@ -24,7 +24,7 @@ use gpuscope_model::{
     SourceStatus, Timestamp, Victim,
 };
 use gpuscope_proto::v1 as pb;
-use gpuscope_tests::{KillOnDrop, free_port, workspace_bin};
+use gpuscope_tests::{KillOnDrop, free_port, updating_snapshots, workspace_bin};
 use serde_json::Value;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -634,7 +634,7 @@ fn snapshot_path(name: &str) -> PathBuf {
 /// `GPUSCOPE_UPDATE_SNAPSHOTS`); returns a description of a difference.
 fn check(name: &str, command: &str, got: &str) -> Option<String> {
     let path = snapshot_path(name);
-    if std::env::var_os("GPUSCOPE_UPDATE_SNAPSHOTS").is_some() {
+    if updating_snapshots() {
         std::fs::write(&path, got).expect("write snapshot");
         return None;
     }

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use gpuscope_aggregator::Store;
 use gpuscope_proto::v1 as pb;
 use gpuscope_tests::{KillOnDrop, V2Tree, fake_nvml_lib, free_port, workspace_bin};
 use serde_json::json;
@@ -134,19 +135,46 @@ fn spread(n: u64, from: f64, step: f64) -> Vec<f64> {
     (0..n).map(|i| from + step * i as f64).collect()
 }
 
+/// XIDs in the incident database of a stopped aggregator, read directly:
+/// what was stored when it died.
+fn xids_on_disk(data: &Path) -> usize {
+    let store = Store::open(&data.join("incidents.redb")).expect("open the aggregator's store");
+    let filter = pb::IncidentFilter {
+        kinds: vec![pb::IncidentKind::Xid as i32],
+        ..Default::default()
+    };
+    let (incidents, more) = store.list(&filter, 0, 0, 10_000).expect("list");
+    assert!(!more);
+    incidents.len()
+}
+
 /// Runs an agent raising N XIDs (one every 100 ms from 0.5 s) against an
-/// aggregator that is killed with SIGKILL after `up` and restarted on the
-/// same data directory and port after `down`; all N must be stored once.
-fn aggregator_away(up: Duration, down: Duration) {
+/// aggregator that is killed with SIGKILL once it stored `before` of them
+/// and restarted on the same data directory and port after `down`. The
+/// kill must fall mid-stream (some stored before it, some after: checked
+/// on disk), and all N must be stored once.
+fn aggregator_away(before: u64, down: Duration) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (data, state) = (dir.path().join("data"), dir.path().join("state"));
     let tree = V2Tree::new();
     let port = free_port();
     let mut agg = aggregator(&data, port);
     let _agent = agent(dir.path(), &state, tree.root(), port, &spread(N, 0.5, 0.1));
-    std::thread::sleep(up);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stored_xids(port).is_none_or(|c| (c.len() as u64) < before) {
+        assert!(
+            Instant::now() < deadline,
+            "the aggregator never stored {before} XIDs"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let _ = agg.0.kill();
     let _ = agg.0.wait();
+    let at_kill = xids_on_disk(&data) as u64;
+    assert!(
+        (before..N).contains(&at_kill),
+        "killed mid-stream: {at_kill} of {N} XIDs stored before the kill"
+    );
     std::thread::sleep(down);
     agg = aggregator(&data, port);
     assert_all_once(port, Duration::from_secs(60));
@@ -155,14 +183,14 @@ fn aggregator_away(up: Duration, down: Duration) {
 
 #[test]
 fn aggregator_killed_mid_stream_and_restarted() {
-    // Killed with XIDs 1000..~1015 sent and the rest still coming.
-    aggregator_away(Duration::from_millis(2000), Duration::from_millis(1500));
+    // Killed with a quarter of the XIDs stored and the rest still coming.
+    aggregator_away(N / 4, Duration::from_millis(1500));
 }
 
 #[test]
 fn connection_cut_for_60_seconds() {
-    // Half the XIDs before the cut, half during it.
-    aggregator_away(Duration::from_millis(2500), Duration::from_secs(60));
+    // Half the XIDs before the cut, the rest during it.
+    aggregator_away(N / 2, Duration::from_secs(60));
 }
 
 #[test]

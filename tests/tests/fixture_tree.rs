@@ -54,6 +54,16 @@ fn v2_counter_bump_is_one_event_by_notification() {
         .filter(|v| is_kill_of(v, &path))
         .collect();
     assert!(more.is_empty(), "{more:?}");
+    // The quiet window meant something only if the agent still watches:
+    // the next bump is the next event.
+    std::fs::write(dir.join("memory.events"), memory_events(4)).expect("write");
+    let next = agent.expect_line(
+        Duration::from_secs(5),
+        "no event for a later kill: the agent stopped watching",
+        |v| is_kill_of(v, &path),
+    );
+    assert_eq!(next["oom_kill"], 4, "{next}");
+    agent.assert_running();
 }
 
 #[test]

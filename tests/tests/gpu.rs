@@ -258,6 +258,7 @@ fn xid_and_gpu_lost_are_events_naming_the_holder() {
             .any(|v| v["kind"] == "gpu_sample" && v["uuid"] == GPU_B),
         "GPU B keeps being sampled"
     );
+    agent.assert_running();
 }
 
 #[test]

@@ -209,11 +209,19 @@ impl Live {
         );
         wait_until(
             Duration::from_secs(20),
-            "the aggregator to know the pod's container",
+            "the aggregator to know the pod",
             || explain(port, "json").0.then_some(()),
         );
-        // Give the agent a few samples of the container before the kill.
-        std::thread::sleep(Duration::from_millis(800));
+        // The agent has sampled the container (and so watches it for a
+        // kill) once the aggregator lists it from the agent's report.
+        wait_until(
+            Duration::from_secs(20),
+            "the agent's report of the pod's container",
+            || {
+                let (ok, out) = gpuscope(port, &["-o", "json", "pods"]);
+                (ok && out.contains(&id)).then_some(())
+            },
+        );
         Some(Live {
             uid,
             id,
@@ -305,11 +313,22 @@ fn explain_names_the_oom_killed_pod_by_namespace_and_name() {
         return;
     };
     let (port, uid, id) = (live.port, live.uid.clone(), live.id.clone());
-    // Watching from before the kill (no past incidents: only the watch
-    // stream can deliver it): the incident as it is stored, named.
+    // Watching from before the kill: the incident as it is stored, named.
+    // `events -w` subscribes, then lists the past incidents: here the
+    // agent's report that its PodResources socket is missing, stored
+    // first. Its first line says it is subscribed, and a kill after that
+    // line reaches it through the watch stream alone.
+    wait_until(
+        Duration::from_secs(20),
+        "the agent's first incident (a source status)",
+        || {
+            let (ok, out) = gpuscope(port, &["-o", "json", "events", "--since", "1h"]);
+            (ok && out.contains(r#""kind":"source""#)).then_some(())
+        },
+    );
     let watcher = Command::new(workspace_bin("gpuscope"))
         .args(["--aggregator", &format!("http://127.0.0.1:{port}")])
-        .args(["-o", "json", "events", "-w", "--since", "0s"])
+        .args(["-o", "json", "events", "-w", "--since", "1h"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("run gpuscope events -w");
@@ -323,7 +342,13 @@ fn explain_names_the_oom_killed_pod_by_namespace_and_name() {
             }
         }
     });
-    std::thread::sleep(Duration::from_secs(1));
+    let first = watched_lines
+        .recv_timeout(Duration::from_secs(20))
+        .expect("`events -w` printed the past incidents it listed after subscribing");
+    assert!(
+        !first.contains("\"oom_kill\""),
+        "no kill before the kill: {first}"
+    );
 
     live.oom_kill();
     live.kube.apply(pod(&uid, restarted_after_oom(&id)));

@@ -3,7 +3,7 @@
 //! (fails under CI without them, skips loudly elsewhere).
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gpuscope_tests::{
     Agent, CgroupGuard, Driver, V1_MEMORY, have_v1_memory, ids, is_kill_of, is_sample_of,
@@ -99,13 +99,30 @@ fn main_process_killed(driver: Driver, tag: u32) {
         "recorder window must hold the samples before the kill"
     );
 
-    // Exactly one event for one kill.
+    // Exactly one event for one kill, from an agent that kept working
+    // through the window and after it (a dead agent prints nothing).
     let more: Vec<_> = agent
         .drain_for(Duration::from_millis(1500))
         .into_iter()
         .filter(|v| is_kill_of(v, &path))
         .collect();
     assert!(more.is_empty(), "one kill, one event; also got {more:?}");
+    let mut late_kills = Vec::new();
+    agent.expect_line(
+        Duration::from_secs(10),
+        "no node sample after the window: the agent stopped working",
+        |v| {
+            if is_kill_of(v, &path) {
+                late_kills.push(v.clone());
+            }
+            v["kind"] == "node_sample"
+        },
+    );
+    assert!(
+        late_kills.is_empty(),
+        "one kill, one event; also got {late_kills:?}"
+    );
+    agent.assert_running();
 }
 
 #[test]
@@ -131,7 +148,6 @@ fn v1_eventfd_alone_reports_the_kill() {
     cg.set_v1_limit(LIMIT).expect("limit");
     let mut agent = Agent::watch(&["--interval", "10s", "--kmsg", "/nonexistent-kmsg"]);
     wait_sampled(&mut agent, &path);
-    let started = Instant::now();
     let out = Command::new("sh")
         .args(["-c", &format!("{}; exec {MEMHOG} 256", cg.enter())])
         .output()
@@ -140,12 +156,13 @@ fn v1_eventfd_alone_reports_the_kill() {
         std::os::unix::process::ExitStatusExt::signal(&out.status),
         Some(9)
     );
+    // The deadline only guards against a hang; `detected_by` says which
+    // path saw the kill (a scan would have said so, at its next round).
     let kill = agent.expect_line(
-        Duration::from_secs(3),
+        Duration::from_secs(30),
         &format!("no oom_kill event for {path}"),
         |v| is_kill_of(v, &path),
     );
-    assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(kill["detected_by"], "notification", "{kill}");
     assert_eq!(kill["oom_kill"], 1, "{kill}");
     assert_eq!(kill["pod_uid"], pod.as_str());
@@ -200,55 +217,57 @@ fn child_killed_while_main_process_lives() {
     assert_kill(&kill, &pod, &id, &path, victim, LIMIT);
 }
 
-/// A container that appears and is killed within 100 ms, before the agent
-/// could scan it: reported from the kernel's OOM report.
+/// A container that appears and is killed between two scans of the agent
+/// (never sampled while it lived): reported from the kernel's OOM report.
 #[test]
-fn container_created_and_killed_within_100ms() {
+fn container_created_and_killed_between_two_scans() {
     if !require("root and the cgroup v1 memory hierarchy", have_v1_memory()) {
         return;
     }
     let (pod, id) = ids(4);
     let path = kubelet_path(Driver::Systemd, &pod, &id);
     let limit = 16 << 20;
-    // A slow scan (10 s) makes sure the kill happens between two scans.
+    // A scan finds every container, then samples each: a sample of this
+    // one, there before the agent, says the first scan's search is over.
+    let (early_pod, early_id) = ids(6);
+    let early = kubelet_path(Driver::Systemd, &early_pod, &early_id);
+    let _early = CgroupGuard::create(V1_MEMORY.as_ref(), &early).expect("create cgroup");
+    // A slow scan (10 s): the next one comes long after the kill.
     let mut agent = Agent::watch(&["--interval", "10s"]);
-    assert!(
-        agent
-            .wait_for(Duration::from_secs(10), |v| v["kind"] == "node_sample")
-            .is_some(),
-        "agent did not start: {}",
-        agent.tail()
-    );
-    // Let the first scan finish before the container exists.
-    std::thread::sleep(Duration::from_millis(300));
+    wait_sampled(&mut agent, &early);
 
-    let started = Instant::now();
     let cg = CgroupGuard::create(V1_MEMORY.as_ref(), &path).expect("create cgroup");
     cg.set_v1_limit(limit).expect("limit");
     let out = Command::new("sh")
         .args(["-c", &format!("{}; exec {MEMHOG} 64", cg.enter())])
         .output()
         .expect("run memhog");
-    let lifetime = started.elapsed();
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&out.status),
         Some(9),
         "{:?}",
         out.status
     );
-    assert!(
-        lifetime < Duration::from_millis(100),
-        "the container lived {lifetime:?}, not under 100 ms: the test does not test what it claims"
-    );
     let victim = pid_of(&out.stdout);
 
+    let mut sampled = Vec::new();
     let kill = agent.expect_line(
-        Duration::from_secs(5),
+        Duration::from_secs(30),
         &format!("no oom_kill event for {path}"),
-        |v| is_kill_of(v, &path),
+        |v| {
+            if is_sample_of(v, &path) {
+                sampled.push(v.clone());
+            }
+            is_kill_of(v, &path)
+        },
+    );
+    assert_eq!(kill["detected_by"], "kernel_report", "{kill}");
+    assert!(
+        sampled.is_empty(),
+        "the agent scanned the container before reporting its kill, so it did \
+         not live between two scans (the case under test): {sampled:?}"
     );
     assert_kill(&kill, &pod, &id, &path, victim, limit);
-    assert_eq!(kill["detected_by"], "kernel_report", "{kill}");
     assert_eq!(
         kill["oom_kill"], 1,
         "the cgroup still exists, so its counter was read: {kill}"

@@ -46,19 +46,28 @@ impl Departed {
 
     /// Remembers a pod the watch saw deleted.
     pub fn push(&mut self, pod: Pod) {
-        self.expire(Instant::now());
+        self.push_at(pod, Instant::now());
+    }
+
+    /// The most recently deleted pod matching `pred`, within the TTL.
+    pub fn find(&self, pred: impl FnMut(&Pod) -> bool) -> Option<Arc<Pod>> {
+        self.find_at(pred, Instant::now())
+    }
+
+    /// [`Departed::push`] with the clock read by the caller.
+    fn push_at(&mut self, pod: Pod, now: Instant) {
+        self.expire(now);
         if self.max == 0 {
             return;
         }
         if self.pods.len() == self.max {
             self.pods.pop_front();
         }
-        self.pods.push_back((Instant::now(), Arc::new(pod)));
+        self.pods.push_back((now, Arc::new(pod)));
     }
 
-    /// The most recently deleted pod matching `pred`, within the TTL.
-    pub fn find(&self, mut pred: impl FnMut(&Pod) -> bool) -> Option<Arc<Pod>> {
-        let now = Instant::now();
+    /// [`Departed::find`] with the clock read by the caller.
+    fn find_at(&self, mut pred: impl FnMut(&Pod) -> bool, now: Instant) -> Option<Arc<Pod>> {
         self.pods
             .iter()
             .rev()
@@ -112,13 +121,24 @@ mod tests {
         assert_eq!(d.len(), 2);
         assert!(!named(&d, "a") && named(&d, "b") && named(&d, "c"));
 
-        let mut d = Departed::new(Duration::from_millis(20), 10);
-        d.push(pod("old"));
-        std::thread::sleep(Duration::from_millis(30));
-        assert!(!named(&d, "old"), "expired pods are not found");
-        d.push(pod("new"));
+        // Age on a clock the test moves: a minute's TTL, pods pushed at
+        // t0 and t0 + 61 s, looked up just before and after t0 + 60 s.
+        let ttl = Duration::from_secs(60);
+        let mut d = Departed::new(ttl, 10);
+        let t0 = Instant::now();
+        let named_at = |d: &Departed, name: &str, at: Instant| {
+            d.find_at(|p| p.metadata.name.as_deref() == Some(name), at)
+                .is_some()
+        };
+        d.push_at(pod("old"), t0);
+        assert!(named_at(&d, "old", t0 + ttl - Duration::from_millis(1)));
+        assert!(!named_at(&d, "old", t0 + ttl), "expired pods are not found");
+        assert_eq!(d.len(), 1, "kept until the next push");
+        let t1 = t0 + ttl + Duration::from_secs(1);
+        d.push_at(pod("new"), t1);
         assert_eq!(d.len(), 1, "expired pods are dropped on the next push");
-        assert!(named(&d, "new"));
+        assert!(named_at(&d, "new", t1 + ttl - Duration::from_millis(1)));
+        assert!(!named_at(&d, "old", t1));
     }
 
     #[test]

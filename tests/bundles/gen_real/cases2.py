@@ -30,7 +30,11 @@ torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB. GPU 0 h
 """
 write("real-cuda-oom-crash-loop",
       "SFT with per-device batch 16 runs out of GPU memory on the first step, every restart (exit 1, CrashLoopBackOff, 6 restarts). The log tail is PyTorch's own torch.OutOfMemoryError: cuda_oom, high; the loop belongs to it, so no crash_loop.",
-      [{"kind": "cuda_oom", "confidence": "high", "container": "trainer"}],
+      [{"kind": "cuda_oom", "confidence": "high", "container": "trainer",
+        "summary_contains": ["tried to allocate 20.00 MiB", "with 12.81 MiB free", "exited with code 1",
+                             "not the container's memory limit"],
+        "evidence_names": ["log line"],
+        "evidence_contains": {"exit code": "1 (Error)", "restarts": "6"}}],
       {"pod.json": p, "events.json": elist(ev), "node.json": node("gpu-node-3"), "logs/trainer.log": log})
 
 # 7. Init container (model download) crash loop
@@ -61,7 +65,9 @@ ev = [event(p, "Scheduled", f"Successfully assigned serving/{name} to gpu-node-5
 log = "fatal error: An error occurred (AccessDenied) when calling the ListObjectsV2 operation: User: arn:aws:sts::123456789012:assumed-role/eks-gpu-node-role/i-0a1b2c3d4e5f67890 is not authorized to perform: s3:ListBucket on resource: \"arn:aws:s3:::acme-ml-models\" because no identity-based policy allows the s3:ListBucket action\n"
 write("real-init-model-download-crash-loop",
       "The fetch-model init container cannot list the model bucket (the pod runs with the node role, not an IRSA role) and exits 1 every time: Init:CrashLoopBackOff, the vLLM container never starts. crash_loop for fetch-model, high (status + back-off events + the log's AccessDenied); nothing for vllm, which only waits on it.",
-      [{"kind": "crash_loop", "confidence": "high", "container": "fetch-model"}],
+      [{"kind": "crash_loop", "confidence": "high", "container": "fetch-model",
+        "summary_contains": ["CrashLoopBackOff after 4 restarts", "exited with code 1"],
+        "evidence_contains": {"back-off events": "21", "last log line": "(AccessDenied)"}}],
       {"pod.json": p, "events.json": elist(ev), "node.json": node("gpu-node-5"), "logs/fetch-model.log": log})
 
 # 8. Multi-Attach of an RWO EBS volume after the old node died
