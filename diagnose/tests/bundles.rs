@@ -14,6 +14,12 @@
 //!
 //! `findings: []` says the pod is healthy: any finding fails the test.
 //! `gaps` (optional) lists evidence the engine must report missing.
+//! Per finding, besides `kind` and `confidence` (all optional):
+//! `container`, `gpu`, `node` (the subject), `summary_contains` (strings
+//! the sentence must hold), `evidence_names` (facts it must have),
+//! `evidence` (`{"fact name": "text its value must contain"}`: the
+//! decisive numbers), and `caused_by` (the kinds of the findings it is
+//! linked to as a consequence, exactly; `[]` says it is a root cause).
 
 use std::path::{Path, PathBuf};
 
@@ -48,6 +54,10 @@ struct ExpectedFinding {
     summary_contains: Vec<String>,
     #[serde(default)]
     evidence_names: Vec<String>,
+    #[serde(default)]
+    evidence: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    caused_by: Option<Vec<String>>,
 }
 
 fn bundles_dir() -> PathBuf {
@@ -72,7 +82,12 @@ fn check(dir: &Path) -> Result<(), String> {
     let (got, gaps) = findings_of(dir)?;
     let show = |f: &[Finding]| {
         f.iter()
-            .map(|f| format!("{} ({:?}): {}", f.kind, f.confidence, f.summary))
+            .map(|f| {
+                format!(
+                    "{} ({:?}) <- {:?}: {}",
+                    f.kind, f.confidence, f.caused_by, f.summary
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n    ")
     };
@@ -114,6 +129,38 @@ fn check(dir: &Path) -> Result<(), String> {
                 return Err(format!(
                     "{} has no evidence named {n:?}: {:?}",
                     f.kind, f.evidence
+                ));
+            }
+        }
+        for (n, v) in &w.evidence {
+            if !f
+                .evidence
+                .iter()
+                .any(|e| &e.name == n && e.value.contains(v.as_str()))
+            {
+                return Err(format!(
+                    "{} has no evidence {n:?} containing {v:?}: {:?}",
+                    f.kind, f.evidence
+                ));
+            }
+        }
+        if let Some(want) = &w.caused_by {
+            let mut causes: Vec<String> = f
+                .caused_by
+                .iter()
+                .map(|id| {
+                    got.iter()
+                        .find(|c| &c.id == id)
+                        .map_or_else(|| format!("missing {id}"), |c| c.kind.to_string())
+                })
+                .collect();
+            let mut want = want.clone();
+            causes.sort();
+            want.sort();
+            if causes != want {
+                return Err(format!(
+                    "{} is caused by {causes:?}, expected {want:?}",
+                    f.kind
                 ));
             }
         }

@@ -1151,12 +1151,9 @@ fn exit_137(
             })
             && in_life(k8s::event_last_time(ev))
     });
-    // A kill by a failed liveness or startup probe is the `pod` family's
-    // probe_failing finding, which says so with the probe's settings and
-    // timing; one cause, one finding.
-    if liveness.is_some() {
-        return None;
-    }
+    // A kill by a failed liveness or startup probe: this finding is the
+    // exit, the `pod` family's probe_failing its cause (linked by
+    // `chains`), with the probe's settings and timing.
     let unhealthy: Vec<_> = events
         .iter()
         .filter(|ev| {

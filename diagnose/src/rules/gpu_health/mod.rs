@@ -19,8 +19,9 @@
 //! - A finding about a GPU whose holder is known names the holder pod in
 //!   its subject (one finding per holder pod), so that explaining that pod
 //!   shows it; without a holder it is a node finding.
-//! - XID 79 and a lost GPU are one failure: the lost-GPU finding cites the
-//!   XID and no separate XID finding is made for it.
+//! - XID 79 and a lost GPU are one failure told as a chain: the XID is
+//!   the root, the lost GPU its consequence (`caused_by`), and the
+//!   lost-GPU finding cites the XID too.
 //! - `device_plugin_down` is a node finding (the plugin pod is named in its
 //!   evidence), so it shows for every pod on the node. When the evidence
 //!   holds no device-plugin pod at all, it says nothing: a bundle that did
@@ -239,6 +240,13 @@ pub(crate) fn explains_exit(
             _ => false,
         })
     })
+}
+
+/// Whether nothing but GPUs keeps the pod off the node: no taint it does
+/// not tolerate, no selector or required affinity that fails, not
+/// cordoned. A GPU problem on such a node is one reason the pod waits.
+pub(crate) fn would_take(pod: &Pod, node: &k8s_openapi::api::core::v1::Node) -> bool {
+    unschedulable::exclusions(pod, node).is_empty()
 }
 
 /// Holders of a GPU from the agent's samples, nearest before `t`.

@@ -63,7 +63,7 @@ fn requirement_matches(r: &NodeSelectorRequirement, labels: &BTreeMap<String, St
 
 /// Why a node with enough free GPUs does not take the pod (empty: it
 /// would).
-fn exclusions(pod: &Pod, n: &Node) -> Vec<String> {
+pub(super) fn exclusions(pod: &Pod, n: &Node) -> Vec<String> {
     let mut why = Vec::new();
     let spec = pod.spec.as_ref();
     let nspec = n.spec.as_ref();

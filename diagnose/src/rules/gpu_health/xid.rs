@@ -173,9 +173,6 @@ pub(super) fn gpu_xid(ctx: &Context<'_>) -> Vec<Finding> {
         let lost: BTreeSet<String> = lost_gpus(a).into_iter().map(|l| l.0).collect();
         let groups = xid_groups(ctx, a);
         for g in &groups {
-            if g.xid == 79 && lost.contains(&g.uuid) {
-                continue; // Told by gpu_lost.
-            }
             // XID 45 is the cleanup after another fault: told with it.
             let cleanup = groups.iter().find(|o| o.xid == 45 && o.uuid == g.uuid);
             if g.xid == 45 && groups.iter().any(|o| o.xid != 45 && o.uuid == g.uuid) {
@@ -220,11 +217,19 @@ pub(super) fn gpu_xid(ctx: &Context<'_>) -> Vec<Finding> {
                     (Some(ns), Some(p)) => format!(", while pod {ns}/{p} held it"),
                     _ => String::new(),
                 };
+                let then_lost = if g.xid == 79 && lost.contains(&g.uuid) {
+                    "; NVML lost the GPU after it"
+                } else {
+                    ""
+                };
                 let mut f = Finding::new(
                     Kind::GpuXid,
                     subject,
                     confidence,
-                    format!("{gpu}{on} reported XID {}{times}{held}: {meaning}.", g.xid),
+                    format!(
+                        "{gpu}{on} reported XID {}{times}{held}: {meaning}{then_lost}.",
+                        g.xid
+                    ),
                 )
                 .fact(Fact::at("xid", g.xid.to_string(), g.last))
                 .fact(Fact::new("count", g.count.to_string()));
