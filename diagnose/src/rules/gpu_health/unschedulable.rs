@@ -154,6 +154,9 @@ pub(super) fn gpu_unschedulable(ctx: &Context<'_>, pod: &Pod) -> Vec<Finding> {
     } else {
         // Free GPUs per node: allocatable minus what bound, live pods ask.
         let mut rows: Vec<(String, u64, u64, Vec<String>)> = Vec::new();
+        // Nodes whose devices exist but are not offered: capacity above
+        // allocatable (the device plugin down, or GPUs marked unhealthy).
+        let mut withheld: Vec<(String, u64, u64)> = Vec::new();
         let mut owners: BTreeMap<String, u64> = BTreeMap::new();
         for n in nodes {
             let nname = n.metadata.name.clone().unwrap_or_default();
@@ -171,18 +174,32 @@ pub(super) fn gpu_unschedulable(ctx: &Context<'_>, pod: &Pod) -> Vec<Finding> {
                         .or_default() += r;
                 }
             }
+            let capacity = n
+                .status
+                .as_ref()
+                .and_then(|s| s.capacity.as_ref())
+                .and_then(|m| m.get(&resource))
+                .and_then(k8s::quantity)
+                .unwrap_or(0.0) as u64;
+            if capacity > alloc && exclusions(pod, n).is_empty() {
+                withheld.push((nname.clone(), capacity, alloc));
+            }
             rows.push((nname, alloc, used, exclusions(pod, n)));
         }
         let total_alloc: u64 = rows.iter().map(|r| r.1).sum();
         let total_used: u64 = rows.iter().map(|r| r.2).sum();
         for (n, alloc, used, why) in &rows {
-            if *alloc == 0 && *used == 0 {
+            let capacity = withheld.iter().find(|w| &w.0 == n).map(|w| w.1);
+            if *alloc == 0 && *used == 0 && capacity.is_none() {
                 continue;
             }
             facts.push(Fact::new(
                 format!("node {n}"),
                 format!(
-                    "{alloc} allocatable, {used} requested, {} free{}",
+                    "{alloc} allocatable{}, {used} requested, {} free{}",
+                    capacity
+                        .map(|c| format!(" (capacity {c})"))
+                        .unwrap_or_default(),
                     alloc.saturating_sub(*used),
                     if why.is_empty() {
                         String::new()
@@ -219,9 +236,27 @@ pub(super) fn gpu_unschedulable(ctx: &Context<'_>, pod: &Pod) -> Vec<Finding> {
             confidence = Confidence::Medium;
             missing_evidence.push("some nodes");
         }
+        let withheld_note = if withheld.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} {} GPUs that {} not offered (capacity above allocatable: the device plugin is down or marked GPUs unhealthy)",
+                withheld
+                    .iter()
+                    .map(|(n, c, a)| format!("{n} has {c}, offers {a}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                if withheld.len() == 1 { "holds" } else { "hold" },
+                if withheld.iter().map(|w| w.1 - w.2).sum::<u64>() == 1 {
+                    "is"
+                } else {
+                    "are"
+                }
+            )
+        };
         summary = if total_alloc == 0 {
             format!(
-                "Pod {name} cannot be scheduled: no node in the evidence offers any {resource} (no GPU nodes, or their device plugin is not running)."
+                "Pod {name} cannot be scheduled: no node in the evidence offers any {resource} (no GPU nodes, or their device plugin is not running){withheld_note}."
             )
         } else if roomy.is_empty() {
             if total_used == 0 {
@@ -229,7 +264,7 @@ pub(super) fn gpu_unschedulable(ctx: &Context<'_>, pod: &Pod) -> Vec<Finding> {
                 missing_evidence.push("the pods holding GPUs");
             }
             format!(
-                "Pod {name} cannot be scheduled: no node has {want} free {resource}; {total_used} of the cluster's {total_alloc} are requested by running pods and the most free on one node is {max_free}{}.",
+                "Pod {name} cannot be scheduled: no node has {want} free {resource}; {total_used} of the cluster's {total_alloc} are requested by running pods and the most free on one node is {max_free}{}{withheld_note}.",
                 top.first()
                     .map(|(o, n)| format!(" (the largest holder is {o} with {n})"))
                     .unwrap_or_default()
