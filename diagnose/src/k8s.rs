@@ -149,6 +149,29 @@ pub fn resource(r: Option<&ResourceRequirements>, name: &str, limits: bool) -> O
     map.as_ref()?.get(name).and_then(quantity)
 }
 
+/// A container's request or limit of a resource exactly as the manifest
+/// writes it (`16Gi`, `500m`), when set.
+pub fn written<'p>(
+    r: Option<&'p ResourceRequirements>,
+    name: &str,
+    limits: bool,
+) -> Option<&'p str> {
+    let r = r?;
+    let map = if limits { &r.limits } else { &r.requests };
+    map.as_ref()?.get(name).map(|q| q.0.as_str())
+}
+
+/// A size in the user's units: the manifest's own quantity beside the
+/// bytes (`16Gi (16 GiB)`, `16G (14.9 GiB)`), or the bytes alone when the
+/// manifest did not write it.
+pub fn bytes_as_written(bytes: u64, written: Option<&str>) -> String {
+    let human = gpuscope_model::text::human_bytes(bytes);
+    match written {
+        Some(w) => format!("{w} ({human})"),
+        None => human,
+    }
+}
+
 /// GPUs the pod asks for (see [`pod_request`]).
 pub fn gpu_request(p: &Pod) -> u64 {
     pod_request(p, NVIDIA_GPU)
@@ -294,6 +317,16 @@ mod tests {
         assert_eq!(q("1.5G"), Some(1.5e9));
         assert_eq!(q("1e3"), Some(1000.0));
         assert_eq!(q("12Q"), None);
+    }
+
+    #[test]
+    fn sizes_quote_the_manifest() {
+        assert_eq!(bytes_as_written(16 << 30, Some("16Gi")), "16Gi (16 GiB)");
+        assert_eq!(
+            bytes_as_written(16_000_000_000, Some("16G")),
+            "16G (14.9 GiB)"
+        );
+        assert_eq!(bytes_as_written(16 << 30, None), "16 GiB");
     }
 
     #[test]

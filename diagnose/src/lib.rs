@@ -46,6 +46,18 @@ pub fn diagnose(evidence: &Evidence, config: &Config) -> Vec<Finding> {
     ranked(rules::run(&Context::new(evidence, config)))
 }
 
+/// What the rules could not judge, beyond `evidence.gaps`: a pod holding
+/// GPUs whose samples are missing, too sparse or too short to judge its
+/// GPU use. `pod`: only that pod's (as [`explain`] judges it); `None`:
+/// every pod's. Printed with the evidence's gaps, so that a silence is
+/// not read as health.
+pub fn rule_gaps(evidence: &Evidence, config: &Config, pod: Option<&PodKey>) -> Vec<Gap> {
+    match pod {
+        Some(p) => rules::gaps(&Context::focused(evidence, config, p)),
+        None => rules::gaps(&Context::new(evidence, config)),
+    }
+}
+
 /// Most costly first, then each root cause followed by its consequences.
 fn ranked(mut findings: Vec<Finding>) -> Vec<Finding> {
     findings.sort_by(|a, b| {

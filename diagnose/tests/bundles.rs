@@ -8,7 +8,7 @@
 //!
 //! ```json
 //! {"findings": [{"kind": "oom_killed", "confidence": "high",
-//!                "container": "trainer", "summary_contains": ["2.0 GiB"]}],
+//!                "container": "trainer", "summary_contains": ["2 GiB"]}],
 //!  "gaps": ["agent"]}
 //! ```
 //!
@@ -71,7 +71,17 @@ fn findings_of(dir: &Path) -> Result<(Vec<Finding>, Vec<String>), String> {
         Some(s) => gpuscope_diagnose::explain(&b.evidence, &config, s),
         None => gpuscope_diagnose::diagnose(&b.evidence, &config),
     };
-    let gaps = b.evidence.gaps.iter().map(|g| g.what.clone()).collect();
+    let gaps = b
+        .evidence
+        .gaps
+        .iter()
+        .chain(&gpuscope_diagnose::rule_gaps(
+            &b.evidence,
+            &config,
+            b.subject.as_ref(),
+        ))
+        .map(|g| g.what.clone())
+        .collect();
     Ok((findings, gaps))
 }
 

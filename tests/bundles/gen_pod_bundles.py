@@ -377,7 +377,7 @@ msg = "0/5 nodes are available: 1 node(s) had untolerated taint {node-role.kuber
 p = pending_pod("embed-corpus-x8v2d", cpu="16", mem="900Gi", node_selector={"node-pool": "highmem"}, conditions=unsched_cond(msg, t(0, 1)))
 write("pod-pending-insufficient-memory",
       "0/5 nodes: control-plane taint, affinity, and 2 nodes with too little memory: the nodes that matched lack memory, so pending_resources is the one finding; the other clauses are evidence.",
-      {"findings": [F("pending_resources", "high", summary_contains=["2 lack memory", "900 GiB memory"], evidence_names=["scheduler message", "nodes excluded: Insufficient memory", "nodes excluded: node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }"])]},
+      {"findings": [F("pending_resources", "high", summary_contains=["2 lack memory", "memory 900Gi (900 GiB)"], evidence_names=["scheduler message", "nodes excluded: Insufficient memory", "nodes excluded: node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }"])]},
       p, [sched_event(p, msg, t(14, 2), t(0, 1), 17)])
 
 msg = "0/6 nodes are available: 2 node(s) had untolerated taint {nvidia.com/gpu: present}, 3 node(s) didn't match Pod's node affinity/selector, 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }. preemption: 0/6 nodes are available: 6 Preemption is not helpful for scheduling."
@@ -405,7 +405,7 @@ msg = "0/4 nodes are available: 4 Insufficient cpu. preemption: 0/4 nodes are av
 p = pending_pod("feature-extract-5ttw2", cpu="120", mem="64Gi", conditions=unsched_cond(msg, t(0, 1)), created=t(0))
 write("pod-pending-events-expired",
       "Pending for hours: the FailedScheduling event has expired (empty event list), the PodScheduled condition carries the message; still high confidence, the source says so.",
-      {"findings": [F("pending_resources", "high", summary_contains=["4 lack cpu", "120 cpu"], evidence_names=["source"])]},
+      {"findings": [F("pending_resources", "high", summary_contains=["4 lack cpu", "cpu 120"], evidence_names=["source"])]},
       p, [], meta=meta("ml", "feature-extract-5ttw2", "2026-11-20T13:05:00Z"))
 
 p = pending_pod("sweep-trial-17-zq8fx", cpu="4", mem="16Gi", created=t(0))

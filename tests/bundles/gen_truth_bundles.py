@@ -255,4 +255,38 @@ with open(os.path.join(ROOT, "bundle-node-in-two-files", "bundle", "node.json"),
     json.dump(n4, f, indent=4)
     f.write("\n")
 
+
+# ------------------------------------------------- sparse samples
+# Samples scraped every 10 minutes (an exporter, not the agent's 1-30 s):
+# 13 samples over two hours, all at 0 % with no process and 300 MiB used
+# (the driver only). That is two idle hours, said with medium confidence
+# (a burst of work between two samples would not show), with the
+# sampling interval printed.
+def idle_pod(name, started):
+    c = container("notebook", "jupyter/pytorch-notebook:cuda12-2024-10-07", gpus=1, cpu="8", mem="64Gi")
+    return pod(name, containers=[c], created=started, start=started, owners=owner("StatefulSet", name.rsplit("-", 1)[0]),
+               statuses=[cstatus("notebook", "jupyter/pytorch-notebook:cuda12-2024-10-07", running(started), None, True, 0,
+                                 True, cid_seed=name)])
+p = idle_pod("nb-bob-0", t(0, h=7))
+g = gpu_uuid("sparse-idle")
+hs = [holder("ml", "nb-bob-0", "notebook", g)]
+agent = [gpu_sample(f"2026-11-20T{8 + (m // 60):02d}:{m % 60:02d}:00.000Z", 0, g, util=0,
+                    mem_used=300 * 1024 * 1024, power=68.0, holders=hs) for m in range(0, 121, 10)]
+write("gpu-use-idle-sparse-samples",
+      "A notebook's GPU sampled every 10 minutes (a metrics scrape): 13 samples over two hours, all 0 % with no process. Judged by the samples there are, that is two idle hours (2.0 GPU-hours), medium confidence because the samples are sparse, and the evidence prints the sampling interval. Judged by the agent's 120 s gap rule alone it read as nothing at all.",
+      {"findings": [F("gpu_idle", "medium", container="notebook", gpu=g, summary_contains=["2 h 00 min", "2.0 GPU-hours"],
+                      evidence={"GPU " + g[:12]: "13 samples, about every 10 min"}, caused_by=[])]},
+      p, [], nodes=[node("gpu-node-1")], agent=agent, meta=meta("ml", "nb-bob-0", "2026-11-20T10:00:30Z"))
+
+# Two samples a minute apart: too little to judge GPU use; said as a gap.
+p = idle_pod("nb-carol-0", t(0, h=7))
+g = gpu_uuid("too-few")
+hs = [holder("ml", "nb-carol-0", "notebook", g)]
+agent = [gpu_sample("2026-11-20T09:59:00.000Z", 0, g, util=0, mem_used=300 * 1024 * 1024, power=68.0, holders=hs),
+         gpu_sample("2026-11-20T10:00:00.000Z", 0, g, util=0, mem_used=300 * 1024 * 1024, power=68.0, holders=hs)]
+write("gpu-use-too-few-samples-gap",
+      "Two GPU samples a minute apart of a pod that has held its GPU for three hours: nothing can be said about its GPU use, and the engine says so as a gpu_use gap instead of reading the silence as health.",
+      {"findings": [], "gaps": ["gpu_use"]},
+      p, [], nodes=[node("gpu-node-1")], agent=agent, meta=meta("ml", "nb-carol-0", "2026-11-20T10:00:30Z"))
+
 print("truth bundles written")

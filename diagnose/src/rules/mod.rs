@@ -28,6 +28,12 @@ pub(crate) mod oom;
 pub(crate) mod pod;
 pub(crate) mod scheduling;
 
+/// What the rules could not judge for lack of evidence, beyond the
+/// evidence's own gaps (samples too sparse or too short to judge GPU use).
+pub(crate) fn gaps(ctx: &Context<'_>) -> Vec<crate::Gap> {
+    gpu_use::gaps(ctx)
+}
+
 /// Runs every family, then gives each finding its id and links
 /// consequences to their causes ([`chains`]).
 pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {

@@ -2020,15 +2020,15 @@ mod tests {
         assert_eq!(f.subject.container.as_deref(), Some("trainer"));
         assert!(
             f.summary
-                .contains("process python3 (pid 42, 900.0 MiB anonymous memory)"),
+                .contains("process python3 (pid 42, 900 MiB anonymous memory)"),
             "{}",
             f.summary
         );
-        assert!(f.summary.contains("1.0 GiB memory limit"), "{}", f.summary);
+        assert!(f.summary.contains("1 GiB memory limit"), "{}", f.summary);
         // From the last low point (200 MiB at 2 s) to the peak at 10 s.
         assert_eq!(
             value(f, "growth before the kill"),
-            "200.0 MiB -> 1.0 GiB in 8.0 s (103.0 MiB/s)"
+            "200 MiB -> 1 GiB in 8.0 s (103 MiB/s)"
         );
         assert!(
             value(f, "memory pressure before the kill")

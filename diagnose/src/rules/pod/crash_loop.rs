@@ -128,9 +128,17 @@ pub(super) fn crash_loop(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec
             _ => exit_meaning(t),
         }
         };
+        // The container, and whose pod it is: the owner is what people
+        // look up and fix (`Container trainer of Job/train-llama`).
+        let who = format!(
+            "Container {c}{}",
+            k8s::owner(pod)
+                .map(|o| format!(" of {o}"))
+                .unwrap_or_default()
+        );
         let summary = match (term, how) {
             (None, _) => format!(
-                "Container {c} is in CrashLoopBackOff after {restarts} restarts, but its last exit (code, reason, time) is not recorded in the pod status{}.",
+                "{who} is in CrashLoopBackOff after {restarts} restarts, but its last exit (code, reason, time) is not recorded in the pod status{}.",
                 if ctx.evidence.lacks("logs") {
                     " and no log tail was collected"
                 } else {
@@ -138,14 +146,13 @@ pub(super) fn crash_loop(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec
                 }
             ),
             (Some(t), Loop::PodFailed) => format!(
-                "Container {c} exited with code {}{} and the pod failed (restartPolicy {restart_policy}: one exit, not a crash loop){}: {}.",
+                "{who} exited with code {}{} and the pod failed (restartPolicy {restart_policy}: one exit, not a crash loop): {}.",
                 t.exit_code,
                 ran_for(t),
-                owned_by(pod),
                 meaning(t)
             ),
             (Some(t), Loop::RunningAgain) => format!(
-                "Container {c} keeps crashing: it has restarted {restarts} times, the last exit {} ago with code {}{}: {}.",
+                "{who} keeps crashing: it has restarted {restarts} times, the last exit {} ago with code {}{}: {}.",
                 t.finished_at
                     .as_ref()
                     .map(|f| human(ctx.now.since(k8s::ts(f))))
@@ -155,7 +162,7 @@ pub(super) fn crash_loop(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec
                 meaning(t)
             ),
             (Some(t), Loop::BackOff) => format!(
-                "Container {c} is in CrashLoopBackOff after {restarts} restarts: its last run exited with code {}{}: {}.",
+                "{who} is in CrashLoopBackOff after {restarts} restarts: its last run exited with code {}{}: {}.",
                 t.exit_code,
                 ran_for(t),
                 meaning(t)
@@ -322,13 +329,6 @@ fn command_line(pod: &Pod, container: &str) -> String {
             format!("`{}` ({})", all.join(" "), parts.join(", "))
         }
     }
-}
-
-/// `, a pod of Job/train` when the pod has an owner.
-fn owned_by(pod: &Pod) -> String {
-    k8s::owner(pod)
-        .map(|o| format!(", a pod of {o}"))
-        .unwrap_or_default()
 }
 
 /// Who sent the SIGTERM that ended a container with exit 143, from the

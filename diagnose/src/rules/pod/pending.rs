@@ -346,13 +346,18 @@ fn pending_unexplained(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Optio
     )
 }
 
+/// What the pod requests, summed over its containers, in the user's
+/// units: a resource one container requests is quoted as the manifest
+/// writes it beside the bytes (`memory 128Gi (128 GiB)`).
 fn requests_text(pod: &Pod) -> String {
-    let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+    let mut sums: BTreeMap<String, (f64, Vec<String>)> = BTreeMap::new();
     for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
         if let Some(r) = c.resources.as_ref().and_then(|r| r.requests.as_ref()) {
             for (k, q) in r {
                 if let Some(v) = k8s::quantity(q) {
-                    *sums.entry(k.clone()).or_default() += v;
+                    let e = sums.entry(k.clone()).or_default();
+                    e.0 += v;
+                    e.1.push(q.0.clone());
                 }
             }
         }
@@ -361,22 +366,17 @@ fn requests_text(pod: &Pod) -> String {
         return "no resources".to_owned();
     }
     sums.iter()
-        .map(|(k, v)| match k.as_str() {
-            "memory" | "ephemeral-storage" => format!("{} {k}", bytes(*v)),
-            "cpu" => format!("{} cpu", trim_float(*v)),
-            _ => format!("{} {k}", trim_float(*v)),
+        .map(|(k, (v, written))| {
+            let one = (written.len() == 1).then(|| written[0].as_str());
+            match k.as_str() {
+                "memory" | "ephemeral-storage" => {
+                    format!("{k} {}", k8s::bytes_as_written(*v as u64, one))
+                }
+                _ => format!("{k} {}", one.map_or_else(|| trim_float(*v), str::to_owned)),
+            }
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn bytes(v: f64) -> String {
-    const GI: f64 = 1024.0 * 1024.0 * 1024.0;
-    if v >= GI {
-        format!("{} GiB", trim_float((v / GI * 10.0).round() / 10.0))
-    } else {
-        format!("{} MiB", trim_float((v / 1024.0 / 1024.0).round()))
-    }
 }
 
 fn trim_float(v: f64) -> String {
