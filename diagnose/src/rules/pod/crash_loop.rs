@@ -215,6 +215,11 @@ pub(super) fn crash_loop(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec
                 ));
             }
         }
+        if term.is_none()
+            && let Some((_, m)) = waiting(cs).filter(|(_, m)| !m.is_empty())
+        {
+            f = f.fact(Fact::new("waiting message", last_line(m)));
+        }
         if let Some(e) = container_events(events, c)
             .into_iter()
             .rev()
