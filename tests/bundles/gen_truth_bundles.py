@@ -289,4 +289,30 @@ write("gpu-use-too-few-samples-gap",
       {"findings": [], "gaps": ["gpu_use"]},
       p, [], nodes=[node("gpu-node-1")], agent=agent, meta=meta("ml", "nb-carol-0", "2026-11-20T10:00:30Z"))
 
+# ------------------------------------------------- Pending: per-node figures
+# 900Gi of memory asked; two worker nodes of ~997.6 GiB allocatable each
+# already hold 256Gi and 200Gi of requests: neither has 900Gi free. The
+# finding quotes the request as written and the per-node arithmetic.
+c = container("embed", "ghcr.io/acme/embed:0.9", cpu="16", mem="900Gi")
+msg = "0/3 nodes are available: 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }, 2 Insufficient memory. preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming pod."
+p = pod("embed-big-0-t5r4e", node=None, phase="Pending", containers=[c], created=t(50), owners=owner("Job", "embed-big"),
+        conditions=[cond("PodScheduled", "False", t(50, 1), "Unschedulable", msg)])
+cp = node("cp-1", gpus=0, labels={"node-role.kubernetes.io/control-plane": ""},
+          taints=[{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}])
+others = []
+for nn, mem in (("worker-1", "256Gi"), ("worker-2", "200Gi")):
+    oc = container("main", "ghcr.io/acme/etl:2.0", cpu="8", mem=mem)
+    others.append(pod(f"etl-{nn}", node=nn, containers=[oc], created="2026-11-20T08:00:00Z", start="2026-11-20T08:00:00Z",
+                      owners=owner("Job", f"etl-{nn}"),
+                      statuses=[cstatus("main", "ghcr.io/acme/etl:2.0", running("2026-11-20T08:00:20Z"), None, True, 0, True,
+                                        cid_seed=nn)]))
+write("pod-pending-memory-per-node",
+      "A pod asks for 900Gi of memory; the two worker nodes (997.6 GiB allocatable each) already hold 256Gi and 200Gi of requests, so neither has room. pending_resources quotes the request as the manifest writes it and gives, per node, the blocking resource's allocatable, requested and free.",
+      {"findings": [F("pending_resources", "high", summary_contains=["2 lack memory", "memory 900Gi (900 GiB)"],
+                      evidence={"node worker-1 memory": "allocatable 997.6 GiB, requested 256 GiB, free 741.6 GiB",
+                                "node worker-2 memory": "allocatable 997.6 GiB, requested 200 GiB, free 797.6 GiB"},
+                      caused_by=[])]},
+      p, [sched_event(p, msg, t(54, 1), first=t(50, 1), count=5)], nodes=[cp, node("worker-1", gpus=0), node("worker-2", gpus=0)],
+      pods=others, meta=meta("ml", "embed-big-0-t5r4e", t(55, 0)))
+
 print("truth bundles written")

@@ -31,7 +31,7 @@
 use std::collections::HashMap;
 
 use crate::finding::{Finding, Kind};
-use crate::rules::gpu_health;
+use crate::rules::{gpu_health, scheduling};
 use crate::{Context, k8s};
 
 /// Gives every finding its id and links consequences to their causes.
@@ -83,7 +83,7 @@ pub(crate) fn link(ctx: &Context<'_>, findings: &mut [Finding]) {
                         && cause.subject.pod.is_none()
                         && cause.subject.node.as_deref().is_some_and(|n| {
                             pod.zip(ctx.node(n))
-                                .is_none_or(|(p, node)| gpu_health::would_take(p, node))
+                                .is_none_or(|(p, node)| scheduling::exclusions(p, node).is_empty())
                         })
                     {
                         links.push((i, c));
@@ -279,8 +279,8 @@ pub(crate) fn chain_order(ranked: Vec<Finding>) -> Vec<Finding> {
             visit(c, children, placed, order);
         }
     }
-    for i in 0..ranked.len() {
-        if parent[i].is_none() {
+    for (i, p) in parent.iter().enumerate() {
+        if p.is_none() {
             visit(i, &children, &mut placed, &mut order);
         }
     }

@@ -14,8 +14,8 @@
 //! and `gpu_health`, never the reverse; `chains` reads them all.
 //! What several families read lives below them all: the accessors over
 //! Kubernetes objects and events in [`crate::k8s`], the wording of
-//! durations in [`crate::finding`], and the scheduler's message in
-//! [`scheduling`].
+//! durations in [`crate::finding`], and the scheduler's message, node
+//! filters and per-node figures in [`scheduling`].
 
 use crate::Context;
 use crate::finding::Finding;

@@ -242,13 +242,6 @@ pub(crate) fn explains_exit(
     })
 }
 
-/// Whether nothing but GPUs keeps the pod off the node: no taint it does
-/// not tolerate, no selector or required affinity that fails, not
-/// cordoned. A GPU problem on such a node is one reason the pod waits.
-pub(crate) fn would_take(pod: &Pod, node: &k8s_openapi::api::core::v1::Node) -> bool {
-    unschedulable::exclusions(pod, node).is_empty()
-}
-
 /// Holders of a GPU from the agent's samples, nearest before `t`.
 fn sampled_holders(a: &AgentRecords, uuid: &str, t: Timestamp) -> Vec<GpuHolder> {
     a.gpus

@@ -9,7 +9,7 @@ use crate::finding::human;
 use crate::finding::{Confidence, Fact, Finding, Kind};
 use crate::k8s::{event_fact, quoted_after, reason_is};
 use crate::rules::scheduling::{
-    ReasonClass, Scheduling, clause_name, control_plane_taint, scheduling_failure,
+    ReasonClass, Scheduling, clause_name, control_plane_taint, node_figures, scheduling_failure,
 };
 use crate::{Context, k8s};
 
@@ -53,7 +53,7 @@ pub(super) fn pending(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec<Fi
                 _ => None,
             })
             .collect();
-        Finding::new(
+        let mut f = Finding::new(
             Kind::PendingResources,
             subject,
             Confidence::High,
@@ -62,8 +62,18 @@ pub(super) fn pending(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec<Fi
                 lacks.join(", "),
                 requests_text(pod)
             ),
-        )
-        .step("kubectl describe nodes | grep -A 8 'Allocated resources'")
+        );
+        // The blocking resource, node by node: allocatable, requested by
+        // the pods in the evidence, free (the scheduler's arithmetic).
+        for r in s.reasons.iter() {
+            let ReasonClass::Resource(res) = &r.class else {
+                continue;
+            };
+            for n in node_figures(ctx, pod, res) {
+                f = f.fact(Fact::new(format!("node {} {res}", n.node), n.text(res)));
+            }
+        }
+        f.step("kubectl describe nodes | grep -A 8 'Allocated resources'")
         .step("Lower the pod's requests, free capacity, or add nodes (check the cluster autoscaler's node groups).")
     } else if workload_taints > 0 || (taints > 0 && affinity == 0) {
         // Control-plane taints are named only when they are all there is.
