@@ -177,25 +177,31 @@ pub fn gpu_request(p: &Pod) -> u64 {
     pod_request(p, NVIDIA_GPU)
 }
 
-/// What the pod asks of a resource, as a whole count: the sum over app
-/// containers, or the largest init container's, whichever is more (the
-/// scheduler's rule); a container's limit stands for its request when it
-/// gives no request (the API server's defaulting).
+/// What the pod asks of a resource, as a whole count (see
+/// [`pod_request_amount`]).
 pub fn pod_request(p: &Pod, resource_name: &str) -> u64 {
-    let Some(spec) = &p.spec else { return 0 };
-    let count = |c: &k8s_openapi::api::core::v1::Container| {
-        resource(c.resources.as_ref(), resource_name, true)
-            .or_else(|| resource(c.resources.as_ref(), resource_name, false))
-            .unwrap_or(0.0) as u64
+    pod_request_amount(p, resource_name) as u64
+}
+
+/// What the pod asks of a resource, as the scheduler counts it: the sum
+/// over app containers, or the largest init container's, whichever is
+/// more; a container's limit stands for its request when it gives no
+/// request (the API server's defaulting). Cores for `cpu`, bytes for
+/// memory, a count otherwise.
+pub fn pod_request_amount(p: &Pod, resource_name: &str) -> f64 {
+    let Some(spec) = &p.spec else { return 0.0 };
+    let one = |c: &k8s_openapi::api::core::v1::Container| {
+        resource(c.resources.as_ref(), resource_name, false)
+            .or_else(|| resource(c.resources.as_ref(), resource_name, true))
+            .unwrap_or(0.0)
     };
-    let app: u64 = spec.containers.iter().map(count).sum();
+    let app: f64 = spec.containers.iter().map(one).sum();
     let init = spec
         .init_containers
         .iter()
         .flatten()
-        .map(count)
-        .max()
-        .unwrap_or(0);
+        .map(one)
+        .fold(0.0, f64::max);
     app.max(init)
 }
 

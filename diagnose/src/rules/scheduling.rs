@@ -412,26 +412,6 @@ impl NodeFigures {
     }
 }
 
-/// What a pod requests of a resource, as the scheduler counts it: the app
-/// containers summed, or the largest init container's, whichever is more;
-/// a limit stands for a missing request.
-pub(crate) fn pod_request(p: &Pod, resource: &str) -> f64 {
-    let spec = k8s::spec(p);
-    let one = |c: &k8s_openapi::api::core::v1::Container| {
-        k8s::resource(c.resources.as_ref(), resource, false)
-            .or_else(|| k8s::resource(c.resources.as_ref(), resource, true))
-            .unwrap_or(0.0)
-    };
-    let app: f64 = spec.containers.iter().map(one).sum();
-    let init = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .map(one)
-        .fold(0.0, f64::max);
-    app.max(init)
-}
-
 /// The figures for `resource` of every node the pod could otherwise use
 /// (no taint, selector, affinity or cordon excludes it: the nodes the
 /// scheduler counted under the resource); nodes that offer none of it and
@@ -456,7 +436,7 @@ pub(crate) fn node_figures(ctx: &Context<'_>, pod: &Pod, resource: &str) -> Vec<
                 k8s::node_name(p) == Some(name.as_str())
                     && !matches!(k8s::phase(p), "Succeeded" | "Failed")
             })
-            .map(|p| pod_request(p, resource))
+            .map(|p| k8s::pod_request_amount(p, resource))
             .sum();
         if allocatable == 0.0 && requested == 0.0 && capacity.unwrap_or(0.0) == 0.0 {
             continue;
