@@ -304,3 +304,27 @@ pub fn print_idle(findings: &[Finding], gaps: &[Gap], out: Format) -> anyhow::Re
     print_gaps(gaps);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use gpuscope_diagnose::{Confidence, Subject};
+
+    use super::*;
+
+    #[test]
+    fn consequences_sit_under_their_causes() {
+        let f = |id: &str, causes: &[&str]| {
+            let mut f = Finding::new(Kind::CrashLoop, Subject::default(), Confidence::High, "");
+            f.id = id.into();
+            f.caused_by = causes.iter().map(|c| (*c).to_owned()).collect();
+            f
+        };
+        let v = [
+            f("probe", &[]),
+            f("exit", &["probe"]),
+            f("loop", &["exit"]),
+            f("other", &["gone"]),
+        ];
+        assert_eq!(depths(&v), [0, 1, 2, 0]);
+    }
+}

@@ -291,3 +291,65 @@ pub(crate) fn chain_order(ranked: Vec<Finding>) -> Vec<Finding> {
     let mut slots: Vec<Option<Finding>> = ranked.into_iter().map(Some).collect();
     order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finding::{Confidence, Subject};
+
+    fn finding(kind: Kind, container: &str) -> Finding {
+        Finding::new(
+            kind,
+            Subject {
+                namespace: Some("ml".into()),
+                pod: Some("server-0".into()),
+                container: Some(container.into()),
+                ..Subject::default()
+            },
+            Confidence::High,
+            "",
+        )
+    }
+
+    #[test]
+    fn ids_are_unique_and_read_as_kind_and_subject() {
+        let mut v = vec![
+            finding(Kind::CrashLoop, "a"),
+            finding(Kind::CrashLoop, "a"),
+            finding(Kind::CrashLoop, "b"),
+        ];
+        assign_ids(&mut v);
+        let ids: Vec<&str> = v.iter().map(|f| f.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "crash_loop:ml/server-0:a",
+                "crash_loop:ml/server-0:a#2",
+                "crash_loop:ml/server-0:b"
+            ]
+        );
+    }
+
+    #[test]
+    fn each_root_is_followed_by_its_consequences() {
+        let mut v = vec![
+            finding(Kind::CrashLoop, "s"),
+            finding(Kind::ImagePull, "t"),
+            finding(Kind::ProbeFailing, "s"),
+            finding(Kind::Exit137NotOom, "s"),
+        ];
+        assign_ids(&mut v);
+        v[0].caused_by = vec![v[3].id.clone()];
+        v[3].caused_by = vec![v[2].id.clone()];
+        let kinds: Vec<Kind> = chain_order(v).into_iter().map(|f| f.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                Kind::ImagePull,
+                Kind::ProbeFailing,
+                Kind::Exit137NotOom,
+                Kind::CrashLoop
+            ]
+        );
+    }
+}

@@ -454,8 +454,10 @@ fn idle(ctx: &Context<'_>, pod: &Pod, gpus: &Series<'_>) -> Vec<Finding> {
         if n == 1 {
             subject.gpu = Some(hits[0].0.clone());
         }
+        // The GPU as people find it: its index on the node (what
+        // nvidia-smi and CUDA_VISIBLE_DEVICES say) and its UUID.
         let which = if n == 1 {
-            format!("GPU {} ({})", short(&hits[0].0), g0.name)
+            format!("GPU {} ({}, {})", g0.index, hits[0].0, g0.name)
         } else {
             format!("{n} GPUs ({})", g0.name)
         };
