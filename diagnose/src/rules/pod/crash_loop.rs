@@ -43,7 +43,14 @@ fn exit_meaning(t: &ContainerStateTerminated) -> String {
         }
         return "the runtime could not start the container's command".into();
     }
+    if reason == "OOMKilled" {
+        return format!(
+            "the runtime labelled the exit OOMKilled (exit {}): a process of the container was killed at its memory limit",
+            t.exit_code
+        );
+    }
     match t.exit_code {
+        137 => "SIGKILL: killed from outside (the OOM killer, or the kubelet after a failed probe or an unanswered stop)".into(),
         0 => "the program finished successfully, but restartPolicy Always starts it again: it exits when it should keep running (a one-shot command under a Deployment, or a main process that returns or daemonises)".into(),
         1 => "application error: the program failed; its log says why".into(),
         2 => "misuse of a shell builtin or bad command-line arguments".into(),
