@@ -97,7 +97,8 @@ write("chain-xid13-crash-loop",
       "A custom CUDA kernel faults at every start: the driver reports XID 13 on the container's GPU a second before each exit 1, and the container crash-loops (restartPolicy OnFailure). One chain: gpu_xid (XID 13, the application's fault, counted per code over the period: 4 reports, not the agent's counter) is the root, the crash loop its consequence.",
       {"findings": [F("gpu_xid", "high", container="trainer", gpu=g, summary_contains=["XID 13", "4 times", "application"],
                       evidence={"count": "4 (XID 13 on this GPU"}, caused_by=[]),
-                    F("crash_loop", "high", container="trainer", summary_contains=["CrashLoopBackOff", "code 1"],
+                    F("crash_loop", "high", container="trainer", gpu=g,
+                      summary_contains=["Job/attn-bench (GPU 0, " + g + ")", "CrashLoopBackOff", "code 1"],
                       caused_by=["gpu_xid"])]},
       p, [], nodes=[node("gpu-node-1")], agent=agent, meta=meta("ml", "attn-bench-0-m4k9s", t(15, 0)))
 

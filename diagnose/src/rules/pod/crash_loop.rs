@@ -137,10 +137,24 @@ pub(super) fn crash_loop(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec
         };
         // The container, and whose pod it is: the owner is what people
         // look up and fix (`Container trainer of Job/train-llama`).
+        // With one GPU, the GPU too (index and UUID), as the agent saw the
+        // kubelet give it to the pod.
+        let gpu = {
+            let mut seen: Vec<(u32, &str)> = ctx
+                .gpus_of(pod)
+                .iter()
+                .map(|g| (g.index, g.uuid.as_str()))
+                .collect();
+            seen.sort_unstable();
+            seen.dedup();
+            (seen.len() == 1).then(|| seen[0])
+        };
         let who = format!(
-            "Container {c}{}",
+            "Container {c}{}{}",
             k8s::owner(pod)
                 .map(|o| format!(" of {o}"))
+                .unwrap_or_default(),
+            gpu.map(|(i, u)| format!(" (GPU {i}, {u})"))
                 .unwrap_or_default()
         );
         let summary = match (term, how) {
@@ -179,7 +193,9 @@ pub(super) fn crash_loop(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec
             Loop::PodFailed => Kind::ContainerFailed,
             Loop::BackOff | Loop::RunningAgain => Kind::CrashLoop,
         };
-        let mut f = Finding::new(kind, ctx.subject(pod, Some(c)), confidence, summary)
+        let mut subject = ctx.subject(pod, Some(c));
+        subject.gpu = gpu.map(|(_, u)| u.to_owned());
+        let mut f = Finding::new(kind, subject, confidence, summary)
             .fact(Fact::new("restarts", restarts.to_string()));
         f.cost = Some(Cost {
             gpu_hours: 0.0,
