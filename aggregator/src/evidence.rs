@@ -244,6 +244,34 @@ impl Assembler {
                 "agent",
                 format!("{} is not bound to a node: no agent records", target.key),
             ));
+            // A pod that waits for GPUs: the GPU incidents of every GPU
+            // node (an XID, a lost GPU, a count that dropped) can be why
+            // none offers enough; the rules link them to its scheduling
+            // failure through the GPUs they made unhealthy.
+            if target.pod.as_ref().is_some_and(|p| k8s::gpu_request(p) > 0) {
+                let gpu_nodes: Vec<String> = ev
+                    .nodes
+                    .iter()
+                    .filter(|n| k8s::node_gpus(n).0.is_some_and(|c| c > 0))
+                    .filter_map(|n| n.metadata.name.clone())
+                    .collect();
+                for node in gpu_nodes {
+                    let filter = IncidentFilter {
+                        node_name: node.clone(),
+                        kinds: gpu_incident_kinds(),
+                        ..IncidentFilter::default()
+                    };
+                    let (found, _) = self.list(filter, 0, EXPLAIN_INCIDENTS).await?;
+                    let events = incidents_of(&node, &found);
+                    if !events.is_empty() {
+                        ev.agents.push(AgentRecords {
+                            node: Some(node),
+                            events,
+                            ..AgentRecords::default()
+                        });
+                    }
+                }
+            }
         }
         for node in &target.nodes {
             let records = self
@@ -506,6 +534,18 @@ fn event_concerns(e: &Event, target: &Target, node: Option<&str>, claims: &[Stri
 }
 
 /// Incident kinds read for a node: kills, GPU faults, source changes.
+/// The incidents that change which GPUs a node can offer.
+fn gpu_incident_kinds() -> Vec<i32> {
+    [
+        IncidentKind::Xid,
+        IncidentKind::GpuLost,
+        IncidentKind::GpuCountChanged,
+    ]
+    .into_iter()
+    .map(|k| k as i32)
+    .collect()
+}
+
 fn node_incident_kinds() -> Vec<i32> {
     [
         IncidentKind::OomKill,

@@ -54,9 +54,14 @@ impl Diagnosis {
         &self,
         target: &PodTarget,
     ) -> crate::error::Result<(Vec<gpuscope_diagnose::Finding>, gpuscope_diagnose::Evidence)> {
-        let ev = self.assembler.explain(target).await?;
+        let mut ev = self.assembler.explain(target).await?;
         let findings = if target.pod.is_some() {
-            gpuscope_diagnose::explain(&ev, &self.config, &target.key)
+            // What the rules could not judge is said beside the evidence's
+            // own gaps.
+            let judged = gpuscope_diagnose::rule_gaps(&ev, &self.config, Some(&target.key));
+            let findings = gpuscope_diagnose::explain(&ev, &self.config, &target.key);
+            ev.gaps.extend(judged);
+            findings
         } else {
             // Without the pod object (--no-kube, or a pod Kubernetes no
             // longer has), the agent records are this pod's containers and
@@ -316,10 +321,15 @@ impl Query for QueryService {
         let namespaces = (!r.all_namespaces).then_some(r.namespaces.as_slice());
         let ev = d.assembler.diagnose(namespaces).await.map_err(internal)?;
         let config = d.config.clone();
-        let (findings, ev) =
-            tokio::task::spawn_blocking(move || (gpuscope_diagnose::diagnose(&ev, &config), ev))
-                .await
-                .map_err(|e| Status::internal(format!("diagnosis task failed: {e}")))?;
+        let (findings, ev) = tokio::task::spawn_blocking(move || {
+            let mut ev = ev;
+            let findings = gpuscope_diagnose::diagnose(&ev, &config);
+            let judged = gpuscope_diagnose::rule_gaps(&ev, &config, None);
+            ev.gaps.extend(judged);
+            (findings, ev)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("diagnosis task failed: {e}")))?;
         Ok(Response::new(DiagnoseResponse {
             findings: findings.iter().map(Into::into).collect(),
             gaps: ev.gaps.iter().map(Into::into).collect(),

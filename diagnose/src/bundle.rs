@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use gpuscope_model::{Event as NodeEvent, Timestamp};
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -188,7 +189,10 @@ impl Bundle {
                 }
             }
         }
-        dedup_pods(&mut ev.pods);
+        dedup(&mut ev.pods);
+        dedup(&mut ev.nodes);
+        dedup(&mut ev.events);
+        dedup(&mut ev.pvcs);
         let subject = subject_pod
             .or_else(|| meta.as_ref().and_then(|m| m.subject.clone()))
             .or_else(|| {
@@ -399,21 +403,48 @@ fn typed<T: serde::de::DeserializeOwned>(path: &Path, value: Value) -> Result<T,
     })
 }
 
-/// Keeps the last copy of each pod (a pod may appear in `pod.json` and in
-/// a `get pods` list).
-fn dedup_pods(pods: &mut Vec<Pod>) {
-    let mut seen = std::collections::HashSet::new();
-    let mut keep: Vec<Pod> = Vec::with_capacity(pods.len());
-    for p in pods.drain(..) {
-        let key = (
-            crate::k8s::namespace(&p).to_owned(),
-            crate::k8s::name(&p).to_owned(),
-        );
-        if seen.insert(key) {
-            keep.push(p);
+/// One object once: a pod may appear in `pod.json` and in a `get pods`
+/// list, a node in `node.json` and in `nodes.json`, an event in two
+/// `get events` outputs. The same object is the same UID (or, for an
+/// object written without one, the same kind, namespace and name); of its
+/// copies the one with the highest `resourceVersion` (the API server's
+/// newest) is kept, else the first read.
+fn dedup<T: k8s_openapi::Metadata<Ty = ObjectMeta>>(items: &mut Vec<T>) {
+    let key = |o: &T| {
+        let m = o.metadata();
+        match m.uid.as_deref().filter(|u| !u.is_empty()) {
+            Some(uid) => uid.to_owned(),
+            None => format!(
+                "{}/{}",
+                m.namespace.as_deref().unwrap_or(""),
+                m.name.as_deref().unwrap_or("")
+            ),
+        }
+    };
+    let version = |o: &T| {
+        o.metadata()
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut keep: Vec<T> = Vec::with_capacity(items.len());
+    for o in items.drain(..) {
+        match at.get(&key(&o)) {
+            Some(&i) => {
+                if let (Some(new), Some(old)) = (version(&o), version(&keep[i]))
+                    && new > old
+                {
+                    keep[i] = o;
+                }
+            }
+            None => {
+                at.insert(key(&o), keep.len());
+                keep.push(o);
+            }
         }
     }
-    *pods = keep;
+    *items = keep;
 }
 
 fn read_agent(

@@ -77,6 +77,10 @@ pub enum Kind {
     /// The container keeps crashing (CrashLoopBackOff), with the meaning
     /// of its exit code.
     CrashLoop,
+    /// The container failed and, under restartPolicy Never (a Job's pod),
+    /// so did the pod: one exit, not a loop, with the meaning of its exit
+    /// code and who stopped it.
+    ContainerFailed,
     /// Pending: no node has the CPU, memory or other resource requested.
     PendingResources,
     /// Pending: the node selector or affinity matches no node.
@@ -106,7 +110,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in documentation order.
-    pub const ALL: [Kind; 32] = [
+    pub const ALL: [Kind; 33] = [
         Self::OomKilled,
         Self::OomKilledWorker,
         Self::OomNode,
@@ -129,6 +133,7 @@ impl Kind {
         Self::AdmissionError,
         Self::ImagePull,
         Self::CrashLoop,
+        Self::ContainerFailed,
         Self::PendingResources,
         Self::PendingAffinity,
         Self::PendingTaint,
@@ -166,6 +171,7 @@ impl Kind {
             Self::AdmissionError => "admission_error",
             Self::ImagePull => "image_pull",
             Self::CrashLoop => "crash_loop",
+            Self::ContainerFailed => "container_failed",
             Self::PendingResources => "pending_resources",
             Self::PendingAffinity => "pending_affinity",
             Self::PendingTaint => "pending_taint",
@@ -268,6 +274,12 @@ pub struct Cost {
 /// One diagnosis.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
+    /// Its handle within one report, stable for the same evidence:
+    /// `KIND:NAMESPACE/POD[:CONTAINER][:GPU]` or `KIND:NODE[:GPU]`
+    /// (a `#2` suffix when two findings would share one). Assigned by the
+    /// engine once every rule has run; [`Finding::caused_by`] refers to it.
+    #[serde(default)]
+    pub id: String,
     /// What was found.
     pub kind: Kind,
     /// What it is about.
@@ -283,6 +295,11 @@ pub struct Finding {
     /// What it costs, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<Cost>,
+    /// The ids of the findings that caused this one (empty: a root
+    /// cause, or a finding on its own). A crash loop is caused by the
+    /// exit that ended each run; that exit by the probe that killed it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caused_by: Vec<String>,
 }
 
 impl Finding {
@@ -294,6 +311,7 @@ impl Finding {
         summary: impl Into<String>,
     ) -> Self {
         Self {
+            id: String::new(),
             kind,
             subject,
             summary: summary.into(),
@@ -301,12 +319,19 @@ impl Finding {
             evidence: Vec::new(),
             next_steps: Vec::new(),
             cost: None,
+            caused_by: Vec::new(),
         }
     }
 
     /// Adds one fact.
     pub fn fact(mut self, f: Fact) -> Self {
         self.evidence.push(f);
+        self
+    }
+
+    /// Adds one fact when there is one.
+    pub fn fact_opt(mut self, f: Option<Fact>) -> Self {
+        self.evidence.extend(f);
         self
     }
 

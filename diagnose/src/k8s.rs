@@ -149,30 +149,59 @@ pub fn resource(r: Option<&ResourceRequirements>, name: &str, limits: bool) -> O
     map.as_ref()?.get(name).and_then(quantity)
 }
 
+/// A container's request or limit of a resource exactly as the manifest
+/// writes it (`16Gi`, `500m`), when set.
+pub fn written<'p>(
+    r: Option<&'p ResourceRequirements>,
+    name: &str,
+    limits: bool,
+) -> Option<&'p str> {
+    let r = r?;
+    let map = if limits { &r.limits } else { &r.requests };
+    map.as_ref()?.get(name).map(|q| q.0.as_str())
+}
+
+/// A size in the user's units: the manifest's own quantity beside the
+/// bytes (`16Gi (16 GiB)`, `16G (14.9 GiB)`), or the bytes alone when the
+/// manifest did not write it.
+pub fn bytes_as_written(bytes: u64, written: Option<&str>) -> String {
+    let human = gpuscope_model::text::human_bytes(bytes);
+    match written {
+        Some(w) => format!("{w} ({human})"),
+        None => human,
+    }
+}
+
 /// GPUs the pod asks for (see [`pod_request`]).
 pub fn gpu_request(p: &Pod) -> u64 {
     pod_request(p, NVIDIA_GPU)
 }
 
-/// What the pod asks of a resource, as a whole count: the sum over app
-/// containers, or the largest init container's, whichever is more (the
-/// scheduler's rule); a container's limit stands for its request when it
-/// gives no request (the API server's defaulting).
+/// What the pod asks of a resource, as a whole count (see
+/// [`pod_request_amount`]).
 pub fn pod_request(p: &Pod, resource_name: &str) -> u64 {
-    let Some(spec) = &p.spec else { return 0 };
-    let count = |c: &k8s_openapi::api::core::v1::Container| {
-        resource(c.resources.as_ref(), resource_name, true)
-            .or_else(|| resource(c.resources.as_ref(), resource_name, false))
-            .unwrap_or(0.0) as u64
+    pod_request_amount(p, resource_name) as u64
+}
+
+/// What the pod asks of a resource, as the scheduler counts it: the sum
+/// over app containers, or the largest init container's, whichever is
+/// more; a container's limit stands for its request when it gives no
+/// request (the API server's defaulting). Cores for `cpu`, bytes for
+/// memory, a count otherwise.
+pub fn pod_request_amount(p: &Pod, resource_name: &str) -> f64 {
+    let Some(spec) = &p.spec else { return 0.0 };
+    let one = |c: &k8s_openapi::api::core::v1::Container| {
+        resource(c.resources.as_ref(), resource_name, false)
+            .or_else(|| resource(c.resources.as_ref(), resource_name, true))
+            .unwrap_or(0.0)
     };
-    let app: u64 = spec.containers.iter().map(count).sum();
+    let app: f64 = spec.containers.iter().map(one).sum();
     let init = spec
         .init_containers
         .iter()
         .flatten()
-        .map(count)
-        .max()
-        .unwrap_or(0);
+        .map(one)
+        .fold(0.0, f64::max);
     app.max(init)
 }
 
@@ -294,6 +323,16 @@ mod tests {
         assert_eq!(q("1.5G"), Some(1.5e9));
         assert_eq!(q("1e3"), Some(1000.0));
         assert_eq!(q("12Q"), None);
+    }
+
+    #[test]
+    fn sizes_quote_the_manifest() {
+        assert_eq!(bytes_as_written(16 << 30, Some("16Gi")), "16Gi (16 GiB)");
+        assert_eq!(
+            bytes_as_written(16_000_000_000, Some("16G")),
+            "16G (14.9 GiB)"
+        );
+        assert_eq!(bytes_as_written(16 << 30, None), "16 GiB");
     }
 
     #[test]

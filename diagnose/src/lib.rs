@@ -40,34 +40,52 @@ impl std::fmt::Display for PodKey {
     }
 }
 
-/// Every finding the evidence supports, most costly first.
+/// Every finding the evidence supports: root causes most costly first,
+/// each followed by the findings it caused (see [`Finding::caused_by`]).
 pub fn diagnose(evidence: &Evidence, config: &Config) -> Vec<Finding> {
     ranked(rules::run(&Context::new(evidence, config)))
 }
 
+/// What the rules could not judge, beyond `evidence.gaps`: a pod holding
+/// GPUs whose samples are missing, too sparse or too short to judge its
+/// GPU use. `pod`: only that pod's (as [`explain`] judges it); `None`:
+/// every pod's. Printed with the evidence's gaps, so that a silence is
+/// not read as health.
+pub fn rule_gaps(evidence: &Evidence, config: &Config, pod: Option<&PodKey>) -> Vec<Gap> {
+    match pod {
+        Some(p) => rules::gaps(&Context::focused(evidence, config, p)),
+        None => rules::gaps(&Context::new(evidence, config)),
+    }
+}
+
+/// Most costly first, then each root cause followed by its consequences.
 fn ranked(mut findings: Vec<Finding>) -> Vec<Finding> {
     findings.sort_by(|a, b| {
         b.rank_key()
             .partial_cmp(&a.rank_key())
             .unwrap_or(std::cmp::Ordering::Equal)
             .then_with(|| a.kind.cmp(&b.kind))
+            .then_with(|| a.id.cmp(&b.id))
     });
-    findings
+    rules::chains::chain_order(findings)
 }
 
-/// The findings that explain one pod: those about the pod itself, and
-/// those about its node or its GPUs that bear on it (an XID on a GPU it
-/// holds, a device plugin down on its node). Only this pod is judged; the
-/// others in the evidence are its neighbours.
+/// The findings that explain one pod: those about the pod itself, those
+/// about its node or its GPUs that bear on it (an XID on a GPU it holds,
+/// a device plugin down on its node), and every finding that caused one
+/// of those, wherever it is (the device plugin down on the GPU nodes a
+/// Pending pod could use). Only this pod is judged; the others in the
+/// evidence are its neighbours.
 pub fn explain(evidence: &Evidence, config: &Config, pod: &PodKey) -> Vec<Finding> {
     let target = evidence
         .pods
         .iter()
         .find(|p| k8s::namespace(p) == pod.namespace && k8s::name(p) == pod.name);
     let node = target.and_then(k8s::node_name);
-    ranked(rules::run(&Context::focused(evidence, config, pod)))
-        .into_iter()
-        .filter(|f| {
+    let all = rules::run(&Context::focused(evidence, config, pod));
+    let mut keep: Vec<bool> = all
+        .iter()
+        .map(|f| {
             let s = &f.subject;
             match (&s.pod, &s.namespace) {
                 (Some(p), ns) => {
@@ -76,5 +94,34 @@ pub fn explain(evidence: &Evidence, config: &Config, pod: &PodKey) -> Vec<Findin
                 (None, _) => node.is_some() && s.node.as_deref() == node,
             }
         })
-        .collect()
+        .collect();
+    // The causes of what is kept, transitively.
+    loop {
+        let wanted: Vec<&str> = all
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .flat_map(|(f, _)| f.caused_by.iter().map(String::as_str))
+            .collect();
+        let mut grew = false;
+        for (f, k) in all.iter().zip(keep.iter_mut()) {
+            if !*k && wanted.contains(&f.id.as_str()) {
+                *k = true;
+                grew = true;
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+    let mut kept: Vec<Finding> = all
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(f, k)| k.then_some(f))
+        .collect();
+    let ids: Vec<String> = kept.iter().map(|f| f.id.clone()).collect();
+    for f in &mut kept {
+        f.caused_by.retain(|c| ids.contains(c));
+    }
+    ranked(kept)
 }

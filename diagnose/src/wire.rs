@@ -128,6 +128,8 @@ impl From<&Finding> for pb::Finding {
             evidence: f.evidence.iter().map(Into::into).collect(),
             next_steps: f.next_steps.clone(),
             cost: f.cost.map(Into::into),
+            id: f.id.clone(),
+            caused_by: f.caused_by.clone(),
         }
     }
 }
@@ -143,6 +145,7 @@ impl TryFrom<pb::Finding> for Finding {
             });
         };
         Ok(Self {
+            id: f.id,
             kind,
             subject: f.subject.map(Into::into).unwrap_or_default(),
             summary: f.summary,
@@ -150,6 +153,7 @@ impl TryFrom<pb::Finding> for Finding {
             evidence: f.evidence.into_iter().map(Into::into).collect(),
             next_steps: f.next_steps,
             cost: f.cost.map(Into::into),
+            caused_by: f.caused_by,
         })
     }
 }
@@ -217,6 +221,8 @@ mod tests {
     fn every_kind_round_trips() {
         for kind in Kind::ALL {
             let mut f = finding(kind);
+            f.id = format!("{kind}:ml/trainer-0:main");
+            f.caused_by = vec!["probe_failing:ml/trainer-0:main".into()];
             f.cost = Some(Cost {
                 gpu_hours: 1.5,
                 restarts: 7,

@@ -8,7 +8,7 @@
 //!
 //! ```json
 //! {"findings": [{"kind": "oom_killed", "confidence": "high",
-//!                "container": "trainer", "summary_contains": ["2.0 GiB"],
+//!                "container": "trainer", "summary_contains": ["2 GiB"],
 //!                "evidence_names": ["victim"],
 //!                "evidence_contains": {"exit code": "137 (OOMKilled)"}}],
 //!  "gaps": ["agent"]}
@@ -23,6 +23,12 @@
 //!
 //! Every folder but the generators' (`gen_*`) is a case: one without
 //! `expected.json`, or whose bundle cannot be read, fails.
+//!
+//! Per finding, besides `kind` and `confidence`, all optional:
+//! `container`, `gpu`, `node` (the subject), `summary_contains`,
+//! `evidence_names`, `evidence_contains`, and `caused_by` (the kinds of
+//! the findings it is linked to as a consequence, exactly; `[]` says it
+//! is a root cause).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -61,6 +67,9 @@ struct ExpectedFinding {
     /// Evidence name -> text its value must contain.
     #[serde(default)]
     evidence_contains: BTreeMap<String, String>,
+    /// Kinds of the findings this one is a consequence of, exactly.
+    #[serde(default)]
+    caused_by: Option<Vec<String>>,
 }
 
 fn bundles_dir() -> PathBuf {
@@ -95,7 +104,17 @@ fn findings_of(dir: &Path) -> Result<(Vec<Finding>, Vec<String>), String> {
         Some(s) => gpuscope_diagnose::explain(&b.evidence, &config, s),
         None => gpuscope_diagnose::diagnose(&b.evidence, &config),
     };
-    let gaps = b.evidence.gaps.iter().map(|g| g.what.clone()).collect();
+    let gaps = b
+        .evidence
+        .gaps
+        .iter()
+        .chain(&gpuscope_diagnose::rule_gaps(
+            &b.evidence,
+            &config,
+            b.subject.as_ref(),
+        ))
+        .map(|g| g.what.clone())
+        .collect();
     Ok((findings, gaps))
 }
 
@@ -106,7 +125,12 @@ fn check(dir: &Path) -> Result<(), String> {
     let (got, gaps) = findings_of(dir)?;
     let show = |f: &[Finding]| {
         f.iter()
-            .map(|f| format!("{} ({:?}): {}", f.kind, f.confidence, f.summary))
+            .map(|f| {
+                format!(
+                    "{} ({:?}) <- {:?}: {}",
+                    f.kind, f.confidence, f.caused_by, f.summary
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n    ")
     };
@@ -160,6 +184,26 @@ fn check(dir: &Path) -> Result<(), String> {
                 return Err(format!(
                     "{} has no evidence {n:?} containing {v:?}: {:?}",
                     f.kind, f.evidence
+                ));
+            }
+        }
+        if let Some(want) = &w.caused_by {
+            let mut causes: Vec<String> = f
+                .caused_by
+                .iter()
+                .map(|id| {
+                    got.iter()
+                        .find(|c| &c.id == id)
+                        .map_or_else(|| format!("missing {id}"), |c| c.kind.to_string())
+                })
+                .collect();
+            let mut want = want.clone();
+            causes.sort();
+            want.sort();
+            if causes != want {
+                return Err(format!(
+                    "{} is caused by {causes:?}, expected {want:?}",
+                    f.kind
                 ));
             }
         }

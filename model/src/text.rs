@@ -8,7 +8,9 @@ use std::fmt::Write as _;
 
 use crate::{ContainerRef, Event, GpuHolder, GpuSample, OomKill};
 
-/// Formats a byte count for people: `31.8 GiB`, `512 B`.
+/// Formats a byte count for people: `31.8 GiB`, `512 B`; a size that is
+/// whole at one decimal prints without it (`16 GiB`, not `16.0 GiB`), as a
+/// manifest's `16Gi` reads.
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut value = bytes as f64;
@@ -17,8 +19,11 @@ pub fn human_bytes(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
+    let tenths = (value * 10.0).round();
     if unit == 0 {
         format!("{bytes} B")
+    } else if tenths % 10.0 == 0.0 {
+        format!("{} {}", tenths / 10.0, UNITS[unit])
     } else {
         format!("{value:.1} {}", UNITS[unit])
     }
@@ -283,7 +288,11 @@ mod tests {
     #[test]
     fn bytes_are_humanised() {
         assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(67_108_864), "64.0 MiB");
+        assert_eq!(human_bytes(67_108_864), "64 MiB");
+        assert_eq!(human_bytes(16 << 30), "16 GiB");
+        assert_eq!(human_bytes((16 << 30) + (1 << 20)), "16 GiB");
+        assert_eq!(human_bytes(1536 << 20), "1.5 GiB");
+        assert_eq!(human_bytes(1023 << 20), "1023 MiB");
         assert_eq!(human_bytes(34_144_990_003), "31.8 GiB");
     }
 

@@ -787,7 +787,7 @@ def oom_status_without_kill():
           {"findings": [{"kind": "oom_status_without_kill", "confidence": "low", "container": "trainer",
                          "summary_contains": ["recorded no OOM kill in it", "oom_kill counter never moved"],
                          "evidence_contains": {"exit code": "137 (OOMKilled)",
-                                               "last sample of the container": "3.0 GiB used of 16.0 GiB",
+                                               "last sample of the container": "3 GiB used of 16 GiB",
                                                "agent": "no OOM kill recorded for it"}}]},
           p, [], [node_obj(NODE)], watched_agent(p, co, cn, fin))
 

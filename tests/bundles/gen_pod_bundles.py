@@ -347,8 +347,8 @@ liveness = {"livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080, "sch
                               "periodSeconds": 10, "timeoutSeconds": 1, "successThreshold": 1, "failureThreshold": 3}}
 crash_case("pod-crash-loop-exit-143-liveness",
            "A server killed by its liveness probe (HTTP 500) that handles SIGTERM: exit 143 in CrashLoopBackOff; the crash loop and the probe are both findings.",
-           143, "Error", 70, {"findings": [F("crash_loop", "high", container="server", summary_contains=["code 143", "SIGTERM"]),
-                                           F("probe_failing", "high", container="server", summary_contains=["liveness", "500"])]},
+           143, "Error", 70, {"findings": [F("crash_loop", "high", container="server", summary_contains=["code 143", "SIGTERM", "liveness or startup probe failed"], caused_by=["probe_failing"]),
+                                           F("probe_failing", "high", container="server", summary_contains=["liveness", "500"], caused_by=[])]},
            owners=owner("ReplicaSet", "embed-api-5d7c9b8f4"), cname="server", podname="embed-api-5d7c9b8f4-hx2mz", probes=liveness,
            extra_events=[lambda p: event(p, "Unhealthy", "Liveness probe failed: HTTP probe failed with statuscode: 500", t(12, 39), t(1, 5), 21, field="server"),
                          lambda p: event(p, "Killing", "Container server failed liveness probe, will be restarted", t(12, 39), t(1, 25), 7, "Normal", "server")])
@@ -359,8 +359,8 @@ p = pod("tokenize-shards-9gk4m", containers=[c], phase="Failed", node="cpu-node-
         labels={"job-name": "tokenize-shards"}, created=t(0), start=t(0),
         statuses=[cstatus("preprocess", "ghcr.io/acme/tokenize:0.3.1", terminated(2, "Error", t(0, 12), t(0, 14), h64("tok")), ready=False, started=False, cid_seed="tok")],
         conditions=[cond("Ready", "False", t(0, 14), "PodFailed"), cond("PodScheduled", "True", t(0))])
-write("pod-job-failed-exit-2", "A Job pod with restartPolicy Never that exited 2 (bad arguments): one crash, not a loop; the finding says the pod failed.",
-      {"findings": [F("crash_loop", "high", container="preprocess", summary_contains=["code 2", "pod failed"])]}, p, [])
+write("pod-job-failed-exit-2", "A Job pod with restartPolicy Never that exited 2 (bad arguments): one crash, not a loop; the finding says the pod failed. Mechanism: under restartPolicy Never one failed exit fails the pod; that is container_failed, not crash_loop.",
+      {"findings": [F("container_failed", "high", container="preprocess", summary_contains=["code 2", "pod failed", "one exit, not a crash loop", "Job/tokenize-shards"])]}, p, [])
 
 # ---------------------------------------------------------------- pending
 def pending_pod(name, gpus=0, cpu="16", mem="128Gi", node_selector=None, tolerations=None, volumes=None, conditions=None, created=None,
@@ -377,7 +377,7 @@ msg = "0/5 nodes are available: 1 node(s) had untolerated taint {node-role.kuber
 p = pending_pod("embed-corpus-x8v2d", cpu="16", mem="900Gi", node_selector={"node-pool": "highmem"}, conditions=unsched_cond(msg, t(0, 1)))
 write("pod-pending-insufficient-memory",
       "0/5 nodes: control-plane taint, affinity, and 2 nodes with too little memory: the nodes that matched lack memory, so pending_resources is the one finding; the other clauses are evidence.",
-      {"findings": [F("pending_resources", "high", summary_contains=["2 lack memory", "900 GiB memory"], evidence_names=["scheduler message", "nodes excluded: Insufficient memory", "nodes excluded: node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }"])]},
+      {"findings": [F("pending_resources", "high", summary_contains=["2 lack memory", "memory 900Gi (900 GiB)"], evidence_names=["scheduler message", "nodes excluded: Insufficient memory", "nodes excluded: node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }"])]},
       p, [sched_event(p, msg, t(14, 2), t(0, 1), 17)])
 
 msg = "0/6 nodes are available: 2 node(s) had untolerated taint {nvidia.com/gpu: present}, 3 node(s) didn't match Pod's node affinity/selector, 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }. preemption: 0/6 nodes are available: 6 Preemption is not helpful for scheduling."
@@ -405,7 +405,7 @@ msg = "0/4 nodes are available: 4 Insufficient cpu. preemption: 0/4 nodes are av
 p = pending_pod("feature-extract-5ttw2", cpu="120", mem="64Gi", conditions=unsched_cond(msg, t(0, 1)), created=t(0))
 write("pod-pending-events-expired",
       "Pending for hours: the FailedScheduling event has expired (empty event list), the PodScheduled condition carries the message; still high confidence, the source says so.",
-      {"findings": [F("pending_resources", "high", summary_contains=["4 lack cpu", "120 cpu"], evidence_names=["source"])]},
+      {"findings": [F("pending_resources", "high", summary_contains=["4 lack cpu", "cpu 120"], evidence_names=["source"])]},
       p, [], meta=meta("ml", "feature-extract-5ttw2", "2026-11-20T13:05:00Z"))
 
 p = pending_pod("sweep-trial-17-zq8fx", cpu="4", mem="16Gi", created=t(0))
@@ -542,9 +542,10 @@ p = agent_holder_pod("train-llama-worker-2", "gpu-node-7", gpus=8)
 g3 = gpu_uuid("n7-3")
 hs = [holder("ml", "train-llama-worker-2", "trainer", g3)]
 write("gpu-health-xid-79-gpu-lost",
-      "XID 79 then NVML_ERROR_GPU_IS_LOST on the pod's GPU and the NVML count drops 8 -> 7; the device plugin withdrew it (allocatable 7). One gpu_lost finding (XID 79 is its evidence, no separate gpu_xid) and a gpu_unhealthy naming the GPU.",
-      {"findings": [F("gpu_lost", "high", gpu=g3, container="trainer", summary_contains=[g3, "fell off the bus"], evidence_names=["lost", "xid", "NVML GPU count"]),
-                    F("gpu_unhealthy", "high", node="gpu-node-7", gpu=g3, summary_contains=["7 of its 8"])]},
+      "XID 79 then NVML_ERROR_GPU_IS_LOST on the pod's GPU and the NVML count drops 8 -> 7; the device plugin withdrew it (allocatable 7). A chain: the XID 79 is the root, the lost GPU its consequence (citing the XID too), and the gpu_unhealthy naming the GPU follows from both.",
+      {"findings": [F("gpu_xid", "high", gpu=g3, container="trainer", summary_contains=["XID 79", "NVML lost the GPU after it"], caused_by=[]),
+                    F("gpu_lost", "high", gpu=g3, container="trainer", summary_contains=[g3, "fell off the bus"], evidence_names=["lost", "xid", "NVML GPU count"], caused_by=["gpu_xid"]),
+                    F("gpu_unhealthy", "high", node="gpu-node-7", gpu=g3, summary_contains=["7 of its 8"], caused_by=["gpu_lost", "gpu_xid"])]},
       p, [], nodes=[node("gpu-node-7", 8, 7)],
       agent=[xid(ms(41, 7), g3, 3, 79, 1, hs),
              {"kind": "gpu_lost", "time": ms(41, 9), "gpu_index": 3, "gpu_uuid": g3, "holders": hs, "simulated": False},
@@ -606,9 +607,9 @@ pp = plugin_pod("nvidia-device-plugin-daemonset-7k2xq", "gpu-node-2", ready=Fals
                 state=waiting("CrashLoopBackOff", "back-off 5m0s restarting failed container=nvidia-device-plugin pod=nvidia-device-plugin-daemonset-7k2xq_gpu-operator(" + uid("gpu-operatornvidia-device-plugin-daemonset-7k2xq") + ")"),
                 last=terminated(1, "Error", t(27, 2), t(27, 3), h64("dp-last")))
 write("gpu-health-plugin-crashloop-admission",
-      "The device plugin on gpu-node-2 crash-loops (allocatable 0); a Job pod bound there is rejected with UnexpectedAdmissionError. Two findings for the pod: admission_error and the node's device_plugin_down (no gpu_unhealthy: the plugin being down explains the 0).",
-      {"findings": [F("admission_error", "high", summary_contains=["unhealthy"], evidence_names=["reason", "device-plugin pod"]),
-                    F("device_plugin_down", "high", node="gpu-node-2", summary_contains=["CrashLoopBackOff", "14 restarts"])]},
+      "The device plugin on gpu-node-2 crash-loops (allocatable 0); a Job pod bound there is rejected with UnexpectedAdmissionError. Two findings for the pod: the node's device_plugin_down, the root, and admission_error, its consequence (no gpu_unhealthy: the plugin being down explains the 0).",
+      {"findings": [F("admission_error", "high", summary_contains=["unhealthy"], evidence_names=["reason", "device-plugin pod"], caused_by=["device_plugin_down"]),
+                    F("device_plugin_down", "high", node="gpu-node-2", summary_contains=["CrashLoopBackOff", "14 restarts"], caused_by=[])]},
       p, [event(p, "UnexpectedAdmissionError", "Allocate failed due to can't allocate unhealthy devices nvidia.com/gpu, which is unexpected", t(30, 1))],
       nodes=[node("gpu-node-2", 8, 0)], pods=[pp])
 

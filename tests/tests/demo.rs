@@ -23,7 +23,7 @@ fn demo_explains_a_real_oom_kill() {
     );
     for want in [
         "workload ended: killed by SIGKILL (exit 137)",
-        "was OOM-killed at its 128.0 MiB memory limit: the kernel chose process python3",
+        "was OOM-killed at its 128 MiB memory limit: the kernel chose process python3",
         "[high] oom_killed",
         "[high] gpu_unschedulable",
         "[simulated]",
@@ -37,7 +37,7 @@ fn demo_explains_a_real_oom_kill() {
     assert!(
         stdout
             .lines()
-            .any(|l| l.trim_start().starts_with("memory limit") && l.ends_with("128.0 MiB")),
+            .any(|l| l.trim_start().starts_with("memory limit") && l.ends_with("128 MiB")),
         "explain names the 128 MiB limit:\n{stdout}"
     );
     // The scratch cgroup is gone.

@@ -57,17 +57,21 @@ pub fn explain_bundle(
                 anyhow::bail!("{}: no pod {s} in the bundle", dir.display());
             }
             let findings = gpuscope_diagnose::explain(&b.evidence, config, &s);
+            let mut gaps = b.evidence.gaps.clone();
+            gaps.extend(gpuscope_diagnose::rule_gaps(&b.evidence, config, Some(&s)));
             print_explained(
                 &format!("pod {s} (bundle {})", dir.display()),
                 &findings,
-                &b.evidence.gaps,
+                &gaps,
                 &[],
                 out,
             )
         }
         None => {
             let findings = gpuscope_diagnose::diagnose(&b.evidence, config);
-            print_ranked(&findings, &b.evidence.gaps, out)
+            let mut gaps = b.evidence.gaps.clone();
+            gaps.extend(gpuscope_diagnose::rule_gaps(&b.evidence, config, None));
+            print_ranked(&findings, &gaps, out)
         }
     }
 }
@@ -105,7 +109,9 @@ pub async fn diagnose(
                         .is_none_or(|ns| namespaces.contains(ns))
                 });
             }
-            (findings, b.evidence.gaps)
+            let mut gaps = b.evidence.gaps.clone();
+            gaps.extend(gpuscope_diagnose::rule_gaps(&b.evidence, config, None));
+            (findings, gaps)
         }
         None => {
             let mut client = super::connect(url, tls).await?;

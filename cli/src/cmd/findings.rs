@@ -117,11 +117,50 @@ pub fn print_explained(
     Ok(())
 }
 
-/// Each finding: its sentence, its evidence aligned, its next steps.
+/// How deep each finding sits in its chain: 0 for a root cause (or a
+/// finding whose causes are not in the list), 1 for what it caused, …
+/// The engine lists each root followed by its consequences.
+fn depths(findings: &[Finding]) -> Vec<usize> {
+    let mut depth: Vec<Option<usize>> = vec![None; findings.len()];
+    fn of(i: usize, findings: &[Finding], depth: &mut [Option<usize>], guard: usize) -> usize {
+        if let Some(d) = depth[i] {
+            return d;
+        }
+        let parent = findings[i]
+            .caused_by
+            .iter()
+            .find_map(|c| findings.iter().position(|f| &f.id == c));
+        let d = match parent {
+            Some(p) if guard < findings.len() => 1 + of(p, findings, depth, guard + 1),
+            _ => 0,
+        };
+        depth[i] = Some(d);
+        d
+    }
+    (0..findings.len())
+        .map(|i| of(i, findings, &mut depth, 0))
+        .collect()
+}
+
+/// Each finding: its sentence, its evidence aligned, its next steps; a
+/// consequence indented under its cause.
 fn print_findings(findings: &[Finding]) {
-    for f in findings {
+    let depths = depths(findings);
+    for (f, depth) in findings.iter().zip(depths) {
+        let caused = if depth == 0 {
+            String::new()
+        } else {
+            let causes: Vec<String> = f
+                .caused_by
+                .iter()
+                .filter_map(|c| findings.iter().find(|x| &x.id == c))
+                .map(|c| c.kind.to_string())
+                .collect();
+            format!("  <- caused by {}", causes.join(", "))
+        };
+        let pad = "    ".repeat(depth);
         println!(
-            "\n[{}] {} {}\n  {}",
+            "\n{pad}[{}] {} {}{caused}\n{pad}  {}",
             confidence_str(f.confidence),
             f.kind,
             subject(f),
@@ -141,12 +180,12 @@ fn print_findings(findings: &[Finding]) {
                 .filter(|t| !e.value.contains(t.as_str()))
                 .map(|t| format!("  ({t})"))
                 .unwrap_or_default();
-            println!("    {:<width$}  {}{when}", e.name, e.value);
+            println!("{pad}    {:<width$}  {}{when}", e.name, e.value);
         }
         if !f.next_steps.is_empty() {
-            println!("  next steps:");
+            println!("{pad}  next steps:");
             for s in &f.next_steps {
-                println!("    - {s}");
+                println!("{pad}    - {s}");
             }
         }
     }
@@ -174,10 +213,14 @@ pub fn print_ranked(findings: &[Finding], gaps: &[Gap], out: Format) -> anyhow::
         "RESTARTS".into(),
         "SUMMARY".into(),
     ]];
-    for f in findings {
+    for (f, depth) in findings.iter().zip(depths(findings)) {
         let cost = f.cost.unwrap_or_default();
         rows.push(vec![
-            f.kind.to_string(),
+            if depth == 0 {
+                f.kind.to_string()
+            } else {
+                format!("{}<- {}", "  ".repeat(depth), f.kind)
+            },
             confidence_str(f.confidence).into(),
             subject(f),
             if cost.gpu_hours > 0.0 {
@@ -260,4 +303,28 @@ pub fn print_idle(findings: &[Finding], gaps: &[Gap], out: Format) -> anyhow::Re
     print!("{}", table(&totals));
     print_gaps(gaps);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use gpuscope_diagnose::{Confidence, Subject};
+
+    use super::*;
+
+    #[test]
+    fn consequences_sit_under_their_causes() {
+        let f = |id: &str, causes: &[&str]| {
+            let mut f = Finding::new(Kind::CrashLoop, Subject::default(), Confidence::High, "");
+            f.id = id.into();
+            f.caused_by = causes.iter().map(|c| (*c).to_owned()).collect();
+            f
+        };
+        let v = [
+            f("probe", &[]),
+            f("exit", &["probe"]),
+            f("loop", &["exit"]),
+            f("other", &["gone"]),
+        ];
+        assert_eq!(depths(&v), [0, 1, 2, 0]);
+    }
 }

@@ -7,8 +7,20 @@
 //! the question needs it, the pod's container samples (CPU usage, CPU
 //! throttling, I/O pressure). A rule speaks only about a window its
 //! samples cover: a window covered in part gives Low confidence and
-//! says how much was seen; samples further apart than
-//! `max_sample_gap_s` do not count as coverage (the agent was down).
+//! says how much was seen.
+//!
+//! Coverage is judged by the samples there are. Bundles come from
+//! `gpuscope bundle` (exact points and 30 s points), `watch --samples`
+//! (1 s), or metrics scraped every 15-60 s (or minutes apart): a series'
+//! own cadence — the median interval between its samples — says what a
+//! missed sample is. A gap is a hole in the coverage (the agent or the
+//! scraper was down) only when it is longer than `max_sample_gap_s` and
+//! than `gap_interval_factor` times that cadence: a dozen samples over two
+//! hours, all at 0 % with no process, are two idle hours. Sparse samples
+//! lower the confidence (a burst of work between two samples minutes
+//! apart would not show), every finding prints the sampling interval, and
+//! where the samples cannot support a judgement the engine says so as a
+//! gap ([`gaps`]) instead of reading the silence as healthy.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -19,6 +31,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 
 use crate::Context;
+use crate::evidence::Gap;
 use crate::finding::{Confidence, Cost, Fact, Finding, Kind, dur};
 use crate::k8s;
 
@@ -49,8 +62,25 @@ pub struct Thresholds {
     /// percent. Default 90: allows for sampling jitter and a missed poll.
     pub coverage_percent: u64,
     /// Samples further apart than this leave a hole in the coverage,
-    /// seconds. Default 120: the agent samples GPUs every few seconds.
+    /// seconds, unless the series' own cadence is slower (see
+    /// `gap_interval_factor`). Default 120: the agent samples GPUs every
+    /// few seconds.
     pub max_sample_gap_s: u64,
+    /// A gap is a hole only when it is also longer than this many times
+    /// the series' median sampling interval. Default 3: a scrape every
+    /// 15-60 s or every few minutes misses one or two points now and then
+    /// (jitter, a slow target); three intervals without a point is an
+    /// outage.
+    pub gap_interval_factor: f64,
+    /// Samples at most this far apart (median) are dense enough for full
+    /// confidence, seconds. Default 60: the slowest common metrics scrape;
+    /// samples further apart could miss minutes of work between them, so
+    /// confidence is at most medium.
+    pub dense_interval_s: u64,
+    /// Fewer samples than this in a judged stretch give low confidence at
+    /// most. Default 6: with fewer points one odd sample decides the
+    /// verdict.
+    pub min_samples: usize,
     /// How long GPU and CPU must be flat for a run to be stuck, seconds.
     /// Default 600 (10 min): a training step, an evaluation or a
     /// checkpoint rarely leaves both GPU and CPU silent that long, while
@@ -114,6 +144,9 @@ impl Default for Thresholds {
             min_coverage_s: 300,
             coverage_percent: 90,
             max_sample_gap_s: 120,
+            gap_interval_factor: 3.0,
+            dense_interval_s: 60,
+            min_samples: 6,
             stuck_window_s: 600,
             stuck_util_percent: 5,
             stuck_cpu_cores: 0.1,
@@ -162,6 +195,58 @@ pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
     out
 }
 
+/// What the GPU-use rules could not judge for lack of samples, said as
+/// gaps rather than read as health: a Running pod holding GPUs whose
+/// GPUs the agent's samples do not show, or show too sparsely or too
+/// briefly (less than `min_coverage_s` covered) to judge.
+pub(crate) fn gaps(ctx: &Context<'_>) -> Vec<Gap> {
+    let t = &ctx.config.gpu_use;
+    let mut out = Vec::new();
+    for pod in ctx.subjects() {
+        if k8s::phase(pod) != "Running" || k8s::gpu_request(pod) == 0 {
+            continue;
+        }
+        // No agent records at all: the `agent` gap already says so.
+        let Some(a) = ctx.agent_of(pod) else { continue };
+        if a.gpus.is_empty() {
+            continue;
+        }
+        let name = k8s::pod_name(pod);
+        let gpus = by_gpu(ctx.gpus_of(pod));
+        if gpus.is_empty() {
+            out.push(Gap::new(
+                "gpu_use",
+                format!(
+                    "{name}: the agent's GPU samples name none of its GPUs (no PodResources holder, no process of it), so its GPU use was not judged"
+                ),
+            ));
+            continue;
+        }
+        let judged = gpus.values().any(|s| {
+            s.len() >= 2 && covered(s, |g| g.time, hole_after(t, s)) >= secs(t.min_coverage_s)
+        });
+        if !judged {
+            let all: Vec<&GpuSample> = gpus.values().flatten().copied().collect();
+            let span = match (
+                all.iter().map(|g| g.time).min(),
+                all.iter().map(|g| g.time).max(),
+            ) {
+                (Some(a), Some(b)) => dur(b.since(a)),
+                _ => "no time".to_owned(),
+            };
+            out.push(Gap::new(
+                "gpu_use",
+                format!(
+                    "{name}: {} over {span} of its GPUs cover less than the {} a judgement of GPU use needs; idle, stuck or starved GPUs would not show",
+                    sampling(&all),
+                    dur(secs(t.min_coverage_s))
+                ),
+            ));
+        }
+    }
+    out
+}
+
 type Series<'a> = BTreeMap<String, Vec<&'a GpuSample>>;
 
 fn by_gpu(v: Vec<&GpuSample>) -> Series<'_> {
@@ -183,6 +268,48 @@ fn covered<T>(v: &[T], time: impl Fn(&T) -> Timestamp, max_gap: Duration) -> Dur
         .map(|w| time(&w[1]).since(time(&w[0])))
         .filter(|d| *d <= max_gap)
         .sum()
+}
+
+/// The median interval between neighbouring samples (oldest first).
+fn cadence<T>(v: &[T], time: impl Fn(&T) -> Timestamp) -> Option<Duration> {
+    let mut gaps: Vec<Duration> = v
+        .windows(2)
+        .map(|w| time(&w[1]).since(time(&w[0])))
+        .collect();
+    if gaps.is_empty() {
+        return None;
+    }
+    gaps.sort_unstable();
+    Some(gaps[gaps.len() / 2])
+}
+
+/// The longest gap that is still sampling, not a hole, for this series:
+/// `max_sample_gap_s`, or `gap_interval_factor` times its cadence when
+/// that is longer.
+fn hole_after(t: &Thresholds, s: &[&GpuSample]) -> Duration {
+    let own = cadence(s, |g| g.time).map_or(Duration::ZERO, |c| c.mul_f64(t.gap_interval_factor));
+    secs(t.max_sample_gap_s).max(own)
+}
+
+/// `12 samples, about every 10 min` for the evidence.
+fn sampling(s: &[&GpuSample]) -> String {
+    match cadence(s, |g| g.time) {
+        Some(c) => format!("{} samples, about every {}", s.len(), dur(c)),
+        None => format!("{} sample", s.len()),
+    }
+}
+
+/// How sure a verdict from these samples can be: low with fewer than
+/// `min_samples`, medium when they are further apart than
+/// `dense_interval_s`, else high.
+fn density(t: &Thresholds, s: &[&GpuSample]) -> Confidence {
+    if s.len() < t.min_samples {
+        Confidence::Low
+    } else if cadence(s, |g| g.time).is_some_and(|c| c > secs(t.dense_interval_s)) {
+        Confidence::Medium
+    } else {
+        Confidence::High
+    }
 }
 
 /// The samples of the last `window` before `now`.
@@ -290,6 +417,7 @@ fn idle(ctx: &Context<'_>, pod: &Pod, gpus: &Series<'_>) -> Vec<Finding> {
             if st.len() < 2 {
                 continue;
             }
+            let gap = hole_after(t, &s);
             let cov = covered(&st, |g| g.time, gap);
             if cov < secs(t.min_coverage_s) {
                 continue;
@@ -326,8 +454,10 @@ fn idle(ctx: &Context<'_>, pod: &Pod, gpus: &Series<'_>) -> Vec<Finding> {
         if n == 1 {
             subject.gpu = Some(hits[0].0.clone());
         }
+        // The GPU as people find it: its index on the node (what
+        // nvidia-smi and CUDA_VISIBLE_DEVICES say) and its UUID.
         let which = if n == 1 {
-            format!("GPU {} ({})", short(&hits[0].0), g0.name)
+            format!("GPU {} ({}, {})", g0.index, hits[0].0, g0.name)
         } else {
             format!("{n} GPUs ({})", g0.name)
         };
@@ -364,7 +494,13 @@ fn idle(ctx: &Context<'_>, pod: &Pod, gpus: &Series<'_>) -> Vec<Finding> {
         };
         // Samples that stopped well before "now" describe the past.
         let newest = gpus.values().flatten().map(|g| g.time).max().unwrap_or(now);
+        let gap = gpus.values().map(|s| hole_after(t, s)).max().unwrap_or(gap);
         let stale = now.since(newest) > gap;
+        let dense = hits
+            .iter()
+            .map(|(_, st, _)| density(t, st))
+            .min()
+            .unwrap_or(Confidence::Low);
         if stale {
             f_stale_note = Some(newest);
         }
@@ -377,7 +513,7 @@ fn idle(ctx: &Context<'_>, pod: &Pod, gpus: &Series<'_>) -> Vec<Finding> {
         } else {
             Confidence::High
         };
-        let mut f = Finding::new(kind, subject, conf, summary);
+        let mut f = Finding::new(kind, subject, conf.min(dense), summary);
         if let Some(t) = f_stale_note.take() {
             f = f.fact(Fact::at(
                 "GPU samples end",
@@ -390,10 +526,10 @@ fn idle(ctx: &Context<'_>, pod: &Pod, gpus: &Series<'_>) -> Vec<Finding> {
             f = f.fact(Fact::at(
                 format!("GPU {}", short(uuid)),
                 format!(
-                    "utilization max {} % over {} ({} samples), {} process(es), {} of {} memory used",
+                    "utilization max {} % over {} ({}), {} process(es), {} of {} memory used",
                     st.iter().map(|g| util(g)).max().unwrap_or(0),
                     dur(*cov),
-                    st.len(),
+                    sampling(st),
                     pod_processes(pod, l),
                     human_bytes(l.memory_used_bytes),
                     human_bytes(l.memory_total_bytes)
@@ -490,6 +626,7 @@ fn training_stuck(ctx: &Context<'_>, pod: &Pod, gpus: &Series<'_>) -> Option<Fin
     let mut held_mem = 0u64;
     for s in gpus.values() {
         let w = last(s, now, window);
+        let gap = gap.max(hole_after(t, s));
         if covered(&w, |g| g.time, gap).as_secs() * 100 < window.as_secs() * t.coverage_percent {
             return None;
         }
@@ -591,6 +728,7 @@ fn nccl_wedge(ctx: &Context<'_>, pod: &Pod, gpus: &Series<'_>) -> Option<Finding
     let mut wedged: Vec<(&String, Vec<&GpuSample>)> = Vec::new();
     for (uuid, s) in gpus {
         let w = last(s, now, window);
+        let gap = gap.max(hole_after(t, s));
         if w.len() < 2
             || covered(&w, |g| g.time, gap).as_secs() * 100 < window.as_secs() * t.coverage_percent
         {
@@ -697,7 +835,7 @@ fn input_bound(ctx: &Context<'_>, pod: &Pod, gpus: &Series<'_>) -> Option<Findin
     }
     let gpu_cov = gpus
         .values()
-        .map(|s| covered(&last(s, now, window), |g| g.time, gap))
+        .map(|s| covered(&last(s, now, window), |g| g.time, gap.max(hole_after(t, s))))
         .min()
         .unwrap_or_default();
     if gpu_cov < secs(t.min_coverage_s) {
@@ -862,6 +1000,46 @@ mod tests {
         assert_eq!(dur(Duration::from_secs(45)), "45 s");
         assert_eq!(dur(Duration::from_secs(600)), "10 min");
         assert_eq!(dur(Duration::from_secs(7500)), "2 h 05 min");
+    }
+
+    #[test]
+    fn sparse_samples_cover_by_their_own_cadence() {
+        let t = Thresholds::default();
+        let g = |s: u64| GpuSample {
+            time: Timestamp(s * 1_000_000_000),
+            index: 0,
+            uuid: "GPU-0".into(),
+            parent_uuid: None,
+            name: "NVIDIA H100 80GB HBM3".into(),
+            pci_bus_id: String::new(),
+            utilization_gpu_percent: Some(0),
+            utilization_memory_percent: Some(0),
+            memory_total_bytes: 80 << 30,
+            memory_used_bytes: 0,
+            power_draw_watts: None,
+            power_limit_watts: None,
+            temperature_celsius: None,
+            sm_clock_mhz: None,
+            persistence_mode: None,
+            processes: Vec::new(),
+            holders: Vec::new(),
+            simulated: false,
+        };
+        // A dozen samples ten minutes apart: two hours covered, medium.
+        let sparse: Vec<GpuSample> = (0..12).map(|i| g(i * 600)).collect();
+        let sparse: Vec<&GpuSample> = sparse.iter().collect();
+        let gap = hole_after(&t, &sparse);
+        assert_eq!(covered(&sparse, |g| g.time, gap), secs(11 * 600));
+        assert_eq!(density(&t, &sparse), Confidence::Medium);
+        assert_eq!(sampling(&sparse), "12 samples, about every 10 min");
+        // Dense samples with an outage: the outage is a hole.
+        let mut dense: Vec<GpuSample> = (0..60).map(|i| g(i * 5)).collect();
+        dense.extend((0..60).map(|i| g(3600 + i * 5)));
+        let dense: Vec<&GpuSample> = dense.iter().collect();
+        let gap = hole_after(&t, &dense);
+        assert_eq!(gap, secs(120));
+        assert_eq!(covered(&dense, |g| g.time, gap), secs(2 * 59 * 5));
+        assert_eq!(density(&t, &dense), Confidence::High);
     }
 
     #[test]

@@ -3,13 +3,15 @@
 //! here too ([`cuda_oom`]), so that one list is matched everywhere, but
 //! the finding for them is `oom`'s (`CudaOom`).
 //!
-//! The `pod` family's crash-loop rule skips a container for which
-//! [`explains_exit`] is true: its log tail already names why it exited
-//! (CUDA out of memory, an NCCL error, missing model files), and the `oom`
-//! or `logs` finding says it with the evidence; a second "exit code 1"
-//! finding would only repeat it less precisely.
+//! The tail is read through [`relevant_log`], which adds the termination
+//! message the kubelet kept in the exit's status: the same error is found
+//! whether a log file was collected or not. When a tail names why the
+//! container exited, the crash loop that follows is kept as the
+//! consequence of this finding ([`crate::rules::chains`]).
 
-use k8s_openapi::api::core::v1::{Container, Pod, Volume};
+use std::borrow::Cow;
+
+use k8s_openapi::api::core::v1::{Container, ContainerStateTerminated, Pod, Volume};
 use serde::{Deserialize, Serialize};
 
 use crate::Context;
@@ -51,11 +53,12 @@ pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
             if stale(ctx, pod, &c.name, exit.as_ref()) {
                 continue;
             }
-            if let Some(f) = nccl_error(ctx, pod, &c.name, log, exit.as_ref()) {
-                out.push(f);
+            let source = source_fact(ctx, pod, &c.name);
+            if let Some(f) = nccl_error(ctx, pod, &c.name, &log, exit.as_ref()) {
+                out.push(f.fact_opt(source.clone()));
             }
-            if let Some(f) = model_files_missing(ctx, pod, c, log, exit.as_ref()) {
-                out.push(f);
+            if let Some(f) = model_files_missing(ctx, pod, c, &log, exit.as_ref()) {
+                out.push(f.fact_opt(source));
             }
         }
     }
@@ -74,18 +77,6 @@ fn stale(ctx: &Context<'_>, pod: &Pod, container: &str, exit: Option<&Exit>) -> 
         && exit.and_then(|e| e.finished).is_some_and(|f| {
             ctx.now.since(f) > std::time::Duration::from_secs(ctx.config.logs.recent_s)
         })
-}
-
-/// Whether the log tail of the container's last exit names its cause
-/// (CUDA out of memory, an NCCL error, missing model or data files): the
-/// crash-loop rule leaves such a container to the finding that says so.
-pub(crate) fn explains_exit(ctx: &Context<'_>, pod: &Pod, container: &str) -> bool {
-    relevant_log(ctx, pod, container).is_some_and(|(l, exit)| {
-        !stale(ctx, pod, container, exit.as_ref())
-            && (cuda_oom(&l.text).is_some()
-                || nccl(&l.text).is_some_and(|n| n.strong)
-                || missing_file(&l.text).is_some())
-    })
 }
 
 /// How a container instance ended, for the evidence.
@@ -117,17 +108,27 @@ impl Exit {
     }
 }
 
-/// The log tail that tells about the container's last end: the previous
-/// instance's when it restarted, the current one's when it has
-/// terminated (restartPolicy Never) or is still running. Returns the tail
-/// and the matching exit (`None` for a running instance).
+/// The last words of the container's last end, as a log tail: the
+/// previous instance's log when it restarted, the current one's when it
+/// has terminated (restartPolicy Never) or is still running — and the
+/// termination message the kubelet kept in that exit's status
+/// (`terminated.message`). With `terminationMessagePolicy:
+/// FallbackToLogsOnError` that message *is* the log's tail (its last 80
+/// lines, at most 2 KiB) when the program failed, so a bundle or a cluster
+/// whose logs are gone (the node replaced, the pod deleted) still shows
+/// the error; with the default `File` policy it holds what the program
+/// wrote to `/dev/termination-log`. Every rule that reads log tails reads
+/// them through here, so the message counts as much as a log file.
+///
+/// Returns the tail and the matching exit (`None` for a running
+/// instance).
 pub(crate) fn relevant_log<'a>(
     ctx: &Context<'a>,
-    pod: &Pod,
+    pod: &'a Pod,
     container: &str,
-) -> Option<(&'a LogTail, Option<Exit>)> {
+) -> Option<(Cow<'a, LogTail>, Option<Exit>)> {
     let status = k8s::container_statuses(pod).find(|s| s.name == container);
-    let exit_of = |t: &k8s_openapi::api::core::v1::ContainerStateTerminated| Exit {
+    let exit_of = |t: &ContainerStateTerminated| Exit {
         code: t.exit_code,
         reason: t.reason.clone(),
         finished: t.finished_at.as_ref().map(k8s::ts),
@@ -138,19 +139,78 @@ pub(crate) fn relevant_log<'a>(
     let current = status
         .and_then(|s| s.state.as_ref())
         .and_then(|s| s.terminated.as_ref());
+    let with_message = |log: Option<&'a LogTail>, t: &'a ContainerStateTerminated| {
+        let msg = t
+            .message
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty());
+        match (log, msg) {
+            (Some(l), Some(m)) if !l.text.contains(m) => Some(Cow::Owned(LogTail {
+                text: format!("{}\n{m}", l.text),
+                ..l.clone()
+            })),
+            (Some(l), _) => Some(Cow::Borrowed(l)),
+            (None, Some(m)) => Some(Cow::Owned(LogTail {
+                namespace: k8s::namespace(pod).to_owned(),
+                pod: k8s::name(pod).to_owned(),
+                container: container.to_owned(),
+                previous: current.is_none(),
+                text: m.to_owned(),
+            })),
+            (None, None) => None,
+        }
+    };
     if let Some(t) = current
-        && let Some(l) = ctx
-            .log(pod, container, false)
-            .or_else(|| ctx.log(pod, container, true))
+        && let Some(l) = with_message(
+            ctx.log(pod, container, false)
+                .or_else(|| ctx.log(pod, container, true)),
+            t,
+        )
     {
         return Some((l, Some(exit_of(t))));
     }
     if let Some(t) = last
-        && let Some(l) = ctx.log(pod, container, true)
+        && let Some(l) = with_message(ctx.log(pod, container, true), t)
     {
         return Some((l, Some(exit_of(t))));
     }
-    ctx.log(pod, container, false).map(|l| (l, None))
+    ctx.log(pod, container, false)
+        .map(|l| (Cow::Borrowed(l), None))
+}
+
+/// Whether the last words of the container's last exit came from its
+/// termination message alone (no log file in the evidence): said in the
+/// evidence, so a reader knows where the quoted line was read.
+pub(crate) fn from_termination_message(ctx: &Context<'_>, pod: &Pod, container: &str) -> bool {
+    let status = k8s::container_statuses(pod).find(|s| s.name == container);
+    let terminated = status.and_then(|s| {
+        s.state
+            .as_ref()
+            .and_then(|st| st.terminated.as_ref())
+            .or_else(|| s.last_state.as_ref()?.terminated.as_ref())
+    });
+    terminated.is_some_and(|t| t.message.as_deref().is_some_and(|m| !m.trim().is_empty()))
+        && ctx.log(pod, container, true).is_none()
+        && ctx.log(pod, container, false).is_none()
+}
+
+/// The fact that says a quoted line was read from the termination message.
+pub(crate) fn source_fact(ctx: &Context<'_>, pod: &Pod, container: &str) -> Option<Fact> {
+    from_termination_message(ctx, pod, container).then(|| {
+        let policy = k8s::spec(pod)
+            .containers
+            .iter()
+            .find(|c| c.name == container)
+            .and_then(|c| c.termination_message_policy.clone())
+            .unwrap_or_else(|| "File".to_owned());
+        Fact::new(
+            "read from",
+            format!(
+                "the container status's termination message (terminationMessagePolicy {policy}); no log file was collected"
+            ),
+        )
+    })
 }
 
 /// A CUDA out-of-memory report found in a log.

@@ -1,27 +1,26 @@
 //! The rules, one module per family. Each family exports `run(ctx)`,
 //! returning every finding it supports, and its `Thresholds`.
 //!
-//! Ownership, so that one failure gives one finding: exit code 137 and
-//! the `OOMKilled` reason belong to `oom` (never to `pod`'s crash-loop
-//! rule); GPU scheduling and admission belong to `gpu_health`; the log
-//! tail's CUDA out-of-memory belongs to `oom`, its NCCL errors and missing
-//! files to `logs`. So the `pod` family's crash-loop rule must skip a
-//! container for which [`logs::explains_exit`] is true (its log tail shows
-//! CUDA out of memory, an NCCL error or missing model files): that
-//! container's exit is explained, with the evidence, by `oom` or `logs`;
-//! likewise for [`gpu_health::explains_exit`] (the driver reported an XID
-//! on the container's GPU, or lost it, as the container exited).
+//! One failure, one root cause: exit code 137 and the `OOMKilled` reason
+//! belong to `oom`; GPU scheduling and admission to `gpu_health`; the log
+//! tail's CUDA out-of-memory to `oom`, its NCCL errors and missing files to
+//! `logs`. What follows from a cause (the crash loop after the exit that
+//! ends each run, the exit a probe's kill causes, the lost GPU after its
+//! XID 79, the Pending pod behind a device plugin that is down) is kept as
+//! a finding of its own and linked to the cause by [`chains`], which runs
+//! after every family.
 //!
 //! Arrows between families run one way: `pod` and `oom` consult `logs`
-//! and `gpu_health` (whose exits they must not claim), never the reverse.
+//! and `gpu_health`, never the reverse; `chains` reads them all.
 //! What several families read lives below them all: the accessors over
 //! Kubernetes objects and events in [`crate::k8s`], the wording of
-//! durations in [`crate::finding`], and the scheduler's message in
-//! [`scheduling`].
+//! durations in [`crate::finding`], and the scheduler's message, node
+//! filters and per-node figures in [`scheduling`].
 
 use crate::Context;
 use crate::finding::Finding;
 
+pub(crate) mod chains;
 pub(crate) mod gpu_health;
 pub(crate) mod gpu_use;
 pub(crate) mod logs;
@@ -29,9 +28,18 @@ pub(crate) mod oom;
 pub(crate) mod pod;
 pub(crate) mod scheduling;
 
-/// Runs every family.
+/// What the rules could not judge for lack of evidence, beyond the
+/// evidence's own gaps (samples too sparse or too short to judge GPU use).
+pub(crate) fn gaps(ctx: &Context<'_>) -> Vec<crate::Gap> {
+    gpu_use::gaps(ctx)
+}
+
+/// Runs every family, then gives each finding its id and links
+/// consequences to their causes ([`chains`]).
 pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
     let families: [fn(&Context<'_>) -> Vec<Finding>; 5] =
         [oom::run, gpu_use::run, gpu_health::run, pod::run, logs::run];
-    families.iter().flat_map(|f| f(ctx)).collect()
+    let mut findings: Vec<Finding> = families.iter().flat_map(|f| f(ctx)).collect();
+    chains::link(ctx, &mut findings);
+    findings
 }

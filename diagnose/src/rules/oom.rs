@@ -1151,12 +1151,9 @@ fn exit_137(
             })
             && in_life(k8s::event_last_time(ev))
     });
-    // A kill by a failed liveness or startup probe is the `pod` family's
-    // probe_failing finding, which says so with the probe's settings and
-    // timing; one cause, one finding.
-    if liveness.is_some() {
-        return None;
-    }
+    // A kill by a failed liveness or startup probe: this finding is the
+    // exit, the `pod` family's probe_failing its cause (linked by
+    // `chains`), with the probe's settings and timing.
     let unhealthy: Vec<_> = events
         .iter()
         .filter(|ev| {
@@ -2023,15 +2020,15 @@ mod tests {
         assert_eq!(f.subject.container.as_deref(), Some("trainer"));
         assert!(
             f.summary
-                .contains("process python3 (pid 42, 900.0 MiB anonymous memory)"),
+                .contains("process python3 (pid 42, 900 MiB anonymous memory)"),
             "{}",
             f.summary
         );
-        assert!(f.summary.contains("1.0 GiB memory limit"), "{}", f.summary);
+        assert!(f.summary.contains("1 GiB memory limit"), "{}", f.summary);
         // From the last low point (200 MiB at 2 s) to the peak at 10 s.
         assert_eq!(
             value(f, "growth before the kill"),
-            "200.0 MiB -> 1.0 GiB in 8.0 s (103.0 MiB/s)"
+            "200 MiB -> 1 GiB in 8.0 s (103 MiB/s)"
         );
         assert!(
             value(f, "memory pressure before the kill")

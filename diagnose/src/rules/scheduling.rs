@@ -1,9 +1,15 @@
 //! The scheduler's `FailedScheduling` message (or `PodScheduled`
 //! condition), parsed once for both families: `pod`'s pending rules
-//! and `gpu_health`'s `gpu_unschedulable`.
+//! and `gpu_health`'s `gpu_unschedulable`; with the scheduler's filters
+//! that run before resource fit ([`exclusions`]: cordon, taints,
+//! selectors, required affinity) and its resource arithmetic per node
+//! ([`node_figures`]: allocatable, requested, free), so that both
+//! families, and the chains, judge a node the same way.
+
+use std::collections::BTreeMap;
 
 use gpuscope_model::Timestamp;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, NodeSelectorRequirement, Pod, Toleration};
 
 use crate::finding::Fact;
 use crate::k8s::{event_count, message, reason_is};
@@ -263,6 +269,188 @@ fn preemption_futile(msg: &str) -> bool {
         })
 }
 
+fn tolerates(t: &Toleration, key: &str, value: &str, effect: &str) -> bool {
+    let effect_ok = t
+        .effect
+        .as_deref()
+        .is_none_or(|e| e.is_empty() || e == effect);
+    let key_ok = match t.key.as_deref() {
+        None | Some("") => t.operator.as_deref() == Some("Exists"),
+        Some(k) => k == key,
+    };
+    let value_ok = match t.operator.as_deref() {
+        Some("Exists") => true,
+        _ => t.value.as_deref().unwrap_or("") == value,
+    };
+    effect_ok && key_ok && value_ok
+}
+
+fn requirement_matches(r: &NodeSelectorRequirement, labels: &BTreeMap<String, String>) -> bool {
+    let v = labels.get(&r.key);
+    let values = r.values.as_deref().unwrap_or(&[]);
+    match r.operator.as_str() {
+        "In" => v.is_some_and(|v| values.contains(v)),
+        "NotIn" => v.is_none_or(|v| !values.contains(v)),
+        "Exists" => v.is_some(),
+        "DoesNotExist" => v.is_none(),
+        "Gt" | "Lt" => {
+            let (Some(a), Some(b)) = (
+                v.and_then(|v| v.parse::<i64>().ok()),
+                values.first().and_then(|b| b.parse::<i64>().ok()),
+            ) else {
+                return false;
+            };
+            if r.operator == "Gt" { a > b } else { a < b }
+        }
+        _ => false,
+    }
+}
+
+/// Why a node does not take the pod, whatever its free resources (empty:
+/// it would): cordoned, a `NoSchedule`/`NoExecute` taint the pod does not
+/// tolerate, a `nodeSelector` or required node affinity that fails — the
+/// scheduler's filters that run before resource fit.
+pub(crate) fn exclusions(pod: &Pod, n: &Node) -> Vec<String> {
+    let mut why = Vec::new();
+    let spec = pod.spec.as_ref();
+    let nspec = n.spec.as_ref();
+    if nspec.and_then(|s| s.unschedulable) == Some(true) {
+        why.push("cordoned".to_owned());
+    }
+    let tolerations: &[Toleration] = spec.and_then(|s| s.tolerations.as_deref()).unwrap_or(&[]);
+    for t in nspec.and_then(|s| s.taints.as_ref()).into_iter().flatten() {
+        if t.effect != "NoSchedule" && t.effect != "NoExecute" {
+            continue;
+        }
+        let value = t.value.as_deref().unwrap_or("");
+        if !tolerations
+            .iter()
+            .any(|tol| tolerates(tol, &t.key, value, &t.effect))
+        {
+            why.push(format!(
+                "taint {}={value}:{} not tolerated",
+                t.key, t.effect
+            ));
+        }
+    }
+    let empty = BTreeMap::new();
+    let labels = n.metadata.labels.as_ref().unwrap_or(&empty);
+    for (k, v) in spec
+        .and_then(|s| s.node_selector.as_ref())
+        .into_iter()
+        .flatten()
+    {
+        if labels.get(k) != Some(v) {
+            why.push(format!("nodeSelector {k}={v} does not match"));
+        }
+    }
+    if let Some(req) = spec
+        .and_then(|s| s.affinity.as_ref())
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+    {
+        let name = n.metadata.name.clone().unwrap_or_default();
+        let term_ok = |t: &k8s_openapi::api::core::v1::NodeSelectorTerm| {
+            t.match_expressions
+                .iter()
+                .flatten()
+                .all(|r| requirement_matches(r, labels))
+                && t.match_fields.iter().flatten().all(|r| {
+                    let mut m = BTreeMap::new();
+                    m.insert("metadata.name".to_owned(), name.clone());
+                    requirement_matches(r, &m)
+                })
+        };
+        if !req.node_selector_terms.iter().any(term_ok) {
+            why.push("required node affinity does not match".to_owned());
+        }
+    }
+    why
+}
+
+/// One node's figures for a resource the scheduler found short: what it
+/// offers (`allocatable`, and `capacity` when more), what the bound, live
+/// pods in the evidence request, and what is left. The scheduler's own
+/// arithmetic (requests, not use), so a reader sees which node came
+/// closest and by how much.
+pub(crate) struct NodeFigures {
+    /// The node's name.
+    pub node: String,
+    /// Allocatable (cores for `cpu`, bytes for memory, a count otherwise).
+    pub allocatable: f64,
+    /// Capacity, when the node reports it.
+    pub capacity: Option<f64>,
+    /// Requested by the pods bound to it that have not finished.
+    pub requested: f64,
+}
+
+impl NodeFigures {
+    /// `allocatable 7 (capacity 8), requested 6, free 1`, in the
+    /// resource's units.
+    pub(crate) fn text(&self, resource: &str) -> String {
+        let q = |v: f64| match resource {
+            "memory" | "ephemeral-storage" => gpuscope_model::text::human_bytes(v.max(0.0) as u64),
+            "cpu" => format!("{} cores", (v * 1000.0).round() / 1000.0),
+            _ => format!("{}", (v * 1000.0).round() / 1000.0),
+        };
+        format!(
+            "allocatable {}{}, requested {}, free {}",
+            q(self.allocatable),
+            // A device plugin's resource offers less than it has when
+            // devices are unhealthy or the plugin is gone; for CPU and
+            // memory the difference is only the node's reservations.
+            self.capacity
+                .filter(|c| *c > self.allocatable && resource.contains('/'))
+                .map(|c| format!(" (capacity {})", q(c)))
+                .unwrap_or_default(),
+            q(self.requested),
+            q((self.allocatable - self.requested).max(0.0))
+        )
+    }
+}
+
+/// The figures for `resource` of every node the pod could otherwise use
+/// (no taint, selector, affinity or cordon excludes it: the nodes the
+/// scheduler counted under the resource); nodes that offer none of it and
+/// hold no request for it are left out.
+pub(crate) fn node_figures(ctx: &Context<'_>, pod: &Pod, resource: &str) -> Vec<NodeFigures> {
+    let mut out = Vec::new();
+    for n in ctx.nodes().iter().filter(|n| exclusions(pod, n).is_empty()) {
+        let name = n.metadata.name.clone().unwrap_or_default();
+        let get = |m: Option<
+            &std::collections::BTreeMap<
+                String,
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+            >,
+        >| { m.and_then(|m| m.get(resource)).and_then(k8s::quantity) };
+        let st = n.status.as_ref();
+        let allocatable = get(st.and_then(|s| s.allocatable.as_ref())).unwrap_or(0.0);
+        let capacity = get(st.and_then(|s| s.capacity.as_ref()));
+        let requested: f64 = ctx
+            .pods()
+            .iter()
+            .filter(|p| {
+                k8s::node_name(p) == Some(name.as_str())
+                    && !matches!(k8s::phase(p), "Succeeded" | "Failed")
+            })
+            .map(|p| k8s::pod_request_amount(p, resource))
+            .sum();
+        if allocatable == 0.0 && requested == 0.0 && capacity.unwrap_or(0.0) == 0.0 {
+            continue;
+        }
+        out.push(NodeFigures {
+            node: name,
+            allocatable,
+            capacity,
+            requested,
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,5 +504,41 @@ mod tests {
             ),
             Some("data".into())
         );
+    }
+
+    #[test]
+    fn tolerations_match_taints_like_the_scheduler() {
+        let t =
+            |key: Option<&str>, op: &str, value: Option<&str>, effect: Option<&str>| Toleration {
+                key: key.map(Into::into),
+                operator: Some(op.into()),
+                value: value.map(Into::into),
+                effect: effect.map(Into::into),
+                toleration_seconds: None,
+            };
+        assert!(tolerates(
+            &t(Some("nvidia.com/gpu"), "Exists", None, None),
+            "nvidia.com/gpu",
+            "present",
+            "NoSchedule"
+        ));
+        assert!(tolerates(
+            &t(None, "Exists", None, None),
+            "anything",
+            "x",
+            "NoExecute"
+        ));
+        assert!(!tolerates(
+            &t(Some("nvidia.com/gpu"), "Equal", Some("true"), None),
+            "nvidia.com/gpu",
+            "present",
+            "NoSchedule"
+        ));
+        assert!(!tolerates(
+            &t(Some("nvidia.com/gpu"), "Exists", None, Some("NoExecute")),
+            "nvidia.com/gpu",
+            "",
+            "NoSchedule"
+        ));
     }
 }

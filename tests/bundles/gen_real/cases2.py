@@ -29,12 +29,15 @@ torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB. GPU 0 h
   0%|          | 0/3125 [00:03<?, ?it/s]
 """
 write("real-cuda-oom-crash-loop",
-      "SFT with per-device batch 16 runs out of GPU memory on the first step, every restart (exit 1, CrashLoopBackOff, 6 restarts). The log tail is PyTorch's own torch.OutOfMemoryError: cuda_oom, high; the loop belongs to it, so no crash_loop.",
+      "SFT with per-device batch 16 runs out of GPU memory on the first step, every restart (exit 1, CrashLoopBackOff, 6 restarts). The log tail is PyTorch's own torch.OutOfMemoryError: cuda_oom, high, is the root cause. The crash loop is kept as its consequence, linked to it (caused_by).",
       [{"kind": "cuda_oom", "confidence": "high", "container": "trainer",
         "summary_contains": ["tried to allocate 20.00 MiB", "with 12.81 MiB free", "exited with code 1",
                              "not the container's memory limit"],
         "evidence_names": ["log line"],
-        "evidence_contains": {"exit code": "1 (Error)", "restarts": "6"}}],
+        "evidence_contains": {"exit code": "1 (Error)", "restarts": "6"}},
+       {"kind": "crash_loop", "confidence": "high", "container": "trainer",
+        "summary_contains": ["CrashLoopBackOff", "6 restarts"],
+        "caused_by": ["cuda_oom"]}],
       {"pod.json": p, "events.json": elist(ev), "node.json": node("gpu-node-3"), "logs/trainer.log": log})
 
 # 7. Init container (model download) crash loop

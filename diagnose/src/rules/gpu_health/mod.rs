@@ -19,8 +19,9 @@
 //! - A finding about a GPU whose holder is known names the holder pod in
 //!   its subject (one finding per holder pod), so that explaining that pod
 //!   shows it; without a holder it is a node finding.
-//! - XID 79 and a lost GPU are one failure: the lost-GPU finding cites the
-//!   XID and no separate XID finding is made for it.
+//! - XID 79 and a lost GPU are one failure told as a chain: the XID is
+//!   the root, the lost GPU its consequence (`caused_by`), and the
+//!   lost-GPU finding cites the XID too.
 //! - `device_plugin_down` is a node finding (the plugin pod is named in its
 //!   evidence), so it shows for every pod on the node. When the evidence
 //!   holds no device-plugin pod at all, it says nothing: a bundle that did

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Node, NodeSelectorRequirement, Pod, Toleration};
+use k8s_openapi::api::core::v1::{Node, Pod};
 
 use crate::finding::{Confidence, Fact, Finding, Kind};
-use crate::rules::scheduling::{ReasonClass, scheduling_failure};
+use crate::rules::scheduling::{ReasonClass, exclusions, scheduling_failure};
 use crate::{Context, k8s};
 
 /// How many of `resource` the pod asks for (the scheduler's rule: app
@@ -22,106 +22,6 @@ fn allocatable_of(n: &Node, resource: &str) -> u64 {
         .and_then(|m| m.get(resource))
         .and_then(k8s::quantity)
         .unwrap_or(0.0) as u64
-}
-
-fn tolerates(t: &Toleration, key: &str, value: &str, effect: &str) -> bool {
-    let effect_ok = t
-        .effect
-        .as_deref()
-        .is_none_or(|e| e.is_empty() || e == effect);
-    let key_ok = match t.key.as_deref() {
-        None | Some("") => t.operator.as_deref() == Some("Exists"),
-        Some(k) => k == key,
-    };
-    let value_ok = match t.operator.as_deref() {
-        Some("Exists") => true,
-        _ => t.value.as_deref().unwrap_or("") == value,
-    };
-    effect_ok && key_ok && value_ok
-}
-
-fn requirement_matches(r: &NodeSelectorRequirement, labels: &BTreeMap<String, String>) -> bool {
-    let v = labels.get(&r.key);
-    let values = r.values.as_deref().unwrap_or(&[]);
-    match r.operator.as_str() {
-        "In" => v.is_some_and(|v| values.contains(v)),
-        "NotIn" => v.is_none_or(|v| !values.contains(v)),
-        "Exists" => v.is_some(),
-        "DoesNotExist" => v.is_none(),
-        "Gt" | "Lt" => {
-            let (Some(a), Some(b)) = (
-                v.and_then(|v| v.parse::<i64>().ok()),
-                values.first().and_then(|b| b.parse::<i64>().ok()),
-            ) else {
-                return false;
-            };
-            if r.operator == "Gt" { a > b } else { a < b }
-        }
-        _ => false,
-    }
-}
-
-/// Why a node with enough free GPUs does not take the pod (empty: it
-/// would).
-fn exclusions(pod: &Pod, n: &Node) -> Vec<String> {
-    let mut why = Vec::new();
-    let spec = pod.spec.as_ref();
-    let nspec = n.spec.as_ref();
-    if nspec.and_then(|s| s.unschedulable) == Some(true) {
-        why.push("cordoned".to_owned());
-    }
-    let tolerations: &[Toleration] = spec.and_then(|s| s.tolerations.as_deref()).unwrap_or(&[]);
-    for t in nspec.and_then(|s| s.taints.as_ref()).into_iter().flatten() {
-        if t.effect != "NoSchedule" && t.effect != "NoExecute" {
-            continue;
-        }
-        let value = t.value.as_deref().unwrap_or("");
-        if !tolerations
-            .iter()
-            .any(|tol| tolerates(tol, &t.key, value, &t.effect))
-        {
-            why.push(format!(
-                "taint {}={value}:{} not tolerated",
-                t.key, t.effect
-            ));
-        }
-    }
-    let empty = BTreeMap::new();
-    let labels = n.metadata.labels.as_ref().unwrap_or(&empty);
-    for (k, v) in spec
-        .and_then(|s| s.node_selector.as_ref())
-        .into_iter()
-        .flatten()
-    {
-        if labels.get(k) != Some(v) {
-            why.push(format!("nodeSelector {k}={v} does not match"));
-        }
-    }
-    if let Some(req) = spec
-        .and_then(|s| s.affinity.as_ref())
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|a| {
-            a.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        })
-    {
-        let name = n.metadata.name.clone().unwrap_or_default();
-        let term_ok = |t: &k8s_openapi::api::core::v1::NodeSelectorTerm| {
-            t.match_expressions
-                .iter()
-                .flatten()
-                .all(|r| requirement_matches(r, labels))
-                && t.match_fields.iter().flatten().all(|r| {
-                    let mut m = BTreeMap::new();
-                    m.insert("metadata.name".to_owned(), name.clone());
-                    requirement_matches(r, &m)
-                })
-        };
-        if !req.node_selector_terms.iter().any(term_ok) {
-            why.push("required node affinity does not match".to_owned());
-        }
-    }
-    why
 }
 
 pub(super) fn gpu_unschedulable(ctx: &Context<'_>, pod: &Pod) -> Vec<Finding> {
@@ -154,6 +54,9 @@ pub(super) fn gpu_unschedulable(ctx: &Context<'_>, pod: &Pod) -> Vec<Finding> {
     } else {
         // Free GPUs per node: allocatable minus what bound, live pods ask.
         let mut rows: Vec<(String, u64, u64, Vec<String>)> = Vec::new();
+        // Nodes whose devices exist but are not offered: capacity above
+        // allocatable (the device plugin down, or GPUs marked unhealthy).
+        let mut withheld: Vec<(String, u64, u64)> = Vec::new();
         let mut owners: BTreeMap<String, u64> = BTreeMap::new();
         for n in nodes {
             let nname = n.metadata.name.clone().unwrap_or_default();
@@ -171,18 +74,32 @@ pub(super) fn gpu_unschedulable(ctx: &Context<'_>, pod: &Pod) -> Vec<Finding> {
                         .or_default() += r;
                 }
             }
+            let capacity = n
+                .status
+                .as_ref()
+                .and_then(|s| s.capacity.as_ref())
+                .and_then(|m| m.get(&resource))
+                .and_then(k8s::quantity)
+                .unwrap_or(0.0) as u64;
+            if capacity > alloc && exclusions(pod, n).is_empty() {
+                withheld.push((nname.clone(), capacity, alloc));
+            }
             rows.push((nname, alloc, used, exclusions(pod, n)));
         }
         let total_alloc: u64 = rows.iter().map(|r| r.1).sum();
         let total_used: u64 = rows.iter().map(|r| r.2).sum();
         for (n, alloc, used, why) in &rows {
-            if *alloc == 0 && *used == 0 {
+            let capacity = withheld.iter().find(|w| &w.0 == n).map(|w| w.1);
+            if *alloc == 0 && *used == 0 && capacity.is_none() {
                 continue;
             }
             facts.push(Fact::new(
                 format!("node {n}"),
                 format!(
-                    "{alloc} allocatable, {used} requested, {} free{}",
+                    "{alloc} allocatable{}, {used} requested, {} free{}",
+                    capacity
+                        .map(|c| format!(" (capacity {c})"))
+                        .unwrap_or_default(),
                     alloc.saturating_sub(*used),
                     if why.is_empty() {
                         String::new()
@@ -219,9 +136,27 @@ pub(super) fn gpu_unschedulable(ctx: &Context<'_>, pod: &Pod) -> Vec<Finding> {
             confidence = Confidence::Medium;
             missing_evidence.push("some nodes");
         }
+        let withheld_note = if withheld.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} {} GPUs that {} not offered (capacity above allocatable: the device plugin is down or marked GPUs unhealthy)",
+                withheld
+                    .iter()
+                    .map(|(n, c, a)| format!("{n} has {c}, offers {a}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                if withheld.len() == 1 { "holds" } else { "hold" },
+                if withheld.iter().map(|w| w.1 - w.2).sum::<u64>() == 1 {
+                    "is"
+                } else {
+                    "are"
+                }
+            )
+        };
         summary = if total_alloc == 0 {
             format!(
-                "Pod {name} cannot be scheduled: no node in the evidence offers any {resource} (no GPU nodes, or their device plugin is not running)."
+                "Pod {name} cannot be scheduled: no node in the evidence offers any {resource} (no GPU nodes, or their device plugin is not running){withheld_note}."
             )
         } else if roomy.is_empty() {
             if total_used == 0 {
@@ -229,7 +164,7 @@ pub(super) fn gpu_unschedulable(ctx: &Context<'_>, pod: &Pod) -> Vec<Finding> {
                 missing_evidence.push("the pods holding GPUs");
             }
             format!(
-                "Pod {name} cannot be scheduled: no node has {want} free {resource}; {total_used} of the cluster's {total_alloc} are requested by running pods and the most free on one node is {max_free}{}.",
+                "Pod {name} cannot be scheduled: no node has {want} free {resource}; {total_used} of the cluster's {total_alloc} are requested by running pods and the most free on one node is {max_free}{}{withheld_note}.",
                 top.first()
                     .map(|(o, n)| format!(" (the largest holder is {o} with {n})"))
                     .unwrap_or_default()
@@ -290,45 +225,4 @@ pub(super) fn gpu_unschedulable(ctx: &Context<'_>, pod: &Pod) -> Vec<Finding> {
             }
         )),
     ]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tolerations_match_taints_like_the_scheduler() {
-        let t =
-            |key: Option<&str>, op: &str, value: Option<&str>, effect: Option<&str>| Toleration {
-                key: key.map(Into::into),
-                operator: Some(op.into()),
-                value: value.map(Into::into),
-                effect: effect.map(Into::into),
-                toleration_seconds: None,
-            };
-        assert!(tolerates(
-            &t(Some("nvidia.com/gpu"), "Exists", None, None),
-            "nvidia.com/gpu",
-            "present",
-            "NoSchedule"
-        ));
-        assert!(tolerates(
-            &t(None, "Exists", None, None),
-            "anything",
-            "x",
-            "NoExecute"
-        ));
-        assert!(!tolerates(
-            &t(Some("nvidia.com/gpu"), "Equal", Some("true"), None),
-            "nvidia.com/gpu",
-            "present",
-            "NoSchedule"
-        ));
-        assert!(!tolerates(
-            &t(Some("nvidia.com/gpu"), "Exists", None, Some("NoExecute")),
-            "nvidia.com/gpu",
-            "",
-            "NoSchedule"
-        ));
-    }
 }

@@ -104,20 +104,32 @@ fn xid_info(xid: u64) -> Option<(&'static str, XidCause)> {
     })
 }
 
+/// The reports of one XID code on one GPU within the reporting window.
 pub(super) struct XidGroup {
     pub(super) uuid: String,
     pub(super) index: Option<u32>,
     pub(super) xid: u64,
     pub(super) first: Timestamp,
     pub(super) last: Timestamp,
+    /// How many times the driver reported this code on this GPU in the
+    /// window: distinct reports, each counted once however many files or
+    /// agents carried it.
     pub(super) count: u64,
-    pub(super) lines: u64,
+    /// The agent's own counter at the last report: every XID of every
+    /// code on this GPU since the agent started, which is not this count.
+    pub(super) agent_counter: u64,
     pub(super) holders: Vec<GpuHolder>,
     pub(super) simulated: bool,
 }
 
+/// XIDs per GPU and per code over the reporting window (`event_window_secs`
+/// before "now"). The agent's `count` is its lifetime counter of all XIDs
+/// on the GPU, so it counts neither one code nor the period: the count is
+/// of distinct reports (GPU, code, time) instead. A GPU is named by its
+/// UUID, or by its index when NVML gave none.
 pub(super) fn xid_groups(ctx: &Context<'_>, a: &AgentRecords) -> Vec<XidGroup> {
     let mut groups: BTreeMap<(String, u64), XidGroup> = BTreeMap::new();
+    let mut seen: BTreeSet<(String, u64, Timestamp)> = BTreeSet::new();
     for e in &a.events {
         let NodeEvent::Xid {
             time,
@@ -134,23 +146,31 @@ pub(super) fn xid_groups(ctx: &Context<'_>, a: &AgentRecords) -> Vec<XidGroup> {
         if !recent(ctx, *time) {
             continue;
         }
-        let g = groups
-            .entry((gpu_uuid.clone(), *xid))
-            .or_insert_with(|| XidGroup {
-                uuid: gpu_uuid.clone(),
-                index: *gpu_index,
-                xid: *xid,
-                first: *time,
-                last: *time,
-                count: 0,
-                lines: 0,
-                holders: Vec::new(),
-                simulated: *simulated,
-            });
+        let gpu = if gpu_uuid.is_empty() {
+            gpu_index.map_or_else(String::new, |i| format!("index {i}"))
+        } else {
+            gpu_uuid.clone()
+        };
+        if !seen.insert((gpu.clone(), *xid, *time)) {
+            continue;
+        }
+        let g = groups.entry((gpu, *xid)).or_insert_with(|| XidGroup {
+            uuid: gpu_uuid.clone(),
+            index: *gpu_index,
+            xid: *xid,
+            first: *time,
+            last: *time,
+            count: 0,
+            agent_counter: 0,
+            holders: Vec::new(),
+            simulated: *simulated,
+        });
+        if *time >= g.last {
+            g.agent_counter = *count;
+        }
         g.first = g.first.min(*time);
         g.last = g.last.max(*time);
-        g.count = g.count.max(*count);
-        g.lines += 1;
+        g.count += 1;
         for h in holders {
             if !g.holders.contains(h) {
                 g.holders.push(h.clone());
@@ -159,7 +179,6 @@ pub(super) fn xid_groups(ctx: &Context<'_>, a: &AgentRecords) -> Vec<XidGroup> {
     }
     let mut v: Vec<XidGroup> = groups.into_values().collect();
     for g in &mut v {
-        g.count = g.count.max(g.lines);
         if g.holders.is_empty() && !g.uuid.is_empty() {
             g.holders = sampled_holders(a, &g.uuid, g.last);
         }
@@ -173,9 +192,6 @@ pub(super) fn gpu_xid(ctx: &Context<'_>) -> Vec<Finding> {
         let lost: BTreeSet<String> = lost_gpus(a).into_iter().map(|l| l.0).collect();
         let groups = xid_groups(ctx, a);
         for g in &groups {
-            if g.xid == 79 && lost.contains(&g.uuid) {
-                continue; // Told by gpu_lost.
-            }
             // XID 45 is the cleanup after another fault: told with it.
             let cleanup = groups.iter().find(|o| o.xid == 45 && o.uuid == g.uuid);
             if g.xid == 45 && groups.iter().any(|o| o.xid != 45 && o.uuid == g.uuid) {
@@ -195,8 +211,9 @@ pub(super) fn gpu_xid(ctx: &Context<'_>) -> Vec<Finding> {
                 .as_deref()
                 .map(|n| format!(" on node {n}"))
                 .unwrap_or_default();
+            let period = crate::finding::dur(ctx.now.since(g.first));
             let times = if g.count > 1 {
-                format!(" {} times", g.count)
+                format!(" {} times in the last {period}", g.count)
             } else {
                 String::new()
             };
@@ -220,14 +237,37 @@ pub(super) fn gpu_xid(ctx: &Context<'_>) -> Vec<Finding> {
                     (Some(ns), Some(p)) => format!(", while pod {ns}/{p} held it"),
                     _ => String::new(),
                 };
+                let then_lost = if g.xid == 79 && lost.contains(&g.uuid) {
+                    "; NVML lost the GPU after it"
+                } else {
+                    ""
+                };
                 let mut f = Finding::new(
                     Kind::GpuXid,
                     subject,
                     confidence,
-                    format!("{gpu}{on} reported XID {}{times}{held}: {meaning}.", g.xid),
+                    format!(
+                        "{gpu}{on} reported XID {}{times}{held}: {meaning}{then_lost}.",
+                        g.xid
+                    ),
                 )
                 .fact(Fact::at("xid", g.xid.to_string(), g.last))
-                .fact(Fact::new("count", g.count.to_string()));
+                .fact(Fact::new(
+                    "count",
+                    format!(
+                        "{} (XID {} on this GPU, {} to now)",
+                        g.count, g.xid, g.first
+                    ),
+                ));
+                if g.agent_counter > g.count {
+                    f = f.fact(Fact::new(
+                        "agent's XID counter",
+                        format!(
+                            "{} (every XID on this GPU since the agent started, all codes)",
+                            g.agent_counter
+                        ),
+                    ));
+                }
                 if g.first != g.last {
                     f = f.fact(Fact::at("first seen", g.first.to_string(), g.first));
                 }

@@ -1,4 +1,25 @@
-//! Containers that keep crashing, with the meaning of their exit code.
+//! Containers that keep crashing, with the meaning of their exit code,
+//! and containers whose single failure failed their pod.
+//!
+//! The kubelet restarts a container after each exit under `restartPolicy:
+//! Always` (and `OnFailure` for a non-zero exit), backing off up to five
+//! minutes: that is a crash loop. Under `restartPolicy: Never` (a Job's
+//! pods) one failed exit fails the pod: `container_failed`, not a loop.
+//!
+//! Exit 143 is SIGTERM: someone asked the process to stop, and the
+//! question is who. Kubernetes keeps the answer in several places, read
+//! in this order: the pod's `DisruptionTarget` condition (the scheduler's
+//! preemption, the taint manager, the Eviction API, the pod garbage
+//! collector, the kubelet), the pod's `status.reason`/`message` (a
+//! graceful node shutdown sets `Terminated` and "Pod was terminated in
+//! response to imminent node shutdown."; an eviction `Evicted`), the
+//! node's events (the kubelet's `Shutdown`, `Rebooted`; the cluster
+//! autoscaler's `ScaleDown`), and the pod's `Killing` events (a probe, or
+//! "Stopping container" for a deletion or rollout).
+//!
+//! The exit a crash loop comes from is told, with its evidence, by the
+//! finding that owns it (an OOM kill, a probe, a log tail, an XID); the
+//! crash loop is kept as its consequence ([`crate::rules::chains`]).
 
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Event, Pod};
 
@@ -22,7 +43,14 @@ fn exit_meaning(t: &ContainerStateTerminated) -> String {
         }
         return "the runtime could not start the container's command".into();
     }
+    if reason == "OOMKilled" {
+        return format!(
+            "the runtime labelled the exit OOMKilled (exit {}): a process of the container was killed at its memory limit",
+            t.exit_code
+        );
+    }
     match t.exit_code {
+        137 => "SIGKILL: killed from outside (the OOM killer, or the kubelet after a failed probe or an unanswered stop)".into(),
         0 => "the program finished successfully, but restartPolicy Always starts it again: it exits when it should keep running (a one-shot command under a Deployment, or a main process that returns or daemonises)".into(),
         1 => "application error: the program failed; its log says why".into(),
         2 => "misuse of a shell builtin or bad command-line arguments".into(),
@@ -52,11 +80,6 @@ fn signal_name(sig: i32) -> &'static str {
         15 => "SIGTERM",
         _ => "a signal",
     }
-}
-
-/// Whether a termination belongs to the `oom` family (137 / OOMKilled).
-fn owned_by_oom(t: &ContainerStateTerminated) -> bool {
-    t.exit_code == 137 || t.reason.as_deref() == Some("OOMKilled")
 }
 
 pub(super) fn crash_loop(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec<Finding> {
@@ -96,21 +119,47 @@ pub(super) fn crash_loop(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec
         } else {
             continue;
         };
-        // The log tail already names why it exited (CUDA out of memory, an
-        // NCCL error, missing files), or the driver reported an XID on its
-        // GPU as it died: that finding says it with evidence.
-        if term.is_some_and(owned_by_oom)
-            || crate::rules::logs::explains_exit(ctx, pod, &cs.name)
-            || term.and_then(|t| t.finished_at.as_ref()).is_some_and(|f| {
-                crate::rules::gpu_health::explains_exit(ctx, pod, &cs.name, k8s::ts(f))
-            })
-        {
-            continue;
-        }
         let c = &cs.name;
+        let stop = term
+            .filter(|t| t.exit_code == 143)
+            .map(|t| sigterm_cause(ctx, pod, c, events, t));
+        let meaning = |t: &ContainerStateTerminated| {
+            match (&stop, t.exit_code) {
+            (Some(Some(s)), _) => format!("SIGTERM: {}", s.0),
+            (Some(None), _) => "SIGTERM: it was asked to stop and exited on the signal; nothing in the evidence says who asked (a probe, a deletion, a drain or eviction, a node shutdown)".to_owned(),
+            (_, 126 | 127) => format!(
+                "{}; the container runs {}",
+                exit_meaning(t),
+                command_line(pod, c)
+            ),
+            _ => exit_meaning(t),
+        }
+        };
+        // The container, and whose pod it is: the owner is what people
+        // look up and fix (`Container trainer of Job/train-llama`).
+        // With one GPU, the GPU too (index and UUID), as the agent saw the
+        // kubelet give it to the pod.
+        let gpu = {
+            let mut seen: Vec<(u32, &str)> = ctx
+                .gpus_of(pod)
+                .iter()
+                .map(|g| (g.index, g.uuid.as_str()))
+                .collect();
+            seen.sort_unstable();
+            seen.dedup();
+            (seen.len() == 1).then(|| seen[0])
+        };
+        let who = format!(
+            "Container {c}{}{}",
+            k8s::owner(pod)
+                .map(|o| format!(" of {o}"))
+                .unwrap_or_default(),
+            gpu.map(|(i, u)| format!(" (GPU {i}, {u})"))
+                .unwrap_or_default()
+        );
         let summary = match (term, how) {
             (None, _) => format!(
-                "Container {c} is in CrashLoopBackOff after {restarts} restarts, but its last exit (code, reason, time) is not recorded in the pod status{}.",
+                "{who} is in CrashLoopBackOff after {restarts} restarts, but its last exit (code, reason, time) is not recorded in the pod status{}.",
                 if ctx.evidence.lacks("logs") {
                     " and no log tail was collected"
                 } else {
@@ -118,35 +167,36 @@ pub(super) fn crash_loop(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec
                 }
             ),
             (Some(t), Loop::PodFailed) => format!(
-                "Container {c} exited with code {}{} and the pod failed (restartPolicy {restart_policy}): {}.",
+                "{who} exited with code {}{} and the pod failed (restartPolicy {restart_policy}: one exit, not a crash loop): {}.",
                 t.exit_code,
                 ran_for(t),
-                exit_meaning(t)
+                meaning(t)
             ),
             (Some(t), Loop::RunningAgain) => format!(
-                "Container {c} keeps crashing: it has restarted {restarts} times, the last exit {} ago with code {}{}: {}.",
+                "{who} keeps crashing: it has restarted {restarts} times, the last exit {} ago with code {}{}: {}.",
                 t.finished_at
                     .as_ref()
                     .map(|f| human(ctx.now.since(k8s::ts(f))))
                     .unwrap_or_default(),
                 t.exit_code,
                 ran_for(t),
-                exit_meaning(t)
+                meaning(t)
             ),
             (Some(t), Loop::BackOff) => format!(
-                "Container {c} is in CrashLoopBackOff after {restarts} restarts: its last run exited with code {}{}: {}.",
+                "{who} is in CrashLoopBackOff after {restarts} restarts: its last run exited with code {}{}: {}.",
                 t.exit_code,
                 ran_for(t),
-                exit_meaning(t)
+                meaning(t)
             ),
         };
-        let mut f = Finding::new(
-            Kind::CrashLoop,
-            ctx.subject(pod, Some(c)),
-            confidence,
-            summary,
-        )
-        .fact(Fact::new("restarts", restarts.to_string()));
+        let kind = match how {
+            Loop::PodFailed => Kind::ContainerFailed,
+            Loop::BackOff | Loop::RunningAgain => Kind::CrashLoop,
+        };
+        let mut subject = ctx.subject(pod, Some(c));
+        subject.gpu = gpu.map(|(_, u)| u.to_owned());
+        let mut f = Finding::new(kind, subject, confidence, summary)
+            .fact(Fact::new("restarts", restarts.to_string()));
         f.cost = Some(Cost {
             gpu_hours: 0.0,
             restarts,
@@ -167,6 +217,19 @@ pub(super) fn crash_loop(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec
             if let Some(m) = t.message.as_deref().filter(|m| !m.is_empty()) {
                 f = f.fact(Fact::new("termination message", last_line(m)));
             }
+            if matches!(t.exit_code, 126 | 127)
+                || matches!(
+                    t.reason.as_deref(),
+                    Some("StartError" | "ContainerCannotRun")
+                )
+            {
+                f = f.fact(Fact::new("command", command_line(pod, c)));
+            }
+            if let Some(Some((_, facts))) = &stop {
+                for x in facts {
+                    f = f.fact(x.clone());
+                }
+            }
             if let (Some(s), Some(e)) = (&t.started_at, &t.finished_at) {
                 f = f.fact(Fact::at(
                     "last run",
@@ -174,6 +237,11 @@ pub(super) fn crash_loop(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec
                     k8s::ts(s),
                 ));
             }
+        }
+        if term.is_none()
+            && let Some((_, m)) = waiting(cs).filter(|(_, m)| !m.is_empty())
+        {
+            f = f.fact(Fact::new("waiting message", last_line(m)));
         }
         if let Some(e) = container_events(events, c)
             .into_iter()
@@ -190,6 +258,22 @@ pub(super) fn crash_loop(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec
             && let Some(line) = log.text.lines().rev().find(|l| !l.trim().is_empty())
         {
             f = f.fact(Fact::new("last log line", line.trim().to_owned()));
+        }
+        if how == Loop::PodFailed {
+            let st = k8s::status(pod);
+            if let Some(r) = st.reason.as_deref().or(st.message.as_deref()) {
+                f = f.fact(Fact::new(
+                    "pod status",
+                    format!(
+                        "{r}{}",
+                        st.message
+                            .as_deref()
+                            .filter(|m| Some(*m) != st.reason.as_deref())
+                            .map(|m| format!(": {m}"))
+                            .unwrap_or_default()
+                    ),
+                ));
+            }
         }
         let (ns, name) = (k8s::namespace(pod), k8s::name(pod));
         f = f.step(format!("kubectl logs {name} -n {ns} -c {c} --previous"));
@@ -208,7 +292,7 @@ pub(super) fn crash_loop(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec
             Some(134 | 139) => {
                 f = f.step("Check that the CUDA, framework and driver versions match (nvidia-smi on the node vs the image's CUDA); set PYTHONFAULTHANDLER=1 to get the crashing stack in the log.");
             }
-            Some(143) => {
+            Some(143) if matches!(stop, Some(None)) => {
                 f = f.step(format!(
                     "kubectl get events -n {ns} --field-selector involvedObject.name={name}   # a Killing/Unhealthy event says whether a probe stopped it"
                 ));
@@ -221,7 +305,7 @@ pub(super) fn crash_loop(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec
 }
 
 /// How a crash loop was recognised.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Loop {
     /// Waiting in `CrashLoopBackOff`.
     BackOff,
@@ -236,4 +320,180 @@ fn ran_for(t: &ContainerStateTerminated) -> String {
         (Some(s), Some(e)) => format!(" after running {}", human(k8s::ts(e).since(k8s::ts(s)))),
         _ => String::new(),
     }
+}
+
+/// `` `python train.py --epochs 3` (command ["python"], args [...]) `` as
+/// the manifest writes it, so a typo in the program's name is visible; or
+/// the image's own entrypoint when the manifest sets neither.
+fn command_line(pod: &Pod, container: &str) -> String {
+    let Some(c) = spec_container(pod, container) else {
+        return "a command the pod spec does not show".to_owned();
+    };
+    let quote = |v: &[String]| {
+        v.iter()
+            .map(|a| format!("{a:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (c.command.as_deref(), c.args.as_deref()) {
+        (None, None) => format!(
+            "the image's own ENTRYPOINT/CMD (image {}; the manifest sets no command or args)",
+            c.image.as_deref().unwrap_or("unknown")
+        ),
+        (cmd, args) => {
+            let all: Vec<&str> = cmd
+                .into_iter()
+                .flatten()
+                .chain(args.into_iter().flatten())
+                .map(String::as_str)
+                .collect();
+            let mut parts = Vec::new();
+            if let Some(cmd) = cmd {
+                parts.push(format!("command [{}]", quote(cmd)));
+            }
+            if let Some(args) = args {
+                parts.push(format!("args [{}]", quote(args)));
+            }
+            format!("`{}` ({})", all.join(" "), parts.join(", "))
+        }
+    }
+}
+
+/// Who sent the SIGTERM that ended a container with exit 143, from the
+/// places Kubernetes keeps it (see the module's documentation): a phrase
+/// for the sentence and the facts that show it. `None`: nothing in the
+/// evidence says.
+fn sigterm_cause(
+    ctx: &Context<'_>,
+    pod: &Pod,
+    container: &str,
+    events: &[&Event],
+    t: &ContainerStateTerminated,
+) -> Option<(String, Vec<Fact>)> {
+    let st = k8s::status(pod);
+    let fin = t.finished_at.as_ref().map(k8s::ts);
+    let slack = std::time::Duration::from_secs(ctx.config.oom.match_slack_s);
+    let grace = std::time::Duration::from_secs(
+        k8s::spec(pod)
+            .termination_grace_period_seconds
+            .unwrap_or(30)
+            .max(0) as u64,
+    );
+    // An event that can have asked for this stop: before the exit, by at
+    // most the grace period (and the clocks' slack).
+    let near = |e: &Event| match (k8s::event_last_time(e), fin) {
+        (Some(at), Some(f)) => at.saturating_sub(slack) <= f && f.since(at) <= grace + slack,
+        _ => true,
+    };
+    let mut facts = Vec::new();
+    let condition = st
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "DisruptionTarget" && c.status == "True");
+    if let Some(c) = condition {
+        let reason = c.reason.as_deref().unwrap_or("");
+        facts.push(Fact::new(
+            "pod condition DisruptionTarget",
+            format!("{reason}: {}", c.message.as_deref().unwrap_or("")),
+        ));
+    }
+    let pod_reason = st.reason.as_deref().unwrap_or("");
+    let pod_message = st.message.as_deref().unwrap_or("");
+    if !pod_reason.is_empty() || !pod_message.is_empty() {
+        facts.push(Fact::new(
+            "pod status",
+            format!("{pod_reason}: {pod_message}")
+                .trim_matches([':', ' '])
+                .to_owned(),
+        ));
+    }
+    let node_event = k8s::node_name(pod).and_then(|n| {
+        ctx.node_events(n).into_iter().rev().find(|e| {
+            matches!(
+                e.reason.as_deref(),
+                Some("Shutdown" | "NodeShutdown" | "Rebooted" | "ScaleDown")
+            ) && near(e)
+        })
+    });
+    if let Some(e) = node_event {
+        facts.push(crate::k8s::event_fact(
+            &format!("node event {}", e.reason.as_deref().unwrap_or("")),
+            e,
+        ));
+    }
+    let killing = super::container_events(events, container)
+        .into_iter()
+        .rev()
+        .find(|e| reason_is(e, "Killing") && near(e));
+    let preempted = events
+        .iter()
+        .rev()
+        .find(|e| matches!(e.reason.as_deref(), Some("Preempted" | "Preempting")) && near(e));
+    for e in killing.into_iter().chain(preempted.copied()) {
+        facts.push(crate::k8s::event_fact(
+            &format!("event {}", e.reason.as_deref().unwrap_or("")),
+            e,
+        ));
+    }
+    let shutdown_text = |m: &str| m.to_ascii_lowercase().contains("shutdown");
+    let phrase = if let Some(c) = condition {
+        match c.reason.as_deref().unwrap_or("") {
+            "PreemptionByScheduler" | "PreemptionByKubeScheduler" => {
+                "the scheduler preempted the pod to make room for a higher-priority one".to_owned()
+            }
+            "DeletionByTaintManager" => {
+                "the node got a NoExecute taint the pod does not tolerate, and the taint manager deleted it".to_owned()
+            }
+            "EvictionByEvictionAPI" => {
+                "the pod was evicted through the Eviction API (a node drain, the cluster autoscaler or a descheduler)".to_owned()
+            }
+            "DeletionByPodGC" => {
+                "the pod garbage collector deleted it (its node is gone or out of service)".to_owned()
+            }
+            "TerminationByKubelet" if shutdown_text(pod_message) || node_event.is_some() => {
+                "the kubelet stopped it for a graceful node shutdown".to_owned()
+            }
+            "TerminationByKubelet" => {
+                "the kubelet terminated the pod (node-pressure eviction or a graceful node shutdown)".to_owned()
+            }
+            r => format!("the pod was disrupted ({r})"),
+        }
+    } else if shutdown_text(pod_message)
+        || node_event
+            .is_some_and(|e| matches!(e.reason.as_deref(), Some("Shutdown" | "NodeShutdown")))
+    {
+        "the kubelet stopped it for a graceful node shutdown".to_owned()
+    } else if pod_reason == "Evicted" {
+        format!("the kubelet evicted the pod ({pod_message})")
+    } else if pod_reason == "DeadlineExceeded" {
+        "the pod ran past its activeDeadlineSeconds and the kubelet stopped it".to_owned()
+    } else if let Some(e) = node_event {
+        format!(
+            "the node reported {} ({})",
+            e.reason.as_deref().unwrap_or(""),
+            message(e)
+        )
+    } else if let Some(e) = preempted {
+        format!("the pod was preempted ({})", message(e))
+    } else if let Some(e) = killing {
+        let m = message(e);
+        if m.contains("liveness probe") || m.contains("startup probe") {
+            "the kubelet stopped it because its liveness or startup probe failed".to_owned()
+        } else {
+            format!(
+                "the kubelet stopped it ({m}): the pod was deleted, or replaced by a rollout{}",
+                if pod.metadata.deletion_timestamp.is_some() {
+                    "; the pod is being deleted"
+                } else {
+                    ""
+                }
+            )
+        }
+    } else if pod.metadata.deletion_timestamp.is_some() {
+        "the pod was deleted, and the kubelet stopped its containers".to_owned()
+    } else {
+        return None;
+    };
+    Some((phrase, facts))
 }

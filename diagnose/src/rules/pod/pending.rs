@@ -9,7 +9,7 @@ use crate::finding::human;
 use crate::finding::{Confidence, Fact, Finding, Kind};
 use crate::k8s::{event_fact, quoted_after, reason_is};
 use crate::rules::scheduling::{
-    ReasonClass, Scheduling, clause_name, control_plane_taint, scheduling_failure,
+    ReasonClass, Scheduling, clause_name, control_plane_taint, node_figures, scheduling_failure,
 };
 use crate::{Context, k8s};
 
@@ -53,7 +53,7 @@ pub(super) fn pending(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec<Fi
                 _ => None,
             })
             .collect();
-        Finding::new(
+        let mut f = Finding::new(
             Kind::PendingResources,
             subject,
             Confidence::High,
@@ -62,8 +62,18 @@ pub(super) fn pending(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec<Fi
                 lacks.join(", "),
                 requests_text(pod)
             ),
-        )
-        .step("kubectl describe nodes | grep -A 8 'Allocated resources'")
+        );
+        // The blocking resource, node by node: allocatable, requested by
+        // the pods in the evidence, free (the scheduler's arithmetic).
+        for r in s.reasons.iter() {
+            let ReasonClass::Resource(res) = &r.class else {
+                continue;
+            };
+            for n in node_figures(ctx, pod, res) {
+                f = f.fact(Fact::new(format!("node {} {res}", n.node), n.text(res)));
+            }
+        }
+        f.step("kubectl describe nodes | grep -A 8 'Allocated resources'")
         .step("Lower the pod's requests, free capacity, or add nodes (check the cluster autoscaler's node groups).")
     } else if workload_taints > 0 || (taints > 0 && affinity == 0) {
         // Control-plane taints are named only when they are all there is.
@@ -346,13 +356,18 @@ fn pending_unexplained(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Optio
     )
 }
 
+/// What the pod requests, summed over its containers, in the user's
+/// units: a resource one container requests is quoted as the manifest
+/// writes it beside the bytes (`memory 128Gi (128 GiB)`).
 fn requests_text(pod: &Pod) -> String {
-    let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+    let mut sums: BTreeMap<String, (f64, Vec<String>)> = BTreeMap::new();
     for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
         if let Some(r) = c.resources.as_ref().and_then(|r| r.requests.as_ref()) {
             for (k, q) in r {
                 if let Some(v) = k8s::quantity(q) {
-                    *sums.entry(k.clone()).or_default() += v;
+                    let e = sums.entry(k.clone()).or_default();
+                    e.0 += v;
+                    e.1.push(q.0.clone());
                 }
             }
         }
@@ -361,22 +376,17 @@ fn requests_text(pod: &Pod) -> String {
         return "no resources".to_owned();
     }
     sums.iter()
-        .map(|(k, v)| match k.as_str() {
-            "memory" | "ephemeral-storage" => format!("{} {k}", bytes(*v)),
-            "cpu" => format!("{} cpu", trim_float(*v)),
-            _ => format!("{} {k}", trim_float(*v)),
+        .map(|(k, (v, written))| {
+            let one = (written.len() == 1).then(|| written[0].as_str());
+            match k.as_str() {
+                "memory" | "ephemeral-storage" => {
+                    format!("{k} {}", k8s::bytes_as_written(*v as u64, one))
+                }
+                _ => format!("{k} {}", one.map_or_else(|| trim_float(*v), str::to_owned)),
+            }
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn bytes(v: f64) -> String {
-    const GI: f64 = 1024.0 * 1024.0 * 1024.0;
-    if v >= GI {
-        format!("{} GiB", trim_float((v / GI * 10.0).round() / 10.0))
-    } else {
-        format!("{} MiB", trim_float((v / 1024.0 / 1024.0).round()))
-    }
 }
 
 fn trim_float(v: f64) -> String {

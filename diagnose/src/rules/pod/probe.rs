@@ -115,11 +115,31 @@ pub(super) fn probe_failing(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> 
             });
         // A liveness probe that kills the container about when its budget
         // runs out, with no startup probe: the program needs longer to
-        // start (load a model) than the probe waits.
+        // start (load a model) than the probe waits. The kill asks with
+        // SIGTERM and waits up to the grace period (the probe's own
+        // `terminationGracePeriodSeconds`, else the pod's) before SIGKILL,
+        // so a run that ended in SIGKILL (137) lasts the budget plus that
+        // stop; one that handled SIGTERM, the budget.
+        let grace = probe
+            .and_then(|p| p.termination_grace_period_seconds)
+            .or(k8s::spec(pod).termination_grace_period_seconds)
+            .unwrap_or(30)
+            .max(0) as u64;
+        // A probe answered with an HTTP status means the server was up: it
+        // started, then failed, which is not a slow start.
+        let answered = message(last).contains("statuscode");
+        let stop = match cs
+            .and_then(|s| s.last_state.as_ref())
+            .and_then(|s| s.terminated.as_ref())
+        {
+            Some(t) if t.exit_code == 137 => grace,
+            _ => 0,
+        };
         let too_early = kind == ProbeKind::Liveness
             && c.startup_probe.is_none()
             && kill_count > 0
-            && matches!((budget, last_run), (Some(b), Some(r)) if r.as_secs() <= b + 2 * probe.and_then(|p| p.period_seconds).unwrap_or(10).max(1) as u64);
+            && !answered
+            && matches!((budget, last_run), (Some(b), Some(r)) if r.as_secs() <= b + stop + 2 * probe.and_then(|p| p.period_seconds).unwrap_or(10).max(1) as u64);
         let summary = match kind {
             ProbeKind::Readiness => format!(
                 "The readiness probe of container {cn} has failed {count} times ({detail}): the pod is not Ready and gets no Service traffic, but it is not restarted."
