@@ -345,6 +345,36 @@ pub struct Victim {
     pub oom_score_adj: Option<i32>,
 }
 
+/// Most members an [`OomGroup`] lists; the count goes on past it.
+pub const MAX_GROUP_MEMBERS: usize = 64;
+
+/// A `memory.oom.group` kill: after killing the victim it chose, the
+/// kernel printed `Tasks in CGROUP are going to be killed due to
+/// memory.oom.group set` and killed every other process of that cgroup
+/// (the kubelet sets `memory.oom.group` on cgroup v2 since 1.28).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct OomGroup {
+    /// The cgroup whose processes were all killed, relative to the
+    /// hierarchy root, as the kernel printed it.
+    pub cgroup_path: String,
+    /// The other processes killed with the chosen victim, in the kernel's
+    /// order; the chosen victim's own second `Killed process` line is not
+    /// repeated here. At most [`MAX_GROUP_MEMBERS`].
+    #[serde(default)]
+    pub members: Vec<Victim>,
+    /// How many other processes were killed (`members.len()` unless the
+    /// list was cut at [`MAX_GROUP_MEMBERS`]).
+    pub member_count: u32,
+    /// Members the kernel skipped because they were already exiting
+    /// (`OOM victim P (C) is already exiting. Skip killing the task`).
+    #[serde(default)]
+    pub skipped: u32,
+    /// `Killed process` lines of the whole OOM event, the chosen victim's
+    /// first and second included: each raised the cgroup's `oom_kill`
+    /// counter by one.
+    pub kill_lines: u32,
+}
+
 /// One point of a container's flight recorder.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct RecorderPoint {
@@ -381,7 +411,9 @@ pub enum Detection {
     KernelReport,
 }
 
-/// One process killed by the kernel's OOM killer in one container.
+/// One OOM kill in one container: the process the kernel chose and, for a
+/// `memory.oom.group` kill, the rest of the group killed with it (one
+/// event for the whole group, however many processes died).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OomKill {
     /// When the kill happened: the kernel report's time when one was
@@ -401,14 +433,21 @@ pub struct OomKill {
     /// The container's peak memory, bytes, when the kernel keeps it.
     pub peak_bytes: Option<u64>,
     /// The cgroup's `oom_kill` counter after this kill (`None`: the
-    /// cgroup was gone before it could be read).
+    /// cgroup was gone before it could be read). A group kill raises it
+    /// once per process killed.
     pub oom_kill: Option<u64>,
     /// The cgroup's `oom_group_kill` counter (v2).
     pub oom_group_kill: Option<u64>,
     /// Which limit was enforced.
     pub constraint: OomConstraint,
-    /// The killed process, when the kernel report was read.
+    /// The process the kernel chose to kill (the `oom-kill:` summary's
+    /// `task=` and the first `Killed process` line), when the kernel
+    /// report was read.
     pub victim: Option<Victim>,
+    /// The rest of a `memory.oom.group` kill (`None`: only the victim was
+    /// killed, or the kernel report was not read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<OomGroup>,
     /// Process that triggered the OOM killer (`X invoked oom-killer`).
     pub trigger_comm: Option<String>,
     /// The memcg usage and limit the kernel printed (`memory: usage

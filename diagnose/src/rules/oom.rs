@@ -1949,6 +1949,7 @@ mod tests {
                 anon_rss_bytes: 900 << 20,
                 ..Victim::default()
             }),
+            group: None,
             trigger_comm: None,
             kernel_usage_bytes: None,
             kernel_limit_bytes: None,
