@@ -183,12 +183,10 @@ pub(crate) fn read(points: &[Point], limit: Option<u64>, s: &Settings) -> Story 
         .map(|w| (w[0], w[1]))
         .filter(|(a, b)| b.usage > a.usage)
         .max_by_key(|(a, b)| (b.usage - a.usage, std::cmp::Reverse(b.time.since(a.time))));
-    let big_step = step.filter(|(a, b)| {
-        scale > 0 && (b.usage - a.usage) * 100 >= scale * s.step_min_percent
-    });
-    let near = |p: &Point| {
-        limit.is_some_and(|l| l > 0 && p.usage * 100 >= l * s.near_limit_percent)
-    };
+    let big_step =
+        step.filter(|(a, b)| scale > 0 && (b.usage - a.usage) * 100 >= scale * s.step_min_percent);
+    let near =
+        |p: &Point| limit.is_some_and(|l| l > 0 && p.usage * 100 >= l * s.near_limit_percent);
     let at_limit = points.last().filter(|p| near(p)).map(|last| {
         let start = points
             .iter()
@@ -213,19 +211,25 @@ pub(crate) fn read(points: &[Point], limit: Option<u64>, s: &Settings) -> Story 
         .min_by_key(|(_, p)| (p.usage, std::cmp::Reverse(p.time)))
         .map_or(0, |(i, _)| i);
     let trend = fit(&rise[low..]);
-    let sparse = points.len() < s.min_points || interval > Duration::from_secs(s.sparse_gap_s);
+    let few = points.len() < s.min_points;
+    let sparse = few || interval > Duration::from_secs(s.sparse_gap_s);
     let leak = trend.is_some_and(|t| {
         t.per_hour > 0.0
             && t.to.time.since(t.from.time) >= Duration::from_secs(s.leak_min_span_s)
             && t.r2 >= s.leak_min_r2
     });
     let plateau = at_limit.is_some_and(|d| d >= Duration::from_secs(s.plateau_min_s));
+    // A step is seen between two samples however few there are; a line
+    // through many points far apart is still a line; anything else needs
+    // the points close together.
     let verdict = if big_step.is_some() {
         Verdict::Step
-    } else if sparse {
+    } else if few {
         Verdict::Sparse
     } else if leak {
         Verdict::Leak
+    } else if sparse {
+        Verdict::Sparse
     } else if plateau {
         Verdict::Plateau
     } else {
@@ -322,7 +326,11 @@ mod tests {
         let s = read(&pts, Some(64 * GIB), &settings());
         assert_eq!(s.verdict, Verdict::Leak);
         let t = s.trend.expect("trend");
-        assert!((t.per_hour / GIB as f64 - 14.0).abs() < 0.1, "{}", t.per_hour);
+        assert!(
+            (t.per_hour / GIB as f64 - 14.0).abs() < 0.1,
+            "{}",
+            t.per_hour
+        );
         assert!(t.r2 > 0.99);
     }
 
@@ -350,6 +358,23 @@ mod tests {
         let s = read(&pts, Some(32 * GIB), &settings());
         assert_eq!(s.verdict, Verdict::Plateau);
         assert_eq!(s.at_limit, Some(Duration::from_secs(600)));
+    }
+
+    #[test]
+    fn coarse_points_over_hours_still_show_a_leak() {
+        // One merged point every 5 min for 6 h: too far apart for a step,
+        // enough for a line.
+        let pts: Vec<Point> = (0..=72)
+            .map(|i| p(i * 300, 4 * GIB + GIB * i / 3))
+            .collect();
+        let s = read(&pts, Some(29 * GIB), &settings());
+        assert_eq!(s.verdict, Verdict::Leak);
+        let t = s.trend.expect("trend");
+        assert!(
+            (t.per_hour / GIB as f64 - 4.0).abs() < 0.05,
+            "{}",
+            t.per_hour
+        );
     }
 
     #[test]

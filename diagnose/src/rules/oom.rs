@@ -425,9 +425,22 @@ fn kills(ctx: &Context<'_>, pod: &Pod, insts: &[Instance<'_>]) -> Vec<Finding> {
             let (k, inst) = *ks.last()?;
             let processes = ks
                 .iter()
-                .map(|(k, _)| k.group.as_ref().map_or(1, |g| u64::from(g.member_count) + 1))
+                .map(|(k, _)| {
+                    k.group
+                        .as_ref()
+                        .map_or(1, |g| u64::from(g.member_count) + 1)
+                })
                 .sum();
-            Some(kill_finding(ctx, pod, &name, kind, k, inst, ks.len(), processes))
+            Some(kill_finding(
+                ctx,
+                pod,
+                &name,
+                kind,
+                k,
+                inst,
+                ks.len(),
+                processes,
+            ))
         })
         .collect()
 }
@@ -528,7 +541,9 @@ fn oom_events<'a>(kills: Vec<&'a OomKill>, merge_s: u64) -> Vec<Cow<'a, OomKill>
 /// Why the kernel chose a victim of a node-wide OOM: its `oom_score_adj`,
 /// which the kubelet sets from the pod's QoS class (pkg/kubelet/qos/policy.go:
 /// Guaranteed and node-critical pods -997, BestEffort 1000, Burstable
-/// `1000 - 1000 × memory request / node memory capacity`, kept within 3..=999).
+/// `1000 - 1000 × memory request / node memory capacity`, kept within
+/// 3..=999), and what the kubelet would have set for this pod when that
+/// differs.
 fn score_reason(adj: i32, pod: &Pod, container: &str, capacity: Option<u64>) -> String {
     let request = k8s::spec(pod)
         .containers
@@ -536,22 +551,40 @@ fn score_reason(adj: i32, pod: &Pod, container: &str, capacity: Option<u64>) -> 
         .find(|c| c.name == container)
         .and_then(|c| k8s::resource(c.resources.as_ref(), "memory", false))
         .map(|v| v as u64);
-    match adj {
-        1000 => "oom_score_adj 1000: a BestEffort pod (no memory request), the kubelet's first choice for the node's OOM killer".to_owned(),
-        -997 => "oom_score_adj -997: a Guaranteed pod, the last the kubelet offers; the kernel chose it anyway for its size, as little else was left to kill".to_owned(),
-        3..=999 => match (request, capacity) {
-            (Some(r), Some(c)) if c > 0 => format!(
-                "oom_score_adj {adj}: a Burstable pod, whose score the kubelet sets to 1000 - 1000 × request / node memory = 1000 - 1000 × {} / {} ≈ {}: a small request makes it an early victim",
-                human_bytes(r),
-                human_bytes(c),
-                (1000 - (1000 * u128::from(r) / u128::from(c)) as i64).clamp(3, 999)
+    let qos = k8s::status(pod).qos_class.as_deref();
+    let burstable = match (request, capacity) {
+        (Some(r), Some(c)) if c > 0 => {
+            let v = (1000 - (1000 * u128::from(r) / u128::from(c)) as i64).clamp(3, 999);
+            Some((
+                v as i32,
+                format!("1000 - 1000 × {} / {}", human_bytes(r), human_bytes(c)),
+            ))
+        }
+        _ => None,
+    };
+    let expected = match qos {
+        Some("Guaranteed") => Some((-997, "-997".to_owned())),
+        Some("BestEffort") => Some((1000, "1000".to_owned())),
+        Some("Burstable") => burstable.clone(),
+        _ => None,
+    };
+    let what = match adj {
+        1000 => "a BestEffort pod's (no memory request): the kubelet's first choice for the node's OOM killer".to_owned(),
+        -997 => "a Guaranteed pod's, the last the kubelet offers: the kernel chose it anyway for its size, as little else was left to kill".to_owned(),
+        3..=999 => match &burstable {
+            Some((v, f)) if (v - adj).abs() <= 1 => format!(
+                "a Burstable pod's, which the kubelet sets to {f} = {v}: the smaller the memory request, the earlier the victim"
             ),
-            _ => format!(
-                "oom_score_adj {adj}: a Burstable pod (the kubelet sets 1000 - 1000 × memory request / node memory): the smaller its request, the earlier it is chosen"
-            ),
+            _ => "a Burstable pod's (the kubelet sets 1000 - 1000 × memory request / node memory): the smaller the request, the earlier the victim".to_owned(),
         },
-        -1000..=-998 => format!("oom_score_adj {adj}: a process the kubelet or runtime protects (system daemons)"),
-        _ => format!("oom_score_adj {adj}, not a value the kubelet sets: the workload changed it"),
+        -1000..=-998 => "that of a process the kubelet or runtime protects (system daemons)".to_owned(),
+        _ => "not a value the kubelet sets: the workload changed it".to_owned(),
+    };
+    match (qos, expected) {
+        (Some(q), Some((e, f))) if (e - adj).abs() > 1 => format!(
+            "oom_score_adj {adj}, where the kubelet would have set {f} for this {q} pod: something else (the workload or the runtime) changed it"
+        ),
+        _ => format!("oom_score_adj {adj}, {what}"),
     }
 }
 
@@ -606,7 +639,12 @@ fn per_hour(b: f64) -> String {
 /// runtime's flag from an earlier kill: the pod's own reason and
 /// message, its `DisruptionTarget` condition, a deletion, the kubelet's
 /// stop of the container, a node shutdown.
-fn real_exit_reason(ctx: &Context<'_>, pod: &Pod, container: &str, exit: &ContainerStateTerminated) -> String {
+fn real_exit_reason(
+    ctx: &Context<'_>,
+    pod: &Pod,
+    container: &str,
+    exit: &ContainerStateTerminated,
+) -> String {
     let status = k8s::status(pod);
     let mut why = Vec::new();
     if let Some(c) = status
@@ -618,13 +656,20 @@ fn real_exit_reason(ctx: &Context<'_>, pod: &Pod, container: &str, exit: &Contai
         why.push(format!(
             "the pod's DisruptionTarget condition ({}{})",
             c.reason.as_deref().unwrap_or("no reason"),
-            c.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+            c.message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
         ));
     }
     if let Some(r) = status.reason.as_deref() {
         why.push(format!(
             "the pod's status reason {r}{}",
-            status.message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()
+            status
+                .message
+                .as_deref()
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default()
         ));
     }
     if pod.metadata.deletion_timestamp.is_some() {
@@ -638,15 +683,20 @@ fn real_exit_reason(ctx: &Context<'_>, pod: &Pod, container: &str, exit: &Contai
                 .as_deref()
                 .is_some_and(|m| m.starts_with("Stopping container") && m.contains(container))
     }) {
-        why.push(format!("the kubelet's event \"{}\"", ev.message.as_deref().unwrap_or("")));
+        why.push(format!(
+            "the kubelet's event \"{}\"",
+            ev.message.as_deref().unwrap_or("")
+        ));
     }
     if let Some(node) = k8s::node_name(pod)
         && let Some(ev) = ctx.node_events(node).into_iter().rev().find(|ev| {
-            matches!(ev.reason.as_deref(), Some("Shutdown" | "NodeShutdown" | "Rebooted"))
-                || ev
-                    .message
-                    .as_deref()
-                    .is_some_and(|m| m.contains("shutdown") || m.contains("Shutdown"))
+            matches!(
+                ev.reason.as_deref(),
+                Some("Shutdown" | "NodeShutdown" | "Rebooted")
+            ) || ev
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains("shutdown") || m.contains("Shutdown"))
         })
     {
         why.push(format!(
@@ -667,7 +717,10 @@ fn real_exit_reason(ctx: &Context<'_>, pod: &Pod, container: &str, exit: &Contai
     }
 }
 
-#[allow(clippy::too_many_arguments, reason = "the finding's inputs, each from another source")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the finding's inputs, each from another source"
+)]
 fn kill_finding(
     ctx: &Context<'_>,
     pod: &Pod,
@@ -706,7 +759,14 @@ fn kill_finding(
         .rev()
         .find(|p| p.usage > 0)
         .map(|p| (p.shmem, p.usage))
-        .or_else(|| victim.map(|v| (v.shmem_rss_bytes, v.anon_rss_bytes + v.file_rss_bytes + v.shmem_rss_bytes)));
+        .or_else(|| {
+            victim.map(|v| {
+                (
+                    v.shmem_rss_bytes,
+                    v.anon_rss_bytes + v.file_rss_bytes + v.shmem_rss_bytes,
+                )
+            })
+        });
     let shm_dominant = shmem_at_kill.is_some_and(|(s, u)| u > 0 && s * 2 >= u);
     let shm_notable =
         shmem_at_kill.is_some_and(|(s, u)| u > 0 && s * 100 > u * t.shmem_share_percent);
@@ -716,7 +776,10 @@ fn kill_finding(
     // A worker killed, after which the main process exited with an error
     // (PyTorch: "DataLoader worker (pid X) is killed by signal: Killed").
     let later_exit = inst.and_then(|i| i.exit).filter(|e| e.exit_code != 137);
-    let group = k.group.as_ref().filter(|g| g.member_count > 0 || g.kill_lines > 1);
+    let group = k
+        .group
+        .as_ref()
+        .filter(|g| g.member_count > 0 || g.kill_lines > 1);
     let group_clause = match group {
         Some(g) if g.member_count > 0 => format!(
             " and, as memory.oom.group is set, killed the {} other process{} of the container with it ({})",
@@ -783,19 +846,28 @@ fn kill_finding(
                         .and_then(|c| c.get("memory"))
                         .and_then(k8s::quantity)
                         .map(|v| v as u64);
-                    format!(" The kernel chose it for its size and its {}.", score_reason(adj, pod, container, capacity))
+                    format!(
+                        " The kernel chose it for its size and its {}.",
+                        score_reason(adj, pod, container, capacity)
+                    )
                 })
                 .unwrap_or_default();
-            let below = match (limit, pts.last().map(|p| p.usage).or_else(|| {
-                victim.map(|v| v.anon_rss_bytes + v.file_rss_bytes + v.shmem_rss_bytes)
-            })) {
+            let below = match (
+                limit,
+                pts.last().map(|p| p.usage).or_else(|| {
+                    victim.map(|v| v.anon_rss_bytes + v.file_rss_bytes + v.shmem_rss_bytes)
+                }),
+            ) {
                 (Some(l), Some(u)) if u < l => format!(
                     " It was using {}, {} below its own {} limit.",
                     human_bytes(u),
                     human_bytes(l - u),
                     human_bytes(l)
                 ),
-                (None, Some(u)) => format!(" It was using {} and has no memory limit of its own.", human_bytes(u)),
+                (None, Some(u)) => format!(
+                    " It was using {} and has no memory limit of its own.",
+                    human_bytes(u)
+                ),
                 _ => String::new(),
             };
             format!(
@@ -823,10 +895,12 @@ fn kill_finding(
             let (shmem, usage) = shmem_at_kill.unwrap_or((0, 0));
             let place = match volumes.first() {
                 Some(v) => volume_s(v),
-                None => "shared memory (/dev/shm or another tmpfs)".to_owned(),
+                None => {
+                    "/dev/shm or another tmpfs (no memory-backed volume in the pod spec)".to_owned()
+                }
             };
             format!(
-                "Container {container} was OOM-killed at its {limit_s} memory limit with {} of its {} in shared memory: {place}, which is charged to the pod's memory cgroup and survives container restarts; the kernel chose {who}{group_clause}.{story_s}",
+                "Container {container} was OOM-killed at its {limit_s} memory limit with {} of its {} in shared memory, in {place}, which is charged to the pod's memory cgroup and survives container restarts; the kernel chose {who}{group_clause}.{story_s}",
                 human_bytes(shmem),
                 human_bytes(usage)
             )
@@ -883,7 +957,16 @@ fn kill_finding(
         let list = g
             .members
             .iter()
-            .map(|m| format!("{} pid {} (anon-rss {}, file-rss {}, shmem-rss {})", m.comm, m.pid, human_bytes(m.anon_rss_bytes), human_bytes(m.file_rss_bytes), human_bytes(m.shmem_rss_bytes)))
+            .map(|m| {
+                format!(
+                    "{} pid {} (anon-rss {}, file-rss {}, shmem-rss {})",
+                    m.comm,
+                    m.pid,
+                    human_bytes(m.anon_rss_bytes),
+                    human_bytes(m.file_rss_bytes),
+                    human_bytes(m.shmem_rss_bytes)
+                )
+            })
             .collect::<Vec<_>>()
             .join("; ");
         f = f.fact(Fact::at(
@@ -891,8 +974,16 @@ fn kill_finding(
             format!(
                 "{} other process(es){}{}",
                 g.member_count,
-                if list.is_empty() { String::new() } else { format!(": {list}") },
-                if g.skipped > 0 { format!("; {} already exiting", g.skipped) } else { String::new() }
+                if list.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {list}")
+                },
+                if g.skipped > 0 {
+                    format!("; {} already exiting", g.skipped)
+                } else {
+                    String::new()
+                }
             ),
             k.time,
         ));
@@ -1514,7 +1605,10 @@ fn sticky_label(
     let (ns, name) = (k8s::namespace(pod), k8s::name(pod));
     let node = k8s::node_name(pod).unwrap_or("NODE");
     let sampled = samples(ctx, pod, i);
-    let counter = sampled.last().map(|s| s.memory.events.oom_kill).filter(|&n| n > 0);
+    let counter = sampled
+        .last()
+        .map(|s| s.memory.events.oom_kill)
+        .filter(|&n| n > 0);
     let real = real_exit_reason(ctx, pod, container, e);
     let earlier = match counter {
         Some(n) => format!(
@@ -1532,9 +1626,13 @@ fn sticky_label(
         ),
     );
     f.evidence.push(exit_fact(e));
-    f.evidence.push(Fact::new("real reason for this exit", real));
+    f.evidence
+        .push(Fact::new("real reason for this exit", real));
     if let Some(n) = counter {
-        f.evidence.push(Fact::new("oom_kill counter of this instance", n.to_string()));
+        f.evidence.push(Fact::new(
+            "oom_kill counter of this instance",
+            n.to_string(),
+        ));
     }
     if let Some(fin) = i.finished {
         for r in node_oom_reports(ctx, pod, fin) {
@@ -2480,8 +2578,9 @@ mod tests {
         assert_eq!(f.confidence, Confidence::High);
         assert_eq!(f.subject.container.as_deref(), Some("trainer"));
         assert!(
-            f.summary
-                .contains("process python3 (pid 42: anon-rss 900.0 MiB, file-rss 0 B, shmem-rss 0 B)"),
+            f.summary.contains(
+                "process python3 (pid 42: anon-rss 900.0 MiB, file-rss 0 B, shmem-rss 0 B)"
+            ),
             "{}",
             f.summary
         );
@@ -2595,7 +2694,12 @@ mod tests {
     /// event per process, the chosen victim first, the chosen one again
     /// last.
     fn per_process_group_kill() -> Vec<OomKill> {
-        let lines = [(121, "python3", 900), (116, "pt_data_worker", 30), (118, "pt_data_worker", 20), (121, "python3", 900)];
+        let lines = [
+            (121, "python3", 900),
+            (116, "pt_data_worker", 30),
+            (118, "pt_data_worker", 20),
+            (121, "python3", 900),
+        ];
         lines
             .iter()
             .enumerate()
@@ -2623,7 +2727,8 @@ mod tests {
         assert_eq!(fs.len(), 1, "{fs:?}");
         let f = &fs[0];
         assert!(
-            f.summary.contains("the kernel chose process python3 (pid 121: anon-rss 900.0 MiB"),
+            f.summary
+                .contains("the kernel chose process python3 (pid 121: anon-rss 900.0 MiB"),
             "{}",
             f.summary
         );
@@ -2632,8 +2737,16 @@ mod tests {
             "{}",
             f.summary
         );
-        assert!(value(f, "recurrence").starts_with("1 OOM kill(s) recorded by the agent (3 processes killed)"), "{}", value(f, "recurrence"));
-        assert!(value(f, "killed with it (memory.oom.group)").starts_with("2 other process(es): pt_data_worker pid 116 (anon-rss 30.0 MiB"));
+        assert!(
+            value(f, "recurrence")
+                .starts_with("1 OOM kill(s) recorded by the agent (3 processes killed)"),
+            "{}",
+            value(f, "recurrence")
+        );
+        assert!(
+            value(f, "killed with it (memory.oom.group)")
+                .starts_with("2 other process(es): pt_data_worker pid 116 (anon-rss 30.0 MiB")
+        );
 
         // A new agent's one event says the same.
         let mut k = kill(OomConstraint::Memcg, true, 0);
@@ -2652,7 +2765,9 @@ mod tests {
         let fs = run_on(pod(false), vec![k]);
         assert!(
             fs[0].summary.contains("chose process python3 (pid 121")
-                && fs[0].summary.contains("killed the 1 other process of the container with it (pt_data_worker (pid 116))"),
+                && fs[0].summary.contains(
+                    "killed the 1 other process of the container with it (pt_data_worker (pid 116))"
+                ),
             "{}",
             fs[0].summary
         );
@@ -2666,8 +2781,17 @@ mod tests {
         let fs = run_on(pod(false), vec![k]);
         let f = &fs[0];
         assert_eq!(f.kind, Kind::OomNode);
-        assert!(f.summary.contains("It was using 400.0 MiB, 624.0 MiB below its own 1.0 GiB limit."), "{}", f.summary);
-        assert!(f.summary.contains("oom_score_adj 1000: a BestEffort pod"), "{}", f.summary);
+        assert!(
+            f.summary
+                .contains("It was using 400.0 MiB, 624.0 MiB below its own 1.0 GiB limit."),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.summary.contains("oom_score_adj 1000, a BestEffort pod's"),
+            "{}",
+            f.summary
+        );
     }
 
     #[test]
@@ -2676,8 +2800,27 @@ mod tests {
         assert!(score_reason(-997, &p, "trainer", None).contains("Guaranteed"));
         assert!(score_reason(999, &p, "trainer", None).contains("Burstable"));
         assert!(score_reason(-999, &p, "trainer", None).contains("protects"));
-        assert!(score_reason(500, &p, "trainer", None).starts_with("oom_score_adj 500: a Burstable pod"));
+        assert!(
+            score_reason(500, &p, "trainer", None)
+                .starts_with("oom_score_adj 500, a Burstable pod's")
+        );
         assert!(score_reason(1500, &p, "trainer", None).contains("workload changed it"));
+        // Burstable: 16 GiB requested of a 128 GiB node gives 875.
+        let burstable: Pod = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "b"},
+            "spec": {"containers": [{"name": "trainer", "image": "i",
+                "resources": {"requests": {"memory": "16Gi"}, "limits": {"memory": "32Gi"}}}]},
+            "status": {"qosClass": "Burstable"}
+        }))
+        .expect("pod");
+        let r = score_reason(875, &burstable, "trainer", Some(128 << 30));
+        assert!(r.contains(" = 875: the smaller the memory request"), "{r}");
+        assert!(!r.contains("would have set"), "{r}");
+        let r = score_reason(1000, &burstable, "trainer", Some(128 << 30));
+        assert!(
+            r.contains("where the kubelet would have set 1000 - 1000 × "),
+            "{r}"
+        );
     }
 
     #[test]
