@@ -174,15 +174,22 @@ pub(crate) fn read(points: &[Point], limit: Option<u64>, s: &Settings) -> Story 
         .collect();
     gaps.sort();
     let interval = gaps.get(gaps.len() / 2).copied().unwrap_or_default();
-    let peak = points.iter().copied().max_by_key(|p| (p.usage, p.time));
+    let max = points.iter().map(|p| p.usage).max().unwrap_or(0);
+    // The last stretch at the highest level (within 1 %), and where it
+    // began: the peak the kill came from (an earlier epoch may have reached
+    // the same level and come back down).
+    let top = max - max / 100;
+    let last_top = points.iter().rposition(|p| p.usage >= top);
+    let rise_end = last_top.map_or(0, |end| {
+        let mut i = end;
+        while i > 0 && points[i - 1].usage >= top {
+            i -= 1;
+        }
+        i
+    });
+    let peak = points.get(rise_end).copied();
     let scale = limit.or(peak.map(|p| p.usage)).unwrap_or(0);
-    // The largest rise between neighbours, short enough to be one step.
-    let step = points
-        .windows(2)
-        .filter(|w| w[1].time.since(w[0].time) <= Duration::from_secs(s.step_max_s))
-        .map(|w| (w[0], w[1]))
-        .filter(|(a, b)| b.usage > a.usage)
-        .max_by_key(|(a, b)| (b.usage - a.usage, std::cmp::Reverse(b.time.since(a.time))));
+    let step = largest_rise(points, Duration::from_secs(s.step_max_s), STEP_INTERVALS);
     let big_step =
         step.filter(|(a, b)| scale > 0 && (b.usage - a.usage) * 100 >= scale * s.step_min_percent);
     let near =
@@ -196,14 +203,8 @@ pub(crate) fn read(points: &[Point], limit: Option<u64>, s: &Settings) -> Story 
             .map_or(last.time, |p| p.time);
         last.time.since(start)
     });
-    // The steady rise: from the last low point before the peak to where
-    // memory first reached the peak's level (within 1 %): the flat top of
-    // a plateau is not part of the rise.
-    let top = peak.map_or(0, |p| p.usage - p.usage / 100);
-    let rise_end = points
-        .iter()
-        .position(|p| p.usage >= top)
-        .unwrap_or_else(|| points.len().saturating_sub(1));
+    // The steady rise: from the last low point before the peak to the
+    // peak; the flat top of a plateau is not part of it.
     let rise = &points[..(rise_end + 1).min(points.len())];
     let low = rise
         .iter()
@@ -211,13 +212,22 @@ pub(crate) fn read(points: &[Point], limit: Option<u64>, s: &Settings) -> Story 
         .min_by_key(|(_, p)| (p.usage, std::cmp::Reverse(p.time)))
         .map_or(0, |(i, _)| i);
     let trend = fit(&rise[low..]);
+    // Memory that came back down before the rise (an epoch, a cache
+    // flushed) makes the rise one cycle of a pattern, not a leak.
+    let fell_before = trend.is_some_and(|t| {
+        let half = t.to.usage.saturating_sub(t.from.usage) / 2;
+        rise[..low]
+            .iter()
+            .any(|p| p.usage > t.from.usage.saturating_add(half))
+    });
     let few = points.len() < s.min_points;
     let sparse = few || interval > Duration::from_secs(s.sparse_gap_s);
-    let leak = trend.is_some_and(|t| {
-        t.per_hour > 0.0
-            && t.to.time.since(t.from.time) >= Duration::from_secs(s.leak_min_span_s)
-            && t.r2 >= s.leak_min_r2
-    });
+    let leak = !fell_before
+        && trend.is_some_and(|t| {
+            t.per_hour > 0.0
+                && t.to.time.since(t.from.time) >= Duration::from_secs(s.leak_min_span_s)
+                && t.r2 >= s.leak_min_r2
+        });
     let plateau = at_limit.is_some_and(|d| d >= Duration::from_secs(s.plateau_min_s));
     // A step is seen between two samples however few there are; a line
     // through many points far apart is still a line; anything else needs
@@ -245,6 +255,52 @@ pub(crate) fn read(points: &[Point], limit: Option<u64>, s: &Settings) -> Story 
         at_limit,
         peak,
     }
+}
+
+/// How many sampling intervals one step may span: a load read by 1 s
+/// samples rises over two or three of them; a rise spread over more is
+/// growth, however fast.
+const STEP_INTERVALS: usize = 5;
+
+/// The largest rise within `max` of time, in the shortest time: over the
+/// runs of consecutive rising samples (a jump read by 1 s samples spans a
+/// few of them), the pair of a run's samples at most `max` and `intervals`
+/// apart with the largest rise, the shorter on a tie.
+fn largest_rise(points: &[Point], max: Duration, intervals: usize) -> Option<(Point, Point)> {
+    let rising = |i: usize| {
+        points[i + 1].usage > points[i].usage && points[i + 1].time.since(points[i].time) <= max
+    };
+    let mut best: Option<(Point, Point)> = None;
+    let better = |a: &Point, b: &Point, best: &Option<(Point, Point)>| match best {
+        None => true,
+        Some((x, y)) => {
+            let (r, br) = (b.usage - a.usage, y.usage - x.usage);
+            r > br || (r == br && b.time.since(a.time) < y.time.since(x.time))
+        }
+    };
+    let mut i = 0;
+    while i + 1 < points.len() {
+        if !rising(i) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut end = i + 1;
+        while end + 1 < points.len() && rising(end) {
+            end += 1;
+        }
+        let mut l = start;
+        for r in start + 1..=end {
+            while points[r].time.since(points[l].time) > max || r - l > intervals {
+                l += 1;
+            }
+            if l < r && better(&points[l], &points[r], &best) {
+                best = Some((points[l], points[r]));
+            }
+        }
+        i = end;
+    }
+    best
 }
 
 /// The least-squares line through the points (at least 3, over a non-zero
@@ -339,6 +395,7 @@ mod tests {
         // Flat at 10 GiB for 10 min, +20 GiB in 2 s, then at the limit.
         let mut pts: Vec<Point> = (0..60).map(|i| p(i * 10, 10 * GIB)).collect();
         pts.push(p(601, 10 * GIB));
+        pts.push(p(602, 20 * GIB));
         pts.push(p(603, 30 * GIB + GIB));
         pts.extend((0..5).map(|i| p(610 + i * 10, 31 * GIB)));
         let s = read(&pts, Some(32 * GIB), &settings());
@@ -349,14 +406,26 @@ mod tests {
     }
 
     #[test]
+    fn one_epoch_of_a_sawtooth_is_not_a_leak() {
+        // Four 30-minute epochs climbing 40 -> 60 GiB and falling back.
+        let pts: Vec<Point> = (0..720)
+            .map(|i| p(i * 10, 40 * GIB + 20 * GIB * (i % 180) / 180))
+            .collect();
+        let s = read(&pts, Some(64 * GIB), &settings());
+        assert_ne!(s.verdict, Verdict::Leak, "{s:?}");
+    }
+
+    #[test]
     fn a_long_stay_at_the_limit_is_a_plateau() {
-        // Up from 4 GiB in 3 GiB steps every 10 s (no single step of a
+        // Up from 3 GiB, 5 GiB up and 1 GiB down every 10 s (no step of a
         // fifth of the limit, no rise long enough for a leak), then ten
         // minutes at the limit.
-        let mut pts: Vec<Point> = (0..10).map(|i| p(i * 10, (4 + 3 * i) * GIB)).collect();
-        pts.extend((0..60).map(|i| p(100 + i * 10, 31 * GIB)));
+        let mut pts: Vec<Point> = (0..14)
+            .map(|i| p(i * 10, (3 + 2 * i + 3 * (i % 2)) * GIB))
+            .collect();
+        pts.extend((0..60).map(|i| p(140 + i * 10, 31 * GIB)));
         let s = read(&pts, Some(32 * GIB), &settings());
-        assert_eq!(s.verdict, Verdict::Plateau);
+        assert_eq!(s.verdict, Verdict::Plateau, "{s:?}");
         assert_eq!(s.at_limit, Some(Duration::from_secs(600)));
     }
 

@@ -42,6 +42,7 @@ use gpuscope_model::{
     Timestamp, Victim,
 };
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
@@ -595,7 +596,8 @@ fn memory_volumes<'p>(pod: &'p Pod, container: &str) -> Vec<(&'p str, Option<Str
     let Some(c) = spec.containers.iter().find(|c| c.name == container) else {
         return Vec::new();
     };
-    c.volume_mounts
+    let mut v: Vec<_> = c
+        .volume_mounts
         .iter()
         .flatten()
         .filter_map(|m| {
@@ -609,7 +611,17 @@ fn memory_volumes<'p>(pod: &'p Pod, container: &str) -> Vec<(&'p str, Option<Str
                 )
             })
         })
-        .collect()
+        .collect();
+    // The largest first: a tmpfs holds at most its sizeLimit, so the
+    // shared memory of a kill is mostly in the largest (or unlimited) one.
+    v.sort_by_key(|(_, size, _)| {
+        std::cmp::Reverse(
+            size.as_deref()
+                .map(|q| k8s::quantity(&Quantity(q.to_owned())).unwrap_or(0.0) as u64)
+                .unwrap_or(u64::MAX),
+        )
+    });
+    v
 }
 
 /// The memory story's settings from the thresholds.
@@ -800,6 +812,18 @@ fn kill_finding(
         )
     };
     let story_s = match story.verdict {
+        // Steady growth of the page cache and shared memory is files
+        // kept in memory (staged data, a tmpfs), not the process leaking.
+        Verdict::Leak if story.trend.is_some_and(|tr| tr.file_per_hour > tr.anon_per_hour) => {
+            story.trend.map(|tr| {
+                format!(
+                    " Its page cache and shared memory grew steadily for {} at {} (anon {}): files kept in memory, not the process's own allocations.",
+                    finding::dur(tr.to.time.since(tr.from.time)),
+                    per_hour(tr.file_per_hour),
+                    per_hour(tr.anon_per_hour)
+                )
+            })
+        }
         Verdict::Leak => story.trend.map(|tr| {
             format!(
                 " Memory rose steadily for {} at {} (anon {}, page cache {}): a leak, not one large load.",
@@ -1041,7 +1065,12 @@ fn kill_finding(
             .min_by_key(|p| (p.usage, std::cmp::Reverse(p.time)))?;
         (peak.time > low.time).then_some((*low, peak))
     });
-    let leak = story.verdict == Verdict::Leak && kind != Kind::OomNode && !shm_dominant;
+    let leak = story.verdict == Verdict::Leak
+        && kind != Kind::OomNode
+        && !shm_dominant
+        && story
+            .trend
+            .is_some_and(|tr| tr.anon_per_hour >= tr.file_per_hour);
     if let Some((from, to)) = growth {
         let secs_ = to.time.since(from.time).as_secs_f64();
         let rate = to.usage.saturating_sub(from.usage) as f64 / secs_;
@@ -1085,7 +1114,10 @@ fn kill_finding(
         let (shmem, usage) = shmem_at_kill.unwrap_or((0, 0));
         match volumes.first() {
             Some(v) => {
-                f = f.fact(Fact::new("memory-backed volume", volume_s(v)));
+                f = f.fact(Fact::new(
+                    "memory-backed volume",
+                    volumes.iter().map(volume_s).collect::<Vec<_>>().join("; "),
+                ));
                 steps.push(format!(
                     "{} of the {} charged was in {}: files written there stay in memory and count against the container's limit, and they survive a container restart, so the restarted container starts with them. A bigger limit will not help if what is staged there grows with the data: bound it (sizeLimit below the limit, delete files once read) or stage on a disk-backed volume instead.",
                     human_bytes(shmem),
@@ -2590,9 +2622,10 @@ mod tests {
             value(f, "growth before the kill"),
             "200.0 MiB -> 1.0 GiB in 8 s (103.0 MiB/s)"
         );
-        // The largest rise between neighbours, not from the low point.
+        // The rise between the samples around the jump (200 MiB at 2 s,
+        // then up at 6 s and 10 s), not from the window's first point.
         assert!(
-            f.summary.contains("Memory jumped by 424.0 MiB in 4 s"),
+            f.summary.contains("Memory jumped by 824.0 MiB in 8 s"),
             "{}",
             f.summary
         );
