@@ -657,3 +657,45 @@ pub struct Tagged<'a, T> {
     #[serde(flatten)]
     pub value: &'a T,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An `oom_kill` line as an agent before the `group` field printed it
+    /// (from the VM test's group kill, window cut to one point).
+    const OLD_LINE: &str = r#"{"time": "2026-12-05T08:39:34.533Z", "detected_at": "2026-12-05T08:39:34.519Z", "detected_by": "notification", "cgroup_path": "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0f8c3b52_6a0e_4d8e_9d39_2b1f3c6a7e11.slice/cri-containerd-9b4f2c7e1a3d5f6e8c0b2a4d6f8e1c3a5b7d9f0e2c4a6b8d0f1e3c5a7b9d2e4f.scope", "pod_uid": "0f8c3b52-6a0e-4d8e-9d39-2b1f3c6a7e11", "container_id": "9b4f2c7e1a3d5f6e8c0b2a4d6f8e1c3a5b7d9f0e2c4a6b8d0f1e3c5a7b9d2e4f", "qos": "burstable", "runtime": "containerd", "driver": "systemd", "cgroup_version": "v2", "limit_bytes": 33554432, "peak_bytes": 33554432, "oom_kill": 1, "oom_group_kill": 1, "constraint": "memcg", "victim": {"pid": 121, "comm": "hog", "total_vm_bytes": 34693120, "anon_rss_bytes": 32919552, "file_rss_bytes": 4096, "shmem_rss_bytes": 663552, "uid": 0, "pgtables_bytes": 110592, "oom_score_adj": 0}, "trigger_comm": "hog", "kernel_usage_bytes": 33554432, "kernel_limit_bytes": 33554432, "window": [{"time": "2026-12-05T08:39:32.617Z", "usage_bytes": 0, "anon_bytes": 0, "file_bytes": 0, "shmem_bytes": 0, "memory_some_avg10": 0.0, "memory_some_total_us": 0, "memory_full_total_us": 0}], "pressure_scope": "container"}"#;
+
+    #[test]
+    fn an_old_agents_kill_reads_without_a_group_and_writes_back_the_same_fields() {
+        let k: OomKill = serde_json::from_str(OLD_LINE).expect("old line");
+        assert_eq!(k.group, None);
+        assert_eq!(k.victim.as_ref().map(|v| v.comm.as_str()), Some("hog"));
+        let back = serde_json::to_value(&k).expect("json");
+        assert!(back.get("group").is_none(), "no group, no field: {back}");
+        let old: serde_json::Value = serde_json::from_str(OLD_LINE).expect("json");
+        assert_eq!(back, old, "existing fields keep their JSON");
+    }
+
+    #[test]
+    fn a_group_kill_writes_its_members() {
+        let mut k: OomKill = serde_json::from_str(OLD_LINE).expect("old line");
+        k.group = Some(OomGroup {
+            cgroup_path: k.container.cgroup_path.clone(),
+            members: vec![Victim {
+                pid: 116,
+                comm: "sh".into(),
+                ..Victim::default()
+            }],
+            member_count: 1,
+            skipped: 0,
+            kill_lines: 3,
+        });
+        let v = serde_json::to_value(&k).expect("json");
+        assert_eq!(v["group"]["member_count"], 1);
+        assert_eq!(v["group"]["members"][0]["comm"], "sh");
+        assert_eq!(v["group"]["kill_lines"], 3);
+        let again: OomKill = serde_json::from_value(v).expect("reads back");
+        assert_eq!(again, k);
+    }
+}
