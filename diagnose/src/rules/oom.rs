@@ -1338,6 +1338,17 @@ pub(crate) struct NodeOomReport<'a> {
     pub message: &'a str,
 }
 
+impl NodeOomReport<'_> {
+    /// The report as evidence, under `name`.
+    fn fact(&self, name: &str) -> Fact {
+        Fact {
+            name: name.into(),
+            value: self.message.to_owned(),
+            time: self.time,
+        }
+    }
+}
+
 /// Node OOM reports within the matching slack of `at` on the pod's node.
 pub(crate) fn node_oom_reports<'a>(
     ctx: &Context<'a>,
@@ -1442,11 +1453,7 @@ fn status_oom(
             ),
         );
         f.evidence = facts;
-        f.evidence.push(Fact {
-            name: "node OOM report".into(),
-            value: r.message.to_owned(),
-            time: r.time,
-        });
+        f.evidence.push(r.fact("node OOM report"));
         f = f
             .step(format!(
                 "Find what filled node {node}: `kubectl describe node {node}` (Allocated resources, MemoryPressure) and `kubectl top pods -A --sort-by=memory`; pods without memory limits, or with limits far above their requests, overcommit the node."
@@ -1493,11 +1500,8 @@ fn status_oom(
         // node-problem-detector's copy of the kernel's line names a
         // process at that moment (not its cgroup: it may be a neighbour's).
         for r in &reports {
-            f.evidence.push(Fact {
-                name: "kernel OOM report on the node (same minute)".into(),
-                value: r.message.to_owned(),
-                time: r.time,
-            });
+            f.evidence
+                .push(r.fact("kernel OOM report on the node (same minute)"));
         }
         if let Some(l) = limit {
             f = f.step(format!(
@@ -1668,11 +1672,8 @@ fn sticky_label(
     }
     if let Some(fin) = i.finished {
         for r in node_oom_reports(ctx, pod, fin) {
-            f.evidence.push(Fact {
-                name: "kernel OOM report on the node (same minute)".into(),
-                value: r.message.to_owned(),
-                time: r.time,
-            });
+            f.evidence
+                .push(r.fact("kernel OOM report on the node (same minute)"));
         }
     }
     f = f
@@ -1905,11 +1906,7 @@ fn exit_137(
                 ),
             )
         };
-        facts.push(Fact {
-            name: "node OOM report".into(),
-            value: r.message.to_owned(),
-            time: r.time,
-        });
+        facts.push(r.fact("node OOM report"));
         let mut f = Finding::new(
             kind,
             ctx.subject(pod, Some(container)),
