@@ -2780,7 +2780,7 @@ mod tests {
 
         // A new agent's one event says the same.
         let mut k = kill(OomConstraint::Memcg, true, 0);
-        k.victim.as_mut().unwrap().pid = 121;
+        k.victim.as_mut().expect("victim").pid = 121;
         k.group = Some(OomGroup {
             cgroup_path: k.container.cgroup_path.clone(),
             members: vec![Victim {
@@ -2806,7 +2806,7 @@ mod tests {
     #[test]
     fn a_node_wide_kill_says_why_the_kernel_chose_it_and_how_far_below_its_limit() {
         let mut k = kill(OomConstraint::Node, true, 0);
-        k.victim.as_mut().unwrap().oom_score_adj = Some(1000);
+        k.victim.as_mut().expect("victim").oom_score_adj = Some(1000);
         k.window = vec![point(0, 300, 0, 0), point(10, 400, 0, 0)];
         let fs = run_on(pod(false), vec![k]);
         let f = &fs[0];
