@@ -1009,6 +1009,8 @@ mod tests {
         include_str!("../../tests/fixtures/kmsg/memcg-oom-kernel-4.19-handmade.txt");
     const VM_GROUP_61: &[u8] =
         include_bytes!("../../tests/fixtures/kmsg/cgroup-v2-group-oom-kill-6.1-vm.txt");
+    const VM_GROUP_TMPFS_61: &[u8] =
+        include_bytes!("../../tests/fixtures/kmsg/cgroup-v2-group-and-tmpfs-oom-kills-6.1-vm.txt");
     const MEMCG_414: &str =
         include_str!("../../tests/fixtures/kmsg/memcg-oom-kernel-4.14-handmade.txt");
 
@@ -1378,6 +1380,29 @@ mod tests {
         let members: Vec<(u32, &str)> =
             g.members.iter().map(|m| (m.pid, m.comm.as_str())).collect();
         assert_eq!(members, [(116, "sh"), (118, "sleep"), (120, "sleep")]);
+    }
+
+    /// A second real capture where the last process killed is a `sleep`,
+    /// not the chosen victim; and a tmpfs-backed kill's shmem-rss.
+    #[test]
+    fn real_group_kill_with_a_sleep_last_and_a_tmpfs_kill_kernel_61() {
+        let reports = assemble(&dmesg_to_kmsg(VM_GROUP_TMPFS_61));
+        assert_eq!(reports.len(), 3, "{reports:?}");
+        let (single, group, tmpfs) = (&reports[0], &reports[1], &reports[2]);
+        assert_eq!((single.victim.pid, single.group.is_some()), (129, false));
+        assert_eq!((group.victim.pid, group.victim.comm.as_str()), (132, "hog"));
+        let g = group.group.as_ref().expect("a group kill");
+        let members: Vec<(u32, &str)> =
+            g.members.iter().map(|m| (m.pid, m.comm.as_str())).collect();
+        assert_eq!(members, [(131, "sh"), (134, "sleep"), (135, "sleep")]);
+        assert_eq!((g.member_count, g.kill_lines), (3, 5));
+        assert_eq!(g.members[0].shmem_rss_bytes, 1580 * KIB);
+        assert_eq!(
+            (tmpfs.victim.pid, tmpfs.victim.shmem_rss_bytes),
+            (139, 12936 * KIB)
+        );
+        let g = tmpfs.group.as_ref().expect("a group of one");
+        assert_eq!((g.member_count, g.kill_lines), (0, 2));
     }
 
     #[test]
