@@ -2607,9 +2607,12 @@ mod tests {
         assert_eq!(f.confidence, Confidence::High);
         assert_eq!(f.subject.container.as_deref(), Some("trainer"));
         assert!(
-            f.summary.contains(
-                "process python3 (pid 42: anon-rss 900.0 MiB, file-rss 0 B, shmem-rss 0 B)"
-            ),
+            f.summary.contains(&format!(
+                "process python3 (pid 42: anon-rss {}, file-rss {}, shmem-rss {})",
+                human_bytes(900 << 20),
+                human_bytes(0),
+                human_bytes(0)
+            )),
             "{}",
             f.summary
         );
@@ -2622,7 +2625,10 @@ mod tests {
         // The rise between the samples around the jump (200 MiB at 2 s,
         // then up at 6 s and 10 s), not from the window's first point.
         assert!(
-            f.summary.contains("Memory jumped by 824.0 MiB in 8 s"),
+            f.summary.contains(&format!(
+                "Memory jumped by {} in 8 s",
+                human_bytes(824 << 20)
+            )),
             "{}",
             f.summary
         );
@@ -2757,8 +2763,10 @@ mod tests {
         assert_eq!(fs.len(), 1, "{fs:?}");
         let f = &fs[0];
         assert!(
-            f.summary
-                .contains("the kernel chose process python3 (pid 121: anon-rss 900.0 MiB"),
+            f.summary.contains(&format!(
+                "the kernel chose process python3 (pid 121: anon-rss {}",
+                human_bytes(900 << 20)
+            )),
             "{}",
             f.summary
         );
@@ -2774,8 +2782,10 @@ mod tests {
             value(f, "recurrence")
         );
         assert!(
-            value(f, "killed with it (memory.oom.group)")
-                .starts_with("2 other process(es): pt_data_worker pid 116 (anon-rss 30.0 MiB")
+            value(f, "killed with it (memory.oom.group)").starts_with(&format!(
+                "2 other process(es): pt_data_worker pid 116 (anon-rss {}",
+                human_bytes(30 << 20)
+            ))
         );
 
         // A new agent's one event says the same.
@@ -2812,8 +2822,12 @@ mod tests {
         let f = &fs[0];
         assert_eq!(f.kind, Kind::OomNode);
         assert!(
-            f.summary
-                .contains("It was using 400.0 MiB, 624.0 MiB below its own 1.0 GiB limit."),
+            f.summary.contains(&format!(
+                "It was using {}, {} below its own {} limit.",
+                human_bytes(400 << 20),
+                human_bytes(624 << 20),
+                human_bytes(1 << 30)
+            )),
             "{}",
             f.summary
         );
