@@ -3,7 +3,10 @@
 //! flight-recorder window. A `memory.oom.group` kill raises `oom_kill` once
 //! per process killed; its kernel report (one per OOM event, see
 //! `collect::kmsg`) says how many `Killed process` lines it had, and that
-//! many increments become its one event.
+//! many increments become its one event. Without the kernel log the
+//! counters alone cannot tell a group kill from several kills, so each
+//! increment stays an event of its own (the diagnosis folds those of one
+//! cgroup with the same `oom_group_kill` count into one OOM event).
 //!
 //! A pure state machine (no I/O): the collector threads send [`Input`]s,
 //! [`Pipeline::handle`] and [`Pipeline::tick`] return the events to emit.

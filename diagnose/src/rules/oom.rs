@@ -30,7 +30,18 @@
 //!   within `match_slack_s` of the exit: `oom_status_without_kill`,
 //!   Medium (a second-hand label);
 //! - the agent was watching and saw nothing: `oom_status_without_kill`,
-//!   Low.
+//!   Low;
+//! - the exit code is not 137 (143: SIGTERM): containerd keeps the
+//!   `OOMKilled` reason once it saw an OOM event in the container's cgroup,
+//!   so a worker killed earlier labels a later exit; `oom_status_without_kill`,
+//!   Medium, with the exit's real reason (when the agent recorded the
+//!   earlier kill, its `oom_killed_worker` finding says so instead).
+//!
+//! One OOM event is one kill: a `memory.oom.group` kill kills every process
+//! of the container but is reported (and counted) once, naming the victim
+//! the kernel chose; agents that sent one event per process killed are read
+//! the same way. What led to it is read from the killed instance's whole
+//! history ([`super::memory_story`]).
 
 use std::time::Duration;
 
@@ -1503,6 +1514,26 @@ fn status_oom(
             f.evidence
                 .push(r.fact("kernel OOM report on the node (same minute)"));
         }
+        // Without samples, what a memory-backed volume held is unknown;
+        // that it counts against the limit is not.
+        let volumes = memory_volumes(pod, container);
+        if !volumes.is_empty() {
+            let names = volumes
+                .iter()
+                .map(|(name, size, path)| {
+                    format!(
+                        "{name} (emptyDir medium: Memory, sizeLimit {}, at {path})",
+                        size.as_deref().unwrap_or("none")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            f.evidence
+                .push(Fact::new("memory-backed volume", names.clone()));
+            f = f.step(format!(
+                "The container mounts memory-backed volumes ({names}): files written there are charged to the pod's memory cgroup, count against the {limit_s} limit and survive restarts. Check how much they hold (`kubectl exec ... -- df -h` on their mount paths); a bigger limit does not help if what is staged there grows with the data."
+            ));
+        }
         if let Some(l) = limit {
             f = f.step(format!(
                 "If the use is expected, raise resources.limits.memory (and requests.memory) of {container}: the peak is unknown, so start above {}Mi and measure with the agent running.",
@@ -2835,6 +2866,36 @@ mod tests {
             f.summary.contains("oom_score_adj 1000, a BestEffort pod's"),
             "{}",
             f.summary
+        );
+    }
+
+    #[test]
+    fn a_status_alone_names_the_memory_backed_volumes() {
+        let mut pod = pod(false);
+        pod.spec = Some(
+            serde_json::from_value(serde_json::json!({
+                "nodeName": "gpu-node-1",
+                "containers": [{"name": "trainer", "image": "i",
+                    "resources": {"limits": {"memory": "1Gi"}},
+                    "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}]}],
+                "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "512Mi"}}]
+            }))
+            .expect("spec"),
+        );
+        let ev = Evidence {
+            pods: vec![pod],
+            ..Evidence::default()
+        };
+        let config = Config::default();
+        let fs = run(&Context::new(&ev, &config));
+        let f = fs
+            .iter()
+            .find(|f| f.kind == Kind::OomKilled)
+            .expect("oom_killed from the status");
+        assert_eq!(f.confidence, Confidence::Medium);
+        assert_eq!(
+            value(f, "memory-backed volume"),
+            "dshm (emptyDir medium: Memory, sizeLimit 512Mi, at /dev/shm)"
         );
     }
 
