@@ -153,7 +153,7 @@ pub struct CollectArgs {
     pub recorder_window: Duration,
     /// How long an OOM kill waits for the kernel's report to name the
     /// victim before it is emitted without one.
-    #[arg(long, env = "GPUSCOPE_KMSG_WAIT", default_value = "100ms", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "GPUSCOPE_KMSG_WAIT", default_value = "250ms", value_parser = humantime::parse_duration)]
     pub kmsg_wait: Duration,
     /// NVML library to load (default: the system's libnvidia-ml.so.1).
     /// gpuscope's fake NVML (tests/fake-nvml) simulates GPUs where there

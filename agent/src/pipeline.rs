@@ -1,6 +1,12 @@
 //! The event pipeline: turns counter movements and kernel OOM reports into
-//! exactly one [`OomKill`] event per killed process, each carrying its
-//! flight-recorder window.
+//! exactly one [`OomKill`] event per OOM kill, each carrying its
+//! flight-recorder window. A `memory.oom.group` kill raises `oom_kill` once
+//! per process killed; its kernel report (one per OOM event, see
+//! `collect::kmsg`) says how many `Killed process` lines it had, and that
+//! many increments become its one event. Without the kernel log the
+//! counters alone cannot tell a group kill from several kills, so each
+//! increment stays an event of its own (the diagnosis folds those of one
+//! cgroup with the same `oom_group_kill` count into one OOM event).
 //!
 //! A pure state machine (no I/O): the collector threads send [`Input`]s,
 //! [`Pipeline::handle`] and [`Pipeline::tick`] return the events to emit.
@@ -94,7 +100,7 @@ impl Default for PipelineConfig {
         Self {
             window: Duration::from_secs(300),
             recorder_capacity: 1200,
-            kmsg_wait: Duration::from_millis(100),
+            kmsg_wait: Duration::from_millis(250),
             gone_retention: Duration::from_secs(60),
         }
     }
@@ -110,6 +116,10 @@ struct Tracked {
     pressure_scope: Option<PsiScope>,
     recorder: Recorder,
     gone_at: Option<Timestamp>,
+    /// Counter increments still to come that belong to a group kill
+    /// already emitted (the counter was read before the group's last
+    /// kill): they are not new kills.
+    absorb: u64,
 }
 
 struct Pending {
@@ -176,6 +186,7 @@ impl Pipeline {
                 pressure_scope: None,
                 recorder: Recorder::new(config.window, config.recorder_capacity),
                 gone_at: None,
+                absorb: 0,
             })
     }
 
@@ -199,7 +210,9 @@ impl Pipeline {
             return;
         }
         let group = events.oom_group_kill.filter(|&g| g > t.oom_group_kill);
-        let first = t.oom_kill + 1;
+        let absorbed = t.absorb.min(events.oom_kill - t.oom_kill);
+        t.absorb -= absorbed;
+        let first = t.oom_kill + 1 + absorbed;
         t.oom_kill = events.oom_kill;
         if let Some(g) = group {
             t.oom_group_kill = g;
@@ -298,11 +311,34 @@ impl Pipeline {
         if let Some(sample) = &sample {
             self.observe(sample, Detection::KernelReport);
         }
-        if let Some(p) = self
+        // A group kill's other `Killed process` lines each raised the
+        // counter too: they are this event, not kills of their own.
+        let extra = report
+            .group
+            .as_ref()
+            .map_or(0, |g| u64::from(g.kill_lines.saturating_sub(1)));
+        if let Some(i) = self
             .pending
-            .iter_mut()
-            .find(|p| p.path == path && p.report.is_none())
+            .iter()
+            .position(|p| p.path == path && p.report.is_none())
         {
+            let mut absorbed = 0;
+            let mut counter = self.pending[i].oom_kill;
+            let mut j = i + 1;
+            while absorbed < extra && j < self.pending.len() {
+                if self.pending[j].path == path && self.pending[j].report.is_none() {
+                    counter = counter.max(self.pending[j].oom_kill);
+                    self.pending.remove(j);
+                    absorbed += 1;
+                } else {
+                    j += 1;
+                }
+            }
+            if let Some(t) = self.tracked.get_mut(&path) {
+                t.absorb += extra - absorbed;
+            }
+            let p = &mut self.pending[i];
+            p.oom_kill = counter;
             p.report = Some((report, time));
         } else if sample.is_none() {
             // The cgroup is gone: the report is all there is.
@@ -387,6 +423,7 @@ impl Pipeline {
             oom_group_kill: p.oom_group_kill,
             constraint,
             victim: report.as_ref().map(|r| r.victim.clone()),
+            group: report.as_ref().and_then(|r| r.group.clone()),
             trigger_comm: report.as_ref().and_then(|r| r.trigger_comm.clone()),
             kernel_usage_bytes: report.as_ref().and_then(|r| r.memcg_usage_bytes),
             kernel_limit_bytes: report.as_ref().and_then(|r| r.memcg_limit_bytes),
@@ -456,6 +493,7 @@ mod tests {
                     anon_rss_bytes: 65_152 * 1024,
                     ..Victim::default()
                 },
+                group: None,
                 memcg_usage_bytes: Some(64 << 20),
                 memcg_limit_bytes: Some(64 << 20),
                 partial: false,
@@ -482,6 +520,70 @@ mod tests {
 
     fn pipeline() -> Pipeline {
         Pipeline::new(PipelineConfig::default())
+    }
+
+    /// A report of a group kill: the chosen `pid`, then `members` other
+    /// processes, the chosen one printed twice.
+    fn group_report(ms: u64, pid: u32, members: u32, readable_kills: Option<u64>) -> Input {
+        let Input::Report {
+            mut report,
+            time,
+            sample,
+        } = report(ms, pid, readable_kills)
+        else {
+            unreachable!("report() builds a report")
+        };
+        report.group = Some(gpuscope_model::OomGroup {
+            cgroup_path: PATH.into(),
+            members: (0..members)
+                .map(|i| Victim {
+                    pid: 9000 + i,
+                    comm: "pt_data_worker".into(),
+                    ..Victim::default()
+                })
+                .collect(),
+            member_count: members,
+            skipped: 0,
+            kill_lines: members + 2,
+        });
+        Input::Report {
+            report,
+            time,
+            sample,
+        }
+    }
+
+    #[test]
+    fn a_group_kill_is_one_event_however_the_counter_was_read() {
+        // Counter read mid-group (1), then after it (5): one event, the
+        // chosen victim, the counter after the group.
+        let mut p = pipeline();
+        let mut out = Vec::new();
+        poll(&mut p, &mut out, sample(0, 1 << 20, 0), true);
+        p.handle(counters(100, 1), &mut out);
+        p.handle(counters(120, 5), &mut out);
+        p.handle(group_report(100, 8048, 3, Some(5)), &mut out);
+        p.tick(t(10_000), &mut out);
+        let k = kills(&out);
+        assert_eq!(k.len(), 1, "{out:?}");
+        assert_eq!(k[0].victim.as_ref().map(|v| v.pid), Some(8048));
+        assert_eq!(k[0].oom_kill, Some(5));
+        assert_eq!(k[0].group.as_ref().map(|g| g.member_count), Some(3));
+
+        // Counter read before the group's last kills: the increments seen
+        // later are the same event, not new kills.
+        let mut p = pipeline();
+        let mut out = Vec::new();
+        poll(&mut p, &mut out, sample(0, 1 << 20, 0), true);
+        p.handle(counters(100, 2), &mut out);
+        p.handle(group_report(100, 8048, 3, None), &mut out);
+        p.handle(counters(130, 5), &mut out);
+        p.tick(t(10_000), &mut out);
+        assert_eq!(kills(&out).len(), 1, "{out:?}");
+        // A later single kill is a kill of its own.
+        p.handle(counters(20_000, 6), &mut out);
+        p.tick(t(30_000), &mut out);
+        assert_eq!(kills(&out).len(), 2, "{out:?}");
     }
 
     #[test]
@@ -553,10 +655,10 @@ mod tests {
         let mut out = Vec::new();
         poll(&mut p, &mut out, sample(0, 1 << 20, 0), true);
         p.handle(counters(1000, 1), &mut out);
-        p.tick(t(1050), &mut out);
-        assert!(out.is_empty(), "still inside the 100 ms wait");
-        assert_eq!(p.next_deadline(), Some(t(1100)));
-        p.tick(t(1100), &mut out);
+        p.tick(t(1200), &mut out);
+        assert!(out.is_empty(), "still inside the 250 ms wait");
+        assert_eq!(p.next_deadline(), Some(t(1250)));
+        p.tick(t(1250), &mut out);
         let k = kills(&out);
         assert_eq!(k.len(), 1);
         assert!(k[0].victim.is_none());
@@ -568,7 +670,7 @@ mod tests {
     }
 
     #[test]
-    fn every_increment_is_one_event() {
+    fn every_increment_without_a_group_is_one_event() {
         let mut p = pipeline();
         let mut out = Vec::new();
         poll(&mut p, &mut out, sample(0, 1 << 20, 2), true);
@@ -610,7 +712,7 @@ mod tests {
         let mut p = pipeline();
         let mut out = Vec::new();
         poll(&mut p, &mut out, sample(0, 1 << 20, 1), false);
-        p.tick(t(200), &mut out);
+        p.tick(t(250), &mut out);
         let k = kills(&out);
         assert_eq!(k.len(), 1);
         assert_eq!(k[0].detected_by, Detection::Poll);

@@ -345,6 +345,36 @@ pub struct Victim {
     pub oom_score_adj: Option<i32>,
 }
 
+/// Most members an [`OomGroup`] lists; the count goes on past it.
+pub const MAX_GROUP_MEMBERS: usize = 64;
+
+/// A `memory.oom.group` kill: after killing the victim it chose, the
+/// kernel printed `Tasks in CGROUP are going to be killed due to
+/// memory.oom.group set` and killed every other process of that cgroup
+/// (the kubelet sets `memory.oom.group` on cgroup v2 since 1.28).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct OomGroup {
+    /// The cgroup whose processes were all killed, relative to the
+    /// hierarchy root, as the kernel printed it.
+    pub cgroup_path: String,
+    /// The other processes killed with the chosen victim, in the kernel's
+    /// order; the chosen victim's own second `Killed process` line is not
+    /// repeated here. At most [`MAX_GROUP_MEMBERS`].
+    #[serde(default)]
+    pub members: Vec<Victim>,
+    /// How many other processes were killed (`members.len()` unless the
+    /// list was cut at [`MAX_GROUP_MEMBERS`]).
+    pub member_count: u32,
+    /// Members the kernel skipped because they were already exiting
+    /// (`OOM victim P (C) is already exiting. Skip killing the task`).
+    #[serde(default)]
+    pub skipped: u32,
+    /// `Killed process` lines of the whole OOM event, the chosen victim's
+    /// first and second included: each raised the cgroup's `oom_kill`
+    /// counter by one.
+    pub kill_lines: u32,
+}
+
 /// One point of a container's flight recorder.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct RecorderPoint {
@@ -381,7 +411,9 @@ pub enum Detection {
     KernelReport,
 }
 
-/// One process killed by the kernel's OOM killer in one container.
+/// One OOM kill in one container: the process the kernel chose and, for a
+/// `memory.oom.group` kill, the rest of the group killed with it (one
+/// event for the whole group, however many processes died).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OomKill {
     /// When the kill happened: the kernel report's time when one was
@@ -401,14 +433,21 @@ pub struct OomKill {
     /// The container's peak memory, bytes, when the kernel keeps it.
     pub peak_bytes: Option<u64>,
     /// The cgroup's `oom_kill` counter after this kill (`None`: the
-    /// cgroup was gone before it could be read).
+    /// cgroup was gone before it could be read). A group kill raises it
+    /// once per process killed.
     pub oom_kill: Option<u64>,
     /// The cgroup's `oom_group_kill` counter (v2).
     pub oom_group_kill: Option<u64>,
     /// Which limit was enforced.
     pub constraint: OomConstraint,
-    /// The killed process, when the kernel report was read.
+    /// The process the kernel chose to kill (the `oom-kill:` summary's
+    /// `task=` and the first `Killed process` line), when the kernel
+    /// report was read.
     pub victim: Option<Victim>,
+    /// The rest of a `memory.oom.group` kill (`None`: only the victim was
+    /// killed, or the kernel report was not read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<OomGroup>,
     /// Process that triggered the OOM killer (`X invoked oom-killer`).
     pub trigger_comm: Option<String>,
     /// The memcg usage and limit the kernel printed (`memory: usage
@@ -617,4 +656,46 @@ pub struct Tagged<'a, T> {
     /// The value's own fields.
     #[serde(flatten)]
     pub value: &'a T,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An `oom_kill` line as an agent before the `group` field printed it
+    /// (from the VM test's group kill, window cut to one point).
+    const OLD_LINE: &str = r#"{"time": "2026-12-05T08:39:34.533Z", "detected_at": "2026-12-05T08:39:34.519Z", "detected_by": "notification", "cgroup_path": "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0f8c3b52_6a0e_4d8e_9d39_2b1f3c6a7e11.slice/cri-containerd-9b4f2c7e1a3d5f6e8c0b2a4d6f8e1c3a5b7d9f0e2c4a6b8d0f1e3c5a7b9d2e4f.scope", "pod_uid": "0f8c3b52-6a0e-4d8e-9d39-2b1f3c6a7e11", "container_id": "9b4f2c7e1a3d5f6e8c0b2a4d6f8e1c3a5b7d9f0e2c4a6b8d0f1e3c5a7b9d2e4f", "qos": "burstable", "runtime": "containerd", "driver": "systemd", "cgroup_version": "v2", "limit_bytes": 33554432, "peak_bytes": 33554432, "oom_kill": 1, "oom_group_kill": 1, "constraint": "memcg", "victim": {"pid": 121, "comm": "hog", "total_vm_bytes": 34693120, "anon_rss_bytes": 32919552, "file_rss_bytes": 4096, "shmem_rss_bytes": 663552, "uid": 0, "pgtables_bytes": 110592, "oom_score_adj": 0}, "trigger_comm": "hog", "kernel_usage_bytes": 33554432, "kernel_limit_bytes": 33554432, "window": [{"time": "2026-12-05T08:39:32.617Z", "usage_bytes": 0, "anon_bytes": 0, "file_bytes": 0, "shmem_bytes": 0, "memory_some_avg10": 0.0, "memory_some_total_us": 0, "memory_full_total_us": 0}], "pressure_scope": "container"}"#;
+
+    #[test]
+    fn an_old_agents_kill_reads_without_a_group_and_writes_back_the_same_fields() {
+        let k: OomKill = serde_json::from_str(OLD_LINE).expect("old line");
+        assert_eq!(k.group, None);
+        assert_eq!(k.victim.as_ref().map(|v| v.comm.as_str()), Some("hog"));
+        let back = serde_json::to_value(&k).expect("json");
+        assert!(back.get("group").is_none(), "no group, no field: {back}");
+        let old: serde_json::Value = serde_json::from_str(OLD_LINE).expect("json");
+        assert_eq!(back, old, "existing fields keep their JSON");
+    }
+
+    #[test]
+    fn a_group_kill_writes_its_members() {
+        let mut k: OomKill = serde_json::from_str(OLD_LINE).expect("old line");
+        k.group = Some(OomGroup {
+            cgroup_path: k.container.cgroup_path.clone(),
+            members: vec![Victim {
+                pid: 116,
+                comm: "sh".into(),
+                ..Victim::default()
+            }],
+            member_count: 1,
+            skipped: 0,
+            kill_lines: 3,
+        });
+        let v = serde_json::to_value(&k).expect("json");
+        assert_eq!(v["group"]["member_count"], 1);
+        assert_eq!(v["group"]["members"][0]["comm"], "sh");
+        assert_eq!(v["group"]["kill_lines"], 3);
+        let again: OomKill = serde_json::from_value(v).expect("reads back");
+        assert_eq!(again, k);
+    }
 }

@@ -6,8 +6,8 @@ use gpuscope_proto::v1 as pb;
 use crate::{
     CgroupDriver, CgroupMode, CgroupVersion, ContainerRef, ContainerRuntime, ContainerSample,
     CpuStats, Detection, Event, GpuHolder, GpuProcess, GpuSample, MemoryEvents, MemoryStats,
-    NodeSample, OomConstraint, OomKill, Pressure, Psi, PsiLine, PsiScope, QosClass, RecorderPoint,
-    SourceState, SourceStatus, Timestamp, Victim,
+    NodeSample, OomConstraint, OomGroup, OomKill, Pressure, Psi, PsiLine, PsiScope, QosClass,
+    RecorderPoint, SourceState, SourceStatus, Timestamp, Victim,
 };
 
 impl From<CgroupMode> for pb::CgroupMode {
@@ -218,6 +218,13 @@ impl From<&OomKill> for pb::OomKill {
                 OomConstraint::Unknown => pb::OomConstraint::Unknown,
             } as i32,
             victim: k.victim.as_ref().map(Into::into),
+            group: k.group.as_ref().map(|g| pb::OomGroup {
+                cgroup_path: g.cgroup_path.clone(),
+                members: g.members.iter().map(Into::into).collect(),
+                member_count: g.member_count,
+                skipped: g.skipped,
+                kill_lines: g.kill_lines,
+            }),
             trigger_comm: k.trigger_comm.clone(),
             kernel_usage_bytes: k.kernel_usage_bytes,
             kernel_limit_bytes: k.kernel_limit_bytes,
@@ -558,6 +565,22 @@ impl From<pb::GpuSample> for GpuSample {
     }
 }
 
+impl From<pb::Victim> for Victim {
+    fn from(v: pb::Victim) -> Self {
+        Self {
+            pid: v.pid,
+            comm: v.comm,
+            total_vm_bytes: v.total_vm_bytes,
+            anon_rss_bytes: v.anon_rss_bytes,
+            file_rss_bytes: v.file_rss_bytes,
+            shmem_rss_bytes: v.shmem_rss_bytes,
+            uid: v.uid,
+            pgtables_bytes: v.pgtables_bytes,
+            oom_score_adj: v.oom_score_adj,
+        }
+    }
+}
+
 impl From<pb::OomKill> for OomKill {
     fn from(k: pb::OomKill) -> Self {
         Self {
@@ -581,16 +604,13 @@ impl From<pb::OomKill> for OomKill {
                 Ok(pb::OomConstraint::MemoryPolicy) => OomConstraint::MemoryPolicy,
                 _ => OomConstraint::Unknown,
             },
-            victim: k.victim.map(|v| Victim {
-                pid: v.pid,
-                comm: v.comm,
-                total_vm_bytes: v.total_vm_bytes,
-                anon_rss_bytes: v.anon_rss_bytes,
-                file_rss_bytes: v.file_rss_bytes,
-                shmem_rss_bytes: v.shmem_rss_bytes,
-                uid: v.uid,
-                pgtables_bytes: v.pgtables_bytes,
-                oom_score_adj: v.oom_score_adj,
+            victim: k.victim.map(Into::into),
+            group: k.group.map(|g| OomGroup {
+                cgroup_path: g.cgroup_path,
+                members: g.members.into_iter().map(Into::into).collect(),
+                member_count: g.member_count,
+                skipped: g.skipped,
+                kill_lines: g.kill_lines,
             }),
             trigger_comm: k.trigger_comm,
             kernel_usage_bytes: k.kernel_usage_bytes,
@@ -690,7 +710,20 @@ mod tests {
                 pid: 8048,
                 comm: "python3".into(),
                 anon_rss_bytes: 65_152 * 1024,
+                oom_score_adj: Some(-997),
                 ..Victim::default()
+            }),
+            group: Some(OomGroup {
+                cgroup_path: "/kubepods/burstable/podx/abc".into(),
+                members: vec![Victim {
+                    pid: 8051,
+                    comm: "pt_data_worker".into(),
+                    shmem_rss_bytes: 4096,
+                    ..Victim::default()
+                }],
+                member_count: 1,
+                skipped: 0,
+                kill_lines: 3,
             }),
             trigger_comm: Some("python3".into()),
             kernel_usage_bytes: Some(67_108_864),
@@ -713,6 +746,13 @@ mod tests {
         );
         assert_eq!(decoded.constraint(), pb::OomConstraint::Memcg);
         assert_eq!(decoded.window.len(), 1);
+        let g = decoded.group.as_ref().expect("group");
+        assert_eq!((g.member_count, g.kill_lines), (1, 3));
+        assert_eq!(g.members[0].comm, "pt_data_worker");
+        assert_eq!(
+            decoded.victim.as_ref().and_then(|v| v.oom_score_adj),
+            Some(-997)
+        );
         assert_eq!(
             OomKill::from(decoded),
             kill,

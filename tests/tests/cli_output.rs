@@ -262,6 +262,7 @@ fn node_a() -> Script {
             pgtables_bytes: Some(38 * MIB),
             oom_score_adj: Some(984),
         }),
+        group: None,
         trigger_comm: Some("python3".to_owned()),
         kernel_usage_bytes: Some(32 * GIB),
         kernel_limit_bytes: Some(32 * GIB),

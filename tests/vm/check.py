@@ -16,6 +16,10 @@ import re
 import sys
 
 
+# The group-kill container's pod (tests/vm/run.sh GROUP_POD_UID).
+GROUP_POD_UID = "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f"
+
+
 def section(lines, name):
     """Lines between `=== NAME-BEGIN` and `=== NAME-END`, or None."""
     try:
@@ -31,6 +35,16 @@ def marker_value(lines, prefix):
         if line.startswith(prefix):
             return line[len(prefix) :].strip()
     return None
+
+
+def counters_of(console, name):
+    """The `memory.events` counters printed in section NAME."""
+    counters = {}
+    for line in section(console, name) or []:
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counters[parts[0]] = int(parts[1])
+    return counters
 
 
 def harness_checks(console):
@@ -56,6 +70,38 @@ def harness_checks(console):
     facts["memory_events"] = counters
     if counters.get("oom_kill") != 1:
         problems.append(f"container memory.events oom_kill = {counters.get('oom_kill')!r}, want 1")
+    group = counters_of(console, "MEMORY-EVENTS-GROUP")
+    facts["group_memory_events"] = group
+    if group.get("oom_group_kill") != 1 or group.get("oom_kill", 0) < 3:
+        problems.append(f"group container memory.events {group!r}: want oom_group_kill 1 and oom_kill >= 3 "
+                        "(the hog, the shell, the sleeps)")
+    gexit = marker_value(console, "=== GROUP-EXIT")
+    if gexit != "137":
+        problems.append(f"group shell exit status {gexit!r}, want 137 (killed with its group)")
+    # The test must be able to tell the chosen victim from the last
+    # process killed: the group's last Killed process line is a sleep.
+    dmesg = section(console, "DMESG-OOM") or []
+    group_cg = "pod" + GROUP_POD_UID.replace("-", "_")
+    after = [i for i, l in enumerate(dmesg) if "memory.oom.group set" in l and group_cg in l]
+    if not after:
+        problems.append(f"no 'Tasks in ... memory.oom.group set' line for the group container ({group_cg})")
+    else:
+        block = []
+        for l in dmesg[after[0] + 1:]:
+            if "invoked oom-killer" in l:
+                break
+            block.append(l)
+        tail = [l for l in block if "Killed process" in l]
+        last = re.search(r"Killed process \d+ \((.*?)\)", tail[-1]) if tail else None
+        facts["group_last_killed"] = last.group(1) if last else None
+        if not last or last.group(1) == "hog":
+            problems.append(f"the group's last Killed process line is {facts['group_last_killed']!r}: "
+                            "the chosen victim (hog) must not be the last one killed for this test to mean anything")
+    shm = counters_of(console, "MEMORY-EVENTS-SHM")
+    facts["shm_memory_events"] = shm
+    if shm.get("oom_kill", 0) < 1:
+        problems.append(f"tmpfs container memory.events {shm!r}: want oom_kill >= 1")
+    facts["shm_stat"] = marker_value(console, "=== SHM-STAT")
     pressure_total = None
     for line in section(console, "MEMORY-PRESSURE") or []:
         m = re.match(r"some .*\btotal=(\d+)", line)
@@ -71,9 +117,11 @@ def agent_checks(records, bad_lines, args, notify_only):
         problems.append(f"out.jsonl line {lineno} is not a JSON object ({err}): {text[:200]!r}")
     ooms = [r for r in records if r.get("kind") == "oom_kill"]
     ours = [r for r in ooms if r.get("pod_uid") == args.pod_uid]
-    if len(ooms) != 1 or len(ours) != 1:
+    others = {args.group_pod_uid, args.shm_pod_uid}
+    strangers = [r.get("pod_uid") for r in ooms if r.get("pod_uid") not in others | {args.pod_uid}]
+    if len(ours) != 1 or strangers:
         problems.append(
-            f"want exactly 1 oom_kill line with pod_uid {args.pod_uid}, got {len(ours)} "
+            f"want exactly 1 oom_kill line with pod_uid {args.pod_uid} and none of other pods, got {len(ours)} "
             f"(oom_kill lines in total: {len(ooms)}; pod_uids: {[r.get('pod_uid') for r in ooms]})"
         )
     if len(ours) != 1:
@@ -121,6 +169,54 @@ def agent_checks(records, bad_lines, args, notify_only):
     return problems
 
 
+def group_checks(records, console, args):
+    """The memory.oom.group kill: one event naming the victim the kernel
+    chose (the hog, the summary's task=), not the last process killed, with
+    the other members; the tmpfs kill: shared memory in the victim's
+    shmem-rss and in the cgroup's stat."""
+    problems = []
+    ooms = [r for r in records if r.get("kind") == "oom_kill"]
+    group = [r for r in ooms if r.get("pod_uid") == args.group_pod_uid]
+    if len(group) != 1:
+        problems.append(f"want exactly 1 oom_kill line for the group kill (pod_uid {args.group_pod_uid}), "
+                        f"got {len(group)}: one OOM event, however many processes died")
+    else:
+        ev = group[0]
+        victim = ev.get("victim") or {}
+        if victim.get("comm") != "hog":
+            problems.append(f"group kill victim {victim.get('comm')!r}, want 'hog' (the kernel's chosen victim)")
+        g = ev.get("group")
+        if not isinstance(g, dict):
+            problems.append(f"group kill event has no group: {g!r}")
+        else:
+            comms = sorted(m.get("comm") for m in g.get("members", []))
+            if g.get("member_count") != len(g.get("members", [])) or "sh" not in comms or comms.count("sleep") < 2:
+                problems.append(f"group members {comms} (member_count {g.get('member_count')}), "
+                                "want the shell and both sleeps")
+            if any(m.get("pid") == victim.get("pid") for m in g.get("members", [])):
+                problems.append("the chosen victim is listed among the other members")
+            counters = counters_of(console, "MEMORY-EVENTS-GROUP")
+            if g.get("kill_lines") != counters.get("oom_kill"):
+                problems.append(f"group kill_lines {g.get('kill_lines')}, want the cgroup's oom_kill "
+                                f"{counters.get('oom_kill')} (one per Killed process line)")
+            if ev.get("oom_kill") != counters.get("oom_kill"):
+                problems.append(f"group event oom_kill {ev.get('oom_kill')}, want {counters.get('oom_kill')}")
+    shm = [r for r in ooms if r.get("pod_uid") == args.shm_pod_uid]
+    if len(shm) != 1:
+        problems.append(f"want exactly 1 oom_kill line for the tmpfs kill (pod_uid {args.shm_pod_uid}), got {len(shm)}")
+    else:
+        ev = shm[0]
+        victim = ev.get("victim") or {}
+        if victim.get("comm") != "hog" or (victim.get("shmem_rss_bytes") or 0) < 8 << 20:
+            problems.append(f"tmpfs kill victim {victim.get('comm')!r} shmem_rss_bytes "
+                            f"{victim.get('shmem_rss_bytes')!r}, want hog with >= 8 MiB (12 MiB mapped)")
+        window = ev.get("window") or []
+        top = max((p.get("shmem_bytes") or 0 for p in window if isinstance(p, dict)), default=0)
+        if top < 8 << 20:
+            problems.append(f"tmpfs kill window shmem_bytes at most {top}, want >= 8 MiB")
+    return problems
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="the agent's JSONL (between the OUT markers)")
@@ -130,6 +226,8 @@ def main():
     ap.add_argument("--pod-uid", required=True)
     ap.add_argument("--container-id", required=True)
     ap.add_argument("--limit-bytes", required=True, type=int)
+    ap.add_argument("--group-pod-uid", required=True, help="pod of the memory.oom.group kill")
+    ap.add_argument("--shm-pod-uid", required=True, help="pod of the tmpfs kill")
     args = ap.parse_args()
 
     with open(args.console, encoding="utf-8", errors="replace") as f:
@@ -154,6 +252,7 @@ def main():
     notify_records, notify_bad = load(args.notify_out)
     harness, facts = harness_checks(console)
     agent = agent_checks(records, bad_lines, args, notify_only=False)
+    agent += group_checks(records, console, args)
     agent += [f"agent without kmsg: {p}"
               for p in agent_checks(notify_records, notify_bad, args, notify_only=True)]
 
@@ -181,7 +280,9 @@ def main():
         return 1
     print("vm-test: PASS: the agent reported the hog's cgroup v2 OOM kill "
           f"(pod {args.pod_uid}, limit {args.limit_bytes}, victim hog, constraint memcg), "
-          "and an agent without the kernel log reported it through memory.events")
+          "and an agent without the kernel log reported it through memory.events; "
+          "the memory.oom.group kill was one event naming the chosen victim (hog) and the shell and "
+          "sleeps killed with it, and the tmpfs kill showed shared memory")
     return 0
 
 

@@ -4,7 +4,9 @@
 # Boots Debian's 6.1 kernel in a QEMU guest (TCG, no KVM) with cgroup v2 and
 # the memory controller, runs AGENT_BINARY (`watch -o jsonl`) while a static
 # hog is OOM-killed in a kubelet-style container cgroup (memory.max 32 MiB),
-# and checks the agent's JSONL with tests/vm/check.py. See tests/vm/README.md.
+# then a memory.oom.group kill of a hog, a shell and two sleeps, then a hog
+# holding tmpfs pages, and checks the agent's JSONL with tests/vm/check.py.
+# See tests/vm/README.md.
 #
 # Environment (all optional):
 #   GPUSCOPE_VM_TIMEOUT=120        seconds before qemu is killed (boot timeout)
@@ -28,6 +30,17 @@ CONTAINER_ID="9b4f2c7e1a3d5f6e8c0b2a4d6f8e1c3a5b7d9f0e2c4a6b8d0f1e3c5a7b9d2e4f"
 LIMIT_BYTES=33554432
 POD_SLICE="kubepods-burstable-pod${POD_UID//-/_}.slice"
 CG_REL="kubepods.slice/kubepods-burstable.slice/$POD_SLICE/cri-containerd-$CONTAINER_ID.scope"
+# A second container with memory.oom.group = 1 (the kubelet's cgroup v2
+# default) holding a shell, the hog and two sleeps started after the hog:
+# one group kill, the hog chosen, a sleep killed last.
+GROUP_POD_UID="7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f"
+GROUP_CONTAINER_ID="4e5f6a7b8c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091"
+GROUP_CG_REL="kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${GROUP_POD_UID//-/_}.slice/cri-containerd-$GROUP_CONTAINER_ID.scope"
+# A third whose hog maps 12 MiB of a tmpfs file first: shared memory in
+# the cgroup's stat and in the victim's shmem-rss.
+SHM_POD_UID="3b4c5d6e-7f80-4912-a3b4-c5d6e7f80912"
+SHM_CONTAINER_ID="a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90"
+SHM_CG_REL="kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${SHM_POD_UID//-/_}.slice/cri-containerd-$SHM_CONTAINER_ID.scope"
 
 log() { printf 'vm-test: %s\n' "$*" >&2; }
 die() { printf 'vm-test: FAIL: %s\n' "$*" >&2; exit 1; }
@@ -225,6 +238,8 @@ chmod 755 "$ROOT/gpuscope-agent"
 cat >"$ROOT/init" <<EOF
 #!/bin/sh
 CG=/sys/fs/cgroup/$CG_REL
+CG2=/sys/fs/cgroup/$GROUP_CG_REL
+CG3=/sys/fs/cgroup/$SHM_CG_REL
 SETTLE=$SETTLE
 AGENT_ARGS="$AGENT_ARGS"
 EOF
@@ -261,16 +276,24 @@ say "GUEST root controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 say "GUEST mem total: $(grep MemTotal /proc/meminfo)"
 
 enable_controllers /sys/fs/cgroup
-dir=/sys/fs/cgroup
-rel=${CG#/sys/fs/cgroup/}
-while [ -n "$rel" ]; do
-	part=${rel%%/*}
-	[ "$part" = "$rel" ] && rel="" || rel=${rel#*/}
-	dir="$dir/$part"
-	mkdir -p "$dir"
-	[ -n "$rel" ] && enable_controllers "$dir"
+make_cgroup() { # PATH: create it and its parents, memory enabled down to it
+	dir=/sys/fs/cgroup
+	rel=${1#/sys/fs/cgroup/}
+	while [ -n "$rel" ]; do
+		part=${rel%%/*}
+		[ "$part" = "$rel" ] && rel="" || rel=${rel#*/}
+		dir="$dir/$part"
+		mkdir -p "$dir"
+		[ -n "$rel" ] && enable_controllers "$dir"
+	done
+	echo 33554432 >"$1/memory.max" || say "HARNESS-ERROR cannot write $1/memory.max"
+}
+make_cgroup "$CG"
+make_cgroup "$CG2"
+make_cgroup "$CG3"
+for c in "$CG2" "$CG3"; do
+	echo 1 >"$c/memory.oom.group" || say "HARNESS-ERROR cannot write $c/memory.oom.group"
 done
-echo 33554432 >"$CG/memory.max" || say "HARNESS-ERROR cannot write $CG/memory.max"
 say "GUEST container controllers: $(cat "$CG/cgroup.controllers")"
 say "GUEST container memory.max: $(cat "$CG/memory.max")"
 
@@ -299,6 +322,19 @@ fi
 say "HOG-START /hog 100 in $CG"
 sh -c "echo \$\$ >'$CG/cgroup.procs' && exec /hog 100"
 say "HOG-EXIT $?"
+sleep 1
+
+# The group: the shell, the hog (1 MiB every 25 ms) and two sleeps that
+# start after it, so the kernel's last Killed process line is not the hog.
+say "GROUP-START in $CG2"
+sh -c "echo \$\$ >'$CG2/cgroup.procs' && { /hog 100 25 & sleep 0.3; sleep 1000 & sleep 1000 & wait; }"
+say "GROUP-EXIT $?"
+sleep 1
+
+mkdir -p /stage && mount -t tmpfs -o size=64m tmpfs /stage || say "HARNESS-ERROR cannot mount a tmpfs"
+say "SHM-START in $CG3"
+sh -c "echo \$\$ >'$CG3/cgroup.procs' && exec /hog 100 0 /stage/batch 12"
+say "SHM-EXIT $?"
 sleep 1
 
 for pid in $AGENT ${AGENT2:-}; do
@@ -332,12 +368,19 @@ say AGENT-LOG-END
 say MEMORY-EVENTS-BEGIN
 cat "$CG/memory.events"
 say MEMORY-EVENTS-END
+say MEMORY-EVENTS-GROUP-BEGIN
+cat "$CG2/memory.events"
+say MEMORY-EVENTS-GROUP-END
+say MEMORY-EVENTS-SHM-BEGIN
+cat "$CG3/memory.events"
+say MEMORY-EVENTS-SHM-END
+say "SHM-STAT $(grep '^shmem ' "$CG3/memory.stat")"
 say MEMORY-PRESSURE-BEGIN
 cat "$CG/memory.pressure"
 say MEMORY-PRESSURE-END
 say "MEMORY-PEAK $(cat "$CG/memory.peak" 2>/dev/null)"
 say DMESG-OOM-BEGIN
-dmesg | grep -E 'oom-kill|Killed process|invoked oom-killer|memory: usage'
+dmesg | grep -E 'oom-kill|Killed process|invoked oom-killer|memory: usage|Tasks in|already exiting'
 say DMESG-OOM-END
 say GUEST-DONE
 poweroff -f
@@ -402,7 +445,8 @@ log "guest ran ${BOOT_SECS}s"
 
 set +e
 python3 "$HERE/check.py" --out "$RUN/out.jsonl" --notify-out "$RUN/out-notify.jsonl" --console "$RUN/console.txt" \
-	--pod-uid "$POD_UID" --container-id "$CONTAINER_ID" --limit-bytes "$LIMIT_BYTES"
+	--pod-uid "$POD_UID" --container-id "$CONTAINER_ID" --limit-bytes "$LIMIT_BYTES" \
+	--group-pod-uid "$GROUP_POD_UID" --shm-pod-uid "$SHM_POD_UID"
 CRC=$?
 set -e
 if [ "$CRC" != 0 ]; then

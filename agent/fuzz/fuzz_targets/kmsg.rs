@@ -13,4 +13,6 @@ fuzz_target!(|data: &[u8]| {
             let _ = assembler.push(&rec);
         }
     }
+    // The report held for a group kill that might follow.
+    let _ = assembler.flush();
 });

@@ -28,6 +28,28 @@
 //! - `Tasks in <path> are going to be killed due to memory.oom.group set`: the
 //!   following kills in that cgroup belong to the same OOM (the kubelet sets
 //!   `memory.oom.group` on cgroup v2).
+//!
+//! A `memory.oom.group` kill is one OOM event with several `Killed process`
+//! lines (real 6.1 output in `tests/fixtures/kmsg/cgroup-v2-group-oom-kill-6.1-vm.txt`):
+//!
+//! ```text
+//! oom-kill:constraint=CONSTRAINT_MEMCG,...,task_memcg=/c,task=hog,pid=121,uid=0
+//! Memory cgroup out of memory: Killed process 121 (hog) ... oom_score_adj:0    <- the victim the kernel chose
+//! Tasks in /c are going to be killed due to memory.oom.group set
+//! Memory cgroup out of memory: Killed process 116 (sh) ...                     <- every member,
+//! Memory cgroup out of memory: Killed process 121 (hog) ...                    <- the chosen one again
+//! ```
+//!
+//! (a member whose memory is already gone prints `OOM victim P (C) is
+//! already exiting. Skip killing the task` instead). Each `Killed process`
+//! line raises the cgroup's `oom_kill` by one, the group `oom_group_kill`
+//! once. The assembler therefore holds the chosen victim's report until
+//! it knows whether a group follows, and emits **one** report per OOM
+//! event: the chosen victim, and the group's other members in
+//! [`OomReport::group`]. A held report is released by the next record
+//! that does not continue it, by a record more than [`GROUP_GAP`] later,
+//! or by [`OomAssembler::flush`] (the reader calls it once the log has
+//! been quiet for [`QUIET_FLUSH`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
@@ -37,7 +59,7 @@ use std::time::Duration;
 
 use tracing::{debug, warn};
 
-use gpuscope_model::{OomConstraint, Victim};
+use gpuscope_model::{MAX_GROUP_MEMBERS, OomConstraint, OomGroup, Victim};
 
 /// Size of the read buffer: the kernel's largest extended record
 /// (`CONSOLE_EXT_LOG_MAX`).
@@ -46,6 +68,17 @@ pub const BUFFER_LEN: usize = 8192;
 /// How long OOM context lines (header, usage, summary) stay attachable to a
 /// later `Killed process` line, by the records' own timestamps.
 pub const DEFAULT_CONTEXT_WINDOW: Duration = Duration::from_secs(5);
+
+/// A held report is released by a record this much later than its last
+/// line (kernel time): the kernel prints a group's kills in one loop under
+/// the OOM lock, milliseconds apart even on a slow console.
+pub const GROUP_GAP: Duration = Duration::from_secs(1);
+
+/// How long the log must be quiet before a held report is released (wall
+/// time, [`OomAssembler::flush`]). 13 ms separated two member lines under
+/// QEMU's TCG; 50 ms leaves room and stays under the pipeline's default
+/// 250 ms wait for a report (`--kmsg-wait`).
+pub const QUIET_FLUSH: Duration = Duration::from_millis(50);
 
 /// Errors of the kernel-log reader and parser.
 #[derive(Debug, thiserror::Error)]
@@ -244,6 +277,31 @@ impl KmsgReader {
         }
     }
 
+    /// Waits up to `timeout` for a record to read; `Ok(false)` when none
+    /// came. A record already buffered, or a regular file, is ready at once.
+    pub fn wait_readable(&self, timeout: Duration) -> Result<bool, KmsgError> {
+        use std::os::fd::AsFd;
+
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+        if self.pending.is_some()
+            || self.eof
+            || (self.mode == Mode::Stream && self.start < self.end)
+        {
+            return Ok(true);
+        }
+        let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(self.file.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Ok(n) => Ok(n > 0),
+            Err(nix::errno::Errno::EINTR) => Ok(false),
+            Err(e) => Err(KmsgError::Read {
+                path: self.path.clone(),
+                source: e.into(),
+            }),
+        }
+    }
+
     /// Sequence number of the last record returned.
     pub fn last_seq(&self) -> Option<u64> {
         self.last_seq
@@ -376,8 +434,12 @@ pub struct OomReport {
     /// e.g. `/kubepods/burstable/pod<uid>/<id>`. Only set when the summary
     /// line names this victim's pid.
     pub task_memcg: Option<String>,
-    /// The killed process.
+    /// The process the kernel chose: the first `Killed process` line of
+    /// the OOM event.
     pub victim: Victim,
+    /// The rest of a `memory.oom.group` kill: the other processes killed
+    /// after the `Tasks in ... memory.oom.group set` line.
+    pub group: Option<OomGroup>,
     /// `memory: usage NkB` of the OOM cgroup, bytes (memcg OOMs only).
     pub memcg_usage_bytes: Option<u64>,
     /// `limit NkB` of the same line, bytes.
@@ -409,16 +471,18 @@ struct Context {
     /// 4.19's `Kill process P (C) score N or sacrifice child`: (usec, pid,
     /// constraint from the prefix).
     notice: Option<(u64, u32, OomConstraint)>,
+    /// A `memory.oom.group` line whose chosen victim was not seen: (usec,
+    /// cgroup).
+    group: Option<(u64, String)>,
 }
 
-/// A `memory.oom.group` kill in progress.
+/// A report held until it is known whether a `memory.oom.group` kill
+/// continues it.
 #[derive(Debug, Clone)]
-struct Group {
-    usec: u64,
-    memcg: String,
-    constraint: OomConstraint,
-    trigger_comm: Option<String>,
-    usage: Option<(u64, u64)>,
+struct Held {
+    report: OomReport,
+    /// Kernel time of its last line.
+    last_usec: u64,
 }
 
 /// Assembles OOM reports from the records of the kernel log.
@@ -429,9 +493,8 @@ struct Group {
 pub struct OomAssembler {
     window_usec: u64,
     ctx: Context,
-    /// The last report, for a following `memory.oom.group` line.
-    last: Option<OomReport>,
-    group: Option<Group>,
+    /// The last report, not yet emitted.
+    held: Option<Held>,
 }
 
 impl Default for OomAssembler {
@@ -449,6 +512,9 @@ const TASK_IN: &[u8] = b"Task in ";
 const TASK_IN_LIMIT: &[u8] = b" killed as a result of limit of ";
 const GROUP: &[u8] = b"Tasks in ";
 const GROUP_END: &[u8] = b" are going to be killed due to memory.oom.group set";
+const EXITING: &[u8] = b"OOM victim ";
+const EXITING_END: &[u8] = b" is already exiting. Skip killing the task";
+const REAPER: &[u8] = b"oom_reaper: ";
 const MEMCG_PREFIX: &[u8] = b"Memory cgroup out of memory";
 const NODE_PREFIX: &[u8] = b"Out of memory";
 /// How far into a record the `invoked oom-killer` and `Killed process`
@@ -467,36 +533,123 @@ impl OomAssembler {
         Self {
             window_usec: window.as_micros() as u64,
             ctx: Context::default(),
-            last: None,
-            group: None,
+            held: None,
         }
     }
 
-    /// Takes one record; returns a report when it completes an OOM kill.
+    /// Whether a report is held, waiting to learn whether a group kill
+    /// continues it: call [`Self::flush`] once the log is quiet.
+    pub fn holding(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// Releases the held report, if any: nothing more belongs to it.
+    pub fn flush(&mut self) -> Option<OomReport> {
+        self.held.take().map(|h| h.report)
+    }
+
+    /// Takes one record; returns a report when an OOM event is complete
+    /// (normally the one before this record: see the module docs).
     pub fn push(&mut self, rec: &KmsgRecord<'_>) -> Option<OomReport> {
+        if self.held.is_some() {
+            if self.continues_held(rec) {
+                return None;
+            }
+            let done = self.flush();
+            self.push_new(rec);
+            return done;
+        }
+        self.push_new(rec);
+        None
+    }
+
+    /// Whether `rec` belongs to the held report's OOM event (and takes it).
+    fn continues_held(&mut self, rec: &KmsgRecord<'_>) -> bool {
+        let gap = GROUP_GAP.as_micros() as u64;
+        let Some(held) = &mut self.held else {
+            return false;
+        };
+        if rec.usec < held.last_usec || rec.usec - held.last_usec > gap {
+            return false;
+        }
+        let text = rec.text;
+        if let Some(path) = text
+            .strip_prefix(GROUP)
+            .and_then(|t| t.strip_suffix(GROUP_END))
+        {
+            if held.report.group.is_some() {
+                return false;
+            }
+            held.report.group = Some(OomGroup {
+                cgroup_path: lossy(path),
+                kill_lines: 1,
+                ..OomGroup::default()
+            });
+            held.last_usec = rec.usec;
+            return true;
+        }
+        if text.starts_with(REAPER) {
+            return true;
+        }
+        let Some(group) = &mut held.report.group else {
+            return false;
+        };
+        let head = &text[..text.len().min(MARKER_WINDOW)];
+        if let Some(at) = find(head, KILLED)
+            && (at == 0 || text[..at].ends_with(b": "))
+            && let Some(v) = parse_victim(&text[at + KILLED.len()..])
+        {
+            group.kill_lines += 1;
+            if v.pid != held.report.victim.pid {
+                group.member_count += 1;
+                if group.members.len() < MAX_GROUP_MEMBERS {
+                    group.members.push(v);
+                }
+            }
+            held.last_usec = rec.usec;
+            return true;
+        }
+        if let Some(at) = find(head, EXITING)
+            && text.ends_with(EXITING_END)
+            && text[..at].ends_with(b": ")
+        {
+            group.skipped += 1;
+            held.last_usec = rec.usec;
+            return true;
+        }
+        // Anything else that is not about an OOM (another subsystem's
+        // record from another CPU) neither continues nor ends the group.
+        !is_oom_record(text)
+    }
+
+    /// Takes a record that no held report continues.
+    fn push_new(&mut self, rec: &KmsgRecord<'_>) {
         let text = rec.text;
         // Cheapest checks first: most records start with none of these bytes.
         match text.first() {
             Some(b'o') if text.starts_with(SUMMARY) => {
                 self.on_summary(rec.usec, &text[SUMMARY.len()..]);
-                return None;
+                return;
             }
             Some(b'm') if text.starts_with(USAGE) => {
                 self.on_usage(rec.usec, &text[USAGE.len()..]);
-                return None;
+                return;
             }
             Some(b'T') if text.starts_with(GROUP) => {
+                // A group line with no report held: its chosen victim's
+                // line was lost (overrun, or read before start-up). The
+                // members that follow are reported one by one.
                 // The prefix ends and the suffix starts with a space: strip
                 // one after the other so a record holding only the two
                 // (overlapping on that space) yields no path, not a panic.
                 if let Some(path) = text[GROUP.len()..].strip_suffix(GROUP_END) {
-                    self.on_group(rec.usec, path);
-                    return None;
+                    self.ctx.group = Some((rec.usec, lossy(path)));
+                    return;
                 }
             }
             Some(b'T') if text.starts_with(TASK_IN) => {
                 self.on_task_in(rec.usec, &text[TASK_IN.len()..]);
-                return None;
+                return;
             }
             _ => {}
         }
@@ -504,7 +657,7 @@ impl OomAssembler {
         if let Some(at) = find(head, KILLED) {
             let prefix = &text[..at];
             if at == 0 || prefix.ends_with(b": ") {
-                return self.on_killed(rec, prefix, &text[at + KILLED.len()..]);
+                self.on_killed(rec, prefix, &text[at + KILLED.len()..]);
             }
         } else if let Some(at) = find(head, KILL_NOTICE) {
             if text[..at].ends_with(b": ") {
@@ -513,7 +666,6 @@ impl OomAssembler {
         } else if let Some(at) = find(head, OOM_HEADER) {
             self.on_header(rec.usec, &text[..at]);
         }
-        None
     }
 
     fn on_header(&mut self, usec: u64, comm: &[u8]) {
@@ -522,7 +674,6 @@ impl OomAssembler {
             header: Some((usec, lossy(comm))),
             ..Context::default()
         };
-        self.group = None;
     }
 
     fn on_usage(&mut self, usec: u64, rest: &[u8]) {
@@ -602,30 +753,16 @@ impl OomAssembler {
         }
     }
 
-    fn on_group(&mut self, usec: u64, path: &[u8]) {
-        let Some(last) = &self.last else {
-            return;
-        };
-        if !self.fresh(last.usec, usec) {
-            return;
-        }
-        self.group = Some(Group {
-            usec,
-            memcg: lossy(path),
-            constraint: last.constraint,
-            trigger_comm: last.trigger_comm.clone(),
-            usage: last.memcg_usage_bytes.zip(last.memcg_limit_bytes),
-        });
-    }
-
     fn fresh(&self, then: u64, now: u64) -> bool {
         now >= then && now - then <= self.window_usec
     }
 
-    fn on_killed(&mut self, rec: &KmsgRecord<'_>, prefix: &[u8], rest: &[u8]) -> Option<OomReport> {
+    /// A `Killed process` line that starts an OOM event: its report is
+    /// held (see the module docs).
+    fn on_killed(&mut self, rec: &KmsgRecord<'_>, prefix: &[u8], rest: &[u8]) {
         let Some(victim) = parse_victim(rest) else {
             debug!(seq = rec.seq, "Unparsable Killed process line.");
-            return None;
+            return;
         };
         let now = rec.usec;
         let ctx = std::mem::take(&mut self.ctx);
@@ -650,6 +787,7 @@ impl OomAssembler {
             oom_memcg: None,
             task_memcg: None,
             victim,
+            group: None,
             memcg_usage_bytes: None,
             memcg_limit_bytes: None,
             partial: true,
@@ -683,17 +821,21 @@ impl OomAssembler {
                 }
             }
             None => {
-                let group = self.group.as_ref().filter(|g| {
-                    self.fresh(g.usec, now)
-                        && (report.constraint == OomConstraint::Unknown
-                            || report.constraint == g.constraint)
-                });
-                if let Some(g) = group {
-                    report.constraint = g.constraint;
-                    report.oom_memcg = Some(g.memcg.clone());
-                    report.trigger_comm = g.trigger_comm.clone();
-                    report.memcg_usage_bytes = g.usage.map(|u| u.0);
-                    report.memcg_limit_bytes = g.usage.map(|u| u.1);
+                // A member of a group whose chosen victim was not seen: its
+                // cgroup is the group's, and the rest of the context (of
+                // the same block) still applies.
+                let group = ctx.group.filter(|g| self.fresh(g.0, now));
+                if let Some((at, memcg)) = group {
+                    report.oom_memcg = Some(memcg.clone());
+                    report.trigger_comm = header.as_ref().map(|h| h.1.clone());
+                    if let Some((_, u, l)) = usage {
+                        report.memcg_usage_bytes = Some(u);
+                        report.memcg_limit_bytes = Some(l);
+                    }
+                    // Later members of the same group too.
+                    self.ctx.group = Some((at, memcg));
+                    self.ctx.header = header;
+                    self.ctx.usage = usage;
                 } else {
                     // Summary lost (rate limit, overrun): the header of the
                     // same block may still be there.
@@ -709,9 +851,24 @@ impl OomAssembler {
                 }
             }
         }
-        self.last = Some(report.clone());
-        Some(report)
+        self.held = Some(Held {
+            last_usec: now,
+            report,
+        });
     }
+}
+
+/// Whether a record is part of some OOM report (and so ends a held one
+/// it does not continue).
+fn is_oom_record(text: &[u8]) -> bool {
+    let head = &text[..text.len().min(MARKER_WINDOW)];
+    text.starts_with(SUMMARY)
+        || text.starts_with(USAGE)
+        || text.starts_with(GROUP)
+        || text.starts_with(TASK_IN)
+        || find(head, KILLED).is_some()
+        || find(head, KILL_NOTICE).is_some()
+        || find(head, OOM_HEADER).is_some()
 }
 
 /// `Memory cgroup out of memory: ` => memcg, `Out of memory...: ` => node.
@@ -850,6 +1007,10 @@ mod tests {
         include_str!("../../tests/fixtures/kmsg/memcg-oom-kernel-5.x-handmade.txt");
     const MEMCG_419: &str =
         include_str!("../../tests/fixtures/kmsg/memcg-oom-kernel-4.19-handmade.txt");
+    const VM_GROUP_61: &[u8] =
+        include_bytes!("../../tests/fixtures/kmsg/cgroup-v2-group-oom-kill-6.1-vm.txt");
+    const VM_GROUP_TMPFS_61: &[u8] =
+        include_bytes!("../../tests/fixtures/kmsg/cgroup-v2-group-and-tmpfs-oom-kills-6.1-vm.txt");
     const MEMCG_414: &str =
         include_str!("../../tests/fixtures/kmsg/memcg-oom-kernel-4.14-handmade.txt");
 
@@ -888,10 +1049,12 @@ mod tests {
 
     fn assemble<L: AsRef<[u8]>>(lines: &[L]) -> Vec<OomReport> {
         let mut asm = OomAssembler::new();
-        lines
+        let mut out: Vec<OomReport> = lines
             .iter()
             .filter_map(|l| asm.push(&parse_record(l.as_ref()).unwrap()))
-            .collect()
+            .collect();
+        out.extend(asm.flush());
+        out
     }
 
     fn kmsg_lines(text: &str) -> Vec<&str> {
@@ -1153,7 +1316,7 @@ mod tests {
     }
 
     #[test]
-    fn oom_group_kills_share_the_oom_cgroup() {
+    fn oom_group_kill_is_one_report_naming_the_chosen_victim() {
         let lines = [
             "4,1,100,-;sh invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
             "6,2,101,-;memory: usage 1024kB, limit 1024kB, failcnt 3",
@@ -1161,18 +1324,121 @@ mod tests {
             "3,4,103,-;Memory cgroup out of memory: Killed process 10 (sh) total-vm:10kB, anon-rss:8kB, file-rss:0kB, shmem-rss:0kB",
             "6,5,104,-;Tasks in /c are going to be killed due to memory.oom.group set",
             "6,6,105,-;oom_reaper: reaped process 10 (sh), now anon-rss:0kB, file-rss:0kB, shmem-rss:0kB",
-            "3,7,106,-;Memory cgroup out of memory: Killed process 11 (worker) total-vm:20kB, anon-rss:16kB, file-rss:0kB, shmem-rss:0kB",
+            "3,7,106,-;Memory cgroup out of memory: Killed process 11 (worker) total-vm:20kB, anon-rss:16kB, file-rss:0kB, shmem-rss:4kB",
+            "6,8,107,-;Memory cgroup out of memory: OOM victim 10 (sh) is already exiting. Skip killing the task",
+            "6,9,108,-;net eth0: link up",
+            "3,10,109,-;Memory cgroup out of memory: Killed process 12 (worker) total-vm:20kB, anon-rss:12kB, file-rss:0kB, shmem-rss:0kB",
+            // The next OOM starts: the group is over.
+            "4,11,5000,-;sh invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
         ];
         let reports = assemble(&lines);
-        assert_eq!(reports.len(), 2);
-        assert!(!reports[0].partial);
-        let r = &reports[1];
-        assert_eq!((r.victim.pid, r.victim.comm.as_str()), (11, "worker"));
-        assert_eq!(r.oom_memcg.as_deref(), Some("/c"));
-        assert_eq!(r.task_memcg, None);
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        let r = &reports[0];
+        assert!(!r.partial);
+        assert_eq!((r.victim.pid, r.victim.comm.as_str()), (10, "sh"));
+        assert_eq!(r.task_memcg.as_deref(), Some("/c"));
         assert_eq!(r.trigger_comm.as_deref(), Some("sh"));
         assert_eq!(r.memcg_limit_bytes, Some(1024 * KIB));
-        assert!(r.partial);
+        let g = r.group.as_ref().expect("a group kill");
+        assert_eq!(g.cgroup_path, "/c");
+        assert_eq!((g.member_count, g.skipped, g.kill_lines), (2, 1, 3));
+        let members: Vec<(u32, &str, u64)> = g
+            .members
+            .iter()
+            .map(|m| (m.pid, m.comm.as_str(), m.shmem_rss_bytes))
+            .collect();
+        assert_eq!(members, [(11, "worker", 4 * KIB), (12, "worker", 0)]);
+    }
+
+    /// The real kernel's report of a group kill (Debian 6.1 in the VM
+    /// test): the chosen victim is `hog` (the summary and the first
+    /// `Killed process` line), not `hog` again nor `sleep`, the last one
+    /// printed; three other members; five `Killed process` lines, as the
+    /// cgroup's `oom_kill` counter rose by five.
+    #[test]
+    fn real_group_kill_kernel_61_names_the_chosen_victim() {
+        let reports = assemble(&dmesg_to_kmsg(VM_GROUP_61));
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        let r = &reports[0];
+        assert_eq!((r.victim.pid, r.victim.comm.as_str()), (121, "hog"));
+        assert_eq!(
+            (
+                r.victim.anon_rss_bytes,
+                r.victim.file_rss_bytes,
+                r.victim.shmem_rss_bytes
+            ),
+            (32148 * KIB, 4 * KIB, 648 * KIB)
+        );
+        assert_eq!(r.victim.oom_score_adj, Some(0));
+        assert_eq!(r.constraint, OomConstraint::Memcg);
+        assert_eq!(r.trigger_comm.as_deref(), Some("hog"));
+        let cg = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0f8c3b52_6a0e_4d8e_9d39_2b1f3c6a7e11.slice/cri-containerd-9b4f2c7e1a3d5f6e8c0b2a4d6f8e1c3a5b7d9f0e2c4a6b8d0f1e3c5a7b9d2e4f.scope";
+        assert_eq!(r.task_memcg.as_deref(), Some(cg));
+        let g = r.group.as_ref().expect("a group kill");
+        assert_eq!(g.cgroup_path, cg);
+        assert_eq!((g.member_count, g.skipped, g.kill_lines), (3, 0, 5));
+        let members: Vec<(u32, &str)> =
+            g.members.iter().map(|m| (m.pid, m.comm.as_str())).collect();
+        assert_eq!(members, [(116, "sh"), (118, "sleep"), (120, "sleep")]);
+    }
+
+    /// A second real capture where the last process killed is a `sleep`,
+    /// not the chosen victim; and a tmpfs-backed kill's shmem-rss.
+    #[test]
+    fn real_group_kill_with_a_sleep_last_and_a_tmpfs_kill_kernel_61() {
+        let reports = assemble(&dmesg_to_kmsg(VM_GROUP_TMPFS_61));
+        assert_eq!(reports.len(), 3, "{reports:?}");
+        let (single, group, tmpfs) = (&reports[0], &reports[1], &reports[2]);
+        assert_eq!((single.victim.pid, single.group.is_some()), (129, false));
+        assert_eq!((group.victim.pid, group.victim.comm.as_str()), (132, "hog"));
+        let g = group.group.as_ref().expect("a group kill");
+        let members: Vec<(u32, &str)> =
+            g.members.iter().map(|m| (m.pid, m.comm.as_str())).collect();
+        assert_eq!(members, [(131, "sh"), (134, "sleep"), (135, "sleep")]);
+        assert_eq!((g.member_count, g.kill_lines), (3, 5));
+        assert_eq!(g.members[0].shmem_rss_bytes, 1580 * KIB);
+        assert_eq!(
+            (tmpfs.victim.pid, tmpfs.victim.shmem_rss_bytes),
+            (139, 12936 * KIB)
+        );
+        let g = tmpfs.group.as_ref().expect("a group of one");
+        assert_eq!((g.member_count, g.kill_lines), (0, 2));
+    }
+
+    #[test]
+    fn a_single_kill_is_released_by_the_next_unrelated_oom_record_or_a_flush() {
+        let killed = "3,4,103,-;Memory cgroup out of memory: Killed process 10 (sh) total-vm:10kB, anon-rss:8kB, file-rss:0kB, shmem-rss:0kB";
+        let mut asm = OomAssembler::new();
+        assert_eq!(asm.push(&parse_record(killed.as_bytes()).unwrap()), None);
+        assert!(asm.holding());
+        let r = asm.flush().expect("flushed");
+        assert_eq!((r.victim.pid, r.group.is_some()), (10, false));
+        assert!(!asm.holding());
+        // A record more than GROUP_GAP later releases it too, and a
+        // group line that late does not attach.
+        asm.push(&parse_record(killed.as_bytes()).unwrap());
+        let late = "6,5,1200000,-;Tasks in /c are going to be killed due to memory.oom.group set";
+        let r = asm
+            .push(&parse_record(late.as_bytes()).unwrap())
+            .expect("released");
+        assert_eq!(r.group, None);
+        assert_eq!(asm.flush(), None);
+    }
+
+    #[test]
+    fn group_members_without_their_chosen_victim_are_reported_one_by_one() {
+        // The chosen victim's line was lost (overrun): what follows is
+        // still reported, each with the group's cgroup.
+        let lines = [
+            "6,5,104,-;Tasks in /c are going to be killed due to memory.oom.group set",
+            "3,7,106,-;Memory cgroup out of memory: Killed process 11 (worker) total-vm:20kB, anon-rss:16kB, file-rss:0kB, shmem-rss:0kB",
+            "4,8,5000,-;sh invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+        ];
+        let reports = assemble(&lines);
+        assert_eq!(reports.len(), 1);
+        assert_eq!(reports[0].victim.pid, 11);
+        assert_eq!(reports[0].oom_memcg.as_deref(), Some("/c"));
+        assert!(reports[0].partial);
     }
 
     #[test]
@@ -1201,6 +1467,7 @@ mod tests {
         }
         // Only the last line is a (binary) Killed line with an unknown prefix,
         // and its prefix does not end in ": ": nothing is reported.
+        reports.extend(asm.flush());
         assert!(reports.is_empty(), "{reports:?}");
 
         // Pseudo-random bytes, some with a valid header glued on.

@@ -26,7 +26,7 @@ use nix::time::{ClockId, clock_gettime};
 use crate::collect::cgroup::CgroupReader;
 use crate::collect::cgroup::discover::{CgroupLayout, Discovered, detect_layout, discover};
 use crate::collect::cgroup::path::container_for;
-use crate::collect::kmsg::{KmsgItem, KmsgReader, OomAssembler};
+use crate::collect::kmsg::{KmsgItem, KmsgReader, OomAssembler, OomReport, QUIET_FLUSH};
 use crate::collect::node::read_node;
 use crate::collect::psi::read_node_pressure;
 use crate::notify::Notifier;
@@ -692,36 +692,49 @@ fn kmsg_thread(
     let mut cgroups: Option<CgroupReader> = None;
     let mut assembler = OomAssembler::default();
     let mut failures = 0u32;
+    let mut send = |report: OomReport| {
+        let time = kmsg_to_wall(report.usec);
+        let memcg = report.task_memcg.as_deref().or(report.oom_memcg.as_deref());
+        if cgroups.is_none() {
+            cgroups = detect_layout(cgroup_root).ok().map(CgroupReader::new);
+        }
+        let sample = match (&mut cgroups, memcg) {
+            (Some(r), Some(path)) => r
+                .read_container(
+                    &container_for(path),
+                    &node_pressure(proc_root),
+                    Timestamp::now(),
+                )
+                .ok()
+                .flatten(),
+            _ => None,
+        };
+        let _ = tx.send(Msg::Input(Input::Report {
+            report: Box::new(report),
+            time,
+            sample,
+        }));
+    };
     while !done.load(Ordering::Relaxed) {
+        // A held report (a group kill may follow it) goes out once the
+        // log has been quiet for a moment.
+        if assembler.holding() && !reader.wait_readable(QUIET_FLUSH).unwrap_or(true) {
+            if let Some(report) = assembler.flush() {
+                send(report);
+            }
+            continue;
+        }
         match reader.next() {
             Ok(KmsgItem::Record(rec)) => {
                 failures = 0;
-                let Some(report) = assembler.push(&rec) else {
-                    continue;
-                };
-                let time = kmsg_to_wall(report.usec);
-                let memcg = report.task_memcg.as_deref().or(report.oom_memcg.as_deref());
-                if cgroups.is_none() {
-                    cgroups = detect_layout(cgroup_root).ok().map(CgroupReader::new);
+                if let Some(report) = assembler.push(&rec) {
+                    send(report);
                 }
-                let sample = match (&mut cgroups, memcg) {
-                    (Some(r), Some(path)) => r
-                        .read_container(
-                            &container_for(path),
-                            &node_pressure(proc_root),
-                            Timestamp::now(),
-                        )
-                        .ok()
-                        .flatten(),
-                    _ => None,
-                };
-                let _ = tx.send(Msg::Input(Input::Report {
-                    report: Box::new(report),
-                    time,
-                    sample,
-                }));
             }
             Ok(KmsgItem::End) => {
+                if let Some(report) = assembler.flush() {
+                    send(report);
+                }
                 send_status(
                     tx,
                     "kmsg",

@@ -553,6 +553,7 @@ fn oom_event(i: usize, c: usize, seq: u64, points: usize, rng: &mut Rng) -> pb::
                 pgtables_bytes: Some(36 << 20),
                 oom_score_adj: Some(999),
             }),
+            group: None,
             trigger_comm: Some("python3".into()),
             kernel_usage_bytes: Some(limit),
             kernel_limit_bytes: Some(limit),

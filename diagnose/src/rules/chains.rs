@@ -154,8 +154,12 @@ fn assign_ids(findings: &mut [Finding]) {
 /// caused.
 fn exit_cause(ctx: &Context<'_>, findings: &[Finding], f: &Finding) -> Option<usize> {
     let code = fact(f, "exit code").map(|v| v.split_whitespace().next().unwrap_or(v).to_owned());
+    // An `OOMKilled` label on an exit other than 137 is the runtime's
+    // sticky flag from an earlier kill of a process in the container (the
+    // OOM family says so); the label alone stands for SIGKILL only when the
+    // exit code is unknown.
     let oom_label = fact(f, "reason") == Some("OOMKilled");
-    let sigkill = code.as_deref() == Some("137") || oom_label;
+    let sigkill = code.as_deref().map_or(oom_label, |c| c == "137");
     let exit_time = f
         .evidence
         .iter()

@@ -24,6 +24,7 @@ pub(crate) mod chains;
 pub(crate) mod gpu_health;
 pub(crate) mod gpu_use;
 pub(crate) mod logs;
+pub(crate) mod memory_story;
 pub(crate) mod oom;
 pub(crate) mod pod;
 pub(crate) mod scheduling;

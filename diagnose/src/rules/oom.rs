@@ -30,22 +30,37 @@
 //!   within `match_slack_s` of the exit: `oom_status_without_kill`,
 //!   Medium (a second-hand label);
 //! - the agent was watching and saw nothing: `oom_status_without_kill`,
-//!   Low.
+//!   Low;
+//! - the exit code is not 137 (143: SIGTERM): containerd keeps the
+//!   `OOMKilled` reason once it saw an OOM event in the container's cgroup,
+//!   so a worker killed earlier labels a later exit; `oom_status_without_kill`,
+//!   Medium, with the exit's real reason (when the agent recorded the
+//!   earlier kill, its `oom_killed_worker` finding says so instead).
+//!
+//! One OOM event is one kill: a `memory.oom.group` kill kills every process
+//! of the container but is reported (and counted) once, naming the victim
+//! the kernel chose; agents that sent one event per process killed are read
+//! the same way. What led to it is read from the killed instance's whole
+//! history ([`super::memory_story`]).
 
 use std::time::Duration;
 
 use gpuscope_model::text::human_bytes;
+use std::borrow::Cow;
+
 use gpuscope_model::{
-    ContainerSample, Event as NodeEvent, OomConstraint, OomKill, PsiScope, RecorderPoint,
-    SourceState, Timestamp,
+    ContainerSample, Event as NodeEvent, OomConstraint, OomGroup, OomKill, PsiScope, SourceState,
+    Timestamp, Victim,
 };
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
 use super::logs;
+use super::memory_story::{self, Verdict};
 use crate::Context;
-use crate::finding::{Confidence, Cost, Fact, Finding, Kind};
+use crate::finding::{self, Confidence, Cost, Fact, Finding, Kind};
 use crate::k8s;
 
 /// Thresholds of this family.
@@ -113,6 +128,33 @@ pub struct Thresholds {
     /// OOM-killed last week and has run cleanly since needs no action,
     /// while a day still covers a failure overnight.
     pub recent_s: u64,
+    /// Fewest samples of a killed instance to tell its memory story (leak,
+    /// step, plateau). Default 6: a line or a jump needs a few points on
+    /// either side; fewer is said to be too sparse.
+    pub story_min_points: usize,
+    /// Median spacing of the samples above which the story is too sparse
+    /// to tell, seconds. Default 120: `gpuscope bundle` keeps 30 s points
+    /// and exported metrics are scraped every 15-60 s; minutes apart hide
+    /// both a jump and the shape of a rise.
+    pub story_sparse_gap_s: u64,
+    /// Least rise between two neighbouring samples to call it a step,
+    /// percent of the limit. Default 20: a fifth of the limit in one go is
+    /// one large allocation (a batch, a file, a model), not steady growth.
+    pub step_min_percent: u64,
+    /// Longest gap between the two samples of a step, seconds. Default
+    /// 120: over longer gaps a rise may as well be steady growth unseen.
+    pub step_max_s: u64,
+    /// Least time at the limit (`near_limit_percent`) before the kill to
+    /// call it a plateau, seconds. Default 120: the kernel reclaims for
+    /// seconds before every kill; minutes at the limit mean the job ran
+    /// on reclaimed page cache until an allocation could not be met.
+    pub plateau_min_s: u64,
+    /// Per-process kill events of one cgroup within this many seconds,
+    /// with the same `oom_group_kill` count, are one group kill (agents
+    /// before the `group` field sent one event per process killed),
+    /// seconds. Default 2: the kernel kills a group in one loop, within
+    /// milliseconds; a new OOM of the restarted container takes longer.
+    pub group_merge_s: u64,
     /// GPU memory use at or above this share of the total before a
     /// non-zero exit suggests CUDA ran out, percent. Default 98: the
     /// allocator fails when a request does not fit the last percent.
@@ -139,6 +181,12 @@ impl Default for Thresholds {
             thrash_min_s: 60,
             near_limit_percent: 90,
             recent_s: 86_400,
+            story_min_points: 6,
+            story_sparse_gap_s: 120,
+            step_min_percent: 20,
+            step_max_s: 120,
+            plateau_min_s: 120,
+            group_merge_s: 2,
             cuda_oom_memory_percent: 98,
             cuda_oom_lookback_s: 120,
         }
@@ -347,11 +395,13 @@ fn survived(ctx: &Context<'_>, pod: &Pod, k: &OomKill, inst: Option<&Instance<'_
 /// Findings from the kills the agent recorded: one per container and
 /// kind, about the newest kill, with the others counted.
 fn kills(ctx: &Context<'_>, pod: &Pod, insts: &[Instance<'_>]) -> Vec<Finding> {
-    let all: Vec<&OomKill> = ctx
-        .kills_of(pod)
-        .into_iter()
-        .filter(|k| recent(ctx, Some(k.time), ctx.config.oom.recent_s))
-        .collect();
+    let all = oom_events(
+        ctx.kills_of(pod)
+            .into_iter()
+            .filter(|k| recent(ctx, Some(k.time), ctx.config.oom.recent_s))
+            .collect(),
+        ctx.config.oom.group_merge_s,
+    );
     let spec = k8s::spec(pod);
     let single = (spec.containers.len() == 1).then(|| spec.containers[0].name.clone());
     // (container name, kind, the kills with their instances)
@@ -385,70 +435,26 @@ fn kills(ctx: &Context<'_>, pod: &Pod, insts: &[Instance<'_>]) -> Vec<Finding> {
         .into_iter()
         .filter_map(|(name, kind, ks)| {
             let (k, inst) = *ks.last()?;
-            Some(kill_finding(ctx, pod, &name, kind, k, inst, ks.len()))
+            let processes = ks
+                .iter()
+                .map(|(k, _)| {
+                    k.group
+                        .as_ref()
+                        .map_or(1, |g| u64::from(g.member_count) + 1)
+                })
+                .sum();
+            Some(kill_finding(
+                ctx,
+                pod,
+                &name,
+                kind,
+                k,
+                inst,
+                ks.len(),
+                processes,
+            ))
         })
         .collect()
-}
-
-/// Growth before the kill: from the last low point to the peak.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Growth {
-    /// The last low point before the peak.
-    pub from: RecorderPoint,
-    /// The peak.
-    pub to: RecorderPoint,
-}
-
-impl Growth {
-    /// The growth in a recorder window, if it has points.
-    pub fn of(window: &[RecorderPoint]) -> Option<Self> {
-        let peak = window.iter().max_by_key(|p| p.usage_bytes)?;
-        let before: Vec<&RecorderPoint> =
-            window.iter().take_while(|p| p.time <= peak.time).collect();
-        let low = before
-            .iter()
-            .min_by_key(|p| (p.usage_bytes, std::cmp::Reverse(p.time)))?;
-        Some(Self {
-            from: **low,
-            to: *peak,
-        })
-    }
-
-    /// Seconds from the low point to the peak.
-    pub fn seconds(&self) -> f64 {
-        self.to.time.since(self.from.time).as_secs_f64()
-    }
-
-    /// Bytes per second, when the span is not empty.
-    pub fn bytes_per_second(&self) -> Option<f64> {
-        let s = self.seconds();
-        (s > 0.0).then(|| self.to.usage_bytes.saturating_sub(self.from.usage_bytes) as f64 / s)
-    }
-
-    /// How straight the growth is: R² of a least-squares line through
-    /// the window's points from the low point to the peak (1: a line).
-    pub fn r2(&self, window: &[RecorderPoint]) -> Option<f64> {
-        let pts: Vec<(f64, f64)> = window
-            .iter()
-            .filter(|p| p.time >= self.from.time && p.time <= self.to.time)
-            .map(|p| {
-                (
-                    p.time.since(self.from.time).as_secs_f64(),
-                    p.usage_bytes as f64,
-                )
-            })
-            .collect();
-        if pts.len() < 5 {
-            return None;
-        }
-        let n = pts.len() as f64;
-        let mx = pts.iter().map(|p| p.0).sum::<f64>() / n;
-        let my = pts.iter().map(|p| p.1).sum::<f64>() / n;
-        let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-        let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
-        let syy: f64 = pts.iter().map(|p| (p.1 - my).powi(2)).sum();
-        (sxx > 0.0 && syy > 0.0).then(|| sxy * sxy / (sxx * syy))
-    }
 }
 
 /// The container's memory limit from the pod spec, bytes.
@@ -468,6 +474,276 @@ fn suggest_mi(bytes: u64, headroom_percent: u64) -> u64 {
     (b / f64::from(256u32 << 20)).ceil() as u64 * 256
 }
 
+/// The process as a finding names it: `python3 (pid 4242: anon-rss
+/// 60.1 GiB, file-rss 12 MiB, shmem-rss 2.0 GiB)`.
+fn process(v: &Victim) -> String {
+    format!(
+        "{} (pid {}: anon-rss {}, file-rss {}, shmem-rss {})",
+        v.comm,
+        v.pid,
+        human_bytes(v.anon_rss_bytes),
+        human_bytes(v.file_rss_bytes),
+        human_bytes(v.shmem_rss_bytes)
+    )
+}
+
+/// The members of a group kill as a short list: `pt_data_worker (pid 9001),
+/// sh (pid 116) and 3 more`.
+fn member_list(g: &OomGroup) -> String {
+    const SHOWN: usize = 6;
+    let mut names: Vec<String> = g
+        .members
+        .iter()
+        .take(SHOWN)
+        .map(|m| format!("{} (pid {})", m.comm, m.pid))
+        .collect();
+    let more = (g.member_count as usize).saturating_sub(names.len());
+    if more > 0 {
+        names.push(format!("{more} more"));
+    }
+    names.join(", ")
+}
+
+/// One event per OOM kill. Agents before the `group` field sent one
+/// event per process a `memory.oom.group` kill killed, in the kernel's
+/// order (the chosen victim first): those of one cgroup within
+/// `group_merge_s` of each other and with the same `oom_group_kill`
+/// count are folded into the first, the others becoming its group.
+fn oom_events<'a>(kills: Vec<&'a OomKill>, merge_s: u64) -> Vec<Cow<'a, OomKill>> {
+    let mut out: Vec<Cow<'a, OomKill>> = Vec::new();
+    // Whether the event at the same index may take more members (it came
+    // from an agent that sent one event per process).
+    let mut open: Vec<bool> = Vec::new();
+    for k in kills {
+        let joins = k.group.is_none()
+            && k.oom_group_kill.is_some_and(|g| g > 0)
+            && open.last() == Some(&true)
+            && out.last().is_some_and(|last| {
+                last.container.cgroup_path == k.container.cgroup_path
+                    && last.oom_group_kill == k.oom_group_kill
+                    && k.time >= last.time
+                    && k.time.since(last.time) <= secs(merge_s)
+            });
+        if let (true, Some(last)) = (joins, out.last_mut()) {
+            let first = last.to_mut();
+            let chosen = first.victim.as_ref().map(|v| v.pid);
+            let path = first.container.cgroup_path.clone();
+            first.oom_kill = first.oom_kill.max(k.oom_kill);
+            let g = first.group.get_or_insert_with(|| OomGroup {
+                cgroup_path: path,
+                kill_lines: 1,
+                ..OomGroup::default()
+            });
+            g.kill_lines += 1;
+            if let Some(v) = &k.victim
+                && Some(v.pid) != chosen
+                && !g.members.iter().any(|m| m.pid == v.pid)
+            {
+                g.members.push(v.clone());
+                g.member_count += 1;
+            }
+            continue;
+        }
+        open.push(k.group.is_none() && k.oom_group_kill.is_some_and(|g| g > 0));
+        out.push(Cow::Borrowed(k));
+    }
+    out
+}
+
+/// Why the kernel chose a victim of a node-wide OOM: its `oom_score_adj`,
+/// which the kubelet sets from the pod's QoS class (pkg/kubelet/qos/policy.go:
+/// Guaranteed and node-critical pods -997, BestEffort 1000, Burstable
+/// `1000 - 1000 × memory request / node memory capacity`, kept within
+/// 3..=999), and what the kubelet would have set for this pod when that
+/// differs.
+fn score_reason(adj: i32, pod: &Pod, container: &str, capacity: Option<u64>) -> String {
+    let request = k8s::spec(pod)
+        .containers
+        .iter()
+        .find(|c| c.name == container)
+        .and_then(|c| k8s::resource(c.resources.as_ref(), "memory", false))
+        .map(|v| v as u64);
+    let qos = k8s::status(pod).qos_class.as_deref();
+    let burstable = match (request, capacity) {
+        (Some(r), Some(c)) if c > 0 => {
+            let v = (1000 - (1000 * u128::from(r) / u128::from(c)) as i64).clamp(3, 999);
+            Some((
+                v as i32,
+                format!("1000 - 1000 × {} / {}", human_bytes(r), human_bytes(c)),
+            ))
+        }
+        _ => None,
+    };
+    let expected = match qos {
+        Some("Guaranteed") => Some((-997, "-997".to_owned())),
+        Some("BestEffort") => Some((1000, "1000".to_owned())),
+        Some("Burstable") => burstable.clone(),
+        _ => None,
+    };
+    let what = match adj {
+        1000 => "a BestEffort pod's (no memory request): the kubelet's first choice for the node's OOM killer".to_owned(),
+        -997 => "a Guaranteed pod's, the last the kubelet offers: the kernel chose it anyway for its size, as little else was left to kill".to_owned(),
+        3..=999 => match &burstable {
+            Some((v, f)) if (v - adj).abs() <= 1 => format!(
+                "a Burstable pod's, which the kubelet sets to {f} = {v}: the smaller the memory request, the earlier the victim"
+            ),
+            _ => "a Burstable pod's (the kubelet sets 1000 - 1000 × memory request / node memory): the smaller the request, the earlier the victim".to_owned(),
+        },
+        -1000..=-998 => "that of a process the kubelet or runtime protects (system daemons)".to_owned(),
+        _ => "not a value the kubelet sets: the workload changed it".to_owned(),
+    };
+    match (qos, expected) {
+        (Some(q), Some((e, f))) if (e - adj).abs() > 1 => format!(
+            "oom_score_adj {adj}, where the kubelet would have set {f} for this {q} pod: something else (the workload or the runtime) changed it"
+        ),
+        _ => format!("oom_score_adj {adj}, {what}"),
+    }
+}
+
+/// The memory-backed volumes (`emptyDir` with `medium: Memory`) a
+/// container mounts: (volume, sizeLimit, mount path).
+fn memory_volumes<'p>(pod: &'p Pod, container: &str) -> Vec<(&'p str, Option<String>, &'p str)> {
+    let spec = k8s::spec(pod);
+    let Some(c) = spec.containers.iter().find(|c| c.name == container) else {
+        return Vec::new();
+    };
+    let mut v: Vec<_> = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .filter_map(|m| {
+            let v = spec.volumes.iter().flatten().find(|v| v.name == m.name)?;
+            let e = v.empty_dir.as_ref()?;
+            (e.medium.as_deref() == Some("Memory")).then(|| {
+                (
+                    v.name.as_str(),
+                    e.size_limit.as_ref().map(|q| q.0.clone()),
+                    m.mount_path.as_str(),
+                )
+            })
+        })
+        .collect();
+    // The largest first: a tmpfs holds at most its sizeLimit, so the
+    // shared memory of a kill is mostly in the largest (or unlimited) one.
+    v.sort_by_key(|(_, size, _)| {
+        std::cmp::Reverse(
+            size.as_deref()
+                .map(|q| k8s::quantity(&Quantity(q.to_owned())).unwrap_or(0.0) as u64)
+                .unwrap_or(u64::MAX),
+        )
+    });
+    v
+}
+
+/// The memory story's settings from the thresholds.
+fn story_settings(t: &Thresholds) -> memory_story::Settings {
+    memory_story::Settings {
+        min_points: t.story_min_points,
+        sparse_gap_s: t.story_sparse_gap_s,
+        leak_min_span_s: t.leak_min_span_s,
+        leak_min_r2: t.leak_min_r2,
+        step_min_percent: t.step_min_percent,
+        step_max_s: t.step_max_s,
+        near_limit_percent: t.near_limit_percent,
+        plateau_min_s: t.plateau_min_s,
+    }
+}
+
+/// Bytes per hour for people: `3.4 GiB/h`.
+fn per_hour(b: f64) -> String {
+    if b < 0.0 {
+        format!("-{}/h", human_bytes((-b) as u64))
+    } else {
+        format!("+{}/h", human_bytes(b as u64))
+    }
+}
+
+/// What a pod's exit was really about, when its `OOMKilled` label is the
+/// runtime's flag from an earlier kill: the pod's own reason and
+/// message, its `DisruptionTarget` condition, a deletion, the kubelet's
+/// stop of the container, a node shutdown.
+fn real_exit_reason(
+    ctx: &Context<'_>,
+    pod: &Pod,
+    container: &str,
+    exit: &ContainerStateTerminated,
+) -> String {
+    let status = k8s::status(pod);
+    let mut why = Vec::new();
+    if let Some(c) = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "DisruptionTarget" && c.status == "True")
+    {
+        why.push(format!(
+            "the pod's DisruptionTarget condition ({}{})",
+            c.reason.as_deref().unwrap_or("no reason"),
+            c.message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(r) = status.reason.as_deref() {
+        why.push(format!(
+            "the pod's status reason {r}{}",
+            status
+                .message
+                .as_deref()
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default()
+        ));
+    }
+    if pod.metadata.deletion_timestamp.is_some() {
+        why.push("the pod was deleted".to_owned());
+    }
+    let events = ctx.events_for(pod);
+    if let Some(ev) = events.iter().rev().find(|ev| {
+        ev.reason.as_deref() == Some("Killing")
+            && ev
+                .message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("Stopping container") && m.contains(container))
+    }) {
+        why.push(format!(
+            "the kubelet's event \"{}\"",
+            ev.message.as_deref().unwrap_or("")
+        ));
+    }
+    if let Some(node) = k8s::node_name(pod)
+        && let Some(ev) = ctx.node_events(node).into_iter().rev().find(|ev| {
+            matches!(
+                ev.reason.as_deref(),
+                Some("Shutdown" | "NodeShutdown" | "Rebooted")
+            ) || ev
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains("shutdown") || m.contains("Shutdown"))
+        })
+    {
+        why.push(format!(
+            "node {node}'s event {}: {}",
+            ev.reason.as_deref().unwrap_or("?"),
+            ev.message.as_deref().unwrap_or("")
+        ));
+    }
+    let code = match exit.exit_code {
+        143 => "exit 143 is SIGTERM: the container was asked to stop (a delete, an eviction, a preemption or a graceful node shutdown)".to_owned(),
+        0 => "exit 0: the main process finished on its own".to_owned(),
+        c => format!("exit {c}: the main process's own error, not a kill"),
+    };
+    if why.is_empty() {
+        format!("{code}; nothing in the evidence says who stopped it")
+    } else {
+        format!("{code}; {}", why.join("; "))
+    }
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the finding's inputs, each from another source"
+)]
 fn kill_finding(
     ctx: &Context<'_>,
     pod: &Pod,
@@ -476,6 +752,7 @@ fn kill_finding(
     k: &OomKill,
     inst: Option<&Instance<'_>>,
     recorded: usize,
+    processes: u64,
 ) -> Finding {
     let t = &ctx.config.oom;
     let node = k8s::node_name(pod).unwrap_or("(unknown node)");
@@ -487,50 +764,187 @@ fn kill_finding(
     let victim = k.victim.as_ref();
     let who = victim.map_or_else(
         || "a process (the kernel report was not read, so which one is unknown)".to_owned(),
-        |v| {
-            format!(
-                "process {} (pid {}, {} anonymous memory)",
-                v.comm,
-                v.pid,
-                human_bytes(v.anon_rss_bytes)
-            )
-        },
+        |v| format!("process {}", process(v)),
     );
-    let growth = Growth::of(&k.window);
-    let peak_point = growth.map(|g| g.to);
-    let shm_dominant =
-        peak_point.is_some_and(|p| p.usage_bytes > 0 && p.shmem_bytes * 2 >= p.usage_bytes);
+    // The killed instance's whole history, not only the recorder window.
+    let history: Vec<&ContainerSample> = k
+        .container
+        .container_id
+        .as_deref()
+        .map(|id| ctx.samples_of_container(pod, id))
+        .unwrap_or_default();
+    let until = plus(k.time, secs(1));
+    let pts = memory_story::series(&history, &k.window, until);
+    let story = memory_story::read(&pts, limit, &story_settings(t));
+    let peak_point = story.peak;
+    let shmem_at_kill = pts
+        .iter()
+        .rev()
+        .find(|p| p.usage > 0)
+        .map(|p| (p.shmem, p.usage))
+        .or_else(|| {
+            victim.map(|v| {
+                (
+                    v.shmem_rss_bytes,
+                    v.anon_rss_bytes + v.file_rss_bytes + v.shmem_rss_bytes,
+                )
+            })
+        });
+    let shm_dominant = shmem_at_kill.is_some_and(|(s, u)| u > 0 && s * 2 >= u);
+    let shm_notable =
+        shmem_at_kill.is_some_and(|(s, u)| u > 0 && s * 100 > u * t.shmem_share_percent);
+    let volumes = memory_volumes(pod, container);
     let status = k8s::container_statuses(pod).find(|s| s.name == container);
     let restarts = status.map_or(0, |s| s.restart_count);
     // A worker killed, after which the main process exited with an error
     // (PyTorch: "DataLoader worker (pid X) is killed by signal: Killed").
     let later_exit = inst.and_then(|i| i.exit).filter(|e| e.exit_code != 137);
-    let summary = match kind {
-        Kind::OomNode => format!(
-            "Node {node} ran out of memory as a whole and the kernel killed {who} in container {container}; the container's own limit ({limit_s}) was not the cause."
+    let group = k
+        .group
+        .as_ref()
+        .filter(|g| g.member_count > 0 || g.kill_lines > 1);
+    let group_clause = match group {
+        Some(g) if g.member_count > 0 => format!(
+            " and, as memory.oom.group is set, killed the {} other process{} of the container with it ({})",
+            g.member_count,
+            if g.member_count == 1 { "" } else { "es" },
+            member_list(g)
         ),
+        Some(_) => " and, as memory.oom.group is set, killed the container's whole cgroup with it (it was the only process)".to_owned(),
+        None if k.oom_group_kill.is_some_and(|n| n > 0) => {
+            " and, as memory.oom.group is set, killed every process in the container with it".to_owned()
+        }
+        None => String::new(),
+    };
+    let volume_s = |(name, size, path): &(&str, Option<String>, &str)| {
+        format!(
+            "the memory-backed volume {name} (emptyDir medium: Memory, sizeLimit {}, mounted at {path})",
+            size.as_deref().unwrap_or("none")
+        )
+    };
+    let story_s = match story.verdict {
+        // Steady growth of the page cache and shared memory is files
+        // kept in memory (staged data, a tmpfs), not the process leaking.
+        Verdict::Leak if story.trend.is_some_and(|tr| tr.file_per_hour > tr.anon_per_hour) => {
+            story.trend.map(|tr| {
+                format!(
+                    " Its page cache and shared memory grew steadily for {} at {} (anon {}): files kept in memory, not the process's own allocations.",
+                    finding::dur(tr.to.time.since(tr.from.time)),
+                    per_hour(tr.file_per_hour),
+                    per_hour(tr.anon_per_hour)
+                )
+            })
+        }
+        Verdict::Leak => story.trend.map(|tr| {
+            format!(
+                " Memory rose steadily for {} at {} (anon {}, page cache {}): a leak, not one large load.",
+                finding::dur(tr.to.time.since(tr.from.time)),
+                per_hour(tr.per_hour),
+                per_hour(tr.anon_per_hour),
+                per_hour(tr.file_per_hour)
+            )
+        }),
+        Verdict::Step => story.step.map(|(a, b)| {
+            format!(
+                " Memory jumped by {} in {:.0} s (from {} to {} at {}): a step, one large allocation, not a slow leak.",
+                human_bytes(b.usage - a.usage),
+                b.time.since(a.time).as_secs_f64(),
+                human_bytes(a.usage),
+                human_bytes(b.usage),
+                b.time
+            )
+        }),
+        Verdict::Plateau => story.at_limit.map(|d| {
+            format!(
+                " Memory had sat at the limit for {} before the kill: the kernel reclaimed page cache until an allocation could not be met.",
+                finding::dur(d)
+            )
+        }),
+        Verdict::Sparse if !pts.is_empty() => Some(format!(
+            " The samples of this instance ({} over {}, {} apart) are too sparse to tell a leak from a one-time jump.",
+            story.points,
+            finding::dur(story.span),
+            finding::dur(story.interval)
+        )),
+        Verdict::Sparse | Verdict::Unclear => None,
+    }
+    .unwrap_or_default();
+    let summary = match kind {
+        Kind::OomNode => {
+            let reason = victim
+                .and_then(|v| v.oom_score_adj)
+                .map(|adj| {
+                    let capacity = ctx
+                        .node(node)
+                        .and_then(|n| n.status.as_ref())
+                        .and_then(|s| s.capacity.as_ref())
+                        .and_then(|c| c.get("memory"))
+                        .and_then(k8s::quantity)
+                        .map(|v| v as u64);
+                    format!(
+                        " The kernel chose it for its size and its {}.",
+                        score_reason(adj, pod, container, capacity)
+                    )
+                })
+                .unwrap_or_default();
+            let below = match (
+                limit,
+                pts.last().map(|p| p.usage).or_else(|| {
+                    victim.map(|v| v.anon_rss_bytes + v.file_rss_bytes + v.shmem_rss_bytes)
+                }),
+            ) {
+                (Some(l), Some(u)) if u < l => format!(
+                    " It was using {}, {} below its own {} limit.",
+                    human_bytes(u),
+                    human_bytes(l - u),
+                    human_bytes(l)
+                ),
+                (None, Some(u)) => format!(
+                    " It was using {} and has no memory limit of its own.",
+                    human_bytes(u)
+                ),
+                _ => String::new(),
+            };
+            format!(
+                "Node {node} ran out of memory as a whole and the kernel killed {who} in container {container}; the container's own limit ({limit_s}) was not the cause.{below}{reason}"
+            )
+        }
         Kind::OomKilledWorker => match later_exit {
             Some(e) => format!(
-                "The kernel killed {who} in container {container} at its {limit_s} memory limit while the container lived on; its main process later exited with code {}.",
-                e.exit_code
+                "The kernel killed {who} in container {container} at its {limit_s} memory limit while the container lived on; its main process later exited with code {}{}.",
+                e.exit_code,
+                if e.reason.as_deref() == Some("OOMKilled") {
+                    format!(
+                        ", which the runtime still labelled OOMKilled (a flag left by this kill, not the cause of that exit: {})",
+                        real_exit_reason(ctx, pod, container, e)
+                    )
+                } else {
+                    String::new()
+                }
             ),
             None => format!(
                 "The kernel killed {who} in container {container} at its {limit_s} memory limit, but the container kept running: a worker process died, which Kubernetes does not report (no restart, no OOMKilled status)."
             ),
         },
-        _ if shm_dominant => format!(
-            "Container {container} was OOM-killed at its {limit_s} memory limit, mostly filled by shared memory (/dev/shm or another tmpfs), which counts against the limit; the kernel killed {who}."
-        ),
+        _ if shm_dominant || (shm_notable && !volumes.is_empty()) => {
+            let (shmem, usage) = shmem_at_kill.unwrap_or((0, 0));
+            let place = match volumes.first() {
+                Some(v) => volume_s(v),
+                None => {
+                    "/dev/shm or another tmpfs (no memory-backed volume in the pod spec)".to_owned()
+                }
+            };
+            format!(
+                "Container {container} was OOM-killed at its {limit_s} memory limit with {} of its {} in shared memory, in {place}, which is charged to the pod's memory cgroup and survives container restarts; the kernel chose {who}{group_clause}.{story_s}",
+                human_bytes(shmem),
+                human_bytes(usage)
+            )
+        }
         // The OOM killer picks the process with the largest footprint,
         // not necessarily the one that allocated last; with
         // memory.oom.group it then kills every process of the cgroup.
         _ => format!(
-            "Container {container} was OOM-killed at its {limit_s} memory limit: the kernel chose {who}{}.",
-            if k.oom_group_kill.is_some_and(|n| n > 0) {
-                " and, as memory.oom.group is set, killed every process in the container with it"
-            } else {
-                ""
-            }
+            "Container {container} was OOM-killed at its {limit_s} memory limit: the kernel chose {who}{group_clause}.{story_s}"
         ),
     };
     let mut confidence = match (victim, k.constraint) {
@@ -561,12 +975,50 @@ fn kill_finding(
         f = f.fact(Fact::at(
             "victim",
             format!(
-                "{} pid {}: anon-rss {}, file-rss {}, shmem-rss {}",
+                "{} pid {}: anon-rss {}, file-rss {}, shmem-rss {}{}",
                 v.comm,
                 v.pid,
                 human_bytes(v.anon_rss_bytes),
                 human_bytes(v.file_rss_bytes),
-                human_bytes(v.shmem_rss_bytes)
+                human_bytes(v.shmem_rss_bytes),
+                v.oom_score_adj
+                    .map(|a| format!(", oom_score_adj {a}"))
+                    .unwrap_or_default()
+            ),
+            k.time,
+        ));
+    }
+    if let Some(g) = group {
+        let list = g
+            .members
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} pid {} (anon-rss {}, file-rss {}, shmem-rss {})",
+                    m.comm,
+                    m.pid,
+                    human_bytes(m.anon_rss_bytes),
+                    human_bytes(m.file_rss_bytes),
+                    human_bytes(m.shmem_rss_bytes)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        f = f.fact(Fact::at(
+            "killed with it (memory.oom.group)",
+            format!(
+                "{} other process(es){}{}",
+                g.member_count,
+                if list.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {list}")
+                },
+                if g.skipped > 0 {
+                    format!("; {} already exiting", g.skipped)
+                } else {
+                    String::new()
+                }
             ),
             k.time,
         ));
@@ -596,59 +1048,99 @@ fn kill_finding(
             last.time,
         ));
     }
+    if !pts.is_empty() {
+        f = f.fact(Fact::new(
+            "memory story",
+            format!(
+                "{} ({} samples of this instance over {}, one every {})",
+                match story.verdict {
+                    Verdict::Leak => "steady rise (leak)",
+                    Verdict::Step => "a step (one large rise)",
+                    Verdict::Plateau => "a plateau at the limit (reclaim before the kill)",
+                    Verdict::Unclear => "neither a steady rise nor a step",
+                    Verdict::Sparse => "too sparse to tell",
+                },
+                story.points,
+                finding::dur(story.span),
+                finding::dur(story.interval)
+            ),
+        ));
+    }
     let mut steps = Vec::new();
-    let mut leak = false;
-    if let Some(g) = &growth {
-        if let Some(rate) = g.bytes_per_second() {
-            f = f.fact(Fact::at(
-                "growth before the kill",
+    // Growth: from the last low point before the peak to the peak, over
+    // the instance's whole history.
+    let growth = peak_point.and_then(|peak| {
+        let low = pts
+            .iter()
+            .take_while(|p| p.time <= peak.time)
+            .min_by_key(|p| (p.usage, std::cmp::Reverse(p.time)))?;
+        (peak.time > low.time).then_some((*low, peak))
+    });
+    let leak = story.verdict == Verdict::Leak
+        && kind != Kind::OomNode
+        && !shm_dominant
+        && story
+            .trend
+            .is_some_and(|tr| tr.anon_per_hour >= tr.file_per_hour);
+    if let Some((from, to)) = growth {
+        let secs_ = to.time.since(from.time).as_secs_f64();
+        let rate = to.usage.saturating_sub(from.usage) as f64 / secs_;
+        f = f.fact(Fact::at(
+            "growth before the kill",
+            format!(
+                "{} -> {} in {} ({}/s)",
+                human_bytes(from.usage),
+                human_bytes(to.usage),
+                finding::dur(to.time.since(from.time)),
+                human_bytes(rate as u64)
+            ),
+            to.time,
+        ));
+        if let (Some(l), true, Some(tr)) = (limit, leak, story.trend) {
+            let left = l.saturating_sub(tr.from.usage) as f64 / tr.per_hour * 3600.0;
+            f = f.fact(Fact::new(
+                "time to the limit at that rate",
                 format!(
-                    "{} -> {} in {:.1} s ({}/s)",
-                    human_bytes(g.from.usage_bytes),
-                    human_bytes(g.to.usage_bytes),
-                    g.seconds(),
-                    human_bytes(rate as u64)
+                    "{} from {} (growth linear, R² {:.2})",
+                    finding::dur(secs(left as u64)),
+                    human_bytes(tr.from.usage),
+                    tr.r2
                 ),
-                g.to.time,
             ));
-            let r2 = g.r2(&k.window);
-            leak = rate > 0.0
-                && kind != Kind::OomNode
-                && !shm_dominant
-                && g.seconds() >= t.leak_min_span_s as f64
-                && r2.is_some_and(|r| r >= t.leak_min_r2);
-            if let (Some(l), true) = (limit, rate > 0.0 && kind != Kind::OomNode) {
-                let left = l.saturating_sub(g.from.usage_bytes) as f64 / rate;
-                f = f.fact(Fact::new(
-                    "time to the limit at that rate",
-                    format!(
-                        "{:.0} s from {}{}",
-                        left,
-                        human_bytes(g.from.usage_bytes),
-                        r2.map(|r| format!(" (growth linear, R² {r:.2})"))
-                            .filter(|_| leak)
-                            .unwrap_or_default()
-                    ),
-                ));
-            }
         }
-        let p = g.to;
+    }
+    if let Some(p) = peak_point {
         f = f.fact(Fact::at(
             "composition at the peak",
             format!(
                 "anon {}, page cache {} (of which shmem/tmpfs {})",
-                human_bytes(p.anon_bytes),
-                human_bytes(p.file_bytes),
-                human_bytes(p.shmem_bytes)
+                human_bytes(p.anon),
+                human_bytes(p.file),
+                human_bytes(p.shmem)
             ),
             p.time,
         ));
-        if p.usage_bytes > 0 && p.shmem_bytes * 100 > p.usage_bytes * t.shmem_share_percent {
-            steps.push(format!(
+    }
+    if shm_notable {
+        let (shmem, usage) = shmem_at_kill.unwrap_or((0, 0));
+        match volumes.first() {
+            Some(v) => {
+                f = f.fact(Fact::new(
+                    "memory-backed volume",
+                    volumes.iter().map(volume_s).collect::<Vec<_>>().join("; "),
+                ));
+                steps.push(format!(
+                    "{} of the {} charged was in {}: files written there stay in memory and count against the container's limit, and they survive a container restart, so the restarted container starts with them. A bigger limit will not help if what is staged there grows with the data: bound it (sizeLimit below the limit, delete files once read) or stage on a disk-backed volume instead.",
+                    human_bytes(shmem),
+                    human_bytes(usage),
+                    volume_s(v)
+                ));
+            }
+            None => steps.push(format!(
                 "Shared memory (/dev/shm or another tmpfs) held {} of the {} charged: it counts against the limit. Size the /dev/shm emptyDir (medium: Memory, sizeLimit) and include it in the limit, or keep less there (fewer DataLoader workers or a smaller prefetch_factor).",
-                human_bytes(p.shmem_bytes),
-                human_bytes(p.usage_bytes)
-            ));
+                human_bytes(shmem),
+                human_bytes(usage)
+            )),
         }
     }
     if let (Some(first), Some(last)) = (k.window.first(), k.window.last()) {
@@ -676,7 +1168,14 @@ fn kill_finding(
     }
     f = f.fact(Fact::new(
         "recurrence",
-        format!("{recorded} kill(s) recorded by the agent, {restarts} restart(s) of the container"),
+        format!(
+            "{recorded} OOM kill(s) recorded by the agent{}, {restarts} restart(s) of the container",
+            if processes > recorded as u64 {
+                format!(" ({processes} processes killed)")
+            } else {
+                String::new()
+            }
+        ),
     ));
     if let Some(e) = inst.and_then(|i| i.exit) {
         f = f.fact(exit_fact(e));
@@ -689,17 +1188,43 @@ fn kill_finding(
     }
     match kind {
         Kind::OomNode => steps.push(format!(
-            "Find what filled node {node}: `kubectl describe node {node}` (Allocated resources: memory limits above 100 % overcommit it) and `kubectl top pods -A --sort-by=memory`; give every pod on GPU nodes memory requests equal to its limits (Guaranteed QoS), so the scheduler cannot overcommit the node."
+            "Find what filled node {node}: `kubectl describe node {node}` (Allocated resources: memory limits above 100 % overcommit it) and `kubectl top pods -A --sort-by=memory`; give every pod on GPU nodes memory requests equal to its limits (Guaranteed QoS), so the scheduler cannot overcommit the node and the kernel picks the pods that exceed their requests first."
         )),
         _ if leak => {
-            let rate = growth.and_then(|g| g.bytes_per_second()).unwrap_or(0.0);
+            let tr = story.trend;
+            let rate = tr.map_or(0.0, |t| t.per_hour);
+            let extra = limit.map_or(1u64 << 30, |l| l / 4);
             steps.push(format!(
-                "Memory grew steadily at {}/s until the limit: that is a leak or an unbounded cache (metrics kept in a list, a growing dataset cache, tensors kept with their graph), and raising the limit only delays the kill (by about {:.0} s per GiB added). Profile the process (tracemalloc, memray, or torch.cuda.memory._record_memory_history for pinned host memory).",
-                human_bytes(rate as u64),
-                if rate > 0.0 { f64::from(1u32 << 30) / rate } else { 0.0 }
+                "Memory grew steadily at {} until the limit: that is a leak or an unbounded cache (metrics kept in a list, a growing dataset cache, tensors kept with their graph). A bigger limit only postpones the kill: at that rate {} more ({}) buys about {}. Profile the process (tracemalloc, memray, or torch.cuda.memory._record_memory_history for pinned host memory) and fix what keeps growing.",
+                per_hour(rate),
+                human_bytes(extra),
+                if limit.is_some() { "a quarter more" } else { "one GiB" },
+                if rate > 0.0 {
+                    finding::dur(secs((extra as f64 / rate * 3600.0) as u64))
+                } else {
+                    "nothing".to_owned()
+                }
             ));
         }
         _ => {
+            if story.verdict == Verdict::Step
+                && let Some((a, b)) = story.step
+            {
+                steps.push(format!(
+                    "Memory jumped by {} in {:.0} s at {}: something was loaded at once (a batch, a file, a checkpoint or a dataset shard read whole). Find what the job did at that moment and bound it (smaller batches, streaming or memory-mapped loading) or size the limit for it.",
+                    human_bytes(b.usage - a.usage),
+                    b.time.since(a.time).as_secs_f64(),
+                    b.time
+                ));
+            }
+            if story.verdict == Verdict::Plateau
+                && let Some(d) = story.at_limit
+            {
+                steps.push(format!(
+                    "It ran at the limit for {} before the kill, living on reclaimed page cache (slow, under memory pressure): the working set is larger than the limit.",
+                    finding::dur(d)
+                ));
+            }
             if let Some(p) = k.peak_bytes.or(k.kernel_usage_bytes).or(limit) {
                 steps.push(format!(
                     "If this memory use is expected, raise the container's limit above its peak: resources.limits.memory: {}Mi (peak {} + {} %), and requests.memory to match.",
@@ -720,7 +1245,7 @@ fn kill_finding(
                 ),
             };
             steps.push(format!(
-                "If it is not expected, look at what grew: {logs} for the last lines before the kill, and the growth above (a jump suggests one large batch or file loaded at once)."
+                "If it is not expected, look at what grew: {logs} for the last lines before the kill, and the memory story above."
             ));
         }
     }
@@ -824,6 +1349,17 @@ pub(crate) struct NodeOomReport<'a> {
     pub message: &'a str,
 }
 
+impl NodeOomReport<'_> {
+    /// The report as evidence, under `name`.
+    fn fact(&self, name: &str) -> Fact {
+        Fact {
+            name: name.into(),
+            value: self.message.to_owned(),
+            time: self.time,
+        }
+    }
+}
+
 /// Node OOM reports within the matching slack of `at` on the pod's node.
 pub(crate) fn node_oom_reports<'a>(
     ctx: &Context<'a>,
@@ -870,6 +1406,9 @@ fn status_oom(
     let e = i.exit?;
     if e.reason.as_deref() != Some("OOMKilled") || !kills_in(ctx, pod, insts, i).is_empty() {
         return None;
+    }
+    if e.exit_code != 137 {
+        return Some(sticky_label(ctx, pod, i, e));
     }
     let t = &ctx.config.oom;
     let container = i.name;
@@ -925,11 +1464,7 @@ fn status_oom(
             ),
         );
         f.evidence = facts;
-        f.evidence.push(Fact {
-            name: "node OOM report".into(),
-            value: r.message.to_owned(),
-            time: r.time,
-        });
+        f.evidence.push(r.fact("node OOM report"));
         f = f
             .step(format!(
                 "Find what filled node {node}: `kubectl describe node {node}` (Allocated resources, MemoryPressure) and `kubectl top pods -A --sort-by=memory`; pods without memory limits, or with limits far above their requests, overcommit the node."
@@ -976,11 +1511,28 @@ fn status_oom(
         // node-problem-detector's copy of the kernel's line names a
         // process at that moment (not its cgroup: it may be a neighbour's).
         for r in &reports {
-            f.evidence.push(Fact {
-                name: "kernel OOM report on the node (same minute)".into(),
-                value: r.message.to_owned(),
-                time: r.time,
-            });
+            f.evidence
+                .push(r.fact("kernel OOM report on the node (same minute)"));
+        }
+        // Without samples, what a memory-backed volume held is unknown;
+        // that it counts against the limit is not.
+        let volumes = memory_volumes(pod, container);
+        if !volumes.is_empty() {
+            let names = volumes
+                .iter()
+                .map(|(name, size, path)| {
+                    format!(
+                        "{name} (emptyDir medium: Memory, sizeLimit {}, at {path})",
+                        size.as_deref().unwrap_or("none")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            f.evidence
+                .push(Fact::new("memory-backed volume", names.clone()));
+            f = f.step(format!(
+                "The container mounts memory-backed volumes ({names}): files written there are charged to the pod's memory cgroup, count against the {limit_s} limit and survive restarts. Check how much they hold (`kubectl exec ... -- df -h` on their mount paths); a bigger limit does not help if what is staged there grows with the data."
+            ));
         }
         if let Some(l) = limit {
             f = f.step(format!(
@@ -1101,6 +1653,73 @@ fn status_oom(
     }
     f.cost = cost;
     Some(f)
+}
+
+/// An `OOMKilled` reason on an exit that was not a kill (any code but
+/// 137): containerd sets the reason once it has seen an OOM event for the
+/// container's cgroup and keeps it until the container exits, so a worker
+/// OOM-killed earlier labels the main process's later exit (143 from a
+/// SIGTERM, 1 from its own error) as OOMKilled. The exit's real reason is
+/// elsewhere: the pod's status, its DisruptionTarget condition, the
+/// kubelet's stop, a node shutdown.
+fn sticky_label(
+    ctx: &Context<'_>,
+    pod: &Pod,
+    i: &Instance<'_>,
+    e: &ContainerStateTerminated,
+) -> Finding {
+    let container = i.name;
+    let (ns, name) = (k8s::namespace(pod), k8s::name(pod));
+    let node = k8s::node_name(pod).unwrap_or("NODE");
+    let sampled = samples(ctx, pod, i);
+    let counter = sampled
+        .last()
+        .map(|s| s.memory.events.oom_kill)
+        .filter(|&n| n > 0);
+    let real = real_exit_reason(ctx, pod, container, e);
+    let earlier = match counter {
+        Some(n) => format!(
+            "the agent saw {n} OOM kill(s) counted in this container instance before it exited (its kernel report was not recorded)"
+        ),
+        None => "the earlier kill itself is not in the evidence".to_owned(),
+    };
+    let mut f = Finding::new(
+        Kind::OomStatusWithoutKill,
+        ctx.subject(pod, Some(container)),
+        Confidence::Medium,
+        format!(
+            "Container {container}'s exit is labelled OOMKilled, but its exit code {} is not the SIGKILL (137) of an OOM kill: the runtime keeps the OOMKilled flag once any process of the container was OOM-killed (a worker, earlier), so the label is left from an earlier kill, not the cause of this exit ({earlier}). This exit: {real}.",
+            e.exit_code
+        ),
+    );
+    f.evidence.push(exit_fact(e));
+    f.evidence
+        .push(Fact::new("real reason for this exit", real));
+    if let Some(n) = counter {
+        f.evidence.push(Fact::new(
+            "oom_kill counter of this instance",
+            n.to_string(),
+        ));
+    }
+    if let Some(fin) = i.finished {
+        for r in node_oom_reports(ctx, pod, fin) {
+            f.evidence
+                .push(r.fact("kernel OOM report on the node (same minute)"));
+        }
+    }
+    f = f
+        .step(format!(
+            "Treat the exit as what it was (code {}), not as the container running out of memory: raising the memory limit does not address it.",
+            e.exit_code
+        ))
+        .step(format!(
+            "Find the earlier kill: `kubectl logs -n {ns} {name} -c {container} --previous` (PyTorch prints \"DataLoader worker (pid N) is killed by signal: Killed\") and `dmesg -T | grep -i oom-kill` on node {node}; a worker killed at the limit means the limit must cover the main process plus its workers."
+        ));
+    f.cost = Some(Cost {
+        gpu_hours: 0.0,
+        restarts: i.restarts.max(0) as u32,
+    });
+    f
 }
 
 /// Exit 137 (SIGKILL) that was not an OOM kill.
@@ -1315,11 +1934,7 @@ fn exit_137(
                 ),
             )
         };
-        facts.push(Fact {
-            name: "node OOM report".into(),
-            value: r.message.to_owned(),
-            time: r.time,
-        });
+        facts.push(r.fact("node OOM report"));
         let mut f = Finding::new(
             kind,
             ctx.subject(pod, Some(container)),
@@ -1904,7 +2519,7 @@ mod tests {
     use super::*;
     use crate::evidence::{AgentRecords, Evidence};
     use crate::{Config, Context};
-    use gpuscope_model::{ContainerRef, Detection, Victim};
+    use gpuscope_model::{ContainerRef, Detection, RecorderPoint};
 
     const T0: u64 = 1_764_150_000_000_000_000;
 
@@ -1946,6 +2561,7 @@ mod tests {
                 anon_rss_bytes: 900 << 20,
                 ..Victim::default()
             }),
+            group: None,
             trigger_comm: None,
             kernel_usage_bytes: None,
             kernel_limit_bytes: None,
@@ -2019,8 +2635,12 @@ mod tests {
         assert_eq!(f.confidence, Confidence::High);
         assert_eq!(f.subject.container.as_deref(), Some("trainer"));
         assert!(
-            f.summary
-                .contains("process python3 (pid 42, 900 MiB anonymous memory)"),
+            f.summary.contains(&format!(
+                "process python3 (pid 42: anon-rss {}, file-rss {}, shmem-rss {})",
+                human_bytes(900 << 20),
+                human_bytes(0),
+                human_bytes(0)
+            )),
             "{}",
             f.summary
         );
@@ -2028,7 +2648,17 @@ mod tests {
         // From the last low point (200 MiB at 2 s) to the peak at 10 s.
         assert_eq!(
             value(f, "growth before the kill"),
-            "200 MiB -> 1 GiB in 8.0 s (103 MiB/s)"
+            "200 MiB -> 1 GiB in 8 s (103 MiB/s)"
+        );
+        // The rise between the samples around the jump (200 MiB at 2 s,
+        // then up at 6 s and 10 s), not from the window's first point.
+        assert!(
+            f.summary.contains(&format!(
+                "Memory jumped by {} in 8 s",
+                human_bytes(824 << 20)
+            )),
+            "{}",
+            f.summary
         );
         assert!(
             value(f, "memory pressure before the kill")
@@ -2036,10 +2666,12 @@ mod tests {
         );
         assert_eq!(
             value(f, "recurrence"),
-            "1 kill(s) recorded by the agent, 3 restart(s) of the container"
+            "1 OOM kill(s) recorded by the agent, 3 restart(s) of the container"
         );
         assert!(
-            f.next_steps[0].contains("resources.limits.memory: 1280Mi"),
+            f.next_steps
+                .iter()
+                .any(|s| s.contains("resources.limits.memory: 1280Mi")),
             "{:?}",
             f.next_steps
         );
@@ -2119,6 +2751,177 @@ mod tests {
                 .any(|s| s.contains("resources.limits.memory:")),
             "{:?}",
             f.next_steps
+        );
+    }
+
+    /// A group kill as an agent before the `group` field sent it: one
+    /// event per process, the chosen victim first, the chosen one again
+    /// last.
+    fn per_process_group_kill() -> Vec<OomKill> {
+        let lines = [
+            (121, "python3", 900),
+            (116, "pt_data_worker", 30),
+            (118, "pt_data_worker", 20),
+            (121, "python3", 900),
+        ];
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, (pid, comm, anon))| {
+                let mut k = kill(OomConstraint::Memcg, true, 0);
+                k.time = Timestamp(k.time.0 + i as u64 * 3_000_000);
+                k.oom_kill = Some(i as u64 + 1);
+                k.oom_group_kill = Some(1);
+                k.victim = Some(Victim {
+                    pid: *pid,
+                    comm: (*comm).into(),
+                    anon_rss_bytes: anon << 20,
+                    shmem_rss_bytes: 2 << 20,
+                    ..Victim::default()
+                });
+                k
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_group_kill_names_the_chosen_victim_and_counts_once() {
+        // Old agents: four events, one OOM.
+        let fs = run_on(pod(false), per_process_group_kill());
+        assert_eq!(fs.len(), 1, "{fs:?}");
+        let f = &fs[0];
+        assert!(
+            f.summary.contains(&format!(
+                "the kernel chose process python3 (pid 121: anon-rss {}",
+                human_bytes(900 << 20)
+            )),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.summary.contains("killed the 2 other processes of the container with it (pt_data_worker (pid 116), pt_data_worker (pid 118))"),
+            "{}",
+            f.summary
+        );
+        assert!(
+            value(f, "recurrence")
+                .starts_with("1 OOM kill(s) recorded by the agent (3 processes killed)"),
+            "{}",
+            value(f, "recurrence")
+        );
+        assert!(
+            value(f, "killed with it (memory.oom.group)").starts_with(&format!(
+                "2 other process(es): pt_data_worker pid 116 (anon-rss {}",
+                human_bytes(30 << 20)
+            ))
+        );
+
+        // A new agent's one event says the same.
+        let mut k = kill(OomConstraint::Memcg, true, 0);
+        k.victim.as_mut().expect("victim").pid = 121;
+        k.group = Some(OomGroup {
+            cgroup_path: k.container.cgroup_path.clone(),
+            members: vec![Victim {
+                pid: 116,
+                comm: "pt_data_worker".into(),
+                ..Victim::default()
+            }],
+            member_count: 1,
+            skipped: 0,
+            kill_lines: 3,
+        });
+        let fs = run_on(pod(false), vec![k]);
+        assert!(
+            fs[0].summary.contains("chose process python3 (pid 121")
+                && fs[0].summary.contains(
+                    "killed the 1 other process of the container with it (pt_data_worker (pid 116))"
+                ),
+            "{}",
+            fs[0].summary
+        );
+    }
+
+    #[test]
+    fn a_node_wide_kill_says_why_the_kernel_chose_it_and_how_far_below_its_limit() {
+        let mut k = kill(OomConstraint::Node, true, 0);
+        k.victim.as_mut().expect("victim").oom_score_adj = Some(1000);
+        k.window = vec![point(0, 300, 0, 0), point(10, 400, 0, 0)];
+        let fs = run_on(pod(false), vec![k]);
+        let f = &fs[0];
+        assert_eq!(f.kind, Kind::OomNode);
+        assert!(
+            f.summary.contains(&format!(
+                "It was using {}, {} below its own {} limit.",
+                human_bytes(400 << 20),
+                human_bytes(624 << 20),
+                human_bytes(1 << 30)
+            )),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.summary.contains("oom_score_adj 1000, a BestEffort pod's"),
+            "{}",
+            f.summary
+        );
+    }
+
+    #[test]
+    fn a_status_alone_names_the_memory_backed_volumes() {
+        let mut pod = pod(false);
+        pod.spec = Some(
+            serde_json::from_value(serde_json::json!({
+                "nodeName": "gpu-node-1",
+                "containers": [{"name": "trainer", "image": "i",
+                    "resources": {"limits": {"memory": "1Gi"}},
+                    "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}]}],
+                "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "512Mi"}}]
+            }))
+            .expect("spec"),
+        );
+        let ev = Evidence {
+            pods: vec![pod],
+            ..Evidence::default()
+        };
+        let config = Config::default();
+        let fs = run(&Context::new(&ev, &config));
+        let f = fs
+            .iter()
+            .find(|f| f.kind == Kind::OomKilled)
+            .expect("oom_killed from the status");
+        assert_eq!(f.confidence, Confidence::Medium);
+        assert_eq!(
+            value(f, "memory-backed volume"),
+            "dshm (emptyDir medium: Memory, sizeLimit 512Mi, at /dev/shm)"
+        );
+    }
+
+    #[test]
+    fn score_reasons_follow_the_kubelets_policy() {
+        let p = pod(false);
+        assert!(score_reason(-997, &p, "trainer", None).contains("Guaranteed"));
+        assert!(score_reason(999, &p, "trainer", None).contains("Burstable"));
+        assert!(score_reason(-999, &p, "trainer", None).contains("protects"));
+        assert!(
+            score_reason(500, &p, "trainer", None)
+                .starts_with("oom_score_adj 500, a Burstable pod's")
+        );
+        assert!(score_reason(1500, &p, "trainer", None).contains("workload changed it"));
+        // Burstable: 16 GiB requested of a 128 GiB node gives 875.
+        let burstable: Pod = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "b"},
+            "spec": {"containers": [{"name": "trainer", "image": "i",
+                "resources": {"requests": {"memory": "16Gi"}, "limits": {"memory": "32Gi"}}}]},
+            "status": {"qosClass": "Burstable"}
+        }))
+        .expect("pod");
+        let r = score_reason(875, &burstable, "trainer", Some(128 << 30));
+        assert!(r.contains(" = 875: the smaller the memory request"), "{r}");
+        assert!(!r.contains("would have set"), "{r}");
+        let r = score_reason(1000, &burstable, "trainer", Some(128 << 30));
+        assert!(
+            r.contains("where the kubelet would have set 1000 - 1000 × "),
+            "{r}"
         );
     }
 
