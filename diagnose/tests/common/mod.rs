@@ -17,22 +17,26 @@
 //!
 //! `summary_contains`: texts the summary must contain; `evidence_names`:
 //! facts the finding must give; `evidence_contains`: a fact's name and a
-//! text its value must contain. `findings: []` says the pod is healthy.
+//! text its value must contain; `summary_excludes`: texts the summary must
+//! not contain (a wrong story the case rules out). `findings: []` says the
+//! pod is healthy.
 //! `gaps` lists evidence the engine must report missing.
 //!
 //! Scoring (what the scorer prints):
 //! - **passing**: the engine gives exactly the expected findings (kind,
 //!   confidence, subject) with every decisive fact, and the expected gaps.
 //! - **facts**: each expected finding counts one fact for its kind on its
-//!   subject, plus one per `summary_contains`, `evidence_names` and
-//!   `evidence_contains` entry; each expected gap counts one. A fact is
+//!   subject, plus one per `summary_contains`, `summary_excludes`,
+//!   `evidence_names` and `evidence_contains` entry; each expected gap counts one. A fact is
 //!   present when a finding of that kind on that subject (any confidence)
 //!   gives it.
 //! - **confident wrong answer**: a `high` finding that says something the
 //!   case contradicts: a kind the case does not expect; an expected kind
-//!   about another container, GPU or node than every expected finding of
-//!   that kind; or a fact the case names (`evidence_contains`) given with
-//!   a value that lacks the expected text.
+//!   that names another container, GPU or node than every expected
+//!   finding of that kind (not naming one is no contradiction); a fact
+//!   the case names (`evidence_contains`) given with a value that lacks
+//!   the expected text; or a summary telling a story the case rules out
+//!   (`summary_excludes`).
 //! - **without agent records**: the same case read with `agent.jsonl` and
 //!   `agent-*.jsonl` removed. The Kubernetes-only answer may be less sure
 //!   (a finding may match at a lower confidence than expected, never a
@@ -84,6 +88,11 @@ pub struct ExpectedFinding {
     /// Texts the summary must contain.
     #[serde(default)]
     pub summary_contains: Vec<String>,
+    /// Texts the summary must not contain: a wrong story the case rules
+    /// out (a high finding whose summary says one is a confident wrong
+    /// answer).
+    #[serde(default)]
+    pub summary_excludes: Vec<String>,
     /// Evidence the finding must give, by name.
     #[serde(default)]
     pub evidence_names: Vec<String>,
@@ -115,12 +124,28 @@ impl ExpectedFinding {
                 .is_none_or(|n| f.subject.node.as_ref() == Some(n))
     }
 
+    /// Same kind, and no subject field that names something else (a
+    /// finding that does not name the GPU does not contradict one that
+    /// must).
+    fn does_not_contradict_subject(&self, f: &Finding) -> bool {
+        let differs = |want: &Option<String>, got: &Option<String>| matches!((want, got), (Some(w), Some(g)) if w != g);
+        f.kind.as_str() == self.kind
+            && !differs(&self.container, &f.subject.container)
+            && !differs(&self.gpu, &f.subject.gpu)
+            && !differs(&self.node, &f.subject.node)
+    }
+
     /// The decisive facts a matching finding lacks, as people would read them.
     fn missing(&self, f: &Finding) -> Vec<String> {
         let mut out = Vec::new();
         for s in &self.summary_contains {
             if !f.summary.contains(s.as_str()) {
                 out.push(format!("{} summary lacks {s:?}: {}", f.kind, f.summary));
+            }
+        }
+        for s in &self.summary_excludes {
+            if f.summary.contains(s.as_str()) {
+                out.push(format!("{} summary says {s:?}: {}", f.kind, f.summary));
             }
         }
         for n in &self.evidence_names {
@@ -142,7 +167,10 @@ impl ExpectedFinding {
 
     /// How many facts this finding stands for (see the module doc).
     fn fact_count(&self) -> usize {
-        1 + self.summary_contains.len() + self.evidence_names.len() + self.evidence_contains.len()
+        1 + self.summary_contains.len()
+            + self.summary_excludes.len()
+            + self.evidence_names.len()
+            + self.evidence_contains.len()
     }
 }
 
@@ -354,7 +382,10 @@ fn contradiction(want: &Expected, f: &Finding) -> Option<String> {
     if same_kind.is_empty() {
         return Some(format!("{} (high), not expected: {}", f.kind, f.summary));
     }
-    let about: Vec<&&ExpectedFinding> = same_kind.iter().filter(|w| w.is_about(f)).collect();
+    let about: Vec<&&ExpectedFinding> = same_kind
+        .iter()
+        .filter(|w| w.does_not_contradict_subject(f))
+        .collect();
     if about.is_empty() {
         return Some(format!(
             "{} (high) about another subject ({}): {}",
@@ -384,6 +415,12 @@ fn contradiction(want: &Expected, f: &Finding) -> Option<String> {
                     !given.is_empty() && !given.iter().any(|g| g.contains(v.as_str()))
                 })
                 .map(|(n, v)| format!("{n:?} is not {v:?}"))
+                .chain(
+                    w.summary_excludes
+                        .iter()
+                        .filter(|x| f.summary.contains(x.as_str()))
+                        .map(|x| format!("{x:?} (ruled out by the case)")),
+                )
                 .collect::<Vec<_>>()
         })
         .min_by_key(Vec::len)
