@@ -57,7 +57,7 @@ readme(case, "Processes OOM-killed one by one inside a container that lives on (
        ["The pod (a Flink TaskManager Deployment pod, namespace, image, 5Gi memory request and limit with a CPU request only, hence Burstable), chosen so that oom_score_adj 921 is what the kubelet computes on a ~63 GiB node.",
         "The agent's container samples (growth to the limit, and the container still running afterwards with ~300 MiB anon) and the times; the thread gives only '22m ago'.",
         "The node object (gen_real's `node()` with no GPUs)."],
-       "Four separate kills (oom_kill counter 1, 2, 3; oom_group_kill 0) and samples of the same container after them: the container lived on, which is `oom_killed_worker` (a process killed at the limit while the container lived on), high, because the kernel's report names every victim. The decisive fact is the process that holds the memory: Flink-RocksDBSt (RocksDB state backend, 4.6 GiB anon of 5 GiB); bash and python are collateral. Without agent records the node-problem-detector events still name the victims (medium at most).")
+       "Three separate kills (oom_kill counter 1, 2, 3; oom_group_kill 0) and samples of the same container after them: the container lived on, which is `oom_killed_worker` (a process killed at the limit while the container lived on), high, because the kernel's report names every victim. The decisive fact is the process that holds the memory: Flink-RocksDBSt (RocksDB state backend, 4.6 GiB anon of 5 GiB); bash and python are collateral. Without agent records the node-problem-detector events still name the victims (medium at most).")
 
 # ---------------------------------------------------------------------------
 # 2. kubernetes#140716: OOMKilled with exit 143 on a drain, no OOM.
