@@ -10,7 +10,7 @@
 //! may match at a lower confidence than expected); facts are the expected
 //! findings' kinds and decisive texts and the expected gaps; a confident
 //! wrong answer is a `high` finding that the case contradicts. `-v` prints
-//! why each failing case fails.
+//! why each failing case fails and the engine's whole answer to it.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -21,12 +21,18 @@ struct Row {
     name: String,
     with: Score,
     without: Score,
+    /// The engine's answer with agent records, as `kind (confidence): summary`.
+    answer: Vec<String>,
 }
 
 fn run(dir: &std::path::Path) -> Result<Row, String> {
     let want = common::expected(dir)?;
     let (got, gaps) = common::findings_in(&dir.join("bundle"))?;
     let with = common::score(&want, &got, &gaps, Strictness::Exact);
+    let answer = got
+        .iter()
+        .map(|f| format!("{} ({:?}): {}", f.kind, f.confidence, f.summary))
+        .collect();
     let tmp = common::without_agent(dir)?;
     let (got, gaps) = common::findings_in(tmp.path())?;
     let without = common::score(&want, &got, &gaps, Strictness::AtMost);
@@ -34,6 +40,7 @@ fn run(dir: &std::path::Path) -> Result<Row, String> {
         name: name(dir),
         with,
         without,
+        answer,
     })
 }
 
@@ -131,6 +138,9 @@ fn main() {
         for r in &rows {
             if let Err(e) = &r.with.verdict {
                 println!("{} (with agent): {e}", r.name);
+                for a in &r.answer {
+                    println!("    answer: {a}");
+                }
             }
             for w in &r.with.confident_wrong {
                 println!("{} (with agent) confident wrong: {w}", r.name);

@@ -206,3 +206,69 @@ readme(case, "A GPU allocated and never used, seen through sparse samples.",
        ["The pod from the thread's `kubectl describe`: `nginx-pod`, namespace default, label `k8s-app=nginx-pod`, Start Time Thu, 19 May 2022 10:41:38 +0800 (02:41:38 UTC), container `nginx`, image `nginx:latest`, port 80/TCP, Running, Ready, Restart Count 0, Limits/Requests `nvidia.com/gpu: 1`; the node's GPU utilization stays at 0."],
        ["The node and GPU (an A10 here), the GPU's UUID, and the samples: 13 NVML samples 10 minutes apart (what a metrics export scraped sparsely gives), all 0 % utilization, 0 memory, no process, the pod as holder."],
        "nginx never opens the GPU: allocated and idle for two hours. The issue's mechanism 8: sparse samples must not read as healthy; a dozen samples over two hours, all at 0 % with no process, are two idle hours, with confidence lowered for the density. Expected: `gpu_idle` for the GPU, medium.")
+
+# ---------------------------------------------------------------------------
+# 20. akash-network/support#209: XID 79 under a running workload; the GPU is lost, the pod loops.
+case = "public-akash-209-xid79-gpu-lost-running-pod"
+name = "web-6d8f9c7b5-9xw2k"; ns = "lease-15732906"; nd = "node1"
+img = "registry.example.com/tenant/llm-worker:1.2"; puid = uid(name)
+gpu = "GPU-979426f2-893a-7cbb-c4cf-81472f89a462"
+ctr = container("web", img, gpu=1, mem="64Gi", cpu="8", command=["python", "serve.py"])
+p = pod(name, ns, "2024-04-08T20:00:00Z", owner("ReplicaSet", "web-6d8f9c7b5", "apps/v1"), [ctr], nd,
+        pstatus("Running", [cond("Initialized", "True", "2024-04-08T20:00:00Z"), cond("Ready", "False", "2024-04-09T01:21:40Z", "ContainersNotReady", "containers with unready status: [web]"),
+                            cond("ContainersReady", "False", "2024-04-09T01:21:40Z", "ContainersNotReady", "containers with unready status: [web]"), cond("PodScheduled", "True", "2024-04-08T20:00:00Z")],
+                [cstatus("web", img, {"waiting": {"reason": "CrashLoopBackOff", "message": f"back-off 5m0s restarting failed container=web pod={name}_{ns}({puid})"}},
+                         term(1, "Error", "2024-04-09T01:57:10Z", "2024-04-09T01:57:14Z", name + "9"), restarts=9, cidkey=name + "9")],
+                "2024-04-08T20:00:00Z"), restart="Always")
+hold = [holder(ns, name, "web", gpu)]
+ag = sources(T("2024-04-08T17:04:05Z"))
+ag.append(xid(T("2024-04-09T01:21:38Z"), gpu, 0, 79, 1, hold))
+ag.append({"kind": "gpu_lost", "time": fmtms(T("2024-04-09T01:21:39Z")), "gpu_index": 0, "gpu_uuid": gpu, "holders": hold, "simulated": False})
+ag.append({"kind": "gpu_count_changed", "time": fmtms(T("2024-04-09T01:22:09Z")), "before": 8, "after": 7, "simulated": False})
+log = "RuntimeError: CUDA error: unknown error\n"
+write(case, "GPU 0000:a1:00 (GPU-979426f2-...) fell off the bus at 01:21:38 (XID 79) under a tenant's running workload; NVML lost it, and the workload, still bound to that GPU by the kubelet, fails at every restart (CrashLoopBackOff, 9 restarts). Chain: crash_loop (high) <- gpu_lost (high) <- gpu_xid 79 (high): the fix is draining the node and a reset or reboot, not the application.",
+      [{"kind": "gpu_lost", "confidence": "high", "gpu": gpu},
+       {"kind": "gpu_xid", "confidence": "high", "gpu": gpu, "summary_contains": ["XID 79"]},
+       {"kind": "crash_loop", "confidence": "high", "container": "web", "summary_excludes": ["application error"]}],
+      {"pod.json": p, "events.json": elist([]), "node.json": node(nd, product="NVIDIA-GeForce-RTX-4090"), "agent.jsonl": jsonl(ag), "logs/web.log": log})
+readme(case, "XID 79 under a running pod: the GPU is lost and the pod loops on it.",
+       ["akash-network/support#209, \"pdx.nb.akash.pub - providers spewing thousands of pods; nvidia-smi `Unable to determine the device handle for GPU0000:A1:00.0: Unknown Error`\" https://github.com/akash-network/support/issues/209"],
+       ["The kernel's lines: `NVRM: GPU at PCI:0000:a1:00: GPU-979426f2-893a-7cbb-c4cf-81472f89a462`, `NVRM: Xid (PCI:0000:a1:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.` at Tue Apr 9 01:21:38 2024 (the third occurrence), the driver 535.161.07 loaded at Mon Apr 8 17:04:05; `nvidia-smi`: `Unable to determine the device handle for GPU0000:A1:00.0: Unknown Error`; node1 of an 8-GPU RTX 4090 provider; a tenant's deployment (dseq 15732906) affected; the node cordoned."],
+       ["The tenant's pod (names, namespace, image, restart count, exit code 1 and the one-line CUDA error of its log; the thread shows the provider's side, not the tenant's pod), the GPU's NVML index (0), the agent's records (XID 79, GPU lost, count 8 -> 7) and their sub-second times."],
+       "XID 79 then NVML's GPU_IS_LOST on the pod's own GPU, then a container that fails at every start: the GPU is the root. Mechanism 7 of the issue: keep the root and link its consequences: `gpu_xid` 79 (high), `gpu_lost` (high, this GPU), `crash_loop` of container `web` (high) caused by it. Added after the first run: `summary_excludes: [\"application error\"]` on the crash loop, because the engine called the loop an application error while the pod's GPU was lost (a stricter expectation: that story is now a confident wrong answer).")
+
+# ---------------------------------------------------------------------------
+# 21. k3s#838: the kubelet evicts under node memory pressure.
+case = "public-k3s-838-evicted-memory-pressure"
+name = "vdc-rangeradmin-558b5fc8d-z6df7"; ns = "default"; nd = "10.72.127.182"
+img = "registry.example.com/vdc/ranger-admin:2.0.0"
+ctr = container("rangeradmin", img, gpu=0, mem="1Gi", cpu="500m")
+ctr["resources"] = {}
+emsg = "The node was low on resource: memory. Threshold quantity: 100Mi, available: 91244Ki. Container rangeradmin was using 1462308Ki, request is 0, has larger consumption of memory. "
+p = pod(name, ns, "2019-09-25T14:31:37Z", owner("ReplicaSet", "vdc-rangeradmin-558b5fc8d", "apps/v1"), [ctr], nd,
+        pstatus("Failed", [cond("DisruptionTarget", "True", "2019-09-25T14:41:07Z", "TerminationByKubelet", emsg),
+                           cond("Initialized", "True", "2019-09-25T14:31:37Z"), cond("Ready", "False", "2019-09-25T14:41:10Z", "PodFailed"),
+                           cond("ContainersReady", "False", "2019-09-25T14:41:10Z", "PodFailed"), cond("PodScheduled", "True", "2019-09-25T14:31:37Z")],
+                [cstatus("rangeradmin", img, term(137, "Error", "2019-09-25T14:32:40Z", "2019-09-25T14:41:09Z", name), cidkey=name)],
+                "2019-09-25T14:31:37Z", reason="Evicted", msg=emsg), restart="Always")
+p["status"]["qosClass"] = "BestEffort"
+n = node(nd, gpus=0, product="none", heartbeat="2019-09-25T14:43:37Z",
+         conds={"MemoryPressure": {"status": "True", "reason": "KubeletHasInsufficientMemory", "message": "kubelet has insufficient memory available", "lastTransitionTime": "2019-09-25T14:38:37Z"}})
+n["status"]["capacity"]["memory"] = "4041160Ki"; n["status"]["allocatable"]["memory"] = "3426760Ki"
+n["spec"]["taints"] = [{"effect": "NoSchedule", "key": "node.kubernetes.io/memory-pressure", "timeAdded": "2019-09-25T14:38:37Z"}]
+ev = [event(p, "Evicted", emsg, "2019-09-25T14:41:07Z", host=nd),
+      event(p, "Killing", "Stopping container rangeradmin", "2019-09-25T14:41:07Z", typ="Normal", host=nd, field="spec.containers{rangeradmin}")]
+nev = [{"apiVersion": "v1", "kind": "Event", "metadata": {"name": nd + ".a1", "namespace": "default", "uid": uid(nd + "a1"), "creationTimestamp": "2019-09-25T14:38:19Z"},
+        "involvedObject": {"kind": "Node", "name": nd, "uid": nd}, "reason": "NodeHasInsufficientMemory", "message": f"Node {nd} status is now: NodeHasInsufficientMemory",
+        "type": "Normal", "count": 1, "firstTimestamp": "2019-09-25T14:38:19Z", "lastTimestamp": "2019-09-25T14:38:19Z", "source": {"component": "kubelet", "host": nd}},
+       {"apiVersion": "v1", "kind": "Event", "metadata": {"name": nd + ".a2", "namespace": "default", "uid": uid(nd + "a2"), "creationTimestamp": "2019-09-25T14:38:18Z"},
+        "involvedObject": {"kind": "Node", "name": nd, "uid": nd}, "reason": "EvictionThresholdMet", "message": "Attempting to reclaim memory",
+        "type": "Warning", "count": 3, "firstTimestamp": "2019-09-25T14:38:18Z", "lastTimestamp": "2019-09-25T14:40:47Z", "source": {"component": "kubelet", "host": nd}}]
+write(case, "A 4 GB single node overloaded on purpose: the node reported MemoryPressure, the kubelet met its eviction threshold ('Attempting to reclaim memory') and evicted this BestEffort pod, the biggest user over its (zero) request. evicted (memory), high: the exit 137 is the eviction's kill, not an OOM kill.",
+      [{"kind": "evicted", "confidence": "high", "container": "rangeradmin", "summary_contains": ["memory"]}],
+      {"pod.json": p, "events.json": elist(ev + nev), "node.json": n})
+readme(case, "Node-pressure eviction under memory pressure.",
+       ["k3s-io/k3s#838, \"Not killing pods by default, system OOM takes over\" (the comment of 2019-09-25 reproducing it on a regular Kubernetes 1.15 node) https://github.com/k3s-io/k3s/issues/838"],
+       ["The node's conditions (`MemoryPressure True ... KubeletHasInsufficientMemory kubelet has insufficient memory available`, DiskPressure, PIDPressure, Ready), the node events `NodeHasInsufficientMemory ... Node 10.72.127.182 status is now: NodeHasInsufficientMemory` and `EvictionThresholdMet (x3 over 5m19s) Attempting to reclaim memory`, a 4GB single node, pods in Evicted state, the pod name `vdc-rangeradmin-558b5fc8d-z6df7` and its node."],
+       ["The eviction message's figures (threshold 100Mi, available, the container's usage; the kubelet's wording), the pod's status fields, QoS (BestEffort), the node's exact capacity, the taint, the times."],
+       "The pod's status says Evicted with the kubelet's memory message, the node carried MemoryPressure and the kubelet's eviction-threshold events. Expected: `evicted`, high, for container `rangeradmin`, saying memory; its exit 137 belongs to the eviction (no `exit_137_not_oom`, no `oom_killed`).")
