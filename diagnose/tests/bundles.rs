@@ -26,7 +26,7 @@
 //! Every folder but the generators' (`gen_*`) is a case: one without
 //! `expected.json`, or whose bundle cannot be read, fails.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 mod common;
 
@@ -120,4 +120,33 @@ fn bundles_round_trip_through_the_writer() {
         dirs.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn public_cases_cite_their_source() {
+    // A `public-*` case is reconstructed from a public thread: its README
+    // names the thread and separates what is quoted from what was rebuilt.
+    let public: Vec<PathBuf> = case_dirs()
+        .into_iter()
+        .filter(|d| name(d).starts_with("public-"))
+        .collect();
+    let mut failures = Vec::new();
+    for d in &public {
+        let text = std::fs::read_to_string(d.join("README.md")).unwrap_or_default();
+        for section in [
+            "## Source",
+            "## From the thread",
+            "## Reconstructed",
+            "## Expectation",
+        ] {
+            if !text.contains(section) {
+                failures.push(format!("{}: README.md lacks {section:?}", name(d)));
+            }
+        }
+        if !text.contains("https://github.com/") {
+            failures.push(format!("{}: README.md cites no thread", name(d)));
+        }
+    }
+    assert!(public.len() >= 20, "only {} public cases", public.len());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -72,7 +72,7 @@ def readme(case, title, sources_, verbatim, reconstructed, reasoning):
     os.makedirs(d, exist_ok=True)
     out = [f"# {case}", "", title, "", "## Source", ""]
     out += [f"- {s}" for s in sources_]
-    out += ["", "## Verbatim from the thread", ""]
+    out += ["", "## From the thread (text in backticks is verbatim)", ""]
     out += [f"- {v}" for v in verbatim]
     out += ["", "## Reconstructed (not in the thread)", ""]
     out += [f"- {r}" for r in reconstructed]
