@@ -272,3 +272,37 @@ readme(case, "Node-pressure eviction under memory pressure.",
        ["The node's conditions (MemoryPressure `True` with `KubeletHasInsufficientMemory` / `kubelet has insufficient memory available`; DiskPressure, PIDPressure, Ready), the node events `NodeHasInsufficientMemory` (`Node 10.72.127.182 status is now: NodeHasInsufficientMemory`) and `EvictionThresholdMet` (x3, `Attempting to reclaim memory`), a 4GB single node, pods in Evicted state, the pod name `vdc-rangeradmin-558b5fc8d-z6df7` and its node."],
        ["The eviction message's figures (threshold 100Mi, available, the container's usage; the kubelet's wording), the pod's status fields, QoS (BestEffort), the node's exact capacity, the taint, the times."],
        "The pod's status says Evicted with the kubelet's memory message, the node carried MemoryPressure and the kubelet's eviction-threshold events. Expected: `evicted`, high, for container `rangeradmin`, saying memory; its exit 137 belongs to the eviction (no `exit_137_not_oom`, no `oom_killed`).")
+
+# ---------------------------------------------------------------------------
+# 22. gpu-operator#1065 seen from a Pending 8-GPU job: the unhealthy GPU is the cause.
+case = "public-gpu-operator-1065-pending-8gpu-unhealthy"
+nd = "h100-node-02"; gpu = "GPU-9a4c2e71-0b3d-4f58-8e26-1d7c5b3a9f04"
+name = "pretrain-8gpu-worker-0"; ns = "training"
+smsg = "0/1 nodes are available: 1 Insufficient nvidia.com/gpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod."
+ctr = container("pytorch", "nvcr.io/nvidia/pytorch:24.09-py3", gpu=8, mem="1500Gi", cpu="120", command=["torchrun", "--nproc-per-node=8", "train.py"])
+p = pod(name, ns, "2024-10-25T03:00:00Z", owner("PyTorchJob", "pretrain-8gpu", "kubeflow.org/v1"), [ctr], None,
+        {"conditions": [cond("PodScheduled", "False", "2024-10-25T03:00:00Z", "Unschedulable", smsg)], "phase": "Pending", "qosClass": "Guaranteed"}, restart="OnFailure")
+ev = [event(p, "FailedScheduling", smsg, "2024-10-25T03:00:00Z", "2024-10-25T03:41:12Z", 19, comp="default-scheduler")]
+n = node(nd, gpus=8, alloc=7)
+n["status"]["capacity"].update({"cpu": "128", "memory": "2113276288Ki", "nvidia.com/gpu": "8"})
+n["status"]["allocatable"].update({"cpu": "128", "memory": "2062682496Ki", "nvidia.com/gpu": "7"})
+pl = plugin_pod(nd, "nvidia-device-plugin-daemonset-7xk2d", {"running": {"startedAt": "2024-10-20T00:00:00Z"}})
+ag = sources(T("2024-10-25T00:00:00Z"))
+ag.append(xid(T("2024-10-25T02:19:08Z"), gpu, 3, 94))
+t = T("2024-10-25T03:00:00Z")
+while t < T("2024-10-25T03:41:00Z"):
+    for i in range(8):
+        u = gpu if i == 3 else f"GPU-{h(nd+str(i),8)}-{h('a'+str(i),4)}-{h('b'+str(i),4)}-{h('c'+str(i),4)}-{h('d'+str(i),12)}"
+        ag.append(gsample(t, i, u, 0, 500 * MiB, 70.0))
+    t += td(seconds=60)
+write(case, "An 8-GPU PyTorchJob worker is Pending on 'Insufficient nvidia.com/gpu' on an empty 8-GPU node: the device plugin marked GPU 3 unhealthy after XID 94, so allocatable is 7. The Pending explanation must carry its cause with the node's figures (allocatable 7, requested 8): gpu_unschedulable (high, naming the unhealthy GPU) caused by gpu_unhealthy on h100-node-02 (high) caused by XID 94 on GPU 3 (high).",
+      [{"kind": "gpu_unschedulable", "confidence": "high", "summary_contains": ["unhealthy", "allocatable 7"]},
+       {"kind": "gpu_unhealthy", "confidence": "high", "node": nd, "gpu": gpu, "summary_contains": ["7 of its 8"]},
+       {"kind": "gpu_xid", "confidence": "high", "gpu": gpu, "summary_contains": ["XID 94"]}],
+      {"pod.json": p, "events.json": elist(ev), "nodes.json": nodelist(n), "pods.json": {"apiVersion": "v1", "kind": "List", "items": [pl], "metadata": {"resourceVersion": ""}}, "agent-" + nd + ".jsonl": jsonl(ag)})
+readme(case, "Pending for GPUs because one GPU is unhealthy: the cause, not only the symptom.",
+       ["NVIDIA/gpu-operator#1065, \"GPU resources are not recovered even XID error is resolved\" https://github.com/NVIDIA/gpu-operator/issues/1065",
+        "NVIDIA/k8s-device-plugin#852 (the scheduler's message) https://github.com/NVIDIA/k8s-device-plugin/issues/852"],
+       ["The node's capacity `nvidia.com/gpu: 8` and allocatable `nvidia.com/gpu: 7` on an 8-GPU H100 node, the XID 94 on one GPU reported by the device plugin (gpu-operator#1065); the scheduler's message `0/1 nodes are available: 1 Insufficient nvidia.com/gpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.` (k8s-device-plugin#852)."],
+       ["The Pending 8-GPU PyTorchJob worker (the first thread reports only the node), the GPU's index and UUID, the agent's records as in public-gpu-operator-1065-xid94-allocatable-7, the device-plugin pod object, the times and counts."],
+       "The pod needs 8 GPUs and the only node offers 7 because the device plugin marked GPU 3 unhealthy after XID 94. Mechanism 6 of the issue: the Pending explanation includes the node-level cause with per-node figures. Expected: `gpu_unschedulable`, high, saying a GPU is unhealthy and allocatable 7; `gpu_unhealthy` for the node naming GPU 3 (7 of its 8); `gpu_xid` 94 for GPU 3.")

@@ -135,3 +135,34 @@ readme(case, "A liveness probe's initialDelaySeconds shorter than the model's lo
        ["The mechanism and the probe settings: vLLM main containers with liveness `initialDelaySeconds: 120`; large models that need more than 120 s get killed and restarted by the liveness probe before they finish loading and enter CrashLoopBackOff; the fix is a startupProbe (`failureThreshold: 60`, `periodSeconds: 10`)."],
        ["Everything concrete: the 70B model on 4 GPUs, the pod, the kubelet's events (in the kubelet's usual wording), the vLLM log tail (in vLLM 0.8's format, not from the thread), exit 137, the agent's memory samples during the load."],
        "Probe events say the kubelet killed the container for failed liveness while the log shows the model still loading; exit 137 is the SIGKILL after the grace period, and the agent saw no OOM kill. The issue's mechanism 7 asks for one root cause with its consequences linked: `probe_failing` (root, high, says liveness), `exit_137_not_oom` (high) and `crash_loop` (high). This case expects the chain; with today's one-finding-per-failure rule only `probe_failing` would appear.")
+
+# ---------------------------------------------------------------------------
+# 13. luksa/kubernetes-in-action#22: a script without the exec bit -> exit 126.
+case = "public-kia-22-exit126-script-not-executable"
+name = "fortune"; ns = "default"; nd = "gke-kubia-default-pool-b46381f1-zwko"
+img = "luksa/fortune"; puid = uid(name)
+vol = [{"name": "html", "emptyDir": {}}]
+gen = container("html-generator", img, gpu=0, mem="64Mi", cpu="100m", mounts=[{"mountPath": "/var/htdocs", "name": "html"}])
+gen["resources"] = {}
+web = container("web-server", "nginx:alpine", gpu=0, mem="64Mi", cpu="100m", mounts=[{"mountPath": "/usr/share/nginx/html", "name": "html", "readOnly": True}])
+web["resources"] = {}; web["ports"] = [{"containerPort": 80, "protocol": "TCP"}]
+tl = T("2020-03-12T10:14:31Z")
+p = pod(name, ns, "2020-03-12T10:02:00Z", [], [gen, web], nd,
+        pstatus("Running", [cond("Initialized", "True", "2020-03-12T10:02:00Z"), cond("Ready", "False", "2020-03-12T10:02:00Z", "ContainersNotReady", "containers with unready status: [html-generator]"),
+                            cond("ContainersReady", "False", "2020-03-12T10:02:00Z", "ContainersNotReady", "containers with unready status: [html-generator]"), cond("PodScheduled", "True", "2020-03-12T10:02:00Z")],
+                [cstatus("html-generator", img, {"waiting": {"reason": "CrashLoopBackOff", "message": f"back-off 5m0s restarting failed container=html-generator pod={name}_{ns}({puid})"}},
+                         term(126, "Error", "2020-03-12T10:14:30Z", fmt(tl), name + "g"), restarts=7, cidkey=name + "g"),
+                 cstatus("web-server", "nginx:alpine", {"running": {"startedAt": "2020-03-12T10:02:09Z"}}, restarts=0, ready=True, started=True, cidkey=name + "w")],
+                "2020-03-12T10:02:00Z"), volumes=vol, restart="Always")
+p["status"]["qosClass"] = "BestEffort"
+f = "spec.containers{html-generator}"
+ev = [event(p, "BackOff", f"Back-off restarting failed container html-generator in pod {name}_{ns}({puid})", "2020-03-12T10:02:40Z", "2020-03-12T10:16:02Z", 55, host=nd, field=f)]
+write(case, "The image's ENTRYPOINT runs /bin/fortuneloop.sh through /bin/sh, and the script was added without the exec bit: '/bin/sh: 1: /bin/fortuneloop.sh: Permission denied', exit 126, 7 restarts; the pod's other container (nginx) runs. crash_loop for html-generator, high: 126 = found but not executable, naming the script.",
+      [{"kind": "crash_loop", "confidence": "high", "container": "html-generator", "summary_contains": ["126", "/bin/fortuneloop.sh"]}],
+      {"pod.json": p, "events.json": elist(ev), "logs/html-generator.log": "/bin/sh: 1: /bin/fortuneloop.sh: Permission denied\n"})
+readme(case, "Exit 126: the entrypoint script is not executable.",
+       ["luksa/kubernetes-in-action#22, \"Chapter 6 permission error with sh script\" https://github.com/luksa/kubernetes-in-action/issues/22",
+        "luksa/kubernetes-in-action#15 (\"The script file is copied w/o 'x' perms\") https://github.com/luksa/kubernetes-in-action/pull/15"],
+       ["The pod `fortune` with container `html-generator`, in CrashLoopBackOff on GKE; its log `/bin/sh: 1: /bin/fortuneloop.sh: Permission denied`; the Dockerfile's `ENTRYPOINT /bin/fortuneloop.sh` (shell form) and the fix `RUN chmod +x /bin/fortuneloop.sh`."],
+       ["Exit code 126 (what `sh` returns for a file it cannot execute), the restart count, the second container `web-server` (nginx, as in the book's fortune pod) and the shared `html` emptyDir, node name, times, the back-off event."],
+       "`Permission denied` from sh with exit 126: the command exists and is not executable. Expected: `crash_loop` for `html-generator`, high, summary giving 126 and the script's path (the command quoted so the cause is visible); the healthy `web-server` gives nothing.")
