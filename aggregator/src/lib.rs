@@ -54,6 +54,8 @@ pub struct Aggregator {
     /// The Query-only listener's address and thread, when there is one.
     query_server: Option<(SocketAddr, std::thread::JoinHandle<Result<()>>)>,
     retention: JoinHandle<()>,
+    /// The plain-text health listener's address, when there is one.
+    health_addr: Option<SocketAddr>,
     /// The health service's checker ([`grpc::health_loop`]).
     health: JoinHandle<()>,
     recorder: Option<JoinHandle<()>>,
@@ -140,6 +142,12 @@ impl Aggregator {
             })
             .transpose()?;
         let (reflect, reflect_alpha) = grpc::reflection(&grpc::SERVICES)?;
+        let health_addr = match config.health_listen {
+            Some(addr) => {
+                Some(serve_health(addr, health_server.clone(), shutdown_rx.clone()).await?)
+            }
+            None => None,
+        };
         let mut signal = shutdown_rx.clone();
         let mut builder = server_builder(&config)?;
         let server = tokio::spawn(async move {
@@ -175,6 +183,7 @@ impl Aggregator {
             server,
             query_server,
             retention,
+            health_addr,
             health,
             recorder,
             kube,
@@ -185,6 +194,12 @@ impl Aggregator {
     /// one.
     pub fn query_addr(&self) -> Option<SocketAddr> {
         self.query_server.as_ref().map(|(addr, _)| *addr)
+    }
+
+    /// The address the plain-text health listener bound, when there is
+    /// one.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_addr
     }
 
     /// The Kubernetes side, when it runs (its watchers' health).
@@ -255,6 +270,30 @@ fn query_server_of(query: query::QueryService, max: usize) -> QueryServer<query:
 /// for the client's delayed ACK (~40 ms).
 fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
     tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
+/// Binds `addr` and serves the health service alone there, in plain text
+/// (the kubelet's `grpc` probes speak no TLS), until `shutdown`.
+async fn serve_health<H: tonic_health::pb::health_server::Health>(
+    addr: SocketAddr,
+    health: tonic_health::pb::health_server::HealthServer<H>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<SocketAddr> {
+    let bind_err = move |source| Error::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_err)?;
+    let bound = listener.local_addr().map_err(bind_err)?;
+    tokio::spawn(async move {
+        let served = tonic::transport::Server::builder()
+            .add_service(health)
+            .serve_with_incoming_shutdown(incoming(listener), async move {
+                sync::stopped(&mut shutdown).await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "Health listener failed.");
+        }
+    });
+    Ok(bound)
 }
 
 /// Binds `addr` and serves Query there on a current-thread runtime of a

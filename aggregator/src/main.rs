@@ -27,6 +27,12 @@ struct Args {
     #[arg(long, env = "GPUSCOPE_QUERY_LISTEN")]
     query_listen: Option<SocketAddr>,
 
+    /// Also serve the standard gRPC health service (grpc.health.v1) alone
+    /// here, in plain text even with --tls-cert: the kubelet's `grpc`
+    /// probes speak no TLS. The main listeners serve it too.
+    #[arg(long, env = "GPUSCOPE_HEALTH_LISTEN", value_name = "ADDR")]
+    health_listen: Option<SocketAddr>,
+
     /// Directory of the incident database (`incidents.redb`); created if
     /// missing. Use a persistent volume: incidents survive restarts.
     #[arg(long, env = "GPUSCOPE_DATA_DIR")]
@@ -163,6 +169,7 @@ async fn main() -> anyhow::Result<()> {
     init_logging(&args.log)?;
     let mut config = Config::new(args.listen, args.data_dir.clone());
     config.query_listen = args.query_listen;
+    config.health_listen = args.health_listen;
     config.retention = args.retention;
     config.retention_interval = args.retention_interval;
     config.record_diagnosis_after =

@@ -30,6 +30,7 @@ async fn start(query_listen: bool) -> (Aggregator, tempfile::TempDir) {
     let mut config = Config::new("127.0.0.1:0".parse().unwrap(), dir.path().to_owned());
     if query_listen {
         config.query_listen = Some("127.0.0.1:0".parse().unwrap());
+        config.health_listen = Some("127.0.0.1:0".parse().unwrap());
     }
     (Aggregator::start(config).await.unwrap(), dir)
 }
@@ -85,6 +86,19 @@ async fn health_is_serving_then_not_serving_on_shutdown() {
     // The Query-only listener answers too.
     let mut query_health = HealthClient::new(channel(agg.query_addr().unwrap()).await);
     until_serving(&mut query_health, "gpuscope.v1.Query").await;
+    // So does the plain-text health-only listener (the kubelet's probes),
+    // and it serves nothing else.
+    let probe_channel = channel(agg.health_addr().unwrap()).await;
+    let mut probe = HealthClient::new(probe_channel.clone());
+    until_serving(&mut probe, "").await;
+    let not_here = ServerReflectionClient::new(probe_channel)
+        .server_reflection_info(tokio_stream::iter([ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        }]))
+        .await
+        .unwrap_err();
+    assert_eq!(not_here.code(), tonic::Code::Unimplemented);
 
     // A Watch sees SERVING, then NOT_SERVING when shutdown starts, then
     // ends (it does not hold the graceful shutdown).
