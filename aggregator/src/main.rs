@@ -149,6 +149,15 @@ struct Args {
     #[arg(long, env = "GPUSCOPE_FETCH_LOGS", conflicts_with = "no_kube")]
     fetch_logs: bool,
 
+    /// Publish each finding of a recorded diagnosis (--record-diagnosis-after)
+    /// as a Kubernetes Event on its pod (type Warning, reason per kind such
+    /// as GpuscopeOOMKilled, the finding's sentence as the message), so
+    /// that `kubectl describe pod` shows it; repeats are counted into one
+    /// Event's series, at most 25 per pod then one per 5 minutes. Needs
+    /// create and patch on events.k8s.io events.
+    #[arg(long, env = "GPUSCOPE_KUBE_EVENTS", conflicts_with = "no_kube")]
+    kube_events: bool,
+
     /// Log filter (tracing-subscriber EnvFilter syntax).
     #[arg(long, env = "GPUSCOPE_LOG", default_value = "info")]
     log: String,
@@ -199,6 +208,7 @@ async fn main() -> anyhow::Result<()> {
             namespaces: args.namespaces.clone(),
             device_plugin_selectors: args.device_plugin_selectors.clone(),
             fetch_logs: args.fetch_logs,
+            publish_events: args.kube_events,
             ..KubeConfig::default()
         });
     }
