@@ -28,6 +28,10 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once at start-up; boxing the flattened arguments buys nothing"
+)]
 pub enum Command {
     /// Take one collection of the node, every container and every GPU, and
     /// print it.
