@@ -46,6 +46,11 @@ async fn channel(addr: std::net::SocketAddr) -> Channel {
 /// Checks `service` until it is SERVING (the first store check runs at
 /// start), failing after [`WAIT`].
 async fn until_serving(health: &mut HealthClient<Channel>, service: &str) {
+    until_status(health, service, ServingStatus::Serving).await;
+}
+
+/// Checks `service` until its status is `want`, failing after [`WAIT`].
+async fn until_status(health: &mut HealthClient<Channel>, service: &str, want: ServingStatus) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let status = health
@@ -56,12 +61,12 @@ async fn until_serving(health: &mut HealthClient<Channel>, service: &str) {
             .unwrap()
             .into_inner()
             .status;
-        if status == ServingStatus::Serving as i32 {
+        if status == want as i32 {
             return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{service:?} not SERVING after {WAIT:?}: {status}"
+            "{service:?} not {want:?} after {WAIT:?}: {status}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -387,25 +392,8 @@ async fn health_is_not_serving_when_the_store_cannot_commit() {
         .status();
     let big: Vec<_> = (2..2000).map(|seq| xid(seq, now())).collect();
     agent.tx.send(batch("boot-1", big)).await.unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let status = health
-            .check(HealthCheckRequest {
-                service: "gpuscope.v1.Ingest".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .status;
-        if status == ServingStatus::NotServing as i32 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "still SERVING {WAIT:?} after a batch could not be committed on a full disk"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // NOT_SERVING within a check or two of the failed commit.
+    until_status(&mut health, "gpuscope.v1.Ingest", ServingStatus::NotServing).await;
     drop(agent);
     let _ = agg.shutdown(Duration::from_secs(5)).await;
 }
