@@ -3,6 +3,12 @@
 //! with the pure-Rust `protox` compiler, so no system `protoc` is needed, and
 //! generates messages plus tonic clients and servers with `tonic-prost-build`
 //! (the clients and servers behind the crate's `grpc` feature).
+//!
+//! It also writes `gpuscope_v1_descriptor.bin`, the encoded
+//! `FileDescriptorSet` of `gpuscope.v1` (with comments), which the
+//! aggregator's server reflection serves so that generic clients
+//! (`grpcurl`, `grpcui`) can list and call the API without the `.proto`
+//! files.
 
 use std::path::PathBuf;
 
@@ -18,6 +24,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={}", f.display());
     }
     let descriptors = protox::compile(&files, [&root])?;
+    // Reflection serves gpuscope's own files only: the kubelet's
+    // PodResources service is a client of the agent, not served here.
+    let mut own = descriptors.clone();
+    own.file
+        .retain(|f| f.package.as_deref() == Some("gpuscope.v1"));
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out.join("gpuscope_v1_descriptor.bin"),
+        prost::Message::encode_to_vec(&own),
+    )?;
     // The services' clients and servers exist with the `grpc` feature
     // only, so that crates needing the messages alone build without tonic.
     const GRPC_ONLY: &str = r#"#[cfg(feature = "grpc")]"#;

@@ -28,6 +28,10 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once at start-up; boxing the flattened arguments buys nothing"
+)]
 pub enum Command {
     /// Take one collection of the node, every container and every GPU, and
     /// print it.
@@ -88,6 +92,14 @@ pub struct ShipArgs {
     /// TLS towards the aggregator.
     #[command(flatten)]
     pub tls: ClientTls,
+    /// Answer the kubelet's probes over HTTP here: `/livez` (the
+    /// collection loop is turning) and `/readyz` (collecting, the cgroup
+    /// tree readable, the stream to the aggregator open). Off by default.
+    #[arg(long, env = "GPUSCOPE_HEALTH_LISTEN", value_name = "ADDR")]
+    pub health_listen: Option<std::net::SocketAddr>,
+    /// `/livez` fails when no full collection ended for this long.
+    #[arg(long, env = "GPUSCOPE_HEALTH_STALE", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub health_stale: Duration,
 }
 
 /// `snapshot` output formats.

@@ -11,6 +11,7 @@
 
 pub mod cli;
 pub mod collect;
+pub mod health;
 pub mod notify;
 pub mod output;
 pub mod pipeline;

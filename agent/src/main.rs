@@ -1,10 +1,12 @@
 //! `gpuscope-agent`: the per-node agent binary.
 
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use gpuscope_agent::cli::{Cli, Command, LogFormat, SnapshotFormat, WatchFormat};
+use gpuscope_agent::health::{self, Health};
 use gpuscope_agent::output;
 use gpuscope_agent::runtime::{self, Output};
 use gpuscope_agent::ship::stream::{self, ShipConfig, Shipper};
@@ -100,12 +102,24 @@ fn main() -> anyhow::Result<()> {
                 },
                 identity,
             )?;
+            let health = Arc::new(Health::new(
+                config.interval,
+                ship.health_stale,
+                shipper.connected(),
+            ));
+            if let Some(addr) = ship.health_listen {
+                let bound = health::serve(addr, health.clone())?;
+                tracing::info!(addr = %bound, "Serving /livez and /readyz.");
+            }
             let stop = AtomicBool::new(false);
-            runtime::run(&config, true, &stop, |o| match o {
-                Output::Event(e) => shipper.event(e),
-                Output::Sample(s) => shipper.container(s),
-                Output::Node(n) => shipper.node(n),
-                Output::Gpus(g) => shipper.gpus(g),
+            runtime::run(&config, true, &stop, |o| {
+                health.observe(&o);
+                match o {
+                    Output::Event(e) => shipper.event(e),
+                    Output::Sample(s) => shipper.container(s),
+                    Output::Node(n) => shipper.node(n),
+                    Output::Gpus(g) => shipper.gpus(g),
+                }
             })?;
         }
     }

@@ -18,6 +18,9 @@ pub struct Config {
     /// that answers do not wait in line behind the reports of thousands of
     /// agents on `listen`'s runtime.
     pub query_listen: Option<SocketAddr>,
+    /// Also serve the health service (only) here, in plain text even when
+    /// `tls` is set: the kubelet's gRPC probes speak no TLS.
+    pub health_listen: Option<SocketAddr>,
     /// Directory holding the incident database (`incidents.redb`).
     pub data_dir: PathBuf,
     /// Incidents older than this are deleted.
@@ -82,6 +85,7 @@ impl Config {
         Self {
             listen,
             query_listen: None,
+            health_listen: None,
             data_dir,
             retention: Duration::from_secs(7 * 24 * 3600),
             retention_interval: Duration::from_secs(60),

@@ -41,6 +41,10 @@ pub enum Error {
     /// A read or write of the incident store failed.
     #[error("incident store: {0}")]
     Store(#[from] redb::Error),
+    /// The last batch of events could not be committed: ingest is not
+    /// accepting events until one is.
+    #[error("the last batch of events could not be stored")]
+    WritesFailing,
     /// A stored incident could not be decoded (a corrupt or foreign record).
     #[error("stored incident {key} is not a valid Incident: {source}")]
     Decode {
@@ -59,6 +63,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The server reflection service could not be built from the
+    /// descriptor sets.
+    #[error("gRPC reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Serve(#[from] tonic::transport::Error),

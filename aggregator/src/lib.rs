@@ -9,7 +9,8 @@
 //! into the diagnosis engine's evidence for the Explain, Diagnose and
 //! GetBundle queries. [`Aggregator::start`] wires them to one listener,
 //! and Query also to a listener of its own on a thread of its own when
-//! [`Config::query_listen`] is set.
+//! [`Config::query_listen`] is set; both also serve the standard health
+//! service and server reflection ([`grpc`]).
 //!
 //! The crate root is the top: it wires the modules and nothing imports it
 //! back. What they share sits below them, in modules of its own:
@@ -20,6 +21,7 @@ mod clock;
 pub mod config;
 pub mod error;
 pub mod evidence;
+pub mod grpc;
 mod history;
 pub mod ingest;
 pub mod kube;
@@ -52,6 +54,10 @@ pub struct Aggregator {
     /// The Query-only listener's address and thread, when there is one.
     query_server: Option<(SocketAddr, std::thread::JoinHandle<Result<()>>)>,
     retention: JoinHandle<()>,
+    /// The plain-text health listener's address, when there is one.
+    health_addr: Option<SocketAddr>,
+    /// The health service's checker ([`grpc::health_loop`]).
+    health: JoinHandle<()>,
     recorder: Option<JoinHandle<()>>,
     kube: Option<Arc<kube::Kube>>,
 }
@@ -121,22 +127,48 @@ impl Aggregator {
         )
         .with_diagnosis(assembler, diagnose);
         let max = config.max_message_bytes;
+        let (health_reporter, health_server) = grpc::health().await;
         let query_server = config
             .query_listen
-            .map(|addr| serve_query_thread(addr, &config, query.clone(), shutdown_rx.clone()))
+            .map(|addr| {
+                let (reflect, reflect_alpha) = grpc::reflection(&["gpuscope.v1.Query"])?;
+                serve_query_thread(
+                    addr,
+                    &config,
+                    query.clone(),
+                    shutdown_rx.clone(),
+                    (health_server.clone(), reflect, reflect_alpha),
+                )
+            })
             .transpose()?;
+        let (reflect, reflect_alpha) = grpc::reflection(&grpc::SERVICES)?;
+        let health_addr = match config.health_listen {
+            Some(addr) => {
+                Some(serve_health(addr, health_server.clone(), shutdown_rx.clone()).await?)
+            }
+            None => None,
+        };
         let mut signal = shutdown_rx.clone();
         let mut builder = server_builder(&config)?;
         let server = tokio::spawn(async move {
             builder
                 .add_service(ingest::IngestServer::new(ingest, max))
                 .add_service(query_server_of(query, max))
+                .add_service(health_server)
+                .add_service(reflect)
+                .add_service(reflect_alpha)
                 .serve_with_incoming_shutdown(incoming(listener), async move {
                     sync::stopped(&mut signal).await;
                 })
                 .await?;
             Ok(())
         });
+        let health = tokio::spawn(grpc::health_loop(
+            health_reporter,
+            store.clone(),
+            grpc::HEALTH_INTERVAL,
+            shutdown_rx.clone(),
+        ));
         let retention = tokio::spawn(store::retention_loop(
             store,
             config.retention,
@@ -151,6 +183,8 @@ impl Aggregator {
             server,
             query_server,
             retention,
+            health_addr,
+            health,
             recorder,
             kube,
         })
@@ -160,6 +194,12 @@ impl Aggregator {
     /// one.
     pub fn query_addr(&self) -> Option<SocketAddr> {
         self.query_server.as_ref().map(|(addr, _)| *addr)
+    }
+
+    /// The address the plain-text health listener bound, when there is
+    /// one.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_addr
     }
 
     /// The Kubernetes side, when it runs (its watchers' health).
@@ -172,10 +212,12 @@ impl Aggregator {
         self.local_addr
     }
 
-    /// Ends every open stream with UNAVAILABLE, stops accepting, and waits
+    /// Reports NOT_SERVING on the health service (ending its watches),
+    /// ends every open stream with UNAVAILABLE, stops accepting, and waits
     /// for the server to finish (at most `grace`).
     pub async fn shutdown(self, grace: Duration) -> Result<()> {
         let _ = self.shutdown.send(true);
+        let _ = tokio::time::timeout(grace, self.health).await;
         let server = self.server;
         let res = match tokio::time::timeout(grace, server).await {
             Ok(joined) => joined?,
@@ -230,15 +272,49 @@ fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
     tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
+/// Binds `addr` and serves the health service alone there, in plain text
+/// (the kubelet's `grpc` probes speak no TLS), until `shutdown`.
+async fn serve_health<H: tonic_health::pb::health_server::Health>(
+    addr: SocketAddr,
+    health: tonic_health::pb::health_server::HealthServer<H>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<SocketAddr> {
+    let bind_err = move |source| Error::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_err)?;
+    let bound = listener.local_addr().map_err(bind_err)?;
+    tokio::spawn(async move {
+        let served = tonic::transport::Server::builder()
+            .add_service(health)
+            .serve_with_incoming_shutdown(incoming(listener), async move {
+                sync::stopped(&mut shutdown).await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "Health listener failed.");
+        }
+    });
+    Ok(bound)
+}
+
 /// Binds `addr` and serves Query there on a current-thread runtime of a
 /// thread of its own until `shutdown`. The listener is bound before this
 /// returns, so a bad address is an error here.
-fn serve_query_thread(
+fn serve_query_thread<H, R, A>(
     addr: SocketAddr,
     config: &Config,
     query: query::QueryService,
     mut shutdown: watch::Receiver<bool>,
-) -> Result<(SocketAddr, std::thread::JoinHandle<Result<()>>)> {
+    (health, reflect, reflect_alpha): (
+        tonic_health::pb::health_server::HealthServer<H>,
+        tonic_reflection::server::v1::ServerReflectionServer<R>,
+        tonic_reflection::server::v1alpha::ServerReflectionServer<A>,
+    ),
+) -> Result<(SocketAddr, std::thread::JoinHandle<Result<()>>)>
+where
+    H: tonic_health::pb::health_server::Health,
+    R: tonic_reflection::server::v1::ServerReflection,
+    A: tonic_reflection::server::v1alpha::ServerReflection,
+{
     let bind_err = move |source| Error::Bind { addr, source };
     let std_listener = std::net::TcpListener::bind(addr).map_err(bind_err)?;
     std_listener.set_nonblocking(true).map_err(bind_err)?;
@@ -256,6 +332,9 @@ fn serve_query_thread(
                 let listener = TcpListener::from_std(std_listener).map_err(bind_err)?;
                 builder
                     .add_service(query_server_of(query, max))
+                    .add_service(health)
+                    .add_service(reflect)
+                    .add_service(reflect_alpha)
                     .serve_with_incoming_shutdown(incoming(listener), async move {
                         sync::stopped(&mut shutdown).await;
                     })

@@ -27,6 +27,12 @@ struct Args {
     #[arg(long, env = "GPUSCOPE_QUERY_LISTEN")]
     query_listen: Option<SocketAddr>,
 
+    /// Also serve the standard gRPC health service (grpc.health.v1) alone
+    /// here, in plain text even with --tls-cert: the kubelet's `grpc`
+    /// probes speak no TLS. The main listeners serve it too.
+    #[arg(long, env = "GPUSCOPE_HEALTH_LISTEN", value_name = "ADDR")]
+    health_listen: Option<SocketAddr>,
+
     /// Directory of the incident database (`incidents.redb`); created if
     /// missing. Use a persistent volume: incidents survive restarts.
     #[arg(long, env = "GPUSCOPE_DATA_DIR")]
@@ -143,6 +149,15 @@ struct Args {
     #[arg(long, env = "GPUSCOPE_FETCH_LOGS", conflicts_with = "no_kube")]
     fetch_logs: bool,
 
+    /// Publish each finding of a recorded diagnosis (--record-diagnosis-after)
+    /// as a Kubernetes Event on its pod (type Warning, reason per kind such
+    /// as GpuscopeOOMKilled, the finding's sentence as the message), so
+    /// that `kubectl describe pod` shows it; repeats are counted into one
+    /// Event's series, at most 25 per pod then one per 5 minutes. Needs
+    /// create and patch on events.k8s.io events.
+    #[arg(long, env = "GPUSCOPE_KUBE_EVENTS", conflicts_with = "no_kube")]
+    kube_events: bool,
+
     /// Log filter (tracing-subscriber EnvFilter syntax).
     #[arg(long, env = "GPUSCOPE_LOG", default_value = "info")]
     log: String,
@@ -163,6 +178,7 @@ async fn main() -> anyhow::Result<()> {
     init_logging(&args.log)?;
     let mut config = Config::new(args.listen, args.data_dir.clone());
     config.query_listen = args.query_listen;
+    config.health_listen = args.health_listen;
     config.retention = args.retention;
     config.retention_interval = args.retention_interval;
     config.record_diagnosis_after =
@@ -192,6 +208,7 @@ async fn main() -> anyhow::Result<()> {
             namespaces: args.namespaces.clone(),
             device_plugin_selectors: args.device_plugin_selectors.clone(),
             fetch_logs: args.fetch_logs,
+            publish_events: args.kube_events,
             ..KubeConfig::default()
         });
     }

@@ -5,7 +5,9 @@
 //! incidents ([`crate::store`]). The story of a run survives the deletion
 //! of its pod (a finished Job's pods are garbage-collected) and the
 //! aggregator's restart (history is in memory only); `Explain` of a pod
-//! Kubernetes no longer has returns them.
+//! Kubernetes no longer has returns them. With `--kube-events` the
+//! findings are also published as Events on the pod
+//! ([`crate::kube::publish`]).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -178,6 +180,11 @@ async fn record(diagnosis: &Diagnosis, p: Pending) {
         };
         let n = d.findings.len();
         diagnosis.assembler.record(d).await?;
+        // Where people already look: Events on the pod (--kube-events).
+        let publisher = diagnosis.assembler.kube().and_then(|k| k.publisher());
+        if let (Some(publisher), Some(pod)) = (publisher, &target.pod) {
+            publisher.publish(pod, &findings).await;
+        }
         Ok::<_, crate::error::Error>(Some(n))
     };
     match recorded.await {

@@ -21,6 +21,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use gpuscope_proto::v1::{
@@ -70,6 +71,10 @@ pub struct Stored {
 #[derive(Debug)]
 pub struct Store {
     db: Database,
+    /// Whether the last [`Store::store_batch`] failed (a full disk, an I/O
+    /// error): ingest is then not accepting events, which the health
+    /// service reports.
+    write_failing: AtomicBool,
 }
 
 impl Store {
@@ -87,13 +92,40 @@ impl Store {
         tx.open_table(DIAGNOSES)?;
         tx.open_table(DIAGNOSES_BY_POD)?;
         tx.commit()?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            write_failing: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether the store answers: a read transaction on the incidents
+    /// table succeeds, and the last batch written was committed.
+    pub fn check(&self) -> Result<()> {
+        let tx = self.db.begin_read()?;
+        tx.open_table(INCIDENTS)?;
+        if self.write_failing.load(Ordering::Relaxed) {
+            return Err(Error::WritesFailing);
+        }
+        Ok(())
     }
 
     /// Stores every event of `events` not stored before for (node, boot), in
     /// one transaction, and returns what is now contiguous. Blocking: call
     /// from a blocking thread.
     pub fn store_batch(
+        &self,
+        node: &str,
+        boot: &str,
+        events: &[NodeEvent],
+        received_unix_nanos: u64,
+    ) -> Result<Stored> {
+        let res = self.write_batch(node, boot, events, received_unix_nanos);
+        self.write_failing.store(res.is_err(), Ordering::Relaxed);
+        res
+    }
+
+    /// [`Store::store_batch`]'s transaction.
+    fn write_batch(
         &self,
         node: &str,
         boot: &str,

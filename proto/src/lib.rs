@@ -15,6 +15,12 @@ pub mod client;
 /// their first sample on a stream.
 pub const INGEST_PROTOCOL: u32 = 2;
 
+/// The encoded `google.protobuf.FileDescriptorSet` of `gpuscope.v1`
+/// (`node.proto`, `ingest.proto`, `query.proto`, with their comments), as
+/// server reflection serves it (`tonic-reflection`).
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/gpuscope_v1_descriptor.bin"));
+
 /// Messages of `gpuscope.v1`.
 #[allow(missing_docs, clippy::all)]
 pub mod v1 {

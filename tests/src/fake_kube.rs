@@ -8,6 +8,14 @@
 //! bookmarks) and pod logs, and injects faults on demand ([`Fault`],
 //! [`FakeKube::disconnect_watches`]) so tests can check client recovery.
 //!
+//! It also accepts what an event recorder writes: `events.k8s.io/v1`
+//! Events created (POST) and merge-patched (PATCH, a series' count), kept
+//! as written ([`FakeKube::events_v1`]) and, as the real API server does
+//! (both APIs share one storage), served as core/v1 Events
+//! (`regarding` -> `involvedObject`, `note` -> `message`,
+//! `reportingController` -> `reportingComponent`, ...) to lists, watches
+//! and `kubectl describe`.
+//!
 //! It runs on its own thread and current-thread runtime, so both plain
 //! `#[test]`s and `#[tokio::test]`s can use it, and stops when dropped.
 //!
@@ -139,6 +147,8 @@ struct State {
     logs: BTreeMap<LogKey, String>,
     faults: VecDeque<Fault>,
     requests: Vec<String>,
+    /// `events.k8s.io/v1` Events as written, by (namespace, name).
+    events_v1: BTreeMap<(String, String), Value>,
 }
 
 impl State {
@@ -394,6 +404,12 @@ impl FakeKube {
     pub fn resource_version(&self) -> u64 {
         self.shared.lock().rv
     }
+
+    /// Every `events.k8s.io/v1` Event written so far, as stored (after
+    /// creation and merge patches), by namespace and name.
+    pub fn events_v1(&self) -> Vec<Value> {
+        self.shared.lock().events_v1.values().cloned().collect()
+    }
 }
 
 impl Drop for FakeKube {
@@ -504,6 +520,30 @@ impl Query {
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
     let uri = req.uri().path_and_query().map_or("/", |p| p.as_str());
     shared.lock().requests.push(uri.to_owned());
+    let path: Vec<String> = req.uri().path().split('/').map(str::to_owned).collect();
+    if let [
+        "",
+        "apis",
+        "events.k8s.io",
+        "v1",
+        "namespaces",
+        ns,
+        "events",
+        ref name @ ..,
+    ] = path.iter().map(String::as_str).collect::<Vec<_>>()[..]
+    {
+        let method = req.method().clone();
+        let merge = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes() == b"application/merge-patch+json");
+        let body = match req.into_body().collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return Err(Dropped),
+        };
+        let name = name.first().copied();
+        return Ok(write_event_v1(&shared, &method, ns, name, merge, &body));
+    }
     if req.method() != Method::GET {
         let message = format!("the fake API server only serves GET, not {}", req.method());
         return Ok(status(StatusCode::METHOD_NOT_ALLOWED, message));
@@ -524,6 +564,122 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
 }
 
 const NO_SUCH_PATH: &str = "the server could not find the requested resource";
+
+/// POST (create) or merge-PATCH of an `events.k8s.io/v1` Event: stored as
+/// written and, converted, as the core/v1 Event of the same name.
+fn write_event_v1(
+    shared: &Shared,
+    method: &Method,
+    ns: &str,
+    name: Option<&str>,
+    merge: bool,
+    body: &[u8],
+) -> Response<Body> {
+    let Ok(input) = serde_json::from_slice::<Value>(body) else {
+        return status(StatusCode::BAD_REQUEST, "the body is not JSON");
+    };
+    let (code, event) = match (method, name) {
+        (&Method::POST, None) => {
+            let Some(name) = str_at(&input, "/metadata/name").map(str::to_owned) else {
+                return status(StatusCode::BAD_REQUEST, "metadata.name: Required value");
+            };
+            if shared
+                .lock()
+                .events_v1
+                .contains_key(&(ns.to_owned(), name.clone()))
+            {
+                let message = format!("events.events.k8s.io {name:?} already exists");
+                return json_response(
+                    StatusCode::CONFLICT,
+                    &status_json(StatusCode::CONFLICT, &message),
+                );
+            }
+            (StatusCode::CREATED, (name, input))
+        }
+        (&Method::PATCH, Some(name)) if merge => {
+            let key = (ns.to_owned(), name.to_owned());
+            let Some(mut stored) = shared.lock().events_v1.get(&key).cloned() else {
+                return status(
+                    StatusCode::NOT_FOUND,
+                    format!("events.events.k8s.io {name:?} not found"),
+                );
+            };
+            merge_patch(&mut stored, &input);
+            (StatusCode::OK, (name.to_owned(), stored))
+        }
+        (&Method::PATCH, Some(_)) => {
+            return status(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "the fake API server takes merge patches only",
+            );
+        }
+        _ => {
+            let message =
+                format!("the fake API server does not {method} events.k8s.io events here");
+            return status(StatusCode::METHOD_NOT_ALLOWED, message);
+        }
+    };
+    let (name, mut event) = event;
+    event["apiVersion"] = json!("events.k8s.io/v1");
+    event["kind"] = json!("Event");
+    event["metadata"]["namespace"] = json!(ns);
+    let stored = shared.change(|st| {
+        let core = st.store(("Event", ns.to_owned(), name.clone()), core_event(&event));
+        event["metadata"] = core["metadata"].clone();
+        st.events_v1.insert((ns.to_owned(), name), event.clone());
+        event
+    });
+    json_response(code, &stored)
+}
+
+/// The core/v1 form of an `events.k8s.io/v1` Event, field by field as the
+/// API server converts it.
+fn core_event(v1: &Value) -> Value {
+    let mut core = json!({"apiVersion": "v1", "kind": "Event", "metadata": v1["metadata"]});
+    let renames = [
+        ("regarding", "involvedObject"),
+        ("related", "related"),
+        ("reason", "reason"),
+        ("note", "message"),
+        ("type", "type"),
+        ("action", "action"),
+        ("eventTime", "eventTime"),
+        ("series", "series"),
+        ("reportingController", "reportingComponent"),
+        ("reportingInstance", "reportingInstance"),
+        ("deprecatedSource", "source"),
+        ("deprecatedCount", "count"),
+        ("deprecatedFirstTimestamp", "firstTimestamp"),
+        ("deprecatedLastTimestamp", "lastTimestamp"),
+    ];
+    for (from, to) in renames {
+        match v1.get(from) {
+            Some(Value::Null) | None => {}
+            Some(v) => core[to] = v.clone(),
+        }
+    }
+    core
+}
+
+/// RFC 7386 JSON merge patch.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    for (k, v) in patch {
+        if v.is_null() {
+            if let Some(t) = target.as_object_mut() {
+                t.remove(k);
+            }
+        } else {
+            merge_patch(&mut target[k], v);
+        }
+    }
+}
 
 fn route_v1(
     shared: &Arc<Shared>,

@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -95,6 +96,8 @@ struct Shared {
     queue: Mutex<EventQueue>,
     latest: Mutex<Latest>,
     wake: Notify,
+    /// Whether a stream is open (the aggregator answered the Hello).
+    connected: Arc<AtomicBool>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -122,6 +125,7 @@ impl Shipper {
             queue: Mutex::new(queue),
             latest: Mutex::new(Latest::default()),
             wake: Notify::new(),
+            connected: Arc::new(AtomicBool::new(false)),
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -170,6 +174,12 @@ impl Shipper {
     pub fn pending(&self) -> usize {
         lock(&self.shared.queue).len()
     }
+
+    /// A flag that is true while a stream to the aggregator is open (the
+    /// agent's readiness reads it).
+    pub fn connected(&self) -> Arc<AtomicBool> {
+        self.shared.connected.clone()
+    }
 }
 
 /// Keeps a stream open, reconnecting with jittered backoff.
@@ -178,7 +188,9 @@ async fn connection_loop(config: &ShipConfig, identity: &pb::NodeIdentity, share
     let mut protocol = gpuscope_proto::INGEST_PROTOCOL;
     loop {
         let started = Instant::now();
-        match session(config, identity, shared, protocol).await {
+        let ended = session(config, identity, shared, protocol).await;
+        shared.connected.store(false, Ordering::Relaxed);
+        match ended {
             Ok(()) => {}
             Err(ShipError::Stream { status, .. })
                 if protocol > 1 && status.code() == tonic::Code::FailedPrecondition =>
@@ -246,6 +258,7 @@ async fn session(
         .map_err(stream_err)?
         .into_inner();
     tracing::info!(aggregator = %url, "Connected to the aggregator.");
+    shared.connected.store(true, Ordering::Relaxed);
     let mut cursor: Option<(String, u64)> = None;
     let mut ids = (protocol >= 2).then(RefIds::default);
     let mut tick = tokio::time::interval(config.report_interval);

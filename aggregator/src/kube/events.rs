@@ -65,8 +65,12 @@ pub struct EventStore {
     pub dropped: u64,
 }
 
-/// Whether an event is worth keeping.
+/// Whether an event is worth keeping. gpuscope's own (published
+/// findings) are not evidence.
 pub fn keep(e: &Event) -> bool {
+    if super::publish::is_own(e) {
+        return false;
+    }
     match e.type_.as_deref() {
         Some("Normal") => e
             .reason

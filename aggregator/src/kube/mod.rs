@@ -12,12 +12,15 @@
 //! health say precisely when the data is current again: a complete list
 //! marks the watcher ready, and every response said which data was stale
 //! until then ([`Kube::gaps`]). The pod watchers also keep the last state
-//! of each pod they see deleted, for an hour ([`Departed`]).
+//! of each pod they see deleted, for an hour ([`Departed`]). With
+//! [`KubeConfig::publish_events`], findings are also published as Events
+//! on their pods ([`publish`]).
 
 pub mod departed;
 pub mod events;
 pub mod health;
 pub mod join;
+pub mod publish;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -92,6 +95,10 @@ pub struct KubeConfig {
     pub events: EventLimits,
     /// How long one log fetch may take.
     pub log_timeout: Duration,
+    /// Publish each recorded finding about a pod as a Kubernetes Event on
+    /// it ([`publish`]); needs `create` and `patch` on `events.k8s.io`
+    /// events.
+    pub publish_events: bool,
 }
 
 impl Default for KubeConfig {
@@ -106,6 +113,7 @@ impl Default for KubeConfig {
             fetch_logs: false,
             events: EventLimits::default(),
             log_timeout: Duration::from_secs(5),
+            publish_events: false,
         }
     }
 }
@@ -129,6 +137,7 @@ pub struct Kube {
     events: Vec<Arc<Mutex<EventStore>>>,
     health: Health,
     tasks: Vec<JoinHandle<()>>,
+    publisher: Option<publish::Publisher>,
 }
 
 impl std::fmt::Debug for Kube {
@@ -266,7 +275,11 @@ impl Kube {
                 pods.push(store);
             }
         }
+        let publisher = config
+            .publish_events
+            .then(|| publish::Publisher::new(client.clone()));
         Ok(Self {
+            publisher,
             client,
             fetch_logs: config.fetch_logs,
             log_timeout: config.log_timeout,
@@ -280,6 +293,11 @@ impl Kube {
             health,
             tasks,
         })
+    }
+
+    /// The Event publisher, when findings are published as Events.
+    pub fn publisher(&self) -> Option<&publish::Publisher> {
+        self.publisher.as_ref()
     }
 
     /// Every pod known (each once, also when two watchers see it).
