@@ -73,6 +73,7 @@ pub fn reason(kind: Kind) -> Option<&'static str> {
         Kind::AdmissionError => "GpuscopeAdmissionError",
         Kind::ImagePull => "GpuscopeImagePull",
         Kind::CrashLoop => "GpuscopeCrashLoop",
+        Kind::ContainerFailed => "GpuscopeContainerFailed",
         Kind::PendingResources => "GpuscopePendingResources",
         Kind::PendingAffinity => "GpuscopePendingAffinity",
         Kind::PendingTaint => "GpuscopePendingTaint",
