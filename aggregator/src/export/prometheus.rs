@@ -161,6 +161,19 @@ families! {
     DcgmXid: "DCGM_FI_DEV_XID_ERRORS", "gauge", "Value of the last XID error encountered.";
 }
 
+/// The agent's sources (`agent/src/runtime`): each has a
+/// `gpuscope_agent_source_degraded` series for every agent that reports
+/// its health.
+pub const AGENT_SOURCES: &[&str] = &[
+    "cgroup",
+    "kmsg",
+    "notify",
+    "psi",
+    "node",
+    "nvml",
+    "pod_resources",
+];
+
 /// A pod's names for labels.
 struct PodNames<'a> {
     namespace: &'a str,
@@ -263,11 +276,17 @@ impl Renderer {
     fn put(&mut self, f: F, labels: Which, extra: &[(&str, &str)], value: impl Val) {
         let buf = &mut self.families[f as usize];
         buf.extend_from_slice(FAMILIES[f as usize].0.as_bytes());
-        buf.push(b'{');
         let set = match labels {
             Which::First => &self.labels,
             Which::Second => &self.labels2,
         };
+        if set.is_empty() && extra.is_empty() {
+            buf.push(b' ');
+            value.write(buf);
+            buf.push(b'\n');
+            return;
+        }
+        buf.push(b'{');
         buf.extend_from_slice(set);
         for (k, v) in extra {
             if buf.last() != Some(&b'{') {
@@ -320,15 +339,33 @@ impl Renderer {
             self.put(F::AgentCpu, Which::First, &[], a.cpu_seconds);
             self.put(F::AgentRss, Which::First, &[], a.resident_memory_bytes);
         }
-        for ((n, source), state) in &counts.sources {
-            if **n == *name {
-                let degraded = !matches!(state, SourceState::Ok | SourceState::Unspecified);
+        if node.agent.is_some() {
+            // Every source the agent has, 0 until it reports a problem (a
+            // healthy source's first state is not news to the agent), and
+            // any other source it reported.
+            let degraded = |source: &str| {
+                counts
+                    .sources
+                    .get(&(name.into(), source.into()))
+                    .is_some_and(|s| !matches!(s, SourceState::Ok | SourceState::Unspecified))
+            };
+            for source in AGENT_SOURCES {
                 self.put(
                     F::AgentSourceDegraded,
                     Which::First,
                     &[("source", source)],
-                    u64::from(degraded),
+                    u64::from(degraded(source)),
                 );
+            }
+            for (n, source) in counts.sources.keys() {
+                if **n == *name && !AGENT_SOURCES.contains(&&**source) {
+                    self.put(
+                        F::AgentSourceDegraded,
+                        Which::First,
+                        &[("source", source)],
+                        u64::from(degraded(source)),
+                    );
+                }
             }
         }
 
@@ -1068,6 +1105,7 @@ mod tests {
             r#"gpuscope_gpu_process_memory_used_bytes{node="gpu-1",gpu="3",UUID="GPU-abc",pid="77",namespace="",pod="uid-1",container="c1"} 1073741824"#,
             r#"gpuscope_agent_queue_events{node="gpu-1"} 4"#,
             r#"gpuscope_agent_resident_memory_bytes{node="gpu-1"} 9437184"#,
+            r#"gpuscope_agent_source_degraded{node="gpu-1",source="kmsg"} 0"#,
             r#"DCGM_FI_DEV_FB_USED{gpu="3",UUID="GPU-abc",pci_bus_id="",device="nvidia3",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-1",namespace="ml",pod="trainer-0",container="trainer"} 1024"#,
             r#"DCGM_FI_DEV_FB_FREE{gpu="3",UUID="GPU-abc",pci_bus_id="",device="nvidia3",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-1",namespace="ml",pod="trainer-0",container="trainer"} 80896"#,
             "# TYPE gpuscope_container_oom_kills_total counter",
