@@ -238,6 +238,99 @@ pub fn serve_thread(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gpuscope_proto::v1 as pb;
+    use std::io::{Read, Write};
+
+    /// `nodes` nodes of 32 containers each.
+    fn big_state(nodes: usize) -> Arc<State> {
+        let state = Arc::new(State::new(crate::state::HistoryConfig::default()));
+        for n in 0..nodes {
+            let mut r = report(n, 32);
+            state.apply_report(&format!("node-{n}"), &mut r);
+        }
+        state
+    }
+
+    fn report(n: usize, containers: usize) -> pb::NodeReport {
+        pb::NodeReport {
+            containers: (0..containers)
+                .map(|c| pb::ContainerSample {
+                    container: Some(pb::ContainerRef {
+                        cgroup_path: format!("/kubepods/pod{n}-{c}/c{c}"),
+                        pod_uid: format!("uid-{n}-{c}"),
+                        container_id: format!("{c:064x}"),
+                        ..Default::default()
+                    }),
+                    memory: Some(pb::MemoryStats {
+                        usage_bytes: 1 << 20,
+                        limit_bytes: Some(1 << 30),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn get(addr: SocketAddr) -> std::net::TcpStream {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        s
+    }
+
+    #[test]
+    fn a_scraper_that_does_not_read_holds_neither_ingest_nor_other_scrapers() {
+        let state = big_state(1000);
+        let exporter = Exporter::new(
+            state.clone(),
+            None,
+            findings::Latest::default(),
+            Options::default(),
+        );
+        let (_stop, rx) = watch::channel(false);
+        let (addr, _thread) =
+            serve_thread("127.0.0.1:0".parse().expect("addr"), exporter, rx).expect("serve");
+        // The first scraper asks and never reads: its answer (about 10 MB)
+        // fills the socket buffers and waits.
+        let _stalled = get(addr);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        // Ingest of a node goes on, at its usual pace.
+        let started = Instant::now();
+        for _ in 0..50 {
+            let mut r = report(7, 32);
+            state.apply_report("node-7", &mut r);
+        }
+        let ingest = started.elapsed();
+        assert!(
+            ingest < std::time::Duration::from_secs(2),
+            "50 reports took {ingest:?}"
+        );
+        // A second scraper is answered in full.
+        let mut second = get(addr);
+        second
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .expect("timeout");
+        let mut body = Vec::new();
+        second
+            .read_to_end(&mut body)
+            .expect("read the second scrape");
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            text.starts_with("HTTP/1.1 200"),
+            "{}",
+            &text[..text.len().min(200)]
+        );
+        let usage = text
+            .lines()
+            .filter(|l| l.starts_with("gpuscope_container_memory_usage_bytes{"))
+            .count();
+        assert_eq!(usage, 1000 * 32);
+    }
 
     #[test]
     fn shard_parameters_are_both_or_neither() {
