@@ -255,20 +255,24 @@ impl Renderer {
         self.finish()
     }
 
-    /// The chunks: each non-empty family with its HELP and TYPE.
+    /// The chunks: each non-empty family's HELP and TYPE, then its
+    /// samples. The samples' buffer is handed over, not copied; the next
+    /// scrape allocates it once at this scrape's size.
     fn finish(&mut self) -> (Vec<bytes::Bytes>, Rendered) {
-        let mut out = Vec::with_capacity(FAMILIES.len());
+        let mut out = Vec::with_capacity(2 * FAMILIES.len());
         let mut r = Rendered::default();
         for (buf, (name, kind, help)) in self.families.iter_mut().zip(FAMILIES) {
             if buf.is_empty() {
                 continue;
             }
             r.samples += buf.iter().filter(|&&b| b == b'\n').count();
-            let mut chunk = Vec::with_capacity(buf.len() + help.len() + 64);
-            let _ = write!(chunk, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
-            chunk.extend_from_slice(buf);
-            r.bytes += chunk.len();
-            out.push(bytes::Bytes::from(chunk));
+            let mut head = Vec::with_capacity(help.len() + 2 * name.len() + 32);
+            let _ = write!(head, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+            let next = Vec::with_capacity(buf.len() + buf.len() / 8);
+            let samples = std::mem::replace(buf, next);
+            r.bytes += head.len() + samples.len();
+            out.push(bytes::Bytes::from(head));
+            out.push(bytes::Bytes::from(samples));
         }
         (out, r)
     }
