@@ -200,7 +200,14 @@ scrape_runs() { # INGEST_CORES (the aggregator's cores over the 10 s before)
             printf "scrape: %.2f s, %.1f MB, %d samples; metrics thread %.2f CPU-s; whole aggregator %.2f CPU-s during it (ingest alone at %.2f cores would be %.2f CPU-s)\n",
                 wall, x[2] / 1e6, series, cpu, all, ing, ing * wall }'
     done
+    echo "render time of the scrape before the last (the exporter's own gauge): $(awk '/^gpuscope_exporter_last_scrape_duration_seconds/ {print $2}' "$TMP/scrape.txt") s"
+    echo "generator's last progress line: $(tail -n 1 "$TMP/scale.out")"
     grep -o '^[a-zA-Z_]*' "$TMP/scrape.txt" | sort | uniq -c | sort -rn | head -12
+    m0=$(thread_ticks "$AGG" metrics)
+    out=$(curl -s -o "$TMP/scrape.txt" -w '%{time_total} %{size_download}' "$MURL?shard=0&shards=8")
+    m1=$(thread_ticks "$AGG" metrics)
+    awk -v o="$out" -v m=$((m1 - m0)) -v k="$TCK" 'BEGIN { split(o, x, " ");
+        printf "one of 8 shards (?shard=0&shards=8): %.2f s, %.1f MB; metrics thread %.2f CPU-s\n", x[1], x[2] / 1e6, m / k }'
 }
 
 explain_runs() { # URL WHAT

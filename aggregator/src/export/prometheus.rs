@@ -10,7 +10,8 @@
 //! bytes in place (the [`crate::wire`] readers: no `ContainerSample` is
 //! built, no string allocated per series) into one reused buffer per
 //! metric family, so every family's samples come out as one group, as the
-//! format requires; the buffers keep their capacity from scrape to scrape.
+//! format requires; each buffer is allocated once per scrape at its last
+//! size and handed to the response, so nothing is kept between scrapes.
 //!
 //! Locks: each node's lock is held only while its bytes are copied
 //! ([`State::visit_nodes`]); names, counts and findings are copied before
@@ -94,8 +95,6 @@ pub struct Inputs<'a> {
     pub counts: Counts,
     /// The latest cluster diagnosis.
     pub findings: Option<FindingCounts>,
-    /// Now, Unix seconds (for the findings' age).
-    pub now_unix_seconds: f64,
 }
 
 macro_rules! families {
@@ -182,10 +181,12 @@ struct PodNames<'a> {
     containers: std::collections::HashMap<String, String>,
 }
 
-/// Renders scrapes; keeps its buffers between them.
+/// Renders scrapes; keeps only each family's size between them.
 #[derive(Debug, Default)]
 pub struct Renderer {
     families: Vec<Vec<u8>>,
+    /// Each family's size at the last scrape.
+    sizes: Vec<usize>,
     copy: NodeCopy,
     /// The current container's or GPU's label set (without braces).
     labels: Vec<u8>,
@@ -216,10 +217,15 @@ impl Renderer {
         options: Options,
         shard: Shard,
     ) -> (Vec<bytes::Bytes>, Rendered) {
-        self.families.resize_with(FAMILIES.len(), Vec::new);
-        for f in &mut self.families {
-            f.clear();
-        }
+        // Each family's buffer is allocated once, at the size it had last
+        // time, and handed to the response at the end: nothing of a scrape
+        // is kept between scrapes.
+        self.sizes.resize(FAMILIES.len(), 0);
+        self.families = self
+            .sizes
+            .iter()
+            .map(|&n| Vec::with_capacity(n + n / 8))
+            .collect();
         let names: std::collections::HashMap<&str, PodNames<'_>> = inputs
             .pods
             .iter()
@@ -245,7 +251,7 @@ impl Renderer {
             },
         );
         self.copy = copy;
-        self.incidents(&inputs.counts, &names, shard, options);
+        self.incidents(&inputs.counts, &names, shard);
         self.kube(inputs, shard);
         if shard.has_cluster()
             && let Some(f) = &inputs.findings
@@ -256,20 +262,21 @@ impl Renderer {
     }
 
     /// The chunks: each non-empty family's HELP and TYPE, then its
-    /// samples. The samples' buffer is handed over, not copied; the next
-    /// scrape allocates it once at this scrape's size.
+    /// samples, handed over, not copied.
     fn finish(&mut self) -> (Vec<bytes::Bytes>, Rendered) {
         let mut out = Vec::with_capacity(2 * FAMILIES.len());
         let mut r = Rendered::default();
-        for (buf, (name, kind, help)) in self.families.iter_mut().zip(FAMILIES) {
+        for ((buf, size), (name, kind, help)) in
+            self.families.iter_mut().zip(&mut self.sizes).zip(FAMILIES)
+        {
+            *size = buf.len();
             if buf.is_empty() {
                 continue;
             }
             r.samples += buf.iter().filter(|&&b| b == b'\n').count();
             let mut head = Vec::with_capacity(help.len() + 2 * name.len() + 32);
             let _ = write!(head, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
-            let next = Vec::with_capacity(buf.len() + buf.len() / 8);
-            let samples = std::mem::replace(buf, next);
+            let samples = std::mem::take(buf);
             r.bytes += head.len() + samples.len();
             out.push(bytes::Bytes::from(head));
             out.push(bytes::Bytes::from(samples));
@@ -706,7 +713,6 @@ impl Renderer {
         counts: &Counts,
         names: &std::collections::HashMap<&str, PodNames<'_>>,
         shard: Shard,
-        _options: Options,
     ) {
         // OOM kills by (node, namespace): pods of one namespace add up.
         let mut oom: std::collections::BTreeMap<(&str, &str), u64> = Default::default();

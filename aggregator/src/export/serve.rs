@@ -87,7 +87,6 @@ impl Exporter {
             device_plugins: &device_plugins,
             counts: self.state.tally().counts(),
             findings: lock(&self.findings).clone(),
-            now_unix_seconds: 0.0,
         };
         let (mut chunks, rendered) = {
             let mut r = lock(&self.renderer);
