@@ -6,6 +6,11 @@
 //! response's bytes.
 //!
 //! `?shard=I&shards=N` renders one part of the nodes ([`Shard`]).
+//!
+//! Memory is bounded: a response (the whole text of a scrape) is held
+//! only while its connection is open, and at most [`MAX_CONNECTIONS`]
+//! connections are served at once; a connection beyond them is closed at
+//! once (and logged), so scrapers that never read cannot pile up answers.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -23,6 +28,9 @@ use crate::export::findings;
 use crate::export::prometheus::{Inputs, Options, Renderer, Shard};
 use crate::state::State;
 use crate::sync::lock;
+
+/// Connections served at once (Prometheus scrapes a target over one).
+pub const MAX_CONNECTIONS: usize = 4;
 
 /// What the endpoint reads.
 #[derive(Clone)]
@@ -203,8 +211,9 @@ pub fn serve_thread(
                         return;
                     }
                 };
+                let open = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
                 loop {
-                    let (stream, _) = tokio::select! {
+                    let (stream, peer) = tokio::select! {
                         accepted = listener.accept() => match accepted {
                             Ok(a) => a,
                             Err(e) => {
@@ -214,8 +223,14 @@ pub fn serve_thread(
                         },
                         _ = crate::sync::stopped(&mut shutdown) => return,
                     };
+                    let Ok(permit) = open.clone().try_acquire_owned() else {
+                        tracing::warn!(%peer, max = MAX_CONNECTIONS,
+                            "Too many metrics connections at once; closing this one.");
+                        continue;
+                    };
                     let exporter = exporter.clone();
                     tokio::spawn(async move {
+                        let _permit = permit;
                         let service = hyper::service::service_fn(move |req| {
                             let r = handle(&exporter, &req);
                             async move { Ok::<_, Infallible>(r) }
@@ -329,6 +344,18 @@ mod tests {
             .filter(|l| l.starts_with("gpuscope_container_memory_usage_bytes{"))
             .count();
         assert_eq!(usage, 1000 * 32);
+        drop(second);
+        // With MAX_CONNECTIONS stalled answers held, another scraper is
+        // turned away instead of adding one more.
+        let _stalled: Vec<_> = (1..MAX_CONNECTIONS).map(|_| get(addr)).collect();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let mut extra = get(addr);
+        extra
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .expect("timeout");
+        let mut got = Vec::new();
+        let _ = extra.read_to_end(&mut got);
+        assert!(got.is_empty(), "a connection beyond MAX_CONNECTIONS was answered");
     }
 
     #[test]
