@@ -355,7 +355,10 @@ mod tests {
             .expect("timeout");
         let mut got = Vec::new();
         let _ = extra.read_to_end(&mut got);
-        assert!(got.is_empty(), "a connection beyond MAX_CONNECTIONS was answered");
+        assert!(
+            got.is_empty(),
+            "a connection beyond MAX_CONNECTIONS was answered"
+        );
     }
 
     #[test]
