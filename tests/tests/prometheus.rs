@@ -12,7 +12,7 @@
 //!
 //! Needs root, the cgroup v1 memory hierarchy and `/usr/bin/prometheus`
 //! (`PROMETHEUS` names another): fails under CI without them, skips
-//! loudly elsewhere. About 40 s.
+//! loudly elsewhere. About 15 s.
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
