@@ -23,7 +23,12 @@
 #          Query-only one (--query-listen), N_EXPLAIN (default 200) runs of
 #          `gpuscope explain POD_UID` (whole process: the Explain RPC) and N_RPC
 #          (default 30) rounds of explain_rpc (in-process times of Explain,
-#          and of the pod-filtered ListIncidents and ListContainers).
+#          and of the pod-filtered ListIncidents and ListContainers); and
+#          SCRAPES (default 3) scrapes of the Prometheus endpoint
+#          (--metrics-listen, with METRICS_FLAGS): each one's time, bytes and
+#          series, and the CPU time of the aggregator's `metrics` thread (the
+#          render) beside the whole aggregator's CPU over the 10 s before it
+#          (ingest of the same load), and the ingest CPU during the scrape.
 #   all    max, scale, memory.
 #
 # The aggregator runs with its default flags plus AGG_FLAGS; the generator
@@ -47,6 +52,9 @@ MAX_SECONDS=${MAX_SECONDS:-20}
 OOMS=${OOMS:-3000}
 N_EXPLAIN=${N_EXPLAIN:-200}
 PORT=${PORT:-17471}
+SCRAPES=${SCRAPES:-3}
+read -r -a METRICS_FLAGS <<< "${METRICS_FLAGS:-}"
+MURL=http://127.0.0.1:$((PORT + 2))/metrics
 # The aggregator's default (16 MiB): `gpuscope explain` is one Explain RPC
 # now, not ListIncidents of every OOM kill (~45 MB for 3000 kills).
 MAX_MESSAGE_BYTES=${MAX_MESSAGE_BYTES:-16777216}
@@ -110,13 +118,14 @@ max_protocol() { # PROTOCOL
 SCALE_RSS_KB=
 scale_run() {
     echo "== scale: $NODES nodes x (8 GPUs + 32 containers) at 1 Hz, ${SCALE_SECONDS} s, --values $VALUES, $OOMS OOM kills first, aggregator flags: ${AGG_FLAGS[*]:-(defaults)}"
-    start_aggregator --max-message-bytes "$MAX_MESSAGE_BYTES" --query-listen 127.0.0.1:$((PORT + 1))
+    start_aggregator --max-message-bytes "$MAX_MESSAGE_BYTES" --query-listen 127.0.0.1:$((PORT + 1)) \
+        --metrics-listen 127.0.0.1:$((PORT + 2)) "${METRICS_FLAGS[@]}"
     "$BIN/ingest_load" --aggregator $URL --nodes "$NODES" --rate 1 --connections 16 --values "$VALUES" \
         --duration "$SCALE_SECONDS" --ooms "$OOMS" --pods-out "$TMP/pods" \
         --event-interval 600 --progress 10 > "$TMP/scale.out" 2>&1 &
     local gen=$! t=0 c_prev w_prev c w
     c_prev=$(cpu_ticks "$AGG"); w_prev=$(date +%s.%N)
-    local explained=0
+    local explained=0 scraped=0 last_cores=0
     while kill -0 $gen 2>/dev/null; do
         sleep 10; t=$((t + 10))
         kill -0 "$AGG" || { echo "aggregator died"; cat "$TMP/agg.log"; exit 1; }
@@ -126,7 +135,13 @@ scale_run() {
             -v gen="$(tail -n 1 "$TMP/scale.out")" 'BEGIN {
             printf "t=%4ds aggregator VmRSS %8.1f MiB  VmHWM %8.1f MiB  CPU %.2f cores | %s\n",
                 t, rss / 1024, hwm / 1024, c / k / (w - wp), gen }'
+        last_cores=$(awk -v c=$((c - c_prev)) -v k="$TCK" -v w="$w" -v wp="$w_prev" 'BEGIN { printf "%.3f", c / k / (w - wp) }')
         c_prev=$c; w_prev=$w
+        if [ $scraped = 0 ] && [ "$SCRAPES" -gt 0 ] && [ $t -ge $((SCALE_SECONDS / 3)) ]; then
+            scraped=1
+            scrape_runs "$last_cores" || echo "scrapes failed"
+            c_prev=$(cpu_ticks "$AGG"); w_prev=$(date +%s.%N)
+        fi
         if [ $explained = 0 ] && [ "$N_EXPLAIN" -gt 0 ] && [ $t -ge $((SCALE_SECONDS * 2 / 3)) ]; then
             explained=1
             explain_runs "$URL" "the main listener (Ingest and Query)" || echo "explain runs failed"
@@ -162,6 +177,37 @@ memory_run() {
                     n, v, (r + n * p) / 1024, r / 1024, n, p }'
         fi
     done
+}
+
+thread_ticks() { # PID NAME -> utime+stime of the named thread
+    local t
+    for t in /proc/"$1"/task/*; do
+        [ "$(cat "$t/comm")" = "$2" ] && awk '{print $14 + $15}' "$t/stat" && return
+    done
+    echo 0
+}
+
+scrape_runs() { # INGEST_CORES (the aggregator's cores over the 10 s before)
+    echo "-- $SCRAPES scrapes of $MURL ${METRICS_FLAGS[*]:-} under the load (aggregator at $1 cores over the 10 s before the first)"
+    local i m0 m1 a0 a1 out
+    for i in $(seq "$SCRAPES"); do
+        m0=$(thread_ticks "$AGG" metrics); a0=$(cpu_ticks "$AGG")
+        out=$(curl -s -o "$TMP/scrape.txt" -w '%{time_total} %{size_download}' "$MURL")
+        m1=$(thread_ticks "$AGG" metrics); a1=$(cpu_ticks "$AGG")
+        awk -v o="$out" -v m=$((m1 - m0)) -v a=$((a1 - a0)) -v k="$TCK" -v ing="$1" \
+            -v series="$(grep -vc '^#' "$TMP/scrape.txt")" 'BEGIN {
+            split(o, x, " "); wall = x[1]; cpu = m / k; all = a / k
+            printf "scrape: %.2f s, %.1f MB, %d samples; metrics thread %.2f CPU-s; whole aggregator %.2f CPU-s during it (ingest alone at %.2f cores would be %.2f CPU-s)\n",
+                wall, x[2] / 1e6, series, cpu, all, ing, ing * wall }'
+    done
+    echo "render time of the scrape before the last (the exporter's own gauge): $(awk '/^gpuscope_exporter_last_scrape_duration_seconds/ {print $2}' "$TMP/scrape.txt") s"
+    echo "generator's last progress line: $(tail -n 1 "$TMP/scale.out")"
+    grep -o '^[a-zA-Z_]*' "$TMP/scrape.txt" | sort | uniq -c | sort -rn | head -12
+    m0=$(thread_ticks "$AGG" metrics)
+    out=$(curl -s -o "$TMP/scrape.txt" -w '%{time_total} %{size_download}' "$MURL?shard=0&shards=8")
+    m1=$(thread_ticks "$AGG" metrics)
+    awk -v o="$out" -v m=$((m1 - m0)) -v k="$TCK" 'BEGIN { split(o, x, " ");
+        printf "one of 8 shards (?shard=0&shards=8): %.2f s, %.1f MB; metrics thread %.2f CPU-s\n", x[1], x[2] / 1e6, m / k }'
 }
 
 explain_runs() { # URL WHAT

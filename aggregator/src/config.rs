@@ -46,6 +46,15 @@ pub struct Config {
     /// Diagnose each pod an incident names this long after the incident
     /// and store the findings ([`record`]); `None`: do not.
     pub record_diagnosis_after: Option<Duration>,
+    /// Serve Prometheus metrics (`GET /metrics`) here, on a thread of its
+    /// own; `None`: do not.
+    pub metrics_listen: Option<SocketAddr>,
+    /// How the metrics are rendered (dcgm-exporter names, which
+    /// containers).
+    pub metrics: crate::export::prometheus::Options,
+    /// Diagnose the whole cluster this often for the metrics' findings and
+    /// idle GPU-hours (with Kubernetes and a metrics listener only).
+    pub metrics_findings_interval: Duration,
 }
 
 /// PEM files of the server's TLS identity.
@@ -97,6 +106,9 @@ impl Config {
             kube: None,
             diagnose: gpuscope_diagnose::Config::default(),
             record_diagnosis_after: Some(Duration::from_secs(10)),
+            metrics_listen: None,
+            metrics: crate::export::prometheus::Options::default(),
+            metrics_findings_interval: Duration::from_secs(60),
         }
     }
 }

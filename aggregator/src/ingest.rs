@@ -324,6 +324,10 @@ impl Session {
                 up_to_seq: stored.up_to_seq,
             })),
         };
+        self.svc
+            .state
+            .tally()
+            .incidents(self.node_name(), &stored.new);
         for incident in stored.new {
             // No receiver is fine: nobody is watching.
             let _ = self.svc.incidents.send(Arc::new(incident));

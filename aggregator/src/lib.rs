@@ -21,6 +21,7 @@ mod clock;
 pub mod config;
 pub mod error;
 pub mod evidence;
+pub mod export;
 pub mod grpc;
 mod history;
 pub mod ingest;
@@ -30,6 +31,7 @@ pub mod record;
 pub mod state;
 pub mod store;
 mod sync;
+pub mod tally;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -60,6 +62,12 @@ pub struct Aggregator {
     health: JoinHandle<()>,
     recorder: Option<JoinHandle<()>>,
     kube: Option<Arc<kube::Kube>>,
+    /// The metrics listener's address and thread, and the findings loop.
+    metrics: Option<(
+        SocketAddr,
+        std::thread::JoinHandle<()>,
+        Option<JoinHandle<()>>,
+    )>,
 }
 
 impl Aggregator {
@@ -119,6 +127,29 @@ impl Aggregator {
                 shutdown_rx.clone(),
             ))
         });
+        let metrics = config
+            .metrics_listen
+            .map(|addr| {
+                let latest = export::findings::Latest::default();
+                let findings = kube.as_ref().map(|_| {
+                    tokio::spawn(export::findings::findings_loop(
+                        assembler.clone(),
+                        diagnose.clone(),
+                        latest.clone(),
+                        config.metrics_findings_interval,
+                        shutdown_rx.clone(),
+                    ))
+                });
+                let exporter = export::serve::Exporter::new(
+                    state.clone(),
+                    kube.clone(),
+                    latest,
+                    config.metrics,
+                );
+                export::serve::serve_thread(addr, exporter, shutdown_rx.clone())
+                    .map(|(bound, thread)| (bound, thread, findings))
+            })
+            .transpose()?;
         let query = query::QueryService::new(
             store.clone(),
             state.clone(),
@@ -176,7 +207,8 @@ impl Aggregator {
             shutdown_rx,
         ));
         let query_addr = query_server.as_ref().map(|(addr, _)| *addr);
-        tracing::info!(addr = %local_addr, query_addr = ?query_addr, data_dir = %config.data_dir.display(), "Listening.");
+        let metrics_addr = metrics.as_ref().map(|(addr, ..)| *addr);
+        tracing::info!(addr = %local_addr, query_addr = ?query_addr, metrics_addr = ?metrics_addr, data_dir = %config.data_dir.display(), "Listening.");
         Ok(Self {
             local_addr,
             shutdown,
@@ -187,7 +219,14 @@ impl Aggregator {
             health,
             recorder,
             kube,
+            metrics,
         })
+    }
+
+    /// The address the metrics listener actually bound, when there is
+    /// one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(addr, ..)| *addr)
     }
 
     /// The address the Query-only listener actually bound, when there is
@@ -229,6 +268,14 @@ impl Aggregator {
         self.retention.abort();
         if let Some(r) = self.recorder {
             r.abort();
+        }
+        if let Some((_, thread, findings)) = self.metrics {
+            if let Some(f) = findings {
+                f.abort();
+            }
+            // The thread sees the shutdown and ends; it is not joined, so
+            // that a scrape being written cannot hold the exit.
+            drop(thread);
         }
         if let Some((_, thread)) = self.query_server {
             let joined = tokio::task::spawn_blocking(move || thread.join());

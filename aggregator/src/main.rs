@@ -33,6 +33,30 @@ struct Args {
     #[arg(long, env = "GPUSCOPE_HEALTH_LISTEN", value_name = "ADDR")]
     health_listen: Option<SocketAddr>,
 
+    /// Serve Prometheus metrics (`GET /metrics`, text format 0.0.4) on
+    /// this address, on a thread of its own (docs/metrics.md); e.g.
+    /// `0.0.0.0:9470`. Off by default.
+    #[arg(long, env = "GPUSCOPE_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+
+    /// Also export the GPU series under dcgm-exporter's names and labels
+    /// (`DCGM_FI_DEV_GPU_UTIL`, `DCGM_FI_DEV_FB_USED`, ... with `gpu`,
+    /// `UUID`, `device`, `modelName`, `Hostname`), so that dashboards and
+    /// alerts written for dcgm-exporter keep working.
+    #[arg(long, env = "GPUSCOPE_METRICS_DCGM_NAMES")]
+    metrics_dcgm_names: bool,
+
+    /// Which containers get per-container series: `all`, `gpu` (pods that
+    /// hold or use a GPU) or `none`. The per-container series are most of
+    /// a large cluster's series (docs/metrics.md, "Cardinality").
+    #[arg(long, env = "GPUSCOPE_METRICS_CONTAINERS", default_value = "all", value_parser = parse_containers)]
+    metrics_containers: gpuscope_aggregator::export::prometheus::ContainerSeries,
+
+    /// How often the whole cluster is diagnosed for the metrics' findings
+    /// and idle GPU-hours (needs Kubernetes).
+    #[arg(long, env = "GPUSCOPE_METRICS_FINDINGS_INTERVAL", default_value = "60s", value_parser = parse_step)]
+    metrics_findings_interval: Duration,
+
     /// Directory of the incident database (`incidents.redb`); created if
     /// missing. Use a persistent volume: incidents survive restarts.
     #[arg(long, env = "GPUSCOPE_DATA_DIR")]
@@ -194,6 +218,10 @@ async fn main() -> anyhow::Result<()> {
     config.max_message_bytes = args.max_message_bytes;
     config.hello_timeout = args.hello_timeout;
     config.watch_buffer = args.watch_buffer;
+    config.metrics_listen = args.metrics_listen;
+    config.metrics.dcgm = args.metrics_dcgm_names;
+    config.metrics.containers = args.metrics_containers;
+    config.metrics_findings_interval = args.metrics_findings_interval;
     if let (Some(cert), Some(key)) = (args.tls_cert.clone(), args.tls_key.clone()) {
         config.tls = Some(TlsFiles {
             cert,
@@ -238,6 +266,19 @@ fn parse_step(s: &str) -> anyhow::Result<Duration> {
     let step = humantime::parse_duration(s)?;
     anyhow::ensure!(!step.is_zero(), "the step must be more than 0");
     Ok(step)
+}
+
+/// A `--metrics-containers` value.
+fn parse_containers(
+    s: &str,
+) -> anyhow::Result<gpuscope_aggregator::export::prometheus::ContainerSeries> {
+    use gpuscope_aggregator::export::prometheus::ContainerSeries;
+    Ok(match s {
+        "all" => ContainerSeries::All,
+        "gpu" => ContainerSeries::Gpu,
+        "none" => ContainerSeries::None,
+        _ => anyhow::bail!("expected all, gpu or none"),
+    })
 }
 
 async fn shutdown_signal() -> anyhow::Result<&'static str> {

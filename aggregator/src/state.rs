@@ -14,14 +14,15 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use gpuscope_proto::v1::{
-    ContainerInfo, ContainerPoint, ContainerRef, ContainerSample, GpuInfo, GpuPoint, GpuSample,
-    NodeEvent, NodeIdentity, NodeInfo, NodeReport, NodeSample,
+    AgentHealth, ContainerInfo, ContainerPoint, ContainerRef, ContainerSample, GpuInfo, GpuPoint,
+    GpuSample, NodeEvent, NodeIdentity, NodeInfo, NodeReport, NodeSample,
 };
 use prost::Message;
 
 use crate::clock::now_unix_nanos;
 use crate::history::{self, ContainerHistory, GpuHistory};
 use crate::sync::lock;
+use crate::tally::Tally;
 use crate::wire::{self, Malformed};
 
 /// Sizes of the recent-history series: the newest points as they came
@@ -120,6 +121,8 @@ struct NodeState {
     last_seen: u64,
     latest: Option<NodeSample>,
     dropped_samples: u64,
+    /// The agent's own health at its latest report.
+    agent: Option<AgentHealth>,
     /// In the order of the node's last report, so that the i-th container
     /// of a report is found at index i without hashing.
     containers: Vec<ContainerState>,
@@ -249,6 +252,8 @@ pub struct State {
     /// checks each node it names.
     pods: Mutex<HashMap<Box<str>, Vec<String>>>,
     history: HistoryConfig,
+    /// Counts of the incidents ingest stored, for the exporters.
+    tally: Tally,
 }
 
 /// Marks a node connected while it lives (one per open ingest stream).
@@ -272,6 +277,7 @@ impl State {
             nodes: RwLock::new(HashMap::new()),
             pods: Mutex::new(HashMap::new()),
             history,
+            tally: Tally::default(),
         }
     }
 
@@ -389,6 +395,12 @@ impl State {
                         .map_err(|_| Malformed("NodeReport.events"))?,
                 ),
                 (5, v) => dropped = v.varint("NodeReport.dropped_samples")?,
+                (7, v) => {
+                    n.agent = Some(
+                        AgentHealth::decode(v.bytes("NodeReport.agent")?)
+                            .map_err(|_| Malformed("NodeReport.agent"))?,
+                    );
+                }
                 (6, v) => {
                     self.apply_gpu(&mut n, g_pos, v.bytes("NodeReport.gpus")?, now)?;
                     g_pos += 1;
@@ -692,7 +704,94 @@ impl State {
     }
 }
 
+/// One node's latest records, copied under its lock as the bytes they
+/// are kept in, for an exporter to read after the lock is released
+/// ([`State::visit_nodes`]). Reused from node to node: copying allocates
+/// only while a node is larger than every node before it.
+#[derive(Debug, Default)]
+pub struct NodeCopy {
+    /// The node's name.
+    pub name: String,
+    /// Whether an ingest stream from it is open now.
+    pub connected: bool,
+    /// When it was last heard from, Unix nanoseconds.
+    pub last_seen_unix_nanos: u64,
+    /// Its latest node sample.
+    pub latest: Option<NodeSample>,
+    /// Samples its agent dropped (latest report).
+    pub dropped_samples: u64,
+    /// Its agent's own health (latest report).
+    pub agent: Option<AgentHealth>,
+    /// Each container's encoded `ContainerSample` and `ContainerRef`, as
+    /// ranges of `bytes`.
+    pub containers: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+    /// Each GPU's encoded `GpuSample`, as a range of `bytes`.
+    pub gpus: Vec<std::ops::Range<usize>>,
+    /// The bytes the ranges point into.
+    pub bytes: Vec<u8>,
+}
+
+impl NodeCopy {
+    /// The `i`-th container's sample and reference bytes.
+    pub fn container(&self, i: usize) -> (&[u8], &[u8]) {
+        let (s, r) = &self.containers[i];
+        (&self.bytes[s.clone()], &self.bytes[r.clone()])
+    }
+
+    /// The `i`-th GPU's sample bytes.
+    pub fn gpu(&self, i: usize) -> &[u8] {
+        &self.bytes[self.gpus[i].clone()]
+    }
+}
+
 impl State {
+    /// Calls `f` with a copy of each node `select` accepts, in name order.
+    /// Each node's lock is held only while its bytes are copied into
+    /// `copy` (a few microseconds for 40 series), never while `f` runs, so
+    /// a slow exporter delays no report.
+    pub fn visit_nodes(
+        &self,
+        copy: &mut NodeCopy,
+        select: impl Fn(&str) -> bool,
+        mut f: impl FnMut(&NodeCopy),
+    ) {
+        for (name, arc) in self.all() {
+            if !select(&name) {
+                continue;
+            }
+            copy.containers.clear();
+            copy.gpus.clear();
+            copy.bytes.clear();
+            {
+                let n = lock(&arc);
+                copy.connected = n.streams > 0;
+                copy.last_seen_unix_nanos = n.last_seen;
+                copy.latest = n.latest;
+                copy.dropped_samples = n.dropped_samples;
+                copy.agent = n.agent;
+                for c in &n.containers {
+                    let at = copy.bytes.len();
+                    copy.bytes.extend_from_slice(&c.latest);
+                    let mid = copy.bytes.len();
+                    copy.bytes.extend_from_slice(&c.ref_bytes);
+                    copy.containers.push((at..mid, mid..copy.bytes.len()));
+                }
+                for g in &n.gpus {
+                    let at = copy.bytes.len();
+                    copy.bytes.extend_from_slice(&g.latest);
+                    copy.gpus.push(at..copy.bytes.len());
+                }
+            }
+            copy.name = name;
+            f(copy);
+        }
+    }
+
+    /// Counts of the incidents ingest stored.
+    pub fn tally(&self) -> &Tally {
+        &self.tally
+    }
+
     /// Names of every node heard from, sorted.
     pub fn node_names(&self) -> Vec<String> {
         self.all().into_iter().map(|(name, _)| name).collect()

@@ -437,6 +437,7 @@ async fn play(url: &str, script: &Script, within: Duration) -> Stream {
         events: Vec::new(),
         dropped_samples: 0,
         gpus: script.gpus.iter().map(Into::into).collect(),
+        agent: None,
     })))
     .await
     .expect("send report");

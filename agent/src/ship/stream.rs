@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,7 @@ use prost::Message;
 use tokio::sync::Notify;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::ship::health::SelfUsage;
 use crate::ship::queue::{EventQueue, QueueError};
 use crate::ship::refs::RefIds;
 use gpuscope_model::wire::node_event;
@@ -98,6 +99,8 @@ struct Shared {
     wake: Notify,
     /// Whether a stream is open (the aggregator answered the Hello).
     connected: Arc<AtomicBool>,
+    /// Times the stream went down since the agent started.
+    reconnects: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -126,6 +129,7 @@ impl Shipper {
             latest: Mutex::new(Latest::default()),
             wake: Notify::new(),
             connected: Arc::new(AtomicBool::new(false)),
+            reconnects: AtomicU64::new(0),
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -202,6 +206,7 @@ async fn connection_loop(config: &ShipConfig, identity: &pb::NodeIdentity, share
             }
             Err(e) => tracing::warn!(error = %e, "Aggregator stream down; reconnecting."),
         }
+        shared.reconnects.fetch_add(1, Ordering::Relaxed);
         if started.elapsed() > Duration::from_secs(10) {
             backoff = Duration::from_millis(100);
         }
@@ -262,6 +267,7 @@ async fn session(
     let mut cursor: Option<(String, u64)> = None;
     let mut ids = (protocol >= 2).then(RefIds::default);
     let mut tick = tokio::time::interval(config.report_interval);
+    let mut usage = SelfUsage::new();
     loop {
         // Send everything queued after the cursor, in batches per boot.
         loop {
@@ -286,7 +292,7 @@ async fn session(
                 // next tick (a container's newer sample replaces its older
                 // one, which is counted as dropped then).
                 if let Ok(slot) = tx.try_reserve() {
-                    slot.send(take_report(shared, identity, ids.as_mut()));
+                    slot.send(take_report(shared, identity, ids.as_mut(), &mut usage));
                 }
             }
             msg = inbound.message() => match msg {
@@ -334,7 +340,10 @@ fn take_report(
     shared: &Shared,
     identity: &pb::NodeIdentity,
     ids: Option<&mut RefIds>,
+    usage: &mut SelfUsage,
 ) -> pb::AgentMessage {
+    let queue = lock(&shared.queue).stats();
+    let agent = usage.health(queue, shared.reconnects.load(Ordering::Relaxed));
     let mut report = {
         let mut l = lock(&shared.latest);
         pb::NodeReport {
@@ -344,6 +353,7 @@ fn take_report(
             events: Vec::new(),
             dropped_samples: l.dropped,
             gpus: std::mem::take(&mut l.gpus),
+            agent: Some(agent),
         }
     };
     if let Some(ids) = ids {

@@ -358,6 +358,14 @@ fn template(args: &Args, i: usize, rng: &mut Rng) -> pb::NodeReport {
         events: vec![],
         dropped_samples: 0,
         gpus,
+        agent: Some(pb::AgentHealth {
+            queue_events: 0,
+            queue_bytes: 0,
+            queue_dropped_events: 0,
+            reconnects: 0,
+            cpu_seconds: 12.5,
+            resident_memory_bytes: 24 << 20,
+        }),
     }
 }
 
