@@ -261,3 +261,42 @@ fn sampled_holders(a: &AgentRecords, uuid: &str, t: Timestamp) -> Vec<GpuHolder>
 fn opt(v: Option<u64>) -> String {
     v.map_or_else(|| "none".to_owned(), |v| v.to_string())
 }
+
+/// A GPU this container held that was lost (NVML's `GPU_IS_LOST`, or XID
+/// 79 before NVML's count dropped) before its exit at `finished`, and not
+/// back since: NVML's count did not rise again between the loss and the
+/// exit. A lost GPU stays lost until the node is reset, and the kubelet
+/// gives a restarted container the same devices (its device manager keeps
+/// them per pod), so every later run of the container fails on it.
+/// Returns the GPU (UUID, or `index N`), its index and when it was lost.
+pub(crate) fn lost_before_exit(
+    ctx: &Context<'_>,
+    pod: &Pod,
+    container: &str,
+    finished: Timestamp,
+) -> Option<(String, Option<u32>, Timestamp)> {
+    let slack = ctx.config.oom.match_slack_s.saturating_mul(1_000_000_000);
+    let held = |h: &GpuHolder| {
+        h.namespace == k8s::namespace(pod) && h.pod == k8s::name(pod) && h.container == container
+    };
+    ctx.evidence.agents.iter().find_map(|a| {
+        lost::lost_gpus(a)
+            .into_iter()
+            .filter(|(id, _, t, holders)| {
+                let holders = if holders.is_empty() && !id.starts_with("index ") {
+                    sampled_holders(a, id, *t)
+                } else {
+                    holders.clone()
+                };
+                t.0 <= finished.0.saturating_add(slack)
+                    && recent(ctx, *t)
+                    && holders.iter().any(held)
+                    && !a.events.iter().any(|e| {
+                        matches!(e, NodeEvent::GpuCountChanged { time, before, after, .. }
+                            if after > before && *time > *t && *time <= finished)
+                    })
+            })
+            .max_by_key(|l| l.2)
+            .map(|(id, index, t, _)| (id, index, t))
+    })
+}
