@@ -119,6 +119,10 @@ pub(super) fn crash_loop(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec
             // the same way, and the kubelet backs off between them.
             (Some(t), Confidence::High, Loop::CannotStart)
         } else if failed_pod
+            // Under restartPolicy Always the kubelet restarts every exit:
+            // a Failed pod was ended from outside (an eviction, a node
+            // shutdown), and the finding that tells that owns it.
+            && restart_policy != "Always"
             && let Some(t) = state.and_then(|s| s.terminated.as_ref())
             && t.exit_code != 0
         {
