@@ -279,6 +279,9 @@ pub(crate) fn lost_before_exit(
     let held = |h: &GpuHolder| {
         h.namespace == k8s::namespace(pod) && h.pod == k8s::name(pod) && h.container == container
     };
+    // A pod created after the loss (a StatefulSet's pod of the same name)
+    // was given other GPUs.
+    let created = pod.metadata.creation_timestamp.as_ref().map(k8s::ts);
     ctx.evidence.agents.iter().find_map(|a| {
         lost::lost_gpus(a)
             .into_iter()
@@ -289,6 +292,7 @@ pub(crate) fn lost_before_exit(
                     holders.clone()
                 };
                 t.0 <= finished.0.saturating_add(slack)
+                    && created.is_none_or(|c| c <= *t)
                     && recent(ctx, *t)
                     && holders.iter().any(held)
                     && !a.events.iter().any(|e| {

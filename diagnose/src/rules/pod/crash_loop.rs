@@ -699,3 +699,45 @@ fn sigterm_cause(
     };
     Some((phrase, facts))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shell_names_the_path_it_could_not_run() {
+        let cases = [
+            (
+                "/bin/sh: 1: /bin/run.sh: Permission denied",
+                ("/bin/run.sh", "Permission denied"),
+            ),
+            (
+                "2026-07-09T03:01:57.2Z /entry.sh: 233: /opt/app/x.sh: not found",
+                ("/opt/app/x.sh", "not found"),
+            ),
+            (
+                "bash: trian: command not found",
+                ("trian", "command not found"),
+            ),
+            (
+                "exec /app/run: no such file or directory",
+                ("/app/run", "No such file or directory"),
+            ),
+        ];
+        for (line, (path, why)) in cases {
+            assert_eq!(
+                shell_error(line),
+                Some((path.to_owned(), why.to_owned())),
+                "{line}"
+            );
+        }
+        assert_eq!(shell_error("Traceback (most recent call last):"), None);
+    }
+
+    #[test]
+    fn cuda_errors_other_than_out_of_memory() {
+        assert!(cuda_error("RuntimeError: CUDA error: unknown error"));
+        assert!(!cuda_error("RuntimeError: CUDA error: out of memory"));
+        assert!(!cuda_error("ValueError: bad config"));
+    }
+}
