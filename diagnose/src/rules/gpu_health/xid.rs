@@ -251,12 +251,22 @@ pub(super) fn gpu_xid(ctx: &Context<'_>, plugins: &[PluginPod<'_>]) -> Vec<Findi
                 } else {
                     ""
                 };
+                // Older than the window, kept because the device plugin
+                // still counts the GPU unhealthy.
+                let still = if recent(ctx, g.last) {
+                    String::new()
+                } else {
+                    format!(
+                        "; reported at {}, and the node still offers fewer GPUs than it has: the device plugin keeps the GPU marked unhealthy until it restarts",
+                        g.last
+                    )
+                };
                 let mut f = Finding::new(
                     Kind::GpuXid,
                     subject,
                     confidence,
                     format!(
-                        "{gpu}{on} reported XID {}{times}{held}: {meaning}{then_lost}.",
+                        "{gpu}{on} reported XID {}{times}{held}: {meaning}{then_lost}{still}.",
                         g.xid
                     ),
                 )
