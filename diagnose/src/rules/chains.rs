@@ -7,8 +7,10 @@
 //!   restarts a container after each exit, with a back-off; whatever ended
 //!   the run causes the loop: an OOM kill, a SIGKILL that was not one,
 //!   CUDA out of memory, an NCCL error or missing model files named by the
-//!   log tail, an XID on the container's GPU as it died, or the kubelet
-//!   itself after failed liveness or startup probes;
+//!   log tail, an XID on the container's GPU as it died, a GPU it holds
+//!   that was lost before the exit and is not back (the kubelet gives the
+//!   restarted container the same devices, so every run fails on it), or
+//!   the kubelet itself after failed liveness or startup probes;
 //! - **a probe -> the exit.** A failed liveness (or startup) probe makes
 //!   the kubelet send SIGTERM, then SIGKILL after the grace period: exit
 //!   137 that is not an OOM kill (or 143 when the program handled SIGTERM);
@@ -188,12 +190,12 @@ fn exit_cause(ctx: &Context<'_>, findings: &[Finding], f: &Finding) -> Option<us
                     Kind::Exit137NotOom => code.as_deref() == Some("137"),
                     Kind::GpuXid | Kind::GpuLost => {
                         pod_of(ctx, f).zip(exit_time).is_some_and(|(p, t)| {
-                            gpu_health::explains_exit(
-                                ctx,
-                                p,
-                                f.subject.container.as_deref().unwrap_or(""),
-                                t,
-                            )
+                            let c = f.subject.container.as_deref().unwrap_or("");
+                            gpu_health::explains_exit(ctx, p, c, t)
+                                // A lost GPU stays lost: every later run of
+                                // the container that holds it fails on it.
+                                || (kind == Kind::GpuLost
+                                    && gpu_health::lost_before_exit(ctx, p, c, t).is_some())
                         })
                     }
                     Kind::ProbeFailing => probe_killed(c),

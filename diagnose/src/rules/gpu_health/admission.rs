@@ -36,7 +36,18 @@ pub(super) fn admission_error(
     let (ns, name) = (k8s::namespace(pod), k8s::name(pod));
     let node = k8s::node_name(pod).unwrap_or("NODE");
     let lower = msg.to_ascii_lowercase();
-    let why = if lower.contains("unhealthy devices") {
+    let why = if lower.contains("gpu is lost") {
+        // The plugin asks NVML for its devices on every allocation; one
+        // GPU off the bus makes that fail for every pod on the node.
+        format!(
+            "the device plugin could not list its GPUs because NVML answered \"GPU is lost\"{}: a GPU fell off the bus (XID 79), and every allocation on the node fails until it is reset or the node rebooted",
+            msg.split("nvml.Device ")
+                .nth(1)
+                .and_then(|r| r.split(':').next())
+                .map(|d| format!(" for device {d}"))
+                .unwrap_or_default()
+        )
+    } else if lower.contains("unhealthy devices") {
         "the device plugin had marked the GPUs the kubelet picked as unhealthy".to_owned()
     } else if lower.contains("requested number of devices unavailable") {
         format!(

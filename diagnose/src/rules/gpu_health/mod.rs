@@ -100,12 +100,12 @@ impl Default for Thresholds {
 pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     let plugins = plugin_states(ctx);
-    out.extend(gpu_xid(ctx));
+    out.extend(gpu_xid(ctx, &plugins));
     out.extend(gpu_lost(ctx));
     out.extend(gpu_unhealthy(ctx, &plugins));
     out.extend(device_plugin_down(ctx, &plugins));
     for pod in ctx.subjects() {
-        out.extend(gpu_unschedulable(ctx, pod));
+        out.extend(gpu_unschedulable(ctx, pod, &plugins));
         out.extend(admission_error(ctx, pod, &plugins));
     }
     out
@@ -260,4 +260,106 @@ fn sampled_holders(a: &AgentRecords, uuid: &str, t: Timestamp) -> Vec<GpuHolder>
 
 fn opt(v: Option<u64>) -> String {
     v.map_or_else(|| "none".to_owned(), |v| v.to_string())
+}
+
+/// A GPU this container held that was lost (NVML's `GPU_IS_LOST`, or XID
+/// 79 before NVML's count dropped) before its exit at `finished`, and not
+/// back since: NVML's count did not rise again between the loss and the
+/// exit. A lost GPU stays lost until the node is reset, and the kubelet
+/// gives a restarted container the same devices (its device manager keeps
+/// them per pod), so every later run of the container fails on it.
+/// Returns the GPU (UUID, or `index N`), its index and when it was lost.
+pub(crate) fn lost_before_exit(
+    ctx: &Context<'_>,
+    pod: &Pod,
+    container: &str,
+    finished: Timestamp,
+) -> Option<(String, Option<u32>, Timestamp)> {
+    let slack = ctx.config.oom.match_slack_s.saturating_mul(1_000_000_000);
+    let held = |h: &GpuHolder| {
+        h.namespace == k8s::namespace(pod) && h.pod == k8s::name(pod) && h.container == container
+    };
+    // A pod created after the loss (a StatefulSet's pod of the same name)
+    // was given other GPUs.
+    let created = pod.metadata.creation_timestamp.as_ref().map(k8s::ts);
+    ctx.evidence.agents.iter().find_map(|a| {
+        lost::lost_gpus(a)
+            .into_iter()
+            .filter(|(id, _, t, holders)| {
+                let holders = if holders.is_empty() && !id.starts_with("index ") {
+                    sampled_holders(a, id, *t)
+                } else {
+                    holders.clone()
+                };
+                t.0 <= finished.0.saturating_add(slack)
+                    && created.is_none_or(|c| c <= *t)
+                    && recent(ctx, *t)
+                    && holders.iter().any(held)
+                    && !a.events.iter().any(|e| {
+                        matches!(e, NodeEvent::GpuCountChanged { time, before, after, .. }
+                            if after > before && *time > *t && *time <= finished)
+                    })
+            })
+            .max_by_key(|l| l.2)
+            .map(|(id, index, t, _)| (id, index, t))
+    })
+}
+
+/// GPUs of `node` that the device plugin may still count as unhealthy,
+/// whatever the age of the fault: the node offers fewer GPUs than it has
+/// (its plugin running), and an XID outside `app_xids` or a loss was
+/// reported on the GPU since the plugin's container started (when that is
+/// known). NVIDIA's device plugin marks a GPU unhealthy on such an XID and
+/// never marks it healthy again while it runs, so allocatable stays low
+/// after the error is gone; the fault behind it is current, not history.
+/// GPU UUID -> the earliest report that still counts.
+fn sticky_unhealthy(
+    ctx: &Context<'_>,
+    node: Option<&str>,
+    a: &AgentRecords,
+    plugins: &[device_plugin::PluginPod<'_>],
+) -> std::collections::BTreeMap<String, Timestamp> {
+    let mut out = std::collections::BTreeMap::new();
+    let Some(name) = node else {
+        return out;
+    };
+    let Some(n) = ctx.node(name) else {
+        return out;
+    };
+    let (Some(cap), Some(alloc)) = k8s::node_gpus(n) else {
+        return out;
+    };
+    let plugin = plugins.iter().find(|p| p.node.as_deref() == Some(name));
+    if alloc >= cap || alloc == 0 || plugin.is_some_and(|p| p.problem.is_some()) {
+        return out;
+    }
+    // The plugin's container started: its marks date from then.
+    let since = plugin
+        .and_then(|p| {
+            k8s::container_statuses(p.pod)
+                .filter_map(|c| c.state.as_ref()?.running.as_ref()?.started_at.as_ref())
+                .map(k8s::ts)
+                .max()
+        })
+        .unwrap_or(Timestamp(0));
+    for e in &a.events {
+        if let NodeEvent::Xid {
+            time,
+            gpu_uuid,
+            xid,
+            ..
+        } = e
+            && !gpu_uuid.is_empty()
+            && *time >= since
+            && !ctx.config.gpu_health.app_xids.contains(xid)
+        {
+            out.entry(gpu_uuid.clone()).or_insert(since);
+        }
+    }
+    for (id, _, t, _) in lost::lost_gpus(a) {
+        if t >= since && !id.starts_with("index ") {
+            out.entry(id).or_insert(since);
+        }
+    }
+    out
 }

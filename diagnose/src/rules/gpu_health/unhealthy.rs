@@ -7,7 +7,7 @@ use gpuscope_model::Timestamp;
 use super::device_plugin::PluginPod;
 use super::lost::lost_gpus;
 use super::xid::xid_groups;
-use super::{agents, recent};
+use super::{agents, recent, sticky_unhealthy};
 use crate::finding::{Confidence, Fact, Finding, Kind, Subject};
 use crate::{Context, k8s};
 
@@ -58,13 +58,16 @@ pub(super) fn gpu_unhealthy(ctx: &Context<'_>, plugins: &[PluginPod<'_>]) -> Vec
         // Which GPU: XIDs the plugin acts on, or a lost GPU.
         let mut suspects: Vec<(String, String, Timestamp)> = Vec::new();
         if let Some(a) = agent {
-            for g in xid_groups(ctx, a) {
+            let sticky = sticky_unhealthy(ctx, Some(name), a, plugins);
+            for g in xid_groups(ctx, a, &sticky) {
                 if !th.app_xids.contains(&g.xid) && !g.uuid.is_empty() {
                     suspects.push((g.uuid.clone(), format!("XID {}", g.xid), g.last));
                 }
             }
             for (id, _, t, _) in lost_gpus(a) {
-                if recent(ctx, t) && !suspects.iter().any(|s| s.0 == id) {
+                if (recent(ctx, t) || sticky.get(&id).is_some_and(|since| t >= *since))
+                    && !suspects.iter().any(|s| s.0 == id)
+                {
                     suspects.push((id, "lost".to_owned(), t));
                 }
             }

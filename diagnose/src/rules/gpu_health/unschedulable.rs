@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 
+use super::device_plugin::PluginPod;
 use crate::finding::{Confidence, Fact, Finding, Kind};
 use crate::rules::scheduling::{ReasonClass, exclusions, scheduling_failure};
 use crate::{Context, k8s};
@@ -24,7 +25,11 @@ fn allocatable_of(n: &Node, resource: &str) -> u64 {
         .unwrap_or(0.0) as u64
 }
 
-pub(super) fn gpu_unschedulable(ctx: &Context<'_>, pod: &Pod) -> Vec<Finding> {
+pub(super) fn gpu_unschedulable(
+    ctx: &Context<'_>,
+    pod: &Pod,
+    plugins: &[PluginPod<'_>],
+) -> Vec<Finding> {
     let Some(s) = scheduling_failure(ctx, pod) else {
         return Vec::new();
     };
@@ -136,27 +141,61 @@ pub(super) fn gpu_unschedulable(ctx: &Context<'_>, pod: &Pod) -> Vec<Finding> {
             confidence = Confidence::Medium;
             missing_evidence.push("some nodes");
         }
+        // Why a node withholds GPUs: its device plugin is down (the
+        // kubelet then offers none), or the plugin marked some unhealthy.
+        let withheld_why = |n: &str, c: u64, a: u64| {
+            let plugin = plugins.iter().find(|p| p.node.as_deref() == Some(n));
+            match plugin.and_then(|p| p.problem.as_deref()) {
+                Some(problem) => format!("its device plugin {problem}"),
+                None if a == 0 && plugin.is_none() => {
+                    "its device plugin is not registered, or it marked every GPU unhealthy"
+                        .to_owned()
+                }
+                None => format!("the device plugin marked {} unhealthy", c - a),
+            }
+        };
+        let withheld_text = |w: &(String, u64, u64)| {
+            format!(
+                "{} has {}, offers {} (allocatable {} of capacity {}: {})",
+                w.0,
+                w.1,
+                w.2,
+                w.2,
+                w.1,
+                withheld_why(&w.0, w.1, w.2)
+            )
+        };
         let withheld_note = if withheld.is_empty() {
             String::new()
         } else {
             format!(
-                "; {} {} GPUs that {} not offered (capacity above allocatable: the device plugin is down or marked GPUs unhealthy)",
+                "; {}",
                 withheld
                     .iter()
-                    .map(|(n, c, a)| format!("{n} has {c}, offers {a}"))
+                    .map(withheld_text)
                     .collect::<Vec<_>>()
-                    .join("; "),
-                if withheld.len() == 1 { "holds" } else { "hold" },
-                if withheld.iter().map(|w| w.1 - w.2).sum::<u64>() == 1 {
-                    "is"
-                } else {
-                    "are"
-                }
+                    .join("; ")
             )
         };
+        // Nodes that would take the pod if they offered every GPU they
+        // have: the GPUs withheld are the cause of the shortage.
+        let used_on = |n: &str| rows.iter().find(|r| r.0 == n).map_or(0, |r| r.2);
+        let would_fit: Vec<&(String, u64, u64)> = withheld
+            .iter()
+            .filter(|w| w.1.saturating_sub(used_on(&w.0)) >= want)
+            .collect();
         summary = if total_alloc == 0 {
             format!(
                 "Pod {name} cannot be scheduled: no node in the evidence offers any {resource} (no GPU nodes, or their device plugin is not running){withheld_note}."
+            )
+        } else if roomy.is_empty() && !would_fit.is_empty() {
+            format!(
+                "Pod {name} cannot be scheduled: no node has {want} free {resource}; {}: with every GPU offered, it would fit.",
+                would_fit
+                    .iter()
+                    .map(|w| format!("{}, {} requested", withheld_text(w), used_on(&w.0)))
+                    .collect::<Vec<_>>()
+                    .join("; ")
             )
         } else if roomy.is_empty() {
             if total_used == 0 {

@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use gpuscope_model::{Event as NodeEvent, GpuHolder, Timestamp};
 
+use super::device_plugin::PluginPod;
 use super::lost::lost_gpus;
-use super::{agents, gpu_subjects, recent, sampled_holders};
+use super::{agents, gpu_subjects, recent, sampled_holders, sticky_unhealthy};
 use crate::Context;
 use crate::evidence::AgentRecords;
 use crate::finding::{Confidence, Fact, Finding, Kind};
@@ -127,7 +128,14 @@ pub(super) struct XidGroup {
 /// on the GPU, so it counts neither one code nor the period: the count is
 /// of distinct reports (GPU, code, time) instead. A GPU is named by its
 /// UUID, or by its index when NVML gave none.
-pub(super) fn xid_groups(ctx: &Context<'_>, a: &AgentRecords) -> Vec<XidGroup> {
+///
+/// `sticky`: GPUs whose XIDs count whatever their age, from the time given
+/// (the device plugin still marks them unhealthy: [`super::sticky_unhealthy`]).
+pub(super) fn xid_groups(
+    ctx: &Context<'_>,
+    a: &AgentRecords,
+    sticky: &BTreeMap<String, Timestamp>,
+) -> Vec<XidGroup> {
     let mut groups: BTreeMap<(String, u64), XidGroup> = BTreeMap::new();
     let mut seen: BTreeSet<(String, u64, Timestamp)> = BTreeSet::new();
     for e in &a.events {
@@ -143,7 +151,7 @@ pub(super) fn xid_groups(ctx: &Context<'_>, a: &AgentRecords) -> Vec<XidGroup> {
         else {
             continue;
         };
-        if !recent(ctx, *time) {
+        if !recent(ctx, *time) && sticky.get(gpu_uuid).is_none_or(|since| time < since) {
             continue;
         }
         let gpu = if gpu_uuid.is_empty() {
@@ -186,11 +194,12 @@ pub(super) fn xid_groups(ctx: &Context<'_>, a: &AgentRecords) -> Vec<XidGroup> {
     v
 }
 
-pub(super) fn gpu_xid(ctx: &Context<'_>) -> Vec<Finding> {
+pub(super) fn gpu_xid(ctx: &Context<'_>, plugins: &[PluginPod<'_>]) -> Vec<Finding> {
     let mut out = Vec::new();
     for (node, a) in agents(ctx) {
         let lost: BTreeSet<String> = lost_gpus(a).into_iter().map(|l| l.0).collect();
-        let groups = xid_groups(ctx, a);
+        let sticky = sticky_unhealthy(ctx, node.as_deref(), a, plugins);
+        let groups = xid_groups(ctx, a, &sticky);
         for g in &groups {
             // XID 45 is the cleanup after another fault: told with it.
             let cleanup = groups.iter().find(|o| o.xid == 45 && o.uuid == g.uuid);
@@ -242,12 +251,22 @@ pub(super) fn gpu_xid(ctx: &Context<'_>) -> Vec<Finding> {
                 } else {
                     ""
                 };
+                // Older than the window, kept because the device plugin
+                // still counts the GPU unhealthy.
+                let still = if recent(ctx, g.last) {
+                    String::new()
+                } else {
+                    format!(
+                        "; reported at {}, and the node still offers fewer GPUs than it has: the device plugin keeps the GPU marked unhealthy until it restarts",
+                        g.last
+                    )
+                };
                 let mut f = Finding::new(
                     Kind::GpuXid,
                     subject,
                     confidence,
                     format!(
-                        "{gpu}{on} reported XID {}{times}{held}: {meaning}{then_lost}.",
+                        "{gpu}{on} reported XID {}{times}{held}: {meaning}{then_lost}{still}.",
                         g.xid
                     ),
                 )

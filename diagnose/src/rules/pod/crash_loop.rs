@@ -27,6 +27,7 @@ use super::{container_events, last_line, spec_container};
 use crate::finding::human;
 use crate::finding::{Confidence, Cost, Fact, Finding, Kind};
 use crate::k8s::{event_count, message, reason_is, waiting};
+use crate::rules::gpu_health;
 use crate::{Context, k8s};
 
 /// What an exit code means, in one phrase.
@@ -111,7 +112,17 @@ pub(super) fn crash_loop(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec
                 .is_some_and(|f| ctx.now.since(k8s::ts(f)).as_secs() <= th.crash_loop_recent_secs)
         {
             (Some(t), Confidence::Medium, Loop::RunningAgain)
+        } else if waiting(cs).is_some_and(|(r, _)| r == "RunContainerError")
+            && let Some(t) = last.filter(|t| start_failed(t))
+        {
+            // The runtime could not start the command: every retry fails
+            // the same way, and the kubelet backs off between them.
+            (Some(t), Confidence::High, Loop::CannotStart)
         } else if failed_pod
+            // Under restartPolicy Always the kubelet restarts every exit:
+            // a Failed pod was ended from outside (an eviction, a node
+            // shutdown), and the finding that tells that owns it.
+            && restart_policy != "Always"
             && let Some(t) = state.and_then(|s| s.terminated.as_ref())
             && t.exit_code != 0
         {
@@ -120,17 +131,72 @@ pub(super) fn crash_loop(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec
             continue;
         };
         let c = &cs.name;
+        // The kubelet itself stopped the last run after a failed liveness
+        // or startup probe: the probe finding tells the restarts, and the
+        // exit code is only how the program ended when it was stopped.
+        let probe_kill = term.is_some_and(|t| probe_killed(ctx, pod, c, events, t));
+        if probe_kill && how == Loop::RunningAgain {
+            continue;
+        }
+        // A GPU the container holds was lost before this exit and is not
+        // back: the run failed on the lost GPU, not on its own.
+        let lost_gpu = term
+            .and_then(|t| t.finished_at.as_ref())
+            .and_then(|f| gpu_health::lost_before_exit(ctx, pod, c, k8s::ts(f)));
+        // The program's last words: the termination message, else the
+        // log tail's last line.
+        let last_words: Option<String> = term
+            .and_then(|t| t.message.as_deref())
+            .filter(|m| !m.trim().is_empty())
+            .map(last_line)
+            .or_else(|| {
+                ctx.log(pod, c, true).and_then(|l| {
+                    l.text
+                        .lines()
+                        .rev()
+                        .find(|l| !l.trim().is_empty())
+                        .map(|l| l.trim().to_owned())
+                })
+            });
         let stop = term
             .filter(|t| t.exit_code == 143)
             .map(|t| sigterm_cause(ctx, pod, c, events, t));
         let meaning = |t: &ContainerStateTerminated| {
+            if let Some((gpu, index, at)) = &lost_gpu {
+                return format!(
+                    "its GPU {} was lost at {at} (it fell off the bus) and is not back, and the kubelet gives every restart the same GPU: each run fails on the lost GPU{}, not on a fault of its own",
+                    index.map_or_else(|| gpu.clone(), |i| format!("{i} ({gpu})")),
+                    last_words
+                        .as_deref()
+                        .map(|w| format!(" (`{}`)", clip(w)))
+                        .unwrap_or_default()
+                );
+            }
+            if probe_kill && !matches!(t.exit_code, 137 | 143) {
+                return format!(
+                    "the kubelet stopped it because its liveness or startup probe failed; exit code {} is how the program ended when asked to stop",
+                    t.exit_code
+                );
+            }
+            if start_failed(t) {
+                return start_error(pod, c, t);
+            }
             match (&stop, t.exit_code) {
             (Some(Some(s)), _) => format!("SIGTERM: {}", s.0),
             (Some(None), _) => "SIGTERM: it was asked to stop and exited on the signal; nothing in the evidence says who asked (a probe, a deletion, a drain or eviction, a node shutdown)".to_owned(),
             (_, 126 | 127) => format!(
-                "{}; the container runs {}",
+                "{}{}; the container runs {}",
                 exit_meaning(t),
+                last_words
+                    .as_deref()
+                    .and_then(shell_error)
+                    .map(|(path, why)| format!("; its last words name {path}: {why}"))
+                    .unwrap_or_default(),
                 command_line(pod, c)
+            ),
+            (_, code) if code != 0 && code < 128 && last_words.as_deref().is_some_and(cuda_error) => format!(
+                "the program failed on a CUDA error (`{}`): a GPU or driver fault as often as a bug in the program; the node's kernel log (XIDs) tells which",
+                clip(last_words.as_deref().unwrap_or_default())
             ),
             _ => exit_meaning(t),
         }
@@ -182,6 +248,13 @@ pub(super) fn crash_loop(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec
                 ran_for(t),
                 meaning(t)
             ),
+            (Some(t), Loop::CannotStart) => format!(
+                "{who} cannot start: the runtime failed to start it ({}, exit code {}) and the kubelet keeps retrying ({} restarts): {}.",
+                t.reason.as_deref().unwrap_or("StartError"),
+                t.exit_code,
+                restarts,
+                meaning(t)
+            ),
             (Some(t), Loop::BackOff) => format!(
                 "{who} is in CrashLoopBackOff after {restarts} restarts: its last run exited with code {}{}: {}.",
                 t.exit_code,
@@ -191,7 +264,7 @@ pub(super) fn crash_loop(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec
         };
         let kind = match how {
             Loop::PodFailed => Kind::ContainerFailed,
-            Loop::BackOff | Loop::RunningAgain => Kind::CrashLoop,
+            Loop::BackOff | Loop::RunningAgain | Loop::CannotStart => Kind::CrashLoop,
         };
         let mut subject = ctx.subject(pod, Some(c));
         subject.gpu = gpu.map(|(_, u)| u.to_owned());
@@ -313,6 +386,135 @@ enum Loop {
     RunningAgain,
     /// The pod failed (restartPolicy Never/OnFailure) with a non-zero exit.
     PodFailed,
+    /// The runtime could not start the command (`StartError`, waiting in
+    /// `RunContainerError`): every retry fails the same way.
+    CannotStart,
+}
+
+/// Whether the runtime could not start the container's command at all.
+fn start_failed(t: &ContainerStateTerminated) -> bool {
+    matches!(
+        t.reason.as_deref(),
+        Some("StartError" | "ContainerCannotRun")
+    )
+}
+
+/// What the runtime said when it could not start the command, quoted,
+/// with the command and args as the manifest writes them. With `args`
+/// and no `command`, Kubernetes keeps the image's ENTRYPOINT and replaces
+/// its CMD; an image without an ENTRYPOINT then runs the first argument
+/// as the program.
+fn start_error(pod: &Pod, c: &str, t: &ContainerStateTerminated) -> String {
+    let msg = t.message.as_deref().unwrap_or("");
+    let said = msg
+        .find("exec: ")
+        .or_else(|| {
+            msg.find("exec ")
+                .filter(|_| msg.contains("exec format error"))
+        })
+        .map(|i| &msg[i..])
+        .or_else(|| {
+            msg.rsplit_once("unable to start container process: ")
+                .map(|(_, r)| r)
+        })
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty())
+        .or_else(|| (!msg.trim().is_empty()).then(|| last_line(msg)));
+    let spec = spec_container(pod, c);
+    let first_arg = spec
+        .filter(|s| s.command.is_none())
+        .and_then(|s| s.args.as_ref())
+        .and_then(|a| a.first());
+    let args_as_program = first_arg.is_some_and(|a| msg.contains(&format!("exec: {a:?}")));
+    format!(
+        "{}{}; the container runs {}{}",
+        exit_meaning(t),
+        said.map(|s| format!(" (the runtime: `{}`)", clip(&s)))
+            .unwrap_or_default(),
+        command_line(pod, c),
+        if args_as_program {
+            format!(
+                ": the manifest sets args but no command, and the image has no ENTRYPOINT, so the runtime ran the first argument ({:?}) as the program; set `command` to the program that takes these args",
+                first_arg.map(String::as_str).unwrap_or_default()
+            )
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// The path a shell or the runtime could not run, and why, from a line
+/// such as `/bin/sh: 1: /app/run.sh: Permission denied` (dash),
+/// `bash: train: command not found`, `/entry.sh: 12: /opt/x.sh: not found`
+/// or `exec /app/run.sh: no such file or directory`.
+fn shell_error(line: &str) -> Option<(String, String)> {
+    const WHY: [&str; 5] = [
+        "Permission denied",
+        "command not found",
+        "not found",
+        "No such file or directory",
+        "exec format error",
+    ];
+    let lower = line.to_ascii_lowercase();
+    let why = WHY.iter().find(|w| {
+        lower
+            .trim_end()
+            .ends_with(&format!(": {}", w.to_ascii_lowercase()))
+    })?;
+    let parts: Vec<&str> = line.trim_end().split(": ").collect();
+    let path = parts.get(parts.len().checked_sub(2)?)?.trim();
+    let path = path.strip_prefix("exec ").unwrap_or(path);
+    // A timestamp or a prefix before the path (`2026-...Z /x.sh`).
+    let path = path.rsplit(' ').next().unwrap_or(path).trim_matches('"');
+    (!path.is_empty()).then(|| (path.to_owned(), (*why).to_owned()))
+}
+
+/// Whether a line is a CUDA runtime error other than running out of
+/// memory (that one is `cuda_oom`'s).
+fn cuda_error(line: &str) -> bool {
+    let l = line.to_ascii_lowercase();
+    (l.contains("cuda error") || l.contains("cudaerror") || l.contains("cuda_error"))
+        && !l.contains("out of memory")
+}
+
+/// A quoted line, cut to a readable length.
+fn clip(s: &str) -> String {
+    const MAX: usize = 200;
+    if s.chars().count() <= MAX {
+        s.to_owned()
+    } else {
+        format!("{}…", s.chars().take(MAX).collect::<String>())
+    }
+}
+
+/// Whether the kubelet stopped the run that ended in `t` after a failed
+/// liveness or startup probe: its `Killing` event ("failed liveness
+/// probe, will be restarted") within the grace period (and the clocks'
+/// slack) before the exit.
+fn probe_killed(
+    ctx: &Context<'_>,
+    pod: &Pod,
+    container: &str,
+    events: &[&Event],
+    t: &ContainerStateTerminated,
+) -> bool {
+    let Some(fin) = t.finished_at.as_ref().map(k8s::ts) else {
+        return false;
+    };
+    let slack = std::time::Duration::from_secs(ctx.config.oom.match_slack_s);
+    let grace = std::time::Duration::from_secs(
+        k8s::spec(pod)
+            .termination_grace_period_seconds
+            .unwrap_or(30)
+            .max(0) as u64,
+    );
+    container_events(events, container).into_iter().any(|e| {
+        reason_is(e, "Killing")
+            && (message(e).contains("failed liveness probe")
+                || message(e).contains("failed startup probe"))
+            && k8s::event_last_time(e)
+                .is_some_and(|at| at.saturating_sub(slack) <= fin && fin.since(at) <= grace + slack)
+    })
 }
 
 fn ran_for(t: &ContainerStateTerminated) -> String {
@@ -496,4 +698,46 @@ fn sigterm_cause(
         return None;
     };
     Some((phrase, facts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shell_names_the_path_it_could_not_run() {
+        let cases = [
+            (
+                "/bin/sh: 1: /bin/run.sh: Permission denied",
+                ("/bin/run.sh", "Permission denied"),
+            ),
+            (
+                "2026-07-09T03:01:57.2Z /entry.sh: 233: /opt/app/x.sh: not found",
+                ("/opt/app/x.sh", "not found"),
+            ),
+            (
+                "bash: trian: command not found",
+                ("trian", "command not found"),
+            ),
+            (
+                "exec /app/run: no such file or directory",
+                ("/app/run", "No such file or directory"),
+            ),
+        ];
+        for (line, (path, why)) in cases {
+            assert_eq!(
+                shell_error(line),
+                Some((path.to_owned(), why.to_owned())),
+                "{line}"
+            );
+        }
+        assert_eq!(shell_error("Traceback (most recent call last):"), None);
+    }
+
+    #[test]
+    fn cuda_errors_other_than_out_of_memory() {
+        assert!(cuda_error("RuntimeError: CUDA error: unknown error"));
+        assert!(!cuda_error("RuntimeError: CUDA error: out of memory"));
+        assert!(!cuda_error("ValueError: bad config"));
+    }
 }

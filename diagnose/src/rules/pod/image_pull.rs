@@ -145,10 +145,25 @@ pub(super) fn image_pull(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec
                     "Container {c} cannot start: {registry} refused image \"{image}\" with \"pull access denied\", which it answers both for a repository that does not exist and for a private one pulled without credentials (imagePullSecrets: {secrets_text})."
                 ),
             ),
+            PullCause::Unauthorized if text.to_ascii_lowercase().contains("403 forbidden") => (
+                // 403: the registry (or a proxy before it) understood the
+                // request and refused it: credentials without access to
+                // this repository, or a policy or proxy in the way; not a
+                // missing tag, not a network failure.
+                Confidence::High,
+                format!(
+                    "Container {c} cannot start: {registry} answered 403 Forbidden for image \"{image}\": the request was refused (credentials without access to {repo}, or a proxy or registry policy refusing it; imagePullSecrets: {secrets_text})."
+                ),
+            ),
             PullCause::Unauthorized => (
                 Confidence::High,
                 format!(
-                    "Container {c} cannot start: {registry} refused to serve image \"{image}\" without valid credentials (imagePullSecrets: {secrets_text})."
+                    "Container {c} cannot start: {registry} refused to serve image \"{image}\" without valid credentials{} (imagePullSecrets: {secrets_text}).",
+                    if text.to_ascii_lowercase().contains("401 unauthorized") {
+                        " (401 Unauthorized)"
+                    } else {
+                        ""
+                    }
                 ),
             ),
             PullCause::RateLimited => (

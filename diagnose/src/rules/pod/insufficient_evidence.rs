@@ -54,6 +54,21 @@ pub(super) fn insufficient_evidence(
         if EXPLAINED_WAITING.contains(&reason) || PULL_REASONS.contains(&reason) {
             continue;
         }
+        // The runtime could not start the command: `crash_loop` tells it.
+        if reason == "RunContainerError"
+            && cs
+                .last_state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .is_some_and(|t| {
+                    matches!(
+                        t.reason.as_deref(),
+                        Some("StartError" | "ContainerCannotRun")
+                    )
+                })
+        {
+            continue;
+        }
         out.push(
             Finding::new(
                 Kind::InsufficientEvidence,

@@ -151,8 +151,11 @@ pub(super) fn probe_failing(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> 
                 budget.unwrap_or(0)
             ),
             _ => format!(
-                "The {} probe of container {cn} failed {count} times ({detail}) and the kubelet restarted it {restarts} times.",
-                kind.name()
+                "The {} probe of container {cn} failed {count} times ({detail}) and the kubelet restarted it {restarts} times{}.",
+                kind.name(),
+                answered_status(detail)
+                    .map(|code| http_story(code, probe))
+                    .unwrap_or_default()
             ),
         };
         let mut f = Finding::new(
@@ -282,4 +285,46 @@ fn not_ready_without_events(
             c.name
         )),
     )
+}
+
+/// The HTTP status a probe was answered with (`... statuscode: 404`).
+fn answered_status(detail: &str) -> Option<u16> {
+    let (_, rest) = detail.split_once("statuscode")?;
+    rest.trim_start_matches([':', ' '])
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// What an HTTP answer says: the server is up (it answered), so it is not
+/// slow to start; 404 means the probe asks for a path the server does not
+/// serve, another status that the program reports itself unhealthy.
+fn http_story(code: u16, probe: Option<&Probe>) -> String {
+    let target = probe
+        .and_then(|p| p.http_get.as_ref())
+        .map(|h| {
+            format!(
+                " {} on port {}",
+                h.path.as_deref().unwrap_or("/"),
+                match &h.port {
+                    k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(i) =>
+                        i.to_string(),
+                    k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) =>
+                        s.clone(),
+                }
+            )
+        })
+        .unwrap_or_default();
+    match code {
+        404 => format!(
+            ": the server is up (it answers HTTP), but not at the probed path{target} (404 Not Found): the probe's path or port is wrong, and waiting longer would not help"
+        ),
+        400..=499 => format!(
+            ": the server is up (it answers HTTP) and refuses the probe's request{target} ({code}): check the path, port and any authentication the endpoint wants"
+        ),
+        _ => format!(
+            ": the server is up (it answers HTTP) and reports itself unhealthy{target} ({code}); its log says why"
+        ),
+    }
 }
