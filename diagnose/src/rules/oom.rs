@@ -36,7 +36,9 @@
 //!   so a worker killed earlier labels a later exit; `oom_status_without_kill`,
 //!   with the exit's real reason: Medium when the evidence gives it (or the
 //!   agent counted the earlier kill), Low when only the label and the code
-//!   disagree (when the agent recorded the earlier kill, its
+//!   disagree; where the agent watched the instance to its end with its
+//!   `oom_kill` counter at 0, the label is said to be wrong, not sticky
+//!   (when the agent recorded the earlier kill, its
 //!   `oom_killed_worker` finding says so instead: a kill followed by an
 //!   exit other than 137 is a worker's, as the main process outlived it).
 //!
@@ -1754,6 +1756,17 @@ fn sticky_label(
         .map(|s| s.memory.events.oom_kill)
         .filter(|&n| n > 0);
     let (real, explained) = real_exit_reason(ctx, pod, container, e);
+    // The agent sampled the instance up to its end and its cgroup never
+    // counted an OOM kill: no process of this container was OOM-killed,
+    // so the label is not even a sticky flag from this instance.
+    let watched_clean = counter.is_none()
+        && !sampled.is_empty()
+        && sampled.iter().all(|s| s.memory.events.oom_kill == 0)
+        && i.finished.is_some_and(|f| {
+            sampled
+                .last()
+                .is_some_and(|s| f.since(s.time) <= secs(ctx.config.oom.agent_coverage_s))
+        });
     let earlier = match counter {
         Some(n) => format!(
             "the agent saw {n} OOM kill(s) counted in this container instance before it exited (its kernel report was not recorded)"
@@ -1763,7 +1776,17 @@ fn sticky_label(
     // Medium when the evidence gives this exit's real reason (or the
     // agent counted the earlier kill); with neither, only the label and
     // the code disagree: low.
-    let known = explained || counter.is_some();
+    let known = explained || counter.is_some() || watched_clean;
+    let label = if watched_clean {
+        format!(
+            "the agent watched this instance to its end and its memory cgroup counted no OOM kill (oom_kill 0 in {} samples), so no process of it was OOM-killed: the label is wrong, not the cause of this exit",
+            sampled.len()
+        )
+    } else {
+        format!(
+            "the runtime keeps the OOMKilled flag once any process of the container was OOM-killed (a worker, earlier), so the label is left from an earlier kill, not the cause of this exit ({earlier})"
+        )
+    };
     let mut f = Finding::new(
         Kind::OomStatusWithoutKill,
         ctx.subject(pod, Some(container)),
@@ -1773,7 +1796,7 @@ fn sticky_label(
             Confidence::Low
         },
         format!(
-            "Container {container}'s exit is labelled OOMKilled, but its exit code {} is not the SIGKILL (137) of an OOM kill: the runtime keeps the OOMKilled flag once any process of the container was OOM-killed (a worker, earlier), so the label is left from an earlier kill, not the cause of this exit ({earlier}). This exit: {real}.",
+            "Container {container}'s exit is labelled OOMKilled, but its exit code {} is not the SIGKILL (137) of an OOM kill: {label}. This exit: {real}.",
             e.exit_code
         ),
     );
@@ -1785,6 +1808,11 @@ fn sticky_label(
             "oom_kill counter of this instance",
             n.to_string(),
         ));
+    } else if watched_clean {
+        f.evidence.push(Fact::new(
+            "oom_kill counter of this instance",
+            format!("0 to the end ({} samples)", sampled.len()),
+        ));
     }
     if let Some(fin) = i.finished {
         for r in node_oom_reports(ctx, pod, fin) {
@@ -1792,14 +1820,15 @@ fn sticky_label(
                 .push(r.fact("kernel OOM report on the node (same minute)"));
         }
     }
-    f = f
-        .step(format!(
-            "Treat the exit as what it was (code {}), not as the container running out of memory: raising the memory limit does not address it.",
-            e.exit_code
-        ))
-        .step(format!(
+    f = f.step(format!(
+        "Treat the exit as what it was (code {}), not as the container running out of memory: raising the memory limit does not address it.",
+        e.exit_code
+    ));
+    if !watched_clean {
+        f = f.step(format!(
             "Find the earlier kill: `kubectl logs -n {ns} {name} -c {container} --previous` (PyTorch prints \"DataLoader worker (pid N) is killed by signal: Killed\") and `dmesg -T | grep -i oom-kill` on node {node}; a worker killed at the limit means the limit must cover the main process plus its workers."
         ));
+    }
     f.cost = Some(Cost {
         gpu_hours: 0.0,
         restarts: i.restarts.max(0) as u32,
