@@ -204,16 +204,21 @@ fn exit_cause(ctx: &Context<'_>, findings: &[Finding], f: &Finding) -> Option<us
                     // DataLoader worker dies); a SIGKILL or SIGTERM exit
                     // has a cause of its own.
                     Kind::OomKilledWorker => {
+                        let killed = c
+                            .evidence
+                            .iter()
+                            .find(|e| e.name == "killed at")
+                            .and_then(|e| e.time);
                         !matches!(code.as_deref(), Some("137" | "143" | "0"))
-                            && c.evidence
-                                .iter()
-                                .find(|e| e.name == "killed at")
-                                .and_then(|e| e.time)
-                                .zip(exit_time)
-                                .is_some_and(|(k, x)| {
+                            && match killed {
+                                Some(k) => exit_time.is_some_and(|x| {
                                     k.0 <= x.0
                                         && x.since(k).as_secs() <= ctx.config.oom.match_slack_s
-                                })
+                                }),
+                                // No kernel report: the exit's own words
+                                // name the dead worker.
+                                None => fact(c, "the main process said").is_some(),
+                            }
                     }
                     _ => true,
                 }

@@ -36,7 +36,10 @@
 //!   so a worker killed earlier labels a later exit; `oom_status_without_kill`,
 //!   with the exit's real reason: Medium when the evidence gives it (or the
 //!   agent counted the earlier kill), Low when only the label and the code
-//!   disagree; where the agent watched the instance to its end with its
+//!   disagree; an exit with an error of the main process's own (not 0,
+//!   137 or 143) whose termination message or log says a worker was
+//!   killed by SIGKILL is that worker's OOM kill: `oom_killed_worker`,
+//!   Medium; where the agent watched the instance to its end with its
 //!   `oom_kill` counter at 0, the label is said to be wrong, not sticky
 //!   (when the agent recorded the earlier kill, its
 //!   `oom_killed_worker` finding says so instead: a kill followed by an
@@ -1767,6 +1770,63 @@ fn sticky_label(
                 .last()
                 .is_some_and(|s| f.since(s.time) <= secs(ctx.config.oom.agent_coverage_s))
         });
+    // The main process's own words that a worker died of SIGKILL, right
+    // before it exited with an error of its own (PyTorch: "DataLoader
+    // worker (pid N) is killed by signal: Killed."): with the runtime's
+    // OOMKilled label (the cgroup saw an OOM kill) that worker was the
+    // victim and this exit its consequence.
+    if !watched_clean && !matches!(e.exit_code, 0 | 137 | 143) {
+        let tail = |previous| {
+            ctx.log(pod, container, previous)
+                .map_or("", |l| l.text.as_str())
+                .lines()
+        };
+        // The exit is the container's current state (its log is the
+        // current one) or its last state (the previous log).
+        let current_exit = k8s::container_statuses(pod).any(|s| {
+            s.name == container
+                && s.state
+                    .as_ref()
+                    .and_then(|st| st.terminated.as_ref())
+                    .is_some_and(|t| std::ptr::eq(t, e))
+        });
+        let said = e
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .lines()
+            .chain(tail(!current_exit))
+            .find(|l| {
+                let l = l.to_ascii_lowercase();
+                l.contains("worker (pid") && l.contains("killed by signal: killed")
+            })
+            .map(|l| l.trim().to_owned());
+        if let Some(line) = said {
+            let limit_s = spec_limit(pod, container).map_or_else(|| "no".to_owned(), human_bytes);
+            let mut f = Finding::new(
+                Kind::OomKilledWorker,
+                ctx.subject(pod, Some(container)),
+                Confidence::Medium,
+                format!(
+                    "A worker process of container {container} was killed with SIGKILL and the main process exited with code {} because of it (\"{line}\"); the runtime labelled that exit OOMKilled, as it does once the container's cgroup saw an OOM kill, so the worker was OOM-killed at the container's {limit_s} memory limit (the kernel's report is not in the evidence).",
+                    e.exit_code
+                ),
+            );
+            f.evidence.push(exit_fact(e));
+            f.evidence.push(Fact::new("the main process said", line));
+            f.evidence.push(Fact::new("memory limit", limit_s));
+            f = f
+                .step("Size the limit for the main process plus all its workers (each DataLoader worker holds its own copy of what it touches), or use fewer workers: the main process cannot go on without a worker the kernel killed.")
+                .step(format!(
+                    "Confirm on node {node}: `dmesg -T | grep -i -A5 oom-kill` names the worker's pid and its RSS."
+                ));
+            f.cost = Some(Cost {
+                gpu_hours: 0.0,
+                restarts: i.restarts.max(0) as u32,
+            });
+            return f;
+        }
+    }
     let earlier = match counter {
         Some(n) => format!(
             "the agent saw {n} OOM kill(s) counted in this container instance before it exited (its kernel report was not recorded)"
@@ -2832,6 +2892,29 @@ mod tests {
         assert!(
             value(w, "the main process said").contains("pid 42)"),
             "{w:?}"
+        );
+    }
+
+    #[test]
+    fn without_the_kernel_report_the_exits_own_words_name_the_dead_worker() {
+        let mut v = serde_json::to_value(pod(false)).expect("json");
+        let last = &mut v["status"]["containerStatuses"][0]["lastState"]["terminated"];
+        last["exitCode"] = 1.into();
+        last["message"] =
+            "RuntimeError: DataLoader worker (pid 7) is killed by signal: Killed.\n".into();
+        let fs = run_on(serde_json::from_value(v).expect("pod"), vec![]);
+        let w = fs
+            .iter()
+            .find(|f| f.kind == Kind::OomKilledWorker)
+            .unwrap_or_else(|| panic!("{fs:?}"));
+        assert_eq!(w.confidence, Confidence::Medium);
+        assert!(
+            value(w, "the main process said").contains("pid 7)"),
+            "{w:?}"
+        );
+        assert!(
+            fs.iter().all(|f| f.kind != Kind::OomStatusWithoutKill),
+            "{fs:?}"
         );
     }
 
