@@ -7,10 +7,12 @@
 //!   restarts a container after each exit, with a back-off; whatever ended
 //!   the run causes the loop: an OOM kill, a SIGKILL that was not one,
 //!   CUDA out of memory, an NCCL error or missing model files named by the
-//!   log tail, an XID on the container's GPU as it died, a GPU it holds
-//!   that was lost before the exit and is not back (the kubelet gives the
-//!   restarted container the same devices, so every run fails on it), or
-//!   the kubelet itself after failed liveness or startup probes;
+//!   log tail, a worker OOM-killed just before the main process exited
+//!   with an error of its own, an XID on the container's GPU as it died, a
+//!   GPU it holds that was lost before the exit and is not back (the
+//!   kubelet gives the restarted container the same devices, so every run
+//!   fails on it), or the kubelet itself after failed liveness or startup
+//!   probes;
 //! - **a probe -> the exit.** A failed liveness (or startup) probe makes
 //!   the kubelet send SIGTERM, then SIGKILL after the grace period: exit
 //!   137 that is not an OOM kill (or 143 when the program handled SIGTERM);
@@ -168,7 +170,7 @@ fn exit_cause(ctx: &Context<'_>, findings: &[Finding], f: &Finding) -> Option<us
         .find(|e| e.name == "exit code")
         .and_then(|e| e.time);
     // The order is the order of immediacy.
-    const ORDER: [Kind; 11] = [
+    const ORDER: [Kind; 12] = [
         Kind::OomKilled,
         Kind::OomNode,
         Kind::OomStatusWithoutKill,
@@ -176,6 +178,7 @@ fn exit_cause(ctx: &Context<'_>, findings: &[Finding], f: &Finding) -> Option<us
         Kind::CudaOom,
         Kind::NcclError,
         Kind::ModelFilesMissing,
+        Kind::OomKilledWorker,
         Kind::GpuXid,
         Kind::GpuLost,
         Kind::Evicted,
@@ -199,6 +202,27 @@ fn exit_cause(ctx: &Context<'_>, findings: &[Finding], f: &Finding) -> Option<us
                         })
                     }
                     Kind::ProbeFailing => probe_killed(c),
+                    // A worker killed at the limit just before the main
+                    // process exited by itself (PyTorch raises when a
+                    // DataLoader worker dies); a SIGKILL or SIGTERM exit
+                    // has a cause of its own.
+                    Kind::OomKilledWorker => {
+                        let killed = c
+                            .evidence
+                            .iter()
+                            .find(|e| e.name == "killed at")
+                            .and_then(|e| e.time);
+                        !matches!(code.as_deref(), Some("137" | "143" | "0"))
+                            && match killed {
+                                Some(k) => exit_time.is_some_and(|x| {
+                                    k.0 <= x.0
+                                        && x.since(k).as_secs() <= ctx.config.oom.match_slack_s
+                                }),
+                                // No kernel report: the exit's own words
+                                // name the dead worker.
+                                None => fact(c, "the main process said").is_some(),
+                            }
+                    }
                     _ => true,
                 }
         });

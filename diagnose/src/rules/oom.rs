@@ -34,8 +34,16 @@
 //! - the exit code is not 137 (143: SIGTERM): containerd keeps the
 //!   `OOMKilled` reason once it saw an OOM event in the container's cgroup,
 //!   so a worker killed earlier labels a later exit; `oom_status_without_kill`,
-//!   Medium, with the exit's real reason (when the agent recorded the
-//!   earlier kill, its `oom_killed_worker` finding says so instead).
+//!   with the exit's real reason: Medium when the evidence gives it (or the
+//!   agent counted the earlier kill), Low when only the label and the code
+//!   disagree; an exit with an error of the main process's own (not 0,
+//!   137 or 143) whose termination message or log says a worker was
+//!   killed by SIGKILL is that worker's OOM kill: `oom_killed_worker`,
+//!   Medium; where the agent watched the instance to its end with its
+//!   `oom_kill` counter at 0, the label is said to be wrong, not sticky
+//!   (when the agent recorded the earlier kill, its
+//!   `oom_killed_worker` finding says so instead: a kill followed by an
+//!   exit other than 137 is a worker's, as the main process outlived it).
 //!
 //! One OOM event is one kill: a `memory.oom.group` kill kills every process
 //! of the container but is reported (and counted) once, naming the victim
@@ -389,7 +397,20 @@ fn survived(ctx: &Context<'_>, pod: &Pod, k: &OomKill, inst: Option<&Instance<'_
             .iter()
             .any(|s| s.time >= after && s.memory.anon_bytes >= t.survived_min_usage_bytes)
     });
-    sampled_alive || inst.is_some_and(|i| i.running)
+    // The instance ended after the kill with a code other than SIGKILL's
+    // 137: its main process was not the victim and lived on to exit by
+    // itself (PyTorch raises "DataLoader worker (pid N) is killed by
+    // signal" and exits 1). A group kill takes the main process too.
+    let exited_otherwise = k.oom_group_kill.is_none_or(|n| n == 0)
+        && k.group
+            .as_ref()
+            .is_none_or(|g| g.member_count == 0 && g.kill_lines <= 1)
+        && inst
+            .and_then(|i| i.exit.map(|e| (e, i.finished)))
+            .is_some_and(|(e, fin)| {
+                e.exit_code != 137 && fin.is_none_or(|f| plus(f, secs(1)) >= k.time)
+            });
+    sampled_alive || exited_otherwise || inst.is_some_and(|i| i.running)
 }
 
 /// Findings from the kills the agent recorded: one per container and
@@ -667,7 +688,7 @@ fn real_exit_reason(
     pod: &Pod,
     container: &str,
     exit: &ContainerStateTerminated,
-) -> String {
+) -> (String, bool) {
     let status = k8s::status(pod);
     let mut why = Vec::new();
     if let Some(c) = status
@@ -734,9 +755,12 @@ fn real_exit_reason(
         c => format!("exit {c}: the main process's own error, not a kill"),
     };
     if why.is_empty() {
-        format!("{code}; nothing in the evidence says who stopped it")
+        (
+            format!("{code}; nothing in the evidence says who stopped it"),
+            false,
+        )
     } else {
-        format!("{code}; {}", why.join("; "))
+        (format!("{code}; {}", why.join("; ")), true)
     }
 }
 
@@ -799,6 +823,36 @@ fn kill_finding(
     // A worker killed, after which the main process exited with an error
     // (PyTorch: "DataLoader worker (pid X) is killed by signal: Killed").
     let later_exit = inst.and_then(|i| i.exit).filter(|e| e.exit_code != 137);
+    // Whether that exit came right after the kill (within the slack the
+    // kubelet takes to record it).
+    let exit_follows = inst
+        .and_then(|i| i.finished)
+        .is_some_and(|f| f >= k.time && f.since(k.time) <= secs(t.match_slack_s));
+    // The main process's own words about the victim, from the exit's
+    // termination message or the log tail: the line naming its pid.
+    let worker_line = victim.filter(|_| later_exit.is_some()).and_then(|v| {
+        let pid = format!("pid {}", v.pid);
+        let message = later_exit.and_then(|e| e.message.as_deref()).unwrap_or("");
+        let tail = |previous| {
+            ctx.log(pod, container, previous)
+                .map_or("", |l| l.text.as_str())
+                .lines()
+        };
+        let names_pid = |l: &str| {
+            l.match_indices(&pid).any(|(at, _)| {
+                !l[at + pid.len()..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_digit())
+            })
+        };
+        message
+            .lines()
+            .chain(tail(false))
+            .chain(tail(true))
+            .find(|l| names_pid(l) && l.to_ascii_lowercase().contains("killed"))
+            .map(|l| l.trim().to_owned())
+    });
     let group = k
         .group
         .as_ref()
@@ -846,7 +900,7 @@ fn kill_finding(
         }),
         Verdict::Step => story.step.map(|(a, b)| {
             format!(
-                " Memory jumped by {} in {:.0} s (from {} to {} at {}): a step, one large allocation, not a slow leak.",
+                " Memory jumped by {} in {:.0} s (from {} to {} at {}): a step, one large allocation, not steady growth.",
                 human_bytes(b.usage - a.usage),
                 b.time.since(a.time).as_secs_f64(),
                 human_bytes(a.usage),
@@ -910,13 +964,30 @@ fn kill_finding(
             )
         }
         Kind::OomKilledWorker => match later_exit {
+            // The main process exited with an error of its own soon after
+            // the kill: it died of its worker's death (PyTorch raises
+            // "DataLoader worker (pid N) is killed by signal: Killed.").
+            Some(e) if exit_follows && !matches!(e.exit_code, 0 | 143) => format!(
+                "The kernel killed {who} in container {container} at its {limit_s} memory limit; the main process lived on and then exited with code {} because of it{}{}.",
+                e.exit_code,
+                if worker_line.is_some() {
+                    " (it reported the dead worker)"
+                } else {
+                    ""
+                },
+                if e.reason.as_deref() == Some("OOMKilled") {
+                    ", an exit the runtime labelled OOMKilled from this kill"
+                } else {
+                    ""
+                }
+            ),
             Some(e) => format!(
                 "The kernel killed {who} in container {container} at its {limit_s} memory limit while the container lived on; its main process later exited with code {}{}.",
                 e.exit_code,
                 if e.reason.as_deref() == Some("OOMKilled") {
                     format!(
                         ", which the runtime still labelled OOMKilled (a flag left by this kill, not the cause of that exit: {})",
-                        real_exit_reason(ctx, pod, container, e)
+                        real_exit_reason(ctx, pod, container, e).0
                     )
                 } else {
                     String::new()
@@ -1183,8 +1254,17 @@ fn kill_finding(
     if kind == Kind::OomKilledWorker {
         f = f.fact(Fact::new(
             "container after the kill",
-            "still running (sampled after the kill with memory in use)",
+            match later_exit {
+                Some(e) => format!(
+                    "lived on: its main process exited later by itself, with code {} (an OOM kill of the main process exits 137)",
+                    e.exit_code
+                ),
+                None => "still running (sampled after the kill with memory in use)".to_owned(),
+            },
         ));
+        if let Some(line) = worker_line {
+            f = f.fact(Fact::new("the main process said", line));
+        }
     }
     match kind {
         Kind::OomNode => steps.push(format!(
@@ -1249,7 +1329,9 @@ fn kill_finding(
             ));
         }
     }
-    if kind == Kind::OomKilledWorker {
+    if kind == Kind::OomKilledWorker && later_exit.is_some() {
+        steps.push("Size the limit for the main process plus all its workers (each DataLoader worker holds its own copy of what it touches), or use fewer workers: the main process cannot go on without a worker the kernel killed.".to_owned());
+    } else if kind == Kind::OomKilledWorker {
         steps.push("Kubernetes will not restart the container for this: check the job's progress (a dead DataLoader worker raises in the main process, a dead inference worker may just stop serving), and size the limit for the main process plus all workers.".to_owned());
     }
     if victim.is_none() {
@@ -1676,19 +1758,105 @@ fn sticky_label(
         .last()
         .map(|s| s.memory.events.oom_kill)
         .filter(|&n| n > 0);
-    let real = real_exit_reason(ctx, pod, container, e);
+    let (real, explained) = real_exit_reason(ctx, pod, container, e);
+    // The agent sampled the instance up to its end and its cgroup never
+    // counted an OOM kill: no process of this container was OOM-killed,
+    // so the label is not even a sticky flag from this instance.
+    let watched_clean = counter.is_none()
+        && !sampled.is_empty()
+        && sampled.iter().all(|s| s.memory.events.oom_kill == 0)
+        && i.finished.is_some_and(|f| {
+            sampled
+                .last()
+                .is_some_and(|s| f.since(s.time) <= secs(ctx.config.oom.agent_coverage_s))
+        });
+    // The main process's own words that a worker died of SIGKILL, right
+    // before it exited with an error of its own (PyTorch: "DataLoader
+    // worker (pid N) is killed by signal: Killed."): with the runtime's
+    // OOMKilled label (the cgroup saw an OOM kill) that worker was the
+    // victim and this exit its consequence.
+    if !watched_clean && !matches!(e.exit_code, 0 | 137 | 143) {
+        let tail = |previous| {
+            ctx.log(pod, container, previous)
+                .map_or("", |l| l.text.as_str())
+                .lines()
+        };
+        // The exit is the container's current state (its log is the
+        // current one) or its last state (the previous log).
+        let current_exit = k8s::container_statuses(pod).any(|s| {
+            s.name == container
+                && s.state
+                    .as_ref()
+                    .and_then(|st| st.terminated.as_ref())
+                    .is_some_and(|t| std::ptr::eq(t, e))
+        });
+        let said = e
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .lines()
+            .chain(tail(!current_exit))
+            .find(|l| {
+                let l = l.to_ascii_lowercase();
+                l.contains("worker (pid") && l.contains("killed by signal: killed")
+            })
+            .map(|l| l.trim().to_owned());
+        if let Some(line) = said {
+            let limit_s = spec_limit(pod, container).map_or_else(|| "no".to_owned(), human_bytes);
+            let mut f = Finding::new(
+                Kind::OomKilledWorker,
+                ctx.subject(pod, Some(container)),
+                Confidence::Medium,
+                format!(
+                    "A worker process of container {container} was killed with SIGKILL and the main process exited with code {} because of it (\"{line}\"); the runtime labelled that exit OOMKilled, as it does once the container's cgroup saw an OOM kill, so the worker was OOM-killed at the container's {limit_s} memory limit (the kernel's report is not in the evidence).",
+                    e.exit_code
+                ),
+            );
+            f.evidence.push(exit_fact(e));
+            f.evidence.push(Fact::new("the main process said", line));
+            f.evidence.push(Fact::new("memory limit", limit_s));
+            f = f
+                .step("Size the limit for the main process plus all its workers (each DataLoader worker holds its own copy of what it touches), or use fewer workers: the main process cannot go on without a worker the kernel killed.")
+                .step(format!(
+                    "Confirm on node {node}: `dmesg -T | grep -i -A5 oom-kill` names the worker's pid and its RSS."
+                ));
+            f.cost = Some(Cost {
+                gpu_hours: 0.0,
+                restarts: i.restarts.max(0) as u32,
+            });
+            return f;
+        }
+    }
     let earlier = match counter {
         Some(n) => format!(
             "the agent saw {n} OOM kill(s) counted in this container instance before it exited (its kernel report was not recorded)"
         ),
         None => "the earlier kill itself is not in the evidence".to_owned(),
     };
+    // Medium when the evidence gives this exit's real reason (or the
+    // agent counted the earlier kill); with neither, only the label and
+    // the code disagree: low.
+    let known = explained || counter.is_some() || watched_clean;
+    let label = if watched_clean {
+        format!(
+            "the agent watched this instance to its end and its memory cgroup counted no OOM kill (oom_kill 0 in {} samples), so no process of it was OOM-killed: the label is wrong, not the cause of this exit",
+            sampled.len()
+        )
+    } else {
+        format!(
+            "the runtime keeps the OOMKilled flag once any process of the container was OOM-killed (a worker, earlier), so the label is left from an earlier kill, not the cause of this exit ({earlier})"
+        )
+    };
     let mut f = Finding::new(
         Kind::OomStatusWithoutKill,
         ctx.subject(pod, Some(container)),
-        Confidence::Medium,
+        if known {
+            Confidence::Medium
+        } else {
+            Confidence::Low
+        },
         format!(
-            "Container {container}'s exit is labelled OOMKilled, but its exit code {} is not the SIGKILL (137) of an OOM kill: the runtime keeps the OOMKilled flag once any process of the container was OOM-killed (a worker, earlier), so the label is left from an earlier kill, not the cause of this exit ({earlier}). This exit: {real}.",
+            "Container {container}'s exit is labelled OOMKilled, but its exit code {} is not the SIGKILL (137) of an OOM kill: {label}. This exit: {real}.",
             e.exit_code
         ),
     );
@@ -1700,6 +1868,11 @@ fn sticky_label(
             "oom_kill counter of this instance",
             n.to_string(),
         ));
+    } else if watched_clean {
+        f.evidence.push(Fact::new(
+            "oom_kill counter of this instance",
+            format!("0 to the end ({} samples)", sampled.len()),
+        ));
     }
     if let Some(fin) = i.finished {
         for r in node_oom_reports(ctx, pod, fin) {
@@ -1707,14 +1880,15 @@ fn sticky_label(
                 .push(r.fact("kernel OOM report on the node (same minute)"));
         }
     }
-    f = f
-        .step(format!(
-            "Treat the exit as what it was (code {}), not as the container running out of memory: raising the memory limit does not address it.",
-            e.exit_code
-        ))
-        .step(format!(
+    f = f.step(format!(
+        "Treat the exit as what it was (code {}), not as the container running out of memory: raising the memory limit does not address it.",
+        e.exit_code
+    ));
+    if !watched_clean {
+        f = f.step(format!(
             "Find the earlier kill: `kubectl logs -n {ns} {name} -c {container} --previous` (PyTorch prints \"DataLoader worker (pid N) is killed by signal: Killed\") and `dmesg -T | grep -i oom-kill` on node {node}; a worker killed at the limit means the limit must cover the main process plus its workers."
         ));
+    }
     f.cost = Some(Cost {
         gpu_hours: 0.0,
         restarts: i.restarts.max(0) as u32,
@@ -1969,8 +2143,14 @@ fn exit_137(
                 fin.map_or_else(|| "the exit".to_owned(), |f| f.to_string())
             ));
         }
+        // The agent watching the instance to its end with no kill counted
+        // proves it was not an OOM kill; only the sender is unknown.
         (
-            Confidence::Low,
+            if watching {
+                Confidence::Medium
+            } else {
+                Confidence::Low
+            },
             format!(
                 "Container {container} exited with code 137 (SIGKILL) and reason {}, not OOMKilled; nothing in the evidence says who killed it ({oom_note}).",
                 e.reason.as_deref().unwrap_or("none")
@@ -2684,6 +2864,58 @@ mod tests {
         assert_eq!(fs.len(), 1, "{fs:?}");
         assert_eq!(fs[0].kind, Kind::OomKilledWorker);
         assert!(fs[0].summary.contains("kept running"), "{}", fs[0].summary);
+    }
+
+    #[test]
+    fn a_worker_killed_before_the_main_process_exits_by_itself() {
+        // The trainer raised on its dead worker and exited 1: the main
+        // process was not the victim (that exit would be 137).
+        let mut v = serde_json::to_value(pod(false)).expect("json");
+        let last = &mut v["status"]["containerStatuses"][0]["lastState"]["terminated"];
+        last["exitCode"] = 1.into();
+        last["message"] =
+            "RuntimeError: DataLoader worker (pid 42) is killed by signal: Killed.\n".into();
+        let fs = run_on(
+            serde_json::from_value(v).expect("pod"),
+            vec![kill(OomConstraint::Memcg, true, 0)],
+        );
+        let w = fs
+            .iter()
+            .find(|f| f.kind == Kind::OomKilledWorker)
+            .unwrap_or_else(|| panic!("{fs:?}"));
+        assert!(fs.iter().all(|f| f.kind != Kind::OomKilled), "{fs:?}");
+        assert!(
+            w.summary.contains("exited with code 1 because of it"),
+            "{}",
+            w.summary
+        );
+        assert!(
+            value(w, "the main process said").contains("pid 42)"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn without_the_kernel_report_the_exits_own_words_name_the_dead_worker() {
+        let mut v = serde_json::to_value(pod(false)).expect("json");
+        let last = &mut v["status"]["containerStatuses"][0]["lastState"]["terminated"];
+        last["exitCode"] = 1.into();
+        last["message"] =
+            "RuntimeError: DataLoader worker (pid 7) is killed by signal: Killed.\n".into();
+        let fs = run_on(serde_json::from_value(v).expect("pod"), vec![]);
+        let w = fs
+            .iter()
+            .find(|f| f.kind == Kind::OomKilledWorker)
+            .unwrap_or_else(|| panic!("{fs:?}"));
+        assert_eq!(w.confidence, Confidence::Medium);
+        assert!(
+            value(w, "the main process said").contains("pid 7)"),
+            "{w:?}"
+        );
+        assert!(
+            fs.iter().all(|f| f.kind != Kind::OomStatusWithoutKill),
+            "{fs:?}"
+        );
     }
 
     #[test]
