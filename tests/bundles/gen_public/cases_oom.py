@@ -254,6 +254,7 @@ readme(case, "A DataLoader worker OOM-killed; the trainer exits 1; the only log 
         "That it ran as a Kubernetes Job with restartPolicy Never and `terminationMessagePolicy: FallbackToLogsOnError` (the termination message carries the log tail; no `logs/` file is in the bundle).",
         "The image, command (`ketos train`), 32Gi limit, times and the agent's records: the kernel's kill of `pt_data_worker` pid 22048 (anon 3.25 GiB, shmem 256 MiB), a container sample a second later with memory still in use (the trainer alive), then the exit."],
        "The kernel killed one worker (oom_kill 1, oom_group_kill 0) and the container lived on for two seconds: that is `oom_killed_worker`, high (the kernel report names the process). The decisive fact is the link between the log's pid and the kernel's victim: pt_data_worker, pid 22048. The exit 1 that failed the Job is that kill's consequence; a single exit of a Never pod is not a crash loop, so no `crash_loop` finding.")
+amend(case, *failed_once("train", "oom_killed_worker", "the Job's pod failed once with the trainer's exit 1: the consequence of the worker's kill, which the trainer raised on."))
 
 # ---------------------------------------------------------------------------
 # 7. pytorch#5902: DataLoader workers' memory grows for hours (copy-on-read), then OOM.
@@ -295,6 +296,7 @@ readme(case, "A steady rise over hours (a leak), not a spike.",
        ["The mechanism and the figures: with `num_workers > 0` main memory rises slowly from 5GB to 17GB over 30 minutes while the python process's own RSS stays flat at 5GB; with real data sets of 50GB it ends in an OOM after a while even with 60GB of memory."],
        ["That it ran in a Kubernetes Job pod with a 60Gi limit; the agent's 30-second samples (anonymous memory rising at 24 GB/h from 5 GiB, page cache flat at 300 MiB) for 2h25m, the 5-minute recorder window and the group kill (victim a `pt_data_worker`, oom_kill 9 = main + 8 workers, oom_group_kill 1)."],
        "Growth at a constant rate over 2h25m, anon rising and page cache flat, is a leak (here copy-on-read of the dataset in every worker), not a load step. Mechanism 2 of the issue: say which in the summary (\"leak\"), give the rate and the time to the limit (a bigger limit only postpones the kill). Expected: `oom_killed`, high, summary saying leak, evidence `time to the limit at that rate`, exit 137 (OOMKilled). The recorder window alone (5 minutes at the limit) cannot tell; the samples of the whole instance can.")
+amend(case, *failed_once("trainer", "oom_killed", "the Job's pod failed once: the consequence of the OOM kill."))
 
 # ---------------------------------------------------------------------------
 # 8. kubernetes/website#36453: a memory-backed emptyDir fills the container's limit.
@@ -377,3 +379,4 @@ readme(case, "A step (a checkpoint save), not a leak.",
        ["The figures: a 3.5 GB checkpoint (300M parameters x 4 bytes x 3 copies), the CPU side at 1.8 GB going into the checkpoint, 12 GB capacity, the memory spiking beyond capacity on the second or third checkpoint and a SIGKILL; no leak without checkpointing."],
        ["That it ran in a Kubernetes Job pod with a 12Gi limit (the thread ran on a TPU VM); the agent's 30-second samples flat at 1.8 GiB, the recorder window with the 3-second rise, the kernel's report and the times."],
        "Flat for half an hour, then the largest rise in the shortest time (about +10 GiB in 3 s) at the limit: a step. Mechanism 2 of the issue: the summary says which (the jump, `GiB in` as in \"+20 GiB in 2 s\") and must not call it a leak (`summary_excludes: leak`); the next steps point at what was loaded or written at once. Expected: `oom_killed`, high, exit 137 (OOMKilled).")
+amend(case, *failed_once("trainer", "oom_killed", "the Job's pod failed once: the consequence of the OOM kill."))

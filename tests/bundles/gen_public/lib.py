@@ -79,3 +79,26 @@ def readme(case, title, sources_, verbatim, reconstructed, reasoning):
     out += ["", "## Expectation (written before running the engine)", "", reasoning, ""]
     with open(os.path.join(d, "README.md"), "w") as f:
         f.write("\n".join(out))
+
+def amend(case, findings, why):
+    """An expectation completed after the engine first ran: `findings` are
+    added to the case's expected.json and `why` to its README under its own
+    heading, so the first expectation stays readable beside the change."""
+    d = os.path.join(ROOT, case)
+    p = os.path.join(d, "expected.json")
+    with open(p) as f:
+        exp = json.load(f)
+    exp["findings"] += findings
+    with open(p, "w") as f:
+        json.dump(exp, f, indent=2); f.write("\n")
+    with open(os.path.join(d, "README.md"), "a") as f:
+        f.write("\n## Changed after the engine ran\n\n" + why + "\n")
+
+FAILED_ONCE = ("The pod's phase is Failed, and a failure's consequences are kept as findings linked to its cause "
+               "(docs/diagnosis.md, Chains), as in the corpus's other cases of a pod that failed once; it is not a "
+               "crash loop, which the expectation still rules out.")
+
+def failed_once(container, cause, story):
+    """The `container_failed` consequence of a pod that failed once, and why."""
+    return ([{"kind": "container_failed", "confidence": "high", "container": container, "caused_by": [cause]}],
+            f"The expectation gains `container_failed`, high, linked to `{cause}`: {story} {FAILED_ONCE}")
