@@ -522,7 +522,10 @@ def case(fn):
     return fn
 
 
-def write(name, about, expected, pod_obj=None, events=None, nodes=None, agent=None, logs=None, extra_pods=None, collected_at=None):
+def write(name, about, expected, pod_obj=None, events=None, nodes=None, agent=None, logs=None, extra_pods=None, collected_at=None,
+          indent=4):
+    """`indent` is that of expected.json only: the expectations completed after the engine first ran (a consequence
+    kept and linked to its cause with caused_by) were checked in written with indent 2, and are written so here."""
     d = os.path.join(HERE, name)
     if os.path.exists(d):
         shutil.rmtree(d)
@@ -550,7 +553,7 @@ def write(name, about, expected, pod_obj=None, events=None, nodes=None, agent=No
         open(os.path.join(b, "logs", c), "w").write(text)
     e = {"about": about}
     e.update(expected)
-    dump(os.path.join(d, "expected.json"), e)
+    open(os.path.join(d, "expected.json"), "w").write(json.dumps(e, indent=indent) + "\n")
 
 
 def series(start, end, step):
@@ -578,7 +581,7 @@ def train_pod(name, ns="ml-research", owner=("Job", "finetune-llama-8b"), mem="3
 
 
 def oom_kill_case(name, about, expected, window, victim_, limit=32 * GiB, v1=False, constraint="memcg", restarts=2,
-                  extra_agent=None, events=None, reason="OOMKilled", code=137, node_avail=None, peak=None):
+                  extra_agent=None, events=None, reason="OOMKilled", code=137, node_avail=None, peak=None, indent=4):
     p_uid_seed = "ml-research/" + name
     cid_old, cid_new = h(name + "old"), h(name + "new")
     kill_t = NOW - 600
@@ -603,7 +606,7 @@ def oom_kill_case(name, about, expected, window, victim_, limit=32 * GiB, v1=Fal
         event(p, "Pulled", f'Container image "{TRAIN_IMG}" already present on machine', kill_t + 11, typ="Normal", container="trainer"),
         event(p, "Created", "Created container trainer", kill_t + 11, typ="Normal", container="trainer"),
         event(p, "Started", "Started container trainer", kill_t + 12, typ="Normal", container="trainer"),
-    ], [node_obj(NODE)], agent)
+    ], [node_obj(NODE)], agent, indent=indent)
 
 
 def window_growth(end, start_usage, end_usage, seconds=120, step=1.0, shmem_frac=0.0, psi_peak=18.0, jump_at=None):
@@ -633,7 +636,7 @@ def oom_killed_jump():
         "Container limit kill (cgroup v2, kernel report read): the trainer jumped from 18 to 32 GiB in the last minute "
         "(loading a large eval set at once); not steady growth, so a limit of peak + 25 % is suggested.",
         {"findings": [{"kind": "oom_killed", "confidence": "high", "container": "trainer",
-                       "summary_contains": ["python3 (pid 48213", "32.0 GiB memory limit"],
+                       "summary_contains": ["python3 (pid 48213", "32 GiB memory limit"],
                        "evidence_names": ["growth before the kill", "composition at the peak", "memory pressure before the kill", "victim", "recurrence"]}]},
         w, victim(48213, "python3", 31.2 * GiB, 180 * MiB))
 
@@ -645,10 +648,13 @@ def oom_killed_leak():
     oom_kill_case(
         "oom-killed-leak",
         "Container limit kill after memory grew linearly (34 MiB/s for the whole 5-min recorder window): a leak; "
-        "the next step says so instead of suggesting a bigger limit.",
+        "the next step says so instead of suggesting a bigger limit. "
+        "Chains: the consequence is kept and linked to its cause. The restarts are the consequence of the OOM kills.",
         {"findings": [{"kind": "oom_killed", "confidence": "high", "container": "trainer",
-                       "evidence_names": ["time to the limit at that rate"]}]},
-        w, victim(48213, "python3", 31.5 * GiB), restarts=4)
+                       "evidence_names": ["time to the limit at that rate"]},
+                      {"kind": "crash_loop", "confidence": "medium", "container": "trainer",
+                       "summary_contains": ["code 137"], "caused_by": ["oom_killed"]}]},
+        w, victim(48213, "python3", 31.5 * GiB), restarts=4, indent=2)
 
 
 @case
@@ -733,12 +739,14 @@ def oom_evicted():
     write(name,
           "Kubelet eviction for node memory pressure: the pod's status says Evicted with the container's usage (14Gi) "
           "against its request (8Gi); the node's MemoryPressure condition is True. The exit 137 of the container is the "
-          "eviction, so no exit_137_not_oom.",
+          "eviction, so no exit_137_not_oom. The failed pod (one exit) is kept as the consequence of the eviction.",
           {"findings": [{"kind": "evicted", "confidence": "high", "container": "trainer",
                          "summary_contains": ["14Gi", "8Gi", "memory"],
-                         "evidence_names": ["node condition MemoryPressure", "eviction message"]}],
+                         "evidence_names": ["node condition MemoryPressure", "eviction message"]},
+                        {"kind": "container_failed", "confidence": "high", "container": "trainer",
+                         "summary_contains": ["code 137"], "caused_by": ["evicted"]}],
            "gaps": ["agent"]},
-          p, events, [n], None)
+          p, events, [n], None, indent=2)
 
 
 def status_only_pod(name, reason="OOMKilled", code=137, finished=NOW - 900, restarts=3, mem="16Gi"):
@@ -755,12 +763,15 @@ def oom_status_no_agent():
     p, _, _ = status_only_pod(name)
     write(name,
           "OOMKilled in lastState and no agent records at all: the status alone explains the exit (Medium), and the "
-          "finding says the node evidence (peak, victim, growth) is missing.",
+          "finding says the node evidence (peak, victim, growth) is missing. "
+          "Chains: the consequence is kept and linked to its cause. The restarts are the consequence of the OOM kill.",
           {"findings": [{"kind": "oom_killed", "confidence": "medium", "container": "trainer",
-                         "summary_contains": ["no agent records"]}],
+                         "summary_contains": ["no agent records"]},
+                        {"kind": "crash_loop", "confidence": "medium", "container": "trainer",
+                         "summary_contains": ["code 137"], "caused_by": ["oom_killed"]}],
            "gaps": ["agent"]},
           p, [event(p, "BackOff", "Back-off restarting failed container trainer in pod " + p["metadata"]["name"] + "_ml-research(" + p["metadata"]["uid"] + ")",
-                    NOW - 900, count=1, container="trainer")], [node_obj(NODE)], None)
+                    NOW - 900, count=1, container="trainer")], [node_obj(NODE)], None, indent=2)
 
 
 def watched_agent(p, cid_old, cid_new, finished, usage_old=3 * GiB, limit=16 * GiB, extra=None):
@@ -847,11 +858,15 @@ def oom_exit137_liveness():
     write(name,
           "Exit 137 with reason Error: the kubelet killed the server after three liveness-probe timeouts (Killing event "
           "'failed liveness probe'); the agent watched the container, no OOM kill, 41 of 64 GiB used. "
-          "The probe finding owns a probe kill and says the 137 is not an OOM kill.",
+          "The probe finding owns a probe kill and says the 137 is not an OOM kill. "
+          "Chains: the consequence is kept and linked to its cause. The exit 137 is kept as the consequence of the probe "
+          "(probe <- exit 137 that is not an OOM kill).",
           {"findings": [{"kind": "probe_failing", "confidence": "high", "container": "server",
                          "summary_contains": ["liveness probe"],
-                         "evidence_names": ["last exit", "probe kills"]}]},
-          p, events, [node_obj(NODE)], agent)
+                         "evidence_names": ["last exit", "probe kills"], "caused_by": []},
+                        {"kind": "exit_137_not_oom", "confidence": "high", "container": "server",
+                         "summary_contains": ["liveness probe failed", "not by the OOM killer"], "caused_by": ["probe_failing"]}]},
+          p, events, [node_obj(NODE)], agent, indent=2)
 
 
 @case
@@ -867,11 +882,14 @@ def oom_exit137_grace():
     events = [event(p, "Killing", "Stopping container trainer", stop, typ="Normal", container="trainer")]
     write(name,
           "The Job was deleted; the kubelet sent SIGTERM ('Stopping container trainer') and the trainer, which ignores "
-          "SIGTERM, was SIGKILLed 30 s later, exactly the grace period: exit 137, not OOM.",
+          "SIGTERM, was SIGKILLed 30 s later, exactly the grace period: exit 137, not OOM. "
+          "The Job pod failed once: container_failed, the consequence of the SIGKILL after the grace period.",
           {"findings": [{"kind": "exit_137_not_oom", "confidence": "high", "container": "trainer",
-                         "summary_contains": ["grace period"]}],
+                         "summary_contains": ["grace period"]},
+                        {"kind": "container_failed", "confidence": "high", "container": "trainer",
+                         "summary_contains": ["code 137", "one exit, not a crash loop"], "caused_by": ["exit_137_not_oom"]}],
            "gaps": ["agent"]},
-          p, events, [node_obj(NODE)], None)
+          p, events, [node_obj(NODE)], None, indent=2)
 
 
 @case
@@ -1264,11 +1282,14 @@ def logs_nccl_shm():
             restart_policy="OnFailure")
     write(name,
           "Two local ranks cannot set up NCCL's shared-memory transport because /dev/shm is the runtime's 64 MiB "
-          "default (no memory emptyDir mounted there): ncclSystemError, exit 1, crash-looping.",
+          "default (no memory emptyDir mounted there): ncclSystemError, exit 1, crash-looping. "
+          "Chains: the consequence is kept and linked to its cause. The crash loop is caused by the NCCL error.",
           {"findings": [{"kind": "nccl_error", "confidence": "high", "container": "trainer",
-                         "summary_contains": ["/dev/shm"]}],
+                         "summary_contains": ["/dev/shm"]},
+                        {"kind": "crash_loop", "confidence": "high", "container": "trainer",
+                         "summary_contains": ["CrashLoopBackOff"], "caused_by": ["nccl_error"]}],
            "gaps": ["agent"]},
-          p, [], [node_obj(NODE)], None, logs={"trainer.log": NCCL_SHM_LOG})
+          p, [], [node_obj(NODE)], None, logs={"trainer.log": NCCL_SHM_LOG}, indent=2)
 
 
 MISSING_CONFIG_LOG = """INFO 11-26 09:52:10 api_server.py:528] vLLM API server version 0.6.3
@@ -1299,12 +1320,15 @@ def logs_model_missing_pvc():
             NOW - 3600, volumes=vols, qos="Guaranteed")
     write(name,
           "vLLM cannot find /models/llama-3.1-8b-instruct/config.json: the path is on the read-only PVC model-store "
-          "mounted at /models, which does not hold that model.",
+          "mounted at /models, which does not hold that model. "
+          "Chains: the consequence is kept and linked to its cause. The crash loop is caused by the missing model files.",
           {"findings": [{"kind": "model_files_missing", "confidence": "high", "container": "vllm",
                          "summary_contains": ["/models/llama-3.1-8b-instruct/config.json", "PVC model-store"],
-                         "evidence_names": ["missing path", "volume mounts"]}],
+                         "evidence_names": ["missing path", "volume mounts"]},
+                        {"kind": "crash_loop", "confidence": "high", "container": "vllm",
+                         "summary_contains": ["CrashLoopBackOff", "code 1"], "caused_by": ["model_files_missing"]}],
            "gaps": ["agent"]},
-          p, [], [node_obj(NODE)], None, logs={"vllm.log": MISSING_CONFIG_LOG})
+          p, [], [node_obj(NODE)], None, logs={"vllm.log": MISSING_CONFIG_LOG}, indent=2)
 
 
 MISSING_DATA_LOG = """2025-11-26 09:55:41,118 INFO loading dataset shards from /data/tokenized/train-*.bin
@@ -1332,11 +1356,15 @@ def logs_model_missing_unmounted():
             phase="Failed", volumes=vols, qos="Guaranteed", restart_policy="Never")
     write(name,
           "The training script reads /data/tokenized/index.json, but the pod mounts only /checkpoints: /data exists "
-          "only in the image, which does not contain the dataset (the data volume was left out of the Job).",
+          "only in the image, which does not contain the dataset (the data volume was left out of the Job). "
+          "The Job pod (restartPolicy Never) failed once: container_failed (not a crash loop), caused by the missing files.",
           {"findings": [{"kind": "model_files_missing", "confidence": "high", "container": "trainer",
-                         "summary_contains": ["under no volume mount"]}],
+                         "summary_contains": ["under no volume mount"]},
+                        {"kind": "container_failed", "confidence": "high", "container": "trainer",
+                         "summary_contains": ["code 1", "one exit, not a crash loop", "Job/gpt-small-pretrain"],
+                         "caused_by": ["model_files_missing"]}],
            "gaps": ["agent"]},
-          p, [], [node_obj(NODE)], None, logs={"trainer.current.log": MISSING_DATA_LOG})
+          p, [], [node_obj(NODE)], None, logs={"trainer.current.log": MISSING_DATA_LOG}, indent=2)
 
 
 if __name__ == "__main__":

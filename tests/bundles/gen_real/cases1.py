@@ -76,8 +76,9 @@ ev = [event(p, "Evicted", emsg, "2026-11-20T09:41:12Z", host="gpu-node-4"),
 n = node("gpu-node-4", heartbeat="2026-11-20T09:45:00Z", conds={"DiskPressure": {"status": "True", "reason": "KubeletHasDiskPressure", "message": "kubelet has disk pressure", "lastTransitionTime": "2026-11-20T09:40:55Z"}})
 n["spec"]["taints"] = [{"effect": "NoSchedule", "key": "node.kubernetes.io/disk-pressure", "timeAdded": "2026-11-20T09:40:55Z"}]
 write("real-evicted-ephemeral-storage",
-      "The trainer wrote 45Gi of checkpoints to its writable layer (no emptyDir, no ephemeral-storage request); the node's nodefs fell under the 10Gi hard threshold and the kubelet evicted the pod with the biggest consumer. evicted (disk, not memory), high; the container's exit 137 is that eviction, not an OOM and not an unexplained SIGKILL.",
-      [{"kind": "evicted", "confidence": "high", "container": "trainer", "summary_contains": ["ephemeral-storage", "45Gi"]}],
+      "The trainer wrote 45Gi of checkpoints to its writable layer (no emptyDir, no ephemeral-storage request); the node's nodefs fell under the 10Gi hard threshold and the kubelet evicted the pod with the biggest consumer. evicted (disk, not memory), high; the container's exit 137 is that eviction, not an OOM and not an unexplained SIGKILL. The failed pod is kept as the consequence of the eviction.",
+      [{"kind": "evicted", "confidence": "high", "container": "trainer", "summary_contains": ["ephemeral-storage", "45Gi"]},
+       {"kind": "container_failed", "confidence": "high", "container": "trainer", "summary_contains": ["code 137"], "caused_by": ["evicted"]}],
       {"pod.json": p, "events.json": elist(ev), "node.json": n})
 
 # 5. DDP rank crash: illegal memory access + XID 31
@@ -125,6 +126,7 @@ Root Cause (first observed failure):
 ============================================================
 """
 write("real-ddp-illegal-memory-access-xid31",
-      "A DDP rank died with 'CUDA error: an illegal memory access was encountered' (exit 1), and the driver logged XID 31 (MMU fault) on its GPU a second before: the program touched memory it did not own - an application (or kernel/library) bug, the GPU is healthy. One finding: gpu_xid with the application meaning, high. The NCCL watchdog line only relays the CUDA error, so no nccl_error; the exit is explained, so no crash_loop.",
-      [{"kind": "gpu_xid", "confidence": "high", "container": "pytorch", "gpu": gpu, "summary_contains": ["XID 31"]}],
+      "A DDP rank died with 'CUDA error: an illegal memory access was encountered' (exit 1), and the driver logged XID 31 (MMU fault) on its GPU a second before: the program touched memory it did not own - an application (or kernel/library) bug, the GPU is healthy. One finding: gpu_xid with the application meaning, high. The NCCL watchdog line only relays the CUDA error, so no nccl_error; the exit is explained, so no crash_loop. The rank's pod failed once (restartPolicy Never): container_failed, caused by the XID 31.",
+      [{"kind": "gpu_xid", "confidence": "high", "container": "pytorch", "gpu": gpu, "summary_contains": ["XID 31"], "caused_by": []},
+       {"kind": "container_failed", "confidence": "high", "container": "pytorch", "summary_contains": ["code 1"], "caused_by": ["gpu_xid"]}],
       {"pod.json": p, "events.json": elist([]), "node.json": node("gpu-node-6"), "agent.jsonl": jsonl(agent), "logs/pytorch.log": log})

@@ -78,9 +78,10 @@ agent = SRC("2026-11-20T00:00:00.000Z") + [
     {"kind": "gpu_count_changed", "time": "2026-11-20T03:13:14.002Z", "before": 8, "after": 7, "simulated": False}]
 n = node("gpu-node-3", alloc=7, heartbeat="2026-11-20T10:00:00Z")
 write("real-node-xid79-allocatable-7",
-      "Node-only bundle (kubectl get nodes + the agent's incidents): at 03:12 GPU 5 logged XID 79 (fell off the bus) while idle, NVML's count went 8 -> 7, and the device plugin reports it unhealthy so allocatable is 7 of capacity 8. gpu_lost for the GPU (XID 79 is its evidence) and gpu_unhealthy for the node naming it, both high; no pod is affected.",
-      [{"kind": "gpu_lost", "confidence": "high", "gpu": gpu, "summary_contains": [gpu]},
-       {"kind": "gpu_unhealthy", "confidence": "high", "node": "gpu-node-3", "gpu": gpu, "summary_contains": ["7 of its 8"]}],
+      "Node-only bundle (kubectl get nodes + the agent's incidents): at 03:12 GPU 5 logged XID 79 (fell off the bus) while idle, NVML's count went 8 -> 7, and the device plugin reports it unhealthy so allocatable is 7 of capacity 8. gpu_lost for the GPU (XID 79 is its evidence) and gpu_unhealthy for the node naming it, both high; no pod is affected. Chains: the consequence is kept and linked to its cause. The XID 79 is the root, gpu_lost its consequence.",
+      [{"kind": "gpu_lost", "confidence": "high", "gpu": gpu, "summary_contains": [gpu], "caused_by": ["gpu_xid"]},
+       {"kind": "gpu_unhealthy", "confidence": "high", "node": "gpu-node-3", "gpu": gpu, "summary_contains": ["7 of its 8"]},
+       {"kind": "gpu_xid", "confidence": "high", "gpu": gpu, "summary_contains": ["XID 79"], "caused_by": []}],
       {"nodes.json": elist([n]), "agent-gpu-node-3.jsonl": jsonl(agent)})
 
 # 13. cgroup v2 group OOM kill; victim is a DataLoader worker, the whole container died
