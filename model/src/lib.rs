@@ -13,6 +13,9 @@
 pub mod text;
 pub mod wire;
 
+#[cfg(test)]
+mod testing;
+
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

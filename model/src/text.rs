@@ -171,8 +171,25 @@ pub fn oom_line(k: &OomKill, container: &str) -> String {
             )
         },
     );
+    // A memory.oom.group kill: the chosen victim above, then the others.
+    let group = k.group.as_ref().map_or_else(String::new, |g| {
+        let names: Vec<String> = g
+            .members
+            .iter()
+            .map(|m| format!("{} ({})", m.comm, m.pid))
+            .collect();
+        format!(
+            " + group kill of {} other process(es){}",
+            g.member_count,
+            if names.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", names.join(", "))
+            }
+        )
+    });
     format!(
-        "{}  oom_kill  {}  {}  limit {}  constraint {}  kills {}  via {}  window {} points",
+        "{}  oom_kill  {}  {}{group}  limit {}  constraint {}  kills {}  via {}  window {} points",
         k.time,
         container,
         victim,
@@ -277,6 +294,20 @@ pub fn name<T: serde::Serialize>(value: T) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_kill_names_the_chosen_victim_then_the_others() {
+        let line = oom_line(&crate::testing::group_kill(), "ml/trainer-0/trainer");
+        assert!(
+            line.contains(
+                "victim python3 (pid 8048) anon-rss 63.6 MiB file-rss 0 B shmem-rss 0 B + group kill of 1 other process(es): pt_data_worker (8051)"
+            ),
+            "{line}"
+        );
+        let mut single = crate::testing::group_kill();
+        single.group = None;
+        assert!(!oom_line(&single, "c").contains("group kill"));
+    }
 
     #[test]
     fn sparkline_scales_to_the_limit() {
