@@ -4,12 +4,12 @@
 //! from 403, dropped connections and 500s).
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gpuscope_tests::fake_kube::{FakeKube, Fault};
+use gpuscope_tests::kubectl::Kubectl;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{self, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -36,69 +36,6 @@ fn event(ns: &str, name: &str, pod: &str, reason: &str) -> Value {
         "involvedObject": {"kind": "Pod", "name": pod, "namespace": ns},
         "reason": reason, "type": "Warning", "message": format!("{reason} for {pod}"),
     })
-}
-
-// ---------------------------------------------------------------- kubectl
-
-fn find_in_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
-}
-
-/// The real kubectl pointed at the fake only: empty kubeconfig, fresh
-/// cache and home.
-struct Kubectl {
-    bin: PathBuf,
-    server: String,
-    home: tempfile::TempDir,
-}
-
-impl Kubectl {
-    fn new(fake: &FakeKube) -> Option<Kubectl> {
-        let bin = find_in_path("kubectl");
-        if !gpuscope_tests::require("kubectl on PATH", bin.is_some()) {
-            return None;
-        }
-        let home = tempfile::tempdir().expect("tempdir");
-        std::fs::write(home.path().join("kubeconfig"), "").expect("empty kubeconfig");
-        Some(Kubectl {
-            bin: bin?,
-            server: fake.url(),
-            home,
-        })
-    }
-
-    /// Runs kubectl; returns (success, stdout, stderr).
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let home = self.home.path();
-        let out = Command::new(&self.bin)
-            .args(["--server", &self.server, "--request-timeout", "10s"])
-            .arg("--kubeconfig")
-            .arg(home.join("kubeconfig"))
-            .arg("--cache-dir")
-            .arg(home.join("cache"))
-            .args(args)
-            .env("HOME", home)
-            .env("KUBECONFIG", home.join("kubeconfig"))
-            .output()
-            .expect("run kubectl");
-        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        (out.status.success(), text(&out.stdout), text(&out.stderr))
-    }
-
-    /// Runs kubectl, expects success, returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let (ok, stdout, stderr) = self.run(args);
-        assert!(ok, "kubectl {args:?} failed:\n{stderr}");
-        stdout
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let stdout = self.ok(args);
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("kubectl {args:?}: {e}\n{stdout}"))
-    }
 }
 
 fn item_names(list: &Value) -> BTreeSet<String> {

@@ -7,7 +7,6 @@
 //! and the finding's sentence. Also: the per-pod rate limit.
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use gpuscope_aggregator::kube::publish::Publisher;
@@ -15,6 +14,7 @@ use gpuscope_aggregator::{Aggregator, Config, KubeConfig};
 use gpuscope_diagnose::{Confidence, Finding, Kind, Subject};
 use gpuscope_proto::v1 as pb;
 use gpuscope_tests::fake_kube::FakeKube;
+use gpuscope_tests::kubectl::Kubectl;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -92,33 +92,6 @@ fn gpuscope_events(fake: &FakeKube) -> Vec<Value> {
         .into_iter()
         .filter(|e| e["reportingController"] == "gpuscope")
         .collect()
-}
-
-/// The real kubectl, pointed at the fake only; `None` (a loud skip, or a
-/// failure under CI) without it.
-fn kubectl(fake: &FakeKube, home: &std::path::Path, args: &[&str]) -> Option<String> {
-    let bin = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("kubectl"))
-            .find(|p| p.is_file())
-    });
-    if !gpuscope_tests::require("kubectl on PATH", bin.is_some()) {
-        return None;
-    }
-    std::fs::write(home.join("kubeconfig"), "").unwrap();
-    let out = Command::new(bin.unwrap())
-        .args(["--server", &fake.url(), "--request-timeout", "10s"])
-        .arg("--kubeconfig")
-        .arg(home.join("kubeconfig"))
-        .arg("--cache-dir")
-        .arg(home.join("cache"))
-        .args(args)
-        .env("HOME", home)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "kubectl {args:?}: {stderr}");
-    Some(String::from_utf8(out.stdout).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,14 +198,10 @@ async fn an_oom_kill_becomes_an_event_that_kubectl_describe_shows() {
     assert!(patches >= 1, "{:?}", fake.request_log());
 
     // The real kubectl reads it where people look.
-    let home = tempfile::tempdir().unwrap();
-    let Some(described) = kubectl(
-        &fake,
-        home.path(),
-        &["describe", "pod", "trainer-0", "-n", "ml"],
-    ) else {
+    let Some(kubectl) = Kubectl::new(&fake) else {
         return;
     };
+    let described = kubectl.ok(&["describe", "pod", "trainer-0", "-n", "ml"]);
     let line = described
         .lines()
         .find(|l| l.contains("GpuscopeOOMKilled"))
