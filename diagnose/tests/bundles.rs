@@ -98,11 +98,7 @@ fn bundles_round_trip_through_the_writer() {
         };
         let config = Config::default();
         let run = |b: &Bundle| {
-            let findings = match &b.subject {
-                Some(s) => gpuscope_diagnose::explain(&b.evidence, &config, s),
-                None => gpuscope_diagnose::diagnose(&b.evidence, &config),
-            };
-            serde_json::to_value(findings).expect("findings as JSON")
+            serde_json::to_value(common::answer(b, &config)).expect("findings as JSON")
         };
         let (before, after) = (run(&b2), run(&back));
         if before != after {

@@ -241,10 +241,7 @@ pub fn expected(dir: &Path) -> Result<Expected, String> {
 pub fn findings_in(bundle: &Path) -> Result<(Vec<Finding>, Vec<String>), String> {
     let b = Bundle::read(bundle).map_err(|e| e.to_string())?;
     let config = Config::default();
-    let findings = match &b.subject {
-        Some(s) => gpuscope_diagnose::explain(&b.evidence, &config, s),
-        None => gpuscope_diagnose::diagnose(&b.evidence, &config),
-    };
+    let findings = answer(&b, &config);
     let gaps = b
         .evidence
         .gaps
@@ -257,6 +254,15 @@ pub fn findings_in(bundle: &Path) -> Result<(Vec<Finding>, Vec<String>), String>
         .map(|g| g.what.clone())
         .collect();
     Ok((findings, gaps))
+}
+
+/// The engine's findings for a bundle read: its subject's, or every pod's
+/// when it names none (what `gpuscope explain --bundle` prints).
+pub fn answer(b: &Bundle, config: &Config) -> Vec<Finding> {
+    match &b.subject {
+        Some(s) => gpuscope_diagnose::explain(&b.evidence, config, s),
+        None => gpuscope_diagnose::diagnose(&b.evidence, config),
+    }
 }
 
 /// Whether a bundle file is one of the agent's records.
