@@ -9,10 +9,10 @@ use std::time::Duration;
 use common::*;
 use gpuscope_aggregator::{Aggregator, Config};
 use gpuscope_proto::v1::{
-    AgentMessage, ContainerRef, ContainerSample, GetSeriesRequest, GpuSample, IncidentFilter,
-    IncidentKind, ListContainersRequest, ListGpusRequest, ListIncidentsRequest, ListNodesRequest,
-    MemoryStats, NodeReport, NodeSample, WatchIncidentsRequest, agent_message,
-    get_series_request::Target, watch_incidents_response,
+    AgentMessage, ContainerRef, ContainerSample, GetSeriesRequest, GpuSample, Incident,
+    IncidentFilter, IncidentKind, ListContainersRequest, ListGpusRequest, ListIncidentsRequest,
+    ListNodesRequest, MemoryStats, NodeReport, NodeSample, WatchIncidentsRequest,
+    WatchIncidentsResponse, agent_message, get_series_request::Target, watch_incidents_response,
 };
 
 async fn start(tweak: impl FnOnce(&mut Config)) -> (Aggregator, String, tempfile::TempDir) {
@@ -284,6 +284,19 @@ async fn incident_filters() {
     );
 }
 
+/// The next message of an incident watch, which must be an incident.
+async fn next_incident(watch: &mut tonic::Streaming<WatchIncidentsResponse>) -> Incident {
+    let msg = tokio::time::timeout(WAIT, watch.message())
+        .await
+        .expect("an incident in time")
+        .expect("watch stream")
+        .expect("watch still open");
+    match msg.kind.expect("kind") {
+        watch_incidents_response::Kind::Incident(i) => i,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn watch_delivers_a_new_oom_incident() {
     let (_agg, url, _dir) = start(|_| {}).await;
@@ -307,18 +320,9 @@ async fn watch_delivers_a_new_oom_incident() {
     agent.send_batch("b", vec![oom(3, now(), "pod-w")]).await;
     let mut got = Vec::new();
     for _ in 0..2 {
-        let msg = tokio::time::timeout(WAIT, watch.message())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        match msg.kind.unwrap() {
-            watch_incidents_response::Kind::Incident(i) => {
-                assert_eq!(i.node_name, "node-w");
-                got.push(i.event.unwrap().seq);
-            }
-            other => panic!("unexpected {other:?}"),
-        }
+        let i = next_incident(&mut watch).await;
+        assert_eq!(i.node_name, "node-w");
+        got.push(i.event.unwrap().seq);
     }
     assert_eq!(got, [2, 3]);
 }
@@ -364,17 +368,8 @@ async fn retention_deletes_old_incidents() {
     assert_eq!(ack.up_to_seq, 3);
     let ack = agent.send_batch("b", vec![oom(4, now(), "p")]).await;
     assert_eq!(ack.up_to_seq, 4);
-    let msg = tokio::time::timeout(WAIT, watch.message())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    match msg.kind.unwrap() {
-        watch_incidents_response::Kind::Incident(i) => {
-            assert_eq!(i.event.unwrap().seq, 4, "the resent seq 1 was stored again");
-        }
-        other => panic!("unexpected {other:?}"),
-    }
+    let i = next_incident(&mut watch).await;
+    assert_eq!(i.event.unwrap().seq, 4, "the resent seq 1 was stored again");
 }
 
 #[tokio::test(flavor = "multi_thread")]
