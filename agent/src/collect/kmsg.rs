@@ -495,6 +495,9 @@ pub struct OomAssembler {
     ctx: Context,
     /// The last report, not yet emitted.
     held: Option<Held>,
+    /// Whether a `memory.oom.group` kill can follow a report: only where
+    /// the memory controller is on cgroup v2 (v1 has no `memory.oom.group`).
+    group_kills: bool,
 }
 
 impl Default for OomAssembler {
@@ -534,7 +537,17 @@ impl OomAssembler {
             window_usec: window.as_micros() as u64,
             ctx: Context::default(),
             held: None,
+            group_kills: true,
         }
+    }
+
+    /// Says whether group kills can happen on this host. Without them
+    /// (the memory controller on cgroup v1) a report is complete at its
+    /// `Killed process` line and is returned at once, not held for a
+    /// group line that cannot come.
+    pub fn group_kills(mut self, possible: bool) -> Self {
+        self.group_kills = possible;
+        self
     }
 
     /// Whether a report is held, waiting to learn whether a group kill
@@ -560,7 +573,7 @@ impl OomAssembler {
             return done;
         }
         self.push_new(rec);
-        None
+        if self.group_kills { None } else { self.flush() }
     }
 
     /// Whether `rec` belongs to the held report's OOM event (and takes it).
@@ -1055,6 +1068,21 @@ mod tests {
             .collect();
         out.extend(asm.flush());
         out
+    }
+
+    #[test]
+    fn without_group_kills_a_report_is_not_held() {
+        // On cgroup v1 no group line can follow: the report comes out with
+        // the record that completes it, and is the one the held path gives.
+        let lines = kmsg_lines(KMSG_V1);
+        let mut asm = OomAssembler::new().group_kills(false);
+        let mut out = Vec::new();
+        for l in &lines {
+            out.extend(asm.push(&parse_record(l.as_bytes()).unwrap()));
+            assert!(!asm.holding());
+        }
+        assert_eq!(out, assemble(&lines));
+        assert_eq!(out.len(), 1);
     }
 
     fn kmsg_lines(text: &str) -> Vec<&str> {

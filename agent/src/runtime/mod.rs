@@ -690,7 +690,11 @@ fn kmsg_thread(
     done: &AtomicBool,
 ) {
     let mut cgroups: Option<CgroupReader> = None;
-    let mut assembler = OomAssembler::default();
+    // memory.oom.group exists only with the memory controller on cgroup
+    // v2; unknown layout: assume it may.
+    let group_kills =
+        detect_layout(cgroup_root).map_or(true, |l| l.memory_version == CgroupVersion::V2);
+    let mut assembler = OomAssembler::default().group_kills(group_kills);
     let mut failures = 0u32;
     let mut send = |report: OomReport| {
         let time = kmsg_to_wall(report.usec);
