@@ -161,12 +161,15 @@ pub fn written<'p>(
     map.as_ref()?.get(name).map(|q| q.0.as_str())
 }
 
-/// A size in the user's units: the manifest's own quantity beside the
-/// bytes (`16Gi (16 GiB)`, `16G (14.9 GiB)`), or the bytes alone when the
-/// manifest did not write it.
+/// A size in the user's units: the manifest's own quantity, with the
+/// bytes beside it where they read differently (`16G (14.9 GiB)`,
+/// `1500Mi (1.5 GiB)`), the quantity alone where they read the same
+/// (`16Gi` is `16 GiB`), or the bytes alone when the manifest did not
+/// write it. Every limit and request a finding quotes goes through here.
 pub fn bytes_as_written(bytes: u64, written: Option<&str>) -> String {
     let human = gpuscope_model::text::human_bytes(bytes);
     match written {
+        Some(w) if human.replace(' ', "").strip_suffix('B') == Some(w) => w.to_owned(),
         Some(w) => format!("{w} ({human})"),
         None => human,
     }
@@ -327,7 +330,13 @@ mod tests {
 
     #[test]
     fn sizes_quote_the_manifest() {
-        assert_eq!(bytes_as_written(16 << 30, Some("16Gi")), "16Gi (16 GiB)");
+        assert_eq!(bytes_as_written(16 << 30, Some("16Gi")), "16Gi");
+        assert_eq!(bytes_as_written(100 << 20, Some("100Mi")), "100Mi");
+        assert_eq!(
+            bytes_as_written(1500 << 20, Some("1500Mi")),
+            "1500Mi (1.5 GiB)"
+        );
+        assert_eq!(bytes_as_written(1 << 30, Some("1024Mi")), "1024Mi (1 GiB)");
         assert_eq!(
             bytes_as_written(16_000_000_000, Some("16G")),
             "16G (14.9 GiB)"

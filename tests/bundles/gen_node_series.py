@@ -636,7 +636,7 @@ def oom_killed_jump():
         "Container limit kill (cgroup v2, kernel report read): the trainer jumped from 18 to 32 GiB in the last minute "
         "(loading a large eval set at once); not steady growth, so a limit of peak + 25 % is suggested.",
         {"findings": [{"kind": "oom_killed", "confidence": "high", "container": "trainer",
-                       "summary_contains": ["python3 (pid 48213", "32 GiB memory limit"],
+                       "summary_contains": ["python3 (pid 48213", "at its 32Gi memory limit"],
                        "evidence_names": ["growth before the kill", "composition at the peak", "memory pressure before the kill", "victim", "recurrence"]}]},
         w, victim(48213, "python3", 31.2 * GiB, 180 * MiB))
 
@@ -666,7 +666,7 @@ def oom_shm_dominated():
         "Container limit kill where 70 % of the charge was shmem: DataLoader workers passing batches through a "
         "memory-backed /dev/shm emptyDir, which counts against the 16 GiB limit.",
         {"findings": [{"kind": "oom_killed", "confidence": "high", "container": "trainer",
-                       "summary_contains": ["shared memory"]}]},
+                       "summary_contains": ["shared memory", "at its 16Gi memory limit"]}]},
         w, victim(48213, "pt_main_thread", 4.1 * GiB, 90 * MiB, 10.9 * GiB), limit=16 * GiB)
 
 
@@ -679,7 +679,7 @@ def oom_node():
         "The node ran out of memory (CONSTRAINT_NONE): the trainer was far below its 64 GiB limit when the kernel "
         "killed it; the node's MemAvailable fell to near zero first.",
         {"findings": [{"kind": "oom_node", "confidence": "high", "container": "trainer",
-                       "summary_contains": ["ran out of memory as a whole"]}]},
+                       "summary_contains": ["ran out of memory as a whole", "own limit (64Gi)", "below its own 64Gi limit"]}]},
         w, victim(48213, "python3", 20.6 * GiB), limit=64 * GiB, constraint="node", peak=21 * GiB,
         node_avail=lambda t: 400 * MiB if abs(t - kill_t) < 90 else 300 * GiB)
 
@@ -705,7 +705,7 @@ def oom_worker_killed():
           "cgroup v1 node: the kernel killed a DataLoader worker (pt_data_worker) at the 24 GiB limit; the trainer "
           "container kept running (sampled with 17.5 GiB in use afterwards), restartCount 0: Kubernetes shows nothing.",
           {"findings": [{"kind": "oom_killed_worker", "confidence": "high", "container": "trainer",
-                         "summary_contains": ["pt_data_worker", "kept running"]}]},
+                         "summary_contains": ["pt_data_worker", "at its 24Gi memory limit", "kept running"]}]},
           p, [], [node_obj(NODE)], agent)
 
 
@@ -766,7 +766,7 @@ def oom_status_no_agent():
           "finding says the node evidence (peak, victim, growth) is missing. "
           "Chains: the consequence is kept and linked to its cause. The restarts are the consequence of the OOM kill.",
           {"findings": [{"kind": "oom_killed", "confidence": "medium", "container": "trainer",
-                         "summary_contains": ["no agent records"]},
+                         "summary_contains": ["at its 16Gi memory limit", "no agent records"]},
                         {"kind": "crash_loop", "confidence": "medium", "container": "trainer",
                          "summary_contains": ["code 137"], "caused_by": ["oom_killed"]}],
            "gaps": ["agent"]},
@@ -1013,6 +1013,7 @@ def oom_thrashing():
           "Memory PSI of the container's own cgroup at some 38-50 % / full 11 % for 10 minutes, usage at 15.8 of 16 GiB "
           "with page cache shrinking from 4.3 to 1.3 GiB, no OOM kill: thrashing.",
           {"findings": [{"kind": "memory_thrashing", "confidence": "high", "container": "trainer",
+                         "summary_contains": ["using 15.8 GiB of its 16Gi limit"],
                          "evidence_names": ["memory pressure", "pressure_scope", "page cache"]}]},
           p, [], [node_obj(NODE)], agent)
 

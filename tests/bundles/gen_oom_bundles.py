@@ -186,6 +186,18 @@ def last_oom(c, start, end, code=137, reason="OOMKilled"):
             "startedAt": at_s(start), "finishedAt": at_s(end)}
 
 
+def lone_group(c, kill_lines):
+    """The group of a memory.oom.group kill whose victim was the cgroup's only process."""
+    return {"cgroup_path": c.cgroup(c.old_id), "members": [], "member_count": 0, "skipped": 0,
+            "kill_lines": kill_lines}
+
+
+def restarted_guaranteed(c, memory, kill_at):
+    """A Guaranteed pod running again 12 s after the OOM kill of its first instance."""
+    return c.pod([trainer(memory, memory)], last=last_oom(c, 0, kill_at + 1),
+                 state={"running": {"startedAt": at_s(kill_at + 12)}}, restarts=1, qos_class="Guaranteed")
+
+
 def event(c, sec, reason, message, kind="Pod", name=None, etype="Normal"):
     return {"apiVersion": "v1", "kind": "Event", "metadata": {"name": f"{name or c.pod_name}.{sec}", "namespace": c.ns},
             "involvedObject": {"kind": kind, "name": name or c.pod_name, "namespace": c.ns if kind == "Pod" else None,
@@ -245,7 +257,8 @@ c.write(pod, node=c.node_obj(512 * GIB), expected={
     "about": "cgroup v2, memory.oom.group=1 (kubelet >= 1.28): the kernel chose pt_main_thread (52.3 GiB anon) and killed the five other processes of the container with it. The agent's one event carries the chosen victim and the group. The finding names the chosen victim with its RSS split, and the other members as a count and a list.",
     "findings": [{
         "kind": "oom_killed", "confidence": "high", "container": "trainer",
-        "summary_contains": ["the kernel chose process pt_main_thread (pid 3811: anon-rss 52.3 GiB",
+        "summary_contains": ["at its 64Gi memory limit",
+                             "the kernel chose process pt_main_thread (pid 3811: anon-rss 52.3 GiB",
                              "shmem-rss 1.5 GiB",
                              "killed the 5 other processes of the container with it",
                              "pt_data_worker (pid 3840)", "sh (pid 3790)"],
@@ -278,8 +291,7 @@ for i in range(0, kill_at - 300, 60):
 window = [point(kill_at - 300 + s, 63 * GIB + s * MIB, 61 * GIB + s * MIB, 2 * GIB, 0,
                 psi_total=s * 9_000, avg10=12.0) for s in range(0, 301, 2)]
 c.kill(kill_at, c.old_id, limit, victim(7012, "python3", 61 * GIB + 300 * MIB, 80 * MIB, 0, 968), window,
-       oom_kill=2, group={"cgroup_path": c.cgroup(c.old_id), "members": [], "member_count": 0,
-                          "skipped": 0, "kill_lines": 2})
+       oom_kill=2, group=lone_group(c, 2))
 for i in range(kill_at + 15, kill_at + 300, 30):
     c.sample(i, c.new_id, 8 * GIB, 6 * GIB, 2 * GIB, 0, limit)
 pod = c.pod([trainer("64Gi", "32Gi")], last=last_oom(c, 0, kill_at + 1),
@@ -315,16 +327,42 @@ for s in range(kill_at - 300, kill_at + 1):
         u = 31 * GIB + 920 * MIB
     window.append(point(s, u, u - GIB, GIB, 0, psi_total=max(0, s - jump) * 5_000, avg10=8.0 if s > jump else 0.0))
 c.kill(kill_at, c.old_id, limit, victim(5120, "python", 30 * GIB + 800 * MIB, 100 * MIB, 0, -997), window,
-       oom_kill=1, oom_group_kill=1, group={"cgroup_path": c.cgroup(c.old_id), "members": [],
-                                             "member_count": 0, "skipped": 0, "kill_lines": 2})
-pod = c.pod([trainer("32Gi", "32Gi")], last=last_oom(c, 0, kill_at + 1),
-            state={"running": {"startedAt": at_s(kill_at + 12)}}, restarts=1, qos_class="Guaranteed")
+       oom_kill=1, oom_group_kill=1, group=lone_group(c, 2))
+pod = restarted_guaranteed(c, "32Gi", kill_at)
 c.write(pod, node=c.node_obj(512 * GIB), expected={
     "about": "A step: the instance sat at 12.3 GiB for 45 minutes, then its memory rose by 19.6 GiB in 2 s (one shard loaded whole) and it was killed three minutes later at the limit. The step is measured between the samples around it, not from the window's minimum; the summary says step, not leak.",
     "findings": [{
         "kind": "oom_killed", "confidence": "high", "container": "trainer",
-        "summary_contains": ["Memory jumped by 19.6 GiB in 2 s", "a step"],
+        "summary_contains": ["at its 32Gi memory limit", "Memory jumped by 19.6 GiB in 2 s", "a step"],
         "evidence_names": ["memory story"],
+    }],
+})
+
+# --------------------------------------------------------------------------
+# The user's units: a manifest that writes its limit in decimal units
+# (`30G`, 30 x 10^9 bytes, as many charts do). The kubelet writes those
+# bytes to memory.max, which the kernel keeps in whole pages (29999996928
+# bytes); the person reads `30G` in the manifest and 27.9 GiB in every tool
+# that reports memory, and needs both to see that they are the same limit.
+# The instance sat at 20 GiB, loaded 7.9 GiB at once and was killed five
+# minutes later at the limit.
+c = Case("oom-limit-written-decimal", qos="guaranteed")
+limit = 30_000_000_000 // 4096 * 4096
+kill_at = 1800
+for i in range(0, kill_at - 120, 10):
+    u = 20 * GIB if i < 1500 else limit - 64 * MIB
+    c.sample(i, c.old_id, u, u - GIB, GIB, 0, limit)
+window = [point(kill_at - 120 + s, limit - 64 * MIB, limit - GIB - 64 * MIB, GIB, 0,
+                psi_total=s * 8_000, avg10=15.0) for s in range(121)]
+c.kill(kill_at, c.old_id, limit, victim(4410, "python", 26 * GIB + 700 * MIB, 60 * MIB, 0, -997), window,
+       oom_kill=1, group=lone_group(c, 1))
+pod = restarted_guaranteed(c, "30G", kill_at)
+c.write(pod, node=c.node_obj(512 * GIB), expected={
+    "about": "A limit the manifest writes in decimal units (30G = 30 x 10^9 bytes, 27.9 GiB; memory.max keeps it in whole pages). The summary quotes the limit as the manifest writes it, with the bytes beside it because they read differently (30G (27.9 GiB)), so the person finds the number in the manifest and in their memory graphs.",
+    "findings": [{
+        "kind": "oom_killed", "confidence": "high", "container": "trainer",
+        "summary_contains": ["at its 30G (27.9 GiB) memory limit", "python (pid 4410"],
+        "evidence_contains": {"memory limit": "30G (27.9 GiB)"},
     }],
 })
 
@@ -394,7 +432,7 @@ c.write(pod, events=events, node=c.node_obj(512 * GIB), expected={
     "about": "Exit 143 labelled OOMKilled: a DataLoader worker was OOM-killed 37 minutes earlier (the agent saw it; the container lived on), and containerd kept the OOMKilled flag until the container exited. This exit was SIGTERM from an eviction through the Eviction API (DisruptionTarget condition). The worker's kill, saying the later exit's label comes from it and what the exit really was; and the failed pod, whose root cause is the eviction (not the earlier kill: the label is sticky, the exit is SIGTERM).",
     "findings": [{
         "kind": "oom_killed_worker", "confidence": "high", "container": "trainer",
-        "summary_contains": ["pt_data_worker (pid 8821", "exited with code 143",
+        "summary_contains": ["pt_data_worker (pid 8821", "at its 48Gi memory limit", "exited with code 143",
                              "which the runtime still labelled OOMKilled",
                              "exit 143 is SIGTERM", "EvictionByEvictionAPI"],
     }, {
@@ -438,7 +476,7 @@ c.write(pod, node=c.node_obj(256 * GIB), expected={
     "findings": [{
         "kind": "oom_node", "confidence": "high", "container": "trainer",
         "summary_contains": ["ran out of memory as a whole", "process python3 (pid 9300",
-                             "It was using 11.3 GiB", "below its own", "oom_score_adj 969",
-                             "= 969"],
+                             "It was using 11.3 GiB", "below its own 48Gi limit", "oom_score_adj 969",
+                             "1000 - 1000 × 8Gi / 256 GiB = 969"],
     }],
 })

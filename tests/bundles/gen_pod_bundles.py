@@ -377,7 +377,7 @@ msg = "0/5 nodes are available: 1 node(s) had untolerated taint {node-role.kuber
 p = pending_pod("embed-corpus-x8v2d", cpu="16", mem="900Gi", node_selector={"node-pool": "highmem"}, conditions=unsched_cond(msg, t(0, 1)))
 write("pod-pending-insufficient-memory",
       "0/5 nodes: control-plane taint, affinity, and 2 nodes with too little memory: the nodes that matched lack memory, so pending_resources is the one finding; the other clauses are evidence.",
-      {"findings": [F("pending_resources", "high", summary_contains=["2 lack memory", "memory 900Gi (900 GiB)"], evidence_names=["scheduler message", "nodes excluded: Insufficient memory", "nodes excluded: node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }"])]},
+      {"findings": [F("pending_resources", "high", summary_contains=["2 lack memory", "memory 900Gi"], evidence_names=["scheduler message", "nodes excluded: Insufficient memory", "nodes excluded: node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }"])]},
       p, [sched_event(p, msg, t(14, 2), t(0, 1), 17)])
 
 msg = "0/6 nodes are available: 2 node(s) had untolerated taint {nvidia.com/gpu: present}, 3 node(s) didn't match Pod's node affinity/selector, 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }. preemption: 0/6 nodes are available: 6 Preemption is not helpful for scheduling."

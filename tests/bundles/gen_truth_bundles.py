@@ -309,7 +309,7 @@ for nn, mem in (("worker-1", "256Gi"), ("worker-2", "200Gi")):
                                         cid_seed=nn)]))
 write("pod-pending-memory-per-node",
       "A pod asks for 900Gi of memory; the two worker nodes (997.6 GiB allocatable each) already hold 256Gi and 200Gi of requests, so neither has room. pending_resources quotes the request as the manifest writes it and gives, per node, the blocking resource's allocatable, requested and free.",
-      {"findings": [F("pending_resources", "high", summary_contains=["2 lack memory", "memory 900Gi (900 GiB)"],
+      {"findings": [F("pending_resources", "high", summary_contains=["2 lack memory", "memory 900Gi"],
                       evidence_contains={"node worker-1 memory": "allocatable 997.6 GiB, requested 256 GiB, free 741.6 GiB",
                                 "node worker-2 memory": "allocatable 997.6 GiB, requested 200 GiB, free 797.6 GiB"},
                       caused_by=[])]},

@@ -480,12 +480,38 @@ fn kills(ctx: &Context<'_>, pod: &Pod, insts: &[Instance<'_>]) -> Vec<Finding> {
 
 /// The container's memory limit from the pod spec, bytes.
 fn spec_limit(pod: &Pod, container: &str) -> Option<u64> {
-    k8s::spec(pod)
+    spec_limit_written(pod, container).map(|(b, _)| b)
+}
+
+/// The container's memory limit from the pod spec: bytes, and the
+/// quantity as the manifest writes it (`64Gi`).
+fn spec_limit_written<'p>(pod: &'p Pod, container: &str) -> Option<(u64, &'p str)> {
+    let r = k8s::spec(pod)
         .containers
         .iter()
-        .find(|c| c.name == container)
-        .and_then(|c| k8s::resource(c.resources.as_ref(), "memory", true))
-        .map(|v| v as u64)
+        .find(|c| c.name == container)?
+        .resources
+        .as_ref();
+    let bytes = k8s::resource(r, "memory", true)? as u64;
+    Some((bytes, k8s::written(r, "memory", true)?))
+}
+
+/// The kernel keeps a cgroup's limit in whole pages: a limit read back
+/// from the cgroup within a page of the spec's is the spec's limit.
+const PAGE_BYTES: u64 = 4096;
+
+/// A memory limit of the container as findings quote it: the manifest's
+/// own quantity when `bytes` is the spec's limit, in
+/// [`k8s::bytes_as_written`]'s form; the bytes alone when the limit
+/// differs from the spec's; `no` without one.
+fn limit_words(pod: &Pod, container: &str, bytes: Option<u64>) -> String {
+    let Some(b) = bytes else {
+        return "no".to_owned();
+    };
+    match spec_limit_written(pod, container) {
+        Some((s, w)) if s.abs_diff(b) < PAGE_BYTES => k8s::bytes_as_written(s, Some(w)),
+        _ => k8s::bytes_as_written(b, None),
+    }
 }
 
 /// `resources.limits.memory` to suggest: `bytes` + head-room, rounded up
@@ -578,19 +604,23 @@ fn oom_events<'a>(kills: Vec<&'a OomKill>, merge_s: u64) -> Vec<Cow<'a, OomKill>
 /// 3..=999), and what the kubelet would have set for this pod when that
 /// differs.
 fn score_reason(adj: i32, pod: &Pod, container: &str, capacity: Option<u64>) -> String {
-    let request = k8s::spec(pod)
+    let resources = k8s::spec(pod)
         .containers
         .iter()
         .find(|c| c.name == container)
-        .and_then(|c| k8s::resource(c.resources.as_ref(), "memory", false))
-        .map(|v| v as u64);
+        .and_then(|c| c.resources.as_ref());
+    let request = k8s::resource(resources, "memory", false).map(|v| v as u64);
     let qos = k8s::status(pod).qos_class.as_deref();
     let burstable = match (request, capacity) {
         (Some(r), Some(c)) if c > 0 => {
             let v = (1000 - (1000 * u128::from(r) / u128::from(c)) as i64).clamp(3, 999);
             Some((
                 v as i32,
-                format!("1000 - 1000 × {} / {}", human_bytes(r), human_bytes(c)),
+                format!(
+                    "1000 - 1000 × {} / {}",
+                    k8s::bytes_as_written(r, k8s::written(resources, "memory", false)),
+                    human_bytes(c)
+                ),
             ))
         }
         _ => None,
@@ -784,7 +814,7 @@ fn kill_finding(
         .limit_bytes
         .or(k.kernel_limit_bytes)
         .or_else(|| spec_limit(pod, container));
-    let limit_s = limit.map_or_else(|| "no".to_owned(), human_bytes);
+    let limit_s = limit_words(pod, container, limit);
     let victim = k.victim.as_ref();
     let who = victim.map_or_else(
         || "a process (the kernel report was not read, so which one is unknown)".to_owned(),
@@ -948,10 +978,9 @@ fn kill_finding(
                 }),
             ) {
                 (Some(l), Some(u)) if u < l => format!(
-                    " It was using {}, {} below its own {} limit.",
+                    " It was using {}, {} below its own {limit_s} limit.",
                     human_bytes(u),
                     human_bytes(l - u),
-                    human_bytes(l)
                 ),
                 (None, Some(u)) => format!(
                     " It was using {} and has no memory limit of its own.",
@@ -1031,11 +1060,13 @@ fn kill_finding(
                 k.limit_bytes.or(k.kernel_limit_bytes),
                 spec_limit(pod, container),
             ) {
-                (Some(c), Some(s)) if c != s => {
-                    format!("{} (cgroup), {} (pod spec)", human_bytes(c), human_bytes(s))
-                }
-                (Some(c), _) => human_bytes(c),
-                (None, Some(s)) => format!("{} (pod spec)", human_bytes(s)),
+                (Some(c), Some(s)) if c.abs_diff(s) >= PAGE_BYTES => format!(
+                    "{} (cgroup), {} (pod spec)",
+                    human_bytes(c),
+                    limit_words(pod, container, Some(s))
+                ),
+                (Some(c), _) => limit_words(pod, container, Some(c)),
+                (None, Some(s)) => format!("{} (pod spec)", limit_words(pod, container, Some(s))),
                 (None, None) => "none".to_owned(),
             },
         ));
@@ -1508,7 +1539,7 @@ fn status_oom(
         || !covered
         || (sampled.is_empty() && finished.is_some_and(|f| kmsg_down(ctx, pod, f)));
     let limit = spec_limit(pod, container);
-    let limit_s = limit.map_or_else(|| "no".to_owned(), human_bytes);
+    let limit_s = limit_words(pod, container, limit);
     let last_usage = sampled
         .last()
         .map(|s| (s.time, s.memory.usage_bytes, s.memory.limit_bytes));
@@ -1730,7 +1761,7 @@ fn status_oom(
         f = f.step(format!(
             "Do not raise the memory limit on the strength of this status alone: the container's last measured use ({}) was well below its {} limit.",
             human_bytes(u),
-            human_bytes(l)
+            limit_words(pod, container, Some(l))
         ));
     }
     f.cost = cost;
@@ -1802,7 +1833,7 @@ fn sticky_label(
             })
             .map(|l| l.trim().to_owned());
         if let Some(line) = said {
-            let limit_s = spec_limit(pod, container).map_or_else(|| "no".to_owned(), human_bytes);
+            let limit_s = limit_words(pod, container, spec_limit(pod, container));
             let mut f = Finding::new(
                 Kind::OomKilledWorker,
                 ctx.subject(pod, Some(container)),
@@ -2613,7 +2644,7 @@ fn thrashing(ctx: &Context<'_>, pod: &Pod, insts: &[Instance<'_>]) -> Vec<Findin
             Some(l) => format!(
                 "{} of its {} limit",
                 human_bytes(last.memory.usage_bytes),
-                human_bytes(l)
+                limit_words(pod, container, Some(l))
             ),
             None => format!("{} (no limit)", human_bytes(last.memory.usage_bytes)),
         };
@@ -2824,7 +2855,11 @@ mod tests {
             "{}",
             f.summary
         );
-        assert!(f.summary.contains("1 GiB memory limit"), "{}", f.summary);
+        assert!(
+            f.summary.contains("at its 1Gi memory limit"),
+            "{}",
+            f.summary
+        );
         // From the last low point (200 MiB at 2 s) to the peak at 10 s.
         assert_eq!(
             value(f, "growth before the kill"),
@@ -3074,6 +3109,17 @@ mod tests {
     }
 
     #[test]
+    fn limits_are_quoted_as_the_manifest_writes_them() {
+        let p = pod(false);
+        assert_eq!(limit_words(&p, "trainer", Some(1 << 30)), "1Gi");
+        // memory.max keeps whole pages: a page short is the same limit.
+        assert_eq!(limit_words(&p, "trainer", Some((1 << 30) - 4095)), "1Gi");
+        // A cgroup limit that is not the spec's is not quoted as the spec's.
+        assert_eq!(limit_words(&p, "trainer", Some(2 << 30)), "2 GiB");
+        assert_eq!(limit_words(&p, "trainer", None), "no");
+    }
+
+    #[test]
     fn a_node_wide_kill_says_why_the_kernel_chose_it_and_how_far_below_its_limit() {
         let mut k = kill(OomConstraint::Node, true, 0);
         k.victim.as_mut().expect("victim").oom_score_adj = Some(1000);
@@ -3083,10 +3129,9 @@ mod tests {
         assert_eq!(f.kind, Kind::OomNode);
         assert!(
             f.summary.contains(&format!(
-                "It was using {}, {} below its own {} limit.",
+                "It was using {}, {} below its own 1Gi limit.",
                 human_bytes(400 << 20),
                 human_bytes(624 << 20),
-                human_bytes(1 << 30)
             )),
             "{}",
             f.summary

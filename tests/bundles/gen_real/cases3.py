@@ -118,7 +118,7 @@ for i in range(8):   # the restarted container
 write("real-oom-group-kill-dataloader-victim",
       "cgroup v2 node, Kubernetes >= 1.28 with containerd: memory.oom.group=1, so when the trainer hit its 64 GiB limit the kernel chose a DataLoader worker (pt_data_worker) as the victim and then killed every task in the cgroup (oom_group_kill 1). The container died (OOMKilled, exit 137, restarted at 11:02:11); the samples after the kill are the NEW container. oom_killed, high - not oom_killed_worker: nothing of the old container lived on.",
       [{"kind": "oom_killed", "confidence": "high", "container": "trainer",
-        "summary_contains": ["64 GiB memory limit", "pt_data_worker (pid 4187: anon-rss 7 GiB",
+        "summary_contains": ["at its 64Gi memory limit", "pt_data_worker (pid 4187: anon-rss 7 GiB",
                              "memory.oom.group is set"],
         "evidence_contains": {"exit code": "137 (OOMKilled)",
                               "kernel report: memcg usage / limit": "64 GiB / 64 GiB"}}],
