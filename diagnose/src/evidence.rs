@@ -2,7 +2,9 @@
 //! server (or `kubectl -o json`) returns them, the agent's records of the
 //! nodes, and previous-container log tails.
 
-use gpuscope_model::{ContainerSample, Event as NodeEvent, GpuSample, NodeSample, Timestamp};
+use gpuscope_model::{
+    ContainerSample, Event as NodeEvent, GpuSample, NodeSample, SourceStatus, Timestamp,
+};
 use k8s_openapi::api::core::v1::{Event, Node, PersistentVolumeClaim, Pod};
 
 /// Everything known, at one moment.
@@ -43,6 +45,23 @@ pub struct AgentRecords {
     pub gpus: Vec<GpuSample>,
     /// Node samples, oldest first.
     pub node_samples: Vec<NodeSample>,
+}
+
+impl AgentRecords {
+    /// A source's state as the agent last reported it at or before `t`
+    /// (`kmsg`, `cgroup`, `nvml`, ...); `None` when it never reported it.
+    pub fn source_at(&self, source: &str, t: Timestamp) -> Option<&SourceStatus> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                NodeEvent::Source { time, status } if status.source == source && *time <= t => {
+                    Some((*time, status))
+                }
+                _ => None,
+            })
+            .max_by_key(|(time, _)| *time)
+            .map(|(_, s)| s)
+    }
 }
 
 /// The tail of one container's log.

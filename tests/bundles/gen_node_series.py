@@ -523,9 +523,10 @@ def case(fn):
 
 
 def write(name, about, expected, pod_obj=None, events=None, nodes=None, agent=None, logs=None, extra_pods=None, collected_at=None,
-          indent=4):
+          indent=4, agent_node=None):
     """`indent` is that of expected.json only: the expectations completed after the engine first ran (a consequence
-    kept and linked to its cause with caused_by) were checked in written with indent 2, and are written so here."""
+    kept and linked to its cause with caused_by) were checked in written with indent 2, and are written so here.
+    `agent_node`: the agent records are that node's (`agent-NODE.jsonl`), not the subject pod's node's."""
     d = os.path.join(HERE, name)
     if os.path.exists(d):
         shutil.rmtree(d)
@@ -541,7 +542,7 @@ def write(name, about, expected, pod_obj=None, events=None, nodes=None, agent=No
     if nodes:
         dump(os.path.join(b, "node.json"), nodes[0] if len(nodes) == 1 else {"apiVersion": "v1", "items": nodes, "kind": "List", "metadata": {"resourceVersion": ""}})
     if agent is not None:
-        with open(os.path.join(b, "agent.jsonl"), "w") as f:
+        with open(os.path.join(b, f"agent-{agent_node}.jsonl" if agent_node else "agent.jsonl"), "w") as f:
             for line in agent:
                 f.write(json.dumps(line, separators=(",", ":")) + "\n")
     if collected_at is not None:
@@ -1161,16 +1162,24 @@ def gpu_use_nccl_wedge():
           p, [], [node_obj(NODE)], agent)
 
 
+def underused_gpu(name, pod_name, job, seed, sources):
+    """A vision training pod (4-CPU limit) whose one GPU ran at a median ~20 % with its process on it for 30 minutes:
+    (pod, GPU UUID, container ref, agent records)."""
+    p, cid = gpu_case_pod(pod_name, owner=("Job", job), cpu="4", mem="48Gi", started=NOW - 2 * 3600)
+    g = gpu_uuid(name)
+    ref = cref(p["metadata"]["uid"], cid, "guaranteed")
+    rnd = random.Random(seed)
+    agent = sources + gpu_series(p, "trainer", [g], NOW - 30 * 60, NOW, 10,
+                                 lambda t, i: (rnd.choice([0, 5, 12, 38, 61, 22, 18, 30, 9, 27]), 31 * GiB,
+                                               rnd.randint(150, 330), True), ref)
+    return p, g, ref, agent
+
+
 @case
 def gpu_use_input_bound():
     name = "gpu-use-input-bound"
-    p, cid = gpu_case_pod("vit-train-2-x9c4d", owner=("Job", "vit-train-2"), cpu="4", mem="48Gi", started=NOW - 2 * 3600)
-    g = gpu_uuid(name)
-    ref = cref(p["metadata"]["uid"], cid, "guaranteed")
-    agent = [source(NOW - 2 * 3600, s) for s in ("cgroup", "psi", "nvml", "pod_resources")]
-    rnd = random.Random(3)
-    agent += gpu_series(p, "trainer", [g], NOW - 30 * 60, NOW, 10,
-                        lambda t, i: (rnd.choice([0, 5, 12, 38, 61, 22, 18, 30, 9, 27]), 31 * GiB, rnd.randint(150, 330), True), ref)
+    p, g, ref, agent = underused_gpu(name, "vit-train-2-x9c4d", "vit-train-2", 3,
+                                     [source(NOW - 2 * 3600, s) for s in ("cgroup", "psi", "nvml", "pod_resources")])
     cpu = thr = thr_us = 0
     for t in series(NOW - 30 * 60, NOW, 10):
         cpu += 10 * 3.96e6
@@ -1211,6 +1220,66 @@ def gpu_use_healthy():
           "A healthy PyTorchJob rank: both GPUs 86-100 % at 480-690 W, with one 3-minute checkpoint pause; CPU well "
           "below its limit, no memory pressure: no finding.",
           {"findings": []},
+          p, [], [node_obj(NODE)], agent)
+
+
+# Sparse evidence must not read as healthy: where the agent's records
+# cannot support a judgement, the engine says so as a gap.
+
+@case
+def gpu_use_starved_unsampled_gap():
+    name = "gpu-use-starved-unsampled-gap"
+    sources = [source(NOW - 2 * 3600, "cgroup", "unavailable",
+                      "/sys/fs/cgroup/kubepods.slice: no such file or directory (the node's kubelet uses the cgroupfs driver)")]
+    sources += [source(NOW - 2 * 3600, s) for s in ("kmsg", "nvml", "pod_resources")]
+    p, _, _, agent = underused_gpu(name, "vit-train-3-k2m8q", "vit-train-3", 7, sources)
+    write(name,
+          "The GPU of a training pod runs at a median ~20 % with its process on it for 30 minutes, as in "
+          "gpu-use-input-bound, but the agent's cgroup source could not find the pod's cgroups: no container "
+          "samples, so no CPU and no pressure. Whether the input pipeline starves the GPU cannot be judged; the engine "
+          "says so as a training_progress gap instead of reading the pod as healthy.",
+          {"findings": [], "gaps": ["training_progress"]},
+          p, [], [node_obj(NODE)], agent)
+
+
+@case
+def gpu_health_node_not_covered_gap():
+    name = "gpu-health-node-not-covered-gap"
+    p, cid = gpu_case_pod("llama-pretrain-worker-3", owner=("PyTorchJob", "llama-pretrain"), gpus=2, started=NOW - 5 * 3600)
+    other = "gpu-node-08"
+    agent = [source(NOW - 5 * 3600, s) for s in ("cgroup", "kmsg", "psi", "nvml", "pod_resources")]
+    for t in series(NOW - 30 * 60, NOW, 30):
+        agent.append(node_sample(t))
+    write(name,
+          "A GPU pod on gpu-node-07 while the bundle holds the agent records of gpu-node-08 only (the agent is not "
+          "running on gpu-node-07, or its records were not collected). Nothing is wrong in what the evidence shows, "
+          "but XIDs, lost GPUs and the pod's GPU use on gpu-node-07 would not show: gpu_health and gpu_use gaps, no "
+          "finding, never a silent all-clear.",
+          {"findings": [], "gaps": ["gpu_health", "gpu_use"]},
+          p, [], [node_obj(NODE), node_obj(other)], agent, agent_node=other)
+
+
+@case
+def gpu_health_kmsg_unavailable_gap():
+    name = "gpu-health-kmsg-unavailable-gap"
+    p, cid = gpu_case_pod("llama-pretrain-worker-4", owner=("PyTorchJob", "llama-pretrain"), gpus=2, started=NOW - 5 * 3600)
+    gs = [gpu_uuid(name + "a"), gpu_uuid(name + "b")]
+    ref = cref(p["metadata"]["uid"], cid, "guaranteed")
+    agent = [source(NOW - 5 * 3600, "kmsg", "unavailable", "/dev/kmsg: permission denied; the agent lacks CAP_SYSLOG")]
+    agent += [source(NOW - 5 * 3600, s) for s in ("cgroup", "psi", "nvml", "pod_resources")]
+    rnd = random.Random(9)
+    agent += gpu_series(p, "trainer", gs, NOW - 60 * 60, NOW, 20,
+                        lambda t, i: (rnd.randint(86, 100), 74 * GiB + rnd.randint(0, 1500) * MiB, rnd.randint(480, 690), True), ref)
+    cpu = 0
+    for t in series(NOW - 60 * 60, NOW, 20):
+        cpu += 20 * 2.8e6
+        agent.append(container_sample(t, ref, 41 * GiB, 64 * GiB, 33 * GiB, 8 * GiB, cpu_us=cpu, throttled=0,
+                                      mem_psi=psi(0.3, t), io_psi=psi(2.0, t)))
+    write(name,
+          "A busy PyTorchJob rank (both GPUs 86-100 %), on a node whose agent could not read the kernel log "
+          "(/dev/kmsg: permission denied): its GPU use is judged healthy, but an XID on its GPUs would not show, so the "
+          "engine reports a gpu_health gap rather than a clean bill of GPU health.",
+          {"findings": [], "gaps": ["gpu_health"]},
           p, [], [node_obj(NODE)], agent)
 
 

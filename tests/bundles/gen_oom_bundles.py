@@ -367,6 +367,52 @@ c.write(pod, node=c.node_obj(512 * GIB), expected={
 })
 
 # --------------------------------------------------------------------------
+# Sparse evidence is not a story. What led to a kill is read from the
+# killed instance's memory over its life; where the agent kept too little
+# of it, the engine says so as a gap (memory_story) instead of guessing or
+# staying silent.
+#
+
+def story_gap_case(name, pid, anon, kill_at, usage_gib, about, summary_contains, extra=None, sources=None):
+    """A Guaranteed trainer killed at its 32Gi limit (the kernel's report, no recorder window), with samples of the
+    killed instance every five minutes at `usage_gib`; the engine must report a memory_story gap."""
+    c = Case(name, qos="guaranteed")
+    if sources:
+        c.lines = sources
+    for n, gib in enumerate(usage_gib):
+        c.sample(n * 300, c.old_id, gib * GIB, (gib - 1) * GIB, GIB, 0, 32 * GIB)
+    c.kill(kill_at, c.old_id, 32 * GIB, victim(pid, "python3", anon, 50 * MIB, 0, -997), [],
+           oom_kill=1, group=lone_group(c, 1))
+    finding = {"kind": "oom_killed", "confidence": "high", "container": "trainer",
+               "summary_contains": ["at its 32Gi memory limit"] + summary_contains}
+    finding.update(extra or {})
+    c.write(restarted_guaranteed(c, "32Gi", kill_at), node=c.node_obj(512 * GIB), expected={
+        "about": about, "findings": [finding], "gaps": ["memory_story"]})
+
+
+# (a) Samples five minutes apart going up and down (an agent run with a
+# long sampling interval) and no flight-recorder window with the kill:
+# neither a line (a leak) nor a jump between neighbours (a step) can be
+# read from them.
+story_gap_case(
+    "oom-memory-story-sparse-gap", 7301, 30 * GIB + 600 * MIB, 3600, [20, 24, 22, 26, 23, 27, 25, 29, 26, 30, 28, 31],
+    "A container-limit kill the kernel reported (victim, limit), but the agent kept only twelve samples of the instance, five minutes apart, going up and down, and no recorder window: not enough to tell a leak from a step or a plateau. The kill is still reported (high: the kernel's own report); the summary says the samples are too sparse, and the engine reports a memory_story gap instead of leaving the question out.",
+    ["too sparse to tell"],
+    extra={"summary_excludes": ["a leak, not one large load", "a step, one large allocation"]})
+
+# (b) The kernel log was read but the cgroup source could not find the
+# pod's cgroups (a cgroupfs layout the agent was not configured for): the
+# kill is known from the kernel's report alone, nothing of the memory
+# before it.
+story_gap_case(
+    "oom-memory-story-unsampled-gap", 7302, 31 * GIB + 200 * MIB, 2400, [],
+    "A container-limit kill known from the kernel's report alone: the agent's cgroup source could not find the pod's cgroups, so it has no samples of the instance and no recorder window. The kill is reported (high: victim and limit are the kernel's); what led to it is a memory_story gap, not a silence.",
+    ["python3 (pid 7302"],
+    sources=[{"kind": "source", "time": at(0), "source": "cgroup", "state": "unavailable",
+              "reason": "/sys/fs/cgroup/kubepods.slice: no such file or directory (the node's kubelet uses the cgroupfs driver)"},
+             {"kind": "source", "time": at(0), "source": "kmsg", "state": "ok", "reason": None}])
+
+# --------------------------------------------------------------------------
 # Mechanism 3: staging in a memory-backed emptyDir. The killed instance's
 # samples show shmem growing with the staged files (38 GiB) while anon
 # stays at 22 GiB; the restarted instance shows no shmem (the tmpfs pages

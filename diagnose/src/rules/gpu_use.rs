@@ -196,9 +196,16 @@ pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
 }
 
 /// What the GPU-use rules could not judge for lack of samples, said as
-/// gaps rather than read as health: a Running pod holding GPUs whose
-/// GPUs the agent's samples do not show, or show too sparsely or too
-/// briefly (less than `min_coverage_s` covered) to judge.
+/// gaps rather than read as health: a Running pod holding GPUs on a node
+/// the agents' records do not cover, or whose GPUs the agent's samples do
+/// not show, or show too sparsely or too briefly (less than
+/// `min_coverage_s` covered) to judge (`gpu_use`); and a pod whose GPUs
+/// are in use but underused (as [`input_bound`] asks) while its
+/// containers were not sampled over the last `input_window_s`, so that
+/// an input pipeline starving them (CPU saturated, I/O pressure) cannot
+/// be told from a slow step (`training_progress`). A stuck run without
+/// container samples is still reported, at Low, saying its CPU is
+/// unknown.
 pub(crate) fn gaps(ctx: &Context<'_>) -> Vec<Gap> {
     let t = &ctx.config.gpu_use;
     let mut out = Vec::new();
@@ -206,12 +213,23 @@ pub(crate) fn gaps(ctx: &Context<'_>) -> Vec<Gap> {
         if k8s::phase(pod) != "Running" || k8s::gpu_request(pod) == 0 {
             continue;
         }
+        let name = k8s::pod_name(pod);
         // No agent records at all: the `agent` gap already says so.
-        let Some(a) = ctx.agent_of(pod) else { continue };
+        let Some(a) = ctx.agent_of(pod) else {
+            if !ctx.evidence.agents.is_empty() {
+                out.push(Gap::new(
+                    "gpu_use",
+                    format!(
+                        "{name}: the agents' records do not cover its node {}, so its GPU use was not judged",
+                        k8s::node_name(pod).unwrap_or("(unknown)")
+                    ),
+                ));
+            }
+            continue;
+        };
         if a.gpus.is_empty() {
             continue;
         }
-        let name = k8s::pod_name(pod);
         let gpus = by_gpu(ctx.gpus_of(pod));
         if gpus.is_empty() {
             out.push(Gap::new(
@@ -240,6 +258,24 @@ pub(crate) fn gaps(ctx: &Context<'_>) -> Vec<Gap> {
                     "{name}: {} over {span} of its GPUs cover less than the {} a judgement of GPU use needs; idle, stuck or starved GPUs would not show",
                     sampling(&all),
                     dur(secs(t.min_coverage_s))
+                ),
+            ));
+            continue;
+        }
+        // Underused GPUs: whether the input pipeline starves them rests
+        // on the containers' CPU and pressure.
+        let from = ctx.now.saturating_sub(secs(t.input_window_s));
+        let sampled = ctx
+            .samples_of(pod)
+            .iter()
+            .any(|s| s.time >= from && s.cpu.is_some());
+        if let Some((_, med)) = underused(ctx, pod, &gpus).filter(|_| !sampled) {
+            out.push(Gap::new(
+                "training_progress",
+                format!(
+                    "{name}: its GPUs ran at a median {med:.0} % over the last {}, below the {} % a healthy loop keeps, but its containers were not sampled then (no CPU, no pressure), so whether the input pipeline starves them was not judged",
+                    dur(secs(t.input_window_s)),
+                    t.input_util_percent
                 ),
             ));
         }
@@ -819,20 +855,34 @@ fn nccl_wedge(ctx: &Context<'_>, pod: &Pod, gpus: &Series<'_>) -> Option<Finding
     Some(f)
 }
 
+/// The GPU samples of the input-bound window and their median
+/// utilization, when the pod's GPUs are in use (a process of the pod on
+/// each sample) but underused: above idle, below `input_util_percent`.
+fn underused<'a>(
+    ctx: &Context<'_>,
+    pod: &Pod,
+    gpus: &Series<'a>,
+) -> Option<(Vec<&'a GpuSample>, f64)> {
+    let t = &ctx.config.gpu_use;
+    let window = secs(t.input_window_s);
+    let w: Vec<&GpuSample> = gpus
+        .values()
+        .flat_map(|s| last(s, ctx.now, window))
+        .collect();
+    if w.is_empty() || !w.iter().all(|g| pod_processes(pod, g) > 0) {
+        return None;
+    }
+    let med = median(w.iter().map(|g| f64::from(util(g))).collect())?;
+    (med < f64::from(t.input_util_percent) && med > f64::from(t.idle_util_percent))
+        .then_some((w, med))
+}
+
 fn input_bound(ctx: &Context<'_>, pod: &Pod, gpus: &Series<'_>) -> Option<Finding> {
     let t = &ctx.config.gpu_use;
     let now = ctx.now;
     let window = secs(t.input_window_s);
     let gap = secs(t.max_sample_gap_s);
-    let w: Vec<&GpuSample> = gpus.values().flat_map(|s| last(s, now, window)).collect();
-    // The GPU is in use (a process) but underused.
-    if w.is_empty() || !w.iter().all(|g| pod_processes(pod, g) > 0) {
-        return None;
-    }
-    let med = median(w.iter().map(|g| f64::from(util(g))).collect())?;
-    if med >= f64::from(t.input_util_percent) || med <= f64::from(t.idle_util_percent) {
-        return None;
-    }
+    let (w, med) = underused(ctx, pod, gpus)?;
     let gpu_cov = gpus
         .values()
         .map(|s| covered(&last(s, now, window), |g| g.time, gap.max(hole_after(t, s))))

@@ -30,9 +30,13 @@ pub(crate) mod pod;
 pub(crate) mod scheduling;
 
 /// What the rules could not judge for lack of evidence, beyond the
-/// evidence's own gaps (samples too sparse or too short to judge GPU use).
+/// evidence's own gaps: what led to an OOM kill ([`oom::gaps`]), GPU use
+/// and training progress ([`gpu_use::gaps`]), the health of a pod's GPUs
+/// ([`gpu_health::gaps`]).
 pub(crate) fn gaps(ctx: &Context<'_>) -> Vec<crate::Gap> {
-    gpu_use::gaps(ctx)
+    let families: [fn(&Context<'_>) -> Vec<crate::Gap>; 3] =
+        [oom::gaps, gpu_use::gaps, gpu_health::gaps];
+    families.iter().flat_map(|f| f(ctx)).collect()
 }
 
 /// Runs every family, then gives each finding its id and links

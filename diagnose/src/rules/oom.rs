@@ -68,6 +68,7 @@ use serde::{Deserialize, Serialize};
 use super::logs;
 use super::memory_story::{self, Verdict};
 use crate::Context;
+use crate::evidence::Gap;
 use crate::finding::{self, Confidence, Cost, Fact, Finding, Kind};
 use crate::k8s;
 
@@ -411,6 +412,101 @@ fn survived(ctx: &Context<'_>, pod: &Pod, k: &OomKill, inst: Option<&Instance<'_
                 e.exit_code != 137 && fin.is_none_or(|f| plus(f, secs(1)) >= k.time)
             });
     sampled_alive || exited_otherwise || inst.is_some_and(|i| i.running)
+}
+
+/// The memory story of the instance a kill ended: its whole history (the
+/// agent's samples of that container ID), not only the recorder window,
+/// up to the kill.
+fn story_of(
+    ctx: &Context<'_>,
+    pod: &Pod,
+    k: &OomKill,
+    limit: Option<u64>,
+) -> (Vec<memory_story::Point>, memory_story::Story) {
+    let history: Vec<&ContainerSample> = k
+        .container
+        .container_id
+        .as_deref()
+        .map(|id| ctx.samples_of_container(pod, id))
+        .unwrap_or_default();
+    let pts = memory_story::series(&history, &k.window, plus(k.time, secs(1)));
+    let story = memory_story::read(&pts, limit, &story_settings(&ctx.config.oom));
+    (pts, story)
+}
+
+/// What the memory rules could not judge for lack of samples, said as
+/// gaps rather than left out: what led to a container-limit kill (the
+/// memory story) where the agent recorded no memory of the killed
+/// instance or too little, too far apart, to tell a leak from a step or a
+/// plateau; and an `OOMKilled` exit no recorded kill explains, of an
+/// instance the agent never sampled. Without agent records of the node
+/// the `agent` gap says so.
+pub(crate) fn gaps(ctx: &Context<'_>) -> Vec<Gap> {
+    let mut out = Vec::new();
+    for pod in ctx.subjects() {
+        if ctx.agent_of(pod).is_none() {
+            continue;
+        }
+        let insts = instances(pod);
+        let pod_name = k8s::pod_name(pod);
+        // The newest container-limit kill of each instance.
+        let mut newest: Vec<(Option<&str>, &OomKill)> = Vec::new();
+        for k in ctx.kills_of(pod).into_iter().filter(|k| {
+            k.constraint != OomConstraint::Node
+                && recent(ctx, Some(k.time), ctx.config.oom.recent_s)
+        }) {
+            let id = k.container.container_id.as_deref();
+            newest.retain(|(i, _)| *i != id);
+            newest.push((id, k));
+        }
+        for (id, k) in newest {
+            let container = instance_of(ctx, &insts, k)
+                .map_or_else(|| id.map_or("?", |id| &id[..id.len().min(12)]), |i| i.name);
+            let limit = k
+                .limit_bytes
+                .or(k.kernel_limit_bytes)
+                .or_else(|| spec_limit(pod, container));
+            let (pts, story) = story_of(ctx, pod, k, limit);
+            if story.verdict != Verdict::Sparse {
+                continue;
+            }
+            let seen = if pts.is_empty() {
+                "the agent recorded no memory samples of the killed instance and no recorder window with the kill".to_owned()
+            } else {
+                format!(
+                    "the agent's {} memory points of the killed instance over {}, one every {}, are too few or too far apart",
+                    story.points,
+                    finding::dur(story.span),
+                    finding::dur(story.interval)
+                )
+            };
+            out.push(Gap::new(
+                "memory_story",
+                format!(
+                    "{pod_name}, container {container}: {seen} to tell a leak from a step or a plateau; what led to the kill at {} was not judged",
+                    k.time
+                ),
+            ));
+        }
+        for i in insts.iter().filter(|i| {
+            i.exit
+                .is_some_and(|e| e.reason.as_deref() == Some("OOMKilled"))
+                && recent(ctx, i.finished, ctx.config.oom.recent_s)
+        }) {
+            if kills_in(ctx, pod, &insts, i).is_empty() && samples(ctx, pod, i).is_empty() {
+                out.push(Gap::new(
+                    "memory_story",
+                    format!(
+                        "{pod_name}, container {}: the agent recorded no kill and no samples of the instance that ended OOMKilled{}; what led to it was not judged",
+                        i.name,
+                        i.id.map(|id| format!(" ({})", &id[..id.len().min(12)]))
+                            .unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// Findings from the kills the agent recorded: one per container and
@@ -820,16 +916,7 @@ fn kill_finding(
         || "a process (the kernel report was not read, so which one is unknown)".to_owned(),
         |v| format!("process {}", process(v)),
     );
-    // The killed instance's whole history, not only the recorder window.
-    let history: Vec<&ContainerSample> = k
-        .container
-        .container_id
-        .as_deref()
-        .map(|id| ctx.samples_of_container(pod, id))
-        .unwrap_or_default();
-    let until = plus(k.time, secs(1));
-    let pts = memory_story::series(&history, &k.window, until);
-    let story = memory_story::read(&pts, limit, &story_settings(t));
+    let (pts, story) = story_of(ctx, pod, k, limit);
     let peak_point = story.peak;
     let shmem_at_kill = pts
         .iter()
@@ -1423,19 +1510,9 @@ fn agent_covers(ctx: &Context<'_>, pod: &Pod, t: Timestamp) -> bool {
 /// Whether the agent's kernel-log source was reported down before `t`
 /// (and not back up).
 fn kmsg_down(ctx: &Context<'_>, pod: &Pod, t: Timestamp) -> bool {
-    let Some(a) = ctx.agent_of(pod) else {
-        return false;
-    };
-    a.events
-        .iter()
-        .filter_map(|e| match e {
-            NodeEvent::Source { time, status } if status.source == "kmsg" && *time <= t => {
-                Some((*time, status.state))
-            }
-            _ => None,
-        })
-        .max_by_key(|(time, _)| *time)
-        .is_some_and(|(_, s)| s != SourceState::Ok)
+    ctx.agent_of(pod)
+        .and_then(|a| a.source_at("kmsg", t))
+        .is_some_and(|s| s.state != SourceState::Ok)
 }
 
 /// The instance's samples.

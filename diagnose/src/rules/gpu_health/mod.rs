@@ -41,7 +41,7 @@ mod xid;
 
 use std::collections::BTreeSet;
 
-use gpuscope_model::{Event as NodeEvent, GpuHolder, Timestamp};
+use gpuscope_model::{Event as NodeEvent, GpuHolder, SourceState, Timestamp};
 use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 
@@ -107,6 +107,65 @@ pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
     for pod in ctx.subjects() {
         out.extend(gpu_unschedulable(ctx, pod, &plugins));
         out.extend(admission_error(ctx, pod, &plugins));
+    }
+    out
+}
+
+/// What the GPU-health rules could not judge for lack of evidence, said
+/// as gaps rather than read as healthy GPUs: for a pod holding GPUs (not
+/// Pending, not finished), a node the agents' records do not cover (its
+/// XIDs and lost GPUs would not show), or a node whose agent reported
+/// the kernel log (`kmsg`: XIDs) or NVML (`nvml`: lost GPUs) not working.
+/// Without agent records at all the `agent` gap says so.
+pub(crate) fn gaps(ctx: &Context<'_>) -> Vec<crate::Gap> {
+    let agents = agents(ctx);
+    let mut out = Vec::new();
+    for pod in ctx.subjects() {
+        if k8s::gpu_request(pod) == 0 || matches!(k8s::phase(pod), "Pending" | "Succeeded") {
+            continue;
+        }
+        let Some(node) = k8s::node_name(pod) else {
+            continue;
+        };
+        let name = k8s::pod_name(pod);
+        // An agent whose node is unknown may be this node's.
+        let covered = agents
+            .iter()
+            .any(|(n, _)| n.as_deref().is_none_or(|n| n == node));
+        if !agents.is_empty() && !covered {
+            out.push(crate::Gap::new(
+                "gpu_health",
+                format!(
+                    "{name}: the agents' records do not cover its node {node}: XID errors and GPUs lost there would not show, so the health of its GPUs was not judged"
+                ),
+            ));
+            continue;
+        }
+        let Some(a) = ctx.agent_of(pod) else {
+            continue;
+        };
+        for (source, unseen) in [("kmsg", "XID errors"), ("nvml", "a GPU lost")] {
+            if let Some(s) = a
+                .source_at(source, ctx.now)
+                .filter(|s| s.state != SourceState::Ok)
+            {
+                out.push(crate::Gap::new(
+                    "gpu_health",
+                    format!(
+                        "{name}: the agent on {node} reported its {source} source {}{}: {unseen} there would not show",
+                        if s.state == SourceState::Degraded {
+                            "degraded"
+                        } else {
+                            "unavailable"
+                        },
+                        s.reason
+                            .as_deref()
+                            .map(|r| format!(" ({r})"))
+                            .unwrap_or_default()
+                    ),
+                ));
+            }
+        }
     }
     out
 }
