@@ -451,25 +451,28 @@ c.write(pod, node=c.node_obj(1024 * GIB), expected={
 # OOM-killed earlier (the container lived on); later the pod was evicted
 # through the Eviction API (a node drain): SIGTERM, exit 143, and containerd
 # still labelled the exit OOMKilled.
-def sticky_case(name, with_agent):
+def evicted_pod(c, exit_at, state, **kw):
+    """The trainer's pod failed by an eviction through the Eviction API at `exit_at` (a node drain): its
+    DisruptionTarget condition and the kubelet's stop event."""
+    pod = c.pod([trainer("48Gi", "24Gi")], state=state,
+                conditions=[{"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI",
+                             "message": "Eviction API: evicting", "lastTransitionTime": at_s(exit_at - 30)}],
+                pod_status={"phase": "Failed"}, **kw)
+    return pod, [event(c, exit_at - 30, "Killing", "Stopping container trainer")]
+
+
+def sticky_case(name, with_agent, kill_at=1800, exit_at=4000, every=10):
     c = Case(name)
     limit = 48 * GIB
-    kill_at = 1800
-    exit_at = 4000
-    for i in range(0, exit_at - 5, 10):
+    for i in range(0, exit_at - 5, every):
         u = 40 * GIB if i < kill_at else 33 * GIB
         c.sample(i, c.old_id, u, u - 2 * GIB, 2 * GIB, 0, limit, oom_kill=0 if i < kill_at else 1)
     window = [point(kill_at - 30 + s, 47 * GIB + 900 * MIB, 46 * GIB, 2 * GIB, 0, psi_total=s * 4_000, avg10=9.0)
               for s in range(31)]
     c.kill(kill_at, c.old_id, limit, victim(8821, "pt_data_worker", 7 * GIB + 300 * MIB, 30 * MIB, 0, 979),
            window, oom_kill=1, oom_group_kill=0)
-    last = last_oom(c, 0, exit_at, code=143)
-    pod = c.pod([trainer("48Gi", "24Gi")], last=None, restart="Never", restarts=0,
-                state={"terminated": last},
-                conditions=[{"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI",
-                             "message": "Eviction API: evicting", "lastTransitionTime": at_s(exit_at - 30)}],
-                pod_status={"phase": "Failed"})
-    events = [event(c, exit_at - 30, "Killing", "Stopping container trainer")]
+    pod, events = evicted_pod(c, exit_at, {"terminated": last_oom(c, 0, exit_at, code=143)},
+                              last=None, restart="Never", restarts=0)
     return c, pod, events
 
 
@@ -495,6 +498,53 @@ c.write(pod, events=events, node=c.node_obj(512 * GIB), agent=False, expected={
         "summary_contains": ["exit code 143 is not the SIGKILL (137) of an OOM kill",
                              "left from an earlier kill", "EvictionByEvictionAPI"],
         "evidence_names": ["real reason for this exit"],
+    }, {
+        "kind": "container_failed", "confidence": "high", "container": "trainer",
+        "summary_contains": ["code 143", "Eviction API"], "caused_by": [],
+    }],
+    "gaps": ["agent"],
+})
+
+# The same worker kill 30 hours before the eviction (a long pretraining
+# run; the agent kept a sample every ten minutes): the kill is older than
+# a day, but the exit it labelled is not, so it still explains the label.
+c, pod, events = sticky_case("oom-status-sticky-143-kill-days-earlier", True, kill_at=1800,
+                             exit_at=1800 + 30 * 3600, every=600)
+c.write(pod, events=events, node=c.node_obj(512 * GIB), expected={
+    "about": "Exit 143 labelled OOMKilled after an eviction, where the DataLoader worker's OOM kill that left the flag happened 30 hours earlier in the same container instance (the agent recorded it with the instance's container ID). A kill older than a day is history, except for the exit it labelled: the worker's kill is reported and names the later exit's label and real reason, as when the kill is recent.",
+    "findings": [{
+        "kind": "oom_killed_worker", "confidence": "high", "container": "trainer",
+        "summary_contains": ["pt_data_worker (pid 8821", "exited with code 143",
+                             "which the runtime still labelled OOMKilled", "EvictionByEvictionAPI"],
+    }, {
+        "kind": "container_failed", "confidence": "high", "container": "trainer",
+        "summary_contains": ["code 143", "Eviction API"], "caused_by": [],
+    }],
+})
+
+# An earlier instance's kill: the Job (restartPolicy OnFailure) was
+# OOM-killed once (exit 137, lastState); the restarted instance was then
+# evicted (exit 143), and containerd labelled that exit OOMKilled too: a
+# worker of the new instance was killed at the same limit, which the
+# status does not show (no agent on the node). The flag is per instance,
+# so the earlier kill did not set it, but it shows the limit is reached.
+c = Case("oom-status-sticky-143-earlier-instance")
+first_kill, evicted_at = 1800, 5200
+c.new_id = h64(c.name + "second")
+pod, events = evicted_pod(
+    c, evicted_at, {"terminated": {"containerID": f"containerd://{c.new_id}", "exitCode": 143, "reason": "OOMKilled",
+                                   "startedAt": at_s(first_kill + 12), "finishedAt": at_s(evicted_at)}},
+    restart="OnFailure", restarts=1, last=last_oom(c, 0, first_kill))
+c.write(pod, events=events, node=c.node_obj(512 * GIB), agent=False, expected={
+    "about": "Two instances of one Job container, no agent: the first ended OOMKilled with exit 137 (a kill at the 48Gi limit), the second was evicted (DisruptionTarget) and exited 143, also labelled OOMKilled. The second exit is not an OOM kill; its label is the runtime's flag from a kill inside that instance, which the evidence does not show, and the finding names the earlier instance's kill, which shows the container's processes reach the limit. The first exit is an oom_killed from the status alone; the failed pod's root is the eviction.",
+    "findings": [{
+        "kind": "oom_status_without_kill", "confidence": "medium", "container": "trainer",
+        "summary_contains": ["exit code 143 is not the SIGKILL (137) of an OOM kill",
+                             "an earlier instance of the container was OOM-killed",
+                             "ended OOMKilled with exit 137", "EvictionByEvictionAPI"],
+        "evidence_names": ["earlier OOM kill of the container", "real reason for this exit"],
+    }, {
+        "kind": "oom_killed", "confidence": "medium", "container": "trainer",
     }, {
         "kind": "container_failed", "confidence": "high", "container": "trainer",
         "summary_contains": ["code 143", "Eviction API"], "caused_by": [],

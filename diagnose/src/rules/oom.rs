@@ -510,12 +510,20 @@ pub(crate) fn gaps(ctx: &Context<'_>) -> Vec<Gap> {
 }
 
 /// Findings from the kills the agent recorded: one per container and
-/// kind, about the newest kill, with the others counted.
+/// kind, about the newest kill, with the others counted. A kill older
+/// than `recent_s` is history, unless the instance it happened in ended
+/// recently: the runtime's OOMKilled flag from a worker killed days ago
+/// labels that exit, and the kill explains the label.
 fn kills(ctx: &Context<'_>, pod: &Pod, insts: &[Instance<'_>]) -> Vec<Finding> {
+    let recent_s = ctx.config.oom.recent_s;
     let all = oom_events(
         ctx.kills_of(pod)
             .into_iter()
-            .filter(|k| recent(ctx, Some(k.time), ctx.config.oom.recent_s))
+            .filter(|k| {
+                recent(ctx, Some(k.time), recent_s)
+                    || instance_of(ctx, insts, k)
+                        .is_some_and(|i| i.finished.is_some() && recent(ctx, i.finished, recent_s))
+            })
             .collect(),
         ctx.config.oom.group_merge_s,
     );
@@ -1598,7 +1606,7 @@ fn status_oom(
         return None;
     }
     if e.exit_code != 137 {
-        return Some(sticky_label(ctx, pod, i, e));
+        return Some(sticky_label(ctx, pod, i, insts, e));
     }
     let t = &ctx.config.oom;
     let container = i.name;
@@ -1856,6 +1864,7 @@ fn sticky_label(
     ctx: &Context<'_>,
     pod: &Pod,
     i: &Instance<'_>,
+    insts: &[Instance<'_>],
     e: &ContainerStateTerminated,
 ) -> Finding {
     let container = i.name;
@@ -1935,16 +1944,22 @@ fn sticky_label(
             return f;
         }
     }
-    let earlier = match counter {
-        Some(n) => format!(
+    let before = earlier_kill(ctx, pod, insts, i);
+    let earlier = match (counter, &before) {
+        (Some(n), _) => format!(
             "the agent saw {n} OOM kill(s) counted in this container instance before it exited (its kernel report was not recorded)"
         ),
-        None => "the earlier kill itself is not in the evidence".to_owned(),
+        (None, Some(b)) => format!(
+            "the kill in this instance is not in the evidence, but an earlier instance of the container was OOM-killed, so its processes do reach the limit: {}",
+            b.value
+        ),
+        (None, None) => "the earlier kill itself is not in the evidence".to_owned(),
     };
     // Medium when the evidence gives this exit's real reason (or the
-    // agent counted the earlier kill); with neither, only the label and
-    // the code disagree: low.
-    let known = explained || counter.is_some() || watched_clean;
+    // agent counted the earlier kill, or an earlier instance's kill shows
+    // the limit is reached); with none, only the label and the code
+    // disagree: low.
+    let known = explained || counter.is_some() || watched_clean || before.is_some();
     let label = if watched_clean {
         format!(
             "the agent watched this instance to its end and its memory cgroup counted no OOM kill (oom_kill 0 in {} samples), so no process of it was OOM-killed: the label is wrong, not the cause of this exit",
@@ -1952,7 +1967,7 @@ fn sticky_label(
         )
     } else {
         format!(
-            "the runtime keeps the OOMKilled flag once any process of the container was OOM-killed (a worker, earlier), so the label is left from an earlier kill, not the cause of this exit ({earlier})"
+            "the runtime keeps the OOMKilled flag once any process of this container instance was OOM-killed (a worker, earlier), so the label is left from an earlier kill, not the cause of this exit ({earlier})"
         )
     };
     let mut f = Finding::new(
@@ -1982,6 +1997,7 @@ fn sticky_label(
             format!("0 to the end ({} samples)", sampled.len()),
         ));
     }
+    f.evidence.extend(before.filter(|_| !watched_clean));
     if let Some(fin) = i.finished {
         for r in node_oom_reports(ctx, pod, fin) {
             f.evidence
@@ -2002,6 +2018,70 @@ fn sticky_label(
         restarts: i.restarts.max(0) as u32,
     });
     f
+}
+
+/// The newest OOM kill of the container before instance `i` began, as the
+/// fact "earlier OOM kill of the container": a kill the agent recorded in
+/// an earlier instance (another container ID of the same container), else
+/// an earlier instance the status shows ended OOMKilled with exit 137
+/// (`lastState`). The runtime keeps its OOMKilled flag per container
+/// instance, so such a kill did not label `i`'s exit; it shows that the
+/// container's processes reach the limit, as a worker killed unseen in
+/// `i` would have.
+fn earlier_kill(
+    ctx: &Context<'_>,
+    pod: &Pod,
+    insts: &[Instance<'_>],
+    i: &Instance<'_>,
+) -> Option<Fact> {
+    let began = i.started.or(i.finished)?;
+    let single = k8s::spec(pod).containers.len() == 1;
+    let short = |id: &str| id[..id.len().min(12)].to_owned();
+    let recorded = ctx
+        .kills_of(pod)
+        .into_iter()
+        .filter(|k| k.time < began && k.container.container_id.as_deref() != i.id)
+        .rfind(|k| match instance_of(ctx, insts, k) {
+            Some(o) => o.name == i.name,
+            None => single,
+        })
+        .map(|k| {
+            let who = k.victim.as_ref().map_or_else(
+                || "a process".to_owned(),
+                |v| format!("process {}", process(v)),
+            );
+            let id = k.container.container_id.as_deref().map(short);
+            Fact::at(
+                "earlier OOM kill of the container",
+                format!(
+                    "the kernel killed {who} at {}{}",
+                    k.time,
+                    id.map(|id| format!(" in instance {id}"))
+                        .unwrap_or_default()
+                ),
+                k.time,
+            )
+        });
+    recorded.or_else(|| {
+        insts
+            .iter()
+            .filter(|o| o.name == i.name && o.id != i.id)
+            .filter_map(|o| Some((o, o.exit?, o.finished?)))
+            .filter(|(_, e, f)| {
+                e.exit_code == 137 && e.reason.as_deref() == Some("OOMKilled") && *f <= began
+            })
+            .max_by_key(|(_, _, f)| *f)
+            .map(|(o, _, f)| {
+                Fact::at(
+                    "earlier OOM kill of the container",
+                    format!(
+                        "instance {}, the container's last state, ended OOMKilled with exit 137 at {f}",
+                        o.id.map_or_else(|| "?".to_owned(), short)
+                    ),
+                    f,
+                )
+            })
+    })
 }
 
 /// Exit 137 (SIGKILL) that was not an OOM kill.
