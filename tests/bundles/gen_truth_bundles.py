@@ -233,6 +233,38 @@ write("gpu-health-pending-plugin-down-elsewhere",
       p, [sched_event(p, msg, t(44, 1), first=t(40, 1), count=9)], nodes=[cp, n1, n2],
       pods=holders_pods + [dp_down, dp_up], meta=meta("ml", "finetune-qwen-0-h7j6k", t(45, 0)))
 
+# ------------------------------------------------- Pending: a plugin down, GPUs still counted
+# The device plugin on gpu-node-1 is Running but not Ready (its health
+# check fails while it stays registered with the kubelet), so the node
+# still advertises all 8 GPUs, every one requested by a running job; so is
+# gpu-node-2. The scheduler's "Insufficient nvidia.com/gpu" is the cluster
+# being full: the plugin is a finding of its own, not the cause.
+def holders_on(node_name, job, seed):
+    out = []
+    for i in range(2):
+        hc = container("trainer", "ghcr.io/acme/trainer:1.8.0", gpus=4, cpu="16", mem="128Gi")
+        out.append(pod(f"{job}-worker-{i}", node=node_name, containers=[hc], created="2026-11-20T08:00:00Z",
+                       start="2026-11-20T08:00:00Z", owners=owner("PyTorchJob", job),
+                       statuses=[cstatus("trainer", "ghcr.io/acme/trainer:1.8.0", running("2026-11-20T08:00:20Z"),
+                                         None, True, 0, True, cid_seed=f"{seed}{i}")]))
+    return out
+
+
+c = container("trainer", "ghcr.io/acme/trainer:1.8.0", gpus=2, cpu="16", mem="128Gi")
+p = pod("finetune-qwen-1-r5t6y", node=None, phase="Pending", containers=[c], created=t(40), owners=owner("Job", "finetune-qwen-1"),
+        conditions=[cond("PodScheduled", "False", t(40, 1), "Unschedulable", msg)])
+dp_unready = plugin_pod("nvidia-device-plugin-daemonset-7k2lq", "gpu-node-1", ready=False)
+write("gpu-health-pending-plugin-unready-allocatable-intact",
+      "A Pending pod asking for 2 GPUs, 'Insufficient nvidia.com/gpu' on both GPU nodes. The device plugin on gpu-node-1 is Running but not Ready, yet gpu-node-1 still advertises 8 allocatable of capacity 8 (the plugin stays registered), all requested by a running job, as on gpu-node-2: the scheduler counts every GPU and the cluster is full. gpu_unschedulable is a root of its own, not a consequence of device_plugin_down, which is reported for the node on its own (a cluster bundle: every pod and node is diagnosed).",
+      {"findings": [F("gpu_unschedulable", "high", summary_contains=["no node has 2 free nvidia.com/gpu"],
+                      evidence_contains={"node gpu-node-1": "8 allocatable, 8 requested, 0 free",
+                                         "node gpu-node-2": "8 allocatable, 8 requested, 0 free"},
+                      caused_by=[]),
+                    F("device_plugin_down", "high", node="gpu-node-1", summary_contains=["not ready"], caused_by=[])]},
+      None, [sched_event(p, msg, t(44, 1), first=t(40, 1), count=9)], nodes=[cp, node("gpu-node-1", 8, 8), n2],
+      pods=[p] + holders_on("gpu-node-1", "train-gemma", "tgw") + holders_on("gpu-node-2", "train-llama", "tlw")
+      + [dp_unready, dp_up])
+
 # ------------------------------------------------- one object, two files
 # node.json and nodes.json both hold gpu-node-4 (the same UID): one node,
 # so its GPUs are counted once in the per-node figures.

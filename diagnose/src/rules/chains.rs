@@ -25,7 +25,9 @@
 //!   With the plugin gone the kubelet sets allocatable to 0; with a GPU
 //!   unhealthy it counts one fewer. The scheduler then reports
 //!   `Insufficient nvidia.com/gpu` (linked for the nodes the pod could
-//!   otherwise use: no taint, selector or affinity excludes it), and the
+//!   otherwise use: no taint, selector or affinity excludes it, and whose
+//!   allocatable is below capacity, as only then does the scheduler count
+//!   fewer GPUs there), and the
 //!   kubelet's device manager rejects a pod it cannot allocate for
 //!   (`UnexpectedAdmissionError`, linked for the pod's own node).
 //!
@@ -86,8 +88,10 @@ pub(crate) fn link(ctx: &Context<'_>, findings: &mut [Finding]) {
                     if matches!(cause.kind, Kind::DevicePluginDown | Kind::GpuUnhealthy)
                         && cause.subject.pod.is_none()
                         && cause.subject.node.as_deref().is_some_and(|n| {
-                            pod.zip(ctx.node(n))
-                                .is_none_or(|(p, node)| scheduling::exclusions(p, node).is_empty())
+                            gpus_withheld(ctx, n)
+                                && pod.zip(ctx.node(n)).is_none_or(|(p, node)| {
+                                    scheduling::exclusions(p, node).is_empty()
+                                })
                         })
                     {
                         links.push((i, c));
@@ -119,6 +123,20 @@ pub(crate) fn link(ctx: &Context<'_>, findings: &mut [Finding]) {
             findings[effect].caused_by.push(id);
         }
     }
+}
+
+/// Whether the scheduler counts fewer GPUs on the node than it has: its
+/// allocatable `nvidia.com/gpu` below its capacity, or none advertised.
+/// Only then can a device plugin that is down, or a GPU it marked
+/// unhealthy, be why a pod finds no GPU there: while allocatable is
+/// intact (a plugin pod not Ready but still registered, a node status not
+/// yet updated) the scheduler still counts every GPU, and the cause of
+/// Pending lies elsewhere. Without the node object it cannot be told, and
+/// the link stands.
+fn gpus_withheld(ctx: &Context<'_>, node: &str) -> bool {
+    ctx.node(node).is_none_or(|n| {
+        !matches!(k8s::node_gpus(n), (Some(capacity), Some(allocatable)) if capacity > 0 && allocatable >= capacity)
+    })
 }
 
 /// `KIND:NAMESPACE/POD[:CONTAINER][:GPU]` or `KIND:NODE[:GPU]`, with `#2`,
