@@ -265,6 +265,48 @@ write("gpu-health-pending-plugin-unready-allocatable-intact",
       pods=[p] + holders_on("gpu-node-1", "train-gemma", "tgw") + holders_on("gpu-node-2", "train-llama", "tlw")
       + [dp_unready, dp_up])
 
+# ------------------------------------------------- Pending: the event cut short
+# A shared cluster: 13 pairs of CPU nodes tainted for other teams, the
+# control plane, and 3 GPU nodes with 6 of 8 GPUs requested each. The
+# scheduler sorts its clauses as strings, so "3 Insufficient
+# nvidia.com/gpu" comes last; the events API keeps 1 kB of an event's
+# note (1021 bytes and "..."), which cuts that clause off the
+# FailedScheduling event. The PodScheduled condition holds the whole text.
+teams = [f"team-{n}" for n in ("audio", "biology", "chemistry", "databases", "economics", "forecasting", "genomics",
+                               "hydrology", "imaging", "journalism", "kinetics", "linguistics", "materials")]
+clauses = sorted(["1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }"]
+                 + [f"2 node(s) had untolerated taint {{workload.acme.io/dedicated-team: {tm}}}" for tm in teams]
+                 + ["3 Insufficient nvidia.com/gpu"])
+n_nodes = 1 + 2 * len(teams) + 3
+whole = (f"0/{n_nodes} nodes are available: {', '.join(clauses)}. preemption: 0/{n_nodes} nodes are available: "
+         f"3 No preemption victims found for incoming pod, {n_nodes - 3} Preemption is not helpful for scheduling.")
+assert len(whole) > 1024
+cut = whole[:1021] + "..."
+assert "Insufficient nvidia.com/gpu" not in cut
+c = container("trainer", "ghcr.io/acme/trainer:1.8.0", gpus=4, cpu="16", mem="128Gi")
+p = pod("pretrain-mixtral-0-q8w7e", node=None, phase="Pending", containers=[c], created=t(30),
+        owners=owner("Job", "pretrain-mixtral"), conditions=[cond("PodScheduled", "False", t(30, 1), "Unschedulable", whole)])
+team_nodes = [node(f"cpu-{tm}-{i}", gpus=0, taints=[{"key": "workload.acme.io/dedicated-team", "value": tm,
+                                                    "effect": "NoSchedule"}])
+              for tm in teams for i in (1, 2)]
+gpu_nodes = [node(f"gpu-node-{i}", 8, 8) for i in (1, 2, 3)]
+holders = []
+for i in (1, 2, 3):
+    hc = container("trainer", "ghcr.io/acme/trainer:1.8.0", gpus=6, cpu="16", mem="128Gi")
+    holders.append(pod(f"train-phi-{i}", node=f"gpu-node-{i}", containers=[hc], created="2026-11-20T08:00:00Z",
+                       start="2026-11-20T08:00:00Z", owners=owner("Job", f"train-phi-{i}"),
+                       statuses=[cstatus("trainer", "ghcr.io/acme/trainer:1.8.0", running("2026-11-20T08:00:20Z"),
+                                         None, True, 0, True, cid_seed=f"phi{i}")]))
+write("pod-pending-event-cut-short",
+      "A Pending pod asking for 4 GPUs in a shared cluster of 30 nodes. The scheduler's message lists 14 taint clauses before '3 Insufficient nvidia.com/gpu' (it sorts its clauses as strings) and runs past the events API's 1 kB: the FailedScheduling event ends in '...' before the GPU clause, and its clauses account for 27 of the 30 nodes. The PodScheduled condition holds the same text whole. The engine reads the condition, which parses, and finds the real cause: no GPU node has 4 free GPUs (6 of 8 requested on each), not the taints of the other teams' nodes.",
+      {"findings": [F("gpu_unschedulable", "high", summary_contains=["no node has 4 free nvidia.com/gpu"],
+                      summary_excludes=["taint"],
+                      evidence_contains={"source": "PodScheduled condition (the FailedScheduling event, 12 times",
+                                         "node gpu-node-1": "8 allocatable, 6 requested, 2 free"},
+                      caused_by=[])]},
+      p, [sched_event(p, cut, t(44, 1), first=t(30, 1), count=12)], nodes=[cp] + team_nodes + gpu_nodes, pods=holders,
+      meta=meta("ml", "pretrain-mixtral-0-q8w7e", t(45, 0)))
+
 # ------------------------------------------------- one object, two files
 # node.json and nodes.json both hold gpu-node-4 (the same UID): one node,
 # so its GPUs are counted once in the per-node figures.

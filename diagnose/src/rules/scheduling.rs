@@ -46,6 +46,19 @@ pub(crate) struct Reason {
     pub class: ReasonClass,
 }
 
+/// Where the scheduler's message was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// The latest `FailedScheduling` event, said this many times.
+    Event(u32),
+    /// The `PodScheduled=False` condition: no `FailedScheduling` event in
+    /// the evidence.
+    Condition,
+    /// The `PodScheduled=False` condition, because the event's message
+    /// (said this many times) is cut short or does not parse.
+    ConditionOverEvent(u32),
+}
+
 /// The scheduler's verdict on a pod that it could not place.
 #[derive(Debug, Clone)]
 pub(crate) struct Scheduling {
@@ -53,9 +66,8 @@ pub(crate) struct Scheduling {
     pub message: String,
     /// When it was last said.
     pub time: Option<Timestamp>,
-    /// `FailedScheduling` event (with its count) or `PodScheduled`
-    /// condition (`None`).
-    pub event_count: Option<u32>,
+    /// Where it was read.
+    pub source: Source,
     /// Nodes considered (`0/N nodes are available`).
     pub total: Option<u32>,
     /// The clauses.
@@ -85,10 +97,15 @@ impl Scheduling {
 
     /// Where the message came from, for people.
     pub(crate) fn source(&self) -> String {
-        match self.event_count {
-            Some(n) => format!("FailedScheduling event ({n} times)"),
-            None => "PodScheduled condition (no FailedScheduling event: events expire after 1 h)"
-                .to_owned(),
+        match self.source {
+            Source::Event(n) => format!("FailedScheduling event ({n} times)"),
+            Source::Condition => {
+                "PodScheduled condition (no FailedScheduling event: events expire after 1 h)"
+                    .to_owned()
+            }
+            Source::ConditionOverEvent(n) => format!(
+                "PodScheduled condition (the FailedScheduling event, {n} times, has the same text cut short or unreadable)"
+            ),
         }
     }
 
@@ -119,9 +136,18 @@ pub(super) fn clause_name(text: &str) -> &str {
         .map_or(text, |(_, rest)| rest)
 }
 
-/// The scheduler's failure for an unbound Pending pod: its latest
-/// `FailedScheduling` event, else the `PodScheduled=False` condition's
-/// message (which survives the event's expiry).
+/// The prefix the event recorder's correlator puts on a message it
+/// aggregated from similar events.
+const COMBINED: &str = "(combined from similar events): ";
+
+/// The scheduler's failure for an unbound Pending pod. The scheduler
+/// writes the same text to its `FailedScheduling` event and to the
+/// `PodScheduled=False` condition; the event's copy may be cut short (the
+/// events API keeps at most 1 kB of it, ending in `...`) or aggregated
+/// (`(combined from similar events): `), the condition's is whole and
+/// survives the event's expiry. The latest event is read when its message
+/// parses whole ([`parsed_whole`]) and is not a cut-short copy of the
+/// condition's; else the condition, when it parses whole; else the event.
 pub(crate) fn scheduling_failure(ctx: &Context<'_>, pod: &Pod) -> Option<Scheduling> {
     if k8s::phase(pod) != "Pending" || k8s::node_name(pod).is_some() {
         return None;
@@ -131,35 +157,80 @@ pub(crate) fn scheduling_failure(ctx: &Context<'_>, pod: &Pod) -> Option<Schedul
         .into_iter()
         .rev()
         .find(|e| reason_is(e, "FailedScheduling"));
-    let (msg, time, count) = match event {
-        Some(e) => (
-            message(e).to_owned(),
-            k8s::event_last_time(e),
-            Some(event_count(e)),
-        ),
-        None => {
-            let c = pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| {
+    let condition = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| {
+            cs.iter().find(|c| {
                 c.type_ == "PodScheduled"
                     && c.status == "False"
                     && c.reason.as_deref() == Some("Unschedulable")
-            })?;
+            })
+        })
+        .map(|c| {
             (
                 c.message.clone().unwrap_or_default(),
                 c.last_transition_time.as_ref().map(k8s::ts),
-                None,
             )
-        }
+        });
+    let Some(e) = event else {
+        return condition.map(|(msg, time)| Scheduling::read(msg, time, Source::Condition));
     };
-    let (total, reasons) = parse_scheduling_message(&msg);
-    let main = msg.split(" preemption:").next().unwrap_or(&msg);
-    Some(Scheduling {
-        message: main.trim().to_owned(),
-        time,
-        event_count: count,
-        total,
-        reasons,
-        preemption_futile: preemption_futile(&msg),
-    })
+    let count = event_count(e);
+    let text = message(e);
+    let text = text.strip_prefix(COMBINED).unwrap_or(text);
+    let read = Scheduling::read(
+        text.to_owned(),
+        k8s::event_last_time(e),
+        Source::Event(count),
+    );
+    let cut = condition.as_ref().is_some_and(|(whole, _)| {
+        let stem = text.trim_end().trim_end_matches("...");
+        whole.len() > stem.len() && whole.starts_with(stem)
+    });
+    if parsed_whole(read.total, &read.reasons) && !cut {
+        return Some(read);
+    }
+    match condition
+        .map(|(msg, time)| Scheduling::read(msg, time, Source::ConditionOverEvent(count)))
+    {
+        Some(c) if parsed_whole(c.total, &c.reasons) => Some(c),
+        _ => Some(read),
+    }
+}
+
+impl Scheduling {
+    /// The verdict a message gives.
+    fn read(msg: String, time: Option<Timestamp>, source: Source) -> Self {
+        let (total, reasons) = parse_scheduling_message(&msg);
+        let main = msg.split(" preemption:").next().unwrap_or(&msg);
+        Self {
+            message: main.trim().to_owned(),
+            time,
+            source,
+            total,
+            reasons,
+            preemption_futile: preemption_futile(&msg),
+        }
+    }
+}
+
+/// Whether a parsed message accounts for what it says: its clauses cover
+/// every node it counts (`0/N nodes are available`: a node may fail more
+/// than one filter, never none), or one clause without a count (`pod has
+/// unbound immediate PersistentVolumeClaims`, said of every node) is of a
+/// known class.
+fn parsed_whole(total: Option<u32>, reasons: &[Reason]) -> bool {
+    match total {
+        Some(t) => {
+            reasons.iter().map(|r| r.nodes).sum::<u32>() >= t
+                || reasons
+                    .iter()
+                    .any(|r| r.nodes == 0 && r.class != ReasonClass::Other)
+        }
+        None => reasons.iter().any(|r| r.class != ReasonClass::Other),
+    }
 }
 
 /// Parses `0/5 nodes are available: 1 Insufficient cpu, 2 node(s) had
@@ -471,6 +542,59 @@ mod tests {
                 (2, ReasonClass::Taint),
                 (3, ReasonClass::NodeAffinity),
             ]
+        );
+    }
+
+    /// The scheduler's message as read for a Pending pod with this
+    /// `PodScheduled` condition message and this `FailedScheduling` event
+    /// message.
+    fn read_failure(condition: &str, event: &str) -> Scheduling {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "train-0", "namespace": "ml", "uid": "u"},
+            "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+                "reason": "Unschedulable", "message": condition,
+                "lastTransitionTime": "2026-11-20T10:00:00Z"}]}
+        }))
+        .expect("pod");
+        let event: k8s_openapi::api::core::v1::Event = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "train-0.1", "namespace": "ml"},
+            "involvedObject": {"kind": "Pod", "name": "train-0", "namespace": "ml", "uid": "u"},
+            "reason": "FailedScheduling", "message": event, "count": 7,
+            "lastTimestamp": "2026-11-20T10:05:00Z"
+        }))
+        .expect("event");
+        let ev = crate::Evidence {
+            pods: vec![pod.clone()],
+            events: vec![event],
+            ..crate::Evidence::default()
+        };
+        let config = crate::Config::default();
+        scheduling_failure(&Context::new(&ev, &config), &pod).expect("a failure")
+    }
+
+    #[test]
+    fn the_message_that_parses_wins() {
+        let whole = "0/4 nodes are available: 1 node(s) had untolerated taint {dedicated: team-a}, 3 Insufficient nvidia.com/gpu. preemption: 0/4 nodes are available: 4 Preemption is not helpful for scheduling.";
+        // The event's copy cut short by the events API's 1 kB limit.
+        let s = read_failure(
+            whole,
+            "0/4 nodes are available: 1 node(s) had untolerated taint {dedicated: team-a}, 3 Insufficient nvi...",
+        );
+        assert_eq!(s.source, Source::ConditionOverEvent(7));
+        assert!(s.gpu_shortage().is_some());
+        // Aggregated by the event correlator: the same text, read from the event.
+        let s = read_failure(whole, &format!("{COMBINED}{whole}"));
+        assert_eq!(s.source, Source::Event(7));
+        assert_eq!(s.total, Some(4));
+        assert!(!s.message.starts_with("(combined"), "{}", s.message);
+        // An event text the parser cannot read at all.
+        let s = read_failure(whole, "skip schedule deleting pod: ml/train-0");
+        assert_eq!(s.source, Source::ConditionOverEvent(7));
+        // Neither parses: the event, as said.
+        let s = read_failure("unknown", "also unknown");
+        assert_eq!(
+            (s.source, s.message.as_str()),
+            (Source::Event(7), "also unknown")
         );
     }
 
