@@ -351,32 +351,43 @@ impl Finding {
 // ---------------------------------------------------------------------
 // How findings word durations.
 
-/// A duration for people: `45s`, `12m`, `3h5m`, `2d4h`.
-pub(crate) fn human(d: Duration) -> String {
+/// A duration for people, the one way every finding words one, as
+/// kubectl's AGE column and gpuscope's own tables do: `45s`, `12m`,
+/// `3h5m`, `2d4h`; two units at most, a zero second one left out (`2h`).
+/// Seconds up to two minutes, minutes up to two hours: the unit a
+/// person would count in.
+pub(crate) fn duration(d: Duration) -> String {
     let s = d.as_secs();
+    let two = |big: u64, big_unit: &str, small: u64, small_unit: &str| match small {
+        0 => format!("{big}{big_unit}"),
+        _ => format!("{big}{big_unit}{small}{small_unit}"),
+    };
     match s {
         0..120 => format!("{s}s"),
         120..7200 => format!("{}m", s / 60),
-        7200..172_800 => format!("{}h{}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d{}h", s / 86400, s % 86400 / 3600),
-    }
-}
-
-/// `2 h 05 min`, `12 min`, `45 s`.
-pub(crate) fn dur(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{} min", s / 60)
-    } else {
-        format!("{s} s")
+        7200..172_800 => two(s / 3600, "h", s % 3600 / 60, "m"),
+        _ => two(s / 86400, "d", s % 86400 / 3600, "h"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_one_way() {
+        let d = |s| duration(Duration::from_secs(s));
+        assert_eq!(d(0), "0s");
+        assert_eq!(d(45), "45s");
+        assert_eq!(d(119), "119s");
+        assert_eq!(d(600), "10m");
+        assert_eq!(d(7199), "119m");
+        assert_eq!(d(7200), "2h");
+        assert_eq!(d(7500), "2h5m");
+        assert_eq!(d(19_680), "5h28m");
+        assert_eq!(d(2 * 86400 + 4 * 3600 + 59), "2d4h");
+        assert_eq!(d(3 * 86400), "3d");
+    }
 
     #[test]
     fn kind_names_are_the_json_names() {

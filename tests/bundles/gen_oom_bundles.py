@@ -300,7 +300,7 @@ c.write(pod, node=c.node_obj(1024 * GIB), expected={
     "about": "A leak: over 5.5 h the instance's anonymous memory rose in a straight line (~10.2 GiB/h) while the page cache stayed flat, until the limit. The flight-recorder window alone sits at the limit; the story comes from the instance's whole history (one point a minute). The summary says leak and the rate per hour, anon rising and page cache flat; the time-to-limit fact is there.",
     "findings": [{
         "kind": "oom_killed", "confidence": "high", "container": "trainer",
-        "summary_contains": ["rose steadily for 5 h", "GiB/h", "page cache +0 B/h", "a leak"],
+        "summary_contains": ["rose steadily for 5h28m", "GiB/h", "page cache +0 B/h", "a leak"],
         "evidence_names": ["memory story", "time to the limit at that rate", "growth before the kill"],
     }, {
         "kind": "crash_loop", "confidence": "medium", "container": "trainer",
@@ -333,7 +333,7 @@ c.write(pod, node=c.node_obj(512 * GIB), expected={
     "about": "A step: the instance sat at 12.3 GiB for 45 minutes, then its memory rose by 19.6 GiB in 2 s (one shard loaded whole) and it was killed three minutes later at the limit. The step is measured between the samples around it, not from the window's minimum; the summary says step, not leak.",
     "findings": [{
         "kind": "oom_killed", "confidence": "high", "container": "trainer",
-        "summary_contains": ["at its 32Gi memory limit", "Memory jumped by 19.6 GiB in 2 s", "a step"],
+        "summary_contains": ["at its 32Gi memory limit", "Memory jumped by 19.6 GiB in 2s", "a step"],
         "evidence_names": ["memory story"],
     }],
 })

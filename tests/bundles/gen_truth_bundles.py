@@ -349,8 +349,8 @@ agent = [gpu_sample(f"2026-11-20T{8 + (m // 60):02d}:{m % 60:02d}:00.000Z", 0, g
                     mem_used=300 * 1024 * 1024, power=68.0, holders=hs) for m in range(0, 121, 10)]
 write("gpu-use-idle-sparse-samples",
       "A notebook's GPU sampled every 10 minutes (a metrics scrape): 13 samples over two hours, all 0 % with no process. Judged by the samples there are, that is two idle hours (2.0 GPU-hours), medium confidence because the samples are sparse, and the evidence prints the sampling interval; the sentence names the GPU by index and UUID. Judged by the agent's 120 s gap rule alone it read as nothing at all.",
-      {"findings": [F("gpu_idle", "medium", container="notebook", gpu=g, summary_contains=["GPU 0 (" + g, "2 h 00 min", "2.0 GPU-hours"],
-                      evidence_contains={"GPU " + g[:12]: "13 samples, about every 10 min"}, caused_by=[])]},
+      {"findings": [F("gpu_idle", "medium", container="notebook", gpu=g, summary_contains=["GPU 0 (" + g, "for 2h,", "2.0 GPU-hours"],
+                      evidence_contains={"GPU " + g[:12]: "13 samples, about every 10m"}, caused_by=[])]},
       p, [], nodes=[node("gpu-node-1")], agent=agent, meta=meta("ml", "nb-bob-0", "2026-11-20T10:00:30Z"))
 
 # Two samples a minute apart: too little to judge GPU use; said as a gap.

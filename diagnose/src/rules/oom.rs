@@ -476,8 +476,8 @@ pub(crate) fn gaps(ctx: &Context<'_>) -> Vec<Gap> {
                 format!(
                     "the agent's {} memory points of the killed instance over {}, one every {}, are too few or too far apart",
                     story.points,
-                    finding::dur(story.span),
-                    finding::dur(story.interval)
+                    finding::duration(story.span),
+                    finding::duration(story.interval)
                 )
             };
             out.push(Gap::new(
@@ -1008,7 +1008,7 @@ fn kill_finding(
             story.trend.map(|tr| {
                 format!(
                     " Its page cache and shared memory grew steadily for {} at {} (anon {}): files kept in memory, not the process's own allocations.",
-                    finding::dur(tr.to.time.since(tr.from.time)),
+                    finding::duration(tr.to.time.since(tr.from.time)),
                     per_hour(tr.file_per_hour),
                     per_hour(tr.anon_per_hour)
                 )
@@ -1017,7 +1017,7 @@ fn kill_finding(
         Verdict::Leak => story.trend.map(|tr| {
             format!(
                 " Memory rose steadily for {} at {} (anon {}, page cache {}): a leak, not one large load.",
-                finding::dur(tr.to.time.since(tr.from.time)),
+                finding::duration(tr.to.time.since(tr.from.time)),
                 per_hour(tr.per_hour),
                 per_hour(tr.anon_per_hour),
                 per_hour(tr.file_per_hour)
@@ -1025,9 +1025,9 @@ fn kill_finding(
         }),
         Verdict::Step => story.step.map(|(a, b)| {
             format!(
-                " Memory jumped by {} in {:.0} s (from {} to {} at {}): a step, one large allocation, not steady growth.",
+                " Memory jumped by {} in {} (from {} to {} at {}): a step, one large allocation, not steady growth.",
                 human_bytes(b.usage - a.usage),
-                b.time.since(a.time).as_secs_f64(),
+                finding::duration(b.time.since(a.time)),
                 human_bytes(a.usage),
                 human_bytes(b.usage),
                 b.time
@@ -1036,14 +1036,14 @@ fn kill_finding(
         Verdict::Plateau => story.at_limit.map(|d| {
             format!(
                 " Memory had sat at the limit for {} before the kill: the kernel reclaimed page cache until an allocation could not be met.",
-                finding::dur(d)
+                finding::duration(d)
             )
         }),
         Verdict::Sparse if !pts.is_empty() => Some(format!(
             " The samples of this instance ({} over {}, {} apart) are too sparse to tell a leak from a one-time jump.",
             story.points,
-            finding::dur(story.span),
-            finding::dur(story.interval)
+            finding::duration(story.span),
+            finding::duration(story.interval)
         )),
         Verdict::Sparse | Verdict::Unclear => None,
     }
@@ -1237,10 +1237,10 @@ fn kill_finding(
         f = f.fact(Fact::at(
             "memory trajectory",
             format!(
-                "{}  ({} points over {:.0} s, scaled to the limit)",
+                "{}  ({} points over {}, scaled to the limit)",
                 gpuscope_model::text::sparkline(&usage, limit),
                 all.len(),
-                last.time.since(first.time).as_secs_f64()
+                finding::duration(last.time.since(first.time))
             ),
             last.time,
         ));
@@ -1258,8 +1258,8 @@ fn kill_finding(
                     Verdict::Sparse => "too sparse to tell",
                 },
                 story.points,
-                finding::dur(story.span),
-                finding::dur(story.interval)
+                finding::duration(story.span),
+                finding::duration(story.interval)
             ),
         ));
     }
@@ -1288,7 +1288,7 @@ fn kill_finding(
                 "{} -> {} in {} ({}/s)",
                 human_bytes(from.usage),
                 human_bytes(to.usage),
-                finding::dur(to.time.since(from.time)),
+                finding::duration(to.time.since(from.time)),
                 human_bytes(rate as u64)
             ),
             to.time,
@@ -1299,7 +1299,7 @@ fn kill_finding(
                 "time to the limit at that rate",
                 format!(
                     "{} from {} (growth linear, R² {:.2})",
-                    finding::dur(secs(left as u64)),
+                    finding::duration(secs(left as u64)),
                     human_bytes(tr.from.usage),
                     tr.r2
                 ),
@@ -1352,9 +1352,9 @@ fn kill_finding(
         f = f.fact(Fact::at(
             "memory pressure before the kill",
             format!(
-                "{:.1} ms stalled over the last {:.0} s; avg10 up to {:.2}% ({scope})",
+                "{:.1} ms stalled over the last {}; avg10 up to {:.2}% ({scope})",
                 stalled as f64 / 1000.0,
-                last.time.since(first.time).as_secs_f64(),
+                finding::duration(last.time.since(first.time)),
                 k.window
                     .iter()
                     .map(|p| p.memory_some_avg10)
@@ -1406,7 +1406,7 @@ fn kill_finding(
                 human_bytes(extra),
                 if limit.is_some() { "a quarter more" } else { "one GiB" },
                 if rate > 0.0 {
-                    finding::dur(secs((extra as f64 / rate * 3600.0) as u64))
+                    finding::duration(secs((extra as f64 / rate * 3600.0) as u64))
                 } else {
                     "nothing".to_owned()
                 }
@@ -1417,9 +1417,9 @@ fn kill_finding(
                 && let Some((a, b)) = story.step
             {
                 steps.push(format!(
-                    "Memory jumped by {} in {:.0} s at {}: something was loaded at once (a batch, a file, a checkpoint or a dataset shard read whole). Find what the job did at that moment and bound it (smaller batches, streaming or memory-mapped loading) or size the limit for it.",
+                    "Memory jumped by {} in {} at {}: something was loaded at once (a batch, a file, a checkpoint or a dataset shard read whole). Find what the job did at that moment and bound it (smaller batches, streaming or memory-mapped loading) or size the limit for it.",
                     human_bytes(b.usage - a.usage),
-                    b.time.since(a.time).as_secs_f64(),
+                    finding::duration(b.time.since(a.time)),
                     b.time
                 ));
             }
@@ -1428,7 +1428,7 @@ fn kill_finding(
             {
                 steps.push(format!(
                     "It ran at the limit for {} before the kill, living on reclaimed page cache (slow, under memory pressure): the working set is larger than the limit.",
-                    finding::dur(d)
+                    finding::duration(d)
                 ));
             }
             if let Some(p) = k.peak_bytes.or(k.kernel_usage_bytes).or(limit) {
@@ -2213,7 +2213,10 @@ fn exit_137(
         facts.push(event_fact("kubelet", ev));
         facts.push(Fact::new(
             "stop took",
-            format!("{took} s (terminationGracePeriodSeconds {grace})"),
+            format!(
+                "{} (terminationGracePeriodSeconds {grace})",
+                finding::duration(secs(took))
+            ),
         ));
         if took + t.match_slack_s.min(5) >= grace {
             steps.push(format!(
@@ -2222,7 +2225,8 @@ fn exit_137(
             (
                 Confidence::High,
                 format!(
-                    "Container {container} did not stop within its {grace} s grace period after the kubelet asked it to, so it was killed with SIGKILL (exit 137), not an OOM kill{seen}."
+                    "Container {container} did not stop within its {} grace period after the kubelet asked it to, so it was killed with SIGKILL (exit 137), not an OOM kill{seen}.",
+                    finding::duration(secs(grace))
                 ),
             )
         } else {
@@ -2232,7 +2236,9 @@ fn exit_137(
             (
                 Confidence::Medium,
                 format!(
-                    "Container {container} was being stopped by the kubelet and ended with SIGKILL (exit 137) after {took} s, before its {grace} s grace period ran out: something else killed it during the stop, not an OOM kill{seen}."
+                    "Container {container} was being stopped by the kubelet and ended with SIGKILL (exit 137) after {}, before its {} grace period ran out: something else killed it during the stop, not an OOM kill{seen}.",
+                    finding::duration(secs(took)),
+                    finding::duration(secs(grace))
                 ),
             )
         }
@@ -2810,18 +2816,18 @@ fn thrashing(ctx: &Context<'_>, pod: &Pod, insts: &[Instance<'_>]) -> Vec<Findin
             ctx.subject(pod, Some(container)),
             conf,
             format!(
-                "Container {container} spent {:.0} s stalled on memory reclaim without being killed ({scope_s} peaked at some {max_some:.0} %, full {max_full:.0} %), using {usage_s}: it is thrashing, running slower rather than failing.",
-                span.as_secs_f64()
+                "Container {container} spent {} stalled on memory reclaim without being killed ({scope_s} peaked at some {max_some:.0} %, full {max_full:.0} %), using {usage_s}: it is thrashing, running slower rather than failing.",
+                finding::duration(span)
             ),
         )
         .fact(Fact::at(
             "memory pressure",
             format!(
-                "some avg10 up to {max_some:.1} %, full avg10 up to {max_full:.1} %{} over {:.0} s",
+                "some avg10 up to {max_some:.1} %, full avg10 up to {max_full:.1} %{} over {}",
                 stalled
                     .map(|st| format!(", {:.1} s stalled", st as f64 / 1e6))
                     .unwrap_or_default(),
-                span.as_secs_f64()
+                finding::duration(span)
             ),
             last.time,
         ))
@@ -3020,13 +3026,13 @@ mod tests {
         // From the last low point (200 MiB at 2 s) to the peak at 10 s.
         assert_eq!(
             value(f, "growth before the kill"),
-            "200 MiB -> 1 GiB in 8 s (103 MiB/s)"
+            "200 MiB -> 1 GiB in 8s (103 MiB/s)"
         );
         // The rise between the samples around the jump (200 MiB at 2 s,
         // then up at 6 s and 10 s), not from the window's first point.
         assert!(
             f.summary.contains(&format!(
-                "Memory jumped by {} in 8 s",
+                "Memory jumped by {} in 8s",
                 human_bytes(824 << 20)
             )),
             "{}",
@@ -3034,7 +3040,7 @@ mod tests {
         );
         assert!(
             value(f, "memory pressure before the kill")
-                .starts_with("25.0 ms stalled over the last 10 s")
+                .starts_with("25.0 ms stalled over the last 10s")
         );
         assert_eq!(
             value(f, "recurrence"),

@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::device_plugin::PluginPod;
 use super::opt;
-use crate::finding::human;
+use crate::finding::duration;
 use crate::finding::{Confidence, Fact, Finding, Kind};
 use crate::k8s::{event_count, event_fact, message, reason_is};
 use crate::{Context, k8s};
@@ -105,7 +105,7 @@ pub(super) fn admission_error(
         ));
     }
     if let Some(t) = status.and_then(|s| s.start_time.as_ref()).map(k8s::ts) {
-        f = f.fact(Fact::at("started", human(ctx.now.since(t)) + " ago", t));
+        f = f.fact(Fact::at("started", duration(ctx.now.since(t)) + " ago", t));
     }
     let recreate = if k8s::owner(pod).is_some() {
         format!(

@@ -220,7 +220,7 @@ pub(super) fn gpu_xid(ctx: &Context<'_>, plugins: &[PluginPod<'_>]) -> Vec<Findi
                 .as_deref()
                 .map(|n| format!(" on node {n}"))
                 .unwrap_or_default();
-            let period = crate::finding::dur(ctx.now.since(g.first));
+            let period = crate::finding::duration(ctx.now.since(g.first));
             let times = if g.count > 1 {
                 format!(" {} times in the last {period}", g.count)
             } else {

@@ -24,7 +24,7 @@
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Event, Pod};
 
 use super::{container_events, last_line, spec_container};
-use crate::finding::human;
+use crate::finding::duration;
 use crate::finding::{Confidence, Cost, Fact, Finding, Kind};
 use crate::k8s::{event_count, message, reason_is, waiting};
 use crate::rules::gpu_health;
@@ -242,7 +242,7 @@ pub(super) fn crash_loop(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec
                 "{who} keeps crashing: it has restarted {restarts} times, the last exit {} ago with code {}{}: {}.",
                 t.finished_at
                     .as_ref()
-                    .map(|f| human(ctx.now.since(k8s::ts(f))))
+                    .map(|f| duration(ctx.now.since(k8s::ts(f))))
                     .unwrap_or_default(),
                 t.exit_code,
                 ran_for(t),
@@ -306,7 +306,7 @@ pub(super) fn crash_loop(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Vec
             if let (Some(s), Some(e)) = (&t.started_at, &t.finished_at) {
                 f = f.fact(Fact::at(
                     "last run",
-                    human(k8s::ts(e).since(k8s::ts(s))),
+                    duration(k8s::ts(e).since(k8s::ts(s))),
                     k8s::ts(s),
                 ));
             }
@@ -519,7 +519,7 @@ fn probe_killed(
 
 fn ran_for(t: &ContainerStateTerminated) -> String {
     match (&t.started_at, &t.finished_at) {
-        (Some(s), Some(e)) => format!(" after running {}", human(k8s::ts(e).since(k8s::ts(s)))),
+        (Some(s), Some(e)) => format!(" after running {}", duration(k8s::ts(e).since(k8s::ts(s)))),
         _ => String::new(),
     }
 }

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, Even
 use super::image_pull::PULL_REASONS;
 use super::last_line;
 use super::mount::MOUNT_REASONS;
-use crate::finding::human;
+use crate::finding::duration;
 use crate::finding::{Confidence, Fact, Finding, Kind};
 use crate::k8s::{reason_is, waiting};
 use crate::{Context, k8s};
@@ -182,11 +182,11 @@ fn stuck_creating(
             format!(
                 "Container {} has been in ContainerCreating for {} and no event says why (a large image pull, a volume or the pod sandbox); missing: {}.",
                 cs.name,
-                human(age),
+                duration(age),
                 missing_evidence(ctx)
             ),
         )
-        .fact(Fact::at("waiting since", human(age), since))
+        .fact(Fact::at("waiting since", duration(age), since))
         .step(format!("kubectl describe pod {name} -n {ns}   # Events: Pulling, FailedMount, FailedCreatePodSandBox"))
         .step(format!(
             "kubectl get events -n {ns} --field-selector involvedObject.name={name} -o json > events.json"

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Event, Pod};
 
-use crate::finding::human;
+use crate::finding::duration;
 use crate::finding::{Confidence, Fact, Finding, Kind};
 use crate::k8s::{event_fact, quoted_after, reason_is};
 use crate::rules::scheduling::{
@@ -331,7 +331,7 @@ fn pending_unexplained(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Optio
             Confidence::Medium,
             format!(
                 "Pod {name} has been Pending for {} without any scheduling verdict; it names scheduler \"{scheduler}\", which may not be running.",
-                human(age)
+                duration(age)
             ),
         )
     } else {
@@ -339,14 +339,14 @@ fn pending_unexplained(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> Optio
             Confidence::Low,
             format!(
                 "Pod {name} has been Pending for {} and the evidence does not say why ({}).",
-                human(age),
+                duration(age),
                 absent.join(", ")
             ),
         )
     };
     Some(
         Finding::new(Kind::Pending, ctx.subject(pod, None), confidence, summary)
-            .fact(Fact::at("created", human(age) + " ago", created))
+            .fact(Fact::at("created", duration(age) + " ago", created))
             .fact(Fact::new("schedulerName", scheduler))
             .fact(Fact::new("missing evidence", absent.join(", ")))
             .step(format!("kubectl describe pod {name} -n {ns}"))

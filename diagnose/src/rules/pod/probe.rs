@@ -1,11 +1,12 @@
 //! Failing liveness, readiness and startup probes.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, ContainerStatus, Event, Pod, Probe};
 
 use super::container_events;
-use crate::finding::human;
+use crate::finding::duration;
 use crate::finding::{Confidence, Cost, Fact, Finding, Kind};
 use crate::k8s::{event_count, event_fact, message, reason_is};
 use crate::{Context, k8s};
@@ -145,10 +146,10 @@ pub(super) fn probe_failing(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> 
                 "The readiness probe of container {cn} has failed {count} times ({detail}): the pod is not Ready and gets no Service traffic, but it is not restarted."
             ),
             _ if too_early => format!(
-                "The {} probe of container {cn} failed {count} times and the kubelet restarted it {restarts} times; each run lasted about {}, no longer than the probe allows ({}s): the program needs longer to start than the probe waits.",
+                "The {} probe of container {cn} failed {count} times and the kubelet restarted it {restarts} times; each run lasted about {}, no longer than the probe allows ({}): the program needs longer to start than the probe waits.",
                 kind.name(),
-                last_run.map(human).unwrap_or_default(),
-                budget.unwrap_or(0)
+                last_run.map(duration).unwrap_or_default(),
+                duration(Duration::from_secs(budget.unwrap_or(0)))
             ),
             _ => format!(
                 "The {} probe of container {cn} failed {count} times ({detail}) and the kubelet restarted it {restarts} times{}.",
@@ -175,17 +176,17 @@ pub(super) fn probe_failing(ctx: &Context<'_>, pod: &Pod, events: &[&Event]) -> 
             f = f.fact(Fact::new(
                 "probe settings",
                 format!(
-                    "initialDelaySeconds {}, periodSeconds {}, timeoutSeconds {}, failureThreshold {} (acts after {}s)",
+                    "initialDelaySeconds {}, periodSeconds {}, timeoutSeconds {}, failureThreshold {} (acts after {})",
                     p.initial_delay_seconds.unwrap_or(0),
                     p.period_seconds.unwrap_or(10),
                     p.timeout_seconds.unwrap_or(1),
                     p.failure_threshold.unwrap_or(3),
-                    probe_budget(p)
+                    duration(Duration::from_secs(probe_budget(p)))
                 ),
             ));
         }
         if let Some(r) = last_run {
-            f = f.fact(Fact::new("last run", human(r)));
+            f = f.fact(Fact::new("last run", duration(r)));
         }
         // A probe kill is a SIGKILL after the grace period: exit 137 that
         // looks like an OOM kill. This finding owns it (the `oom` family's
@@ -269,7 +270,7 @@ fn not_ready_without_events(
             format!(
                 "Container {} has been running for {} without becoming ready: its {which} probe is probably failing, but no probe event is in the evidence{}.",
                 c.name,
-                human(up),
+                duration(up),
                 if ctx.evidence.lacks("events") {
                     " (no events collected)"
                 } else {
@@ -277,7 +278,7 @@ fn not_ready_without_events(
                 }
             ),
         )
-        .fact(Fact::at("running since", human(up), started))
+        .fact(Fact::at("running since", duration(up), started))
         .fact(Fact::new("ready", "false"))
         .step(format!("kubectl describe pod {name} -n {ns}   # Events: Unhealthy"))
         .step(format!(
