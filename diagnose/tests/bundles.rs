@@ -8,7 +8,7 @@
 //!
 //! ```json
 //! {"findings": [{"kind": "oom_killed", "confidence": "high",
-//!                "container": "trainer", "summary_contains": ["2.0 GiB"],
+//!                "container": "trainer", "summary_contains": ["2 GiB"],
 //!                "evidence_names": ["victim"],
 //!                "evidence_contains": {"exit code": "137 (OOMKilled)"}}],
 //!  "gaps": ["agent"]}

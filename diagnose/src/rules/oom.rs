@@ -626,7 +626,7 @@ fn suggest_mi(bytes: u64, headroom_percent: u64) -> u64 {
 }
 
 /// The process as a finding names it: `python3 (pid 4242: anon-rss
-/// 60.1 GiB, file-rss 12 MiB, shmem-rss 2.0 GiB)`.
+/// 60.1 GiB, file-rss 12 MiB, shmem-rss 2 GiB)`.
 fn process(v: &Victim) -> String {
     format!(
         "{} (pid {}: anon-rss {}, file-rss {}, shmem-rss {})",
