@@ -222,6 +222,14 @@ pub fn node_gpus(n: &Node) -> (Option<u64>, Option<u64>) {
     )
 }
 
+/// Whether the scheduler counts fewer GPUs on the node than it has: its
+/// allocatable `nvidia.com/gpu` below its capacity, or none advertised.
+/// The kubelet withholds GPUs that way when the device plugin goes away
+/// (allocatable 0) or marks GPUs unhealthy (one fewer each).
+pub fn gpus_withheld(n: &Node) -> bool {
+    !matches!(node_gpus(n), (Some(capacity), Some(allocatable)) if capacity > 0 && allocatable >= capacity)
+}
+
 /// Parses a Kubernetes quantity (`2`, `500m`, `4Gi`, `1.5G`, `1e3`) into
 /// a plain number (cores for CPU, bytes for memory, count otherwise).
 pub fn quantity(q: &Quantity) -> Option<f64> {

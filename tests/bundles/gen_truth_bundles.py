@@ -255,12 +255,14 @@ p = pod("finetune-qwen-1-r5t6y", node=None, phase="Pending", containers=[c], cre
         conditions=[cond("PodScheduled", "False", t(40, 1), "Unschedulable", msg)])
 dp_unready = plugin_pod("nvidia-device-plugin-daemonset-7k2lq", "gpu-node-1", ready=False)
 write("gpu-health-pending-plugin-unready-allocatable-intact",
-      "A Pending pod asking for 2 GPUs, 'Insufficient nvidia.com/gpu' on both GPU nodes. The device plugin on gpu-node-1 is Running but not Ready, yet gpu-node-1 still advertises 8 allocatable of capacity 8 (the plugin stays registered), all requested by a running job, as on gpu-node-2: the scheduler counts every GPU and the cluster is full. gpu_unschedulable is a root of its own, not a consequence of device_plugin_down, which is reported for the node on its own (a cluster bundle: every pod and node is diagnosed).",
+      "A Pending pod asking for 2 GPUs, 'Insufficient nvidia.com/gpu' on both GPU nodes. The device plugin on gpu-node-1 is Running but not Ready, yet gpu-node-1 still advertises 8 allocatable of capacity 8 (the plugin stays registered), all requested by a running job, as on gpu-node-2: the scheduler counts every GPU and the cluster is full. gpu_unschedulable is a root of its own, not a consequence of device_plugin_down, which is reported for the node on its own (a cluster bundle: every pod and node is diagnosed) and says the node still advertises its GPUs rather than that the kubelet cannot allocate them.",
       {"findings": [F("gpu_unschedulable", "high", summary_contains=["no node has 2 free nvidia.com/gpu"],
                       evidence_contains={"node gpu-node-1": "8 allocatable, 8 requested, 0 free",
                                          "node gpu-node-2": "8 allocatable, 8 requested, 0 free"},
                       caused_by=[]),
-                    F("device_plugin_down", "high", node="gpu-node-1", summary_contains=["not ready"], caused_by=[])]},
+                    F("device_plugin_down", "high", node="gpu-node-1",
+                      summary_contains=["not ready", "still advertises all 8 GPUs (allocatable 8 of capacity 8)"],
+                      summary_excludes=["cannot allocate GPUs there"], caused_by=[])]},
       None, [sched_event(p, msg, t(44, 1), first=t(40, 1), count=9)], nodes=[cp, node("gpu-node-1", 8, 8), n2],
       pods=[p] + holders_on("gpu-node-1", "train-gemma", "tgw") + holders_on("gpu-node-2", "train-llama", "tlw")
       + [dp_unready, dp_up])

@@ -125,18 +125,15 @@ pub(crate) fn link(ctx: &Context<'_>, findings: &mut [Finding]) {
     }
 }
 
-/// Whether the scheduler counts fewer GPUs on the node than it has: its
-/// allocatable `nvidia.com/gpu` below its capacity, or none advertised.
-/// Only then can a device plugin that is down, or a GPU it marked
-/// unhealthy, be why a pod finds no GPU there: while allocatable is
-/// intact (a plugin pod not Ready but still registered, a node status not
-/// yet updated) the scheduler still counts every GPU, and the cause of
-/// Pending lies elsewhere. Without the node object it cannot be told, and
-/// the link stands.
+/// Whether the node withholds GPUs from the scheduler
+/// ([`k8s::gpus_withheld`]). Only then can a device plugin that is down,
+/// or a GPU it marked unhealthy, be why a pod finds no GPU there: while
+/// allocatable is intact (a plugin pod not Ready but still registered, a
+/// node status not yet updated) the scheduler still counts every GPU, and
+/// the cause of Pending lies elsewhere. Without the node object it cannot
+/// be told, and the link stands.
 fn gpus_withheld(ctx: &Context<'_>, node: &str) -> bool {
-    ctx.node(node).is_none_or(|n| {
-        !matches!(k8s::node_gpus(n), (Some(capacity), Some(allocatable)) if capacity > 0 && allocatable >= capacity)
-    })
+    ctx.node(node).is_none_or(k8s::gpus_withheld)
 }
 
 /// `KIND:NAMESPACE/POD[:CONTAINER][:GPU]` or `KIND:NODE[:GPU]`, with `#2`,

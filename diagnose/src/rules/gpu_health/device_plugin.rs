@@ -113,6 +113,17 @@ pub(super) fn device_plugin_down(ctx: &Context<'_>, plugins: &[PluginPod<'_>]) -
             .as_deref()
             .map(|n| format!(" on node {n}"))
             .unwrap_or_default();
+        let node_obj = node.as_deref().and_then(|n| ctx.node(n));
+        // A plugin pod down while the node still advertises every GPU
+        // (not Ready but still registered, or a node status not yet
+        // updated): the scheduler still counts them.
+        let effect = match node_obj.map(|n| (k8s::gpus_withheld(n), k8s::node_gpus(n))) {
+            Some((false, (Some(cap), _))) => format!(
+                "the node still advertises all {cap} GPUs (allocatable {cap} of capacity {cap}), so the scheduler still places GPU pods there, but the kubelet may fail to allocate them until the plugin is back"
+            ),
+            _ => "the kubelet cannot allocate GPUs there, so new GPU pods on the node fail or wait"
+                .to_owned(),
+        };
         let mut f = Finding::new(
             Kind::DevicePluginDown,
             Subject {
@@ -121,7 +132,7 @@ pub(super) fn device_plugin_down(ctx: &Context<'_>, plugins: &[PluginPod<'_>]) -
             },
             Confidence::High,
             format!(
-                "The NVIDIA device plugin{on} is down (pod {pn} {problem}{}): the kubelet cannot allocate GPUs there, so new GPU pods on the node fail or wait.",
+                "The NVIDIA device plugin{on} is down (pod {pn} {problem}{}): {effect}.",
                 if pp.restarts > 0 {
                     format!(", {} restarts", pp.restarts)
                 } else {
@@ -145,7 +156,7 @@ pub(super) fn device_plugin_down(ctx: &Context<'_>, plugins: &[PluginPod<'_>]) -
                 });
             }
         }
-        if let Some(n) = node.as_deref().and_then(|n| ctx.node(n)) {
+        if let Some(n) = node_obj {
             let (cap, alloc) = k8s::node_gpus(n);
             f = f.fact(Fact::new(
                 "node nvidia.com/gpu",
