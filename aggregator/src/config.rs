@@ -53,8 +53,12 @@ pub struct Config {
     /// containers).
     pub metrics: crate::export::prometheus::Options,
     /// Diagnose the whole cluster this often for the metrics' findings and
-    /// idle GPU-hours (with Kubernetes and a metrics listener only).
+    /// idle GPU-hours (with Kubernetes, and a metrics listener or OTLP
+    /// export, only).
     pub metrics_findings_interval: Duration,
+    /// Push the metrics, incidents and findings to an OpenTelemetry
+    /// collector over OTLP/gRPC ([`crate::export::otlp`]); `None`: do not.
+    pub otlp: Option<crate::export::otlp::OtlpConfig>,
 }
 
 /// PEM files of the server's TLS identity.
@@ -109,6 +113,7 @@ impl Config {
             metrics_listen: None,
             metrics: crate::export::prometheus::Options::default(),
             metrics_findings_interval: Duration::from_secs(60),
+            otlp: None,
         }
     }
 }

@@ -73,6 +73,9 @@ pub enum Error {
     /// The Kubernetes side could not start.
     #[error(transparent)]
     Kube(#[from] crate::kube::KubeError),
+    /// The OpenTelemetry exporter could not start.
+    #[error("OTLP export: {0}")]
+    Otlp(String),
     /// A blocking store task panicked or was cancelled.
     #[error("store task failed: {0}")]
     Join(#[from] tokio::task::JoinError),

@@ -62,12 +62,12 @@ pub struct Aggregator {
     health: JoinHandle<()>,
     recorder: Option<JoinHandle<()>>,
     kube: Option<Arc<kube::Kube>>,
-    /// The metrics listener's address and thread, and the findings loop.
-    metrics: Option<(
-        SocketAddr,
-        std::thread::JoinHandle<()>,
-        Option<JoinHandle<()>>,
-    )>,
+    /// The metrics listener's address and thread.
+    metrics: Option<(SocketAddr, std::thread::JoinHandle<()>)>,
+    /// The cluster diagnosis for the exporters' findings.
+    findings: Option<JoinHandle<()>>,
+    /// The OpenTelemetry exporter.
+    otlp: Option<export::otlp::Otlp>,
 }
 
 impl Aggregator {
@@ -119,35 +119,64 @@ impl Aggregator {
             kube.clone(),
         ));
         let diagnose = Arc::new(config.diagnose.clone());
+        let latest = export::findings::Latest::default();
+        let otlp = config
+            .otlp
+            .as_ref()
+            .map(|c| {
+                export::otlp::Otlp::start(
+                    c,
+                    export::otlp::Source {
+                        state: state.clone(),
+                        kube: kube.clone(),
+                        findings: latest.clone(),
+                        options: export::prometheus::Options {
+                            containers: c.containers.unwrap_or(config.metrics.containers),
+                            ..config.metrics
+                        },
+                    },
+                    shutdown_rx.clone(),
+                )
+            })
+            .transpose()?;
+        let otlp_logs = otlp.as_ref().and_then(|o| o.logs().cloned());
+        if let Some(o) = &otlp {
+            o.log_incidents(incidents_tx.subscribe(), kube.clone(), shutdown_rx.clone());
+        }
         let recorder = config.record_diagnosis_after.map(|after| {
             tokio::spawn(record::record_loop(
                 query::Diagnosis::new(assembler.clone(), diagnose.clone()),
                 incidents_tx.subscribe(),
                 after,
+                otlp_logs.clone(),
                 shutdown_rx.clone(),
             ))
         });
+        // The whole cluster's findings, for the Prometheus endpoint and the
+        // OTLP export (only with Kubernetes: without pod objects there is
+        // nothing to diagnose by namespace).
+        let findings = (kube.is_some() && (config.metrics_listen.is_some() || otlp.is_some()))
+            .then(|| {
+                tokio::spawn(export::findings::findings_loop(
+                    assembler.clone(),
+                    diagnose.clone(),
+                    latest.clone(),
+                    config.metrics_findings_interval,
+                    otlp_logs.clone(),
+                    shutdown_rx.clone(),
+                ))
+            });
         let metrics = config
             .metrics_listen
             .map(|addr| {
-                let latest = export::findings::Latest::default();
-                let findings = kube.as_ref().map(|_| {
-                    tokio::spawn(export::findings::findings_loop(
-                        assembler.clone(),
-                        diagnose.clone(),
-                        latest.clone(),
-                        config.metrics_findings_interval,
-                        shutdown_rx.clone(),
-                    ))
-                });
                 let exporter = export::serve::Exporter::new(
                     state.clone(),
                     kube.clone(),
-                    latest,
+                    latest.clone(),
                     config.metrics,
-                );
+                )
+                .with_otlp(otlp.as_ref().map(|o| o.stats().clone()));
                 export::serve::serve_thread(addr, exporter, shutdown_rx.clone())
-                    .map(|(bound, thread)| (bound, thread, findings))
             })
             .transpose()?;
         let query = query::QueryService::new(
@@ -220,13 +249,20 @@ impl Aggregator {
             recorder,
             kube,
             metrics,
+            findings,
+            otlp,
         })
+    }
+
+    /// The OTLP exporter's counts, when it runs.
+    pub fn otlp_stats(&self) -> Option<export::otlp::StatsSnapshot> {
+        self.otlp.as_ref().map(|o| o.stats().snapshot())
     }
 
     /// The address the metrics listener actually bound, when there is
     /// one.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics.as_ref().map(|(addr, ..)| *addr)
+        self.metrics.as_ref().map(|(addr, _)| *addr)
     }
 
     /// The address the Query-only listener actually bound, when there is
@@ -269,13 +305,17 @@ impl Aggregator {
         if let Some(r) = self.recorder {
             r.abort();
         }
-        if let Some((_, thread, findings)) = self.metrics {
-            if let Some(f) = findings {
-                f.abort();
-            }
+        if let Some(f) = self.findings {
+            f.abort();
+        }
+        if let Some((_, thread)) = self.metrics {
             // The thread sees the shutdown and ends; it is not joined, so
             // that a scrape being written cannot hold the exit.
             drop(thread);
+        }
+        if let Some(otlp) = self.otlp {
+            // A last export of what is queued, within the grace period.
+            otlp.shutdown(grace).await;
         }
         if let Some((_, thread)) = self.query_server {
             let joined = tokio::task::spawn_blocking(move || thread.join());

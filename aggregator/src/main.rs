@@ -53,9 +53,36 @@ struct Args {
     metrics_containers: gpuscope_aggregator::export::prometheus::ContainerSeries,
 
     /// How often the whole cluster is diagnosed for the metrics' findings
-    /// and idle GPU-hours (needs Kubernetes).
+    /// and idle GPU-hours, and for the OTLP export's new findings (needs
+    /// Kubernetes).
     #[arg(long, env = "GPUSCOPE_METRICS_FINDINGS_INTERVAL", default_value = "60s", value_parser = parse_step)]
     metrics_findings_interval: Duration,
+
+    /// Push the metrics (the same as /metrics, under OpenTelemetry names)
+    /// and every new incident and finding (as log records) to this
+    /// OpenTelemetry collector over OTLP/gRPC, e.g.
+    /// `http://otel-collector.observability:4317`. Without it, the standard
+    /// OTEL_EXPORTER_OTLP_ENDPOINT (or ..._METRICS_ENDPOINT,
+    /// ..._LOGS_ENDPOINT) turns the export on; the other OTEL_* variables
+    /// (headers, timeout, interval, service name, resource attributes) are
+    /// honoured either way (docs/metrics.md, "OpenTelemetry"). Off by
+    /// default.
+    #[arg(long, env = "GPUSCOPE_OTLP_ENDPOINT", value_name = "URL")]
+    otlp_endpoint: Option<String>,
+
+    /// Most series of one metric exported over OTLP at one collection;
+    /// more are not exported, and are counted
+    /// (gpuscope_otlp_series_dropped_total). The largest metric is the
+    /// containers' pressure (4 series per container). Each metric's table
+    /// is sized for this many at start (docs/metrics.md, "OpenTelemetry").
+    #[arg(long, env = "GPUSCOPE_OTLP_MAX_SERIES", default_value_t = gpuscope_aggregator::export::otlp::DEFAULT_MAX_SERIES, value_name = "N")]
+    otlp_max_series: usize,
+
+    /// Which containers get per-container series over OTLP: `all`, `gpu`
+    /// or `none`; default: as --metrics-containers. An OTLP export costs
+    /// much more per series than a scrape (docs/metrics.md).
+    #[arg(long, env = "GPUSCOPE_OTLP_CONTAINERS", value_parser = parse_containers)]
+    otlp_containers: Option<gpuscope_aggregator::export::prometheus::ContainerSeries>,
 
     /// Directory of the incident database (`incidents.redb`); created if
     /// missing. Use a persistent volume: incidents survive restarts.
@@ -222,6 +249,15 @@ async fn main() -> anyhow::Result<()> {
     config.metrics.dcgm = args.metrics_dcgm_names;
     config.metrics.containers = args.metrics_containers;
     config.metrics_findings_interval = args.metrics_findings_interval;
+    config.otlp =
+        gpuscope_aggregator::export::otlp::OtlpConfig::from_env(args.otlp_endpoint.clone())
+            .map_err(|e| anyhow::anyhow!(e))
+            .context("configuring the OTLP export")?
+            .map(|mut c| {
+                c.max_series = args.otlp_max_series.max(1);
+                c.containers = args.otlp_containers;
+                c
+            });
     if let (Some(cert), Some(key)) = (args.tls_cert.clone(), args.tls_key.clone()) {
         config.tls = Some(TlsFiles {
             cert,

@@ -7,7 +7,8 @@
 //! aggregator's restart (history is in memory only); `Explain` of a pod
 //! Kubernetes no longer has returns them. With `--kube-events` the
 //! findings are also published as Events on the pod
-//! ([`crate::kube::publish`]).
+//! ([`crate::kube::publish`]), and with OTLP export as log records
+//! ([`crate::export::otlp`]).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -80,6 +81,7 @@ pub(crate) async fn record_loop(
     diagnosis: Diagnosis,
     mut incidents: broadcast::Receiver<Arc<Incident>>,
     after: Duration,
+    otlp: Option<crate::export::otlp::Logs>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut pending: VecDeque<Pending> = VecDeque::new();
@@ -120,7 +122,7 @@ pub(crate) async fn record_loop(
             _ = sleep_until(next_due), if next_due.is_some() => {
                 if let Some(p) = pending.pop_front() {
                     let start = Instant::now();
-                    record(&diagnosis, p).await;
+                    record(&diagnosis, p, otlp.as_ref()).await;
                     not_before = Instant::now() + start.elapsed() * PACE;
                 }
             }
@@ -136,7 +138,7 @@ async fn sleep_until(due: Option<Instant>) {
 }
 
 /// Diagnoses one pod and stores the findings; logs what fails.
-async fn record(diagnosis: &Diagnosis, p: Pending) {
+async fn record(diagnosis: &Diagnosis, p: Pending, otlp: Option<&crate::export::otlp::Logs>) {
     let (namespace, pod) = match &p.pod {
         Named::Uid(uid) => ("", uid.as_str()),
         Named::Name { namespace, pod } => (namespace.as_str(), pod.as_str()),
@@ -179,7 +181,20 @@ async fn record(diagnosis: &Diagnosis, p: Pending) {
             container_names,
         };
         let n = d.findings.len();
+        let pod_uid = d.pod_uid.clone();
         diagnosis.assembler.record(d).await?;
+        // As log records, to an OpenTelemetry collector (--otlp-endpoint).
+        if let Some(logs) = otlp {
+            for f in &findings {
+                logs.finding(
+                    f,
+                    crate::export::otlp::FindingSource::Incident {
+                        node: &p.node,
+                        pod_uid: &pod_uid,
+                    },
+                );
+            }
+        }
         // Where people already look: Events on the pod (--kube-events).
         let publisher = diagnosis.assembler.kube().and_then(|k| k.publisher());
         if let (Some(publisher), Some(pod)) = (publisher, &target.pod) {

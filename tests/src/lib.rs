@@ -395,3 +395,4 @@ pub fn memory_events(oom_kill: u64) -> String {
 pub mod fake_kube;
 pub mod fake_pod_resources;
 pub mod kubectl;
+pub mod otlp;

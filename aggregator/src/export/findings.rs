@@ -62,14 +62,18 @@ impl FindingCounts {
 pub type Latest = Arc<Mutex<Option<FindingCounts>>>;
 
 /// Diagnoses every pod every `interval` (the first time after one
-/// interval, so that the watchers have listed) until `shutdown`.
+/// interval, so that the watchers have listed) until `shutdown`; with
+/// `otlp`, logs each finding the previous diagnosis did not have (the
+/// first diagnosis: every finding).
 pub async fn findings_loop(
     assembler: Arc<Assembler>,
     config: Arc<gpuscope_diagnose::Config>,
     latest: Latest,
     interval: Duration,
+    otlp: Option<crate::export::otlp::Logs>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut seen = std::collections::HashSet::new();
     loop {
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
@@ -98,6 +102,9 @@ pub async fn findings_loop(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         *lock(&latest) = Some(FindingCounts::of(&findings, at, started.elapsed()));
+        if let Some(logs) = &otlp {
+            logs.new_findings(&findings, &mut seen);
+        }
     }
 }
 

@@ -2,7 +2,9 @@
 //! read. [`prometheus`] renders the text exposition format (0.0.4) from a
 //! copy of the state, [`findings`] keeps the latest diagnosis of the whole
 //! cluster for it (findings by kind, idle GPU-hours), and [`serve`] serves
-//! it over HTTP on a thread of its own.
+//! it over HTTP on a thread of its own. [`otlp`] pushes the same metrics,
+//! read by the same walk, and every new incident and finding as a log
+//! record, to an OpenTelemetry collector.
 //!
 //! # Where the series are served, and why the aggregator
 //!
@@ -29,5 +31,39 @@
 //! the per-container series (docs/metrics.md, "Cardinality").
 
 pub mod findings;
+pub mod otlp;
 pub mod prometheus;
 pub mod serve;
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+
+/// What the exporters read of Kubernetes: every pod (for names), every
+/// node, and the GPU device-plugin pods; empty without Kubernetes.
+#[derive(Debug, Default)]
+pub(crate) struct KubeInputs {
+    pub pods: Vec<Arc<Pod>>,
+    pub nodes: Vec<Arc<Node>>,
+    pub device_plugins: Vec<Arc<Pod>>,
+}
+
+impl KubeInputs {
+    /// A copy of what `kube` holds now.
+    pub(crate) fn of(kube: Option<&crate::kube::Kube>) -> Self {
+        let Some(k) = kube else {
+            return Self::default();
+        };
+        let pods = k.pods();
+        let device_plugins = pods
+            .iter()
+            .filter(|p| k.is_device_plugin(p))
+            .cloned()
+            .collect();
+        Self {
+            pods,
+            nodes: k.nodes(),
+            device_plugins,
+        }
+    }
+}

@@ -13,6 +13,13 @@
 //! format requires; each buffer is allocated once per scrape at its last
 //! size and handed to the response, so nothing is kept between scrapes.
 //!
+//! One walk, two exporters: [`Walk`] reads the state, the counts, the
+//! Kubernetes objects and the findings once and hands every sample, with
+//! its labels, to a [`Sink`]. [`Renderer`]'s sink writes this text; the
+//! OTLP exporter's ([`crate::export::otlp`]) makes OpenTelemetry data
+//! points of the same samples, under OpenTelemetry's names. A series is
+//! therefore defined once, here, for both.
+//!
 //! Locks: each node's lock is held only while its bytes are copied
 //! ([`State::visit_nodes`]); names, counts and findings are copied before
 //! rendering starts. A slow scraper therefore slows no report: it only
@@ -100,12 +107,16 @@ pub struct Inputs<'a> {
 macro_rules! families {
     ($($id:ident: $name:literal, $kind:literal, $help:literal;)*) => {
         /// The metric families, in output order.
-        #[derive(Debug, Clone, Copy)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         #[allow(non_camel_case_types, missing_docs)]
         #[repr(usize)]
         pub enum F { $($id,)* }
         /// Name, type and help of each family, indexed by [`F`].
         pub const FAMILIES: &[(&str, &str, &str)] = &[$(($name, $kind, $help),)*];
+        impl F {
+            /// Every family, in output order.
+            pub const ALL: &[F] = &[$(F::$id,)*];
+        }
     };
 }
 
@@ -173,59 +184,196 @@ pub const AGENT_SOURCES: &[&str] = &[
     "pod_resources",
 ];
 
-/// A pod's names for labels.
-struct PodNames<'a> {
-    namespace: &'a str,
-    name: &'a str,
-    /// Container ID -> name.
-    containers: std::collections::HashMap<String, String>,
+/// What a label is; each exporter names it ([`Label::prometheus`], and
+/// the OTLP exporter's attribute names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Label {
+    /// The node's name.
+    Node,
+    /// A pod's namespace.
+    Namespace,
+    /// A pod's name.
+    Pod,
+    /// A container's name.
+    Container,
+    /// A GPU's index on its node.
+    Gpu,
+    /// A GPU's UUID.
+    Uuid,
+    /// A GPU's model name.
+    Model,
+    /// A process ID.
+    Pid,
+    /// An extended resource's name (`nvidia.com/gpu`, ...).
+    Resource,
+    /// An agent source (`cgroup`, `kmsg`, ...).
+    Source,
+    /// An XID code.
+    Xid,
+    /// A finding's kind.
+    FindingKind,
+    /// A pod's top owner, `Kind/name`.
+    Owner,
+    /// A pressure resource (`memory`, `cpu`, `io`).
+    PsiResource,
+    /// A pressure kind (`some`, `full`).
+    PsiKind,
+    /// dcgm-exporter's `pci_bus_id`.
+    PciBusId,
+    /// dcgm-exporter's `device` (`nvidia0`, ...).
+    Device,
+    /// dcgm-exporter's `modelName`.
+    ModelName,
+    /// dcgm-exporter's `Hostname`.
+    Hostname,
 }
 
-/// Renders scrapes; keeps only each family's size between them.
+impl Label {
+    /// The Prometheus label name.
+    pub const fn prometheus(self) -> &'static str {
+        match self {
+            Label::Node => "node",
+            Label::Namespace => "namespace",
+            Label::Pod => "pod",
+            Label::Container => "container",
+            Label::Gpu => "gpu",
+            Label::Uuid => "UUID",
+            Label::Model => "model",
+            Label::Pid => "pid",
+            Label::Resource | Label::PsiResource => "resource",
+            Label::Source => "source",
+            Label::Xid => "xid",
+            Label::FindingKind | Label::PsiKind => "kind",
+            Label::Owner => "owner",
+            Label::PciBusId => "pci_bus_id",
+            Label::Device => "device",
+            Label::ModelName => "modelName",
+            Label::Hostname => "Hostname",
+        }
+    }
+}
+
+/// A label's value.
+#[derive(Debug, Clone, Copy)]
+pub enum LabelValue<'a> {
+    /// Text.
+    Str(&'a str),
+    /// A number (an index, a PID, a code).
+    Int(u64),
+}
+
+/// A sample's value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sample {
+    /// A count, bytes, ...
+    Int(u64),
+    /// Seconds, ratios, watts, ...
+    Float(f64),
+}
+
+impl From<u64> for Sample {
+    fn from(v: u64) -> Self {
+        Sample::Int(v)
+    }
+}
+
+impl From<f64> for Sample {
+    fn from(v: f64) -> Self {
+        Sample::Float(v)
+    }
+}
+
+impl Sample {
+    /// The value as a float.
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Sample::Int(v) => v as f64,
+            Sample::Float(v) => v,
+        }
+    }
+
+    /// The value as an integer (a float rounded toward zero, saturating).
+    pub fn as_u64(self) -> u64 {
+        match self {
+            Sample::Int(v) => v,
+            Sample::Float(v) => v as u64,
+        }
+    }
+}
+
+/// One of a sink's two label sets: a container's or GPU's (`First`), and
+/// a second one for what belongs to it (a process, a holder).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Set {
+    /// The container's or GPU's.
+    First,
+    /// A process's, a holder's.
+    Second,
+}
+
+/// A pod's names for labels.
+#[derive(Debug)]
+pub struct PodNames<'a> {
+    /// Its namespace.
+    pub namespace: &'a str,
+    /// Its name.
+    pub name: &'a str,
+    /// Container ID -> name.
+    pub containers: std::collections::HashMap<String, String>,
+}
+
+/// Where [`Walk`] hands its samples: two label sets it builds a label at
+/// a time, and the samples, each with the labels of one set and some of
+/// its own.
+pub trait Sink {
+    /// Empties a label set.
+    fn clear(&mut self, set: Set);
+    /// Adds a label to a set.
+    fn label(&mut self, set: Set, label: Label, value: LabelValue<'_>);
+    /// Adds a container's labels to a set: its Kubernetes names when
+    /// `pod` names it, else its pod UID and container ID, else its
+    /// cgroup path (a `--watch-cgroup` path, outside Kubernetes).
+    fn container(
+        &mut self,
+        set: Set,
+        pod: Option<&PodNames<'_>>,
+        uid: &str,
+        id: &str,
+        cgroup: &str,
+    );
+    /// One sample of family `f` with the labels of `set` and `extra`.
+    fn put(&mut self, f: F, set: Set, extra: &[(Label, LabelValue<'_>)], value: Sample);
+    /// Whether the sink takes family `f` at all (the walk skips reading
+    /// what no sink takes; default: every family).
+    fn takes(&self, f: F) -> bool {
+        let _ = f;
+        true
+    }
+}
+
+/// The walk over everything the exporters show: each node's copied
+/// samples, the incident counts, the Kubernetes objects and the latest
+/// findings, handed to a [`Sink`]. It keeps only its reused buffers
+/// between walks.
 #[derive(Debug, Default)]
-pub struct Renderer {
-    families: Vec<Vec<u8>>,
-    /// Each family's size at the last scrape.
-    sizes: Vec<usize>,
+pub struct Walk {
     copy: NodeCopy,
-    /// The current container's or GPU's label set (without braces).
-    labels: Vec<u8>,
-    /// A second label set (a process's, a holder's).
-    labels2: Vec<u8>,
     /// Pod UIDs running GPU processes on the current node, and the
     /// (namespace, pod) holding its GPUs ([`ContainerSeries::Gpu`]).
     gpu_pods: Vec<(usize, usize)>,
     gpu_pod_bytes: Vec<u8>,
 }
 
-/// What one scrape rendered.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Rendered {
-    /// Samples written.
-    pub samples: usize,
-    /// Bytes written.
-    pub bytes: usize,
-}
-
-impl Renderer {
-    /// Renders `shard` of the state and `inputs` and returns the text as
-    /// one chunk per family (HELP and TYPE lines first).
-    pub fn render(
+impl Walk {
+    /// Walks `shard` of the state and `inputs` into `sink`.
+    pub fn run<S: Sink>(
         &mut self,
+        sink: &mut S,
         state: &State,
         inputs: &Inputs<'_>,
         options: Options,
         shard: Shard,
-    ) -> (Vec<bytes::Bytes>, Rendered) {
-        // Each family's buffer is allocated once, at the size it had last
-        // time, and handed to the response at the end: nothing of a scrape
-        // is kept between scrapes.
-        self.sizes.resize(FAMILIES.len(), 0);
-        self.families = self
-            .sizes
-            .iter()
-            .map(|&n| Vec::with_capacity(n + n / 8))
-            .collect();
+    ) {
         let names: std::collections::HashMap<&str, PodNames<'_>> = inputs
             .pods
             .iter()
@@ -245,110 +393,71 @@ impl Renderer {
             &mut copy,
             |n| shard.has(n),
             |node| {
-                if let Err(e) = self.node(node, &names, &inputs.counts, options) {
+                if let Err(e) = self.node(sink, node, &names, &inputs.counts, options) {
                     tracing::warn!(node = %node.name, error = %e, "A stored sample does not read; its node's series are incomplete.");
                 }
             },
         );
         self.copy = copy;
-        self.incidents(&inputs.counts, &names, shard);
-        self.kube(inputs, shard);
+        incidents(sink, &inputs.counts, &names, shard);
+        kube(sink, inputs, shard);
         if shard.has_cluster()
             && let Some(f) = &inputs.findings
         {
-            self.findings(f);
+            findings(sink, f);
         }
-        self.finish()
     }
 
-    /// The chunks: each non-empty family's HELP and TYPE, then its
-    /// samples, handed over, not copied.
-    fn finish(&mut self) -> (Vec<bytes::Bytes>, Rendered) {
-        let mut out = Vec::with_capacity(2 * FAMILIES.len());
-        let mut r = Rendered::default();
-        for ((buf, size), (name, kind, help)) in
-            self.families.iter_mut().zip(&mut self.sizes).zip(FAMILIES)
-        {
-            *size = buf.len();
-            if buf.is_empty() {
-                continue;
-            }
-            r.samples += buf.iter().filter(|&&b| b == b'\n').count();
-            let mut head = Vec::with_capacity(help.len() + 2 * name.len() + 32);
-            let _ = write!(head, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
-            let samples = std::mem::take(buf);
-            r.bytes += head.len() + samples.len();
-            out.push(bytes::Bytes::from(head));
-            out.push(bytes::Bytes::from(samples));
-        }
-        (out, r)
-    }
-
-    fn put(&mut self, f: F, labels: Which, extra: &[(&str, &str)], value: impl Val) {
-        let buf = &mut self.families[f as usize];
-        buf.extend_from_slice(FAMILIES[f as usize].0.as_bytes());
-        let set = match labels {
-            Which::First => &self.labels,
-            Which::Second => &self.labels2,
-        };
-        if set.is_empty() && extra.is_empty() {
-            buf.push(b' ');
-            value.write(buf);
-            buf.push(b'\n');
-            return;
-        }
-        buf.push(b'{');
-        buf.extend_from_slice(set);
-        for (k, v) in extra {
-            if buf.last() != Some(&b'{') {
-                buf.push(b',');
-            }
-            label(buf, k, v);
-        }
-        buf.extend_from_slice(b"} ");
-        value.write(buf);
-        buf.push(b'\n');
-    }
-
-    fn node(
+    fn node<S: Sink>(
         &mut self,
+        sink: &mut S,
         node: &NodeCopy,
         names: &std::collections::HashMap<&str, PodNames<'_>>,
         counts: &Counts,
         options: Options,
     ) -> Result<(), Malformed> {
         let name = node.name.as_str();
-        self.labels.clear();
-        label(&mut self.labels, "node", name);
+        sink.clear(Set::First);
+        sink.label(Set::First, Label::Node, LabelValue::Str(name));
         if let Some(s) = &node.latest {
-            self.put(F::NodeMemTotal, Which::First, &[], s.mem_total_bytes);
-            self.put(F::NodeMemAvail, Which::First, &[], s.mem_available_bytes);
-        }
-        self.put(
-            F::AgentConnected,
-            Which::First,
-            &[],
-            u64::from(node.connected),
-        );
-        self.put(
-            F::AgentLastReport,
-            Which::First,
-            &[],
-            node.last_seen_unix_nanos as f64 / 1e9,
-        );
-        self.put(F::AgentDropped, Which::First, &[], node.dropped_samples);
-        if let Some(a) = &node.agent {
-            self.put(F::AgentQueue, Which::First, &[], a.queue_events);
-            self.put(F::AgentQueueBytes, Which::First, &[], a.queue_bytes);
-            self.put(
-                F::AgentQueueDropped,
-                Which::First,
+            sink.put(F::NodeMemTotal, Set::First, &[], s.mem_total_bytes.into());
+            sink.put(
+                F::NodeMemAvail,
+                Set::First,
                 &[],
-                a.queue_dropped_events,
+                s.mem_available_bytes.into(),
             );
-            self.put(F::AgentReconnects, Which::First, &[], a.reconnects);
-            self.put(F::AgentCpu, Which::First, &[], a.cpu_seconds);
-            self.put(F::AgentRss, Which::First, &[], a.resident_memory_bytes);
+        }
+        sink.put(
+            F::AgentConnected,
+            Set::First,
+            &[],
+            u64::from(node.connected).into(),
+        );
+        sink.put(
+            F::AgentLastReport,
+            Set::First,
+            &[],
+            (node.last_seen_unix_nanos as f64 / 1e9).into(),
+        );
+        sink.put(
+            F::AgentDropped,
+            Set::First,
+            &[],
+            node.dropped_samples.into(),
+        );
+        if let Some(a) = &node.agent {
+            sink.put(F::AgentQueue, Set::First, &[], a.queue_events.into());
+            sink.put(F::AgentQueueBytes, Set::First, &[], a.queue_bytes.into());
+            sink.put(
+                F::AgentQueueDropped,
+                Set::First,
+                &[],
+                a.queue_dropped_events.into(),
+            );
+            sink.put(F::AgentReconnects, Set::First, &[], a.reconnects.into());
+            sink.put(F::AgentCpu, Set::First, &[], a.cpu_seconds.into());
+            sink.put(F::AgentRss, Set::First, &[], a.resident_memory_bytes.into());
         }
         if node.agent.is_some() {
             // Every source the agent has, 0 until it reports a problem (a
@@ -361,20 +470,20 @@ impl Renderer {
                     .is_some_and(|s| !matches!(s, SourceState::Ok | SourceState::Unspecified))
             };
             for source in AGENT_SOURCES {
-                self.put(
+                sink.put(
                     F::AgentSourceDegraded,
-                    Which::First,
-                    &[("source", source)],
-                    u64::from(degraded(source)),
+                    Set::First,
+                    &[(Label::Source, LabelValue::Str(source))],
+                    u64::from(degraded(source)).into(),
                 );
             }
             for (n, source) in counts.sources.keys() {
                 if **n == *name && !AGENT_SOURCES.contains(&&**source) {
-                    self.put(
+                    sink.put(
                         F::AgentSourceDegraded,
-                        Which::First,
-                        &[("source", source)],
-                        u64::from(degraded(source)),
+                        Set::First,
+                        &[(Label::Source, LabelValue::Str(source))],
+                        u64::from(degraded(source)).into(),
                     );
                 }
             }
@@ -384,7 +493,7 @@ impl Renderer {
         self.gpu_pods.clear();
         self.gpu_pod_bytes.clear();
         for i in 0..node.gpus.len() {
-            self.gpu(name, node.gpu(i), names, counts, options)?;
+            self.gpu(sink, name, node.gpu(i), names, counts, options)?;
         }
         if options.containers == ContainerSeries::None {
             return Ok(());
@@ -396,16 +505,10 @@ impl Renderer {
             if options.containers == ContainerSeries::Gpu && !self.is_gpu_pod(r.pod_uid, pod) {
                 continue;
             }
-            self.labels.clear();
-            label(&mut self.labels, "node", name);
-            container_labels(
-                &mut self.labels,
-                pod,
-                r.pod_uid,
-                r.container_id,
-                r.cgroup_path,
-            );
-            self.container(sample)?;
+            sink.clear(Set::First);
+            sink.label(Set::First, Label::Node, LabelValue::Str(name));
+            sink.container(Set::First, pod, r.pod_uid, r.container_id, r.cgroup_path);
+            container(sink, sample)?;
         }
         Ok(())
     }
@@ -433,97 +536,9 @@ impl Renderer {
         self.gpu_pods.push((at, mid));
     }
 
-    fn container(&mut self, buf: &[u8]) -> Result<(), Malformed> {
-        let mut psi: [(&str, &str, Option<u64>); 4] = [
-            ("memory", "some", None),
-            ("memory", "full", None),
-            ("cpu", "some", None),
-            ("io", "some", None),
-        ];
-        for f in Fields::new(buf) {
-            match f? {
-                (4, v) => {
-                    for f in Fields::new(v.bytes("ContainerSample.memory")?) {
-                        match f? {
-                            (1, v) => self.put(
-                                F::ContainerMemoryUsage,
-                                Which::First,
-                                &[],
-                                v.varint("usage")?,
-                            ),
-                            (2, v) => self.put(
-                                F::ContainerMemoryLimit,
-                                Which::First,
-                                &[],
-                                v.varint("limit")?,
-                            ),
-                            (4, v) => self.put(
-                                F::ContainerMemoryAnon,
-                                Which::First,
-                                &[],
-                                v.varint("anon")?,
-                            ),
-                            (7, v) => {
-                                let mut kills = 0;
-                                for f in Fields::new(v.bytes("MemoryStats.events")?) {
-                                    if let (2, v) = f? {
-                                        kills = v.varint("oom_kill")?;
-                                    }
-                                }
-                                self.put(F::ContainerOomKills, Which::First, &[], kills);
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-                (5, v) => {
-                    for f in Fields::new(v.bytes("ContainerSample.cpu")?) {
-                        if let (1, v) = f? {
-                            self.put(
-                                F::ContainerCpu,
-                                Which::First,
-                                &[],
-                                v.varint("usage_us")? as f64 / 1e6,
-                            );
-                        }
-                    }
-                }
-                (6, v) => {
-                    for f in Fields::new(v.bytes("ContainerSample.pressure")?) {
-                        let (resource, v) = f?;
-                        let psi_buf = v.bytes("Pressure")?;
-                        for f in Fields::new(psi_buf) {
-                            let (kind, v) = f?;
-                            let total = line_total(v.bytes("Psi line")?)?;
-                            let slot = match (resource, kind) {
-                                (1, 1) => 0,
-                                (1, 2) => 1,
-                                (2, 1) => 2,
-                                (3, 1) => 3,
-                                _ => continue,
-                            };
-                            psi[slot].2 = Some(total);
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        for (resource, kind, total) in psi {
-            if let Some(t) = total {
-                self.put(
-                    F::ContainerPressure,
-                    Which::First,
-                    &[("resource", resource), ("kind", kind)],
-                    t as f64 / 1e6,
-                );
-            }
-        }
-        Ok(())
-    }
-
-    fn gpu(
+    fn gpu<S: Sink>(
         &mut self,
+        sink: &mut S,
         node: &str,
         buf: &[u8],
         names: &std::collections::HashMap<&str, PodNames<'_>>,
@@ -554,46 +569,45 @@ impl Renderer {
                 _ => {}
             }
         }
-        let index = itoa(g.index);
-        let index = index.as_str();
+        let index = LabelValue::Int(g.index);
         // The GPU's labels: the holder's names only when it has exactly one.
         let (ns, pod, ctr) = match g.holder {
             Some(h) if g.holders == 1 => (h.0, h.1, h.2),
             _ => ("", "", ""),
         };
-        self.labels.clear();
+        sink.clear(Set::First);
         for (k, v) in [
-            ("node", node),
-            ("gpu", index),
-            ("UUID", g.uuid),
-            ("model", g.model),
+            (Label::Node, LabelValue::Str(node)),
+            (Label::Gpu, index),
+            (Label::Uuid, LabelValue::Str(g.uuid)),
+            (Label::Model, LabelValue::Str(g.model)),
+            (Label::Namespace, LabelValue::Str(ns)),
+            (Label::Pod, LabelValue::Str(pod)),
+            (Label::Container, LabelValue::Str(ctr)),
         ] {
-            label_sep(&mut self.labels, k, v);
-        }
-        for (k, v) in [("namespace", ns), ("pod", pod), ("container", ctr)] {
-            label_sep(&mut self.labels, k, v);
+            sink.label(Set::First, k, v);
         }
         if let Some(u) = g.util {
-            self.put(F::GpuUtil, Which::First, &[], u as f64 / 100.0);
+            sink.put(F::GpuUtil, Set::First, &[], (u as f64 / 100.0).into());
         }
         if let Some(u) = g.mem_util {
-            self.put(F::GpuMemUtil, Which::First, &[], u as f64 / 100.0);
+            sink.put(F::GpuMemUtil, Set::First, &[], (u as f64 / 100.0).into());
         }
-        self.put(F::GpuMemUsed, Which::First, &[], g.used);
-        self.put(F::GpuMemTotal, Which::First, &[], g.total);
+        sink.put(F::GpuMemUsed, Set::First, &[], g.used.into());
+        sink.put(F::GpuMemTotal, Set::First, &[], g.total.into());
         if let Some(p) = g.power {
-            self.put(F::GpuPower, Which::First, &[], p);
+            sink.put(F::GpuPower, Set::First, &[], p.into());
         }
         if let Some(p) = g.power_limit {
-            self.put(F::GpuPowerLimit, Which::First, &[], p);
+            sink.put(F::GpuPowerLimit, Set::First, &[], p.into());
         }
         if let Some(t) = g.temp {
-            self.put(F::GpuTemp, Which::First, &[], t);
+            sink.put(F::GpuTemp, Set::First, &[], t.into());
         }
         if let Some(c) = g.sm_clock {
-            self.put(F::GpuSmClock, Which::First, &[], c * 1_000_000);
+            sink.put(F::GpuSmClock, Set::First, &[], (c * 1_000_000).into());
         }
-        self.put(F::GpuProcesses, Which::First, &[], g.processes);
+        sink.put(F::GpuProcesses, Set::First, &[], g.processes.into());
 
         // Holders and processes, with labels of their own.
         for f in Fields::new(buf) {
@@ -601,19 +615,19 @@ impl Renderer {
                 (17, v) => {
                     let (ns, pod, ctr, resource) = holder(v.bytes("holder")?)?;
                     self.note_gpu_pod(ns, pod);
-                    self.labels2.clear();
-                    for (k, v) in [("node", node), ("gpu", index), ("UUID", g.uuid)] {
-                        label_sep(&mut self.labels2, k, v);
-                    }
+                    sink.clear(Set::Second);
                     for (k, v) in [
-                        ("namespace", ns),
-                        ("pod", pod),
-                        ("container", ctr),
-                        ("resource", resource),
+                        (Label::Node, LabelValue::Str(node)),
+                        (Label::Gpu, index),
+                        (Label::Uuid, LabelValue::Str(g.uuid)),
+                        (Label::Namespace, LabelValue::Str(ns)),
+                        (Label::Pod, LabelValue::Str(pod)),
+                        (Label::Container, LabelValue::Str(ctr)),
+                        (Label::Resource, LabelValue::Str(resource)),
                     ] {
-                        label_sep(&mut self.labels2, k, v);
+                        sink.label(Set::Second, k, v);
                     }
-                    self.put(F::GpuHolder, Which::Second, &[], 1u64);
+                    sink.put(F::GpuHolder, Set::Second, &[], 1u64.into());
                 }
                 (16, v) => {
                     let (mut pid, mut mem, mut sm, mut r) = (0, None, None, None);
@@ -630,28 +644,27 @@ impl Renderer {
                     if !r.pod_uid.is_empty() {
                         self.note_gpu_pod(r.pod_uid, "");
                     }
-                    let pid = itoa(pid);
-                    self.labels2.clear();
+                    sink.clear(Set::Second);
                     for (k, v) in [
-                        ("node", node),
-                        ("gpu", index),
-                        ("UUID", g.uuid),
-                        ("pid", pid.as_str()),
+                        (Label::Node, LabelValue::Str(node)),
+                        (Label::Gpu, index),
+                        (Label::Uuid, LabelValue::Str(g.uuid)),
+                        (Label::Pid, LabelValue::Int(pid)),
                     ] {
-                        label_sep(&mut self.labels2, k, v);
+                        sink.label(Set::Second, k, v);
                     }
-                    container_labels(
-                        &mut self.labels2,
+                    sink.container(
+                        Set::Second,
                         names.get(r.pod_uid),
                         r.pod_uid,
                         r.container_id,
                         r.cgroup_path,
                     );
                     if let Some(m) = mem {
-                        self.put(F::ProcMem, Which::Second, &[], m);
+                        sink.put(F::ProcMem, Set::Second, &[], m.into());
                     }
                     if let Some(s) = sm {
-                        self.put(F::ProcSm, Which::Second, &[], s as f64 / 100.0);
+                        sink.put(F::ProcSm, Set::Second, &[], (s as f64 / 100.0).into());
                     }
                 }
                 _ => {}
@@ -659,174 +672,415 @@ impl Renderer {
         }
 
         if options.dcgm {
-            self.labels2.clear();
+            sink.clear(Set::Second);
             let device = format_device(g.index);
             for (k, v) in [
-                ("gpu", index),
-                ("UUID", g.uuid),
-                ("pci_bus_id", g.pci),
-                ("device", device.as_str()),
-                ("modelName", g.model),
-                ("Hostname", node),
-                ("namespace", ns),
-                ("pod", pod),
-                ("container", ctr),
+                (Label::Gpu, index),
+                (Label::Uuid, LabelValue::Str(g.uuid)),
+                (Label::PciBusId, LabelValue::Str(g.pci)),
+                (Label::Device, LabelValue::Str(device.as_str())),
+                (Label::ModelName, LabelValue::Str(g.model)),
+                (Label::Hostname, LabelValue::Str(node)),
+                (Label::Namespace, LabelValue::Str(ns)),
+                (Label::Pod, LabelValue::Str(pod)),
+                (Label::Container, LabelValue::Str(ctr)),
             ] {
-                label_sep(&mut self.labels2, k, v);
+                sink.label(Set::Second, k, v);
             }
             if let Some(u) = g.util {
-                self.put(F::DcgmUtil, Which::Second, &[], u);
+                sink.put(F::DcgmUtil, Set::Second, &[], u.into());
             }
             if let Some(u) = g.mem_util {
-                self.put(F::DcgmMemCopy, Which::Second, &[], u);
+                sink.put(F::DcgmMemCopy, Set::Second, &[], u.into());
             }
             const MIB: u64 = 1 << 20;
-            self.put(F::DcgmFbUsed, Which::Second, &[], g.used / MIB);
-            self.put(
+            sink.put(F::DcgmFbUsed, Set::Second, &[], (g.used / MIB).into());
+            sink.put(
                 F::DcgmFbFree,
-                Which::Second,
+                Set::Second,
                 &[],
-                g.total.saturating_sub(g.used) / MIB,
+                (g.total.saturating_sub(g.used) / MIB).into(),
             );
             if let Some(p) = g.power {
-                self.put(F::DcgmPower, Which::Second, &[], p);
+                sink.put(F::DcgmPower, Set::Second, &[], p.into());
             }
             if let Some(t) = g.temp {
-                self.put(F::DcgmTemp, Which::Second, &[], t);
+                sink.put(F::DcgmTemp, Set::Second, &[], t.into());
             }
             if let Some(c) = g.sm_clock {
-                self.put(F::DcgmSmClock, Which::Second, &[], c);
+                sink.put(F::DcgmSmClock, Set::Second, &[], c.into());
             }
             let last = counts
                 .last_xid
                 .iter()
                 .find(|((n, _, u), _)| **n == *node && **u == *g.uuid)
                 .map_or(0, |(_, x)| *x);
-            self.put(F::DcgmXid, Which::Second, &[], last);
+            sink.put(F::DcgmXid, Set::Second, &[], last.into());
         }
         Ok(())
     }
+}
 
-    /// The incident counters of the nodes in `shard`.
-    fn incidents(
-        &mut self,
-        counts: &Counts,
-        names: &std::collections::HashMap<&str, PodNames<'_>>,
-        shard: Shard,
-    ) {
-        // OOM kills by (node, namespace): pods of one namespace add up.
-        let mut oom: std::collections::BTreeMap<(&str, &str), u64> = Default::default();
-        for ((node, uid), n) in &counts.oom_kills {
-            if shard.has(node) {
-                let ns = names.get(&**uid).map_or("", |p| p.namespace);
-                *oom.entry((node, ns)).or_default() += n;
-            }
-        }
-        for ((node, ns), n) in oom {
-            self.labels.clear();
-            label_sep(&mut self.labels, "node", node);
-            label_sep(&mut self.labels, "namespace", ns);
-            self.put(F::OomKills, Which::First, &[], n);
-        }
-        let gpu_labels = |set: &mut Vec<u8>, (node, index, uuid): &crate::tally::GpuKey| {
-            set.clear();
-            let index = index.map(|i| itoa(u64::from(i)));
-            label_sep(set, "node", node);
-            label_sep(set, "gpu", index.as_ref().map_or("", |i| i.as_str()));
-            label_sep(set, "UUID", uuid);
-        };
-        for ((gpu, code), n) in &counts.xids {
-            if shard.has(&gpu.0) {
-                gpu_labels(&mut self.labels, gpu);
-                let code = itoa(*code);
-                self.put(F::Xids, Which::First, &[("xid", code.as_str())], *n);
-            }
-        }
-        for (gpu, n) in &counts.gpu_lost {
-            if shard.has(&gpu.0) {
-                gpu_labels(&mut self.labels, gpu);
-                self.put(F::GpuLost, Which::First, &[], *n);
-            }
-        }
-    }
-
-    /// Node objects' GPU capacity and the device-plugin pods.
-    fn kube(&mut self, inputs: &Inputs<'_>, shard: Shard) {
-        for n in inputs.nodes {
-            let name = n.metadata.name.as_deref().unwrap_or("");
-            if !shard.has(name) {
-                continue;
-            }
-            let status = n.status.as_ref();
-            for (family, map) in [
-                (F::NodeGpuCapacity, status.and_then(|s| s.capacity.as_ref())),
-                (
-                    F::NodeGpuAllocatable,
-                    status.and_then(|s| s.allocatable.as_ref()),
-                ),
-            ] {
-                for (resource, q) in map.into_iter().flatten() {
-                    if !resource.starts_with("nvidia.com/") {
-                        continue;
+/// A container's samples, with the labels of the first set.
+fn container<S: Sink>(sink: &mut S, buf: &[u8]) -> Result<(), Malformed> {
+    let mut psi: [(&str, &str, Option<u64>); 4] = [
+        ("memory", "some", None),
+        ("memory", "full", None),
+        ("cpu", "some", None),
+        ("io", "some", None),
+    ];
+    for f in Fields::new(buf) {
+        match f? {
+            (4, v) => {
+                for f in Fields::new(v.bytes("ContainerSample.memory")?) {
+                    match f? {
+                        (1, v) => sink.put(
+                            F::ContainerMemoryUsage,
+                            Set::First,
+                            &[],
+                            v.varint("usage")?.into(),
+                        ),
+                        (2, v) => sink.put(
+                            F::ContainerMemoryLimit,
+                            Set::First,
+                            &[],
+                            v.varint("limit")?.into(),
+                        ),
+                        (4, v) => sink.put(
+                            F::ContainerMemoryAnon,
+                            Set::First,
+                            &[],
+                            v.varint("anon")?.into(),
+                        ),
+                        (7, v) => {
+                            let mut kills = 0;
+                            for f in Fields::new(v.bytes("MemoryStats.events")?) {
+                                if let (2, v) = f? {
+                                    kills = v.varint("oom_kill")?;
+                                }
+                            }
+                            sink.put(F::ContainerOomKills, Set::First, &[], kills.into());
+                        }
+                        _ => {}
                     }
-                    self.labels.clear();
-                    label_sep(&mut self.labels, "node", name);
-                    label_sep(&mut self.labels, "resource", resource);
-                    self.put(family, Which::First, &[], q.0.parse::<f64>().unwrap_or(0.0));
                 }
             }
+            (5, v) => {
+                for f in Fields::new(v.bytes("ContainerSample.cpu")?) {
+                    if let (1, v) = f? {
+                        sink.put(
+                            F::ContainerCpu,
+                            Set::First,
+                            &[],
+                            (v.varint("usage_us")? as f64 / 1e6).into(),
+                        );
+                    }
+                }
+            }
+            (6, v) => {
+                for f in Fields::new(v.bytes("ContainerSample.pressure")?) {
+                    let (resource, v) = f?;
+                    let psi_buf = v.bytes("Pressure")?;
+                    for f in Fields::new(psi_buf) {
+                        let (kind, v) = f?;
+                        let total = line_total(v.bytes("Psi line")?)?;
+                        let slot = match (resource, kind) {
+                            (1, 1) => 0,
+                            (1, 2) => 1,
+                            (2, 1) => 2,
+                            (3, 1) => 3,
+                            _ => continue,
+                        };
+                        psi[slot].2 = Some(total);
+                    }
+                }
+            }
+            _ => {}
         }
-        for p in inputs.device_plugins {
-            let node = gpuscope_diagnose::k8s::node_name(p).unwrap_or("");
-            if !shard.has(node) {
+    }
+    for (resource, kind, total) in psi {
+        if let Some(t) = total {
+            sink.put(
+                F::ContainerPressure,
+                Set::First,
+                &[
+                    (Label::PsiResource, LabelValue::Str(resource)),
+                    (Label::PsiKind, LabelValue::Str(kind)),
+                ],
+                (t as f64 / 1e6).into(),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The incident counters of the nodes in `shard`.
+fn incidents<S: Sink>(
+    sink: &mut S,
+    counts: &Counts,
+    names: &std::collections::HashMap<&str, PodNames<'_>>,
+    shard: Shard,
+) {
+    // OOM kills by (node, namespace): pods of one namespace add up.
+    let mut oom: std::collections::BTreeMap<(&str, &str), u64> = Default::default();
+    for ((node, uid), n) in &counts.oom_kills {
+        if shard.has(node) {
+            let ns = names.get(&**uid).map_or("", |p| p.namespace);
+            *oom.entry((node, ns)).or_default() += n;
+        }
+    }
+    for ((node, ns), n) in oom {
+        sink.clear(Set::First);
+        sink.label(Set::First, Label::Node, LabelValue::Str(node));
+        sink.label(Set::First, Label::Namespace, LabelValue::Str(ns));
+        sink.put(F::OomKills, Set::First, &[], n.into());
+    }
+    let gpu_labels = |sink: &mut S, (node, index, uuid): &crate::tally::GpuKey| {
+        sink.clear(Set::First);
+        sink.label(Set::First, Label::Node, LabelValue::Str(node));
+        sink.label(
+            Set::First,
+            Label::Gpu,
+            index.map_or(LabelValue::Str(""), |i| LabelValue::Int(u64::from(i))),
+        );
+        sink.label(Set::First, Label::Uuid, LabelValue::Str(uuid));
+    };
+    for ((gpu, code), n) in &counts.xids {
+        if shard.has(&gpu.0) {
+            gpu_labels(sink, gpu);
+            sink.put(
+                F::Xids,
+                Set::First,
+                &[(Label::Xid, LabelValue::Int(*code))],
+                (*n).into(),
+            );
+        }
+    }
+    for (gpu, n) in &counts.gpu_lost {
+        if shard.has(&gpu.0) {
+            gpu_labels(sink, gpu);
+            sink.put(F::GpuLost, Set::First, &[], (*n).into());
+        }
+    }
+}
+
+/// Node objects' GPU capacity and the device-plugin pods.
+fn kube<S: Sink>(sink: &mut S, inputs: &Inputs<'_>, shard: Shard) {
+    for n in inputs.nodes {
+        let name = n.metadata.name.as_deref().unwrap_or("");
+        if !shard.has(name) {
+            continue;
+        }
+        let status = n.status.as_ref();
+        for (family, map) in [
+            (F::NodeGpuCapacity, status.and_then(|s| s.capacity.as_ref())),
+            (
+                F::NodeGpuAllocatable,
+                status.and_then(|s| s.allocatable.as_ref()),
+            ),
+        ] {
+            for (resource, q) in map.into_iter().flatten() {
+                if !resource.starts_with("nvidia.com/") {
+                    continue;
+                }
+                sink.clear(Set::First);
+                sink.label(Set::First, Label::Node, LabelValue::Str(name));
+                sink.label(Set::First, Label::Resource, LabelValue::Str(resource));
+                sink.put(
+                    family,
+                    Set::First,
+                    &[],
+                    q.0.parse::<f64>().unwrap_or(0.0).into(),
+                );
+            }
+        }
+    }
+    for p in inputs.device_plugins {
+        let node = gpuscope_diagnose::k8s::node_name(p).unwrap_or("");
+        if !shard.has(node) {
+            continue;
+        }
+        let ready = p
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        sink.clear(Set::First);
+        sink.label(Set::First, Label::Node, LabelValue::Str(node));
+        sink.label(
+            Set::First,
+            Label::Namespace,
+            LabelValue::Str(gpuscope_diagnose::k8s::namespace(p)),
+        );
+        sink.label(
+            Set::First,
+            Label::Pod,
+            LabelValue::Str(gpuscope_diagnose::k8s::name(p)),
+        );
+        sink.put(
+            F::DevicePluginReady,
+            Set::First,
+            &[],
+            u64::from(ready).into(),
+        );
+    }
+}
+
+/// The latest cluster diagnosis' counts.
+fn findings<S: Sink>(sink: &mut S, f: &FindingCounts) {
+    for ((kind, ns), n) in &f.by_kind {
+        sink.clear(Set::First);
+        sink.label(Set::First, Label::FindingKind, LabelValue::Str(kind));
+        sink.label(Set::First, Label::Namespace, LabelValue::Str(ns));
+        sink.put(F::Findings, Set::First, &[], (*n).into());
+    }
+    for ((ns, owner), h) in &f.idle_gpu_hours {
+        sink.clear(Set::First);
+        sink.label(Set::First, Label::Namespace, LabelValue::Str(ns));
+        sink.label(Set::First, Label::Owner, LabelValue::Str(owner));
+        sink.put(F::IdleGpuHours, Set::First, &[], (*h).into());
+    }
+    sink.clear(Set::First);
+    sink.put(F::FindingsAge, Set::First, &[], f.at_unix_seconds.into());
+    sink.put(F::FindingsTook, Set::First, &[], f.took_seconds.into());
+}
+
+/// Renders scrapes; keeps only each family's size between them.
+#[derive(Debug, Default)]
+pub struct Renderer {
+    walk: Walk,
+    text: Text,
+}
+
+/// The text sink: one buffer per family, and the two label sets as text
+/// (without braces).
+#[derive(Debug, Default)]
+struct Text {
+    families: Vec<Vec<u8>>,
+    /// Each family's size at the last scrape.
+    sizes: Vec<usize>,
+    /// The current container's or GPU's label set.
+    labels: Vec<u8>,
+    /// A second label set (a process's, a holder's).
+    labels2: Vec<u8>,
+}
+
+/// What one scrape rendered.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rendered {
+    /// Samples written.
+    pub samples: usize,
+    /// Bytes written.
+    pub bytes: usize,
+}
+
+impl Renderer {
+    /// Renders `shard` of the state and `inputs` and returns the text as
+    /// one chunk per family (HELP and TYPE lines first).
+    pub fn render(
+        &mut self,
+        state: &State,
+        inputs: &Inputs<'_>,
+        options: Options,
+        shard: Shard,
+    ) -> (Vec<bytes::Bytes>, Rendered) {
+        self.text.start();
+        self.walk.run(&mut self.text, state, inputs, options, shard);
+        self.text.finish()
+    }
+}
+
+impl Text {
+    /// Each family's buffer is allocated once, at the size it had last
+    /// time, and handed to the response at the end: nothing of a scrape
+    /// is kept between scrapes.
+    fn start(&mut self) {
+        self.sizes.resize(FAMILIES.len(), 0);
+        self.families = self
+            .sizes
+            .iter()
+            .map(|&n| Vec::with_capacity(n + n / 8))
+            .collect();
+    }
+
+    /// The chunks: each non-empty family's HELP and TYPE, then its
+    /// samples, handed over, not copied.
+    fn finish(&mut self) -> (Vec<bytes::Bytes>, Rendered) {
+        let mut out = Vec::with_capacity(2 * FAMILIES.len());
+        let mut r = Rendered::default();
+        for ((buf, size), (name, kind, help)) in
+            self.families.iter_mut().zip(&mut self.sizes).zip(FAMILIES)
+        {
+            *size = buf.len();
+            if buf.is_empty() {
                 continue;
             }
-            let ready = p
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .into_iter()
-                .flatten()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
-            self.labels.clear();
-            label_sep(&mut self.labels, "node", node);
-            label_sep(
-                &mut self.labels,
-                "namespace",
-                gpuscope_diagnose::k8s::namespace(p),
-            );
-            label_sep(&mut self.labels, "pod", gpuscope_diagnose::k8s::name(p));
-            self.put(F::DevicePluginReady, Which::First, &[], u64::from(ready));
+            r.samples += buf.iter().filter(|&&b| b == b'\n').count();
+            let mut head = Vec::with_capacity(help.len() + 2 * name.len() + 32);
+            let _ = write!(head, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+            let samples = std::mem::take(buf);
+            r.bytes += head.len() + samples.len();
+            out.push(bytes::Bytes::from(head));
+            out.push(bytes::Bytes::from(samples));
         }
+        (out, r)
     }
 
-    fn findings(&mut self, f: &FindingCounts) {
-        for ((kind, ns), n) in &f.by_kind {
-            self.labels.clear();
-            label_sep(&mut self.labels, "kind", kind);
-            label_sep(&mut self.labels, "namespace", ns);
-            self.put(F::Findings, Which::First, &[], *n);
+    fn set(&mut self, set: Set) -> &mut Vec<u8> {
+        match set {
+            Set::First => &mut self.labels,
+            Set::Second => &mut self.labels2,
         }
-        for ((ns, owner), h) in &f.idle_gpu_hours {
-            self.labels.clear();
-            label_sep(&mut self.labels, "namespace", ns);
-            label_sep(&mut self.labels, "owner", owner);
-            self.put(F::IdleGpuHours, Which::First, &[], *h);
-        }
-        self.labels.clear();
-        self.put(F::FindingsAge, Which::First, &[], f.at_unix_seconds);
-        self.put(F::FindingsTook, Which::First, &[], f.took_seconds);
     }
 }
 
-/// Which of the renderer's label sets a sample takes.
-#[derive(Debug, Clone, Copy)]
-enum Which {
-    First,
-    Second,
+impl Sink for Text {
+    fn clear(&mut self, set: Set) {
+        self.set(set).clear();
+    }
+
+    fn label(&mut self, set: Set, label: Label, value: LabelValue<'_>) {
+        label_value(self.set(set), label.prometheus(), value);
+    }
+
+    fn container(
+        &mut self,
+        set: Set,
+        pod: Option<&PodNames<'_>>,
+        uid: &str,
+        id: &str,
+        cgroup: &str,
+    ) {
+        container_labels(self.set(set), pod, uid, id, cgroup);
+    }
+
+    fn put(&mut self, f: F, set: Set, extra: &[(Label, LabelValue<'_>)], value: Sample) {
+        let buf = &mut self.families[f as usize];
+        buf.extend_from_slice(FAMILIES[f as usize].0.as_bytes());
+        let set = match set {
+            Set::First => &self.labels,
+            Set::Second => &self.labels2,
+        };
+        if set.is_empty() && extra.is_empty() {
+            buf.push(b' ');
+            write_sample(value, buf);
+            buf.push(b'\n');
+            return;
+        }
+        buf.push(b'{');
+        buf.extend_from_slice(set);
+        for (k, v) in extra {
+            label_value(buf, k.prometheus(), *v);
+        }
+        buf.extend_from_slice(b"} ");
+        write_sample(value, buf);
+        buf.push(b'\n');
+    }
 }
 
-/// What [`Renderer::gpu`] reads of a GPU sample.
+/// What [`Walk::gpu`] reads of a GPU sample.
 #[derive(Debug, Default)]
 struct GpuRead<'a> {
     index: u64,
@@ -896,6 +1150,15 @@ fn container_labels(
     label_sep(set, "namespace", ns);
     label_sep(set, "pod", pod);
     label_sep(set, "container", ctr);
+}
+
+/// A label with a text or numeric value, after a comma unless the set is
+/// empty.
+fn label_value(set: &mut Vec<u8>, k: &str, v: LabelValue<'_>) {
+    match v {
+        LabelValue::Str(s) => label_sep(set, k, s),
+        LabelValue::Int(i) => label_sep(set, k, itoa(i).as_str()),
+    }
 }
 
 /// `k="v"`, escaped, after a comma unless the set is empty.
@@ -976,24 +1239,15 @@ impl DeviceName {
 }
 
 /// A sample value as the format writes it.
-trait Val {
-    fn write(self, buf: &mut Vec<u8>);
-}
-
-impl Val for u64 {
-    fn write(self, buf: &mut Vec<u8>) {
-        buf.extend_from_slice(itoa(self).as_str().as_bytes());
-    }
-}
-
-impl Val for f64 {
-    fn write(self, buf: &mut Vec<u8>) {
-        if self.is_nan() {
-            buf.extend_from_slice(b"NaN");
-        } else if self.is_infinite() {
-            buf.extend_from_slice(if self > 0.0 { b"+Inf" } else { b"-Inf" });
-        } else {
-            let _ = write!(buf, "{self}");
+fn write_sample(value: Sample, buf: &mut Vec<u8>) {
+    match value {
+        Sample::Int(v) => buf.extend_from_slice(itoa(v).as_str().as_bytes()),
+        Sample::Float(v) if v.is_nan() => buf.extend_from_slice(b"NaN"),
+        Sample::Float(v) if v.is_infinite() => {
+            buf.extend_from_slice(if v > 0.0 { b"+Inf" } else { b"-Inf" });
+        }
+        Sample::Float(v) => {
+            let _ = write!(buf, "{v}");
         }
     }
 }
@@ -1184,13 +1438,13 @@ mod tests {
     #[test]
     fn numbers_render_as_the_format_reads_them() {
         let mut b = Vec::new();
-        0u64.write(&mut b);
+        write_sample(0u64.into(), &mut b);
         b.push(b' ');
-        u64::MAX.write(&mut b);
+        write_sample(u64::MAX.into(), &mut b);
         b.push(b' ');
-        0.25f64.write(&mut b);
+        write_sample(0.25f64.into(), &mut b);
         b.push(b' ');
-        f64::INFINITY.write(&mut b);
+        write_sample(f64::INFINITY.into(), &mut b);
         assert_eq!(b, b"0 18446744073709551615 0.25 +Inf");
         assert_eq!(format_device(12).as_str(), "nvidia12");
     }

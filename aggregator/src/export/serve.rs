@@ -45,6 +45,8 @@ pub struct Exporter {
     pub options: Options,
     renderer: Arc<Mutex<Renderer>>,
     last: Arc<Mutex<LastScrape>>,
+    /// The OTLP exporter's counts, exported with the series when it runs.
+    otlp: Option<Arc<crate::export::otlp::Stats>>,
 }
 
 /// The previous scrape's cost, exported with the next one.
@@ -71,28 +73,24 @@ impl Exporter {
             options,
             renderer: Arc::default(),
             last: Arc::default(),
+            otlp: None,
         }
+    }
+
+    /// Also exports the OTLP exporter's counts (`gpuscope_otlp_*`).
+    pub fn with_otlp(mut self, stats: Option<Arc<crate::export::otlp::Stats>>) -> Self {
+        self.otlp = stats;
+        self
     }
 
     /// Renders one scrape of `shard`: the text as chunks, and its size.
     pub fn scrape(&self, shard: Shard) -> (Vec<Bytes>, usize) {
         let started = Instant::now();
-        let (pods, nodes) = match &self.kube {
-            Some(k) => (k.pods(), k.nodes()),
-            None => (Vec::new(), Vec::new()),
-        };
-        let device_plugins: Vec<_> = match &self.kube {
-            Some(k) => pods
-                .iter()
-                .filter(|p| k.is_device_plugin(p))
-                .cloned()
-                .collect(),
-            None => Vec::new(),
-        };
+        let k = crate::export::KubeInputs::of(self.kube.as_deref());
         let inputs = Inputs {
-            pods: &pods,
-            nodes: &nodes,
-            device_plugins: &device_plugins,
+            pods: &k.pods,
+            nodes: &k.nodes,
+            device_plugins: &k.device_plugins,
             counts: self.state.tally().counts(),
             findings: lock(&self.findings).clone(),
         };
@@ -131,8 +129,13 @@ impl Exporter {
             prev.bytes,
             prev.samples
         );
-        let total = rendered.bytes + own.len();
+        let mut total = rendered.bytes + own.len();
         chunks.push(Bytes::from(own));
+        if let Some(otlp) = &self.otlp {
+            let text = otlp.prometheus_text();
+            total += text.len();
+            chunks.push(Bytes::from(text));
+        }
         (chunks, total)
     }
 }
