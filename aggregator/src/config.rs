@@ -55,6 +55,30 @@ pub struct Config {
     /// Diagnose the whole cluster this often for the metrics' findings and
     /// idle GPU-hours (with Kubernetes and a metrics listener only).
     pub metrics_findings_interval: Duration,
+    /// Authenticate and authorize every caller with the Kubernetes API
+    /// server (needs `kube`); `None`: anyone who reaches the port may ask
+    /// anything and report as any node.
+    pub auth: Option<AuthConfig>,
+}
+
+/// How callers are authenticated and authorized ([`crate::auth`]).
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// How long the API server's answers are cached.
+    pub ttls: crate::auth::Ttls,
+    /// The ServiceAccounts (`namespace:name`) whose pod-bound tokens may
+    /// open ingest streams, each for its own pod's node only. Default
+    /// `gpuscope:gpuscope-agent`, the manifests' agent.
+    pub agent_service_accounts: Vec<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            ttls: crate::auth::Ttls::default(),
+            agent_service_accounts: vec!["gpuscope:gpuscope-agent".to_owned()],
+        }
+    }
 }
 
 /// PEM files of the server's TLS identity.
@@ -109,6 +133,7 @@ impl Config {
             metrics_listen: None,
             metrics: crate::export::prometheus::Options::default(),
             metrics_findings_interval: Duration::from_secs(60),
+            auth: None,
         }
     }
 }

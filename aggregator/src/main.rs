@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use gpuscope_aggregator::{Aggregator, Config, HistoryConfig, KubeConfig, TlsFiles};
+use gpuscope_aggregator::auth::Ttls;
+use gpuscope_aggregator::{Aggregator, AuthConfig, Config, HistoryConfig, KubeConfig, TlsFiles};
 
 /// gpuscope's aggregator: receives the node agents' streams, keeps recent
 /// per-node, per-container and per-GPU history in memory, stores incidents
@@ -194,6 +195,50 @@ struct Args {
     /// Require client certificates signed by this CA (mutual TLS; PEM).
     #[arg(long, env = "GPUSCOPE_TLS_CLIENT_CA", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
+
+    /// Who may ask and report: `kubernetes` (the default with Kubernetes)
+    /// authenticates every caller's bearer token with a TokenReview and
+    /// authorizes each request with SubjectAccessReviews, as the API
+    /// server would (README, "Who may ask what"); agents report only for
+    /// their own node. `none` (the default with --no-kube) lets anyone who
+    /// reaches the port ask anything and report as any node: only on
+    /// loopback addresses.
+    #[arg(long, env = "GPUSCOPE_AUTH", value_enum)]
+    auth: Option<AuthMode>,
+
+    /// ServiceAccounts (`namespace:name`, repeatable) whose pod-bound
+    /// tokens (audience `gpuscope`) may report for their pod's node.
+    #[arg(
+        long = "agent-service-account",
+        env = "GPUSCOPE_AGENT_SERVICE_ACCOUNTS",
+        value_delimiter = ',',
+        default_value = "gpuscope:gpuscope-agent"
+    )]
+    agent_service_accounts: Vec<String>,
+
+    /// How long an allowed SubjectAccessReview is cached (the kubelet's
+    /// default).
+    #[arg(long, env = "GPUSCOPE_AUTH_ALLOW_TTL", default_value = "5m", value_parser = humantime::parse_duration)]
+    auth_allow_ttl: Duration,
+
+    /// How long a denied SubjectAccessReview is cached: a new RoleBinding
+    /// takes effect within it.
+    #[arg(long, env = "GPUSCOPE_AUTH_DENY_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
+    auth_deny_ttl: Duration,
+
+    /// How long a TokenReview's answer is cached: a revoked token keeps
+    /// working at most this long.
+    #[arg(long, env = "GPUSCOPE_AUTH_TOKEN_TTL", default_value = "2m", value_parser = humantime::parse_duration)]
+    auth_token_ttl: Duration,
+}
+
+/// `--auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum AuthMode {
+    /// TokenReview and SubjectAccessReview with the API server.
+    Kubernetes,
+    /// Anyone may ask anything (loopback addresses only).
+    None,
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -239,6 +284,35 @@ async fn main() -> anyhow::Result<()> {
             publish_events: args.kube_events,
             ..KubeConfig::default()
         });
+    }
+
+    let auth = args.auth.unwrap_or(if args.no_kube {
+        AuthMode::None
+    } else {
+        AuthMode::Kubernetes
+    });
+    match auth {
+        AuthMode::Kubernetes => {
+            config.auth = Some(AuthConfig {
+                ttls: Ttls {
+                    token: args.auth_token_ttl,
+                    allow: args.auth_allow_ttl,
+                    deny: args.auth_deny_ttl,
+                },
+                agent_service_accounts: args.agent_service_accounts.clone(),
+            });
+        }
+        AuthMode::None => {
+            let open = std::iter::once(args.listen)
+                .chain(args.query_listen)
+                .find(|a| !a.ip().is_loopback());
+            if let Some(addr) = open {
+                anyhow::bail!(
+                    "--auth none lets anyone who reaches {addr} read every namespace and report \
+                     as any node: listen on a loopback address, or use --auth kubernetes"
+                );
+            }
+        }
     }
 
     let mut aggregator = Aggregator::start(config)

@@ -2,11 +2,15 @@
 //! incidents from the [`Store`], new incidents from the ingest broadcast,
 //! and the diagnosis engine's findings over evidence from the
 //! [`Assembler`].
+//!
+//! With an [`Authorizer`] every call is authenticated and each answer holds
+//! only what its caller may read ([`crate::auth`], [`crate::redact`]).
 
 use std::pin::Pin;
 use std::sync::Arc;
 
 use gpuscope_diagnose::bundle::Bundle;
+use gpuscope_proto::v1 as pb;
 use gpuscope_proto::v1::{
     BundleFile, ContainerInfo, ContainerRef, DiagnoseRequest, DiagnoseResponse, ExplainRequest,
     ExplainResponse, GetBundleRequest, GetBundleResponse, GetSeriesRequest, GetSeriesResponse,
@@ -20,7 +24,9 @@ use tokio::sync::{broadcast, watch};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::auth::{Access, Authorizer, Gate, Namespaces};
 use crate::evidence::{Assembler, Target as PodTarget};
+use crate::redact;
 use crate::state::{Series, SeriesTarget, State};
 use crate::store::{DiagnosedPod, Store, matches};
 
@@ -35,6 +41,7 @@ pub struct QueryService {
     incidents: broadcast::Sender<Arc<Incident>>,
     shutdown: watch::Receiver<bool>,
     diagnosis: Option<Diagnosis>,
+    auth: Option<Arc<Authorizer>>,
 }
 
 /// What Explain, Diagnose and GetBundle need.
@@ -54,7 +61,17 @@ impl Diagnosis {
         &self,
         target: &PodTarget,
     ) -> crate::error::Result<(Vec<gpuscope_diagnose::Finding>, gpuscope_diagnose::Evidence)> {
-        let mut ev = self.assembler.explain(target).await?;
+        let ev = self.assembler.explain(target).await?;
+        Ok(self.judge(target, ev))
+    }
+
+    /// The findings about one pod from its evidence `ev`, and `ev` with
+    /// what the rules could not judge added to its gaps.
+    fn judge(
+        &self,
+        target: &PodTarget,
+        mut ev: gpuscope_diagnose::Evidence,
+    ) -> (Vec<gpuscope_diagnose::Finding>, gpuscope_diagnose::Evidence) {
         let findings = if target.pod.is_some() {
             // What the rules could not judge is said beside the evidence's
             // own gaps.
@@ -78,7 +95,7 @@ impl Diagnosis {
                 })
                 .collect()
         };
-        Ok((findings, ev))
+        (findings, ev)
     }
 }
 
@@ -96,7 +113,41 @@ impl QueryService {
             incidents,
             shutdown,
             diagnosis: None,
+            auth: None,
         }
+    }
+
+    /// Authenticates every call with `auth` and answers each only with
+    /// what its caller may read.
+    pub fn with_auth(mut self, auth: Arc<Authorizer>) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// What the caller of `request` may see.
+    async fn gate<T>(&self, request: &Request<T>) -> Result<Gate, Status> {
+        match &self.auth {
+            None => Ok(Gate::Open),
+            Some(auth) => {
+                let caller = auth.authenticate(request.metadata(), "").await?;
+                Ok(Gate::Checked {
+                    auth: auth.clone(),
+                    caller,
+                })
+            }
+        }
+    }
+
+    /// The namespaces of the pods Kubernetes has, readable or not by the
+    /// caller.
+    async fn readable_pods(&self, gate: &Gate) -> Result<Namespaces, Status> {
+        let pods = self.kube().map(|k| k.pods()).unwrap_or_default();
+        gate.namespaces(
+            pods.iter()
+                .map(|p| gpuscope_diagnose::k8s::namespace(p).to_owned())
+                .collect(),
+        )
+        .await
     }
 
     /// Serves Explain, Diagnose and GetBundle with evidence from
@@ -159,6 +210,92 @@ impl QueryService {
     }
 }
 
+impl QueryService {
+    /// The pod a request names, when the caller may get pods in its
+    /// namespace (asked before the pod is looked up, so that a denial says
+    /// nothing of whether it exists).
+    async fn authorized_target(
+        &self,
+        gate: &Gate,
+        namespace: &str,
+        pod: &str,
+    ) -> Result<(&Diagnosis, PodTarget), Status> {
+        let asked = if namespace.is_empty() {
+            "default"
+        } else {
+            namespace
+        };
+        gate.require(&Access::pods(asked)).await?;
+        let (d, target) = self.target(namespace, pod).await?;
+        if target.key.namespace != asked {
+            // Named by UID: its own namespace decides.
+            gate.require(&Access::pods(&target.key.namespace)).await?;
+        }
+        Ok((d, target))
+    }
+}
+
+impl Diagnosis {
+    /// [`Diagnosis::explain`] with only what `gate` may read in the
+    /// evidence, and without log tails unless `logs`.
+    async fn explain_as(
+        &self,
+        target: &PodTarget,
+        gate: &Gate,
+        logs: bool,
+    ) -> Result<(Vec<gpuscope_diagnose::Finding>, gpuscope_diagnose::Evidence), Status> {
+        let mut ev = self.assembler.explain(target).await.map_err(internal)?;
+        let ns = gate.namespaces(redact::evidence_namespaces(&ev)).await?;
+        redact::evidence(&mut ev, &ns);
+        if !logs {
+            redact::logs(&mut ev, &target.key.namespace);
+        }
+        Ok(self.judge(target, ev))
+    }
+}
+
+/// The incidents the caller may read: OOM kills of pods in namespaces it
+/// may get pods in, node-wide ones (XIDs, lost GPUs, unnamed kills) when it
+/// may list nodes, GPU holders of other namespaces renamed.
+async fn visible(gate: &Gate, mut incidents: Vec<Incident>) -> Result<Vec<Incident>, Status> {
+    if let Gate::Open = gate {
+        return Ok(incidents);
+    }
+    let nodes = gate.may(&Access::nodes()).await?;
+    let mut named: std::collections::BTreeSet<String> =
+        incidents.iter().map(|i| i.pod_namespace.clone()).collect();
+    for i in &incidents {
+        let e = i.event.as_ref().and_then(|e| e.kind.as_ref());
+        if let Some(
+            pb::node_event::Kind::Xid(pb::Xid { holders, .. })
+            | pb::node_event::Kind::GpuLost(pb::GpuLost { holders, .. }),
+        ) = e
+        {
+            named.extend(holders.iter().map(|h| h.namespace.clone()));
+        }
+    }
+    let ns = gate.namespaces(named).await?;
+    incidents.retain(|i| match i.pod_namespace.as_str() {
+        "" => nodes,
+        namespace => ns.contains(namespace),
+    });
+    for i in &mut incidents {
+        if let Some(h) = redact::incident_holders(i) {
+            redact::holders(h, &ns);
+        }
+    }
+    Ok(incidents)
+}
+
+/// Whether a finding about `s` may be shown: a pod's in a readable
+/// namespace, a node's or GPU's to who may list nodes.
+fn readable_subject(s: &gpuscope_diagnose::Subject, ns: &Namespaces, nodes: bool) -> bool {
+    match s.namespace.as_deref() {
+        Some(namespace) => ns.contains(namespace),
+        None => nodes,
+    }
+}
+
 fn internal(e: crate::error::Error) -> Status {
     Status::internal(format!("assembling evidence failed: {e}"))
 }
@@ -169,8 +306,9 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchIncidentsResponse, Stat
 impl Query for QueryService {
     async fn list_nodes(
         &self,
-        _request: Request<ListNodesRequest>,
+        request: Request<ListNodesRequest>,
     ) -> Result<Response<ListNodesResponse>, Status> {
+        self.gate(&request).await?.require(&Access::nodes()).await?;
         Ok(Response::new(ListNodesResponse {
             nodes: self.state.nodes(),
         }))
@@ -180,20 +318,37 @@ impl Query for QueryService {
         &self,
         request: Request<ListGpusRequest>,
     ) -> Result<Response<ListGpusResponse>, Status> {
-        Ok(Response::new(ListGpusResponse {
-            gpus: self.state.gpus(&request.get_ref().node_name),
-        }))
+        let gate = self.gate(&request).await?;
+        gate.require(&Access::nodes()).await?;
+        let mut gpus = self.state.gpus(&request.get_ref().node_name);
+        let held = gpus
+            .iter()
+            .filter_map(|g| g.latest.as_ref())
+            .flat_map(|l| l.holders.iter().map(|h| h.namespace.clone()))
+            .collect();
+        let ns = gate.namespaces(held).await?;
+        for g in gpus.iter_mut().filter_map(|g| g.latest.as_mut()) {
+            redact::holders(&mut g.holders, &ns);
+        }
+        Ok(Response::new(ListGpusResponse { gpus }))
     }
 
     async fn list_containers(
         &self,
         request: Request<ListContainersRequest>,
     ) -> Result<Response<ListContainersResponse>, Status> {
+        let gate = self.gate(&request).await?;
         let r = request.get_ref();
         let mut containers = self.state.containers(&r.node_name, &r.pod_uid);
         if let Some(kube) = self.kube() {
             Namer::new(&kube.pods()).containers(&mut containers);
         }
+        let ns = gate
+            .namespaces(containers.iter().map(|c| c.pod_namespace.clone()).collect())
+            .await?;
+        // A container Kubernetes does not name is shown only to who may
+        // read every namespace.
+        containers.retain(|c| ns.contains(&c.pod_namespace));
         Ok(Response::new(ListContainersResponse { containers }))
     }
 
@@ -201,6 +356,7 @@ impl Query for QueryService {
         &self,
         request: Request<ListIncidentsRequest>,
     ) -> Result<Response<ListIncidentsResponse>, Status> {
+        let gate = self.gate(&request).await?;
         let r = request.into_inner();
         if r.until_unix_nanos != 0 && r.until_unix_nanos <= r.since_unix_nanos {
             return Err(Status::invalid_argument(
@@ -230,6 +386,7 @@ impl Query for QueryService {
         .await
         .map_err(|e| Status::internal(format!("query task failed: {e}")))?
         .map_err(|e| Status::internal(format!("reading incidents failed: {e}")))?;
+        let incidents = visible(&gate, incidents).await?;
         Ok(Response::new(ListIncidentsResponse {
             incidents,
             truncated,
@@ -240,6 +397,7 @@ impl Query for QueryService {
         &self,
         request: Request<GetSeriesRequest>,
     ) -> Result<Response<GetSeriesResponse>, Status> {
+        let gate = self.gate(&request).await?;
         let r = request.get_ref();
         let target = match &r.target {
             Some(Target::CgroupPath(p)) => SeriesTarget::CgroupPath(p),
@@ -251,9 +409,21 @@ impl Query for QueryService {
                 ));
             }
         };
+        if let SeriesTarget::GpuUuid(_) = target {
+            gate.require(&Access::nodes()).await?;
+        }
         let Some(series) = self.state.series(&r.node_name, target) else {
             return Err(Status::not_found(format!("no history for {target:?}")));
         };
+        if let Series::Container { latest, .. } = &series {
+            // The container's pod namespace; unnamed: every namespace.
+            let names = latest.container.as_ref().and_then(|c| {
+                let pods = self.kube()?.pods();
+                Namer::new(&pods).name(c).map(|n| n.namespace)
+            });
+            gate.require(&Access::pods(names.as_deref().unwrap_or("")))
+                .await?;
+        }
         Ok(Response::new(match series {
             Series::Container {
                 node_name,
@@ -282,9 +452,11 @@ impl Query for QueryService {
         &self,
         request: Request<ExplainRequest>,
     ) -> Result<Response<ExplainResponse>, Status> {
+        let gate = self.gate(&request).await?;
         let r = request.into_inner();
-        let (d, target) = self.target(&r.namespace, &r.pod).await?;
-        let (findings, ev) = d.explain(&target).await.map_err(internal)?;
+        let (d, target) = self.authorized_target(&gate, &r.namespace, &r.pod).await?;
+        let logs = gate.may(&Access::logs(&target.key.namespace)).await?;
+        let (findings, ev) = d.explain_as(&target, &gate, logs).await?;
         // Gone from Kubernetes: what was concluded while it was there.
         // (A pod deleted within the hour is explained from its last state
         // above, with everything a recorded diagnosis would add.)
@@ -311,6 +483,7 @@ impl Query for QueryService {
         &self,
         request: Request<DiagnoseRequest>,
     ) -> Result<Response<DiagnoseResponse>, Status> {
+        let gate = self.gate(&request).await?;
         let d = self.diagnosis()?;
         let r = request.into_inner();
         if !r.all_namespaces && r.namespaces.is_empty() {
@@ -318,12 +491,37 @@ impl Query for QueryService {
                 "name namespaces or set all_namespaces",
             ));
         }
-        let namespaces = (!r.all_namespaces).then_some(r.namespaces.as_slice());
-        let ev = d.assembler.diagnose(namespaces).await.map_err(internal)?;
+        for ns in r.namespaces.iter().filter(|_| !r.all_namespaces) {
+            gate.require(&Access::pods(ns)).await?;
+        }
+        let readable = self.readable_pods(&gate).await?;
+        let scope: Option<Vec<String>> = if r.all_namespaces && !readable.all {
+            Some(readable.readable.iter().cloned().collect())
+        } else {
+            (!r.all_namespaces).then(|| r.namespaces.clone())
+        };
+        let mut ev = d
+            .assembler
+            .diagnose(scope.as_deref())
+            .await
+            .map_err(internal)?;
+        let ns = gate.namespaces(redact::evidence_namespaces(&ev)).await?;
+        redact::evidence(&mut ev, &ns);
+        let nodes = gate.may(&Access::nodes()).await?;
+        if !readable.left_out.is_empty() {
+            ev.gaps.push(gpuscope_diagnose::Gap::new(
+                "namespaces",
+                format!(
+                    "left out, you may not get pods there: {}",
+                    readable.left_out.join(", ")
+                ),
+            ));
+        }
         let config = d.config.clone();
         let (findings, ev) = tokio::task::spawn_blocking(move || {
             let mut ev = ev;
-            let findings = gpuscope_diagnose::diagnose(&ev, &config);
+            let mut findings = gpuscope_diagnose::diagnose(&ev, &config);
+            findings.retain(|f| readable_subject(&f.subject, &ns, nodes));
             let judged = gpuscope_diagnose::rule_gaps(&ev, &config, None);
             ev.gaps.extend(judged);
             (findings, ev)
@@ -340,9 +538,17 @@ impl Query for QueryService {
         &self,
         request: Request<GetBundleRequest>,
     ) -> Result<Response<GetBundleResponse>, Status> {
+        let gate = self.gate(&request).await?;
         let r = request.into_inner();
-        let (d, target) = self.target(&r.namespace, &r.pod).await?;
-        let evidence = d.assembler.explain(&target).await.map_err(internal)?;
+        let (d, target) = self.authorized_target(&gate, &r.namespace, &r.pod).await?;
+        let mut evidence = d.assembler.explain(&target).await.map_err(internal)?;
+        let ns = gate
+            .namespaces(redact::evidence_namespaces(&evidence))
+            .await?;
+        redact::evidence(&mut evidence, &ns);
+        if !gate.may(&Access::logs(&target.key.namespace)).await? {
+            redact::logs(&mut evidence, &target.key.namespace);
+        }
         let bundle = Bundle {
             evidence,
             subject: Some(target.key),
@@ -364,6 +570,7 @@ impl Query for QueryService {
         &self,
         request: Request<WatchIncidentsRequest>,
     ) -> Result<Response<Self::WatchIncidentsStream>, Status> {
+        let gate = self.gate(&request).await?;
         let filter = request.into_inner().filter.unwrap_or_default();
         let mut rx = self.incidents.subscribe();
         let (tx, out) = tokio::sync::mpsc::channel(64);
@@ -388,6 +595,17 @@ impl Query for QueryService {
                         if !named_as(&filter, &incident) {
                             continue;
                         }
+                        let Ok(mut shown) = visible(&gate, vec![incident]).await else {
+                            let _ = tx
+                                .send(Err(Status::unavailable(
+                                    "cannot check access with the Kubernetes API server",
+                                )))
+                                .await;
+                            return;
+                        };
+                        let Some(incident) = shown.pop() else {
+                            continue;
+                        };
                         watch_incidents_response::Kind::Incident(incident)
                     }
                     Ok(_) => continue,
