@@ -30,14 +30,17 @@ pub struct Token {
     /// Groups (`system:authenticated` is added on review, as the API server
     /// does).
     pub groups: Vec<String>,
-    /// Audiences the token is valid for; empty: the API server's own
-    /// audience only (any review that names none).
+    /// Audiences the token is valid for ([`API_AUDIENCE`] for a person's).
     pub audiences: Vec<String>,
     /// When it expires.
     pub expires: SystemTime,
     /// Extra user information.
     pub extra: BTreeMap<String, Vec<String>>,
 }
+
+/// The API server's own audience: a review that names none asks for it,
+/// and a person's token is for it.
+pub const API_AUDIENCE: &str = "https://kubernetes.default.svc";
 
 /// The `extra` key naming the pod a ServiceAccount token is bound to.
 pub const POD_NAME: &str = "authentication.kubernetes.io/pod-name";
@@ -47,13 +50,13 @@ pub const POD_UID: &str = "authentication.kubernetes.io/pod-uid";
 pub const NODE_NAME: &str = "authentication.kubernetes.io/node-name";
 
 impl Token {
-    /// A person's token, valid for an hour, for no particular audience.
+    /// A person's token, valid for an hour, for the API server's audience.
     pub fn user(name: &str) -> Token {
         Token {
             user: name.to_owned(),
             uid: format!("uid-{name}"),
             groups: Vec::new(),
-            audiences: Vec::new(),
+            audiences: vec![API_AUDIENCE.to_owned()],
             expires: SystemTime::now() + Duration::from_secs(3600),
             extra: BTreeMap::new(),
         }
@@ -111,27 +114,26 @@ pub(super) fn token_review(tokens: &BTreeMap<String, Token>, review: &Value) -> 
         .pointer("/spec/token")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let asked: Vec<&str> = review
+    let mut asked: Vec<&str> = review
         .pointer("/spec/audiences")
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
+    if asked.is_empty() {
+        asked.push(API_AUDIENCE);
+    }
     let status = match tokens.get(token) {
         None => json!({"authenticated": false, "error": "invalid bearer token"}),
         Some(t) if t.expires <= SystemTime::now() => {
             json!({"authenticated": false, "error": "invalid bearer token, token has expired"})
         }
         Some(t) => {
-            let audiences: Vec<&str> = if asked.is_empty() {
-                t.audiences.iter().map(String::as_str).collect()
-            } else {
-                asked
-                    .iter()
-                    .copied()
-                    .filter(|a| t.audiences.iter().any(|ta| ta == a))
-                    .collect()
-            };
-            if !asked.is_empty() && audiences.is_empty() {
+            let audiences: Vec<&str> = asked
+                .iter()
+                .copied()
+                .filter(|a| t.audiences.iter().any(|ta| ta == a))
+                .collect();
+            if audiences.is_empty() {
                 json!({"authenticated": false,
                        "error": "invalid bearer token, token audiences don't match the review's"})
             } else {
