@@ -157,15 +157,19 @@ impl std::fmt::Display for Access {
 /// A cached answer and when it stops counting.
 type Cached<T> = (T, Instant);
 
+/// TokenReview answers by (token, audience): the caller, or why not.
+type TokenCache = HashMap<(String, &'static str), Cached<Result<Arc<Caller>, String>>>;
+
+/// SubjectAccessReview answers by (user, groups, access).
+type DecisionCache = HashMap<(String, Vec<String>, Access), Cached<bool>>;
+
 /// Asks the API server who callers are and what they may do, and caches
 /// the answers.
 pub struct Authorizer {
     client: kube::Client,
     ttls: Ttls,
-    /// TokenReview answers by (token, audience): the caller, or why not.
-    tokens: Mutex<HashMap<(String, &'static str), Cached<Result<Arc<Caller>, String>>>>,
-    /// SubjectAccessReview answers by (user, groups, access).
-    decisions: Mutex<HashMap<(String, Vec<String>, Access), Cached<bool>>>,
+    tokens: Mutex<TokenCache>,
+    decisions: Mutex<DecisionCache>,
 }
 
 impl std::fmt::Debug for Authorizer {

@@ -59,6 +59,8 @@ pub struct Config {
     /// server (needs `kube`); `None`: anyone who reaches the port may ask
     /// anything and report as any node.
     pub auth: Option<AuthConfig>,
+    /// Per-caller query limits, stream bounds and the RPC deadline.
+    pub limits: crate::limits::Limits,
 }
 
 /// How callers are authenticated and authorized ([`crate::auth`]).
@@ -134,6 +136,7 @@ impl Config {
             metrics: crate::export::prometheus::Options::default(),
             metrics_findings_interval: Duration::from_secs(60),
             auth: None,
+            limits: crate::limits::Limits::default(),
         }
     }
 }

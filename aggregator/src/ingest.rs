@@ -46,6 +46,7 @@ pub struct IngestService {
     hello_timeout: Duration,
     shutdown: watch::Receiver<bool>,
     auth: Option<Arc<AgentAuth>>,
+    streams: Arc<crate::limits::StreamLimiter>,
     /// The open stream of each node (with [`AgentAuth`]): its identity,
     /// its number, and the sender that ends it.
     owners: Arc<std::sync::Mutex<std::collections::HashMap<String, Owner>>>,
@@ -185,8 +186,17 @@ impl IngestService {
             hello_timeout,
             shutdown,
             auth: None,
+            streams: Arc::new(crate::limits::StreamLimiter::new(
+                crate::limits::Limits::default(),
+            )),
             owners: Arc::default(),
         }
+    }
+
+    /// Bounds the open streams per peer and in all by `limits`.
+    pub fn with_limits(mut self, limits: crate::limits::Limits) -> Self {
+        self.streams = Arc::new(crate::limits::StreamLimiter::new(limits));
+        self
     }
 }
 
@@ -296,6 +306,10 @@ impl IngestService {
         let peer = request
             .remote_addr()
             .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+        let admitted = self
+            .streams
+            .admit(request.remote_addr().map(|a| a.ip()))
+            .map_err(|s| reject(&peer, s))?;
         let metadata = request.metadata().clone();
         let mut inbound = request.into_inner();
         let first = match tokio::time::timeout(self.hello_timeout, inbound.message()).await {
@@ -352,6 +366,7 @@ impl IngestService {
             svc: self.clone(),
             tx,
             owned,
+            _admitted: admitted,
         };
         tokio::spawn(session.run(inbound));
         Ok(Response::new(ReceiverStream::new(rx)))
@@ -367,6 +382,8 @@ struct Session {
     /// The stream's number among its node's and what ends it when a newer
     /// stream of the same agent replaces it (with [`AgentAuth`]).
     owned: Option<(u64, tokio::sync::oneshot::Receiver<()>)>,
+    /// Its place under the stream limits, held while it is open.
+    _admitted: crate::limits::StreamPermit,
 }
 
 impl Session {

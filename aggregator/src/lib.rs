@@ -27,6 +27,7 @@ pub mod grpc;
 mod history;
 pub mod ingest;
 pub mod kube;
+pub mod limits;
 pub mod query;
 pub mod record;
 pub mod redact;
@@ -120,6 +121,7 @@ impl Aggregator {
             config.hello_timeout,
             shutdown_rx.clone(),
         );
+        ingest = ingest.with_limits(config.limits);
         if let Some((authorizer, a)) = &auth {
             ingest = ingest.with_auth(ingest::AgentAuth {
                 authorizer: authorizer.clone(),
@@ -170,7 +172,8 @@ impl Aggregator {
             incidents_tx,
             shutdown_rx.clone(),
         )
-        .with_diagnosis(assembler, diagnose);
+        .with_diagnosis(assembler, diagnose)
+        .with_limits(config.limits);
         if let Some((authorizer, _)) = &auth {
             query = query.with_auth(authorizer.clone());
         }
@@ -314,7 +317,12 @@ impl Aggregator {
 
 /// A server builder with the configured TLS.
 fn server_builder(config: &Config) -> Result<tonic::transport::Server> {
-    let mut builder = tonic::transport::Server::builder();
+    let l = &config.limits;
+    let mut builder = tonic::transport::Server::builder()
+        .timeout(l.rpc_timeout)
+        .initial_stream_window_size(l.stream_window)
+        .initial_connection_window_size(l.connection_window)
+        .max_concurrent_streams(l.streams_per_connection);
     if let Some(tls) = &config.tls {
         builder = builder
             .tls_config(tls.server_config()?)

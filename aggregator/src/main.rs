@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use gpuscope_aggregator::auth::Ttls;
+use gpuscope_aggregator::limits::Limits;
 use gpuscope_aggregator::{Aggregator, AuthConfig, Config, HistoryConfig, KubeConfig, TlsFiles};
 
 /// gpuscope's aggregator: receives the node agents' streams, keeps recent
@@ -230,6 +231,35 @@ struct Args {
     /// working at most this long.
     #[arg(long, env = "GPUSCOPE_AUTH_TOKEN_TTL", default_value = "2m", value_parser = humantime::parse_duration)]
     auth_token_ttl: Duration,
+
+    /// Query calls per second per caller (its user, or its IP address
+    /// with --auth none), on average; beyond it RESOURCE_EXHAUSTED
+    /// (docs/limits.md).
+    #[arg(long, env = "GPUSCOPE_QUERY_RATE", default_value_t = 50.0)]
+    query_rate: f64,
+
+    /// Query calls per caller allowed at once above --query-rate.
+    #[arg(long, env = "GPUSCOPE_QUERY_BURST", default_value_t = 100)]
+    query_burst: u32,
+
+    /// Query calls of one caller in progress at once; beyond it
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, env = "GPUSCOPE_QUERY_CONCURRENCY", default_value_t = 16)]
+    query_concurrency: u32,
+
+    /// Open ingest streams per IP address; beyond it RESOURCE_EXHAUSTED.
+    #[arg(long, env = "GPUSCOPE_MAX_STREAMS_PER_PEER", default_value_t = 4)]
+    max_streams_per_peer: u32,
+
+    /// Open ingest streams in all; beyond it RESOURCE_EXHAUSTED.
+    #[arg(long, env = "GPUSCOPE_MAX_STREAMS", default_value_t = 20_000)]
+    max_streams: u32,
+
+    /// Longest any call may take before its answer starts (a unary call's
+    /// whole answer, a stream's first message); beyond it CANCELLED
+    /// ("Timeout expired"). A client's shorter deadline wins.
+    #[arg(long, env = "GPUSCOPE_RPC_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    rpc_timeout: Duration,
 }
 
 /// `--auth`.
@@ -267,6 +297,15 @@ async fn main() -> anyhow::Result<()> {
     config.metrics.dcgm = args.metrics_dcgm_names;
     config.metrics.containers = args.metrics_containers;
     config.metrics_findings_interval = args.metrics_findings_interval;
+    config.limits = Limits {
+        query_rate: args.query_rate,
+        query_burst: args.query_burst,
+        query_concurrency: args.query_concurrency,
+        streams_per_peer: args.max_streams_per_peer,
+        streams_total: args.max_streams,
+        rpc_timeout: args.rpc_timeout,
+        ..Limits::default()
+    };
     if let (Some(cert), Some(key)) = (args.tls_cert.clone(), args.tls_key.clone()) {
         config.tls = Some(TlsFiles {
             cert,

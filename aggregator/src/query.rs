@@ -32,6 +32,16 @@ use crate::store::{DiagnosedPod, Store, matches};
 
 /// ListIncidents' limit when the request sets none.
 pub const DEFAULT_LIMIT: usize = 1000;
+/// The most incidents one ListIncidents answer holds.
+pub const MAX_INCIDENTS: usize = 10_000;
+/// The most nodes one ListNodes answer holds (`truncated` beyond).
+pub const MAX_NODES: usize = 50_000;
+/// The most GPUs or containers one ListGpus or ListContainers answer
+/// holds; more come in pages.
+pub const MAX_PAGE: usize = 5_000;
+/// The most findings one Diagnose answer holds (the most costly first;
+/// a gap says how many were left out).
+pub const MAX_FINDINGS: usize = 10_000;
 
 /// The Query service.
 #[derive(Debug, Clone)]
@@ -42,6 +52,7 @@ pub struct QueryService {
     shutdown: watch::Receiver<bool>,
     diagnosis: Option<Diagnosis>,
     auth: Option<Arc<Authorizer>>,
+    limiter: Arc<crate::limits::QueryLimiter>,
 }
 
 /// What Explain, Diagnose and GetBundle need.
@@ -114,7 +125,33 @@ impl QueryService {
             shutdown,
             diagnosis: None,
             auth: None,
+            limiter: Arc::new(crate::limits::QueryLimiter::new(
+                crate::limits::Limits::default(),
+            )),
         }
+    }
+
+    /// Limits each caller's queries to `limits`.
+    pub fn with_limits(mut self, limits: crate::limits::Limits) -> Self {
+        self.limiter = Arc::new(crate::limits::QueryLimiter::new(limits));
+        self
+    }
+
+    /// Authenticates the caller of `request` and admits the call under its
+    /// limits: what it may see, and its place among its calls in progress.
+    async fn admit<T>(
+        &self,
+        request: &Request<T>,
+    ) -> Result<(Gate, tokio::sync::OwnedSemaphorePermit), Status> {
+        let gate = self.gate(request).await?;
+        let caller = match &gate {
+            Gate::Checked { caller, .. } => caller.user.clone(),
+            Gate::Open => request
+                .remote_addr()
+                .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string()),
+        };
+        let permit = self.limiter.admit(&caller)?;
+        Ok((gate, permit))
     }
 
     /// Authenticates every call with `auth` and answers each only with
@@ -287,6 +324,28 @@ async fn visible(gate: &Gate, mut incidents: Vec<Incident>) -> Result<Vec<Incide
     Ok(incidents)
 }
 
+/// One page of `items` (sorted by `key`): those after `token`, at most
+/// `limit` (0: [`MAX_PAGE`], and never more), and the token of the next
+/// page (empty: none).
+fn page<T>(items: Vec<T>, key: impl Fn(&T) -> String, limit: u32, token: &str) -> (Vec<T>, String) {
+    let limit = match limit as usize {
+        0 => MAX_PAGE,
+        n => n.min(MAX_PAGE),
+    };
+    let mut out: Vec<T> = items
+        .into_iter()
+        .filter(|i| token.is_empty() || key(i).as_str() > token)
+        .take(limit + 1)
+        .collect();
+    let next = if out.len() > limit {
+        out.truncate(limit);
+        out.last().map(&key).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    (out, next)
+}
+
 /// Whether a finding about `s` may be shown: a pod's in a readable
 /// namespace, a node's or GPU's to who may list nodes.
 fn readable_subject(s: &gpuscope_diagnose::Subject, ns: &Namespaces, nodes: bool) -> bool {
@@ -308,19 +367,31 @@ impl Query for QueryService {
         &self,
         request: Request<ListNodesRequest>,
     ) -> Result<Response<ListNodesResponse>, Status> {
-        self.gate(&request).await?.require(&Access::nodes()).await?;
-        Ok(Response::new(ListNodesResponse {
-            nodes: self.state.nodes(),
-        }))
+        let (gate, _permit) = self.admit(&request).await?;
+        gate.require(&Access::nodes()).await?;
+        let mut nodes = self.state.nodes();
+        let truncated = nodes.len() > MAX_NODES;
+        nodes.truncate(MAX_NODES);
+        Ok(Response::new(ListNodesResponse { nodes, truncated }))
     }
 
     async fn list_gpus(
         &self,
         request: Request<ListGpusRequest>,
     ) -> Result<Response<ListGpusResponse>, Status> {
-        let gate = self.gate(&request).await?;
+        let (gate, _permit) = self.admit(&request).await?;
         gate.require(&Access::nodes()).await?;
-        let mut gpus = self.state.gpus(&request.get_ref().node_name);
+        let r = request.get_ref();
+        let (mut gpus, next_page_token) = page(
+            self.state.gpus(&r.node_name),
+            |g| {
+                let l = g.latest.as_ref();
+                let (index, uuid) = l.map_or((0, ""), |l| (l.index, l.uuid.as_str()));
+                format!("{}\0{index:010}\0{uuid}", g.node_name)
+            },
+            r.limit,
+            &r.page_token,
+        );
         let held = gpus
             .iter()
             .filter_map(|g| g.latest.as_ref())
@@ -330,14 +401,17 @@ impl Query for QueryService {
         for g in gpus.iter_mut().filter_map(|g| g.latest.as_mut()) {
             redact::holders(&mut g.holders, &ns);
         }
-        Ok(Response::new(ListGpusResponse { gpus }))
+        Ok(Response::new(ListGpusResponse {
+            gpus,
+            next_page_token,
+        }))
     }
 
     async fn list_containers(
         &self,
         request: Request<ListContainersRequest>,
     ) -> Result<Response<ListContainersResponse>, Status> {
-        let gate = self.gate(&request).await?;
+        let (gate, _permit) = self.admit(&request).await?;
         let r = request.get_ref();
         let mut containers = self.state.containers(&r.node_name, &r.pod_uid);
         if let Some(kube) = self.kube() {
@@ -349,14 +423,27 @@ impl Query for QueryService {
         // A container Kubernetes does not name is shown only to who may
         // read every namespace.
         containers.retain(|c| ns.contains(&c.pod_namespace));
-        Ok(Response::new(ListContainersResponse { containers }))
+        let (containers, next_page_token) = page(
+            containers,
+            |c| {
+                let path = c.latest.as_ref().and_then(|l| l.container.as_ref());
+                let path = path.map_or("", |c| c.cgroup_path.as_str());
+                format!("{}\0{path}", c.node_name)
+            },
+            r.limit,
+            &r.page_token,
+        );
+        Ok(Response::new(ListContainersResponse {
+            containers,
+            next_page_token,
+        }))
     }
 
     async fn list_incidents(
         &self,
         request: Request<ListIncidentsRequest>,
     ) -> Result<Response<ListIncidentsResponse>, Status> {
-        let gate = self.gate(&request).await?;
+        let (gate, _permit) = self.admit(&request).await?;
         let r = request.into_inner();
         if r.until_unix_nanos != 0 && r.until_unix_nanos <= r.since_unix_nanos {
             return Err(Status::invalid_argument(
@@ -366,7 +453,7 @@ impl Query for QueryService {
         let limit = if r.limit == 0 {
             DEFAULT_LIMIT
         } else {
-            r.limit as usize
+            (r.limit as usize).min(MAX_INCIDENTS)
         };
         let store = self.store.clone();
         let filter = r.filter.unwrap_or_default();
@@ -397,7 +484,7 @@ impl Query for QueryService {
         &self,
         request: Request<GetSeriesRequest>,
     ) -> Result<Response<GetSeriesResponse>, Status> {
-        let gate = self.gate(&request).await?;
+        let (gate, _permit) = self.admit(&request).await?;
         let r = request.get_ref();
         let target = match &r.target {
             Some(Target::CgroupPath(p)) => SeriesTarget::CgroupPath(p),
@@ -452,7 +539,7 @@ impl Query for QueryService {
         &self,
         request: Request<ExplainRequest>,
     ) -> Result<Response<ExplainResponse>, Status> {
-        let gate = self.gate(&request).await?;
+        let (gate, _permit) = self.admit(&request).await?;
         let r = request.into_inner();
         let (d, target) = self.authorized_target(&gate, &r.namespace, &r.pod).await?;
         let logs = gate.may(&Access::logs(&target.key.namespace)).await?;
@@ -483,7 +570,7 @@ impl Query for QueryService {
         &self,
         request: Request<DiagnoseRequest>,
     ) -> Result<Response<DiagnoseResponse>, Status> {
-        let gate = self.gate(&request).await?;
+        let (gate, _permit) = self.admit(&request).await?;
         let d = self.diagnosis()?;
         let r = request.into_inner();
         if !r.all_namespaces && r.namespaces.is_empty() {
@@ -522,6 +609,15 @@ impl Query for QueryService {
             let mut ev = ev;
             let mut findings = gpuscope_diagnose::diagnose(&ev, &config);
             findings.retain(|f| readable_subject(&f.subject, &ns, nodes));
+            if findings.len() > MAX_FINDINGS {
+                let left = findings.len() - MAX_FINDINGS;
+                // Already most costly first.
+                findings.truncate(MAX_FINDINGS);
+                ev.gaps.push(gpuscope_diagnose::Gap::new(
+                    "findings",
+                    format!("{left} less costly findings left out (at most {MAX_FINDINGS} per answer): name namespaces"),
+                ));
+            }
             let judged = gpuscope_diagnose::rule_gaps(&ev, &config, None);
             ev.gaps.extend(judged);
             (findings, ev)
@@ -538,7 +634,7 @@ impl Query for QueryService {
         &self,
         request: Request<GetBundleRequest>,
     ) -> Result<Response<GetBundleResponse>, Status> {
-        let gate = self.gate(&request).await?;
+        let (gate, _permit) = self.admit(&request).await?;
         let r = request.into_inner();
         let (d, target) = self.authorized_target(&gate, &r.namespace, &r.pod).await?;
         let mut evidence = d.assembler.explain(&target).await.map_err(internal)?;
@@ -570,7 +666,7 @@ impl Query for QueryService {
         &self,
         request: Request<WatchIncidentsRequest>,
     ) -> Result<Response<Self::WatchIncidentsStream>, Status> {
-        let gate = self.gate(&request).await?;
+        let (gate, _permit) = self.admit(&request).await?;
         let filter = request.into_inner().filter.unwrap_or_default();
         let mut rx = self.incidents.subscribe();
         let (tx, out) = tokio::sync::mpsc::channel(64);
@@ -806,6 +902,18 @@ impl<'a> Namer<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_continue_after_the_token_and_end_with_an_empty_one() {
+        let items = vec!["a", "b", "c"];
+        let key = |s: &&str| (*s).to_owned();
+        let (first, next) = page(items.clone(), key, 2, "");
+        assert_eq!((first, next.as_str()), (vec!["a", "b"], "b"));
+        let (rest, next) = page(items.clone(), key, 2, &next);
+        assert_eq!((rest, next.as_str()), (vec!["c"], ""));
+        let (all, next) = page(items, key, 0, "");
+        assert_eq!((all.len(), next.as_str()), (3, ""), "0: the maximum");
+    }
 
     #[test]
     fn a_pod_name_filter_matches_the_named_incident_in_its_namespace() {

@@ -309,8 +309,7 @@ pub async fn run() -> anyhow::Result<()> {
                     async move {
                         let list = c
                             .list_containers(pb::ListContainersRequest {
-                                node_name: String::new(),
-                                pod_uid: String::new(),
+                                ..Default::default()
                             })
                             .await
                             .ok()?

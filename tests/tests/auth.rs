@@ -131,10 +131,19 @@ async fn start(fake: &FakeKube, data: &Path, ttls: Ttls) -> Aggregator {
     Aggregator::start(config).await.expect("aggregator")
 }
 
-async fn client(agg: &Aggregator) -> Client {
-    Client::connect(format!("http://{}", agg.local_addr()))
+/// The fake API server with both teams, an aggregator authorizing with it
+/// (its data in the temporary folder), and a client, once the watchers
+/// have synced.
+async fn setup(ttls: Ttls) -> (FakeKube, tempfile::TempDir, Aggregator, Client) {
+    let fake = FakeKube::start();
+    populate(&fake);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agg = start(&fake, dir.path(), ttls).await;
+    let mut c = Client::connect(format!("http://{}", agg.local_addr()))
         .await
-        .expect("query client")
+        .expect("query client");
+    synced(&mut c).await;
+    (fake, dir, agg, c)
 }
 
 /// `message` with `token` as its bearer token.
@@ -175,6 +184,16 @@ async fn agent_stream(
     url: &str,
     token: &str,
     node: &str,
+) -> Result<tonic::Streaming<pb::AggregatorMessage>, tonic::Status> {
+    agent_stream_with(url, token, node, tokio_stream::pending()).await
+}
+
+/// [`agent_stream`], then the messages of `more`.
+async fn agent_stream_with(
+    url: &str,
+    token: &str,
+    node: &str,
+    more: impl tokio_stream::Stream<Item = pb::AgentMessage> + Send + 'static,
 ) -> Result<tonic::Streaming<pb::AggregatorMessage>, tonic::Status> {
     let mut c = pb::ingest_client::IngestClient::connect(url.to_owned())
         .await
@@ -218,7 +237,7 @@ async fn agent_stream(
             })),
         },
     ];
-    let stream = tokio_stream::iter(messages).chain(tokio_stream::pending());
+    let stream = tokio_stream::iter(messages).chain(more);
     c.stream(as_user(token, stream))
         .await
         .map(tonic::Response::into_inner)
@@ -226,12 +245,7 @@ async fn agent_stream(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_of_one_namespace_sees_it_and_nothing_of_another() {
-    let fake = FakeKube::start();
-    populate(&fake);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let agg = start(&fake, dir.path(), Ttls::default()).await;
-    let mut c = client(&agg).await;
-    synced(&mut c).await;
+    let (_fake, _dir, agg, mut c) = setup(Ttls::default()).await;
     let url = format!("http://{}", agg.local_addr());
     let _agent = agent_stream(&url, "agent-x", "gpu-node-1")
         .await
@@ -335,12 +349,7 @@ async fn a_reader_of_one_namespace_sees_it_and_nothing_of_another() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_pods_log_an_explanation_has_no_log_tail_and_says_so() {
-    let fake = FakeKube::start();
-    populate(&fake);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let agg = start(&fake, dir.path(), Ttls::default()).await;
-    let mut c = client(&agg).await;
-    synced(&mut c).await;
+    let (_fake, _dir, agg, mut c) = setup(Ttls::default()).await;
     let bundle = |token: &'static str| {
         let mut c = c.clone();
         async move {
@@ -384,11 +393,7 @@ async fn without_pods_log_an_explanation_has_no_log_tail_and_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_wrong_audience_and_missing_tokens_are_refused() {
-    let fake = FakeKube::start();
-    populate(&fake);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let agg = start(&fake, dir.path(), Ttls::default()).await;
-    let mut c = client(&agg).await;
+    let (_fake, _dir, agg, mut c) = setup(Ttls::default()).await;
     for (token, why) in [
         ("old-token", "expired"),
         ("agent-x", "audience"),
@@ -420,10 +425,7 @@ async fn expired_wrong_audience_and_missing_tokens_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_reports_only_for_its_own_node_and_only_it_replaces_its_stream() {
-    let fake = FakeKube::start();
-    populate(&fake);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let agg = start(&fake, dir.path(), Ttls::default()).await;
+    let (_fake, _dir, agg, _c) = setup(Ttls::default()).await;
     let url = format!("http://{}", agg.local_addr());
     let s = agent_stream(&url, "agent-y", "gpu-node-1")
         .await
@@ -459,18 +461,13 @@ async fn an_agent_reports_only_for_its_own_node_and_only_it_replaces_its_stream(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_api_server_gone_cached_decisions_expire_and_requests_are_refused() {
-    let fake = FakeKube::start();
-    populate(&fake);
-    let dir = tempfile::tempdir().expect("tempdir");
     let ttl = Duration::from_secs(1);
     let ttls = Ttls {
         token: ttl,
         allow: ttl,
         deny: ttl,
     };
-    let agg = start(&fake, dir.path(), ttls).await;
-    let mut c = client(&agg).await;
-    synced(&mut c).await;
+    let (fake, _dir, agg, mut c) = setup(ttls).await;
     c.explain(as_user("alice-token", explain("team-a", "trainer")))
         .await
         .expect("allowed while the API server answers");
@@ -491,12 +488,7 @@ async fn with_the_api_server_gone_cached_decisions_expire_and_requests_are_refus
 /// an exec plugin's (as `aws eks get-token` gives them).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_presents_the_kubeconfig_credentials() {
-    let fake = FakeKube::start();
-    populate(&fake);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let agg = start(&fake, &dir.path().join("data"), Ttls::default()).await;
-    let mut c = client(&agg).await;
-    synced(&mut c).await;
+    let (fake, dir, agg, _c) = setup(Ttls::default()).await;
     let credential = json!({"apiVersion": "client.authentication.k8s.io/v1beta1",
         "kind": "ExecCredential", "status": {"token": "alice-token"}});
     let users = [
@@ -536,6 +528,113 @@ async fn the_cli_presents_the_kubeconfig_credentials() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "anonymous: {stderr}");
     assert!(stderr.contains("no credentials"), "{stderr}");
+    agg.shutdown(Duration::from_secs(5))
+        .await
+        .expect("shutdown");
+}
+
+/// p50 and p99 of `v`, milliseconds.
+fn quantiles(v: &mut [Duration]) -> (f64, f64) {
+    v.sort();
+    let q = |f: f64| v[((v.len() - 1) as f64 * f).round() as usize].as_secs_f64() * 1e3;
+    (q(0.5), q(0.99))
+}
+
+/// 64 concurrent loops of bob's explains for 3 s: the per-caller limits
+/// refuse most of them at once, so alice's explains (deadline 2 s each)
+/// and the acknowledgements of an agent's event batches (each awaited at
+/// most 2 s) go on. Prints both latencies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_from_one_caller_delays_neither_another_callers_explain_nor_the_agents_acks() {
+    let (_fake, _dir, agg, mut c) = setup(Ttls::default()).await;
+    let url = format!("http://{}", agg.local_addr());
+    let flood_until = Instant::now() + Duration::from_secs(3);
+    let flooders: Vec<_> = (0..64)
+        .map(|_| {
+            let mut c = c.clone();
+            tokio::spawn(async move {
+                let (mut ok, mut refused) = (0u32, 0u32);
+                while Instant::now() < flood_until {
+                    match c
+                        .explain(as_user("bob-token", explain("team-a", "trainer")))
+                        .await
+                    {
+                        Ok(_) => ok += 1,
+                        Err(s) if s.code() == Code::ResourceExhausted => refused += 1,
+                        Err(s) => panic!("bob: {s:?}"),
+                    }
+                }
+                (ok, refused)
+            })
+        })
+        .collect();
+
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let more = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let mut acks = agent_stream_with(&url, "agent-x", "gpu-node-1", more)
+        .await
+        .expect("agent stream");
+    let agent = tokio::spawn(async move {
+        let mut waits = Vec::new();
+        for seq in 1..=20u64 {
+            let event = pb::NodeEvent {
+                seq,
+                time_unix_nanos: seq,
+                kind: Some(pb::node_event::Kind::Xid(pb::Xid {
+                    gpu_uuid: "GPU-a".into(),
+                    xid: 79,
+                    count: seq,
+                    ..Default::default()
+                })),
+            };
+            let batch = pb::AgentMessage {
+                kind: Some(pb::agent_message::Kind::Events(pb::EventBatch {
+                    boot_id: "boot-1".into(),
+                    events: vec![event],
+                })),
+            };
+            let t = Instant::now();
+            tx.send(batch).await.expect("stream open");
+            let ack = tokio::time::timeout(Duration::from_secs(2), acks.message())
+                .await
+                .expect("an ack within 2 s")
+                .expect("no error")
+                .expect("an answer");
+            waits.push(t.elapsed());
+            assert!(
+                matches!(ack.kind, Some(pb::aggregator_message::Kind::Ack(ref a)) if a.up_to_seq == seq),
+                "{ack:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        waits
+    });
+
+    let mut explains = Vec::new();
+    for _ in 0..20 {
+        let mut req = as_user("alice-token", explain("team-a", "trainer"));
+        req.set_timeout(Duration::from_secs(2));
+        let t = Instant::now();
+        c.explain(req)
+            .await
+            .expect("alice's explain within its deadline");
+        explains.push(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut waits = agent.await.expect("agent");
+    let (mut ok, mut refused) = (0, 0);
+    for f in flooders {
+        let (o, r) = f.await.expect("flooder");
+        ok += o;
+        refused += r;
+    }
+    let (e50, e99) = quantiles(&mut explains);
+    let (a50, a99) = quantiles(&mut waits);
+    println!(
+        "flood: bob {ok} answered, {refused} refused; alice's explain p50 {e50:.1} ms p99 {e99:.1} ms; \
+         agent ack p50 {a50:.1} ms p99 {a99:.1} ms"
+    );
+    assert!(refused > 0, "the flood was never limited ({ok} answered)");
     agg.shutdown(Duration::from_secs(5))
         .await
         .expect("shutdown");

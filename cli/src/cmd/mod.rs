@@ -61,6 +61,25 @@ pub async fn connect(url: &str, tls: &ClientTls, anonymous: bool) -> anyhow::Res
     Ok(QueryClient::new(service).max_decoding_message_size(64 << 20))
 }
 
+/// Every item of a paged list: `page(token)` answers one page and the
+/// next page's token (empty after the last), starting from "".
+pub async fn pages<T, F, Fut>(mut page: F) -> anyhow::Result<Vec<T>>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<(Vec<T>, String)>>,
+{
+    let mut all = Vec::new();
+    let mut token = String::new();
+    loop {
+        let (items, next) = page(token).await?;
+        all.extend(items);
+        if next.is_empty() {
+            return Ok(all);
+        }
+        token = next;
+    }
+}
+
 /// The layer that adds the kubeconfig's bearer token; `None` without a
 /// kubeconfig, or with one whose user has no token (client certificates).
 async fn credentials() -> anyhow::Result<Option<kube::client::middleware::AuthLayer>> {
