@@ -144,7 +144,7 @@ fn held_by(holders: &[GpuHolder]) -> String {
     }
     let pods: Vec<String> = holders
         .iter()
-        .map(|h| format!("{}/{}", h.namespace, h.pod))
+        .map(GpuHolder::label)
         .collect();
     format!("  held by {}", pods.join(", "))
 }
@@ -223,7 +223,7 @@ pub fn gpu_table(gpus: &[GpuSample]) -> String {
         let held: Vec<String> = g
             .holders
             .iter()
-            .map(|h| format!("{}/{}", h.namespace, h.pod))
+            .map(GpuHolder::label)
             .collect();
         let procs: Vec<String> = g
             .processes
