@@ -262,11 +262,18 @@ impl QueryService {
         } else {
             namespace
         };
-        gate.require(&Access::pods(asked)).await?;
+        let by_uid = looks_like_uid(pod);
+        if !by_uid {
+            gate.require(&Access::pods(asked)).await?;
+        }
         let (d, target) = self.target(namespace, pod).await?;
-        if target.key.namespace != asked {
+        if target.pod.is_some() && (by_uid || target.key.namespace != asked) {
             // Named by UID: its own namespace decides.
             gate.require(&Access::pods(&target.key.namespace)).await?;
+        } else if by_uid {
+            // Kubernetes no longer knows the pod, so neither its namespace:
+            // only who may read every namespace.
+            gate.require(&Access::pods("")).await?;
         }
         Ok((d, target))
     }
@@ -289,6 +296,15 @@ impl Diagnosis {
         }
         Ok(self.judge(target, ev))
     }
+}
+
+/// Whether `pod` is a UID (8-4-4-4-12 hex digits) rather than a name.
+fn looks_like_uid(pod: &str) -> bool {
+    let groups: Vec<&str> = pod.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// The incidents the caller may read: OOM kills of pods in namespaces it
@@ -902,6 +918,13 @@ impl<'a> Namer<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_uid_is_told_from_a_name() {
+        assert!(looks_like_uid("00000000-0000-4000-8000-000000000001"));
+        assert!(!looks_like_uid("trainer-0"));
+        assert!(!looks_like_uid("abcdefgh-0000-4000-8000-000000000001"));
+    }
 
     #[test]
     fn pages_continue_after_the_token_and_end_with_an_empty_one() {

@@ -245,7 +245,7 @@ async fn agent_stream_with(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_of_one_namespace_sees_it_and_nothing_of_another() {
-    let (_fake, _dir, agg, mut c) = setup(Ttls::default()).await;
+    let (fake, _dir, agg, mut c) = setup(Ttls::default()).await;
     let url = format!("http://{}", agg.local_addr());
     let _agent = agent_stream(&url, "agent-x", "gpu-node-1")
         .await
@@ -271,6 +271,20 @@ async fn a_reader_of_one_namespace_sees_it_and_nothing_of_another() {
         b.message().contains("get pods in namespace team-b"),
         "{b:?}"
     );
+    // Named by UID, with no namespace: the pod's own namespace decides.
+    let stored = fake.apply(crashlooping("team-b", "secret-pod", "bbbb"));
+    let uid = stored["metadata"]["uid"]
+        .as_str()
+        .expect("a uid")
+        .to_owned();
+    let by_uid = c
+        .explain(as_user("alice-token", explain("", &uid)))
+        .await
+        .expect_err("alice may not explain team-b's pod by its UID");
+    assert_eq!(by_uid.code(), Code::PermissionDenied, "{by_uid:?}");
+    c.explain(as_user("admin-token", explain("", &uid)))
+        .await
+        .expect("admin explains it by UID");
     // Denied before the lookup: a pod that does not exist reads the same.
     let none = c
         .explain(as_user("alice-token", explain("team-b", "no-such-pod")))
