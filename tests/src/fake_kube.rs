@@ -617,7 +617,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     Ok(match segments[1..] {
         ["version"] => ok(&version_info()),
         ["api"] => ok(&json!({"kind": "APIVersions", "versions": ["v1"]})),
-        ["apis"] => ok(&json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})),
+        ["apis"] => ok(&review::group_list()),
+        ["apis", group, "v1"] => match review::resource_list(group) {
+            Some(list) => ok(&list),
+            None => status(StatusCode::NOT_FOUND, NO_SUCH_PATH),
+        },
         ["api", "v1"] => ok(&resource_list()),
         ["api", "v1", ref rest @ ..] => return route_v1(&shared, rest, &query, table),
         _ => status(StatusCode::NOT_FOUND, NO_SUCH_PATH),

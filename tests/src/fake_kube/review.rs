@@ -108,6 +108,30 @@ impl Token {
     }
 }
 
+/// The groups served besides the core one (discovery: `/apis`).
+pub(super) fn group_list() -> Value {
+    let group = |name: &str| {
+        let v = json!({"groupVersion": format!("{name}/v1"), "version": "v1"});
+        json!({"name": name, "versions": [v], "preferredVersion": v})
+    };
+    json!({"kind": "APIGroupList", "apiVersion": "v1",
+        "groups": [group("authentication.k8s.io"), group("authorization.k8s.io")]})
+}
+
+/// The resources of a group served besides the core one, `None` for
+/// another group.
+pub(super) fn resource_list(group: &str) -> Option<Value> {
+    let (name, kind) = match group {
+        "authentication.k8s.io" => ("tokenreviews", "TokenReview"),
+        "authorization.k8s.io" => ("subjectaccessreviews", "SubjectAccessReview"),
+        _ => return None,
+    };
+    let resource = json!({"name": name, "singularName": kind.to_lowercase(), "namespaced": false,
+        "kind": kind, "verbs": ["create"]});
+    Some(json!({"kind": "APIResourceList", "apiVersion": "v1",
+        "groupVersion": format!("{group}/v1"), "resources": [resource]}))
+}
+
 /// The TokenReview `review` answered from `tokens`.
 pub(super) fn token_review(tokens: &BTreeMap<String, Token>, review: &Value) -> Value {
     let token = review
