@@ -75,6 +75,12 @@ trap cleanup EXIT
 
 start_aggregator() { # [MORE FLAGS]
     rm -rf "$TMP/data"
+    # Every simulated node streams from 127.0.0.1, and explain_rpc asks as
+    # fast as it can: the per-peer stream and per-caller query limits
+    # (docs/limits.md) are lifted, as for one generator standing in for
+    # thousands of machines they must be (by environment: a baseline
+    # aggregator from before the limits ignores it).
+    GPUSCOPE_MAX_STREAMS_PER_PEER=1000000 GPUSCOPE_QUERY_RATE=1000000 GPUSCOPE_QUERY_BURST=1000000 \
     "$AGGREGATOR" --no-kube --listen 127.0.0.1:$PORT --data-dir "$TMP/data" \
         --log warn "${AGG_FLAGS[@]}" "$@" 2>"$TMP/agg.log" &
     AGG=$!

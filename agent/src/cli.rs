@@ -92,6 +92,13 @@ pub struct ShipArgs {
     /// TLS towards the aggregator.
     #[command(flatten)]
     pub tls: ClientTls,
+    /// A projected ServiceAccount token (audience `gpuscope`) sent as
+    /// `authorization: Bearer` on each stream: the aggregator's `--auth
+    /// kubernetes` lets it report only for this pod's node. Read again for
+    /// every new stream, so the kubelet's rotation is picked up. Unset:
+    /// no token (an aggregator with `--auth none`).
+    #[arg(long, env = "GPUSCOPE_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// Answer the kubelet's probes over HTTP here: `/livez` (the
     /// collection loop is turning) and `/readyz` (collecting, the cgroup
     /// tree readable, the stream to the aggregator open). Off by default.

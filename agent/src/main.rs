@@ -99,6 +99,7 @@ fn main() -> anyhow::Result<()> {
                     queue_max_bytes: ship.queue_max_bytes,
                     report_interval: ship.report_interval,
                     tls: ship.tls,
+                    token_file: ship.token_file,
                 },
                 identity,
             )?;

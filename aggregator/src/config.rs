@@ -59,6 +59,32 @@ pub struct Config {
     /// Push the metrics, incidents and findings to an OpenTelemetry
     /// collector over OTLP/gRPC ([`crate::export::otlp`]); `None`: do not.
     pub otlp: Option<crate::export::otlp::OtlpConfig>,
+    /// Authenticate and authorize every caller with the Kubernetes API
+    /// server (needs `kube`); `None`: anyone who reaches the port may ask
+    /// anything and report as any node.
+    pub auth: Option<AuthConfig>,
+    /// Per-caller query limits, stream bounds and the RPC deadline.
+    pub limits: crate::limits::Limits,
+}
+
+/// How callers are authenticated and authorized ([`crate::auth`]).
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// How long the API server's answers are cached.
+    pub ttls: crate::auth::Ttls,
+    /// The ServiceAccounts (`namespace:name`) whose pod-bound tokens may
+    /// open ingest streams, each for its own pod's node only. Default
+    /// `gpuscope:gpuscope-agent`, the manifests' agent.
+    pub agent_service_accounts: Vec<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            ttls: crate::auth::Ttls::default(),
+            agent_service_accounts: vec!["gpuscope:gpuscope-agent".to_owned()],
+        }
+    }
 }
 
 /// PEM files of the server's TLS identity.
@@ -114,6 +140,8 @@ impl Config {
             metrics: crate::export::prometheus::Options::default(),
             metrics_findings_interval: Duration::from_secs(60),
             otlp: None,
+            auth: None,
+            limits: crate::limits::Limits::default(),
         }
     }
 }

@@ -76,6 +76,11 @@ pub enum Error {
     /// The OpenTelemetry exporter could not start.
     #[error("OTLP export: {0}")]
     Otlp(String),
+    /// Authorization by Kubernetes was asked for without Kubernetes.
+    #[error(
+        "--auth kubernetes needs the Kubernetes API server: drop --no-kube, or use --auth none on a loopback address"
+    )]
+    AuthWithoutKube,
     /// A blocking store task panicked or was cancelled.
     #[error("store task failed: {0}")]
     Join(#[from] tokio::task::JoinError),

@@ -7,6 +7,14 @@
 //! event that is not on disk. A stream that breaks the contract (garbage,
 //! an oversized message, no Hello) is ended with a status naming what was
 //! wrong and a warn log naming the peer; other streams are not affected.
+//!
+//! With [`AgentAuth`], a stream is accepted only from an agent's projected
+//! ServiceAccount token (audience [`crate::auth::AGENT_AUDIENCE`]) that the
+//! API server says is bound to a pod on the node the Hello names: a node
+//! can report only for itself, as NodeRestriction lets a kubelet write
+//! only its own node's objects. While a node streams, a second stream for
+//! it replaces the first only when it comes from the same pod; one from
+//! another identity is refused.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,8 +32,10 @@ use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder
 use tonic::codegen::{BoxFuture, Context, Poll, StdError, http};
 use tonic::{Code, Request, Response, Status, Streaming};
 
+use crate::auth::{AGENT_AUDIENCE, Authorizer, EXTRA_NODE_NAME, EXTRA_POD_NAME};
 use crate::state::{State, StreamRefs};
 use crate::store::Store;
+use crate::sync::lock;
 
 /// The Ingest service.
 #[derive(Debug, Clone)]
@@ -35,6 +45,128 @@ pub struct IngestService {
     incidents: broadcast::Sender<Arc<Incident>>,
     hello_timeout: Duration,
     shutdown: watch::Receiver<bool>,
+    auth: Option<Arc<AgentAuth>>,
+    streams: Arc<crate::limits::StreamLimiter>,
+    /// The open stream of each node (with [`AgentAuth`]): its identity,
+    /// its number, and the sender that ends it.
+    owners: Arc<std::sync::Mutex<std::collections::HashMap<String, Owner>>>,
+}
+
+/// Who may report for a node ([`IngestService::with_auth`]).
+#[derive(Debug)]
+pub struct AgentAuth {
+    /// Asks the API server about tokens.
+    pub authorizer: Arc<Authorizer>,
+    /// The agents' ServiceAccounts, `namespace:name`.
+    pub service_accounts: Vec<String>,
+    /// The pods Kubernetes has: a token's pod, when known, must be on its
+    /// node.
+    pub kube: Option<Arc<crate::kube::Kube>>,
+}
+
+/// A node's open stream.
+#[derive(Debug)]
+struct Owner {
+    identity: String,
+    number: u64,
+    replace: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl AgentAuth {
+    /// The identity of the agent whose token the metadata carries, when it
+    /// may report for the Hello's node.
+    async fn admit(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        node: &str,
+    ) -> Result<String, Status> {
+        let caller = self
+            .authorizer
+            .authenticate(metadata, AGENT_AUDIENCE)
+            .await?;
+        let agent = self.service_accounts.iter().any(|sa| {
+            caller
+                .user
+                .strip_prefix("system:serviceaccount:")
+                .is_some_and(|u| u == sa)
+        });
+        if !agent {
+            return Err(Status::permission_denied(format!(
+                "{} is not a gpuscope agent's ServiceAccount ({})",
+                caller.user,
+                self.service_accounts.join(", ")
+            )));
+        }
+        let (Some(pod), Some(bound_node)) =
+            (caller.extra(EXTRA_POD_NAME), caller.extra(EXTRA_NODE_NAME))
+        else {
+            return Err(Status::permission_denied(format!(
+                "the token of {} is not bound to a pod: mount a projected ServiceAccount token \
+                 (audience {AGENT_AUDIENCE})",
+                caller.user
+            )));
+        };
+        if bound_node != node {
+            return Err(Status::permission_denied(format!(
+                "the token of pod {pod} on node {bound_node} cannot report for node {node}"
+            )));
+        }
+        let on_other_node = self.kube.as_ref().and_then(|k| {
+            let pods = k.pods();
+            let p = pods
+                .iter()
+                .find(|p| gpuscope_diagnose::k8s::name(p) == pod)?;
+            let on = p.spec.as_ref()?.node_name.clone()?;
+            (on != node).then_some(on)
+        });
+        if let Some(on) = on_other_node {
+            return Err(Status::permission_denied(format!(
+                "pod {pod} runs on node {on}, not {node}"
+            )));
+        }
+        Ok(format!("{} pod {pod}", caller.user))
+    }
+}
+
+impl IngestService {
+    /// Accepts streams only from agents whose token `auth` admits, each
+    /// for its own node.
+    pub fn with_auth(mut self, auth: AgentAuth) -> Self {
+        self.auth = Some(Arc::new(auth));
+        self
+    }
+
+    /// Records `identity`'s stream as `node`'s: replaces an open stream of
+    /// the same identity, refuses one of another. Returns the stream's
+    /// number and what ends it when it is replaced.
+    fn own(
+        &self,
+        node: &str,
+        identity: String,
+    ) -> Result<(u64, tokio::sync::oneshot::Receiver<()>), Status> {
+        static NUMBERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let number = NUMBERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (replace, replaced) = tokio::sync::oneshot::channel();
+        let mut owners = lock(&self.owners);
+        if let Some(open) = owners.get_mut(node) {
+            if open.identity != identity {
+                return Err(Status::permission_denied(format!(
+                    "node {node} is streaming as {}; {identity} may not replace it",
+                    open.identity
+                )));
+            }
+            if let Some(old) = open.replace.take() {
+                let _ = old.send(());
+            }
+        }
+        let owner = Owner {
+            identity,
+            number,
+            replace: Some(replace),
+        };
+        owners.insert(node.to_owned(), owner);
+        Ok((number, replaced))
+    }
 }
 
 impl IngestService {
@@ -53,7 +185,18 @@ impl IngestService {
             incidents,
             hello_timeout,
             shutdown,
+            auth: None,
+            streams: Arc::new(crate::limits::StreamLimiter::new(
+                crate::limits::Limits::default(),
+            )),
+            owners: Arc::default(),
         }
+    }
+
+    /// Bounds the open streams per peer and in all by `limits`.
+    pub fn with_limits(mut self, limits: crate::limits::Limits) -> Self {
+        self.streams = Arc::new(crate::limits::StreamLimiter::new(limits));
+        self
     }
 }
 
@@ -163,6 +306,11 @@ impl IngestService {
         let peer = request
             .remote_addr()
             .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+        let admitted = self
+            .streams
+            .admit(request.remote_addr().map(|a| a.ip()))
+            .map_err(|s| reject(&peer, s))?;
+        let metadata = request.metadata().clone();
         let mut inbound = request.into_inner();
         let first = match tokio::time::timeout(self.hello_timeout, inbound.message()).await {
             Err(_) => {
@@ -196,12 +344,29 @@ impl IngestService {
             }
         };
         check_hello(&hello).map_err(|s| reject(&peer, s))?;
+        let node = hello
+            .node
+            .as_ref()
+            .map_or("", |n| n.node_name.as_str())
+            .to_owned();
+        let owned = match &self.auth {
+            None => None,
+            Some(auth) => {
+                let identity = auth
+                    .admit(&metadata, &node)
+                    .await
+                    .map_err(|s| reject(&peer, s))?;
+                Some(self.own(&node, identity).map_err(|s| reject(&peer, s))?)
+            }
+        };
         let (tx, rx) = mpsc::channel(64);
         let session = Session {
             peer,
             hello,
             svc: self.clone(),
             tx,
+            owned,
+            _admitted: admitted,
         };
         tokio::spawn(session.run(inbound));
         Ok(Response::new(ReceiverStream::new(rx)))
@@ -214,6 +379,11 @@ struct Session {
     hello: Hello,
     svc: IngestService,
     tx: mpsc::Sender<Result<AggregatorMessage, Status>>,
+    /// The stream's number among its node's and what ends it when a newer
+    /// stream of the same agent replaces it (with [`AgentAuth`]).
+    owned: Option<(u64, tokio::sync::oneshot::Receiver<()>)>,
+    /// Its place under the stream limits, held while it is open.
+    _admitted: crate::limits::StreamPermit,
 }
 
 impl Session {
@@ -228,7 +398,11 @@ impl Session {
         self.hello.node.as_ref().map_or("", |n| n.boot_id.as_str())
     }
 
-    async fn run(self, mut inbound: Streaming<Bytes>) {
+    async fn run(mut self, mut inbound: Streaming<Bytes>) {
+        let (number, mut replaced) = match self.owned.take() {
+            Some((n, r)) => (Some(n), Some(r)),
+            None => (None, None),
+        };
         let identity = self.hello.node.clone().unwrap_or_default();
         let _connection = self.svc.state.connect(&identity);
         tracing::info!(peer = %self.peer, node = %identity.node_name, boot_id = %identity.boot_id,
@@ -240,6 +414,9 @@ impl Session {
                 m = inbound.message() => m,
                 _ = crate::sync::stopped(&mut shutdown) => {
                     break Some(Status::unavailable("aggregator shutting down"));
+                }
+                _ = async { replaced.as_mut().expect("guarded").await }, if replaced.is_some() => {
+                    break Some(Status::aborted("replaced by a newer stream of the same agent"));
                 }
             };
             let msg = match msg {
@@ -291,6 +468,15 @@ impl Session {
                 Err(status) => break Some(reject(&self.peer, status)),
             }
         };
+        if let Some(number) = number {
+            let mut owners = lock(&self.svc.owners);
+            if owners
+                .get(self.node_name())
+                .is_some_and(|o| o.number == number)
+            {
+                owners.remove(self.node_name());
+            }
+        }
         tracing::info!(peer = %self.peer, node = %identity.node_name,
             reason = end.as_ref().map_or("closed by agent", |s| s.message()), "Agent disconnected.");
         if let Some(status) = end {

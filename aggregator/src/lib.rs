@@ -17,6 +17,7 @@
 //! [`config`] (the flags as a value), [`error`] (the one error type), and
 //! the clock and shutdown/lock helpers.
 
+pub mod auth;
 mod clock;
 pub mod config;
 pub mod error;
@@ -26,8 +27,10 @@ pub mod grpc;
 mod history;
 pub mod ingest;
 pub mod kube;
+pub mod limits;
 pub mod query;
 pub mod record;
+pub mod redact;
 pub mod state;
 pub mod store;
 mod sync;
@@ -43,7 +46,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
-pub use config::{Config, TlsFiles};
+pub use config::{AuthConfig, Config, TlsFiles};
 pub use error::{Error, Result};
 pub use kube::KubeConfig;
 pub use state::HistoryConfig;
@@ -79,12 +82,17 @@ impl Aggregator {
     /// API server that cannot be reached or refuses is not: the watchers
     /// retry, and the query answers say which data is missing.
     pub async fn start(config: Config) -> Result<Self> {
-        let kube = match &config.kube {
+        let (kube, auth) = match &config.kube {
             Some(k) => {
                 let client = kube::Kube::client(k).await?;
-                Some(Arc::new(kube::Kube::start(client, k)?))
+                let auth = config
+                    .auth
+                    .as_ref()
+                    .map(|a| (Arc::new(auth::Authorizer::new(client.clone(), a.ttls)), a));
+                (Some(Arc::new(kube::Kube::start(client, k)?)), auth)
             }
-            None => None,
+            None if config.auth.is_some() => return Err(Error::AuthWithoutKube),
+            None => (None, None),
         };
         std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::DataDir {
             path: config.data_dir.clone(),
@@ -106,13 +114,21 @@ impl Aggregator {
             source,
         })?;
 
-        let ingest = ingest::IngestService::new(
+        let mut ingest = ingest::IngestService::new(
             store.clone(),
             state.clone(),
             incidents_tx.clone(),
             config.hello_timeout,
             shutdown_rx.clone(),
         );
+        ingest = ingest.with_limits(config.limits);
+        if let Some((authorizer, a)) = &auth {
+            ingest = ingest.with_auth(ingest::AgentAuth {
+                authorizer: authorizer.clone(),
+                service_accounts: a.agent_service_accounts.clone(),
+                kube: kube.clone(),
+            });
+        }
         let assembler = Arc::new(evidence::Assembler::new(
             state.clone(),
             store.clone(),
@@ -179,13 +195,17 @@ impl Aggregator {
                 export::serve::serve_thread(addr, exporter, shutdown_rx.clone())
             })
             .transpose()?;
-        let query = query::QueryService::new(
+        let mut query = query::QueryService::new(
             store.clone(),
             state.clone(),
             incidents_tx,
             shutdown_rx.clone(),
         )
-        .with_diagnosis(assembler, diagnose);
+        .with_diagnosis(assembler, diagnose)
+        .with_limits(config.limits);
+        if let Some((authorizer, _)) = &auth {
+            query = query.with_auth(authorizer.clone());
+        }
         let max = config.max_message_bytes;
         let (health_reporter, health_server) = grpc::health().await;
         let query_server = config
@@ -337,7 +357,12 @@ impl Aggregator {
 
 /// A server builder with the configured TLS.
 fn server_builder(config: &Config) -> Result<tonic::transport::Server> {
-    let mut builder = tonic::transport::Server::builder();
+    let l = &config.limits;
+    let mut builder = tonic::transport::Server::builder()
+        .timeout(l.rpc_timeout)
+        .initial_stream_window_size(l.stream_window)
+        .initial_connection_window_size(l.connection_window)
+        .max_concurrent_streams(l.streams_per_connection);
     if let Some(tls) = &config.tls {
         builder = builder
             .tls_config(tls.server_config()?)

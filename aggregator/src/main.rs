@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use gpuscope_aggregator::{Aggregator, Config, HistoryConfig, KubeConfig, TlsFiles};
+use gpuscope_aggregator::auth::Ttls;
+use gpuscope_aggregator::limits::Limits;
+use gpuscope_aggregator::{Aggregator, AuthConfig, Config, HistoryConfig, KubeConfig, TlsFiles};
 
 /// gpuscope's aggregator: receives the node agents' streams, keeps recent
 /// per-node, per-container and per-GPU history in memory, stores incidents
@@ -221,6 +223,79 @@ struct Args {
     /// Require client certificates signed by this CA (mutual TLS; PEM).
     #[arg(long, env = "GPUSCOPE_TLS_CLIENT_CA", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
+
+    /// Who may ask and report: `kubernetes` (the default with Kubernetes)
+    /// authenticates every caller's bearer token with a TokenReview and
+    /// authorizes each request with SubjectAccessReviews, as the API
+    /// server would (README, "Who may ask what"); agents report only for
+    /// their own node. `none` (the default with --no-kube) lets anyone who
+    /// reaches the port ask anything and report as any node: only on
+    /// loopback addresses.
+    #[arg(long, env = "GPUSCOPE_AUTH", value_enum)]
+    auth: Option<AuthMode>,
+
+    /// ServiceAccounts (`namespace:name`, repeatable) whose pod-bound
+    /// tokens (audience `gpuscope`) may report for their pod's node.
+    #[arg(
+        long = "agent-service-account",
+        env = "GPUSCOPE_AGENT_SERVICE_ACCOUNTS",
+        value_delimiter = ',',
+        default_value = "gpuscope:gpuscope-agent"
+    )]
+    agent_service_accounts: Vec<String>,
+
+    /// How long an allowed SubjectAccessReview is cached (the kubelet's
+    /// default).
+    #[arg(long, env = "GPUSCOPE_AUTH_ALLOW_TTL", default_value = "5m", value_parser = humantime::parse_duration)]
+    auth_allow_ttl: Duration,
+
+    /// How long a denied SubjectAccessReview is cached: a new RoleBinding
+    /// takes effect within it.
+    #[arg(long, env = "GPUSCOPE_AUTH_DENY_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
+    auth_deny_ttl: Duration,
+
+    /// How long a TokenReview's answer is cached: a revoked token keeps
+    /// working at most this long.
+    #[arg(long, env = "GPUSCOPE_AUTH_TOKEN_TTL", default_value = "2m", value_parser = humantime::parse_duration)]
+    auth_token_ttl: Duration,
+
+    /// Query calls per second per caller (its user, or its IP address
+    /// with --auth none), on average; beyond it RESOURCE_EXHAUSTED
+    /// (docs/limits.md).
+    #[arg(long, env = "GPUSCOPE_QUERY_RATE", default_value_t = 50.0)]
+    query_rate: f64,
+
+    /// Query calls per caller allowed at once above --query-rate.
+    #[arg(long, env = "GPUSCOPE_QUERY_BURST", default_value_t = 100)]
+    query_burst: u32,
+
+    /// Query calls of one caller in progress at once; beyond it
+    /// RESOURCE_EXHAUSTED.
+    #[arg(long, env = "GPUSCOPE_QUERY_CONCURRENCY", default_value_t = 16)]
+    query_concurrency: u32,
+
+    /// Open ingest streams per IP address; beyond it RESOURCE_EXHAUSTED.
+    #[arg(long, env = "GPUSCOPE_MAX_STREAMS_PER_PEER", default_value_t = 4)]
+    max_streams_per_peer: u32,
+
+    /// Open ingest streams in all; beyond it RESOURCE_EXHAUSTED.
+    #[arg(long, env = "GPUSCOPE_MAX_STREAMS", default_value_t = 20_000)]
+    max_streams: u32,
+
+    /// Longest any call may take before its answer starts (a unary call's
+    /// whole answer, a stream's first message); beyond it CANCELLED
+    /// ("Timeout expired"). A client's shorter deadline wins.
+    #[arg(long, env = "GPUSCOPE_RPC_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    rpc_timeout: Duration,
+}
+
+/// `--auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum AuthMode {
+    /// TokenReview and SubjectAccessReview with the API server.
+    Kubernetes,
+    /// Anyone may ask anything (loopback addresses only).
+    None,
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -258,6 +333,15 @@ async fn main() -> anyhow::Result<()> {
                 c.containers = args.otlp_containers;
                 c
             });
+    config.limits = Limits {
+        query_rate: args.query_rate,
+        query_burst: args.query_burst,
+        query_concurrency: args.query_concurrency,
+        streams_per_peer: args.max_streams_per_peer,
+        streams_total: args.max_streams,
+        rpc_timeout: args.rpc_timeout,
+        ..Limits::default()
+    };
     if let (Some(cert), Some(key)) = (args.tls_cert.clone(), args.tls_key.clone()) {
         config.tls = Some(TlsFiles {
             cert,
@@ -275,6 +359,35 @@ async fn main() -> anyhow::Result<()> {
             publish_events: args.kube_events,
             ..KubeConfig::default()
         });
+    }
+
+    let auth = args.auth.unwrap_or(if args.no_kube {
+        AuthMode::None
+    } else {
+        AuthMode::Kubernetes
+    });
+    match auth {
+        AuthMode::Kubernetes => {
+            config.auth = Some(AuthConfig {
+                ttls: Ttls {
+                    token: args.auth_token_ttl,
+                    allow: args.auth_allow_ttl,
+                    deny: args.auth_deny_ttl,
+                },
+                agent_service_accounts: args.agent_service_accounts.clone(),
+            });
+        }
+        AuthMode::None => {
+            let open = std::iter::once(args.listen)
+                .chain(args.query_listen)
+                .find(|a| !a.ip().is_loopback());
+            if let Some(addr) = open {
+                anyhow::bail!(
+                    "--auth none lets anyone who reaches {addr} read every namespace and report \
+                     as any node: listen on a loopback address, or use --auth kubernetes"
+                );
+            }
+        }
     }
 
     let mut aggregator = Aggregator::start(config)

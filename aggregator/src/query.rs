@@ -2,11 +2,15 @@
 //! incidents from the [`Store`], new incidents from the ingest broadcast,
 //! and the diagnosis engine's findings over evidence from the
 //! [`Assembler`].
+//!
+//! With an [`Authorizer`] every call is authenticated and each answer holds
+//! only what its caller may read ([`crate::auth`], [`crate::redact`]).
 
 use std::pin::Pin;
 use std::sync::Arc;
 
 use gpuscope_diagnose::bundle::Bundle;
+use gpuscope_proto::v1 as pb;
 use gpuscope_proto::v1::{
     BundleFile, ContainerInfo, ContainerRef, DiagnoseRequest, DiagnoseResponse, ExplainRequest,
     ExplainResponse, GetBundleRequest, GetBundleResponse, GetSeriesRequest, GetSeriesResponse,
@@ -20,12 +24,24 @@ use tokio::sync::{broadcast, watch};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::auth::{Access, Authorizer, Gate, Namespaces};
 use crate::evidence::{Assembler, Target as PodTarget};
+use crate::redact;
 use crate::state::{Series, SeriesTarget, State};
 use crate::store::{DiagnosedPod, Store, matches};
 
 /// ListIncidents' limit when the request sets none.
 pub const DEFAULT_LIMIT: usize = 1000;
+/// The most incidents one ListIncidents answer holds.
+pub const MAX_INCIDENTS: usize = 10_000;
+/// The most nodes one ListNodes answer holds (`truncated` beyond).
+pub const MAX_NODES: usize = 50_000;
+/// The most GPUs or containers one ListGpus or ListContainers answer
+/// holds; more come in pages.
+pub const MAX_PAGE: usize = 5_000;
+/// The most findings one Diagnose answer holds (the most costly first;
+/// a gap says how many were left out).
+pub const MAX_FINDINGS: usize = 10_000;
 
 /// The Query service.
 #[derive(Debug, Clone)]
@@ -35,6 +51,8 @@ pub struct QueryService {
     incidents: broadcast::Sender<Arc<Incident>>,
     shutdown: watch::Receiver<bool>,
     diagnosis: Option<Diagnosis>,
+    auth: Option<Arc<Authorizer>>,
+    limiter: Arc<crate::limits::QueryLimiter>,
 }
 
 /// What Explain, Diagnose and GetBundle need.
@@ -54,7 +72,17 @@ impl Diagnosis {
         &self,
         target: &PodTarget,
     ) -> crate::error::Result<(Vec<gpuscope_diagnose::Finding>, gpuscope_diagnose::Evidence)> {
-        let mut ev = self.assembler.explain(target).await?;
+        let ev = self.assembler.explain(target).await?;
+        Ok(self.judge(target, ev))
+    }
+
+    /// The findings about one pod from its evidence `ev`, and `ev` with
+    /// what the rules could not judge added to its gaps.
+    fn judge(
+        &self,
+        target: &PodTarget,
+        mut ev: gpuscope_diagnose::Evidence,
+    ) -> (Vec<gpuscope_diagnose::Finding>, gpuscope_diagnose::Evidence) {
         let findings = if target.pod.is_some() {
             // What the rules could not judge is said beside the evidence's
             // own gaps.
@@ -78,7 +106,7 @@ impl Diagnosis {
                 })
                 .collect()
         };
-        Ok((findings, ev))
+        (findings, ev)
     }
 }
 
@@ -96,7 +124,67 @@ impl QueryService {
             incidents,
             shutdown,
             diagnosis: None,
+            auth: None,
+            limiter: Arc::new(crate::limits::QueryLimiter::new(
+                crate::limits::Limits::default(),
+            )),
         }
+    }
+
+    /// Limits each caller's queries to `limits`.
+    pub fn with_limits(mut self, limits: crate::limits::Limits) -> Self {
+        self.limiter = Arc::new(crate::limits::QueryLimiter::new(limits));
+        self
+    }
+
+    /// Authenticates the caller of `request` and admits the call under its
+    /// limits: what it may see, and its place among its calls in progress.
+    async fn admit<T>(
+        &self,
+        request: &Request<T>,
+    ) -> Result<(Gate, tokio::sync::OwnedSemaphorePermit), Status> {
+        let gate = self.gate(request).await?;
+        let caller = match &gate {
+            Gate::Checked { caller, .. } => caller.user.clone(),
+            Gate::Open => request
+                .remote_addr()
+                .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string()),
+        };
+        let permit = self.limiter.admit(&caller)?;
+        Ok((gate, permit))
+    }
+
+    /// Authenticates every call with `auth` and answers each only with
+    /// what its caller may read.
+    pub fn with_auth(mut self, auth: Arc<Authorizer>) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// What the caller of `request` may see.
+    async fn gate<T>(&self, request: &Request<T>) -> Result<Gate, Status> {
+        match &self.auth {
+            None => Ok(Gate::Open),
+            Some(auth) => {
+                let caller = auth.authenticate(request.metadata(), "").await?;
+                Ok(Gate::Checked {
+                    auth: auth.clone(),
+                    caller,
+                })
+            }
+        }
+    }
+
+    /// The namespaces of the pods Kubernetes has, readable or not by the
+    /// caller.
+    async fn readable_pods(&self, gate: &Gate) -> Result<Namespaces, Status> {
+        let pods = self.kube().map(|k| k.pods()).unwrap_or_default();
+        gate.namespaces(
+            pods.iter()
+                .map(|p| gpuscope_diagnose::k8s::namespace(p).to_owned())
+                .collect(),
+        )
+        .await
     }
 
     /// Serves Explain, Diagnose and GetBundle with evidence from
@@ -159,6 +247,130 @@ impl QueryService {
     }
 }
 
+impl QueryService {
+    /// The pod a request names, when the caller may get pods in its
+    /// namespace (asked before the pod is looked up, so that a denial says
+    /// nothing of whether it exists).
+    async fn authorized_target(
+        &self,
+        gate: &Gate,
+        namespace: &str,
+        pod: &str,
+    ) -> Result<(&Diagnosis, PodTarget), Status> {
+        let asked = if namespace.is_empty() {
+            "default"
+        } else {
+            namespace
+        };
+        let by_uid = looks_like_uid(pod);
+        if !by_uid {
+            gate.require(&Access::pods(asked)).await?;
+        }
+        let (d, target) = self.target(namespace, pod).await?;
+        if target.pod.is_some() && (by_uid || target.key.namespace != asked) {
+            // Named by UID: its own namespace decides.
+            gate.require(&Access::pods(&target.key.namespace)).await?;
+        } else if by_uid {
+            // Kubernetes no longer knows the pod, so neither its namespace:
+            // only who may read every namespace.
+            gate.require(&Access::pods("")).await?;
+        }
+        Ok((d, target))
+    }
+}
+
+impl Diagnosis {
+    /// [`Diagnosis::explain`] with only what `gate` may read in the
+    /// evidence, and without log tails unless `logs`.
+    async fn explain_as(
+        &self,
+        target: &PodTarget,
+        gate: &Gate,
+        logs: bool,
+    ) -> Result<(Vec<gpuscope_diagnose::Finding>, gpuscope_diagnose::Evidence), Status> {
+        let mut ev = self.assembler.explain(target).await.map_err(internal)?;
+        let ns = gate.namespaces(redact::evidence_namespaces(&ev)).await?;
+        redact::evidence(&mut ev, &ns);
+        if !logs {
+            redact::logs(&mut ev, &target.key.namespace);
+        }
+        Ok(self.judge(target, ev))
+    }
+}
+
+/// Whether `pod` is a UID (8-4-4-4-12 hex digits) rather than a name.
+fn looks_like_uid(pod: &str) -> bool {
+    let groups: Vec<&str> = pod.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The incidents the caller may read: OOM kills of pods in namespaces it
+/// may get pods in, node-wide ones (XIDs, lost GPUs, unnamed kills) when it
+/// may list nodes, GPU holders of other namespaces renamed.
+async fn visible(gate: &Gate, mut incidents: Vec<Incident>) -> Result<Vec<Incident>, Status> {
+    if let Gate::Open = gate {
+        return Ok(incidents);
+    }
+    let nodes = gate.may(&Access::nodes()).await?;
+    let mut named: std::collections::BTreeSet<String> =
+        incidents.iter().map(|i| i.pod_namespace.clone()).collect();
+    for i in &incidents {
+        let e = i.event.as_ref().and_then(|e| e.kind.as_ref());
+        if let Some(
+            pb::node_event::Kind::Xid(pb::Xid { holders, .. })
+            | pb::node_event::Kind::GpuLost(pb::GpuLost { holders, .. }),
+        ) = e
+        {
+            named.extend(holders.iter().map(|h| h.namespace.clone()));
+        }
+    }
+    let ns = gate.namespaces(named).await?;
+    incidents.retain(|i| match i.pod_namespace.as_str() {
+        "" => nodes,
+        namespace => ns.contains(namespace),
+    });
+    for i in &mut incidents {
+        if let Some(h) = redact::incident_holders(i) {
+            redact::holders(h, &ns);
+        }
+    }
+    Ok(incidents)
+}
+
+/// One page of `items` (sorted by `key`): those after `token`, at most
+/// `limit` (0: [`MAX_PAGE`], and never more), and the token of the next
+/// page (empty: none).
+fn page<T>(items: Vec<T>, key: impl Fn(&T) -> String, limit: u32, token: &str) -> (Vec<T>, String) {
+    let limit = match limit as usize {
+        0 => MAX_PAGE,
+        n => n.min(MAX_PAGE),
+    };
+    let mut out: Vec<T> = items
+        .into_iter()
+        .filter(|i| token.is_empty() || key(i).as_str() > token)
+        .take(limit + 1)
+        .collect();
+    let next = if out.len() > limit {
+        out.truncate(limit);
+        out.last().map(&key).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    (out, next)
+}
+
+/// Whether a finding about `s` may be shown: a pod's in a readable
+/// namespace, a node's or GPU's to who may list nodes.
+fn readable_subject(s: &gpuscope_diagnose::Subject, ns: &Namespaces, nodes: bool) -> bool {
+    match s.namespace.as_deref() {
+        Some(namespace) => ns.contains(namespace),
+        None => nodes,
+    }
+}
+
 fn internal(e: crate::error::Error) -> Status {
     Status::internal(format!("assembling evidence failed: {e}"))
 }
@@ -169,19 +381,45 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchIncidentsResponse, Stat
 impl Query for QueryService {
     async fn list_nodes(
         &self,
-        _request: Request<ListNodesRequest>,
+        request: Request<ListNodesRequest>,
     ) -> Result<Response<ListNodesResponse>, Status> {
-        Ok(Response::new(ListNodesResponse {
-            nodes: self.state.nodes(),
-        }))
+        let (gate, _permit) = self.admit(&request).await?;
+        gate.require(&Access::nodes()).await?;
+        let mut nodes = self.state.nodes();
+        let truncated = nodes.len() > MAX_NODES;
+        nodes.truncate(MAX_NODES);
+        Ok(Response::new(ListNodesResponse { nodes, truncated }))
     }
 
     async fn list_gpus(
         &self,
         request: Request<ListGpusRequest>,
     ) -> Result<Response<ListGpusResponse>, Status> {
+        let (gate, _permit) = self.admit(&request).await?;
+        gate.require(&Access::nodes()).await?;
+        let r = request.get_ref();
+        let (mut gpus, next_page_token) = page(
+            self.state.gpus(&r.node_name),
+            |g| {
+                let l = g.latest.as_ref();
+                let (index, uuid) = l.map_or((0, ""), |l| (l.index, l.uuid.as_str()));
+                format!("{}\0{index:010}\0{uuid}", g.node_name)
+            },
+            r.limit,
+            &r.page_token,
+        );
+        let held = gpus
+            .iter()
+            .filter_map(|g| g.latest.as_ref())
+            .flat_map(|l| l.holders.iter().map(|h| h.namespace.clone()))
+            .collect();
+        let ns = gate.namespaces(held).await?;
+        for g in gpus.iter_mut().filter_map(|g| g.latest.as_mut()) {
+            redact::holders(&mut g.holders, &ns);
+        }
         Ok(Response::new(ListGpusResponse {
-            gpus: self.state.gpus(&request.get_ref().node_name),
+            gpus,
+            next_page_token,
         }))
     }
 
@@ -189,18 +427,39 @@ impl Query for QueryService {
         &self,
         request: Request<ListContainersRequest>,
     ) -> Result<Response<ListContainersResponse>, Status> {
+        let (gate, _permit) = self.admit(&request).await?;
         let r = request.get_ref();
         let mut containers = self.state.containers(&r.node_name, &r.pod_uid);
         if let Some(kube) = self.kube() {
             Namer::new(&kube.pods()).containers(&mut containers);
         }
-        Ok(Response::new(ListContainersResponse { containers }))
+        let ns = gate
+            .namespaces(containers.iter().map(|c| c.pod_namespace.clone()).collect())
+            .await?;
+        // A container Kubernetes does not name is shown only to who may
+        // read every namespace.
+        containers.retain(|c| ns.contains(&c.pod_namespace));
+        let (containers, next_page_token) = page(
+            containers,
+            |c| {
+                let path = c.latest.as_ref().and_then(|l| l.container.as_ref());
+                let path = path.map_or("", |c| c.cgroup_path.as_str());
+                format!("{}\0{path}", c.node_name)
+            },
+            r.limit,
+            &r.page_token,
+        );
+        Ok(Response::new(ListContainersResponse {
+            containers,
+            next_page_token,
+        }))
     }
 
     async fn list_incidents(
         &self,
         request: Request<ListIncidentsRequest>,
     ) -> Result<Response<ListIncidentsResponse>, Status> {
+        let (gate, _permit) = self.admit(&request).await?;
         let r = request.into_inner();
         if r.until_unix_nanos != 0 && r.until_unix_nanos <= r.since_unix_nanos {
             return Err(Status::invalid_argument(
@@ -210,7 +469,7 @@ impl Query for QueryService {
         let limit = if r.limit == 0 {
             DEFAULT_LIMIT
         } else {
-            r.limit as usize
+            (r.limit as usize).min(MAX_INCIDENTS)
         };
         let store = self.store.clone();
         let filter = r.filter.unwrap_or_default();
@@ -230,6 +489,7 @@ impl Query for QueryService {
         .await
         .map_err(|e| Status::internal(format!("query task failed: {e}")))?
         .map_err(|e| Status::internal(format!("reading incidents failed: {e}")))?;
+        let incidents = visible(&gate, incidents).await?;
         Ok(Response::new(ListIncidentsResponse {
             incidents,
             truncated,
@@ -240,6 +500,7 @@ impl Query for QueryService {
         &self,
         request: Request<GetSeriesRequest>,
     ) -> Result<Response<GetSeriesResponse>, Status> {
+        let (gate, _permit) = self.admit(&request).await?;
         let r = request.get_ref();
         let target = match &r.target {
             Some(Target::CgroupPath(p)) => SeriesTarget::CgroupPath(p),
@@ -251,9 +512,21 @@ impl Query for QueryService {
                 ));
             }
         };
+        if let SeriesTarget::GpuUuid(_) = target {
+            gate.require(&Access::nodes()).await?;
+        }
         let Some(series) = self.state.series(&r.node_name, target) else {
             return Err(Status::not_found(format!("no history for {target:?}")));
         };
+        if let Series::Container { latest, .. } = &series {
+            // The container's pod namespace; unnamed: every namespace.
+            let names = latest.container.as_ref().and_then(|c| {
+                let pods = self.kube()?.pods();
+                Namer::new(&pods).name(c).map(|n| n.namespace)
+            });
+            gate.require(&Access::pods(names.as_deref().unwrap_or("")))
+                .await?;
+        }
         Ok(Response::new(match series {
             Series::Container {
                 node_name,
@@ -282,9 +555,11 @@ impl Query for QueryService {
         &self,
         request: Request<ExplainRequest>,
     ) -> Result<Response<ExplainResponse>, Status> {
+        let (gate, _permit) = self.admit(&request).await?;
         let r = request.into_inner();
-        let (d, target) = self.target(&r.namespace, &r.pod).await?;
-        let (findings, ev) = d.explain(&target).await.map_err(internal)?;
+        let (d, target) = self.authorized_target(&gate, &r.namespace, &r.pod).await?;
+        let logs = gate.may(&Access::logs(&target.key.namespace)).await?;
+        let (findings, ev) = d.explain_as(&target, &gate, logs).await?;
         // Gone from Kubernetes: what was concluded while it was there.
         // (A pod deleted within the hour is explained from its last state
         // above, with everything a recorded diagnosis would add.)
@@ -311,6 +586,7 @@ impl Query for QueryService {
         &self,
         request: Request<DiagnoseRequest>,
     ) -> Result<Response<DiagnoseResponse>, Status> {
+        let (gate, _permit) = self.admit(&request).await?;
         let d = self.diagnosis()?;
         let r = request.into_inner();
         if !r.all_namespaces && r.namespaces.is_empty() {
@@ -318,12 +594,46 @@ impl Query for QueryService {
                 "name namespaces or set all_namespaces",
             ));
         }
-        let namespaces = (!r.all_namespaces).then_some(r.namespaces.as_slice());
-        let ev = d.assembler.diagnose(namespaces).await.map_err(internal)?;
+        for ns in r.namespaces.iter().filter(|_| !r.all_namespaces) {
+            gate.require(&Access::pods(ns)).await?;
+        }
+        let readable = self.readable_pods(&gate).await?;
+        let scope: Option<Vec<String>> = if r.all_namespaces && !readable.all {
+            Some(readable.readable.iter().cloned().collect())
+        } else {
+            (!r.all_namespaces).then(|| r.namespaces.clone())
+        };
+        let mut ev = d
+            .assembler
+            .diagnose(scope.as_deref())
+            .await
+            .map_err(internal)?;
+        let ns = gate.namespaces(redact::evidence_namespaces(&ev)).await?;
+        redact::evidence(&mut ev, &ns);
+        let nodes = gate.may(&Access::nodes()).await?;
+        if !readable.left_out.is_empty() {
+            ev.gaps.push(gpuscope_diagnose::Gap::new(
+                "namespaces",
+                format!(
+                    "left out, you may not get pods there: {}",
+                    readable.left_out.join(", ")
+                ),
+            ));
+        }
         let config = d.config.clone();
         let (findings, ev) = tokio::task::spawn_blocking(move || {
             let mut ev = ev;
-            let findings = gpuscope_diagnose::diagnose(&ev, &config);
+            let mut findings = gpuscope_diagnose::diagnose(&ev, &config);
+            findings.retain(|f| readable_subject(&f.subject, &ns, nodes));
+            if findings.len() > MAX_FINDINGS {
+                let left = findings.len() - MAX_FINDINGS;
+                // Already most costly first.
+                findings.truncate(MAX_FINDINGS);
+                ev.gaps.push(gpuscope_diagnose::Gap::new(
+                    "findings",
+                    format!("{left} less costly findings left out (at most {MAX_FINDINGS} per answer): name namespaces"),
+                ));
+            }
             let judged = gpuscope_diagnose::rule_gaps(&ev, &config, None);
             ev.gaps.extend(judged);
             (findings, ev)
@@ -340,9 +650,17 @@ impl Query for QueryService {
         &self,
         request: Request<GetBundleRequest>,
     ) -> Result<Response<GetBundleResponse>, Status> {
+        let (gate, _permit) = self.admit(&request).await?;
         let r = request.into_inner();
-        let (d, target) = self.target(&r.namespace, &r.pod).await?;
-        let evidence = d.assembler.explain(&target).await.map_err(internal)?;
+        let (d, target) = self.authorized_target(&gate, &r.namespace, &r.pod).await?;
+        let mut evidence = d.assembler.explain(&target).await.map_err(internal)?;
+        let ns = gate
+            .namespaces(redact::evidence_namespaces(&evidence))
+            .await?;
+        redact::evidence(&mut evidence, &ns);
+        if !gate.may(&Access::logs(&target.key.namespace)).await? {
+            redact::logs(&mut evidence, &target.key.namespace);
+        }
         let bundle = Bundle {
             evidence,
             subject: Some(target.key),
@@ -364,6 +682,7 @@ impl Query for QueryService {
         &self,
         request: Request<WatchIncidentsRequest>,
     ) -> Result<Response<Self::WatchIncidentsStream>, Status> {
+        let (gate, _permit) = self.admit(&request).await?;
         let filter = request.into_inner().filter.unwrap_or_default();
         let mut rx = self.incidents.subscribe();
         let (tx, out) = tokio::sync::mpsc::channel(64);
@@ -388,6 +707,17 @@ impl Query for QueryService {
                         if !named_as(&filter, &incident) {
                             continue;
                         }
+                        let Ok(mut shown) = visible(&gate, vec![incident]).await else {
+                            let _ = tx
+                                .send(Err(Status::unavailable(
+                                    "cannot check access with the Kubernetes API server",
+                                )))
+                                .await;
+                            return;
+                        };
+                        let Some(incident) = shown.pop() else {
+                            continue;
+                        };
                         watch_incidents_response::Kind::Incident(incident)
                     }
                     Ok(_) => continue,
@@ -588,6 +918,25 @@ impl<'a> Namer<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_uid_is_told_from_a_name() {
+        assert!(looks_like_uid("00000000-0000-4000-8000-000000000001"));
+        assert!(!looks_like_uid("trainer-0"));
+        assert!(!looks_like_uid("abcdefgh-0000-4000-8000-000000000001"));
+    }
+
+    #[test]
+    fn pages_continue_after_the_token_and_end_with_an_empty_one() {
+        let items = vec!["a", "b", "c"];
+        let key = |s: &&str| (*s).to_owned();
+        let (first, next) = page(items.clone(), key, 2, "");
+        assert_eq!((first, next.as_str()), (vec!["a", "b"], "b"));
+        let (rest, next) = page(items.clone(), key, 2, &next);
+        assert_eq!((rest, next.as_str()), (vec!["c"], ""));
+        let (all, next) = page(items, key, 0, "");
+        assert_eq!((all.len(), next.as_str()), (3, ""), "0: the maximum");
+    }
 
     #[test]
     fn a_pod_name_filter_matches_the_named_incident_in_its_namespace() {

@@ -116,7 +116,8 @@ async fn nodes_gpus_containers_and_series() {
     assert_eq!(uuids, ["GPU-a", "GPU-b"], "sorted by index");
     assert!(
         q.list_gpus(ListGpusRequest {
-            node_name: "other".into()
+            node_name: "other".into(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -231,7 +231,7 @@ pub async fn run() -> anyhow::Result<()> {
             .with_context(|| format!("starting {}", aggregator_bin.display()))?,
     );
     let mut client: Client = wait_for(Duration::from_secs(10), "the aggregator", || async {
-        cmd::connect(&url, &Default::default()).await.ok()
+        cmd::connect(&url, &Default::default(), true).await.ok()
     })
     .await?;
 
@@ -309,8 +309,7 @@ pub async fn run() -> anyhow::Result<()> {
                     async move {
                         let list = c
                             .list_containers(pb::ListContainersRequest {
-                                node_name: String::new(),
-                                pod_uid: String::new(),
+                                ..Default::default()
                             })
                             .await
                             .ok()?

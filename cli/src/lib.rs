@@ -31,6 +31,11 @@ pub struct Cli {
     /// TLS towards the aggregator.
     #[command(flatten)]
     tls: gpuscope_proto::client::ClientTls,
+    /// Send no credentials. By default each call carries the
+    /// kubeconfig's (or the pod's ServiceAccount's) bearer token, which an
+    /// aggregator with `--auth kubernetes` checks with the API server.
+    #[arg(long, env = "GPUSCOPE_ANONYMOUS", global = true)]
+    anonymous: bool,
     /// What to show.
     #[command(subcommand)]
     command: Command,
@@ -164,12 +169,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo => demo::run().await,
         Command::Config => cmd::print_json(&gpuscope_diagnose::Config::default()),
-        Command::Nodes => cmd::nodes(&mut cmd::connect(url, &cli.tls).await?, out).await,
+        Command::Nodes => {
+            cmd::nodes(&mut cmd::connect(url, &cli.tls, cli.anonymous).await?, out).await
+        }
         Command::Gpus { node } => {
-            cmd::gpus(&mut cmd::connect(url, &cli.tls).await?, node, out).await
+            cmd::gpus(
+                &mut cmd::connect(url, &cli.tls, cli.anonymous).await?,
+                node,
+                out,
+            )
+            .await
         }
         Command::Pods { node } => {
-            cmd::pods(&mut cmd::connect(url, &cli.tls).await?, node, out).await
+            cmd::pods(
+                &mut cmd::connect(url, &cli.tls, cli.anonymous).await?,
+                node,
+                out,
+            )
+            .await
         }
         Command::Oom {
             since,
@@ -178,7 +195,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             namespace,
         } => {
             cmd::oom(
-                &mut cmd::connect(url, &cli.tls).await?,
+                &mut cmd::connect(url, &cli.tls, cli.anonymous).await?,
                 since,
                 node,
                 pod.as_deref(),
@@ -188,10 +205,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Events { watch, since } => {
-            cmd::events(&mut cmd::connect(url, &cli.tls).await?, watch, since, out).await
+            cmd::events(
+                &mut cmd::connect(url, &cli.tls, cli.anonymous).await?,
+                watch,
+                since,
+                out,
+            )
+            .await
         }
-        Command::Diagnose(scope) => diagnose(url, &cli.tls, scope, cmd::Ranked::All, out).await,
-        Command::Idle(scope) => diagnose(url, &cli.tls, scope, cmd::Ranked::Idle, out).await,
+        Command::Diagnose(scope) => {
+            diagnose(url, (&cli.tls, cli.anonymous), scope, cmd::Ranked::All, out).await
+        }
+        Command::Idle(scope) => {
+            diagnose(
+                url,
+                (&cli.tls, cli.anonymous),
+                scope,
+                cmd::Ranked::Idle,
+                out,
+            )
+            .await
+        }
         Command::Explain {
             pod,
             namespace,
@@ -212,7 +246,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let dir =
                 dir.unwrap_or_else(|| format!("gpuscope-bundle-{}", pod.replace('/', "_")).into());
             cmd::bundle(
-                &mut cmd::connect(url, &cli.tls).await?,
+                &mut cmd::connect(url, &cli.tls, cli.anonymous).await?,
                 &pod,
                 namespace.as_deref(),
                 &dir,
@@ -221,7 +255,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Explain { pod, namespace, .. } => {
             cmd::explain(
-                &mut cmd::connect(url, &cli.tls).await?,
+                &mut cmd::connect(url, &cli.tls, cli.anonymous).await?,
                 pod.as_deref().unwrap_or_default(),
                 namespace.as_deref(),
                 out,
@@ -233,7 +267,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn diagnose(
     url: &str,
-    tls: &gpuscope_proto::client::ClientTls,
+    tls: (&gpuscope_proto::client::ClientTls, bool),
     scope: Scope,
     what: cmd::Ranked,
     out: Format,

@@ -588,6 +588,19 @@ pub struct GpuHolder {
     pub replica: Option<u32>,
 }
 
+impl GpuHolder {
+    /// `namespace/pod`, or the namespace alone when the pod is not named
+    /// (a holder the reader may not see: the aggregator names it only as
+    /// "another namespace").
+    pub fn label(&self) -> String {
+        if self.pod.is_empty() {
+            self.namespace.clone()
+        } else {
+            format!("{}/{}", self.namespace, self.pod)
+        }
+    }
+}
+
 /// One process using a GPU.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GpuProcess {

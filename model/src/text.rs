@@ -142,10 +142,7 @@ fn held_by(holders: &[GpuHolder]) -> String {
     if holders.is_empty() {
         return String::new();
     }
-    let pods: Vec<String> = holders
-        .iter()
-        .map(|h| format!("{}/{}", h.namespace, h.pod))
-        .collect();
+    let pods: Vec<String> = holders.iter().map(GpuHolder::label).collect();
     format!("  held by {}", pods.join(", "))
 }
 
@@ -220,11 +217,7 @@ pub fn gpu_table(gpus: &[GpuSample]) -> String {
         .to_vec(),
     ];
     for g in gpus {
-        let held: Vec<String> = g
-            .holders
-            .iter()
-            .map(|h| format!("{}/{}", h.namespace, h.pod))
-            .collect();
+        let held: Vec<String> = g.holders.iter().map(GpuHolder::label).collect();
         let procs: Vec<String> = g
             .processes
             .iter()

@@ -16,6 +16,11 @@
 //! `reportingController` -> `reportingComponent`, ...) to lists, watches
 //! and `kubectl describe`.
 //!
+//! It answers TokenReview and SubjectAccessReview as the real API server
+//! does for webhook authenticators and authorizers ([`review`]): tokens
+//! registered by the test ([`FakeKube::add_token`]), decisions from the
+//! RBAC objects applied to it.
+//!
 //! It runs on its own thread and current-thread runtime, so both plain
 //! `#[test]`s and `#[tokio::test]`s can use it, and stops when dropped.
 //!
@@ -50,6 +55,10 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
+
+pub mod review;
+
+pub use review::Token;
 
 /// How often an open watch with `allowWatchBookmarks=true` gets a BOOKMARK.
 pub const BOOKMARK_PERIOD: Duration = Duration::from_secs(1);
@@ -149,7 +158,20 @@ struct State {
     requests: Vec<String>,
     /// `events.k8s.io/v1` Events as written, by (namespace, name).
     events_v1: BTreeMap<(String, String), Value>,
+    /// Bearer tokens TokenReview knows.
+    tokens: BTreeMap<String, Token>,
+    /// Role, ClusterRole, RoleBinding and ClusterRoleBinding objects, by
+    /// (kind, namespace or "", name).
+    rbac: BTreeMap<(String, String, String), Value>,
 }
+
+/// The RBAC kinds SubjectAccessReview is decided from.
+const RBAC_KINDS: [(&str, bool); 4] = [
+    ("Role", true),
+    ("ClusterRole", false),
+    ("RoleBinding", true),
+    ("ClusterRoleBinding", false),
+];
 
 impl State {
     /// Bumps the resourceVersion, stamps it on `object` and records the
@@ -296,8 +318,17 @@ impl FakeKube {
             .get("kind")
             .and_then(Value::as_str)
             .ok_or("object without kind")?;
-        let res = by_kind(kind).ok_or_else(|| format!("unsupported kind {kind:?}"))?;
         let name = str_at(&obj, "/metadata/name").ok_or("object without metadata.name")?;
+        if let Some((kind, namespaced)) = RBAC_KINDS.iter().find(|(k, _)| *k == kind) {
+            let ns = match namespaced {
+                true => str_at(&obj, "/metadata/namespace").unwrap_or("default"),
+                false => "",
+            };
+            let key = ((*kind).to_owned(), ns.to_owned(), name.to_owned());
+            self.shared.lock().rbac.insert(key, obj.clone());
+            return Ok(obj);
+        }
+        let res = by_kind(kind).ok_or_else(|| format!("unsupported kind {kind:?}"))?;
         let namespace = match (res.namespaced, str_at(&obj, "/metadata/namespace")) {
             (false, _) => String::new(),
             (true, ns) => ns.unwrap_or("default").to_owned(),
@@ -313,6 +344,11 @@ impl FakeKube {
             }
             st.store(key, obj)
         }))
+    }
+
+    /// Makes TokenReview authenticate `token` as `who`.
+    pub fn add_token(&self, token: &str, who: Token) {
+        self.shared.lock().tokens.insert(token.to_owned(), who);
     }
 
     /// Deletes an object and records a DELETED watch event; `false` when
@@ -544,6 +580,31 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         let name = name.first().copied();
         return Ok(write_event_v1(&shared, &method, ns, name, merge, &body));
     }
+    let review = match path.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["", "apis", "authentication.k8s.io", "v1", "tokenreviews"] => Some(true),
+        [
+            "",
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "subjectaccessreviews",
+        ] => Some(false),
+        _ => None,
+    };
+    if let (Some(token), &Method::POST) = (review, req.method()) {
+        let Ok(body) = req.into_body().collect().await else {
+            return Err(Dropped);
+        };
+        let Ok(input) = serde_json::from_slice::<Value>(&body.to_bytes()) else {
+            return Ok(status(StatusCode::BAD_REQUEST, "the body is not JSON"));
+        };
+        let st = shared.lock();
+        let answer = match token {
+            true => review::token_review(&st.tokens, &input),
+            false => review::access_review(&st.rbac, &input),
+        };
+        return Ok(json_response(StatusCode::CREATED, &answer));
+    }
     if req.method() != Method::GET {
         let message = format!("the fake API server only serves GET, not {}", req.method());
         return Ok(status(StatusCode::METHOD_NOT_ALLOWED, message));
@@ -556,7 +617,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     Ok(match segments[1..] {
         ["version"] => ok(&version_info()),
         ["api"] => ok(&json!({"kind": "APIVersions", "versions": ["v1"]})),
-        ["apis"] => ok(&json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})),
+        ["apis"] => ok(&review::group_list()),
+        ["apis", group, "v1"] => match review::resource_list(group) {
+            Some(list) => ok(&list),
+            None => status(StatusCode::NOT_FOUND, NO_SUCH_PATH),
+        },
         ["api", "v1"] => ok(&resource_list()),
         ["api", "v1", ref rest @ ..] => return route_v1(&shared, rest, &query, table),
         _ => status(StatusCode::NOT_FOUND, NO_SUCH_PATH),

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gpuscope_tests::fake_kube::{FakeKube, Fault};
+use gpuscope_tests::fake_kube::{FakeKube, Fault, Token};
 use gpuscope_tests::kubectl::Kubectl;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{self, Store, reflector};
@@ -205,6 +205,72 @@ fn kubectl_reads_previous_logs_and_reports_errors() {
     assert_eq!(
         item_names(&kubectl.json(&["get", "nodes", "-o", "json"])).len(),
         2
+    );
+}
+
+/// kubectl, a second real client, creates the reviews the aggregator
+/// sends: a TokenReview of a registered token for an audience, and
+/// SubjectAccessReviews decided by the RBAC objects applied.
+#[test]
+fn kubectl_creates_token_and_access_reviews() {
+    let fake = populated();
+    let Some(kubectl) = Kubectl::new(&fake) else {
+        return;
+    };
+    fake.add_token(
+        "agent-token",
+        Token::bound(
+            "gpuscope",
+            "gpuscope-agent",
+            "agent-1",
+            "gpu-node-1",
+            "gpuscope",
+        ),
+    );
+    fake.apply(
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "logs", "namespace": "ml"},
+        "rules": [{"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}]}),
+    );
+    fake.apply(
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "alice-logs", "namespace": "ml"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "logs"},
+        "subjects": [{"kind": "User", "name": "alice"}]}),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let create = |name: &str, object: Value| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, object.to_string()).expect("write");
+        let file = file.to_str().expect("utf-8 path").to_owned();
+        kubectl.json(&["create", "--validate=false", "-o", "json", "-f", &file])
+    };
+    let review = |audience: &str| {
+        json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+            "spec": {"token": "agent-token", "audiences": [audience]}})
+    };
+    let agent = create("tr.json", review("gpuscope"));
+    assert_eq!(agent["status"]["authenticated"], true, "{agent}");
+    assert_eq!(
+        agent["status"]["user"]["extra"]["authentication.kubernetes.io/node-name"][0],
+        "gpu-node-1"
+    );
+    let other = create("tr2.json", review("https://kubernetes.default.svc"));
+    assert_eq!(other["status"]["authenticated"], false, "{other}");
+    let sar = |ns: &str, sub: &str| {
+        json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+            "spec": {"user": "alice", "resourceAttributes":
+                {"namespace": ns, "verb": "get", "resource": "pods", "subresource": sub}}})
+    };
+    let allowed = |v: Value| v["status"]["allowed"] == true;
+    assert!(allowed(create("sar1.json", sar("ml", "log"))));
+    assert!(
+        !allowed(create("sar2.json", sar("ml", ""))),
+        "pods, not pods/log"
+    );
+    assert!(
+        !allowed(create("sar3.json", sar("web", "log"))),
+        "another namespace"
     );
 }
 

@@ -176,6 +176,8 @@ impl Live {
             &listen,
             "--kube-server",
             &kube.url(),
+            "--auth",
+            "none",
             "--record-diagnosis-after",
             record_after,
         ]

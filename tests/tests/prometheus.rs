@@ -352,6 +352,8 @@ fn prometheus_scrapes_the_aggregator_and_every_dashboard_panel_has_data() {
             .args([
                 "--kube-server",
                 &kube.url(),
+                "--auth",
+                "none",
                 "--record-diagnosis-after",
                 "0s",
             ])

@@ -50,6 +50,8 @@ pub struct ShipConfig {
     pub report_interval: Duration,
     /// TLS towards the aggregator.
     pub tls: ClientTls,
+    /// A bearer token file sent with each stream, read at each connect.
+    pub token_file: Option<PathBuf>,
 }
 
 /// Why the stream could not start or went down.
@@ -83,6 +85,14 @@ pub enum ShipError {
     /// The runtime thread could not start.
     #[error("starting the stream thread: {0}")]
     Thread(std::io::Error),
+    /// The token file could not be read or is not a token.
+    #[error("token file {path}: {why}")]
+    Token {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
 }
 
 #[derive(Default)]
@@ -223,6 +233,20 @@ fn jitter(d: Duration) -> Duration {
     d.mul_f64(0.5 + f64::from(nanos % 1000) / 1000.0)
 }
 
+/// `Bearer TOKEN` from a token file.
+fn bearer(
+    path: &std::path::Path,
+) -> Result<tonic::metadata::MetadataValue<tonic::metadata::Ascii>, ShipError> {
+    let err = |why: String| ShipError::Token {
+        path: path.to_owned(),
+        why,
+    };
+    let token = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    format!("Bearer {}", token.trim())
+        .parse()
+        .map_err(|_| err("not a token (control characters or non-ASCII)".to_owned()))
+}
+
 /// One stream: Hello, every unacknowledged event, then events as they
 /// come, reports every interval, acks applied to the queue.
 async fn session(
@@ -257,8 +281,14 @@ async fn session(
     tx.send(hello)
         .await
         .map_err(|_| ShipError::Closed(url.clone()))?;
+    let mut request = tonic::Request::new(ReceiverStream::new(rx));
+    if let Some(path) = &config.token_file {
+        request
+            .metadata_mut()
+            .insert("authorization", bearer(path)?);
+    }
     let mut inbound = client
-        .stream(ReceiverStream::new(rx))
+        .stream(request)
         .await
         .map_err(stream_err)?
         .into_inner();
@@ -472,6 +502,7 @@ mod tests {
                 queue_max_bytes: 1 << 20,
                 report_interval: Duration::from_millis(20),
                 tls: ClientTls::default(),
+                token_file: None,
             },
             pb::NodeIdentity {
                 node_name: "n".into(),

@@ -111,6 +111,7 @@ async fn main() -> anyhow::Result<()> {
             .list_containers(pb::ListContainersRequest {
                 node_name: node.clone(),
                 pod_uid: pod.clone(),
+                ..Default::default()
             })
             .await?
             .into_inner();

@@ -89,7 +89,7 @@ pub enum Ranked {
 #[allow(clippy::too_many_arguments)]
 pub async fn diagnose(
     url: &str,
-    tls: &ClientTls,
+    (tls, anonymous): (&ClientTls, bool),
     bundle: Option<&Path>,
     namespaces: &[String],
     all_namespaces: bool,
@@ -114,7 +114,7 @@ pub async fn diagnose(
             (findings, gaps)
         }
         None => {
-            let mut client = super::connect(url, tls).await?;
+            let mut client = super::connect(url, tls, anonymous).await?;
             super::explain::diagnose_live(&mut client, namespaces, all_namespaces).await?
         }
     };

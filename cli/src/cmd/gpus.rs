@@ -9,13 +9,22 @@ use crate::Format;
 
 /// Lists every GPU with its use, processes and holders.
 pub async fn gpus(client: &mut Client, node: Option<String>, out: Format) -> anyhow::Result<()> {
-    let gpus = client
-        .list_gpus(pb::ListGpusRequest {
-            node_name: node.unwrap_or_default(),
-        })
-        .await?
-        .into_inner()
-        .gpus;
+    let node = node.unwrap_or_default();
+    let gpus = super::pages(|page_token| {
+        let (mut client, node_name) = (client.clone(), node.clone());
+        async move {
+            let page = client
+                .list_gpus(pb::ListGpusRequest {
+                    node_name,
+                    page_token,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            Ok((page.gpus, page.next_page_token))
+        }
+    })
+    .await?;
     let mut by_node: Vec<(String, Vec<GpuSample>)> = Vec::new();
     for g in gpus {
         let Some(sample) = g.latest else { continue };

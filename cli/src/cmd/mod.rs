@@ -24,17 +24,73 @@ use gpuscope_model::{ContainerRef, Event, Timestamp};
 use gpuscope_proto::client::{ClientTls, endpoint};
 use gpuscope_proto::v1 as pb;
 use gpuscope_proto::v1::query_client::QueryClient;
-use tonic::transport::Channel;
+
+/// The channel to the aggregator, with the kubeconfig's credentials
+/// attached to each call.
+pub type Authenticated = tower::util::BoxCloneService<
+    http::Request<tonic::body::Body>,
+    http::Response<tonic::body::Body>,
+    tower::BoxError,
+>;
 
 /// The aggregator's query client.
-pub type Client = QueryClient<Channel>;
+pub type Client = QueryClient<Authenticated>;
 
-/// Connects to the aggregator.
-pub async fn connect(url: &str, tls: &ClientTls) -> anyhow::Result<Client> {
+/// Connects to the aggregator. Unless `anonymous`, each call carries the
+/// user's own Kubernetes credentials as `authorization: Bearer`: those of
+/// the kubeconfig (`KUBECONFIG`, `~/.kube/config`) or of the pod's
+/// ServiceAccount, resolved by kube-rs as kubectl does (a token, a token
+/// file, an exec plugin such as `aws eks get-token`, refreshed when it
+/// expires). Without a kubeconfig, no credentials are sent.
+pub async fn connect(url: &str, tls: &ClientTls, anonymous: bool) -> anyhow::Result<Client> {
+    use tower::{Layer, ServiceExt};
     let channel = endpoint(url, tls)?.connect().await.with_context(|| {
         format!("cannot reach the aggregator at {url} (set --aggregator or GPUSCOPE_AGGREGATOR)")
     })?;
-    Ok(QueryClient::new(channel).max_decoding_message_size(64 << 20))
+    let layer = if anonymous {
+        None
+    } else {
+        credentials().await?
+    };
+    // kube's layer is an `Either` of two services that must fail alike.
+    let channel = channel.map_err(tower::BoxError::from);
+    let service: Authenticated = match layer {
+        Some(layer) => tower::util::BoxCloneService::new(layer.layer(channel)),
+        None => tower::util::BoxCloneService::new(channel),
+    };
+    Ok(QueryClient::new(service).max_decoding_message_size(64 << 20))
+}
+
+/// Every item of a paged list: `page(token)` answers one page and the
+/// next page's token (empty after the last), starting from "".
+pub async fn pages<T, F, Fut>(mut page: F) -> anyhow::Result<Vec<T>>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<(Vec<T>, String)>>,
+{
+    let mut all = Vec::new();
+    let mut token = String::new();
+    loop {
+        let (items, next) = page(token).await?;
+        all.extend(items);
+        if next.is_empty() {
+            return Ok(all);
+        }
+        token = next;
+    }
+}
+
+/// The layer that adds the kubeconfig's bearer token; `None` without a
+/// kubeconfig, or with one whose user has no token (client certificates).
+async fn credentials() -> anyhow::Result<Option<kube::client::middleware::AuthLayer>> {
+    use kube::client::ConfigExt;
+    let Ok(config) = kube::Config::infer().await else {
+        return Ok(None);
+    };
+    config.auth_layer().context(
+        "cannot get credentials from the kubeconfig (an exec plugin failed?); \
+         pass --anonymous to send none",
+    )
 }
 
 /// One incident as the CLI prints it in JSON: where it came from and the

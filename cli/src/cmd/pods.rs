@@ -9,14 +9,22 @@ use crate::Format;
 
 /// Lists containers with memory, limit and OOM kills.
 pub async fn pods(client: &mut Client, node: Option<String>, out: Format) -> anyhow::Result<()> {
-    let containers = client
-        .list_containers(pb::ListContainersRequest {
-            node_name: node.unwrap_or_default(),
-            pod_uid: String::new(),
-        })
-        .await?
-        .into_inner()
-        .containers;
+    let node = node.unwrap_or_default();
+    let containers = super::pages(|page_token| {
+        let (mut client, node_name) = (client.clone(), node.clone());
+        async move {
+            let page = client
+                .list_containers(pb::ListContainersRequest {
+                    node_name,
+                    page_token,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            Ok((page.containers, page.next_page_token))
+        }
+    })
+    .await?;
     let mut list: Vec<Row> = containers
         .into_iter()
         .filter_map(|c| {
