@@ -182,6 +182,7 @@ fn gpu(
         processes,
         holders,
         simulated,
+        health: None,
     }
 }
 

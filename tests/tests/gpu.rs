@@ -122,6 +122,82 @@ fn values_holders_and_idle_allocation() {
     );
 }
 
+#[test]
+fn health_counters_reach_the_sample_and_unsupported_calls_stay_quiet() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scn = scenario(
+        dir.path(),
+        &json!({
+            "gpus": [
+                {"uuid": GPU_A, "pci_bus_id": "00000000:19:00.0",
+                 "sm_clock_max_mhz": 1980, "pcie_link_gen_max": 5, "pcie_link_width_max": 16,
+                 "temp_slowdown_c": 87, "temp_shutdown_c": 92, "ecc_corrected_before": 12,
+                 "series": [{"t": 0, "util_gpu": 99, "sm_clock_mhz": 990,
+                             "throttle_reasons": ["hw_slowdown", "hw_power_brake"],
+                             "ecc_corrected": 5, "ecc_uncorrected": 1,
+                             "remapped_uncorrected": 1, "remap_pending": true,
+                             "pcie_gen": 4, "pcie_width": 8, "pcie_replays": 17}]},
+                // ECC off and no row remapping: NOT_SUPPORTED, as on a GPU
+                // without them.
+                {"uuid": GPU_B, "pci_bus_id": "00000000:3B:00.0"}
+            ],
+            "faults": [
+                {"function": "nvmlDeviceGetTotalEccErrors", "gpu": 1, "code": 3},
+                {"function": "nvmlDeviceGetFieldValues", "gpu": 1, "code": 3}
+            ]
+        }),
+    );
+    let kubelet = FakePodResources::normal(vec![]).expect("fake kubelet");
+    let lib = fake_nvml_lib();
+    let flags = gpu_args(&lib, kubelet.socket_path());
+    let snap = snapshot(&args(&flags), &[("GPUSCOPE_FAKE_NVML_SCENARIO", &scn)]);
+
+    let a = &gpu(&snap, GPU_A)["health"];
+    assert_eq!(
+        a["throttle_reasons"],
+        json!(["hw_slowdown", "hw_power_brake"]),
+        "{a}"
+    );
+    assert_eq!(a["sm_clock_max_mhz"], 1980);
+    assert_eq!(a["ecc_corrected_volatile"], 5);
+    assert_eq!(a["ecc_uncorrected_volatile"], 1);
+    assert_eq!(a["ecc_corrected_aggregate"], 17);
+    assert_eq!(a["ecc_uncorrected_aggregate"], 1);
+    assert_eq!(a["remapped_rows_corrected"], 0);
+    assert_eq!(a["remapped_rows_uncorrected"], 1);
+    assert_eq!(a["remap_pending"], true);
+    assert_eq!(a["remap_failed"], false);
+    assert_eq!(
+        (a["pcie_link_gen"].as_u64(), a["pcie_link_gen_max"].as_u64()),
+        (Some(4), Some(5))
+    );
+    assert_eq!(
+        (
+            a["pcie_link_width"].as_u64(),
+            a["pcie_link_width_max"].as_u64()
+        ),
+        (Some(8), Some(16))
+    );
+    assert_eq!(a["pcie_replays"], 17);
+    assert_eq!(a["temperature_slowdown_celsius"], 87);
+    assert_eq!(a["temperature_shutdown_celsius"], 92);
+
+    let b = &gpu(&snap, GPU_B)["health"];
+    assert_eq!(
+        b["throttle_reasons"],
+        json!([]),
+        "not held: an empty list, {b}"
+    );
+    assert!(
+        b.get("ecc_corrected_volatile").is_none(),
+        "unsupported: absent, {b}"
+    );
+    assert!(b.get("remap_pending").is_none(), "{b}");
+    assert_eq!(b["pcie_link_gen"], 5);
+    let nvml = source_of(&snap["sources"], "nvml").expect("nvml");
+    assert_eq!(nvml["state"], "ok", "unsupported is not an error: {nvml}");
+}
+
 /// A process that sleeps inside a fresh v1 memory cgroup at a kubelet path.
 struct Sleeper {
     child: Child,
