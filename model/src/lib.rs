@@ -520,6 +520,10 @@ pub enum Event {
         holders: Vec<GpuHolder>,
         /// From gpuscope's fake NVML.
         simulated: bool,
+        /// What the driver's kernel log line said, when the XID came from
+        /// (or was also seen in) the kernel log.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kernel: Option<KernelXidLine>,
     },
     /// A GPU answered `NVML_ERROR_GPU_IS_LOST` (fell off the bus).
     GpuLost {
@@ -568,6 +572,26 @@ impl Event {
             | Event::Source { time, .. } => *time,
         }
     }
+}
+
+/// An XID as the driver printed it to the kernel log
+/// (`NVRM: Xid (PCI:0000:3b:00): 79, pid=..., name=..., ...`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelXidLine {
+    /// The GPU's PCI address as the driver printed it (`0000:3b:00`).
+    pub pci_bus_id: String,
+    /// The process the driver blamed, when it named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// That process's command name, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
+    /// The driver's description (the rest of the line).
+    pub message: String,
+    /// The line was already in the kernel's ring buffer when the agent
+    /// started: history, reported once at start-up.
+    #[serde(default)]
+    pub before_agent_start: bool,
 }
 
 /// Who holds a GPU according to the kubelet (PodResources `List`).

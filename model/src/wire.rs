@@ -5,9 +5,10 @@ use gpuscope_proto::v1 as pb;
 
 use crate::{
     CgroupDriver, CgroupMode, CgroupVersion, ContainerRef, ContainerRuntime, ContainerSample,
-    CpuStats, Detection, Event, GpuHealth, GpuHolder, GpuProcess, GpuSample, MemoryEvents,
-    MemoryStats, NodeSample, OomConstraint, OomGroup, OomKill, Pressure, Psi, PsiLine, PsiScope,
-    QosClass, RecorderPoint, SourceState, SourceStatus, ThrottleReason, Timestamp, Victim,
+    CpuStats, Detection, Event, GpuHealth, GpuHolder, GpuProcess, GpuSample, KernelXidLine,
+    MemoryEvents, MemoryStats, NodeSample, OomConstraint, OomGroup, OomKill, Pressure, Psi,
+    PsiLine, PsiScope, QosClass, RecorderPoint, SourceState, SourceStatus, ThrottleReason,
+    Timestamp, Victim,
 };
 
 impl From<CgroupMode> for pb::CgroupMode {
@@ -369,6 +370,7 @@ pub fn node_event(e: &Event, seq: u64) -> pb::NodeEvent {
             count,
             holders: h,
             simulated,
+            kernel,
         } => (
             *time,
             Kind::Xid(pb::Xid {
@@ -378,6 +380,13 @@ pub fn node_event(e: &Event, seq: u64) -> pb::NodeEvent {
                 count: *count,
                 holders: holders(h),
                 simulated: *simulated,
+                kernel: kernel.as_ref().map(|k| pb::KernelXidLine {
+                    pci_bus_id: k.pci_bus_id.clone(),
+                    pid: k.pid,
+                    process: k.process.clone(),
+                    message: k.message.clone(),
+                    before_agent_start: k.before_agent_start,
+                }),
             }),
         ),
         Event::GpuLost {
@@ -713,6 +722,13 @@ pub fn event_from_wire(e: pb::NodeEvent) -> Option<Event> {
             count: x.count,
             holders: holders(x.holders),
             simulated: x.simulated,
+            kernel: x.kernel.map(|k| KernelXidLine {
+                pci_bus_id: k.pci_bus_id,
+                pid: k.pid,
+                process: k.process,
+                message: k.message,
+                before_agent_start: k.before_agent_start,
+            }),
         },
         Kind::GpuLost(l) => Event::GpuLost {
             time,
@@ -782,6 +798,13 @@ mod tests {
                 replica: Some(1),
             }],
             simulated: true,
+            kernel: Some(KernelXidLine {
+                pci_bus_id: "0000:3b:00".into(),
+                pid: Some(4242),
+                process: Some("python3".into()),
+                message: "GPU has fallen off the bus.".into(),
+                before_agent_start: true,
+            }),
         };
         let wire = node_event(&e, 42);
         assert_eq!(wire.seq, 42);

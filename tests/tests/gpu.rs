@@ -338,6 +338,61 @@ fn xid_and_gpu_lost_are_events_naming_the_holder() {
 }
 
 #[test]
+fn kernel_xids_already_logged_are_reported_once_as_history() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scn = scenario(
+        dir.path(),
+        &json!({"gpus": [
+            {"uuid": GPU_A, "pci_bus_id": "00000000:19:00.0"},
+            {"uuid": GPU_B, "pci_bus_id": "00000000:3B:00.0"}
+        ]}),
+    );
+    // The ring buffer as the agent finds it at start: a real line of
+    // driver 535 (see agent/tests/fixtures/kmsg/) on GPU B's address, the
+    // same text injected from user space (facility 1), an NVSwitch SXid.
+    let kmsg = dir.path().join("kmsg");
+    std::fs::write(
+        &kmsg,
+        "3,900,1000000,-;NVRM: Xid (PCI:0000:3b:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.\n\
+         14,901,1000100,-;NVRM: Xid (PCI:0000:19:00): 48, pid=1, name=fake, forged from user space\n\
+         3,902,1000200,-;nvidia-nvswitch3: SXid (PCI:0000:04:00.0): 22013, Non-fatal, Link 44 Minion Link DLREQ interrupt\n",
+    )
+    .expect("write kmsg");
+    let kubelet = FakePodResources::normal(vec![
+        Pod::new("ml", "trainer-0")
+            .container(Container::new("main").devices("nvidia.com/gpu", &[GPU_B])),
+    ])
+    .expect("fake kubelet");
+    let lib = fake_nvml_lib();
+    let mut flags = gpu_args(&lib, kubelet.socket_path());
+    flags[5] = kmsg.display().to_string();
+    flags.extend(["--interval".into(), "250ms".into()]);
+    let mut agent = Agent::watch_with(&args(&flags), &[("GPUSCOPE_FAKE_NVML_SCENARIO", &scn)]);
+    let xid = agent.expect_line(Duration::from_secs(10), "no xid event", |v| {
+        v["kind"] == "xid"
+    });
+    assert_eq!(xid["xid"], 79, "{xid}");
+    assert_eq!(xid["gpu_uuid"], GPU_B, "joined by PCI address: {xid}");
+    assert_eq!(xid["gpu_index"], 1);
+    assert_eq!(xid["kernel"]["pci_bus_id"], "0000:3b:00");
+    assert_eq!(xid["kernel"]["message"], "GPU has fallen off the bus.");
+    assert_eq!(xid["kernel"]["before_agent_start"], true);
+    assert!(xid["kernel"].get("pid").is_none(), "pid unknown: {xid}");
+    assert_eq!(
+        xid["holders"],
+        json!([]),
+        "who holds the GPU now did not necessarily hold it then"
+    );
+    assert_eq!(xid["simulated"], false, "the kernel line is real text");
+    let later = agent.drain_for(Duration::from_millis(1500));
+    assert!(
+        !later.iter().any(|v| v["kind"] == "xid"),
+        "once, and not the forged line: {later:?}"
+    );
+    agent.assert_running();
+}
+
+#[test]
 fn device_count_change_is_an_event() {
     let dir = tempfile::tempdir().expect("tempdir");
     let scn = scenario(

@@ -109,6 +109,15 @@ pub enum GpuNotice {
         /// The XID.
         xid: u64,
     },
+    /// An XID line of the driver in the kernel log (from the kmsg thread).
+    KernelXid {
+        /// The record's time.
+        time: Timestamp,
+        /// The XID.
+        xid: u64,
+        /// The line's details (PCI address, process, message, history).
+        line: gpuscope_model::KernelXidLine,
+    },
 }
 
 /// The call the worker is in and on which GPU, for late reports (kept
