@@ -11,9 +11,13 @@
 //! - `agent_nvml`: one `NvmlSource::collect()` (the agent's NVML worker:
 //!   the request/response channel to its thread, every NVML call, the
 //!   conversion to `GpuSample`s);
-//! - `wrapper_calls`: the same nvml-wrapper calls made directly on the
-//!   bench thread, without the agent's code (the fake's work plus
-//!   nvml-wrapper's, the floor of `agent_nvml`);
+//! - `agent_nvml_no_health`: the same without the health counters
+//!   (throttle reasons every collection, ECC, remapped rows and PCIe every
+//!   tenth, limits once): the agent as it was before them, for the ratio;
+//! - `wrapper_calls`: the nvml-wrapper calls of a collection without health
+//!   counters, made directly on the bench thread, without the agent's code
+//!   (the fake's work plus nvml-wrapper's, the floor of
+//!   `agent_nvml_no_health`);
 //! - `round_no_kubelet`: one full `GpuCollector::collect()` (PodResources
 //!   against a missing socket, NVML, /proc attribution of every process);
 //! - `round_fake_kubelet`: the same with gpuscope-tests' fake PodResources
@@ -172,6 +176,7 @@ fn settings(lib: &Path) -> NvmlSettings {
     NvmlSettings {
         lib_path: Some(lib.to_path_buf()),
         deadline: Duration::from_secs(5),
+        health: true,
     }
 }
 
@@ -197,6 +202,21 @@ fn child(gpus: usize) {
 
     g.bench_function("agent_nvml", |b| {
         b.iter(|| black_box(source.collect().expect("collect")));
+    });
+
+    // The agent before health counters: the same collection without them.
+    let (tx, _notices) = mpsc::channel();
+    let mut without = NvmlSource::start(
+        NvmlSettings {
+            health: false,
+            ..settings(&lib)
+        },
+        tx,
+    )
+    .expect("start NvmlSource");
+    assert!(without.collect().expect("collect").gpus[0].health.is_none());
+    g.bench_function("agent_nvml_no_health", |b| {
+        b.iter(|| black_box(without.collect().expect("collect")));
     });
 
     // The same nvml-wrapper calls as the agent's worker, on this thread.

@@ -57,6 +57,9 @@ pub struct NvmlSettings {
     pub lib_path: Option<PathBuf>,
     /// How long one collection may take before it is reported late.
     pub deadline: Duration,
+    /// Read each GPU's health counters (throttle reasons, ECC, remapped
+    /// rows, PCIe link, limits) with its sample.
+    pub health: bool,
 }
 
 /// Why a collection gave no readings.
@@ -588,7 +591,7 @@ impl Worker {
         };
         self.enter("nvmlDeviceGetProcessUtilization", i);
         let per_process = self.process_utilization(device, &uuid);
-        let health = if parent.is_none() {
+        let health = if parent.is_none() && self.settings.health {
             let probe = HealthProbe {
                 current: &self.current,
                 state: self.health.entry(uuid.clone()).or_default(),
