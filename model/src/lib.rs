@@ -811,6 +811,16 @@ pub struct GpuHealth {
     /// Temperature at which the GPU shuts down, °C.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature_shutdown_celsius: Option<u32>,
+    /// Pages retired for multiple single-bit ECC errors (before Ampere;
+    /// later GPUs remap rows instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_pages_sbe: Option<u32>,
+    /// Pages retired for a double-bit ECC error (before Ampere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_pages_dbe: Option<u32>,
+    /// A page retirement waits for the next driver load (before Ampere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_pages_pending: Option<bool>,
 }
 
 /// A value with a `"kind"` field in front, for JSON lines that mix kinds.

@@ -322,6 +322,9 @@ impl From<&GpuHealth> for pb::GpuHealth {
             pcie_replays: h.pcie_replays,
             temperature_slowdown_celsius: h.temperature_slowdown_celsius,
             temperature_shutdown_celsius: h.temperature_shutdown_celsius,
+            retired_pages_sbe: h.retired_pages_sbe,
+            retired_pages_dbe: h.retired_pages_dbe,
+            retired_pages_pending: h.retired_pages_pending,
         }
     }
 }
@@ -346,6 +349,9 @@ impl From<pb::GpuHealth> for GpuHealth {
             pcie_replays: h.pcie_replays,
             temperature_slowdown_celsius: h.temperature_slowdown_celsius,
             temperature_shutdown_celsius: h.temperature_shutdown_celsius,
+            retired_pages_sbe: h.retired_pages_sbe,
+            retired_pages_dbe: h.retired_pages_dbe,
+            retired_pages_pending: h.retired_pages_pending,
         }
     }
 }

@@ -456,8 +456,18 @@ def gpu_sample(t, index, uuid_, util, used, power, holders, procs, mem_util=None
 
 
 def gpu_health(reasons=(), ecc_cor=0, ecc_unc=0, ecc_cor_life=None, ecc_unc_life=None, remap_cor=0, remap_unc=0,
-               pending=False, failed=False, gen=5, width=16, replays=0):
-    """The agent's `health` of an H100 SXM (max SM clock 1980 MHz, PCIe Gen5 x16, slowdown 87 °C, shutdown 92 °C)."""
+               pending=False, failed=False, gen=5, width=16, replays=0, retired=None):
+    """The agent's `health` of an H100 SXM (max SM clock 1980 MHz, PCIe Gen5 x16, slowdown 87 °C, shutdown 92 °C);
+    `retired`: (single-bit pages, double-bit pages, pending) of a GPU before Ampere, which has no row remapper."""
+    if retired is not None:
+        sbe, dbe, retiring = retired
+        d = gpu_health(reasons, ecc_cor, ecc_unc, ecc_cor_life, ecc_unc_life, gen=3, replays=replays)
+        for k in ("remapped_rows_corrected", "remapped_rows_uncorrected", "remap_pending", "remap_failed"):
+            del d[k]
+        d.update({"sm_clock_max_mhz": 1530, "pcie_link_gen_max": 3, "temperature_slowdown_celsius": 84,
+                  "temperature_shutdown_celsius": 87, "retired_pages_sbe": sbe, "retired_pages_dbe": dbe,
+                  "retired_pages_pending": retiring})
+        return d
     return {
         "throttle_reasons": list(reasons),
         "sm_clock_max_mhz": 1980,
@@ -1383,6 +1393,29 @@ def gpu_health_remap_pending():
           {"findings": [{"kind": "gpu_memory_errors", "confidence": "high", "container": "trainer", "gpu": gs[0],
                          "summary_contains": ["row remap is pending", "2 uncorrectable ECC errors"],
                          "evidence_names": ["remap pending", "uncorrectable ECC errors in the window"]}]},
+          p, [], [node_obj(NODE)], agent)
+
+
+@case
+def gpu_health_page_retirement_pending():
+    name = "gpu-health-v100-page-retirement-pending"
+    hit = NOW - 14 * 60
+
+    def fn(t, i, rnd):
+        util = rnd.randint(85, 100)
+        if i == 1 and t >= hit:
+            return util, rnd.randint(230, 290), 61, 1530, gpu_health(ecc_cor=9, ecc_unc=1, ecc_cor_life=40, ecc_unc_life=1,
+                                                                     replays=0, retired=(1, 1, True))
+        return util, rnd.randint(230, 290), 61, 1530, gpu_health(ecc_cor=9 if i == 1 else 0, ecc_cor_life=40 if i == 1 else 0,
+                                                                 replays=0, retired=(1 if i == 1 else 0, 0, False))
+    p, gs, agent = health_case(name, "resnet-train-worker-2", fn, seed=15)
+    write(name,
+          "A V100 node (before Ampere: pages are retired, no row remapper). 14 minutes ago GPU 1 had a double-bit ECC "
+          "error: the driver retired the page, pending until the driver reloads. The single-bit page retired long ago "
+          "is history. One gpu_memory_errors: drain and reset.",
+          {"findings": [{"kind": "gpu_memory_errors", "confidence": "high", "container": "trainer", "gpu": gs[1],
+                         "summary_contains": ["page retirement is pending", "1 uncorrectable ECC error"],
+                         "evidence_names": ["page retirement pending", "pages retired (double-bit)"]}]},
           p, [], [node_obj(NODE)], agent)
 
 

@@ -138,8 +138,9 @@ fn health_counters_reach_the_sample_and_unsupported_calls_stay_quiet() {
                              "remapped_uncorrected": 1, "remap_pending": true,
                              "pcie_gen": 4, "pcie_width": 8, "pcie_replays": 17}]},
                 // ECC off and no row remapping: NOT_SUPPORTED, as on a GPU
-                // without them.
-                {"uuid": GPU_B, "pci_bus_id": "00000000:3B:00.0"}
+                // without them; a V100 retires pages instead.
+                {"uuid": GPU_B, "pci_bus_id": "00000000:3B:00.0", "page_retirement": true,
+                 "series": [{"t": 0, "retired_sbe": 3, "retired_pending": true}]}
             ],
             "faults": [
                 {"function": "nvmlDeviceGetTotalEccErrors", "gpu": 1, "code": 3},
@@ -181,6 +182,10 @@ fn health_counters_reach_the_sample_and_unsupported_calls_stay_quiet() {
     assert_eq!(a["pcie_replays"], 17);
     assert_eq!(a["temperature_slowdown_celsius"], 87);
     assert_eq!(a["temperature_shutdown_celsius"], 92);
+    assert!(
+        a.get("retired_pages_dbe").is_none(),
+        "an H100 retires no pages: {a}"
+    );
 
     let b = &gpu(&snap, GPU_B)["health"];
     assert_eq!(
@@ -194,6 +199,9 @@ fn health_counters_reach_the_sample_and_unsupported_calls_stay_quiet() {
     );
     assert!(b.get("remap_pending").is_none(), "{b}");
     assert_eq!(b["pcie_link_gen"], 5);
+    assert_eq!(b["retired_pages_sbe"], 3);
+    assert_eq!(b["retired_pages_dbe"], 0);
+    assert_eq!(b["retired_pages_pending"], true);
     let nvml = source_of(&snap["sources"], "nvml").expect("nvml");
     assert_eq!(nvml["state"], "ok", "unsupported is not an error: {nvml}");
 }

@@ -115,6 +115,10 @@ pub struct Gpu {
     /// ECC errors not corrected before this driver load (aggregate base).
     #[serde(default)]
     pub ecc_uncorrected_before: u64,
+    /// The GPU retires pages (before Ampere); `false`: the retired-page
+    /// calls answer `NOT_SUPPORTED`, as on Ampere and later.
+    #[serde(default)]
+    pub page_retirement: bool,
     /// `series` with every field filled in (carried forward), built at load.
     #[serde(skip)]
     pub points: Vec<Point>,
@@ -160,6 +164,12 @@ pub struct PointSpec {
     pub pcie_width: Option<u32>,
     /// PCIe replay counter.
     pub pcie_replays: Option<u32>,
+    /// Pages retired for multiple single-bit errors.
+    pub retired_sbe: Option<u32>,
+    /// Pages retired for a double-bit error.
+    pub retired_dbe: Option<u32>,
+    /// A page retirement waits for the next driver load.
+    pub retired_pending: Option<bool>,
 }
 
 /// One point of a GPU's series with every value known.
@@ -199,6 +209,12 @@ pub struct Point {
     pub pcie_width: u32,
     /// PCIe replay counter.
     pub pcie_replays: u32,
+    /// Pages retired for multiple single-bit errors.
+    pub retired_sbe: u32,
+    /// Pages retired for a double-bit error.
+    pub retired_dbe: u32,
+    /// A page retirement waits for the next driver load.
+    pub retired_pending: bool,
 }
 
 /// NVML's `nvmlClocksEventReason*` bits by the names scenarios use.
@@ -233,6 +249,9 @@ const IDLE: Point = Point {
     pcie_gen: 0,
     pcie_width: 0,
     pcie_replays: 0,
+    retired_sbe: 0,
+    retired_dbe: 0,
+    retired_pending: false,
 };
 
 /// A compute process on a GPU or MIG instance.
@@ -591,6 +610,9 @@ fn validate(s: &mut Scenario) -> Result<(), String> {
                 pcie_gen: p.pcie_gen.unwrap_or(last.pcie_gen),
                 pcie_width: p.pcie_width.unwrap_or(last.pcie_width),
                 pcie_replays: p.pcie_replays.unwrap_or(last.pcie_replays),
+                retired_sbe: p.retired_sbe.unwrap_or(last.retired_sbe),
+                retired_dbe: p.retired_dbe.unwrap_or(last.retired_dbe),
+                retired_pending: p.retired_pending.unwrap_or(last.retired_pending),
             };
             points.push(last);
         }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use nvml_wrapper::bitmasks::device::ThrottleReasons;
 use nvml_wrapper::bitmasks::event::EventTypes;
 use nvml_wrapper::enum_wrappers::device::{
-    Clock, EccCounter, MemoryError, TemperatureSensor, TemperatureThreshold,
+    Clock, EccCounter, MemoryError, RetirementCause, TemperatureSensor, TemperatureThreshold,
 };
 use nvml_wrapper::enums::device::{SampleValue, UsedGpuMemory};
 use nvml_wrapper::enums::event::XidError;
@@ -91,6 +91,9 @@ const EXPORTED: &[&str] = &[
     "nvmlDeviceGetMaxPcieLinkWidth",
     "nvmlDeviceGetPcieReplayCounter",
     "nvmlDeviceGetTemperatureThreshold",
+    "nvmlDeviceGetRetiredPages",
+    "nvmlDeviceGetRetiredPages_v2",
+    "nvmlDeviceGetRetiredPagesPendingStatus",
     "gpuscope_fake_nvml_info",
 ];
 
@@ -263,6 +266,17 @@ fn health_counters_at_start_and_after_a_step() {
             );
             assert_eq!(gpu.current_pcie_link_gen().expect("gen"), 5);
             assert_eq!(gpu.current_pcie_link_width().expect("width"), 16);
+            // Ampere and later retire no pages (they remap rows).
+            assert_err!(
+                gpu.retired_pages(RetirementCause::DoubleBitEccError),
+                NvmlError::NotSupported
+            );
+            assert_err!(gpu.are_pages_pending_retired(), NvmlError::NotSupported);
+            let v100 = f.device(1);
+            let pages = |cause| v100.retired_pages(cause).expect("retired pages").len();
+            assert_eq!(pages(RetirementCause::MultipleSingleBitEccErrors), 2);
+            assert_eq!(pages(RetirementCause::DoubleBitEccError), 0);
+            assert!(!v100.are_pages_pending_retired().expect("pending"));
             assert_eq!(gpu.pcie_replay_counter().expect("replays"), 0);
             assert_eq!(
                 gpu.temperature_threshold(TemperatureThreshold::Slowdown)
@@ -292,6 +306,12 @@ fn health_counters_at_start_and_after_a_step() {
             assert_eq!(gpu.current_pcie_link_width().expect("width"), 8);
             assert_eq!(gpu.max_pcie_link_width().expect("width"), 16);
             assert_eq!(gpu.pcie_replay_counter().expect("replays"), 41);
+            let retired = v100
+                .retired_pages(RetirementCause::DoubleBitEccError)
+                .expect("retired pages");
+            assert_eq!(retired.len(), 1);
+            assert_eq!(retired[0].address, 0x1000);
+            assert!(v100.are_pages_pending_retired().expect("pending"));
 
             // Another field than the remap ones: its own NOT_SUPPORTED.
             let mut other = gpu.field_values_for(&[FieldId(94)]).expect("call");

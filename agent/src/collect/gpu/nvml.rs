@@ -13,7 +13,8 @@
 //! cadence that suits it: clock event (throttle) reasons every collection,
 //! since a slowdown comes and goes within seconds; ECC errors, remapped
 //! rows (through `nvmlDeviceGetFieldValues`, the only way nvml-wrapper
-//! exposes them) and PCIe link state and replays every
+//! exposes them), retired pages (before Ampere) and PCIe link state and
+//! replays every
 //! [`SLOW_HEALTH_EVERY`] collections, since they only ever move on a fault;
 //! limits that never change (maximum SM clock, maximum PCIe generation and
 //! width, temperature thresholds) once per GPU. A call a GPU answers
@@ -28,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use nvml_wrapper::bitmasks::event::EventTypes;
 use nvml_wrapper::enum_wrappers::device::{
-    Clock, EccCounter, MemoryError, TemperatureSensor, TemperatureThreshold,
+    Clock, EccCounter, MemoryError, RetirementCause, TemperatureSensor, TemperatureThreshold,
 };
 use nvml_wrapper::enums::device::{SampleValue, UsedGpuMemory};
 use nvml_wrapper::enums::event::XidError;
@@ -373,6 +374,25 @@ fn read_slow_health(
     let pcie_replays = probe.ask("nvmlDeviceGetPcieReplayCounter", || {
         device.pcie_replay_counter()
     })?;
+    // Before Ampere: page retirement (later GPUs answer NOT_SUPPORTED, once).
+    let pages = |cause: RetirementCause| {
+        move || {
+            device
+                .retired_pages(cause)
+                .map(|p| u32::try_from(p.len()).unwrap_or(u32::MAX))
+        }
+    };
+    let retired_pages_sbe = probe.ask(
+        "nvmlDeviceGetRetiredPages",
+        pages(RetirementCause::MultipleSingleBitEccErrors),
+    )?;
+    let retired_pages_dbe = probe.ask(
+        "nvmlDeviceGetRetiredPages",
+        pages(RetirementCause::DoubleBitEccError),
+    )?;
+    let retired_pages_pending = probe.ask("nvmlDeviceGetRetiredPagesPendingStatus", || {
+        device.are_pages_pending_retired()
+    })?;
     let last = &mut probe.state.last;
     last.ecc_corrected_volatile = ecc_corrected_volatile;
     last.ecc_uncorrected_volatile = ecc_uncorrected_volatile;
@@ -385,6 +405,9 @@ fn read_slow_health(
     last.pcie_link_gen = pcie_link_gen;
     last.pcie_link_width = pcie_link_width;
     last.pcie_replays = pcie_replays;
+    last.retired_pages_sbe = retired_pages_sbe;
+    last.retired_pages_dbe = retired_pages_dbe;
+    last.retired_pages_pending = retired_pages_pending;
     Ok(())
 }
 

@@ -7,7 +7,9 @@
 //! (`nvidia-smi -q -d ROW_REMAPPER`: "Pending: Yes"). When no spare row is
 //! left the remap fails and the GPU must be replaced. The work that hit the
 //! error died with XID 48 or 94/95; new work may hit the row again until the
-//! reset. Corrected errors and rows remapped long ago are the GPU's history:
+//! reset. GPUs before Ampere retire the failing page instead, pending
+//! until the driver reloads. Corrected errors and rows remapped long ago
+//! are the GPU's history:
 //! a counter that is non-zero but stable over the window is not a finding.
 
 use gpuscope_model::GpuHealth;
@@ -35,10 +37,13 @@ pub(super) fn gpu_memory_errors(ctx: &Context<'_>, series: &[HealthSeries<'_>]) 
             rise(|h| h.ecc_uncorrected_volatile).or_else(|| rise(|h| h.ecc_uncorrected_aggregate));
         let failed = now.remap_failed == Some(true);
         let pending = now.remap_pending == Some(true);
+        let retiring = now.retired_pages_pending == Some(true);
         let what = if failed {
             "a row remap failed: no spare memory row is left, so the GPU needs replacing"
         } else if pending {
             "a row remap is pending: the failing memory row is replaced only at the next GPU reset, and until then work on this GPU can hit it again"
+        } else if retiring {
+            "a page retirement is pending: the failing memory page is taken out of use only when the driver reloads (GPU reset), and until then work on this GPU can hit it again"
         } else if uncorrected.is_some() {
             "uncorrectable ECC errors are rising: its memory is failing"
         } else {
@@ -83,6 +88,8 @@ pub(super) fn gpu_memory_errors(ctx: &Context<'_>, series: &[HealthSeries<'_>]) 
                 now.remapped_rows_uncorrected,
             ),
             ("rows remapped (correctable)", now.remapped_rows_corrected),
+            ("pages retired (double-bit)", now.retired_pages_dbe),
+            ("pages retired (single-bit)", now.retired_pages_sbe),
         ] {
             if let Some(v) = v {
                 facts.push(Fact::new(name, v.to_string()));
@@ -91,6 +98,7 @@ pub(super) fn gpu_memory_errors(ctx: &Context<'_>, series: &[HealthSeries<'_>]) 
         for (name, v) in [
             ("remap pending", now.remap_pending),
             ("remap failed", now.remap_failed),
+            ("page retirement pending", now.retired_pages_pending),
         ] {
             if let Some(v) = v {
                 facts.push(Fact::at(name, if v { "yes" } else { "no" }, newest.time));

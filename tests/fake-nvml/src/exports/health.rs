@@ -2,8 +2,8 @@
 //! errors, row remapping (through `nvmlDeviceGetFieldValues`, as the real
 //! driver exposes it), PCIe link state and replays, temperature thresholds.
 //! Values come from the GPU's series (`throttle_reasons`, `ecc_*`,
-//! `remapped_*`, `remap_*`, `pcie_*`) and its fixed keys; a MIG device
-//! answers `NOT_SUPPORTED`.
+//! `remapped_*`, `remap_*`, `pcie_*`, `retired_*`) and its fixed keys; a
+//! MIG device answers `NOT_SUPPORTED`.
 #![allow(non_snake_case)]
 
 use std::ffi::{c_int, c_uint, c_ulonglong};
@@ -187,3 +187,126 @@ gpu_u32!(
     nvmlDeviceGetPcieReplayCounter,
     |gpu, now| gpu.point(now).pcie_replays
 );
+
+/// The retired-page count of `cause` now; `NOT_SUPPORTED` unless the GPU
+/// has `page_retirement`.
+fn retired(gpu: &crate::scenario::Gpu, cause: c_uint, now: f64) -> Result<u32, Ret> {
+    if !gpu.page_retirement {
+        return Err(ffi::ERROR_NOT_SUPPORTED);
+    }
+    let p = gpu.point(now);
+    match cause {
+        ffi::RETIREMENT_CAUSE_SBE => Ok(p.retired_sbe),
+        ffi::RETIREMENT_CAUSE_DBE => Ok(p.retired_dbe),
+        _ => Err(ffi::ERROR_INVALID_ARGUMENT),
+    }
+}
+
+/// Writes `have` retired pages (addresses from 0x1000, timestamps now)
+/// with NVML's count protocol: a `count` below `have` gets
+/// `INSUFFICIENT_SIZE` and the count needed.
+///
+/// # Safety
+/// `count` must be null or valid for reading and writing; `addresses` and
+/// `timestamps` null or valid for `*count` entries.
+unsafe fn put_pages(
+    have: u32,
+    count: *mut c_uint,
+    addresses: *mut c_ulonglong,
+    timestamps: *mut c_ulonglong,
+) -> Result<(), Ret> {
+    if count.is_null() {
+        return Err(ffi::ERROR_INVALID_ARGUMENT);
+    }
+    // SAFETY: not null, valid by the caller's contract.
+    let room = unsafe { count.read() };
+    // SAFETY: as above.
+    unsafe { count.write(have) };
+    if room < have {
+        return Err(ffi::ERROR_INSUFFICIENT_SIZE);
+    }
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    for k in 0..have as usize {
+        if !addresses.is_null() {
+            // SAFETY: `k < have <= room`, and the array holds `room` entries.
+            unsafe { addresses.add(k).write(0x1000 * (k as u64 + 1)) };
+        }
+        if !timestamps.is_null() {
+            // SAFETY: as above.
+            unsafe { timestamps.add(k).write(micros) };
+        }
+    }
+    Ok(())
+}
+
+/// `nvmlDeviceGetRetiredPages`: the series' `retired_sbe` / `retired_dbe`
+/// pages of `cause`.
+///
+/// # Safety
+/// `count` must be null or valid for reading and writing; `addresses` null
+/// or valid for `*count` entries.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nvmlDeviceGetRetiredPages(
+    device: ffi::Device,
+    cause: c_uint,
+    count: *mut c_uint,
+    addresses: *mut c_ulonglong,
+) -> Ret {
+    device_call("nvmlDeviceGetRetiredPages", device, |s, dev, now| {
+        let have = retired(&s.scenario.gpus[dev.whole_gpu()?], cause, now)?;
+        // SAFETY: the pointers come from the caller under NVML's contract.
+        unsafe { put_pages(have, count, addresses, std::ptr::null_mut()) }
+    })
+}
+
+/// `nvmlDeviceGetRetiredPages_v2`: as `nvmlDeviceGetRetiredPages`, with
+/// timestamps.
+///
+/// # Safety
+/// `count` must be null or valid for reading and writing; `addresses` and
+/// `timestamps` null or valid for `*count` entries.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nvmlDeviceGetRetiredPages_v2(
+    device: ffi::Device,
+    cause: c_uint,
+    count: *mut c_uint,
+    addresses: *mut c_ulonglong,
+    timestamps: *mut c_ulonglong,
+) -> Ret {
+    device_call("nvmlDeviceGetRetiredPages_v2", device, |s, dev, now| {
+        let have = retired(&s.scenario.gpus[dev.whole_gpu()?], cause, now)?;
+        // SAFETY: the pointers come from the caller under NVML's contract.
+        unsafe { put_pages(have, count, addresses, timestamps) }
+    })
+}
+
+/// `nvmlDeviceGetRetiredPagesPendingStatus`: the series' `retired_pending`;
+/// `NOT_SUPPORTED` without `page_retirement`.
+///
+/// # Safety
+/// `pending` must be null or valid for writing.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nvmlDeviceGetRetiredPagesPendingStatus(
+    device: ffi::Device,
+    pending: *mut c_uint,
+) -> Ret {
+    device_call(
+        "nvmlDeviceGetRetiredPagesPendingStatus",
+        device,
+        |s, dev, now| {
+            let gpu = &s.scenario.gpus[dev.whole_gpu()?];
+            if !gpu.page_retirement {
+                return Err(ffi::ERROR_NOT_SUPPORTED);
+            }
+            let value = if gpu.point(now).retired_pending {
+                ffi::FEATURE_ENABLED
+            } else {
+                ffi::FEATURE_DISABLED
+            };
+            // SAFETY: NVML's contract: a valid out-pointer (or null, rejected by `put`).
+            unsafe { put(pending, value) }
+        },
+    )
+}

@@ -58,4 +58,7 @@ pub const FUNCTIONS: &[&str] = &[
     "nvmlDeviceGetMaxPcieLinkWidth",
     "nvmlDeviceGetPcieReplayCounter",
     "nvmlDeviceGetTemperatureThreshold",
+    "nvmlDeviceGetRetiredPages",
+    "nvmlDeviceGetRetiredPages_v2",
+    "nvmlDeviceGetRetiredPagesPendingStatus",
 ];
