@@ -1386,13 +1386,19 @@ def gpu_health_remap_pending():
             return util, rnd.randint(560, 690), 66, 1755, gpu_health(ecc_cor=4, ecc_cor_life=311, remap_cor=1)
         return util, rnd.randint(560, 690), 64, 1755, gpu_health()
     p, gs, agent = health_case(name, "llama-pretrain-worker-6", fn, seed=12)
+    # The driver's report of the same error: XID 94 (contained), the rank's process survived.
+    agent.append({"kind": "xid", "time": ats(hit - 3), "gpu_uuid": gs[0], "gpu_index": 0, "xid": 94, "count": 1,
+                  "holders": [holder(p, "trainer", gs[0])], "simulated": False})
     write(name,
-          "Nine minutes ago GPU 0 of a PyTorchJob rank had two uncorrectable ECC errors; the driver remapped the row, "
-          "and the remap is pending until the GPU is reset. Its corrected errors (311 over its life, one row remapped "
-          "for them long ago) are stable history. One gpu_memory_errors: drain and reset.",
+          "Nine minutes ago GPU 0 of a PyTorchJob rank had two uncorrectable ECC errors (the driver's XID 94: "
+          "contained); the driver remapped the row, and the remap is pending until the GPU is reset. Its corrected "
+          "errors (311 over its life, one row remapped for them long ago) are stable history. One gpu_memory_errors "
+          "(drain and reset), and the XID linked to it as its consequence.",
           {"findings": [{"kind": "gpu_memory_errors", "confidence": "high", "container": "trainer", "gpu": gs[0],
                          "summary_contains": ["row remap is pending", "2 uncorrectable ECC errors"],
-                         "evidence_names": ["remap pending", "uncorrectable ECC errors in the window"]}]},
+                         "evidence_names": ["remap pending", "uncorrectable ECC errors in the window"]},
+                        {"kind": "gpu_xid", "confidence": "high", "container": "trainer", "gpu": gs[0], "summary_contains": ["XID 94"],
+                         "caused_by": ["gpu_memory_errors"]}]},
           p, [], [node_obj(NODE)], agent)
 
 
