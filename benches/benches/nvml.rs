@@ -55,6 +55,8 @@ const CHILD_VAR: &str = "GPUSCOPE_BENCH_NVML_GPUS";
 const WRAP_VAR: &str = "GPUSCOPE_BENCH_NVML_WRAP";
 /// Set in a child: run this many collections without criterion, then exit.
 const PROFILE_VAR: &str = "GPUSCOPE_BENCH_NVML_PROFILE";
+/// Set: the profiled collections read no health counters.
+const NO_HEALTH_VAR: &str = "GPUSCOPE_BENCH_NVML_NO_HEALTH";
 
 fn uuid(i: usize) -> String {
     format!(
@@ -183,7 +185,18 @@ fn settings(lib: &Path) -> NvmlSettings {
 fn child(gpus: usize) {
     let lib = fake_lib();
     let (tx, _notices) = mpsc::channel();
-    let mut source = NvmlSource::start(settings(&lib), tx).expect("start NvmlSource");
+    // `GPUSCOPE_BENCH_NVML_NO_HEALTH`: the profiled collections leave the
+    // health counters out (the agent before them, for
+    // `benches/nvml_callgrind.py --no-health`).
+    let health = std::env::var_os(NO_HEALTH_VAR).is_none();
+    let mut source = NvmlSource::start(
+        NvmlSettings {
+            health,
+            ..settings(&lib)
+        },
+        tx,
+    )
+    .expect("start NvmlSource");
     check(&source.collect().expect("first collection"), gpus);
 
     if let Ok(k) = std::env::var(PROFILE_VAR) {
