@@ -14,6 +14,9 @@ each instruction (inlined code counts where it was written).
 usage: cargo build --release -p gpuscope-fake-nvml && \
        cargo bench -p gpuscope-benches --bench nvml --no-run && \
        python3 benches/nvml_callgrind.py [K1 K2]
+With GPUSCOPE_BENCH_NVML_NO_HEALTH=1 in the environment the collections
+leave the GPU health counters out (the agent before them): run both and
+compare TOTAL for what the health reads cost.
 """
 import glob, os, re, subprocess, sys, tempfile
 from collections import defaultdict

@@ -10,7 +10,7 @@ import json, os, sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CRIT = os.path.join(ROOT, "target", "criterion")
-BENCHES = ("agent_nvml", "wrapper_calls", "round_no_kubelet", "round_fake_kubelet")
+BENCHES = ("agent_nvml", "agent_nvml_no_health", "wrapper_calls", "round_no_kubelet", "round_fake_kubelet")
 
 
 def median_us(gpus, bench):
@@ -29,3 +29,7 @@ rows.append(("agent share", m[(1, "agent_nvml")] - m[(1, "wrapper_calls")],
              m[(8, "agent_nvml")] - m[(8, "wrapper_calls")]))
 for name, one, eight in rows:
     print(f"{name:22} {one:9.1f} {eight:9.1f} {eight / 8:12.1f} {(eight - one) / 7:13.1f}")
+for n in (1, 8):
+    with_h, without = m[(n, "agent_nvml")], m[(n, "agent_nvml_no_health")]
+    print(f"health reads, {n} GPU(s): +{with_h - without:.1f} µs per collection, "
+          f"{100 * (with_h - without) / without:+.1f} % of the NVML collection without them")

@@ -197,6 +197,10 @@ pub struct CollectArgs {
     /// Do not collect GPUs (no NVML, no PodResources).
     #[arg(long, env = "GPUSCOPE_NO_GPU")]
     pub no_gpu: bool,
+    /// Do not read the GPUs' health counters (clock event reasons, ECC
+    /// errors, remapped rows, PCIe link state and replays).
+    #[arg(long, env = "GPUSCOPE_NO_GPU_HEALTH")]
+    pub no_gpu_health: bool,
 }
 
 impl CollectArgs {
@@ -215,6 +219,7 @@ impl CollectArgs {
                 nvml: NvmlSettings {
                     lib_path: self.nvml_lib.clone(),
                     deadline: self.nvml_deadline,
+                    health: !self.no_gpu_health,
                 },
                 pod_resources_socket: self.pod_resources_socket.clone(),
                 pod_resources_timeout: self.pod_resources_timeout,

@@ -11,9 +11,13 @@
 //! - `agent_nvml`: one `NvmlSource::collect()` (the agent's NVML worker:
 //!   the request/response channel to its thread, every NVML call, the
 //!   conversion to `GpuSample`s);
-//! - `wrapper_calls`: the same nvml-wrapper calls made directly on the
-//!   bench thread, without the agent's code (the fake's work plus
-//!   nvml-wrapper's, the floor of `agent_nvml`);
+//! - `agent_nvml_no_health`: the same without the health counters
+//!   (throttle reasons every collection, ECC, remapped rows and PCIe every
+//!   tenth, limits once): the agent as it was before them, for the ratio;
+//! - `wrapper_calls`: the nvml-wrapper calls of a collection without health
+//!   counters, made directly on the bench thread, without the agent's code
+//!   (the fake's work plus nvml-wrapper's, the floor of
+//!   `agent_nvml_no_health`);
 //! - `round_no_kubelet`: one full `GpuCollector::collect()` (PodResources
 //!   against a missing socket, NVML, /proc attribution of every process);
 //! - `round_fake_kubelet`: the same with gpuscope-tests' fake PodResources
@@ -51,6 +55,8 @@ const CHILD_VAR: &str = "GPUSCOPE_BENCH_NVML_GPUS";
 const WRAP_VAR: &str = "GPUSCOPE_BENCH_NVML_WRAP";
 /// Set in a child: run this many collections without criterion, then exit.
 const PROFILE_VAR: &str = "GPUSCOPE_BENCH_NVML_PROFILE";
+/// Set: the profiled collections read no health counters.
+const NO_HEALTH_VAR: &str = "GPUSCOPE_BENCH_NVML_NO_HEALTH";
 
 fn uuid(i: usize) -> String {
     format!(
@@ -172,13 +178,25 @@ fn settings(lib: &Path) -> NvmlSettings {
     NvmlSettings {
         lib_path: Some(lib.to_path_buf()),
         deadline: Duration::from_secs(5),
+        health: true,
     }
 }
 
 fn child(gpus: usize) {
     let lib = fake_lib();
     let (tx, _notices) = mpsc::channel();
-    let mut source = NvmlSource::start(settings(&lib), tx).expect("start NvmlSource");
+    // `GPUSCOPE_BENCH_NVML_NO_HEALTH`: the profiled collections leave the
+    // health counters out (the agent before them, for
+    // `benches/nvml_callgrind.py --no-health`).
+    let health = std::env::var_os(NO_HEALTH_VAR).is_none();
+    let mut source = NvmlSource::start(
+        NvmlSettings {
+            health,
+            ..settings(&lib)
+        },
+        tx,
+    )
+    .expect("start NvmlSource");
     check(&source.collect().expect("first collection"), gpus);
 
     if let Ok(k) = std::env::var(PROFILE_VAR) {
@@ -197,6 +215,21 @@ fn child(gpus: usize) {
 
     g.bench_function("agent_nvml", |b| {
         b.iter(|| black_box(source.collect().expect("collect")));
+    });
+
+    // The agent before health counters: the same collection without them.
+    let (tx, _notices) = mpsc::channel();
+    let mut without = NvmlSource::start(
+        NvmlSettings {
+            health: false,
+            ..settings(&lib)
+        },
+        tx,
+    )
+    .expect("start NvmlSource");
+    assert!(without.collect().expect("collect").gpus[0].health.is_none());
+    g.bench_function("agent_nvml_no_health", |b| {
+        b.iter(|| black_box(without.collect().expect("collect")));
     });
 
     // The same nvml-wrapper calls as the agent's worker, on this thread.

@@ -64,6 +64,16 @@ pub enum Kind {
     GpuUnhealthy,
     /// The GPU device-plugin pod on a GPU node is not running or not ready.
     DevicePluginDown,
+    /// The GPU's clocks were held down by a hardware slowdown, a power
+    /// brake or a thermal limit for a while: every step of the pods on it,
+    /// and of their collective, runs slower.
+    GpuThrottled,
+    /// The GPU's memory is failing: uncorrectable ECC errors rising, or a
+    /// row remap pending (needs a reset) or failed (needs replacing).
+    GpuMemoryErrors,
+    /// The GPU's PCIe link is degraded: narrower or slower than it can
+    /// run, or retransmitting (replays) often.
+    GpuLinkDegraded,
     /// The pod is Pending because no node has enough free
     /// `nvidia.com/gpu` (or none fits it for another reason).
     GpuUnschedulable,
@@ -110,7 +120,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in documentation order.
-    pub const ALL: [Kind; 33] = [
+    pub const ALL: [Kind; 36] = [
         Self::OomKilled,
         Self::OomKilledWorker,
         Self::OomNode,
@@ -129,6 +139,9 @@ impl Kind {
         Self::GpuLost,
         Self::GpuUnhealthy,
         Self::DevicePluginDown,
+        Self::GpuThrottled,
+        Self::GpuMemoryErrors,
+        Self::GpuLinkDegraded,
         Self::GpuUnschedulable,
         Self::AdmissionError,
         Self::ImagePull,
@@ -167,6 +180,9 @@ impl Kind {
             Self::GpuLost => "gpu_lost",
             Self::GpuUnhealthy => "gpu_unhealthy",
             Self::DevicePluginDown => "device_plugin_down",
+            Self::GpuThrottled => "gpu_throttled",
+            Self::GpuMemoryErrors => "gpu_memory_errors",
+            Self::GpuLinkDegraded => "gpu_link_degraded",
             Self::GpuUnschedulable => "gpu_unschedulable",
             Self::AdmissionError => "admission_error",
             Self::ImagePull => "image_pull",

@@ -520,6 +520,10 @@ pub enum Event {
         holders: Vec<GpuHolder>,
         /// From gpuscope's fake NVML.
         simulated: bool,
+        /// What the driver's kernel log line said, when the XID came from
+        /// (or was also seen in) the kernel log.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kernel: Option<KernelXidLine>,
     },
     /// A GPU answered `NVML_ERROR_GPU_IS_LOST` (fell off the bus).
     GpuLost {
@@ -568,6 +572,26 @@ impl Event {
             | Event::Source { time, .. } => *time,
         }
     }
+}
+
+/// An XID as the driver printed it to the kernel log
+/// (`NVRM: Xid (PCI:0000:3b:00): 79, pid=..., name=..., ...`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelXidLine {
+    /// The GPU's PCI address as the driver printed it (`0000:3b:00`).
+    pub pci_bus_id: String,
+    /// The process the driver blamed, when it named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// That process's command name, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
+    /// The driver's description (the rest of the line).
+    pub message: String,
+    /// The line was already in the kernel's ring buffer when the agent
+    /// started: history, reported once at start-up.
+    #[serde(default)]
+    pub before_agent_start: bool,
 }
 
 /// Who holds a GPU according to the kubelet (PodResources `List`).
@@ -662,6 +686,154 @@ pub struct GpuSample {
     pub holders: Vec<GpuHolder>,
     /// The readings come from gpuscope's fake NVML, not a real GPU.
     pub simulated: bool,
+    /// Health counters of a whole GPU (`None` on MIG instances, from agents
+    /// that predate them, and when NVML answers none of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<GpuHealth>,
+}
+
+/// Why NVML holds a GPU's clocks below their maximum
+/// (`nvmlDeviceGetCurrentClocksEventReasons`, formerly "throttle reasons").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThrottleReason {
+    /// Nothing runs: clocks idle down (not a problem).
+    Idle,
+    /// Clocks pinned by `nvidia-smi -ac` / application clocks.
+    ApplicationsClocks,
+    /// Software power cap: the board draws at its power limit.
+    SwPowerCap,
+    /// Hardware slowdown (HW_SLOWDOWN pin): thermal or power-brake signal,
+    /// clocks cut by half or more.
+    HwSlowdown,
+    /// Sync boost: held to the slowest GPU of a sync-boost group.
+    SyncBoost,
+    /// Software thermal slowdown: the GPU or memory is over its
+    /// software temperature target.
+    SwThermal,
+    /// Hardware thermal slowdown: over the hardware temperature limit.
+    HwThermal,
+    /// Hardware power brake: the system (power supply, BMC) asserted the
+    /// external power-brake signal.
+    HwPowerBrake,
+    /// Display clock setting.
+    DisplayClocks,
+}
+
+impl ThrottleReason {
+    /// Every reason with its bit in NVML's `nvmlClocksEventReason*` mask.
+    pub const BITS: [(ThrottleReason, u64); 9] = [
+        (ThrottleReason::Idle, 0x1),
+        (ThrottleReason::ApplicationsClocks, 0x2),
+        (ThrottleReason::SwPowerCap, 0x4),
+        (ThrottleReason::HwSlowdown, 0x8),
+        (ThrottleReason::SyncBoost, 0x10),
+        (ThrottleReason::SwThermal, 0x20),
+        (ThrottleReason::HwThermal, 0x40),
+        (ThrottleReason::HwPowerBrake, 0x80),
+        (ThrottleReason::DisplayClocks, 0x100),
+    ];
+
+    /// The reasons set in an NVML mask, in bit order (unknown bits dropped).
+    pub fn from_mask(mask: u64) -> Vec<ThrottleReason> {
+        Self::BITS
+            .iter()
+            .filter(|(_, bit)| mask & bit != 0)
+            .map(|(r, _)| *r)
+            .collect()
+    }
+
+    /// The NVML mask of a list of reasons.
+    pub fn mask(reasons: &[ThrottleReason]) -> u64 {
+        Self::BITS
+            .iter()
+            .filter(|(r, _)| reasons.contains(r))
+            .fold(0, |m, (_, bit)| m | bit)
+    }
+
+    /// The reason as `nvidia-smi -q` and the JSON name it (`hw_power_brake`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThrottleReason::Idle => "idle",
+            ThrottleReason::ApplicationsClocks => "applications_clocks",
+            ThrottleReason::SwPowerCap => "sw_power_cap",
+            ThrottleReason::HwSlowdown => "hw_slowdown",
+            ThrottleReason::SyncBoost => "sync_boost",
+            ThrottleReason::SwThermal => "sw_thermal",
+            ThrottleReason::HwThermal => "hw_thermal",
+            ThrottleReason::HwPowerBrake => "hw_power_brake",
+            ThrottleReason::DisplayClocks => "display_clocks",
+        }
+    }
+}
+
+/// Health counters of one GPU. Every field is `None` where the GPU or the
+/// driver does not support the call (reported once, then not asked again).
+/// Counters that change slowly (ECC, row remapping, PCIe replays) are read
+/// at a slower cadence than the sample and carried in between.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GpuHealth {
+    /// Why clocks are held below maximum now (empty: they are not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle_reasons: Option<Vec<ThrottleReason>>,
+    /// Maximum SM clock, MHz (to compare with `sm_clock_mhz`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sm_clock_max_mhz: Option<u32>,
+    /// ECC errors corrected since the driver loaded (volatile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecc_corrected_volatile: Option<u64>,
+    /// ECC errors not corrected since the driver loaded (volatile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecc_uncorrected_volatile: Option<u64>,
+    /// ECC errors corrected over the GPU's life (aggregate, in the infoROM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecc_corrected_aggregate: Option<u64>,
+    /// ECC errors not corrected over the GPU's life (aggregate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecc_uncorrected_aggregate: Option<u64>,
+    /// Rows remapped for correctable errors (Ampere and later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remapped_rows_corrected: Option<u32>,
+    /// Rows remapped for uncorrectable errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remapped_rows_uncorrected: Option<u32>,
+    /// A remap waits for a GPU reset to take effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remap_pending: Option<bool>,
+    /// A remap failed (no spare row left): the GPU needs replacing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remap_failed: Option<bool>,
+    /// Current PCIe link generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcie_link_gen: Option<u32>,
+    /// Highest PCIe generation the GPU and the slot support.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcie_link_gen_max: Option<u32>,
+    /// Current PCIe link width (lanes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcie_link_width: Option<u32>,
+    /// Widest PCIe link the GPU and the slot support.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcie_link_width_max: Option<u32>,
+    /// PCIe replays (link-level retransmissions) since the driver loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcie_replays: Option<u32>,
+    /// Temperature at which hardware slows the GPU down, °C.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature_slowdown_celsius: Option<u32>,
+    /// Temperature at which the GPU shuts down, °C.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature_shutdown_celsius: Option<u32>,
+    /// Pages retired for multiple single-bit ECC errors (before Ampere;
+    /// later GPUs remap rows instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_pages_sbe: Option<u32>,
+    /// Pages retired for a double-bit ECC error (before Ampere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_pages_dbe: Option<u32>,
+    /// A page retirement waits for the next driver load (before Ampere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_pages_pending: Option<bool>,
 }
 
 /// A value with a `"kind"` field in front, for JSON lines that mix kinds.

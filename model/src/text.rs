@@ -98,10 +98,29 @@ pub fn event_line(e: &Event) -> String {
             count,
             holders,
             simulated,
+            kernel,
         } => format!(
-            "{time}  xid  GPU {} {gpu_uuid}  XID {xid} (#{count} on this GPU){}{}",
+            "{time}  xid  GPU {} {gpu_uuid}  XID {xid} (#{count} on this GPU){}{}{}",
             gpu_index.map_or_else(|| "?".to_owned(), |i| i.to_string()),
             held_by(holders),
+            kernel.as_ref().map_or_else(String::new, |k| format!(
+                "  kernel: {}{}{}",
+                k.message,
+                k.pid
+                    .map(|p| format!(
+                        " (pid {p}{})",
+                        k.process
+                            .as_deref()
+                            .map(|n| format!(" {n}"))
+                            .unwrap_or_default()
+                    ))
+                    .unwrap_or_default(),
+                if k.before_agent_start {
+                    ", before the agent started"
+                } else {
+                    ""
+                }
+            )),
             sim(*simulated)
         ),
         Event::GpuLost {

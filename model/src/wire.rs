@@ -5,9 +5,10 @@ use gpuscope_proto::v1 as pb;
 
 use crate::{
     CgroupDriver, CgroupMode, CgroupVersion, ContainerRef, ContainerRuntime, ContainerSample,
-    CpuStats, Detection, Event, GpuHolder, GpuProcess, GpuSample, MemoryEvents, MemoryStats,
-    NodeSample, OomConstraint, OomGroup, OomKill, Pressure, Psi, PsiLine, PsiScope, QosClass,
-    RecorderPoint, SourceState, SourceStatus, Timestamp, Victim,
+    CpuStats, Detection, Event, GpuHealth, GpuHolder, GpuProcess, GpuSample, KernelXidLine,
+    MemoryEvents, MemoryStats, NodeSample, OomConstraint, OomGroup, OomKill, Pressure, Psi,
+    PsiLine, PsiScope, QosClass, RecorderPoint, SourceState, SourceStatus, ThrottleReason,
+    Timestamp, Victim,
 };
 
 impl From<CgroupMode> for pb::CgroupMode {
@@ -296,6 +297,61 @@ impl From<&GpuSample> for pb::GpuSample {
             processes: g.processes.iter().map(Into::into).collect(),
             holders: g.holders.iter().map(Into::into).collect(),
             simulated: g.simulated,
+            health: g.health.as_ref().map(Into::into),
+        }
+    }
+}
+
+impl From<&GpuHealth> for pb::GpuHealth {
+    fn from(h: &GpuHealth) -> Self {
+        Self {
+            throttle_reasons: h.throttle_reasons.as_deref().map(ThrottleReason::mask),
+            sm_clock_max_mhz: h.sm_clock_max_mhz,
+            ecc_corrected_volatile: h.ecc_corrected_volatile,
+            ecc_uncorrected_volatile: h.ecc_uncorrected_volatile,
+            ecc_corrected_aggregate: h.ecc_corrected_aggregate,
+            ecc_uncorrected_aggregate: h.ecc_uncorrected_aggregate,
+            remapped_rows_corrected: h.remapped_rows_corrected,
+            remapped_rows_uncorrected: h.remapped_rows_uncorrected,
+            remap_pending: h.remap_pending,
+            remap_failed: h.remap_failed,
+            pcie_link_gen: h.pcie_link_gen,
+            pcie_link_gen_max: h.pcie_link_gen_max,
+            pcie_link_width: h.pcie_link_width,
+            pcie_link_width_max: h.pcie_link_width_max,
+            pcie_replays: h.pcie_replays,
+            temperature_slowdown_celsius: h.temperature_slowdown_celsius,
+            temperature_shutdown_celsius: h.temperature_shutdown_celsius,
+            retired_pages_sbe: h.retired_pages_sbe,
+            retired_pages_dbe: h.retired_pages_dbe,
+            retired_pages_pending: h.retired_pages_pending,
+        }
+    }
+}
+
+impl From<pb::GpuHealth> for GpuHealth {
+    fn from(h: pb::GpuHealth) -> Self {
+        Self {
+            throttle_reasons: h.throttle_reasons.map(ThrottleReason::from_mask),
+            sm_clock_max_mhz: h.sm_clock_max_mhz,
+            ecc_corrected_volatile: h.ecc_corrected_volatile,
+            ecc_uncorrected_volatile: h.ecc_uncorrected_volatile,
+            ecc_corrected_aggregate: h.ecc_corrected_aggregate,
+            ecc_uncorrected_aggregate: h.ecc_uncorrected_aggregate,
+            remapped_rows_corrected: h.remapped_rows_corrected,
+            remapped_rows_uncorrected: h.remapped_rows_uncorrected,
+            remap_pending: h.remap_pending,
+            remap_failed: h.remap_failed,
+            pcie_link_gen: h.pcie_link_gen,
+            pcie_link_gen_max: h.pcie_link_gen_max,
+            pcie_link_width: h.pcie_link_width,
+            pcie_link_width_max: h.pcie_link_width_max,
+            pcie_replays: h.pcie_replays,
+            temperature_slowdown_celsius: h.temperature_slowdown_celsius,
+            temperature_shutdown_celsius: h.temperature_shutdown_celsius,
+            retired_pages_sbe: h.retired_pages_sbe,
+            retired_pages_dbe: h.retired_pages_dbe,
+            retired_pages_pending: h.retired_pages_pending,
         }
     }
 }
@@ -320,6 +376,7 @@ pub fn node_event(e: &Event, seq: u64) -> pb::NodeEvent {
             count,
             holders: h,
             simulated,
+            kernel,
         } => (
             *time,
             Kind::Xid(pb::Xid {
@@ -329,6 +386,13 @@ pub fn node_event(e: &Event, seq: u64) -> pb::NodeEvent {
                 count: *count,
                 holders: holders(h),
                 simulated: *simulated,
+                kernel: kernel.as_ref().map(|k| pb::KernelXidLine {
+                    pci_bus_id: k.pci_bus_id.clone(),
+                    pid: k.pid,
+                    process: k.process.clone(),
+                    message: k.message.clone(),
+                    before_agent_start: k.before_agent_start,
+                }),
             }),
         ),
         Event::GpuLost {
@@ -561,6 +625,7 @@ impl From<pb::GpuSample> for GpuSample {
                 .collect(),
             holders: g.holders.into_iter().map(Into::into).collect(),
             simulated: g.simulated,
+            health: g.health.map(Into::into),
         }
     }
 }
@@ -663,6 +728,13 @@ pub fn event_from_wire(e: pb::NodeEvent) -> Option<Event> {
             count: x.count,
             holders: holders(x.holders),
             simulated: x.simulated,
+            kernel: x.kernel.map(|k| KernelXidLine {
+                pci_bus_id: k.pci_bus_id,
+                pid: k.pid,
+                process: k.process,
+                message: k.message,
+                before_agent_start: k.before_agent_start,
+            }),
         },
         Kind::GpuLost(l) => Event::GpuLost {
             time,
@@ -732,10 +804,51 @@ mod tests {
                 replica: Some(1),
             }],
             simulated: true,
+            kernel: Some(KernelXidLine {
+                pci_bus_id: "0000:3b:00".into(),
+                pid: Some(4242),
+                process: Some("python3".into()),
+                message: "GPU has fallen off the bus.".into(),
+                before_agent_start: true,
+            }),
         };
         let wire = node_event(&e, 42);
         assert_eq!(wire.seq, 42);
         let back = pb::NodeEvent::decode(wire.encode_to_vec().as_slice()).expect("decode");
         assert_eq!(event_from_wire(back), Some(e));
+    }
+
+    #[test]
+    fn gpu_health_round_trips_and_an_old_sample_has_none() {
+        let health = GpuHealth {
+            throttle_reasons: Some(vec![
+                ThrottleReason::HwSlowdown,
+                ThrottleReason::HwPowerBrake,
+            ]),
+            sm_clock_max_mhz: Some(1980),
+            ecc_uncorrected_volatile: Some(2),
+            remap_pending: Some(true),
+            pcie_link_width: Some(8),
+            pcie_link_width_max: Some(16),
+            ..GpuHealth::default()
+        };
+        let wire = pb::GpuHealth::from(&health);
+        assert_eq!(wire.throttle_reasons, Some(0x8 | 0x80), "NVML's bits");
+        let sample = pb::GpuSample {
+            health: Some(wire),
+            ..pb::GpuSample::default()
+        };
+        let back = pb::GpuSample::decode(sample.encode_to_vec().as_slice()).expect("decode");
+        assert_eq!(GpuSample::from(back).health, Some(health));
+        // A sample from an agent without health counters: none, not zeros.
+        let old = pb::GpuSample::decode(pb::GpuSample::default().encode_to_vec().as_slice())
+            .expect("decode");
+        assert_eq!(GpuSample::from(old).health, None);
+        // Not held is an empty list, distinct from "not supported".
+        let idle = pb::GpuHealth {
+            throttle_reasons: Some(0),
+            ..pb::GpuHealth::default()
+        };
+        assert_eq!(GpuHealth::from(idle).throttle_reasons, Some(vec![]));
     }
 }

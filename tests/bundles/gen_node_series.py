@@ -428,8 +428,8 @@ def holder(p, container, uuid_):
     return {"namespace": md["namespace"], "pod": md["name"], "container": container, "resource_name": "nvidia.com/gpu", "device_id": uuid_, "replica": None}
 
 
-def gpu_sample(t, index, uuid_, util, used, power, holders, procs, mem_util=None, temp=None, clock=1980):
-    return {
+def gpu_sample(t, index, uuid_, util, used, power, holders, procs, mem_util=None, temp=None, clock=1980, health=None):
+    d = {
         "kind": "gpu_sample",
         "time": ats(t),
         "index": index,
@@ -449,6 +449,43 @@ def gpu_sample(t, index, uuid_, util, used, power, holders, procs, mem_util=None
         "processes": procs,
         "holders": holders,
         "simulated": False,
+    }
+    if health is not None:
+        d["health"] = health
+    return d
+
+
+def gpu_health(reasons=(), ecc_cor=0, ecc_unc=0, ecc_cor_life=None, ecc_unc_life=None, remap_cor=0, remap_unc=0,
+               pending=False, failed=False, gen=5, width=16, replays=0, retired=None):
+    """The agent's `health` of an H100 SXM (max SM clock 1980 MHz, PCIe Gen5 x16, slowdown 87 °C, shutdown 92 °C);
+    `retired`: (single-bit pages, double-bit pages, pending) of a GPU before Ampere, which has no row remapper."""
+    if retired is not None:
+        sbe, dbe, retiring = retired
+        d = gpu_health(reasons, ecc_cor, ecc_unc, ecc_cor_life, ecc_unc_life, gen=3, replays=replays)
+        for k in ("remapped_rows_corrected", "remapped_rows_uncorrected", "remap_pending", "remap_failed"):
+            del d[k]
+        d.update({"sm_clock_max_mhz": 1530, "pcie_link_gen_max": 3, "temperature_slowdown_celsius": 84,
+                  "temperature_shutdown_celsius": 87, "retired_pages_sbe": sbe, "retired_pages_dbe": dbe,
+                  "retired_pages_pending": retiring})
+        return d
+    return {
+        "throttle_reasons": list(reasons),
+        "sm_clock_max_mhz": 1980,
+        "ecc_corrected_volatile": ecc_cor,
+        "ecc_uncorrected_volatile": ecc_unc,
+        "ecc_corrected_aggregate": ecc_cor if ecc_cor_life is None else ecc_cor_life,
+        "ecc_uncorrected_aggregate": ecc_unc if ecc_unc_life is None else ecc_unc_life,
+        "remapped_rows_corrected": remap_cor,
+        "remapped_rows_uncorrected": remap_unc,
+        "remap_pending": pending,
+        "remap_failed": failed,
+        "pcie_link_gen": gen,
+        "pcie_link_gen_max": 5,
+        "pcie_link_width": width,
+        "pcie_link_width_max": 16,
+        "pcie_replays": replays,
+        "temperature_slowdown_celsius": 87,
+        "temperature_shutdown_celsius": 92,
     }
 
 
@@ -1280,6 +1317,162 @@ def gpu_health_kmsg_unavailable_gap():
           "(/dev/kmsg: permission denied): its GPU use is judged healthy, but an XID on its GPUs would not show, so the "
           "engine reports a gpu_health gap rather than a clean bill of GPU health.",
           {"findings": [], "gaps": ["gpu_health"]},
+          p, [], [node_obj(NODE)], agent)
+
+
+# --- GPU health counters ----------------------------------------------------
+# The agent's NVML health counters on each GPU sample (throttle reasons,
+# ECC, remapped rows, PCIe), judged over the last 30 minutes.
+
+def health_case(name, pod_name, fn, step=20, gpus=2, seed=11):
+    """A busy PyTorchJob rank holding `gpus` H100s for the last hour; fn(t, i) -> (util, power, temp, clock, health)."""
+    p, cid = gpu_case_pod(pod_name, owner=("PyTorchJob", "llama-pretrain"), gpus=gpus, started=NOW - 5 * 3600,
+                          labels={"training.kubeflow.org/job-name": "llama-pretrain", "training.kubeflow.org/replica-type": "worker"})
+    gs = [gpu_uuid(name + "abcdefgh"[i]) for i in range(gpus)]
+    ref = cref(p["metadata"]["uid"], cid, "guaranteed")
+    agent = [source(NOW - 5 * 3600, s) for s in ("cgroup", "kmsg", "psi", "nvml", "pod_resources")]
+    rnd = random.Random(seed)
+    for t in series(NOW - 60 * 60, NOW, step):
+        for i, g in enumerate(gs):
+            util, power, temp, clock, health = fn(t, i, rnd)
+            used = 74 * GiB + rnd.randint(0, 1500) * MiB
+            procs = [gproc(88000 + i, used - 520 * MiB, ref)]
+            agent.append(gpu_sample(t, i, g, util, used, power, [holder(p, "trainer", g)], procs, temp=temp, clock=clock,
+                                    health=health))
+    cpu = 0
+    for t in series(NOW - 60 * 60, NOW, step):
+        cpu += step * 2.8e6
+        agent.append(container_sample(t, ref, 41 * GiB, 64 * GiB, 33 * GiB, 8 * GiB, cpu_us=cpu, throttled=0,
+                                      mem_psi=psi(0.3, t), io_psi=psi(2.0, t)))
+    return p, gs, agent
+
+
+@case
+def gpu_health_throttled_power_brake():
+    name = "gpu-health-throttled-power-brake"
+    brake = NOW - 12 * 60
+
+    def fn(t, i, rnd):
+        util = rnd.randint(90, 100)
+        if i == 1 and t >= brake:
+            # HW power brake asserted by the system: clocks halved, power falls with them.
+            return util, rnd.randint(300, 340), 61, 990, gpu_health(["hw_slowdown", "hw_power_brake"])
+        # A busy H100 at its power limit: SW power cap, the normal state, not a finding.
+        return util, rnd.randint(660, 700), 64, 1755, gpu_health(["sw_power_cap"] if util > 95 else [])
+    p, gs, agent = health_case(name, "llama-pretrain-worker-5", fn)
+    write(name,
+          "Rank 5 of a PyTorchJob holds two H100s, both 90-100 % busy. For the last 12 minutes NVML reports GPU 1's "
+          "clocks held down by HW slowdown and HW power brake (SM 990 of 1980 MHz) at 61 °C, well below its slowdown "
+          "threshold: the brake comes from the system's power supply or BMC, not heat. GPU 0 is at its power limit "
+          "(sw_power_cap), the normal state of a busy H100: no finding for it. One gpu_throttled for GPU 1 naming the "
+          "pod and the clock lost.",
+          {"findings": [{"kind": "gpu_throttled", "confidence": "high", "container": "trainer", "gpu": gs[1],
+                         "summary_contains": ["hw_power_brake", "990 MHz", "50 % lost", "still is", "ml-research/llama-pretrain-worker-5"],
+                         "evidence_names": ["clock event reasons", "throttled for", "maximum SM clock"]}]},
+          p, [], [node_obj(NODE)], agent)
+
+
+@case
+def gpu_health_remap_pending():
+    name = "gpu-health-remap-pending"
+    hit = NOW - 9 * 60
+
+    def fn(t, i, rnd):
+        util = rnd.randint(88, 100)
+        if i == 0 and t >= hit:
+            return util, rnd.randint(560, 690), 66, 1755, gpu_health(ecc_cor=4, ecc_unc=2, ecc_cor_life=311, ecc_unc_life=2,
+                                                                     remap_cor=1, remap_unc=1, pending=True)
+        if i == 0:
+            return util, rnd.randint(560, 690), 66, 1755, gpu_health(ecc_cor=4, ecc_cor_life=311, remap_cor=1)
+        return util, rnd.randint(560, 690), 64, 1755, gpu_health()
+    p, gs, agent = health_case(name, "llama-pretrain-worker-6", fn, seed=12)
+    # The driver's report of the same error: XID 94 (contained), the rank's process survived.
+    agent.append({"kind": "xid", "time": ats(hit - 3), "gpu_uuid": gs[0], "gpu_index": 0, "xid": 94, "count": 1,
+                  "holders": [holder(p, "trainer", gs[0])], "simulated": False})
+    write(name,
+          "Nine minutes ago GPU 0 of a PyTorchJob rank had two uncorrectable ECC errors (the driver's XID 94: "
+          "contained); the driver remapped the row, and the remap is pending until the GPU is reset. Its corrected "
+          "errors (311 over its life, one row remapped for them long ago) are stable history. One gpu_memory_errors "
+          "(drain and reset), and the XID linked to it as its consequence.",
+          {"findings": [{"kind": "gpu_memory_errors", "confidence": "high", "container": "trainer", "gpu": gs[0],
+                         "summary_contains": ["row remap is pending", "2 uncorrectable ECC errors"],
+                         "evidence_names": ["remap pending", "uncorrectable ECC errors in the window"]},
+                        {"kind": "gpu_xid", "confidence": "high", "container": "trainer", "gpu": gs[0], "summary_contains": ["XID 94"],
+                         "caused_by": ["gpu_memory_errors"]}]},
+          p, [], [node_obj(NODE)], agent)
+
+
+@case
+def gpu_health_page_retirement_pending():
+    name = "gpu-health-v100-page-retirement-pending"
+    hit = NOW - 14 * 60
+
+    def fn(t, i, rnd):
+        util = rnd.randint(85, 100)
+        if i == 1 and t >= hit:
+            return util, rnd.randint(230, 290), 61, 1530, gpu_health(ecc_cor=9, ecc_unc=1, ecc_cor_life=40, ecc_unc_life=1,
+                                                                     replays=0, retired=(1, 1, True))
+        return util, rnd.randint(230, 290), 61, 1530, gpu_health(ecc_cor=9 if i == 1 else 0, ecc_cor_life=40 if i == 1 else 0,
+                                                                 replays=0, retired=(1 if i == 1 else 0, 0, False))
+    p, gs, agent = health_case(name, "resnet-train-worker-2", fn, seed=15)
+    write(name,
+          "A V100 node (before Ampere: pages are retired, no row remapper). 14 minutes ago GPU 1 had a double-bit ECC "
+          "error: the driver retired the page, pending until the driver reloads. The single-bit page retired long ago "
+          "is history. One gpu_memory_errors: drain and reset.",
+          {"findings": [{"kind": "gpu_memory_errors", "confidence": "high", "container": "trainer", "gpu": gs[1],
+                         "summary_contains": ["page retirement is pending", "1 uncorrectable ECC error"],
+                         "evidence_names": ["page retirement pending", "pages retired (double-bit)"]}]},
+          p, [], [node_obj(NODE)], agent)
+
+
+@case
+def gpu_health_pcie_x8_replays():
+    name = "gpu-health-pcie-x8-replays"
+    replays = {"n": 40}
+
+    def fn(t, i, rnd):
+        util = rnd.randint(70, 95)
+        if i == 0:
+            # Trained at x8 (a bad riser) and replaying ~20 a minute.
+            replays["n"] += rnd.randint(4, 9)
+            return util, rnd.randint(450, 650), 63, 1755, gpu_health(gen=5, width=8, replays=replays["n"])
+        return util, rnd.randint(450, 650), 63, 1755, gpu_health(replays=3)
+    p, gs, agent = health_case(name, "llama-pretrain-worker-7", fn, seed=13)
+    write(name,
+          "GPU 0 of a PyTorchJob rank trained its PCIe link at x8 of x16 (a bad riser or slot) and replays about 20 "
+          "packets a minute; GPU 1 beside it runs x16 with 3 replays since the driver loaded, stable. One "
+          "gpu_link_degraded for GPU 0.",
+          {"findings": [{"kind": "gpu_link_degraded", "confidence": "high", "container": "trainer", "gpu": gs[0],
+                         "summary_contains": ["x8 of x16", "replays"],
+                         "evidence_names": ["PCIe width", "PCIe replays a minute"]}]},
+          p, [], [node_obj(NODE)], agent)
+
+
+@case
+def gpu_health_counters_stable():
+    name = "gpu-health-counters-nonzero-stable"
+    ck = (NOW - 25 * 60, NOW - 22 * 60)
+
+    def fn(t, i, rnd):
+        # Old history on both GPUs: corrected errors, rows remapped long ago, an
+        # uncorrectable error contained since the driver loaded, a few replays.
+        h = dict(ecc_cor=17 + i, ecc_unc=1 - i, ecc_cor_life=1234, ecc_unc_life=3, remap_cor=2, remap_unc=1 - i, replays=3)
+        if ck[0] <= t < ck[1]:
+            # Checkpoint pause: idle, clocks and the PCIe link drop to save power.
+            return 0, 95, 41, 345, gpu_health(["idle"], gen=1, **h)
+        util = rnd.randint(86, 100)
+        reasons = ["sw_power_cap"] if util > 96 else []
+        if i == 1 and rnd.random() < 0.05:
+            reasons = ["hw_slowdown"]  # a short pulse: one sample now and then
+        return util, rnd.randint(480, 700), 65, 1755, gpu_health(reasons, **h)
+    p, gs, agent = health_case(name, "llama-pretrain-worker-8", fn, seed=14)
+    write(name,
+          "A healthy PyTorchJob rank whose GPUs carry non-zero but stable counters: corrected ECC errors (1 234 over "
+          "their life), rows remapped long ago, an uncorrectable error contained before the window, 3 PCIe replays; "
+          "SW power cap when at the power limit, an occasional one-sample HW slowdown pulse, and PCIe Gen1 with idle "
+          "clocks during a 3-minute checkpoint pause. Nothing rose, nothing is pending, the link is x16 Gen5 while "
+          "busy: no finding.",
+          {"findings": []},
           p, [], [node_obj(NODE)], agent)
 
 

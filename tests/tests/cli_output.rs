@@ -182,6 +182,7 @@ fn gpu(
         processes,
         holders,
         simulated,
+        health: None,
     }
 }
 
@@ -383,6 +384,7 @@ fn node_b() -> Script {
                 count: 1,
                 holders: vec![holder("serving", "infer-1", "server", GPU_B0)],
                 simulated: true,
+                kernel: None,
             },
         ],
     }

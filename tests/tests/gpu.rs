@@ -122,6 +122,90 @@ fn values_holders_and_idle_allocation() {
     );
 }
 
+#[test]
+fn health_counters_reach_the_sample_and_unsupported_calls_stay_quiet() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scn = scenario(
+        dir.path(),
+        &json!({
+            "gpus": [
+                {"uuid": GPU_A, "pci_bus_id": "00000000:19:00.0",
+                 "sm_clock_max_mhz": 1980, "pcie_link_gen_max": 5, "pcie_link_width_max": 16,
+                 "temp_slowdown_c": 87, "temp_shutdown_c": 92, "ecc_corrected_before": 12,
+                 "series": [{"t": 0, "util_gpu": 99, "sm_clock_mhz": 990,
+                             "throttle_reasons": ["hw_slowdown", "hw_power_brake"],
+                             "ecc_corrected": 5, "ecc_uncorrected": 1,
+                             "remapped_uncorrected": 1, "remap_pending": true,
+                             "pcie_gen": 4, "pcie_width": 8, "pcie_replays": 17}]},
+                // ECC off and no row remapping: NOT_SUPPORTED, as on a GPU
+                // without them; a V100 retires pages instead.
+                {"uuid": GPU_B, "pci_bus_id": "00000000:3B:00.0", "page_retirement": true,
+                 "series": [{"t": 0, "retired_sbe": 3, "retired_pending": true}]}
+            ],
+            "faults": [
+                {"function": "nvmlDeviceGetTotalEccErrors", "gpu": 1, "code": 3},
+                {"function": "nvmlDeviceGetFieldValues", "gpu": 1, "code": 3}
+            ]
+        }),
+    );
+    let kubelet = FakePodResources::normal(vec![]).expect("fake kubelet");
+    let lib = fake_nvml_lib();
+    let flags = gpu_args(&lib, kubelet.socket_path());
+    let snap = snapshot(&args(&flags), &[("GPUSCOPE_FAKE_NVML_SCENARIO", &scn)]);
+
+    let a = &gpu(&snap, GPU_A)["health"];
+    assert_eq!(
+        a["throttle_reasons"],
+        json!(["hw_slowdown", "hw_power_brake"]),
+        "{a}"
+    );
+    assert_eq!(a["sm_clock_max_mhz"], 1980);
+    assert_eq!(a["ecc_corrected_volatile"], 5);
+    assert_eq!(a["ecc_uncorrected_volatile"], 1);
+    assert_eq!(a["ecc_corrected_aggregate"], 17);
+    assert_eq!(a["ecc_uncorrected_aggregate"], 1);
+    assert_eq!(a["remapped_rows_corrected"], 0);
+    assert_eq!(a["remapped_rows_uncorrected"], 1);
+    assert_eq!(a["remap_pending"], true);
+    assert_eq!(a["remap_failed"], false);
+    assert_eq!(
+        (a["pcie_link_gen"].as_u64(), a["pcie_link_gen_max"].as_u64()),
+        (Some(4), Some(5))
+    );
+    assert_eq!(
+        (
+            a["pcie_link_width"].as_u64(),
+            a["pcie_link_width_max"].as_u64()
+        ),
+        (Some(8), Some(16))
+    );
+    assert_eq!(a["pcie_replays"], 17);
+    assert_eq!(a["temperature_slowdown_celsius"], 87);
+    assert_eq!(a["temperature_shutdown_celsius"], 92);
+    assert!(
+        a.get("retired_pages_dbe").is_none(),
+        "an H100 retires no pages: {a}"
+    );
+
+    let b = &gpu(&snap, GPU_B)["health"];
+    assert_eq!(
+        b["throttle_reasons"],
+        json!([]),
+        "not held: an empty list, {b}"
+    );
+    assert!(
+        b.get("ecc_corrected_volatile").is_none(),
+        "unsupported: absent, {b}"
+    );
+    assert!(b.get("remap_pending").is_none(), "{b}");
+    assert_eq!(b["pcie_link_gen"], 5);
+    assert_eq!(b["retired_pages_sbe"], 3);
+    assert_eq!(b["retired_pages_dbe"], 0);
+    assert_eq!(b["retired_pages_pending"], true);
+    let nvml = source_of(&snap["sources"], "nvml").expect("nvml");
+    assert_eq!(nvml["state"], "ok", "unsupported is not an error: {nvml}");
+}
+
 /// A process that sleeps inside a fresh v1 memory cgroup at a kubelet path.
 struct Sleeper {
     child: Child,
@@ -257,6 +341,61 @@ fn xid_and_gpu_lost_are_events_naming_the_holder() {
             .iter()
             .any(|v| v["kind"] == "gpu_sample" && v["uuid"] == GPU_B),
         "GPU B keeps being sampled"
+    );
+    agent.assert_running();
+}
+
+#[test]
+fn kernel_xids_already_logged_are_reported_once_as_history() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scn = scenario(
+        dir.path(),
+        &json!({"gpus": [
+            {"uuid": GPU_A, "pci_bus_id": "00000000:19:00.0"},
+            {"uuid": GPU_B, "pci_bus_id": "00000000:3B:00.0"}
+        ]}),
+    );
+    // The ring buffer as the agent finds it at start: a real line of
+    // driver 535 (see agent/tests/fixtures/kmsg/) on GPU B's address, the
+    // same text injected from user space (facility 1), an NVSwitch SXid.
+    let kmsg = dir.path().join("kmsg");
+    std::fs::write(
+        &kmsg,
+        "3,900,1000000,-;NVRM: Xid (PCI:0000:3b:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.\n\
+         14,901,1000100,-;NVRM: Xid (PCI:0000:19:00): 48, pid=1, name=fake, forged from user space\n\
+         3,902,1000200,-;nvidia-nvswitch3: SXid (PCI:0000:04:00.0): 22013, Non-fatal, Link 44 Minion Link DLREQ interrupt\n",
+    )
+    .expect("write kmsg");
+    let kubelet = FakePodResources::normal(vec![
+        Pod::new("ml", "trainer-0")
+            .container(Container::new("main").devices("nvidia.com/gpu", &[GPU_B])),
+    ])
+    .expect("fake kubelet");
+    let lib = fake_nvml_lib();
+    let mut flags = gpu_args(&lib, kubelet.socket_path());
+    flags[5] = kmsg.display().to_string();
+    flags.extend(["--interval".into(), "250ms".into()]);
+    let mut agent = Agent::watch_with(&args(&flags), &[("GPUSCOPE_FAKE_NVML_SCENARIO", &scn)]);
+    let xid = agent.expect_line(Duration::from_secs(10), "no xid event", |v| {
+        v["kind"] == "xid"
+    });
+    assert_eq!(xid["xid"], 79, "{xid}");
+    assert_eq!(xid["gpu_uuid"], GPU_B, "joined by PCI address: {xid}");
+    assert_eq!(xid["gpu_index"], 1);
+    assert_eq!(xid["kernel"]["pci_bus_id"], "0000:3b:00");
+    assert_eq!(xid["kernel"]["message"], "GPU has fallen off the bus.");
+    assert_eq!(xid["kernel"]["before_agent_start"], true);
+    assert!(xid["kernel"].get("pid").is_none(), "pid unknown: {xid}");
+    assert_eq!(
+        xid["holders"],
+        json!([]),
+        "who holds the GPU now did not necessarily hold it then"
+    );
+    assert_eq!(xid["simulated"], false, "the kernel line is real text");
+    let later = agent.drain_for(Duration::from_millis(1500));
+    assert!(
+        !later.iter().any(|v| v["kind"] == "xid"),
+        "once, and not the forged line: {later:?}"
     );
     agent.assert_running();
 }

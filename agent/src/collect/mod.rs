@@ -5,3 +5,4 @@ pub mod kmsg;
 pub mod node;
 pub mod parse;
 pub mod psi;
+pub mod xid;

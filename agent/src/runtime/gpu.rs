@@ -15,8 +15,9 @@ use crate::collect::cgroup::discover::detect_layout;
 use crate::collect::gpu::attribute::container_of_pid;
 use crate::collect::gpu::nvml::{GpuNotice, NvmlSettings, NvmlSource};
 use crate::collect::gpu::pod_resources::{PodResourcesClient, base_uuid};
+use crate::collect::xid::same_pci_device;
 use gpuscope_model::{
-    CgroupVersion, Event, GpuHolder, GpuSample, SourceState, SourceStatus, Timestamp,
+    CgroupVersion, Event, GpuHolder, GpuSample, KernelXidLine, SourceState, SourceStatus, Timestamp,
 };
 
 /// GPU settings of the agent.
@@ -65,7 +66,38 @@ pub struct GpuCollector {
     xid_counts: HashMap<String, u64>,
     last: Vec<GpuSample>,
     simulated: bool,
+    /// Kept to hand to the kmsg thread (see [`GpuCollector::notice_sender`]).
+    notice_tx: Sender<GpuNotice>,
+    /// XIDs reported lately, by GPU and XID, with when they were received:
+    /// NVML's event and the kernel's line for the same XID are one event.
+    recent_xids: RecentXids,
 }
+
+/// XIDs reported lately, by GPU and XID, with when they were received.
+#[derive(Debug, Default)]
+struct RecentXids(Vec<(String, u64, Instant)>);
+
+impl RecentXids {
+    /// Whether this XID is the first report of its error: no report of the
+    /// same XID on the same GPU (or on an unknown one) within
+    /// [`XID_SAME_WITHIN`]. Remembers it.
+    fn first(&mut self, uuid: &str, xid: u64, now: Instant) -> bool {
+        self.0
+            .retain(|(_, _, at)| now.duration_since(*at) <= XID_SAME_WITHIN);
+        let seen = self
+            .0
+            .iter()
+            .any(|(u, x, _)| *x == xid && (u == uuid || u.is_empty() || uuid.is_empty()));
+        if !seen {
+            self.0.push((uuid.to_owned(), xid, now));
+        }
+        !seen
+    }
+}
+
+/// NVML's event and the kernel line of the same XID arrive within this
+/// long of each other (both are raised by the driver's one error path).
+const XID_SAME_WITHIN: Duration = Duration::from_secs(5);
 
 impl GpuCollector {
     /// Starts the NVML worker. `cgroup_root` tells which cgroup line of
@@ -76,7 +108,7 @@ impl GpuCollector {
         cgroup_root: &std::path::Path,
     ) -> std::io::Result<Self> {
         let (tx, notices) = mpsc::channel();
-        let nvml = NvmlSource::start(settings.nvml.clone(), tx)?;
+        let nvml = NvmlSource::start(settings.nvml.clone(), tx.clone())?;
         let version = detect_layout(cgroup_root).map_or(CgroupVersion::V2, |l| l.memory_version);
         Ok(Self {
             settings,
@@ -90,7 +122,16 @@ impl GpuCollector {
             xid_counts: HashMap::new(),
             last: Vec::new(),
             simulated: false,
+            notice_tx: tx,
+            recent_xids: RecentXids::default(),
         })
+    }
+
+    /// Where the kmsg thread sends the XID lines of the kernel log, so that
+    /// they are joined to the GPU (by PCI address) and its holders, and
+    /// merged with NVML's event for the same XID.
+    pub fn notice_sender(&self) -> Sender<GpuNotice> {
+        self.notice_tx.clone()
     }
 
     /// One collection: NVML, then PodResources, then attribution.
@@ -203,22 +244,59 @@ impl GpuCollector {
     /// event naming the GPU and its holders.
     pub fn next_xid(&mut self, timeout: Duration) -> Option<Event> {
         match self.notices.recv_timeout(timeout) {
-            Ok(GpuNotice::Xid { time, uuid, xid }) => {
-                let count = self.xid_counts.entry(uuid.clone()).or_insert(0);
-                *count += 1;
-                let gpu = self.last.iter().find(|g| g.uuid == uuid);
-                Some(Event::Xid {
-                    time,
-                    gpu_index: gpu.map(|g| g.index),
-                    holders: gpu.map(|g| g.holders.clone()).unwrap_or_default(),
-                    gpu_uuid: uuid,
-                    xid,
-                    count: *count,
-                    simulated: self.simulated,
-                })
+            Ok(GpuNotice::Xid { time, uuid, xid }) => self.xid_event(time, uuid, xid, None),
+            Ok(GpuNotice::KernelXid { time, xid, line }) => {
+                let uuid = self
+                    .last
+                    .iter()
+                    .find(|g| {
+                        g.parent_uuid.is_none() && same_pci_device(&line.pci_bus_id, &g.pci_bus_id)
+                    })
+                    .map(|g| g.uuid.clone())
+                    .unwrap_or_default();
+                self.xid_event(time, uuid, xid, Some(line))
             }
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
         }
+    }
+}
+
+impl GpuCollector {
+    /// The event for one XID, from NVML or the kernel log; `None` when the
+    /// other source already reported it (history lines always count: NVML
+    /// cannot have seen them).
+    fn xid_event(
+        &mut self,
+        time: Timestamp,
+        uuid: String,
+        xid: u64,
+        kernel: Option<KernelXidLine>,
+    ) -> Option<Event> {
+        let history = kernel.as_ref().is_some_and(|k| k.before_agent_start);
+        if !history && !self.recent_xids.first(&uuid, xid, Instant::now()) {
+            return None;
+        }
+        let count = self.xid_counts.entry(uuid.clone()).or_insert(0);
+        *count += 1;
+        let gpu = self
+            .last
+            .iter()
+            .find(|g| !uuid.is_empty() && g.uuid == uuid);
+        // The pods holding the GPU now did not necessarily hold it then.
+        let holders = match gpu {
+            Some(g) if !history => g.holders.clone(),
+            _ => Vec::new(),
+        };
+        Some(Event::Xid {
+            time,
+            gpu_index: gpu.map(|g| g.index),
+            holders,
+            gpu_uuid: uuid,
+            xid,
+            count: *count,
+            simulated: self.simulated && kernel.is_none(),
+            kernel,
+        })
     }
 }
 
@@ -265,5 +343,27 @@ pub(super) fn run(
         if tx.send(Msg::Gpus(round.gpus)).is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nvml_and_kernel_reports_of_one_xid_are_one() {
+        let mut recent = RecentXids::default();
+        let t0 = Instant::now();
+        assert!(recent.first("GPU-a", 79, t0), "NVML's event");
+        assert!(
+            !recent.first("GPU-a", 79, t0 + Duration::from_secs(1)),
+            "the kernel line"
+        );
+        assert!(recent.first("GPU-b", 79, t0), "another GPU");
+        assert!(recent.first("GPU-a", 48, t0), "another XID");
+        // A kernel line whose PCI address matched no sampled GPU yet.
+        assert!(!recent.first("", 48, t0 + Duration::from_secs(2)));
+        // The same XID again, later: a new error.
+        assert!(recent.first("GPU-a", 79, t0 + Duration::from_secs(10)));
     }
 }

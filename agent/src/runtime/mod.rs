@@ -26,14 +26,18 @@ use nix::time::{ClockId, clock_gettime};
 use crate::collect::cgroup::CgroupReader;
 use crate::collect::cgroup::discover::{CgroupLayout, Discovered, detect_layout, discover};
 use crate::collect::cgroup::path::container_for;
-use crate::collect::kmsg::{KmsgItem, KmsgReader, OomAssembler, OomReport, QUIET_FLUSH};
+use crate::collect::gpu::nvml::GpuNotice;
+use crate::collect::kmsg::{
+    KmsgItem, KmsgReader, KmsgRecord, OomAssembler, OomReport, QUIET_FLUSH,
+};
 use crate::collect::node::read_node;
 use crate::collect::psi::read_node_pressure;
+use crate::collect::xid::{XidOrigin, parse_xid};
 use crate::notify::Notifier;
 use crate::pipeline::{Input, Pipeline, PipelineConfig};
 use gpuscope_model::{
-    CgroupVersion, ContainerSample, Event, GpuSample, NodeSample, Pressure, PsiScope, SourceState,
-    SourceStatus, Timestamp,
+    CgroupVersion, ContainerSample, Event, GpuSample, KernelXidLine, NodeSample, Pressure,
+    PsiScope, SourceState, SourceStatus, Timestamp,
 };
 
 mod gpu;
@@ -242,20 +246,9 @@ pub fn run(
         ..PipelineConfig::default()
     });
 
-    match KmsgReader::open(&config.kmsg, true) {
-        Ok(reader) => {
-            let (tx, done) = (tx.clone(), done.clone());
-            let (root, proc_root) = (config.cgroup_root.clone(), config.proc_root.clone());
-            std::thread::Builder::new()
-                .name("kmsg".into())
-                .spawn(move || kmsg_thread(reader, &root, &proc_root, &tx, &done))?;
-        }
-        Err(e) => {
-            send_status(&tx, "kmsg", SourceState::Unavailable, Some(e.to_string()));
-            pipeline.set_kmsg_wait(Duration::ZERO);
-        }
-    }
-
+    // The GPU thread first: the kmsg thread hands it the kernel's XID
+    // lines.
+    let mut xid_tx = None;
     if let Some(settings) = &config.gpu {
         match GpuCollector::start(
             settings.clone(),
@@ -263,6 +256,7 @@ pub fn run(
             &config.cgroup_root,
         ) {
             Ok(collector) => {
+                xid_tx = Some(collector.notice_sender());
                 let (tx, done, interval) = (tx.clone(), done.clone(), config.interval);
                 std::thread::Builder::new()
                     .name("gpu".into())
@@ -274,6 +268,32 @@ pub fn run(
                 SourceState::Unavailable,
                 Some(format!("cannot start the NVML thread: {e}")),
             ),
+        }
+    }
+
+    // The XIDs already in the ring buffer (older than now) are reported
+    // once, as history; the main reader starts after them.
+    let started = monotonic_usec();
+    match KmsgReader::open(&config.kmsg, true) {
+        Ok(reader) => {
+            let history = xid_tx
+                .as_ref()
+                .and_then(|_| KmsgReader::open(&config.kmsg, false).ok())
+                .map(|r| (r, started));
+            let (tx, done) = (tx.clone(), done.clone());
+            let (root, proc_root) = (config.cgroup_root.clone(), config.proc_root.clone());
+            std::thread::Builder::new()
+                .name("kmsg".into())
+                .spawn(move || {
+                    if let (Some((r, until)), Some(x)) = (history, &xid_tx) {
+                        xid_history(r, until, x);
+                    }
+                    kmsg_thread(reader, &root, &proc_root, &tx, xid_tx.as_ref(), &done);
+                })?;
+        }
+        Err(e) => {
+            send_status(&tx, "kmsg", SourceState::Unavailable, Some(e.to_string()));
+            pipeline.set_kmsg_wait(Duration::ZERO);
         }
     }
 
@@ -682,11 +702,65 @@ fn kmsg_to_wall(usec: u64) -> Timestamp {
     Timestamp(now.0.saturating_sub(mono) + usec * 1000)
 }
 
+/// CLOCK_MONOTONIC in microseconds: the kernel log's clock.
+fn monotonic_usec() -> u64 {
+    clock_gettime(ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1000)
+        .unwrap_or(0)
+}
+
+/// Forwards an XID line to the GPU thread, which joins it to the GPU and
+/// its holders; SXids (NVSwitch) are logged.
+fn forward_xid(rec: &KmsgRecord<'_>, history: bool, xids: &Sender<GpuNotice>) {
+    let Some(x) = parse_xid(rec) else {
+        return;
+    };
+    match x.origin {
+        XidOrigin::Gpu => {
+            let _ = xids.send(GpuNotice::KernelXid {
+                time: kmsg_to_wall(rec.usec),
+                xid: x.xid,
+                line: KernelXidLine {
+                    pci_bus_id: x.pci.to_owned(),
+                    pid: x.pid,
+                    process: x.process.map(str::to_owned),
+                    message: x.message.to_owned(),
+                    before_agent_start: history,
+                },
+            });
+        }
+        XidOrigin::NvSwitch => tracing::warn!(
+            switch = x.switch.unwrap_or(""),
+            pci = x.pci,
+            sxid = x.xid,
+            severity = x.severity.unwrap_or(""),
+            message = x.message,
+            history,
+            "NVSwitch reported an SXid."
+        ),
+    }
+}
+
+/// Reports the XID lines already in the kernel's ring buffer (older than
+/// `until_usec`, when the main reader started) once, as history.
+fn xid_history(mut reader: KmsgReader, until_usec: u64, xids: &Sender<GpuNotice>) {
+    let mut failures = 0;
+    while failures < 10 && reader.wait_readable(Duration::ZERO).unwrap_or(false) {
+        match reader.next() {
+            Ok(KmsgItem::Record(rec)) if rec.usec < until_usec => forward_xid(&rec, true, xids),
+            Ok(KmsgItem::Record(_) | KmsgItem::End) => return,
+            Ok(KmsgItem::Overrun { .. }) => {}
+            Err(_) => failures += 1,
+        }
+    }
+}
+
 fn kmsg_thread(
     mut reader: KmsgReader,
     cgroup_root: &Path,
     proc_root: &Path,
     tx: &Sender<Msg>,
+    xids: Option<&Sender<GpuNotice>>,
     done: &AtomicBool,
 ) {
     let mut cgroups: Option<CgroupReader> = None;
@@ -731,6 +805,9 @@ fn kmsg_thread(
         match reader.next() {
             Ok(KmsgItem::Record(rec)) => {
                 failures = 0;
+                if let Some(x) = xids {
+                    forward_xid(&rec, false, x);
+                }
                 if let Some(report) = assembler.push(&rec) {
                     send(report);
                 }

@@ -339,6 +339,7 @@ fn template(args: &Args, i: usize, rng: &mut Rng) -> pb::NodeReport {
                     replica: None,
                 }],
                 simulated: true,
+                health: None,
             }
         })
         .collect();

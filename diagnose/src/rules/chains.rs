@@ -18,6 +18,13 @@
 //!   137 that is not an OOM kill (or 143 when the program handled SIGTERM);
 //! - **XID 79 -> the lost GPU.** The driver logs XID 79 when the GPU falls
 //!   off the bus; NVML then answers `GPU_IS_LOST` or stops counting it;
+//! - **failing memory -> its XIDs.** An uncorrectable error in a failing
+//!   memory row or page is what the driver reports as XID 48 (double-bit
+//!   ECC), 63/64 (row remap or page retirement recorded / failed), 92 (high
+//!   single-bit rate) or 94/95 (contained / uncontained ECC error), so
+//!   those XIDs on a GPU with `gpu_memory_errors` are linked to it;
+//! - **a degraded PCIe link -> XID 79.** A link that is narrowed or keeps
+//!   replaying is the usual step before the GPU falls off the bus;
 //! - **an XID or a lost GPU -> the GPU marked unhealthy.** NVIDIA's device
 //!   plugin marks a GPU unhealthy on every XID outside its skip list (the
 //!   application's XIDs) and the kubelet lowers the node's allocatable;
@@ -56,6 +63,24 @@ pub(crate) fn link(ctx: &Context<'_>, findings: &mut [Finding]) {
                     })
                     .map(|c| (i, c)),
                 );
+            }
+            Kind::GpuXid => {
+                let xid = fact(f, "xid").and_then(|v| {
+                    v.split(|c: char| !c.is_ascii_digit())
+                        .next()
+                        .and_then(|d| d.parse::<u64>().ok())
+                });
+                let cause = match xid {
+                    Some(48 | 63 | 64 | 92 | 94 | 95) => Some(Kind::GpuMemoryErrors),
+                    Some(79) => Some(Kind::GpuLinkDegraded),
+                    _ => None,
+                };
+                if let Some(kind) = cause {
+                    links.extend(
+                        position(findings, |c| c.kind == kind && c.subject == f.subject)
+                            .map(|c| (i, c)),
+                    );
+                }
             }
             Kind::GpuLost => {
                 links.extend(

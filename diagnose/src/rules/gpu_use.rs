@@ -1067,6 +1067,7 @@ mod tests {
             processes: Vec::new(),
             holders: Vec::new(),
             simulated: false,
+            health: None,
         };
         // A dozen samples ten minutes apart: two hours covered, medium.
         let sparse: Vec<GpuSample> = (0..12).map(|i| g(i * 600)).collect();

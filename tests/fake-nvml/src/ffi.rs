@@ -161,6 +161,53 @@ pub struct EventData {
     pub compute_instance_id: c_uint,
 }
 
+/// `nvmlFieldValue_t`: one value asked of `nvmlDeviceGetFieldValues`.
+#[repr(C)]
+pub struct FieldValue {
+    /// `NVML_FI_*`, set by the caller.
+    pub field_id: c_uint,
+    /// Link or other scope, set by the caller.
+    pub scope_id: c_uint,
+    /// CPU timestamp, microseconds since the Unix epoch.
+    pub timestamp: i64,
+    /// How long the driver took to read it, microseconds.
+    pub latency_usec: i64,
+    /// `nvmlValueType_t` of `value`.
+    pub value_type: c_uint,
+    /// This field's own `nvmlReturn_t`.
+    pub nvml_return: Ret,
+    /// The value (`nvmlValue_t`, a union of 8 bytes; kept as its `ullVal`).
+    pub value: c_ulonglong,
+}
+
+/// `NVML_VALUE_TYPE_UNSIGNED_INT`.
+pub const VALUE_TYPE_UNSIGNED_INT: c_uint = 1;
+/// `NVML_FI_DEV_REMAPPED_COR`: rows remapped for correctable errors.
+pub const FI_DEV_REMAPPED_COR: c_uint = 142;
+/// `NVML_FI_DEV_REMAPPED_UNC`: rows remapped for uncorrectable errors.
+pub const FI_DEV_REMAPPED_UNC: c_uint = 143;
+/// `NVML_FI_DEV_REMAPPED_PENDING`: a remap waits for a reset.
+pub const FI_DEV_REMAPPED_PENDING: c_uint = 144;
+/// `NVML_FI_DEV_REMAPPED_FAILURE`: a remap failed.
+pub const FI_DEV_REMAPPED_FAILURE: c_uint = 145;
+
+/// `NVML_MEMORY_ERROR_TYPE_CORRECTED`.
+pub const MEMORY_ERROR_CORRECTED: c_uint = 0;
+/// `NVML_MEMORY_ERROR_TYPE_UNCORRECTED`.
+pub const MEMORY_ERROR_UNCORRECTED: c_uint = 1;
+/// `NVML_VOLATILE_ECC`.
+pub const VOLATILE_ECC: c_uint = 0;
+/// `NVML_AGGREGATE_ECC`.
+pub const AGGREGATE_ECC: c_uint = 1;
+/// `NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS`.
+pub const RETIREMENT_CAUSE_SBE: c_uint = 0;
+/// `NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR`.
+pub const RETIREMENT_CAUSE_DBE: c_uint = 1;
+/// `NVML_TEMPERATURE_THRESHOLD_SHUTDOWN`.
+pub const TEMPERATURE_THRESHOLD_SHUTDOWN: c_uint = 0;
+/// `NVML_TEMPERATURE_THRESHOLD_SLOWDOWN`.
+pub const TEMPERATURE_THRESHOLD_SLOWDOWN: c_uint = 1;
+
 // The sizes nvml-wrapper-sys's bindgen layout tests check for these structs.
 const _: () = assert!(size_of::<PciInfo>() == 68);
 const _: () = assert!(size_of::<Utilization>() == 8);
@@ -169,6 +216,7 @@ const _: () = assert!(size_of::<MemoryV2>() == 40);
 const _: () = assert!(size_of::<ProcessInfo>() == 24);
 const _: () = assert!(size_of::<ProcessUtilizationSample>() == 32);
 const _: () = assert!(size_of::<EventData>() == 32);
+const _: () = assert!(size_of::<FieldValue>() == 40);
 
 /// `nvmlErrorString`'s text for a return code.
 pub fn error_string(code: Ret) -> &'static std::ffi::CStr {

@@ -93,6 +93,32 @@ pub struct Gpu {
     /// MIG enabled, with these instances.
     #[serde(default)]
     pub mig: Option<Mig>,
+    /// `nvmlDeviceGetMaxClockInfo` for the SM and graphics clocks, MHz.
+    #[serde(default = "default_sm_clock_max")]
+    pub sm_clock_max_mhz: u32,
+    /// `nvmlDeviceGetMaxPcieLinkGeneration`.
+    #[serde(default = "default_pcie_gen")]
+    pub pcie_link_gen_max: u32,
+    /// `nvmlDeviceGetMaxPcieLinkWidth`.
+    #[serde(default = "default_pcie_width")]
+    pub pcie_link_width_max: u32,
+    /// `NVML_TEMPERATURE_THRESHOLD_SLOWDOWN`, °C.
+    #[serde(default = "default_temp_slowdown")]
+    pub temp_slowdown_c: u32,
+    /// `NVML_TEMPERATURE_THRESHOLD_SHUTDOWN`, °C.
+    #[serde(default = "default_temp_shutdown")]
+    pub temp_shutdown_c: u32,
+    /// ECC errors corrected before this driver load: the aggregate counter
+    /// is this plus the series' volatile `ecc_corrected`.
+    #[serde(default)]
+    pub ecc_corrected_before: u64,
+    /// ECC errors not corrected before this driver load (aggregate base).
+    #[serde(default)]
+    pub ecc_uncorrected_before: u64,
+    /// The GPU retires pages (before Ampere); `false`: the retired-page
+    /// calls answer `NOT_SUPPORTED`, as on Ampere and later.
+    #[serde(default)]
+    pub page_retirement: bool,
     /// `series` with every field filled in (carried forward), built at load.
     #[serde(skip)]
     pub points: Vec<Point>,
@@ -118,6 +144,32 @@ pub struct PointSpec {
     pub temp_c: Option<u32>,
     /// SM clock, MHz.
     pub sm_clock_mhz: Option<u32>,
+    /// Clock event (throttle) reasons, by name (`hw_slowdown`, ...).
+    pub throttle_reasons: Option<Vec<String>>,
+    /// Volatile ECC errors corrected.
+    pub ecc_corrected: Option<u64>,
+    /// Volatile ECC errors not corrected.
+    pub ecc_uncorrected: Option<u64>,
+    /// Rows remapped for correctable errors.
+    pub remapped_corrected: Option<u32>,
+    /// Rows remapped for uncorrectable errors.
+    pub remapped_uncorrected: Option<u32>,
+    /// A row remap waits for a reset.
+    pub remap_pending: Option<bool>,
+    /// A row remap failed.
+    pub remap_failed: Option<bool>,
+    /// Current PCIe link generation (default: the GPU's maximum).
+    pub pcie_gen: Option<u32>,
+    /// Current PCIe link width (default: the GPU's maximum).
+    pub pcie_width: Option<u32>,
+    /// PCIe replay counter.
+    pub pcie_replays: Option<u32>,
+    /// Pages retired for multiple single-bit errors.
+    pub retired_sbe: Option<u32>,
+    /// Pages retired for a double-bit error.
+    pub retired_dbe: Option<u32>,
+    /// A page retirement waits for the next driver load.
+    pub retired_pending: Option<bool>,
 }
 
 /// One point of a GPU's series with every value known.
@@ -137,7 +189,46 @@ pub struct Point {
     pub temp_c: u32,
     /// SM clock, MHz.
     pub sm_clock_mhz: u32,
+    /// Clock event reasons as NVML's bit mask.
+    pub throttle_mask: u64,
+    /// Volatile ECC errors corrected.
+    pub ecc_corrected: u64,
+    /// Volatile ECC errors not corrected.
+    pub ecc_uncorrected: u64,
+    /// Rows remapped for correctable errors.
+    pub remapped_corrected: u32,
+    /// Rows remapped for uncorrectable errors.
+    pub remapped_uncorrected: u32,
+    /// A row remap waits for a reset.
+    pub remap_pending: bool,
+    /// A row remap failed.
+    pub remap_failed: bool,
+    /// Current PCIe link generation (0 before load: the GPU's maximum).
+    pub pcie_gen: u32,
+    /// Current PCIe link width (0 before load: the GPU's maximum).
+    pub pcie_width: u32,
+    /// PCIe replay counter.
+    pub pcie_replays: u32,
+    /// Pages retired for multiple single-bit errors.
+    pub retired_sbe: u32,
+    /// Pages retired for a double-bit error.
+    pub retired_dbe: u32,
+    /// A page retirement waits for the next driver load.
+    pub retired_pending: bool,
 }
+
+/// NVML's `nvmlClocksEventReason*` bits by the names scenarios use.
+pub const THROTTLE_REASONS: [(&str, u64); 9] = [
+    ("idle", 0x1),
+    ("applications_clocks", 0x2),
+    ("sw_power_cap", 0x4),
+    ("hw_slowdown", 0x8),
+    ("sync_boost", 0x10),
+    ("sw_thermal", 0x20),
+    ("hw_thermal", 0x40),
+    ("hw_power_brake", 0x80),
+    ("display_clocks", 0x100),
+];
 
 /// The values of an idle GPU, used for fields the first point leaves out.
 const IDLE: Point = Point {
@@ -148,6 +239,19 @@ const IDLE: Point = Point {
     power_mw: 70_000,
     temp_c: 31,
     sm_clock_mhz: 345,
+    throttle_mask: 0,
+    ecc_corrected: 0,
+    ecc_uncorrected: 0,
+    remapped_corrected: 0,
+    remapped_uncorrected: 0,
+    remap_pending: false,
+    remap_failed: false,
+    pcie_gen: 0,
+    pcie_width: 0,
+    pcie_replays: 0,
+    retired_sbe: 0,
+    retired_dbe: 0,
+    retired_pending: false,
 };
 
 /// A compute process on a GPU or MIG instance.
@@ -329,6 +433,38 @@ fn default_power_limit() -> u32 {
 fn yes() -> bool {
     true
 }
+fn default_sm_clock_max() -> u32 {
+    1980
+}
+fn default_pcie_gen() -> u32 {
+    5
+}
+fn default_pcie_width() -> u32 {
+    16
+}
+fn default_temp_slowdown() -> u32 {
+    87
+}
+fn default_temp_shutdown() -> u32 {
+    92
+}
+
+/// The NVML mask of throttle reason names; the error names the unknown one.
+fn throttle_mask(names: &[String]) -> Result<u64, String> {
+    names.iter().try_fold(0, |mask, name| {
+        THROTTLE_REASONS
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, bit)| mask | bit)
+            .ok_or_else(|| {
+                let known: Vec<&str> = THROTTLE_REASONS.iter().map(|(n, _)| *n).collect();
+                format!(
+                    "{name:?} is not a throttle reason; known: {}",
+                    known.join(" ")
+                )
+            })
+    })
+}
 
 /// A parsed `DDDDDDDD:BB:DD.F` PCI address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -439,7 +575,11 @@ fn validate(s: &mut Scenario) -> Result<(), String> {
             }
         }
         let mut points = Vec::with_capacity(gpu.series.len().max(1));
-        let mut last = IDLE;
+        let mut last = Point {
+            pcie_gen: gpu.pcie_link_gen_max,
+            pcie_width: gpu.pcie_link_width_max,
+            ..IDLE
+        };
         for (k, p) in gpu.series.iter().enumerate() {
             check_time(&format!("{at}.series[{k}].t"), p.t)?;
             if k > 0 && p.t < last.t {
@@ -456,11 +596,28 @@ fn validate(s: &mut Scenario) -> Result<(), String> {
                 power_mw: p.power_mw.unwrap_or(last.power_mw),
                 temp_c: p.temp_c.unwrap_or(last.temp_c),
                 sm_clock_mhz: p.sm_clock_mhz.unwrap_or(last.sm_clock_mhz),
+                throttle_mask: match &p.throttle_reasons {
+                    Some(names) => throttle_mask(names)
+                        .map_err(|e| format!("{at}.series[{k}].throttle_reasons: {e}"))?,
+                    None => last.throttle_mask,
+                },
+                ecc_corrected: p.ecc_corrected.unwrap_or(last.ecc_corrected),
+                ecc_uncorrected: p.ecc_uncorrected.unwrap_or(last.ecc_uncorrected),
+                remapped_corrected: p.remapped_corrected.unwrap_or(last.remapped_corrected),
+                remapped_uncorrected: p.remapped_uncorrected.unwrap_or(last.remapped_uncorrected),
+                remap_pending: p.remap_pending.unwrap_or(last.remap_pending),
+                remap_failed: p.remap_failed.unwrap_or(last.remap_failed),
+                pcie_gen: p.pcie_gen.unwrap_or(last.pcie_gen),
+                pcie_width: p.pcie_width.unwrap_or(last.pcie_width),
+                pcie_replays: p.pcie_replays.unwrap_or(last.pcie_replays),
+                retired_sbe: p.retired_sbe.unwrap_or(last.retired_sbe),
+                retired_dbe: p.retired_dbe.unwrap_or(last.retired_dbe),
+                retired_pending: p.retired_pending.unwrap_or(last.retired_pending),
             };
             points.push(last);
         }
         if points.is_empty() {
-            points.push(IDLE);
+            points.push(last);
         }
         gpu.points = points;
         check_processes(&at, &gpu.processes)?;

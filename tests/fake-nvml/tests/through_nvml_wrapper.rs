@@ -14,11 +14,15 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use nvml_wrapper::bitmasks::device::ThrottleReasons;
 use nvml_wrapper::bitmasks::event::EventTypes;
-use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
-use nvml_wrapper::enums::device::UsedGpuMemory;
+use nvml_wrapper::enum_wrappers::device::{
+    Clock, EccCounter, MemoryError, RetirementCause, TemperatureSensor, TemperatureThreshold,
+};
+use nvml_wrapper::enums::device::{SampleValue, UsedGpuMemory};
 use nvml_wrapper::enums::event::XidError;
 use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::structs::device::FieldId;
 use nvml_wrapper::{Device, Nvml};
 
 use support::{elf, fake_lib, isolated, scenario};
@@ -77,6 +81,19 @@ const EXPORTED: &[&str] = &[
     "nvmlEventSetCreate",
     "nvmlEventSetWait_v2",
     "nvmlEventSetFree",
+    "nvmlDeviceGetCurrentClocksThrottleReasons",
+    "nvmlDeviceGetMaxClockInfo",
+    "nvmlDeviceGetTotalEccErrors",
+    "nvmlDeviceGetFieldValues",
+    "nvmlDeviceGetCurrPcieLinkGeneration",
+    "nvmlDeviceGetMaxPcieLinkGeneration",
+    "nvmlDeviceGetCurrPcieLinkWidth",
+    "nvmlDeviceGetMaxPcieLinkWidth",
+    "nvmlDeviceGetPcieReplayCounter",
+    "nvmlDeviceGetTemperatureThreshold",
+    "nvmlDeviceGetRetiredPages",
+    "nvmlDeviceGetRetiredPages_v2",
+    "nvmlDeviceGetRetiredPagesPendingStatus",
     "gpuscope_fake_nvml_info",
 ];
 
@@ -202,6 +219,111 @@ fn values_of_two_gpus_at_start_and_after_a_step() {
             assert_eq!(h100.clock_info(Clock::SM).expect("clock"), 1980);
             let u = a100.utilization_rates().expect("utilization");
             assert_eq!((u.gpu, u.memory), (13, 7), "a one-point series holds");
+        },
+    );
+}
+
+/// The row-remapping fields, read the way the agent reads them.
+const REMAP_FIELDS: [FieldId; 4] = [FieldId(142), FieldId(143), FieldId(144), FieldId(145)];
+
+/// `nvmlDeviceGetFieldValues` answers as `(field, value)` (every one must succeed).
+fn remap_fields(device: &Device<'_>) -> Vec<(u32, u32)> {
+    device
+        .field_values_for(&REMAP_FIELDS)
+        .expect("field values")
+        .into_iter()
+        .map(|s| {
+            let s = s.expect("sample");
+            match s.value {
+                Ok(SampleValue::U32(v)) => (s.field.0, v),
+                other => panic!("field {}: {other:?} is not an unsigned int", s.field.0),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn health_counters_at_start_and_after_a_step() {
+    isolated(
+        "health_counters_at_start_and_after_a_step",
+        Some(&scenario("health.json")),
+        || {
+            let f = Loaded::new();
+            let gpu = f.device(0);
+            assert!(f.at_most() < 0.6, "the first checks ran before the step");
+            assert_eq!(
+                gpu.current_throttle_reasons().expect("reasons"),
+                ThrottleReasons::empty()
+            );
+            assert_eq!(gpu.max_clock_info(Clock::SM).expect("max sm"), 1980);
+            let ecc = |e, c| gpu.total_ecc_errors(e, c).expect("ecc");
+            assert_eq!(ecc(MemoryError::Corrected, EccCounter::Volatile), 3);
+            assert_eq!(ecc(MemoryError::Corrected, EccCounter::Aggregate), 103);
+            assert_eq!(ecc(MemoryError::Uncorrected, EccCounter::Volatile), 0);
+            assert_eq!(
+                remap_fields(&gpu),
+                vec![(142, 0), (143, 0), (144, 0), (145, 0)]
+            );
+            assert_eq!(gpu.current_pcie_link_gen().expect("gen"), 5);
+            assert_eq!(gpu.current_pcie_link_width().expect("width"), 16);
+            // Ampere and later retire no pages (they remap rows).
+            assert_err!(
+                gpu.retired_pages(RetirementCause::DoubleBitEccError),
+                NvmlError::NotSupported
+            );
+            assert_err!(gpu.are_pages_pending_retired(), NvmlError::NotSupported);
+            let v100 = f.device(1);
+            let pages = |cause| v100.retired_pages(cause).expect("retired pages").len();
+            assert_eq!(pages(RetirementCause::MultipleSingleBitEccErrors), 2);
+            assert_eq!(pages(RetirementCause::DoubleBitEccError), 0);
+            assert!(!v100.are_pages_pending_retired().expect("pending"));
+            assert_eq!(gpu.pcie_replay_counter().expect("replays"), 0);
+            assert_eq!(
+                gpu.temperature_threshold(TemperatureThreshold::Slowdown)
+                    .expect("slowdown"),
+                87
+            );
+            assert_eq!(
+                gpu.temperature_threshold(TemperatureThreshold::Shutdown)
+                    .expect("shutdown"),
+                92
+            );
+
+            f.sleep_until(0.7);
+            assert_eq!(
+                gpu.current_throttle_reasons().expect("reasons"),
+                ThrottleReasons::HW_SLOWDOWN | ThrottleReasons::HW_POWER_BRAKE_SLOWDOWN
+            );
+            assert_eq!(gpu.clock_info(Clock::SM).expect("sm"), 990);
+            assert_eq!(ecc(MemoryError::Uncorrected, EccCounter::Volatile), 2);
+            assert_eq!(ecc(MemoryError::Uncorrected, EccCounter::Aggregate), 3);
+            assert_eq!(
+                remap_fields(&gpu),
+                vec![(142, 0), (143, 1), (144, 1), (145, 0)]
+            );
+            assert_eq!(gpu.current_pcie_link_gen().expect("gen"), 3);
+            assert_eq!(gpu.max_pcie_link_gen().expect("gen"), 5);
+            assert_eq!(gpu.current_pcie_link_width().expect("width"), 8);
+            assert_eq!(gpu.max_pcie_link_width().expect("width"), 16);
+            assert_eq!(gpu.pcie_replay_counter().expect("replays"), 41);
+            let retired = v100
+                .retired_pages(RetirementCause::DoubleBitEccError)
+                .expect("retired pages");
+            assert_eq!(retired.len(), 1);
+            assert_eq!(retired[0].address, 0x1000);
+            assert!(v100.are_pages_pending_retired().expect("pending"));
+
+            // Another field than the remap ones: its own NOT_SUPPORTED.
+            let mut other = gpu.field_values_for(&[FieldId(94)]).expect("call");
+            let other = other.remove(0).expect("sample");
+            assert_err!(other.value, NvmlError::NotSupported);
+            // A GPU without ECC (a fault here) says so per call.
+            let b = f.device(1);
+            assert_err!(
+                b.total_ecc_errors(MemoryError::Corrected, EccCounter::Volatile),
+                NvmlError::NotSupported
+            );
+            assert_err!(b.field_values_for(&REMAP_FIELDS), NvmlError::NotSupported);
         },
     );
 }

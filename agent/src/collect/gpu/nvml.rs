@@ -8,6 +8,17 @@
 //! a slow or hung driver never stalls cgroup collection or the OOM path,
 //! which run on other threads. XID errors come from an NVML event set on a
 //! second thread.
+//!
+//! Health counters of each whole GPU are read on the same worker, each at a
+//! cadence that suits it: clock event (throttle) reasons every collection,
+//! since a slowdown comes and goes within seconds; ECC errors, remapped
+//! rows (through `nvmlDeviceGetFieldValues`, the only way nvml-wrapper
+//! exposes them), retired pages (before Ampere) and PCIe link state and
+//! replays every
+//! [`SLOW_HEALTH_EVERY`] collections, since they only ever move on a fault;
+//! limits that never change (maximum SM clock, maximum PCIe generation and
+//! width, temperature thresholds) once per GPU. A call a GPU answers
+//! `NOT_SUPPORTED` (or a driver lacks) is logged once and not asked again.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -17,14 +28,28 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nvml_wrapper::bitmasks::event::EventTypes;
-use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
-use nvml_wrapper::enums::device::UsedGpuMemory;
+use nvml_wrapper::enum_wrappers::device::{
+    Clock, EccCounter, MemoryError, RetirementCause, TemperatureSensor, TemperatureThreshold,
+};
+use nvml_wrapper::enums::device::{SampleValue, UsedGpuMemory};
 use nvml_wrapper::enums::event::XidError;
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::struct_wrappers::device::ProcessInfo;
+use nvml_wrapper::structs::device::FieldId;
 use nvml_wrapper::{Device, Nvml};
 
-use gpuscope_model::{GpuProcess, GpuSample, Timestamp};
+use gpuscope_model::{GpuHealth, GpuProcess, GpuSample, ThrottleReason, Timestamp};
+
+/// ECC, remapped rows and PCIe link state and replays are read every this
+/// many collections (10: every 10 s at the default 1 s interval). They move
+/// only on a hardware fault and a finding needs them to stay moved, so a
+/// 10 s delay costs nothing, while reading them every second would add
+/// about ten driver calls per GPU per second.
+pub const SLOW_HEALTH_EVERY: u32 = 10;
+
+/// NVML field ids of row remapping (`NVML_FI_DEV_REMAPPED_COR`, `_UNC`,
+/// `_PENDING`, `_FAILURE`).
+const REMAP_FIELDS: [FieldId; 4] = [FieldId(142), FieldId(143), FieldId(144), FieldId(145)];
 
 /// Where to find NVML and how long to wait for it.
 #[derive(Debug, Clone)]
@@ -33,6 +58,9 @@ pub struct NvmlSettings {
     pub lib_path: Option<PathBuf>,
     /// How long one collection may take before it is reported late.
     pub deadline: Duration,
+    /// Read each GPU's health counters (throttle reasons, ECC, remapped
+    /// rows, PCIe link, limits) with its sample.
+    pub health: bool,
 }
 
 /// Why a collection gave no readings.
@@ -85,6 +113,15 @@ pub enum GpuNotice {
         /// The XID.
         xid: u64,
     },
+    /// An XID line of the driver in the kernel log (from the kmsg thread).
+    KernelXid {
+        /// The record's time.
+        time: Timestamp,
+        /// The XID.
+        xid: u64,
+        /// The line's details (PCI address, process, message, history).
+        line: gpuscope_model::KernelXidLine,
+    },
 }
 
 /// The call the worker is in and on which GPU, for late reports (kept
@@ -113,6 +150,7 @@ impl NvmlSource {
             nvml: None,
             last_seen: HashMap::new(),
             uuids: HashMap::new(),
+            health: HashMap::new(),
         };
         std::thread::Builder::new()
             .name("nvml".into())
@@ -176,6 +214,201 @@ struct Worker {
     last_seen: HashMap<String, u64>,
     /// Index -> UUID, remembered so a lost GPU can be named.
     uuids: HashMap<u32, String>,
+    /// Per GPU UUID: what the health reads carry between collections.
+    health: HashMap<String, HealthState>,
+}
+
+/// The health reads of one GPU between collections.
+#[derive(Default)]
+struct HealthState {
+    /// The newest reading, slow counters and limits included.
+    last: GpuHealth,
+    /// Collections since the slow counters were read (`None`: never).
+    since_slow: Option<u32>,
+    /// The fixed limits have been read.
+    limits_read: bool,
+    /// Calls this GPU does not support: not asked again.
+    unsupported: HashSet<&'static str>,
+}
+
+/// Asks health calls of one GPU: skips the unsupported ones and turns
+/// `NOT_SUPPORTED` into a single log line.
+struct HealthProbe<'a> {
+    current: &'a CurrentCall,
+    state: &'a mut HealthState,
+    errors: &'a mut Vec<String>,
+    index: u32,
+}
+
+impl HealthProbe<'_> {
+    /// Runs `read` unless `call` is known unsupported. `GpuLost` is passed
+    /// up (the whole GPU is gone); other errors are recorded, as `None`.
+    fn ask<T>(
+        &mut self,
+        call: &'static str,
+        read: impl FnOnce() -> Result<T, NvmlError>,
+    ) -> Result<Option<T>, NvmlError> {
+        if self.state.unsupported.contains(call) {
+            return Ok(None);
+        }
+        if let Ok(mut c) = self.current.lock() {
+            *c = (call, Some(self.index));
+        }
+        match read() {
+            Ok(v) => Ok(Some(v)),
+            Err(NvmlError::GpuLost) => Err(NvmlError::GpuLost),
+            Err(
+                e @ (NvmlError::NotSupported
+                | NvmlError::NoPermission
+                | NvmlError::FailedToLoadSymbol(_)),
+            ) => {
+                tracing::info!(gpu = self.index, call, reason = %describe(&e), "GPU health call unsupported; not asking again.");
+                self.state.unsupported.insert(call);
+                Ok(None)
+            }
+            Err(e) => {
+                self.errors
+                    .push(format!("{call} on GPU {}: {}", self.index, describe(&e)));
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Reads the health of one whole GPU into `state.last`, each counter at its
+/// cadence (see the module documentation).
+fn read_health(
+    device: &Device<'static>,
+    mut probe: HealthProbe<'_>,
+) -> Result<GpuHealth, NvmlError> {
+    let throttle = probe.ask("nvmlDeviceGetCurrentClocksThrottleReasons", || {
+        device.current_throttle_reasons()
+    })?;
+    probe.state.last.throttle_reasons = throttle.map(|r| ThrottleReason::from_mask(r.bits()));
+    if !probe.state.limits_read {
+        probe.state.limits_read = true;
+        let limits = GpuHealth {
+            sm_clock_max_mhz: probe.ask("nvmlDeviceGetMaxClockInfo", || {
+                device.max_clock_info(Clock::SM)
+            })?,
+            pcie_link_gen_max: probe.ask("nvmlDeviceGetMaxPcieLinkGeneration", || {
+                device.max_pcie_link_gen()
+            })?,
+            pcie_link_width_max: probe.ask("nvmlDeviceGetMaxPcieLinkWidth", || {
+                device.max_pcie_link_width()
+            })?,
+            temperature_slowdown_celsius: probe
+                .ask("nvmlDeviceGetTemperatureThreshold(slowdown)", || {
+                    device.temperature_threshold(TemperatureThreshold::Slowdown)
+                })?,
+            temperature_shutdown_celsius: probe
+                .ask("nvmlDeviceGetTemperatureThreshold(shutdown)", || {
+                    device.temperature_threshold(TemperatureThreshold::Shutdown)
+                })?,
+            ..GpuHealth::default()
+        };
+        let last = &mut probe.state.last;
+        last.sm_clock_max_mhz = limits.sm_clock_max_mhz;
+        last.pcie_link_gen_max = limits.pcie_link_gen_max;
+        last.pcie_link_width_max = limits.pcie_link_width_max;
+        last.temperature_slowdown_celsius = limits.temperature_slowdown_celsius;
+        last.temperature_shutdown_celsius = limits.temperature_shutdown_celsius;
+    }
+    let due = probe
+        .state
+        .since_slow
+        .is_none_or(|n| n + 1 >= SLOW_HEALTH_EVERY);
+    if due {
+        read_slow_health(device, &mut probe)?;
+        probe.state.since_slow = Some(0);
+    } else {
+        probe.state.since_slow = probe.state.since_slow.map(|n| n + 1);
+    }
+    Ok(probe.state.last.clone())
+}
+
+/// ECC, row remapping and PCIe link state: the counters read every
+/// [`SLOW_HEALTH_EVERY`] collections.
+fn read_slow_health(
+    device: &Device<'static>,
+    probe: &mut HealthProbe<'_>,
+) -> Result<(), NvmlError> {
+    let ecc = |e: MemoryError, c: EccCounter| move || device.total_ecc_errors(e, c);
+    let ecc_corrected_volatile = probe.ask(
+        "nvmlDeviceGetTotalEccErrors",
+        ecc(MemoryError::Corrected, EccCounter::Volatile),
+    )?;
+    // One call answers for all four counters: once unsupported, it is
+    // skipped for the others too.
+    let ecc_uncorrected_volatile = probe.ask(
+        "nvmlDeviceGetTotalEccErrors",
+        ecc(MemoryError::Uncorrected, EccCounter::Volatile),
+    )?;
+    let ecc_corrected_aggregate = probe.ask(
+        "nvmlDeviceGetTotalEccErrors",
+        ecc(MemoryError::Corrected, EccCounter::Aggregate),
+    )?;
+    let ecc_uncorrected_aggregate = probe.ask(
+        "nvmlDeviceGetTotalEccErrors",
+        ecc(MemoryError::Uncorrected, EccCounter::Aggregate),
+    )?;
+    let remap = probe
+        .ask("nvmlDeviceGetFieldValues(remapped rows)", || {
+            device.field_values_for(&REMAP_FIELDS)
+        })?
+        .unwrap_or_default();
+    let field = |k: usize| match remap.get(k) {
+        Some(Ok(s)) => match s.value {
+            Ok(SampleValue::U32(v)) => Some(v),
+            Ok(SampleValue::U64(v)) => u32::try_from(v).ok(),
+            _ => None,
+        },
+        _ => None,
+    };
+    let pcie_link_gen = probe.ask("nvmlDeviceGetCurrPcieLinkGeneration", || {
+        device.current_pcie_link_gen()
+    })?;
+    let pcie_link_width = probe.ask("nvmlDeviceGetCurrPcieLinkWidth", || {
+        device.current_pcie_link_width()
+    })?;
+    let pcie_replays = probe.ask("nvmlDeviceGetPcieReplayCounter", || {
+        device.pcie_replay_counter()
+    })?;
+    // Before Ampere: page retirement (later GPUs answer NOT_SUPPORTED, once).
+    let pages = |cause: RetirementCause| {
+        move || {
+            device
+                .retired_pages(cause)
+                .map(|p| u32::try_from(p.len()).unwrap_or(u32::MAX))
+        }
+    };
+    let retired_pages_sbe = probe.ask(
+        "nvmlDeviceGetRetiredPages",
+        pages(RetirementCause::MultipleSingleBitEccErrors),
+    )?;
+    let retired_pages_dbe = probe.ask(
+        "nvmlDeviceGetRetiredPages",
+        pages(RetirementCause::DoubleBitEccError),
+    )?;
+    let retired_pages_pending = probe.ask("nvmlDeviceGetRetiredPagesPendingStatus", || {
+        device.are_pages_pending_retired()
+    })?;
+    let last = &mut probe.state.last;
+    last.ecc_corrected_volatile = ecc_corrected_volatile;
+    last.ecc_uncorrected_volatile = ecc_uncorrected_volatile;
+    last.ecc_corrected_aggregate = ecc_corrected_aggregate;
+    last.ecc_uncorrected_aggregate = ecc_uncorrected_aggregate;
+    last.remapped_rows_corrected = field(0);
+    last.remapped_rows_uncorrected = field(1);
+    last.remap_pending = field(2).map(|v| v != 0);
+    last.remap_failed = field(3).map(|v| v != 0);
+    last.pcie_link_gen = pcie_link_gen;
+    last.pcie_link_width = pcie_link_width;
+    last.pcie_replays = pcie_replays;
+    last.retired_pages_sbe = retired_pages_sbe;
+    last.retired_pages_dbe = retired_pages_dbe;
+    last.retired_pages_pending = retired_pages_pending;
+    Ok(())
 }
 
 impl Worker {
@@ -381,6 +614,17 @@ impl Worker {
         };
         self.enter("nvmlDeviceGetProcessUtilization", i);
         let per_process = self.process_utilization(device, &uuid);
+        let health = if parent.is_none() && self.settings.health {
+            let probe = HealthProbe {
+                current: &self.current,
+                state: self.health.entry(uuid.clone()).or_default(),
+                errors: &mut out.errors,
+                index,
+            };
+            Some(read_health(device, probe)?).filter(|h| *h != GpuHealth::default())
+        } else {
+            None
+        };
         Ok(GpuSample {
             time,
             index,
@@ -402,6 +646,7 @@ impl Worker {
                 .collect(),
             holders: Vec::new(),
             simulated: false,
+            health,
             uuid,
         })
     }

@@ -31,23 +31,36 @@
 //! - `gpu_unschedulable` is the primary finding for a scheduler message
 //!   naming `Insufficient nvidia.com/...`; the message's other clauses are
 //!   its evidence, and `pod` makes no pending finding for it.
+//! - The health counters the agent reads from NVML with each GPU sample
+//!   (clock event reasons, ECC, remapped rows, PCIe link) are judged over
+//!   the last `health_window_secs`: what is wrong *now*, or moved
+//!   recently. A counter that is non-zero but stable (corrected errors
+//!   from long ago, rows already remapped) is the GPU's history, not a
+//!   finding. Like XIDs, each finding names the pods holding the GPU.
 
 mod admission;
 mod device_plugin;
+mod link;
 mod lost;
+mod memory;
+mod throttled;
 mod unhealthy;
 mod unschedulable;
 mod xid;
 
 use std::collections::BTreeSet;
 
-use gpuscope_model::{Event as NodeEvent, GpuHolder, SourceState, Timestamp};
+use gpuscope_model::ThrottleReason;
+use gpuscope_model::{Event as NodeEvent, GpuHolder, GpuSample, SourceState, Timestamp};
 use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 
 use admission::admission_error;
 use device_plugin::{device_plugin_down, plugin_states};
+use link::gpu_link_degraded;
 use lost::gpu_lost;
+use memory::gpu_memory_errors;
+use throttled::gpu_throttled;
 use unhealthy::gpu_unhealthy;
 use unschedulable::gpu_unschedulable;
 use xid::gpu_xid;
@@ -79,6 +92,33 @@ pub struct Thresholds {
     /// GPUs NVML sees now. Default 600 s: several sampling intervals, so
     /// that one missed sample does not look like a lost GPU.
     pub gpu_sample_window_secs: u64,
+    /// GPU health counters (clock event reasons, ECC, remapped rows, PCIe)
+    /// are judged over the samples this long before now. Default 1 800 s:
+    /// long enough to see a slowdown that comes and goes and a counter
+    /// that rises, short enough that a fault fixed an hour ago does not
+    /// read as current.
+    pub health_window_secs: u64,
+    /// Clock event reasons that mean the GPU is slowed by a fault or its
+    /// environment. Default `hw_slowdown`, `hw_thermal`, `hw_power_brake`,
+    /// `sw_thermal`. Left out: `sw_power_cap` (a GPU working at its power
+    /// limit, the normal state of a busy H100), `idle`, `sync_boost`,
+    /// `applications_clocks` and `display_clocks` (settings, not faults).
+    pub throttle_reasons: Vec<ThrottleReason>,
+    /// Least time throttled within the window for a finding. Default
+    /// 120 s: a power-brake pulse of a few seconds costs a run nothing
+    /// measurable; two minutes in thirty is about 7 % of the window at
+    /// half clock, a slowdown a team would notice.
+    pub throttle_min_secs: u64,
+    /// PCIe replays per minute, over the window, that make a link
+    /// degraded. Default 8: the most NVIDIA's driver team recommends, and
+    /// the limit DCGM's PCIe health watch applies
+    /// (`DCGM_LIMIT_MAX_PCIREPLAY_RATE`).
+    pub pcie_replays_per_min: f64,
+    /// GPU utilization (percent) above which a PCIe generation below the
+    /// maximum counts as degraded. Default 50: an idle or lightly used GPU
+    /// lowers its link speed to save power (ASPM), so a low generation is
+    /// only a fault while the GPU works.
+    pub pcie_gen_busy_percent: u32,
 }
 
 impl Default for Thresholds {
@@ -92,6 +132,16 @@ impl Default for Thresholds {
                 "app=nvidia-device-plugin-daemonset".into(),
             ],
             gpu_sample_window_secs: 600,
+            health_window_secs: 1_800,
+            throttle_reasons: vec![
+                ThrottleReason::HwSlowdown,
+                ThrottleReason::HwThermal,
+                ThrottleReason::HwPowerBrake,
+                ThrottleReason::SwThermal,
+            ],
+            throttle_min_secs: 120,
+            pcie_replays_per_min: 8.0,
+            pcie_gen_busy_percent: 50,
         }
     }
 }
@@ -104,6 +154,10 @@ pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
     out.extend(gpu_lost(ctx));
     out.extend(gpu_unhealthy(ctx, &plugins));
     out.extend(device_plugin_down(ctx, &plugins));
+    let health = health_series(ctx);
+    out.extend(gpu_throttled(ctx, &health));
+    out.extend(gpu_memory_errors(ctx, &health));
+    out.extend(gpu_link_degraded(ctx, &health));
     for pod in ctx.subjects() {
         out.extend(gpu_unschedulable(ctx, pod, &plugins));
         out.extend(admission_error(ctx, pod, &plugins));
@@ -204,6 +258,109 @@ fn agent_node(ctx: &Context<'_>, a: &AgentRecords) -> Option<String> {
         1 => bound.into_iter().next().map(str::to_owned),
         _ => None,
     }
+}
+
+/// The recent samples of one whole GPU that carry health counters.
+struct HealthSeries<'a> {
+    /// The node of the agent that sampled it.
+    node: Option<String>,
+    /// The GPU's UUID.
+    uuid: &'a str,
+    /// Oldest first, within `health_window_secs` before now; never empty.
+    samples: Vec<&'a GpuSample>,
+}
+
+impl<'a> HealthSeries<'a> {
+    fn newest(&self) -> &'a GpuSample {
+        self.samples[self.samples.len() - 1]
+    }
+
+    /// One finding subject per pod holding the GPU in its newest sample.
+    fn subjects(&self, ctx: &Context<'_>) -> Vec<Subject> {
+        gpu_subjects(
+            ctx,
+            self.node.as_deref(),
+            Some(self.uuid),
+            &self.newest().holders,
+        )
+    }
+
+    /// One high-confidence finding per pod holding the GPU, with the same
+    /// summary, facts and steps.
+    fn findings(
+        &self,
+        ctx: &Context<'_>,
+        kind: crate::finding::Kind,
+        summary: &str,
+        facts: &[crate::finding::Fact],
+        steps: &[String],
+    ) -> Vec<Finding> {
+        self.subjects(ctx)
+            .into_iter()
+            .map(|subject| {
+                let f = Finding::new(kind, subject, crate::finding::Confidence::High, summary);
+                let f = facts.iter().fold(f, |f, fact| f.fact(fact.clone()));
+                steps.iter().fold(f, |f, step| f.step(step.clone()))
+            })
+            .collect()
+    }
+
+    /// `GPU UUID (index N) on node N`, for summaries.
+    fn named(&self) -> String {
+        let g = self.newest();
+        format!(
+            "GPU {} (index {}){}",
+            self.uuid,
+            g.index,
+            self.node
+                .as_deref()
+                .map(|n| format!(" on node {n}"))
+                .unwrap_or_default()
+        )
+    }
+
+    /// The pods holding the GPU, for summaries (`ml/trainer-0`, or "no pod").
+    fn holders(&self) -> String {
+        let pods: BTreeSet<String> = self
+            .newest()
+            .holders
+            .iter()
+            .map(|h| format!("{}/{}", h.namespace, h.pod))
+            .collect();
+        if pods.is_empty() {
+            "no pod (PodResources names no holder)".to_owned()
+        } else {
+            pods.into_iter().collect::<Vec<_>>().join(", ")
+        }
+    }
+}
+
+/// Every whole GPU's recent samples with health counters, per agent.
+fn health_series<'a>(ctx: &Context<'a>) -> Vec<HealthSeries<'a>> {
+    let window = ctx.config.gpu_health.health_window_secs;
+    let mut out = Vec::new();
+    for (node, a) in agents(ctx) {
+        let mut by_gpu: std::collections::BTreeMap<&str, Vec<&GpuSample>> =
+            std::collections::BTreeMap::new();
+        for g in &a.gpus {
+            if g.parent_uuid.is_none()
+                && g.health.is_some()
+                && g.time <= ctx.now
+                && ctx.now.since(g.time).as_secs() <= window
+            {
+                by_gpu.entry(&g.uuid).or_default().push(g);
+            }
+        }
+        for (uuid, mut samples) in by_gpu {
+            samples.sort_by_key(|g| g.time);
+            out.push(HealthSeries {
+                node: node.clone(),
+                uuid,
+                samples,
+            });
+        }
+    }
+    out
 }
 
 /// Agents with the node each stands for.

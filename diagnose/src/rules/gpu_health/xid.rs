@@ -147,6 +147,7 @@ pub(super) fn xid_groups(
             count,
             holders,
             simulated,
+            ..
         } = e
         else {
             continue;

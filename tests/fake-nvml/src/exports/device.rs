@@ -284,6 +284,8 @@ macro_rules! gpu_u32 {
     };
 }
 
+pub(crate) use gpu_u32;
+
 gpu_u32!(
     /// `nvmlDeviceGetPowerUsage`: the series' `power_mw` now (milliwatts).
     nvmlDeviceGetPowerUsage,

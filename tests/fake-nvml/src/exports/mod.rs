@@ -6,6 +6,7 @@
 
 pub mod device;
 pub mod event;
+pub mod health;
 pub mod init;
 pub mod mig;
 pub mod process;
@@ -47,4 +48,17 @@ pub const FUNCTIONS: &[&str] = &[
     "nvmlEventSetCreate",
     "nvmlEventSetWait_v2",
     "nvmlEventSetFree",
+    "nvmlDeviceGetCurrentClocksThrottleReasons",
+    "nvmlDeviceGetMaxClockInfo",
+    "nvmlDeviceGetTotalEccErrors",
+    "nvmlDeviceGetFieldValues",
+    "nvmlDeviceGetCurrPcieLinkGeneration",
+    "nvmlDeviceGetMaxPcieLinkGeneration",
+    "nvmlDeviceGetCurrPcieLinkWidth",
+    "nvmlDeviceGetMaxPcieLinkWidth",
+    "nvmlDeviceGetPcieReplayCounter",
+    "nvmlDeviceGetTemperatureThreshold",
+    "nvmlDeviceGetRetiredPages",
+    "nvmlDeviceGetRetiredPages_v2",
+    "nvmlDeviceGetRetiredPagesPendingStatus",
 ];
