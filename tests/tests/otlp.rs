@@ -272,7 +272,7 @@ async fn the_metrics_incidents_and_findings_reach_a_collector_with_semantic_conv
         Command::new(workspace_bin("gpuscope-aggregator"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
-            .args(["--kube-server", &fake.url()])
+            .args(["--kube-server", &fake.url(), "--auth", "none"])
             .args(["--record-diagnosis-after", "300ms"])
             .args(["--metrics-findings-interval", "1s"])
             .arg("--data-dir")
