@@ -99,6 +99,7 @@ fn main() -> anyhow::Result<()> {
                     queue_max_bytes: ship.queue_max_bytes,
                     report_interval: ship.report_interval,
                     tls: ship.tls,
+                    kmsg_not_kernel: config.kmsg_not_kernel.clone(),
                 },
                 identity,
             )?;

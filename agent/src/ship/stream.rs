@@ -50,6 +50,9 @@ pub struct ShipConfig {
     pub report_interval: Duration,
     /// TLS towards the aggregator.
     pub tls: ClientTls,
+    /// Kernel-log records ignored for not being the kernel's (counted by
+    /// the collection side), reported in each report's agent health.
+    pub kmsg_not_kernel: Arc<AtomicU64>,
 }
 
 /// Why the stream could not start or went down.
@@ -101,6 +104,8 @@ struct Shared {
     connected: Arc<AtomicBool>,
     /// Times the stream went down since the agent started.
     reconnects: AtomicU64,
+    /// [`ShipConfig::kmsg_not_kernel`].
+    kmsg_not_kernel: Arc<AtomicU64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -130,6 +135,7 @@ impl Shipper {
             wake: Notify::new(),
             connected: Arc::new(AtomicBool::new(false)),
             reconnects: AtomicU64::new(0),
+            kmsg_not_kernel: config.kmsg_not_kernel.clone(),
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -343,7 +349,11 @@ fn take_report(
     usage: &mut SelfUsage,
 ) -> pb::AgentMessage {
     let queue = lock(&shared.queue).stats();
-    let agent = usage.health(queue, shared.reconnects.load(Ordering::Relaxed));
+    let agent = usage.health(
+        queue,
+        shared.reconnects.load(Ordering::Relaxed),
+        shared.kmsg_not_kernel.load(Ordering::Relaxed),
+    );
     let mut report = {
         let mut l = lock(&shared.latest);
         pb::NodeReport {
@@ -472,6 +482,7 @@ mod tests {
                 queue_max_bytes: 1 << 20,
                 report_interval: Duration::from_millis(20),
                 tls: ClientTls::default(),
+                kmsg_not_kernel: Arc::default(),
             },
             pb::NodeIdentity {
                 node_name: "n".into(),
