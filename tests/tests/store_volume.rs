@@ -1,7 +1,8 @@
-//! The aggregator's incident store on a damaged file and on a full
-//! volume, for real: a file really truncated, and a size-limited tmpfs
-//! (needs root to mount: fails under `CI` without it, skips loudly
-//! elsewhere) that a real aggregator fills through a real agent stream.
+//! Full and damaged volumes, for real: the aggregator's incident store on
+//! a file really truncated and on a size-limited tmpfs that a real
+//! aggregator fills through a real agent stream, and the agent's state
+//! directory on one (mounting needs root: these tests fail under `CI`
+//! without it and skip loudly elsewhere).
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -254,4 +255,70 @@ async fn a_truncated_store_is_kept_aside_and_a_fresh_one_serves() {
     assert_eq!(s.send(vec![big_oom(1)]).await.unwrap(), 1);
     assert_eq!(stored_seqs(&url).await, [1]);
     agg.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+/// A full agent state directory: events beyond what the queue holds are
+/// dropped and counted, collection goes on, and once there is room the
+/// queue takes events again.
+#[test]
+fn a_full_agent_state_dir_drops_and_counts_and_goes_on() {
+    use gpuscope_agent::ship::stream::{ShipConfig, Shipper};
+    use gpuscope_model::{Event, Timestamp};
+
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    if !gpuscope_tests::require("root to mount a tmpfs", mount_tmpfs(&state, "64k")) {
+        return;
+    }
+    let _mounted = Mounted(&state);
+    let shipper = Shipper::start(
+        ShipConfig {
+            // Nothing listens there: every event stays in the queue.
+            aggregator: "http://127.0.0.1:1".into(),
+            state_dir: state.clone(),
+            queue_max_bytes: 64 << 20,
+            report_interval: Duration::from_secs(1),
+            tls: Default::default(),
+            kmsg_not_kernel: Default::default(),
+        },
+        NodeIdentity {
+            node_name: NODE.into(),
+            boot_id: BOOT.into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let event = Event::KmsgOverrun {
+        time: Timestamp::now(),
+        lost: 1,
+    };
+    let sent = 5000;
+    for _ in 0..sent {
+        shipper.event(&event);
+    }
+    let (queued, dropped) = (shipper.pending() as u64, shipper.dropped());
+    assert!(queued > 100, "the queue took only {queued} events");
+    assert!(
+        dropped > 0,
+        "64 KiB held all {sent} events: nothing was full"
+    );
+    assert_eq!(
+        queued + dropped,
+        sent,
+        "queued {queued} + dropped {dropped}"
+    );
+
+    // Room again: the queue takes events again.
+    let grown = Command::new("mount")
+        .args(["-o", "remount,size=16m"])
+        .arg(&state)
+        .status()
+        .unwrap();
+    assert!(grown.success());
+    for _ in 0..10 {
+        shipper.event(&event);
+    }
+    assert_eq!(shipper.pending() as u64, queued + 10);
+    assert_eq!(shipper.dropped(), dropped);
 }

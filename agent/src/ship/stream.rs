@@ -30,7 +30,7 @@ use tokio::sync::Notify;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::ship::health::SelfUsage;
-use crate::ship::queue::{EventQueue, QueueError};
+use crate::ship::queue::{EventQueue, QueueError, QueueStats};
 use crate::ship::refs::RefIds;
 use gpuscope_model::wire::node_event;
 use gpuscope_model::{ContainerSample, Event, GpuSample, NodeSample};
@@ -106,6 +106,14 @@ struct Shared {
     reconnects: AtomicU64,
     /// [`ShipConfig::kmsg_not_kernel`].
     kmsg_not_kernel: Arc<AtomicU64>,
+    /// Events the queue could not take (a full or failing state volume):
+    /// dropped, and counted with the queue's own drops.
+    unqueued: AtomicU64,
+}
+
+/// The queue's drops and the events it could not take.
+fn dropped(shared: &Shared, queue: QueueStats) -> u64 {
+    queue.dropped + shared.unqueued.load(Ordering::Relaxed)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -136,6 +144,7 @@ impl Shipper {
             connected: Arc::new(AtomicBool::new(false)),
             reconnects: AtomicU64::new(0),
             kmsg_not_kernel: config.kmsg_not_kernel.clone(),
+            unqueued: AtomicU64::new(0),
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -149,14 +158,27 @@ impl Shipper {
         Ok(Self { shared })
     }
 
-    /// Queues an event durably and wakes the stream. A queue failure is
-    /// logged (the event is then only in the agent's own output).
+    /// Queues an event durably and wakes the stream. An event the queue
+    /// cannot take (a full state volume, a disk error) is dropped and
+    /// counted ([`Shipper::dropped`], the health's `queue_dropped_events`),
+    /// and logged at the first and each power of two; collection goes on,
+    /// and the queue takes events again once it can write.
     pub fn event(&self, e: &Event) {
         let payload = node_event(e, 0).encode_to_vec();
         if let Err(err) = lock(&self.shared.queue).push(&payload) {
-            tracing::error!(error = %err, "Cannot queue an event for the aggregator.");
+            let n = self.shared.unqueued.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::error!(error = %err, dropped = n,
+                    "Cannot queue an event for the aggregator: dropped (the event is only in the agent's own output).");
+            }
         }
         self.shared.wake.notify_one();
+    }
+
+    /// Events dropped: by the queue's bound (over its whole life) and,
+    /// since the agent started, for want of a writable queue.
+    pub fn dropped(&self) -> u64 {
+        dropped(&self.shared, lock(&self.shared.queue).stats())
     }
 
     /// Records the newest sample of a container.
@@ -348,7 +370,8 @@ fn take_report(
     ids: Option<&mut RefIds>,
     usage: &mut SelfUsage,
 ) -> pb::AgentMessage {
-    let queue = lock(&shared.queue).stats();
+    let mut queue = lock(&shared.queue).stats();
+    queue.dropped = dropped(shared, queue);
     let agent = usage.health(
         queue,
         shared.reconnects.load(Ordering::Relaxed),
