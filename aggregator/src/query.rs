@@ -173,6 +173,12 @@ impl Query for QueryService {
     ) -> Result<Response<ListNodesResponse>, Status> {
         Ok(Response::new(ListNodesResponse {
             nodes: self.state.nodes(),
+            notices: self
+                .store
+                .reset()
+                .map(|r| r.to_string())
+                .into_iter()
+                .collect(),
         }))
     }
 

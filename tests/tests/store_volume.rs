@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use gpuscope_aggregator::{Aggregator, Config};
 use gpuscope_proto::v1::{
-    AgentMessage, ContainerRef, EventBatch, Hello, IncidentFilter, ListIncidentsRequest, NodeEvent,
-    NodeIdentity, OomKill, agent_message, aggregator_message, ingest_client::IngestClient,
-    node_event, query_client::QueryClient,
+    AgentMessage, ContainerRef, EventBatch, Hello, IncidentFilter, ListIncidentsRequest,
+    ListNodesRequest, NodeEvent, NodeIdentity, OomKill, agent_message, aggregator_message,
+    ingest_client::IngestClient, node_event, query_client::QueryClient,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -248,8 +248,24 @@ async fn a_truncated_store_is_kept_aside_and_a_fresh_one_serves() {
         .into_owned();
     assert!(kept.starts_with("incidents.redb.damaged-20"), "{kept}");
     assert_eq!(std::fs::metadata(&reset.kept_as).unwrap().len(), len / 2);
-    // The fresh store serves and stores.
+    // `gpuscope nodes` says so (its ListNodes answer's notices).
     let url = url_of(&agg);
+    let notices = QueryClient::connect(url.clone())
+        .await
+        .unwrap()
+        .list_nodes(ListNodesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .notices;
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert!(
+        notices[0].contains("damaged beyond repair"),
+        "{}",
+        notices[0]
+    );
+    assert!(notices[0].contains(&kept), "{}", notices[0]);
+    // The fresh store serves and stores.
     assert!(stored_seqs(&url).await.is_empty());
     let mut s = Stream::open(&url).await;
     assert_eq!(s.send(vec![big_oom(1)]).await.unwrap(), 1);
