@@ -98,6 +98,10 @@ fuzz_target!(|data: &[u8]| {
             pb::ContainerSample::decode(buf).map(prost_container),
         );
     } else {
-        same("GpuSample", wire_gpu(buf), pb::GpuSample::decode(buf).map(prost_gpu));
+        same(
+            "GpuSample",
+            wire_gpu(buf),
+            pb::GpuSample::decode(buf).map(prost_gpu),
+        );
     }
 });

@@ -50,7 +50,9 @@ fn service() -> &'static (tokio::runtime::Runtime, QueryService) {
                 })),
             })
             .collect();
-        store.store_batch(NODE, "boot-1", &events, 1).expect("store events");
+        store
+            .store_batch(NODE, "boot-1", &events, 1)
+            .expect("store events");
         let state = Arc::new(State::new(HistoryConfig::default()));
         let report = pb::NodeReport {
             containers: vec![pb::ContainerSample {
@@ -73,8 +75,23 @@ fn service() -> &'static (tokio::runtime::Runtime, QueryService) {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
-        (runtime, QueryService::new(store, state, incidents, shutdown))
+        (
+            runtime,
+            QueryService::new(store, state, incidents, shutdown),
+        )
     })
+}
+
+/// Decodes `buf` as the request `R` and, when prost accepts it, awaits
+/// the handler's answer (dropped: an error status is an answer too).
+async fn call<R, T, F>(buf: &[u8], handler: impl FnOnce(Request<R>) -> F)
+where
+    R: Message + Default,
+    F: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    if let Ok(r) = R::decode(buf) {
+        let _ = handler(Request::new(r)).await;
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -83,33 +100,22 @@ fuzz_target!(|data: &[u8]| {
     };
     let (runtime, service) = service();
     runtime.block_on(async {
-        // Each answer is dropped: an error status is an answer too.
         match pick % 5 {
             0 => {
-                if let Ok(r) = ListIncidentsRequest::decode(buf) {
-                    let _ = service.list_incidents(Request::new(r)).await;
-                }
+                call(buf, |r: Request<ListIncidentsRequest>| {
+                    service.list_incidents(r)
+                })
+                .await
             }
-            1 => {
-                if let Ok(r) = GetSeriesRequest::decode(buf) {
-                    let _ = service.get_series(Request::new(r)).await;
-                }
-            }
+            1 => call(buf, |r: Request<GetSeriesRequest>| service.get_series(r)).await,
             2 => {
-                if let Ok(r) = ListContainersRequest::decode(buf) {
-                    let _ = service.list_containers(Request::new(r)).await;
-                }
+                call(buf, |r: Request<ListContainersRequest>| {
+                    service.list_containers(r)
+                })
+                .await
             }
-            3 => {
-                if let Ok(r) = ListGpusRequest::decode(buf) {
-                    let _ = service.list_gpus(Request::new(r)).await;
-                }
-            }
-            _ => {
-                if let Ok(r) = ListNodesRequest::decode(buf) {
-                    let _ = service.list_nodes(Request::new(r)).await;
-                }
-            }
+            3 => call(buf, |r: Request<ListGpusRequest>| service.list_gpus(r)).await,
+            _ => call(buf, |r: Request<ListNodesRequest>| service.list_nodes(r)).await,
         }
     });
 });

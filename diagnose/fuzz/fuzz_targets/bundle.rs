@@ -28,7 +28,10 @@ fuzz_target!(|data: &[u8]| {
         .split(|&b| b == 0)
         .filter_map(|file| {
             let (&pick, contents) = file.split_first()?;
-            Some((NAMES[pick as usize % NAMES.len()].to_owned(), contents.to_vec()))
+            Some((
+                NAMES[pick as usize % NAMES.len()].to_owned(),
+                contents.to_vec(),
+            ))
         })
         .collect();
     if let Ok(bundle) = Bundle::from_files(Path::new("fuzz"), files) {
