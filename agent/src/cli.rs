@@ -2,6 +2,7 @@
 //! DaemonSets configure by env) -> [`Config`].
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -224,6 +225,7 @@ impl CollectArgs {
                 pod_resources_socket: self.pod_resources_socket.clone(),
                 pod_resources_timeout: self.pod_resources_timeout,
             }),
+            kmsg_not_kernel: Arc::default(),
         }
     }
 }

@@ -100,6 +100,7 @@ fn main() -> anyhow::Result<()> {
                     report_interval: ship.report_interval,
                     tls: ship.tls,
                     token_file: ship.token_file,
+                    kmsg_not_kernel: config.kmsg_not_kernel.clone(),
                 },
                 identity,
             )?;

@@ -17,6 +17,22 @@ pub enum Error {
         #[source]
         source: redb::DatabaseError,
     },
+    /// The incident store is closed: a reopen after failed writes did not
+    /// succeed.
+    #[error("incident store {path} is closed after failed writes (reopening did not succeed)")]
+    StoreClosed {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// A damaged incident store could not be moved aside.
+    #[error("cannot keep the damaged incident store {path} aside: {source}")]
+    KeepAside {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A TLS file could not be read.
     #[error("cannot read TLS file {path}: {source}")]
     TlsFile {

@@ -499,7 +499,9 @@ impl Session {
         .map_err(|e| Status::internal(format!("store task failed: {e}")))?
         .map_err(|e| {
             tracing::error!(node = %self.node_name(), error = %e, "Storing events failed.");
-            Status::internal(format!("storing events failed: {e}"))
+            // The agent keeps the batch and sends it again later (a full
+            // volume recovers by itself once space returns).
+            Status::unavailable(format!("storing events failed: {e}"))
         })?;
         tracing::debug!(node = %self.node_name(), boot_id = %batch.boot_id, new = stored.new.len(),
             duplicates = stored.duplicates, up_to_seq = stored.up_to_seq, "Stored events.");

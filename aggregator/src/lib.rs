@@ -71,6 +71,8 @@ pub struct Aggregator {
     findings: Option<JoinHandle<()>>,
     /// The OpenTelemetry exporter.
     otlp: Option<export::otlp::Otlp>,
+    /// Set when the store found at start was damaged beyond repair.
+    store_reset: Option<store::StoreReset>,
 }
 
 impl Aggregator {
@@ -99,6 +101,7 @@ impl Aggregator {
             source,
         })?;
         let store = Arc::new(Store::open(&config.data_dir.join("incidents.redb"))?);
+        let store_reset = store.reset().cloned();
         let state = Arc::new(state::State::new(config.history.clone()));
         let (incidents_tx, _) = broadcast::channel(config.watch_buffer.max(1));
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -268,6 +271,7 @@ impl Aggregator {
             health,
             recorder,
             kube,
+            store_reset,
             metrics,
             findings,
             otlp,
@@ -295,6 +299,12 @@ impl Aggregator {
     /// one.
     pub fn health_addr(&self) -> Option<SocketAddr> {
         self.health_addr
+    }
+
+    /// Whether the incident store found at start was damaged beyond
+    /// repair and started empty (and where the damaged file was kept).
+    pub fn store_reset(&self) -> Option<&store::StoreReset> {
+        self.store_reset.as_ref()
     }
 
     /// The Kubernetes side, when it runs (its watchers' health).

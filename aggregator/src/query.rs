@@ -388,7 +388,16 @@ impl Query for QueryService {
         let mut nodes = self.state.nodes();
         let truncated = nodes.len() > MAX_NODES;
         nodes.truncate(MAX_NODES);
-        Ok(Response::new(ListNodesResponse { nodes, truncated }))
+        Ok(Response::new(ListNodesResponse {
+            nodes,
+            truncated,
+            notices: self
+                .store
+                .reset()
+                .map(|r| r.to_string())
+                .into_iter()
+                .collect(),
+        }))
     }
 
     async fn list_gpus(

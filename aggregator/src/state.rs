@@ -447,8 +447,8 @@ impl State {
         }
         // The container's index, and the binding that named it.
         let (i, bound) = if view.has_ref {
-            let bound = (id != 0).then(|| refs.bind(id, view.container_ref));
-            let i = self.find_container(n, node, pos, view.container_ref, now)?;
+            let bound = (id != 0).then(|| refs.bind(id, &view.container_ref));
+            let i = self.find_container(n, node, pos, &view.container_ref, now)?;
             (i, bound)
         } else if id != 0 {
             let Some((ref_bytes, bound)) = refs.get(id) else {

@@ -18,11 +18,25 @@
 //! - `diagnoses_by_pod`: (pod key, recorded time, node, boot, seq) -> the
 //!   record's own pod key: a pod's recorded diagnoses, by UID (`uid:UID`)
 //!   and by name (`name:NAMESPACE/NAME`), each record under both it has.
+//!
+//! Damage and full disks. The file's integrity is checked at every open
+//! (every page's checksum; redb repairs what it can, from the previous
+//! commit). A file that cannot be repaired (truncated, overwritten, not a
+//! redb file) is kept aside as `incidents.redb.damaged-<UTC time>` and a
+//! fresh store started, said loudly ([`Store::reset`]: an error log, the
+//! health loop's warning, `gpuscope nodes`): one damaged volume must not
+//! become a crash loop that answers nothing. A failed write (a full
+//! volume: redb then refuses every later write with "previous I/O
+//! error" until the file is reopened) stops acknowledging, so agents keep
+//! their events; reads go on answering from the open file; and once a
+//! probe write of [`SPACE_PROBE`] bytes beside the file succeeds, the next
+//! write or health check reopens the file and ingest resumes by itself.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::{Duration, SystemTime};
 
 use gpuscope_proto::v1::{
     ContainerRef, Incident, IncidentFilter, IncidentKind, NodeEvent, RecordedDiagnosis,
@@ -67,41 +81,123 @@ pub struct Stored {
     pub up_to_seq: u64,
 }
 
+/// Bytes that must be writable beside the store before a store whose
+/// writes failed is reopened: the reopen commits (redb rebuilds its
+/// allocator state), and a reopen that fails for want of space would
+/// leave no file to answer queries from.
+pub const SPACE_PROBE: usize = 1 << 20;
+
+/// A store that could not be repaired and was started afresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreReset {
+    /// Where the damaged file was kept.
+    pub kept_as: PathBuf,
+    /// Why it could not be opened.
+    pub reason: String,
+}
+
+impl std::fmt::Display for StoreReset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the incident store was damaged beyond repair ({}) and started empty; the damaged file is kept as {}",
+            self.reason,
+            self.kept_as.display()
+        )
+    }
+}
+
 /// The incident store.
 #[derive(Debug)]
 pub struct Store {
-    db: Database,
+    path: PathBuf,
+    /// The open database; `None` only while a reopen is under way (or
+    /// failed: then every read and write says so).
+    db: RwLock<Option<Database>>,
     /// Whether the last [`Store::store_batch`] failed (a full disk, an I/O
     /// error): ingest is then not accepting events, which the health
     /// service reports.
     write_failing: AtomicBool,
+    /// Set when the file found at start was damaged beyond repair.
+    reset: Option<StoreReset>,
+}
+
+/// The open database, read-locked.
+struct Db<'a>(RwLockReadGuard<'a, Option<Database>>);
+
+impl std::ops::Deref for Db<'_> {
+    type Target = Database;
+
+    fn deref(&self) -> &Database {
+        self.0
+            .as_ref()
+            .expect("Db is only made over an open database")
+    }
 }
 
 impl Store {
-    /// Opens (or creates) the database at `path`. Recovers it after a crash.
+    /// Opens (or creates) the database at `path`. Recovers it after a
+    /// crash, checks every page, repairs what redb can; a file beyond
+    /// repair is kept aside under a dated name and a fresh store started
+    /// ([`Store::reset`] says so).
     pub fn open(path: &Path) -> Result<Self> {
-        let db = Database::create(path).map_err(|source| Error::OpenStore {
-            path: path.to_owned(),
-            source,
-        })?;
-        let tx = db.begin_write()?;
-        tx.open_table(INCIDENTS)?;
-        tx.open_table(BY_TIME)?;
-        tx.open_table(BOOTS)?;
-        tx.open_table(BY_POD)?;
-        tx.open_table(DIAGNOSES)?;
-        tx.open_table(DIAGNOSES_BY_POD)?;
-        tx.commit()?;
+        let (db, reset) = match open_db(path) {
+            Ok(db) => (db, None),
+            Err(e) if damaged(&e) => {
+                let reason = e.to_string();
+                let kept_as = keep_aside(path)?;
+                let reset = StoreReset { kept_as, reason };
+                tracing::error!(path = %path.display(), kept_as = %reset.kept_as.display(),
+                    reason = %reset.reason,
+                    "Incident store damaged beyond repair: kept aside, starting an empty store. Earlier incidents are not served.");
+                let db = open_db(path).map_err(|source| Error::OpenStore {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                (db, Some(reset))
+            }
+            Err(source) => {
+                return Err(Error::OpenStore {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
         Ok(Self {
-            db,
+            path: path.to_owned(),
+            db: RwLock::new(Some(db)),
             write_failing: AtomicBool::new(false),
+            reset,
         })
     }
 
+    /// Whether the file found at start was damaged beyond repair and the
+    /// store started empty, and where the damaged file is.
+    pub fn reset(&self) -> Option<&StoreReset> {
+        self.reset.as_ref()
+    }
+
+    fn db(&self) -> Result<Db<'_>> {
+        let guard = self
+            .db
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if guard.is_none() {
+            return Err(Error::StoreClosed {
+                path: self.path.clone(),
+            });
+        }
+        Ok(Db(guard))
+    }
+
     /// Whether the store answers: a read transaction on the incidents
-    /// table succeeds, and the last batch written was committed.
+    /// table succeeds, and writes succeed (after failed ones, a reopen
+    /// once there is room again: see the module docs).
     pub fn check(&self) -> Result<()> {
-        let tx = self.db.begin_read()?;
+        if self.write_failing.load(Ordering::Relaxed) {
+            self.reopen_if_room();
+        }
+        let tx = self.db()?.begin_read()?;
         tx.open_table(INCIDENTS)?;
         if self.write_failing.load(Ordering::Relaxed) {
             return Err(Error::WritesFailing);
@@ -111,7 +207,8 @@ impl Store {
 
     /// Stores every event of `events` not stored before for (node, boot), in
     /// one transaction, and returns what is now contiguous. Blocking: call
-    /// from a blocking thread.
+    /// from a blocking thread. After a failed write it first reopens the
+    /// file if there is room again, and fails at once if there is not.
     pub fn store_batch(
         &self,
         node: &str,
@@ -119,9 +216,44 @@ impl Store {
         events: &[NodeEvent],
         received_unix_nanos: u64,
     ) -> Result<Stored> {
+        if self.write_failing.load(Ordering::Relaxed) && !self.reopen_if_room() {
+            return Err(Error::WritesFailing);
+        }
         let res = self.write_batch(node, boot, events, received_unix_nanos);
+        if let Err(e) = &res {
+            tracing::error!(path = %self.path.display(), error = %e,
+                "Incident store write failed: not acknowledging events until it succeeds.");
+        }
         self.write_failing.store(res.is_err(), Ordering::Relaxed);
         res
+    }
+
+    /// After failed writes: when a probe of [`SPACE_PROBE`] bytes can be
+    /// written beside the file, closes and reopens it (redb refuses every
+    /// write after an I/O error until then). True when reopened.
+    fn reopen_if_room(&self) -> bool {
+        if let Err(e) = probe_space(&self.path) {
+            tracing::debug!(error = %e, "Incident store: no room yet.");
+            return false;
+        }
+        let mut guard = self
+            .db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Closed first: the file is locked while open.
+        *guard = None;
+        match open_db(&self.path) {
+            Ok(db) => {
+                *guard = Some(db);
+                self.write_failing.store(false, Ordering::Relaxed);
+                tracing::info!(path = %self.path.display(), "Incident store reopened: writes resume.");
+                true
+            }
+            Err(e) => {
+                tracing::error!(path = %self.path.display(), error = %e, "Incident store could not be reopened.");
+                false
+            }
+        }
     }
 
     /// [`Store::store_batch`]'s transaction.
@@ -133,7 +265,7 @@ impl Store {
         received_unix_nanos: u64,
     ) -> Result<Stored> {
         let mut out = Stored::default();
-        let tx = self.db.begin_write()?;
+        let tx = self.db()?.begin_write()?;
         {
             let mut incidents = tx.open_table(INCIDENTS)?;
             let mut by_time = tx.open_table(BY_TIME)?;
@@ -174,7 +306,7 @@ impl Store {
 
     /// The acknowledged watermark of (node, boot): 0 when nothing is stored.
     pub fn contiguous(&self, node: &str, boot: &str) -> Result<u64> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let boots = tx.open_table(BOOTS)?;
         Ok(boots.get((node, boot))?.map(|g| g.value().0).unwrap_or(0))
     }
@@ -188,7 +320,7 @@ impl Store {
         until: u64,
         limit: usize,
     ) -> Result<(Vec<Incident>, bool)> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let incidents = tx.open_table(INCIDENTS)?;
         let by_time = tx.open_table(BY_TIME)?;
         let by_pod = tx.open_table(BY_POD)?;
@@ -244,7 +376,7 @@ impl Store {
         let Some(own) = keys.first() else {
             return Ok(());
         };
-        let tx = self.db.begin_write()?;
+        let tx = self.db()?.begin_write()?;
         {
             let mut diagnoses = tx.open_table(DIAGNOSES)?;
             let mut by_pod = tx.open_table(DIAGNOSES_BY_POD)?;
@@ -265,7 +397,7 @@ impl Store {
     /// namespace and name, newest first, at most `limit`. Blocking.
     pub fn diagnoses(&self, pod: &DiagnosedPod, limit: usize) -> Result<Vec<RecordedDiagnosis>> {
         let key = pod.key();
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let diagnoses = tx.open_table(DIAGNOSES)?;
         let by_pod = tx.open_table(DIAGNOSES_BY_POD)?;
         let lower: DiagnosisPodKey = (&key, 0, "", "", 0);
@@ -292,7 +424,7 @@ impl Store {
     /// Number of stored incidents.
     pub fn len(&self) -> Result<u64> {
         use redb::ReadableTableMetadata;
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         Ok(tx.open_table(INCIDENTS)?.len()?)
     }
 
@@ -306,7 +438,7 @@ impl Store {
     /// watermarks last written before `boots_cutoff` (Unix nanoseconds).
     /// Returns how many incidents were deleted.
     pub fn delete_before(&self, cutoff: u64, boots_cutoff: u64) -> Result<u64> {
-        let tx = self.db.begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let mut deleted = 0;
         {
             let mut incidents = tx.open_table(INCIDENTS)?;
@@ -466,6 +598,76 @@ pub fn matches(filter: &IncidentFilter, incident: &Incident) -> bool {
     true
 }
 
+/// Opens (or creates) the database with its integrity checked, and its
+/// tables.
+fn open_db(path: &Path) -> std::result::Result<Database, redb::DatabaseError> {
+    let db = Database::builder()
+        .set_check_integrity_on_open(true)
+        .set_repair_callback(|session| {
+            tracing::warn!(
+                progress = session.progress(),
+                "Repairing the incident store."
+            );
+        })
+        .create(path)?;
+    let tables = || -> std::result::Result<(), redb::Error> {
+        let tx = db.begin_write()?;
+        tx.open_table(INCIDENTS)?;
+        tx.open_table(BY_TIME)?;
+        tx.open_table(BOOTS)?;
+        tx.open_table(BY_POD)?;
+        tx.open_table(DIAGNOSES)?;
+        tx.open_table(DIAGNOSES_BY_POD)?;
+        tx.commit()?;
+        Ok(())
+    };
+    tables().map_err(|e| match e {
+        redb::Error::Corrupted(msg) => {
+            redb::DatabaseError::Storage(redb::StorageError::Corrupted(msg))
+        }
+        other => redb::DatabaseError::Storage(redb::StorageError::Io(std::io::Error::other(other))),
+    })?;
+    Ok(db)
+}
+
+/// Whether an open failed because the file is damaged (not for want of
+/// space, permissions or a lock): redb found it corrupt, could not repair
+/// it, or it is no redb file at all.
+fn damaged(e: &redb::DatabaseError) -> bool {
+    match e {
+        redb::DatabaseError::RepairAborted => true,
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(_)) => true,
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) => {
+            io.kind() == std::io::ErrorKind::InvalidData
+        }
+        _ => false,
+    }
+}
+
+/// Renames the damaged file to `NAME.damaged-<UTC time>` beside it.
+fn keep_aside(path: &Path) -> Result<PathBuf> {
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::now());
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".damaged-{stamp}"));
+    let kept_as = path.with_file_name(name);
+    std::fs::rename(path, &kept_as).map_err(|source| Error::KeepAside {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(kept_as)
+}
+
+/// Writes, syncs and removes a file of [`SPACE_PROBE`] bytes beside `path`.
+fn probe_space(path: &Path) -> std::io::Result<()> {
+    let probe = path.with_extension("space-probe");
+    let res = std::fs::File::create(&probe).and_then(|mut f| {
+        f.write_all(&vec![0u8; SPACE_PROBE])?;
+        f.sync_all()
+    });
+    let _ = std::fs::remove_file(&probe);
+    res
+}
+
 /// A pod whose recorded diagnoses are wanted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DiagnosedPod {
@@ -583,7 +785,7 @@ mod tests {
         assert_eq!(seqs(&store, uid("u1")), [0u64; 0]);
         assert_eq!(seqs(&store, name("ml", "b")), [0u64; 0]);
         assert_eq!(seqs(&store, uid("u2")), [4]);
-        let tx = store.db.begin_read().unwrap();
+        let tx = store.db().unwrap().begin_read().unwrap();
         assert_eq!(tx.open_table(DIAGNOSES).unwrap().len().unwrap(), 1);
         assert_eq!(tx.open_table(DIAGNOSES_BY_POD).unwrap().len().unwrap(), 1);
     }

@@ -9,14 +9,21 @@
 //! (compared as bytes with the one already known), the memory, CPU and
 //! memory-PSI figures of a history point, and a GPU's UUID and point
 //! figures; the sample's own bytes are kept as its latest sample and
-//! decoded with prost when a query asks. Every field is walked and every
-//! field read is checked for its wire type; the strings of a new identity,
-//! and of every GPU sample, are checked for UTF-8, as prost would.
+//! decoded with prost when a query asks. What is accepted is what prost
+//! accepts, and the values read are prost's (the `ingest_wire` fuzz target
+//! of `aggregator/fuzz` checks both against prost on arbitrary bytes):
+//! every field of every nested message is walked and checked for its wire
+//! type, unknown fields of any wire type (groups too, as deep as prost's
+//! recursion limit) are skipped, a varint overflowing 64 bits is refused,
+//! a repeated message field merges, and the strings of a new identity, and
+//! of every GPU sample, are checked for UTF-8.
 //!
 //! The wire contract is `proto/gpuscope/v1/node.proto`: the field numbers
 //! below are its `ContainerSample`, `ContainerRef`, `MemoryStats`,
 //! `MemoryEvents`, `CpuStats`, `Pressure`, `Psi`, `PsiLine`, `GpuSample`,
 //! `GpuProcess`, `GpuHolder` and `NodeReport` numbers.
+
+use std::borrow::Cow;
 
 use gpuscope_proto::v1::{ContainerPoint, GpuPoint};
 
@@ -32,6 +39,11 @@ impl std::fmt::Display for Malformed {
 
 type Result<T> = std::result::Result<T, Malformed>;
 
+/// How deep prost lets messages and groups nest (its `RECURSION_LIMIT`):
+/// a group nested this deep in the message being read is refused, as
+/// prost refuses it.
+const RECURSION_LIMIT: u32 = 100;
+
 /// One field's value.
 #[derive(Debug, Clone, Copy)]
 pub enum Value<'a> {
@@ -43,6 +55,10 @@ pub enum Value<'a> {
     Bytes(&'a [u8]),
     /// Wire type 5.
     Fixed32(u32),
+    /// Wire type 3 (a proto2 group, skipped to its end): no field of the
+    /// gpuscope messages is one, but an unknown field may be, as prost
+    /// accepts.
+    Group,
 }
 
 impl<'a> Value<'a> {
@@ -66,18 +82,47 @@ impl<'a> Value<'a> {
     pub fn str(self, what: &'static str) -> Result<&'a str> {
         std::str::from_utf8(self.bytes(what)?).map_err(|_| Malformed(what))
     }
+
+    /// A `float` or `fixed32`, or an error naming `what`.
+    fn fixed32(self, what: &'static str) -> Result<u32> {
+        match self {
+            Value::Fixed32(v) => Ok(v),
+            _ => Err(Malformed(what)),
+        }
+    }
+
+    /// A `double` or `fixed64`, or an error naming `what`.
+    fn fixed64(self, what: &'static str) -> Result<u64> {
+        match self {
+            Value::Fixed64(v) => Ok(v),
+            _ => Err(Malformed(what)),
+        }
+    }
 }
 
 /// The fields of one message, in order.
 #[derive(Debug, Clone)]
 pub struct Fields<'a> {
     buf: &'a [u8],
+    /// How much deeper groups may nest here (prost's recursion budget at
+    /// this message's depth).
+    limit: u32,
 }
 
 impl<'a> Fields<'a> {
-    /// The fields of `buf`.
+    /// The fields of `buf`, a message read on its own (as prost's
+    /// `decode` reads it).
     pub fn new(buf: &'a [u8]) -> Self {
-        Self { buf }
+        Self::at(buf, 0)
+    }
+
+    /// The fields of `buf`, a message nested `depth` messages deep in the
+    /// one being read.
+    fn at(buf: &'a [u8], depth: u32) -> Self {
+        Self {
+            buf,
+            limit: RECURSION_LIMIT - depth,
+        }
     }
 
     #[inline]
@@ -97,6 +142,10 @@ impl<'a> Fields<'a> {
         for (i, &b) in self.buf.iter().enumerate().take(10) {
             v |= u64::from(b & 0x7f) << (7 * i);
             if b < 0x80 {
+                // A tenth byte over 1 overflows 64 bits: prost refuses it.
+                if i == 9 && b > 1 {
+                    break;
+                }
                 self.buf = &self.buf[i + 1..];
                 return Ok(v);
             }
@@ -104,14 +153,21 @@ impl<'a> Fields<'a> {
         Err(Malformed("bad varint"))
     }
 
+    /// A field's key: its number and wire type.
     #[inline]
-    fn field(&mut self) -> Result<(u32, Value<'a>)> {
+    fn key(&mut self) -> Result<(u32, u64)> {
         let key = self.varint()?;
         let tag = (key >> 3) as u32;
         if tag == 0 || key >> 3 > u64::from(u32::MAX >> 3) {
             return Err(Malformed("invalid field number"));
         }
-        let value = match key & 7 {
+        Ok((tag, key & 7))
+    }
+
+    #[inline]
+    fn field(&mut self) -> Result<(u32, Value<'a>)> {
+        let (tag, wire_type) = self.key()?;
+        let value = match wire_type {
             0 => Value::Varint(self.varint()?),
             1 => Value::Fixed64(u64::from_le_bytes(
                 self.take(8)?.try_into().map_err(|_| Malformed("short"))?,
@@ -120,12 +176,52 @@ impl<'a> Fields<'a> {
                 let n = self.varint()?;
                 Value::Bytes(self.take(usize::try_from(n).map_err(|_| Malformed("length"))?)?)
             }
+            3 => {
+                self.skip_group(tag, self.limit)?;
+                Value::Group
+            }
             5 => Value::Fixed32(u32::from_le_bytes(
                 self.take(4)?.try_into().map_err(|_| Malformed("short"))?,
             )),
             _ => return Err(Malformed("unsupported wire type")),
         };
         Ok((tag, value))
+    }
+
+    /// Skips a group's fields up to its end (prost's `skip_field`): each
+    /// field inside takes one from `limit`, and none may be read at 0.
+    fn skip_group(&mut self, tag: u32, limit: u32) -> Result<()> {
+        loop {
+            let (inner, wire_type) = self.key()?;
+            if wire_type == 4 {
+                return if inner == tag {
+                    Ok(())
+                } else {
+                    Err(Malformed("group ends with another field number"))
+                };
+            }
+            let limit = limit - 1;
+            if limit == 0 {
+                return Err(Malformed("groups nested too deep"));
+            }
+            match wire_type {
+                0 => {
+                    self.varint()?;
+                }
+                1 => {
+                    self.take(8)?;
+                }
+                2 => {
+                    let n = self.varint()?;
+                    self.take(usize::try_from(n).map_err(|_| Malformed("length"))?)?;
+                }
+                3 => self.skip_group(inner, limit)?,
+                5 => {
+                    self.take(4)?;
+                }
+                _ => return Err(Malformed("unsupported wire type")),
+            }
+        }
     }
 
     #[inline]
@@ -158,8 +254,11 @@ impl<'a> Iterator for Fields<'a> {
 /// What the state takes from one container sample.
 #[derive(Debug, Clone, Default)]
 pub struct ContainerView<'a> {
-    /// The `ContainerRef` message's bytes (empty when absent).
-    pub container_ref: &'a [u8],
+    /// The `ContainerRef` message's bytes (empty when absent). A sample
+    /// with the field twice (never sent, but valid protobuf) has them
+    /// joined: prost merges the two, and the merge of two messages reads
+    /// as their concatenation.
+    pub container_ref: Cow<'a, [u8]>,
     /// Whether the sample had a `container` field.
     pub has_ref: bool,
     /// Its stream-local container id (protocol 2; 0: none).
@@ -168,7 +267,8 @@ pub struct ContainerView<'a> {
     pub point: ContainerPoint,
 }
 
-/// Reads a `ContainerSample`.
+/// Reads a `ContainerSample`; its `container` is read by
+/// [`container_ref`], when its identity is new.
 pub fn container(buf: &[u8]) -> Result<ContainerView<'_>> {
     let mut v = ContainerView::default();
     let mut cpu_seen = false;
@@ -177,20 +277,25 @@ pub fn container(buf: &[u8]) -> Result<ContainerView<'_>> {
         match f? {
             (1, x) => v.point.time_unix_nanos = x.varint("ContainerSample.time_unix_nanos")?,
             (2, x) => {
-                v.container_ref = x.bytes("ContainerSample.container")?;
+                let b = x.bytes("ContainerSample.container")?;
+                if v.has_ref {
+                    // Each part must be valid on its own, as prost reads it.
+                    container_ref(&v.container_ref)?;
+                    v.container_ref.to_mut().extend_from_slice(b);
+                } else {
+                    v.container_ref = Cow::Borrowed(b);
+                }
                 v.has_ref = true;
             }
             (3 | 7, x) => {
                 x.varint("ContainerSample enum")?;
             }
-            (8, x) => {
-                v.ref_id = u32::try_from(x.varint("ContainerSample.ref_id")?)
-                    .map_err(|_| Malformed("ContainerSample.ref_id"))?;
-            }
+            // A uint32 keeps the low 32 bits of its varint, as prost does.
+            (8, x) => v.ref_id = x.varint("ContainerSample.ref_id")? as u32,
             (4, x) => memory(x.bytes("ContainerSample.memory")?, &mut v.point)?,
             (5, x) => {
                 cpu_seen = true;
-                for f in Fields::new(x.bytes("ContainerSample.cpu")?) {
+                for f in Fields::at(x.bytes("ContainerSample.cpu")?, 1) {
                     match f? {
                         (1, x) => cpu_usage = x.varint("CpuStats.usage_us")?,
                         (2 | 3, x) => {
@@ -201,26 +306,10 @@ pub fn container(buf: &[u8]) -> Result<ContainerView<'_>> {
                 }
             }
             (6, x) => {
-                for f in Fields::new(x.bytes("ContainerSample.pressure")?) {
+                for f in Fields::at(x.bytes("ContainerSample.pressure")?, 1) {
                     match f? {
-                        (1, x) => {
-                            for f in Fields::new(x.bytes("Pressure.memory")?) {
-                                if let (1, x) = f? {
-                                    for f in Fields::new(x.bytes("Psi.some")?) {
-                                        if let (1, x) = f? {
-                                            let Value::Fixed32(bits) = x else {
-                                                return Err(Malformed("PsiLine.avg10"));
-                                            };
-                                            v.point.memory_some_avg10 = Some(f32::from_bits(bits));
-                                        }
-                                    }
-                                    v.point.memory_some_avg10.get_or_insert(0.0);
-                                }
-                            }
-                        }
-                        (2 | 3, x) => {
-                            x.bytes("Pressure")?;
-                        }
+                        (1, x) => psi(x.bytes("Pressure.memory")?, &mut v.point)?,
+                        (2 | 3, x) => psi(x.bytes("Pressure")?, &mut ContainerPoint::default())?,
                         _ => {}
                     }
                 }
@@ -232,8 +321,39 @@ pub fn container(buf: &[u8]) -> Result<ContainerView<'_>> {
     Ok(v)
 }
 
+/// A `Psi` two messages deep: its `some` line's `avg10` into `p`.
+fn psi(buf: &[u8], p: &mut ContainerPoint) -> Result<()> {
+    for f in Fields::at(buf, 2) {
+        let (tag, x) = f?;
+        if !matches!(tag, 1 | 2) {
+            continue;
+        }
+        let mut avg10 = None;
+        for f in Fields::at(x.bytes("Psi line")?, 3) {
+            match f? {
+                (1, x) => avg10 = Some(f32::from_bits(x.fixed32("PsiLine.avg10")?)),
+                (2 | 3, x) => {
+                    x.fixed32("PsiLine average")?;
+                }
+                (4, x) => {
+                    x.varint("PsiLine.total_us")?;
+                }
+                _ => {}
+            }
+        }
+        if tag == 1 {
+            // A line without `avg10` keeps the value a previous one set.
+            let line = p.memory_some_avg10.get_or_insert(0.0);
+            if let Some(avg10) = avg10 {
+                *line = avg10;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn memory(buf: &[u8], p: &mut ContainerPoint) -> Result<()> {
-    for f in Fields::new(buf) {
+    for f in Fields::at(buf, 1) {
         match f? {
             (1, x) => p.usage_bytes = x.varint("MemoryStats.usage_bytes")?,
             (2, x) => p.limit_bytes = Some(x.varint("MemoryStats.limit_bytes")?),
@@ -244,12 +364,13 @@ fn memory(buf: &[u8], p: &mut ContainerPoint) -> Result<()> {
             (5, x) => p.file_bytes = x.varint("MemoryStats.file_bytes")?,
             (6, x) => p.shmem_bytes = x.varint("MemoryStats.shmem_bytes")?,
             (7, x) => {
-                for f in Fields::new(x.bytes("MemoryStats.events")?) {
+                for f in Fields::at(x.bytes("MemoryStats.events")?, 2) {
                     match f? {
                         (2, x) => p.oom_kill = x.varint("MemoryEvents.oom_kill")?,
-                        (_, x) => {
+                        (1 | 3..=7, x) => {
                             x.varint("MemoryEvents")?;
                         }
+                        _ => {}
                     }
                 }
             }
@@ -270,10 +391,15 @@ pub struct RefView<'a> {
     pub container_id: &'a str,
 }
 
-/// Reads and checks a `ContainerRef`.
+/// Reads and checks a `ContainerSample`'s `ContainerRef`.
 pub fn container_ref(buf: &[u8]) -> Result<RefView<'_>> {
+    ref_at(buf, 1)
+}
+
+/// Reads and checks a `ContainerRef` nested `depth` messages deep.
+fn ref_at(buf: &[u8], depth: u32) -> Result<RefView<'_>> {
     let mut r = RefView::default();
-    for f in Fields::new(buf) {
+    for f in Fields::at(buf, depth) {
         match f? {
             (1, x) => r.cgroup_path = x.str("ContainerRef.cgroup_path")?,
             (2, x) => r.pod_uid = x.str("ContainerRef.pod_uid")?,
@@ -315,13 +441,11 @@ pub fn gpu(buf: &[u8]) -> Result<GpuView<'_>> {
             }
             (10, x) => v.point.memory_used_bytes = x.varint("GpuSample.memory_used_bytes")?,
             (11, x) => {
-                let Value::Fixed64(bits) = x else {
-                    return Err(Malformed("GpuSample.power_draw_watts"));
-                };
-                v.point.power_draw_watts = Some(f64::from_bits(bits));
+                v.point.power_draw_watts =
+                    Some(f64::from_bits(x.fixed64("GpuSample.power_draw_watts")?));
             }
-            (12, x) if !matches!(x, Value::Fixed64(_)) => {
-                return Err(Malformed("GpuSample.power_limit_watts"));
+            (12, x) => {
+                x.fixed64("GpuSample.power_limit_watts")?;
             }
             (13, x) => {
                 v.point.temperature_celsius = Some(x.varint("GpuSample.temperature")? as u32);
@@ -331,10 +455,10 @@ pub fn gpu(buf: &[u8]) -> Result<GpuView<'_>> {
             }
             (16, x) => {
                 v.point.processes += 1;
-                for f in Fields::new(x.bytes("GpuSample.processes")?) {
+                for f in Fields::at(x.bytes("GpuSample.processes")?, 1) {
                     match f? {
                         (5, x) => {
-                            container_ref(x.bytes("GpuProcess.container")?)?;
+                            ref_at(x.bytes("GpuProcess.container")?, 2)?;
                         }
                         (1..=4, x) => {
                             x.varint("GpuProcess")?;
@@ -344,7 +468,7 @@ pub fn gpu(buf: &[u8]) -> Result<GpuView<'_>> {
                 }
             }
             (17, x) => {
-                for f in Fields::new(x.bytes("GpuSample.holders")?) {
+                for f in Fields::at(x.bytes("GpuSample.holders")?, 1) {
                     match f? {
                         (1..=5, x) => {
                             x.str("GpuHolder string")?;
@@ -413,7 +537,7 @@ mod tests {
         let bytes = s.encode_to_vec();
         let v = container(&bytes).expect("reads");
         assert_eq!(v.ref_id, 7);
-        let r = container_ref(v.container_ref).expect("ref");
+        let r = container_ref(&v.container_ref).expect("ref");
         assert_eq!(
             (r.cgroup_path, r.pod_uid, r.container_id),
             ("/kubepods/pod1/abc", "1", "abc")
@@ -493,5 +617,76 @@ mod tests {
         assert!(container(&s[..s.len() - 1]).is_err());
         // A varint where a message belongs.
         assert!(container(&[4 << 3, 1]).is_err());
+        // A varint whose tenth byte overflows 64 bits.
+        let mut over = vec![1 << 3];
+        over.extend([0xff; 9]);
+        over.push(0x02);
+        assert!(pb::ContainerSample::decode(&over[..]).is_err());
+        assert!(container(&over).is_err());
+        // A wrong wire type in a field the state does not keep.
+        let cpu_psi = [6 << 3 | 2, 4, 2 << 3 | 2, 2, 1 << 3, 0];
+        assert!(pb::ContainerSample::decode(&cpu_psi[..]).is_err());
+        assert!(container(&cpu_psi).is_err());
+    }
+
+    #[test]
+    fn accepts_what_prost_accepts() {
+        // An unknown field that is a group, with a group inside.
+        let group = [
+            9 << 3 | 3,
+            10 << 3 | 3,
+            1 << 3,
+            5,
+            10 << 3 | 4,
+            9 << 3 | 4,
+            1 << 3,
+            7,
+        ];
+        let s = pb::ContainerSample::decode(&group[..]).expect("prost reads it");
+        let v = container(&group).expect("reads a group");
+        assert_eq!(v.point.time_unix_nanos, s.time_unix_nanos);
+        // Groups nested past prost's recursion limit are refused by both.
+        let deep = |n: usize| {
+            let mut b = vec![9 << 3 | 3; n];
+            b.extend(vec![9 << 3 | 4; n]);
+            b
+        };
+        assert!(pb::ContainerSample::decode(&deep(100)[..]).is_ok());
+        assert!(container(&deep(100)).is_ok());
+        assert!(pb::ContainerSample::decode(&deep(101)[..]).is_err());
+        assert!(container(&deep(101)).is_err());
+        // Two `container` fields merge, as prost merges them.
+        let a = pb::ContainerRef {
+            cgroup_path: "/a".into(),
+            pod_uid: "1".into(),
+            ..Default::default()
+        };
+        let b = pb::ContainerRef {
+            pod_uid: "2".into(),
+            ..Default::default()
+        };
+        let mut twice = pb::ContainerSample {
+            container: Some(a),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        twice.extend(
+            pb::ContainerSample {
+                container: Some(b),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        );
+        let merged = pb::ContainerSample::decode(&twice[..])
+            .expect("prost")
+            .container
+            .expect("container");
+        let v = container(&twice).expect("reads");
+        let r = container_ref(&v.container_ref).expect("ref");
+        assert_eq!(
+            (r.cgroup_path, r.pod_uid),
+            (merged.cgroup_path.as_str(), merged.pod_uid.as_str())
+        );
+        assert_eq!((r.cgroup_path, r.pod_uid), ("/a", "2"));
     }
 }

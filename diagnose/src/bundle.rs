@@ -100,39 +100,61 @@ pub struct Bundle {
 }
 
 impl Bundle {
-    /// Reads the bundle folder `dir`.
+    /// Reads the bundle folder `dir`: its files and those of its `logs`
+    /// folder, then [`Bundle::from_files`].
     pub fn read(dir: &Path) -> Result<Self, BundleError> {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(io(dir))?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<Result<_, _>>()
-            .map_err(io(dir))?;
-        entries.sort();
+        let mut files = Vec::new();
+        for path in list_dir(dir)? {
+            let name = file_name(&path);
+            if path.is_dir() {
+                if name == "logs" {
+                    for log in list_dir(&path)? {
+                        if !log.is_dir() {
+                            let bytes = std::fs::read(&log).map_err(io(&log))?;
+                            files.push((format!("logs/{}", file_name(&log)), bytes));
+                        }
+                    }
+                }
+                continue;
+            }
+            if name.ends_with(".json") || name.ends_with(".jsonl") {
+                files.push((name, std::fs::read(&path).map_err(io(&path))?));
+            }
+        }
+        Self::from_files(dir, files)
+    }
+
+    /// Reads a bundle given as files (`name` relative to the bundle's
+    /// folder, as [`Bundle::to_files`] gives them, and contents), with no
+    /// disk: what [`Bundle::read`] does once it has read the folder.
+    /// Errors name the file as `root/name`.
+    pub fn from_files(root: &Path, mut files: Vec<(String, Vec<u8>)>) -> Result<Self, BundleError> {
+        files.sort();
         let mut ev = Evidence::default();
         let mut subject_pod: Option<PodKey> = None;
         let mut meta: Option<Meta> = None;
         let mut saw = Saw::default();
-        for path in &entries {
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
-            if path.is_dir() {
-                if name == "logs" {
-                    read_logs(path, &mut ev)?;
-                }
+        for (name, bytes) in &files {
+            let path = &root.join(name);
+            if let Some(log) = name.strip_prefix("logs/") {
+                read_log(log, bytes, &mut ev);
                 continue;
             }
+            if name.contains('/') {
+                continue;
+            }
+            let name = name.as_str();
             if let Some(stem) = name.strip_suffix(".jsonl") {
                 let node = stem.strip_prefix("agent-").map(str::to_owned);
-                ev.agents.push(read_agent(path, node, &mut ev.gaps)?);
+                ev.agents
+                    .push(read_agent(path, text(path, bytes)?, node, &mut ev.gaps)?);
                 continue;
             }
             if !name.ends_with(".json") {
                 continue;
             }
-            let text = std::fs::read_to_string(path).map_err(io(path))?;
-            let value: Value = serde_json::from_str(&text).map_err(|error| BundleError::Json {
+            let text = text(path, bytes)?;
+            let value: Value = serde_json::from_str(text).map_err(|error| BundleError::Json {
                 path: path.clone(),
                 error,
             })?;
@@ -449,10 +471,10 @@ fn dedup<T: k8s_openapi::Metadata<Ty = ObjectMeta>>(items: &mut Vec<T>) {
 
 fn read_agent(
     path: &Path,
+    text: &str,
     node: Option<String>,
     gaps: &mut Vec<Gap>,
 ) -> Result<AgentRecords, BundleError> {
-    let text = std::fs::read_to_string(path).map_err(io(path))?;
     let mut rec = AgentRecords {
         node,
         ..AgentRecords::default()
@@ -544,32 +566,43 @@ fn agent_lines(a: &AgentRecords) -> Result<Vec<u8>, serde_json::Error> {
     Ok(out)
 }
 
-fn read_logs(dir: &Path, ev: &mut Evidence) -> Result<(), BundleError> {
+/// One log tail, `logs/NAME`: `CONTAINER.log` (the previous instance's)
+/// or `CONTAINER.current.log`; other names are not logs.
+fn read_log(name: &str, bytes: &[u8], ev: &mut Evidence) {
+    let (container, previous) = if let Some(c) = name.strip_suffix(".current.log") {
+        (c, false)
+    } else if let Some(c) = name.strip_suffix(".log") {
+        (c, true)
+    } else {
+        return;
+    };
+    ev.logs.push(LogTail {
+        namespace: String::new(),
+        pod: String::new(),
+        container: container.to_owned(),
+        previous,
+        text: String::from_utf8_lossy(bytes).into_owned(),
+    });
+}
+
+/// The entries of `dir`, sorted.
+fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, BundleError> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io(dir))?
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<_, _>>()
         .map_err(io(dir))?;
     paths.sort();
-    for path in paths {
-        let name = file_name(&path);
-        let (container, previous) = if let Some(c) = name.strip_suffix(".current.log") {
-            (c, false)
-        } else if let Some(c) = name.strip_suffix(".log") {
-            (c, true)
-        } else {
-            continue;
-        };
-        let bytes = std::fs::read(&path).map_err(io(&path))?;
-        ev.logs.push(LogTail {
-            namespace: String::new(),
-            pod: String::new(),
-            container: container.to_owned(),
-            previous,
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-        });
-    }
-    Ok(())
+    Ok(paths)
+}
+
+/// A file's contents as text; not UTF-8 is the error reading it as text
+/// gives.
+fn text<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str, BundleError> {
+    std::str::from_utf8(bytes).map_err(|e| BundleError::Io {
+        path: path.to_owned(),
+        error: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+    })
 }
 
 /// The error of an I/O call on `path`.

@@ -50,6 +50,12 @@
 //! that does not continue it, by a record more than [`GROUP_GAP`] later,
 //! or by [`OomAssembler::flush`] (the reader calls it once the log has
 //! been quiet for [`QUIET_FLUSH`]).
+//!
+//! Only the kernel speaks for the kernel: every record written to
+//! `/dev/kmsg` from userspace carries the `user` facility, whatever its
+//! prefix asks, and the assembler ignores (and counts) every record that
+//! is not the kernel's own ([`KmsgRecord::from_kernel`]), so a process
+//! that can write the device cannot fabricate a kill.
 
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
@@ -138,6 +144,18 @@ pub struct KmsgRecord<'a> {
     /// The message, without the trailing newline or dictionary lines;
     /// non-printable bytes stay escaped as `\xNN`.
     pub text: &'a [u8],
+}
+
+impl KmsgRecord<'_> {
+    /// Whether the kernel itself logged the record (facility 0). The
+    /// kernel gives every record written to `/dev/kmsg` from userspace
+    /// the `user` facility (1) when its prefix asks for 0, so only these
+    /// may speak for the kernel: a kernel report (an OOM kill, an XID)
+    /// is read from these alone, or anyone who can write the device could
+    /// fabricate one.
+    pub fn from_kernel(&self) -> bool {
+        self.facility == 0
+    }
 }
 
 /// Splits one record: `prio,seq,usec,flags[,more...];text` plus optional
@@ -498,6 +516,8 @@ pub struct OomAssembler {
     /// Whether a `memory.oom.group` kill can follow a report: only where
     /// the memory controller is on cgroup v2 (v1 has no `memory.oom.group`).
     group_kills: bool,
+    /// Records ignored for not coming from the kernel.
+    not_kernel: u64,
 }
 
 impl Default for OomAssembler {
@@ -538,6 +558,7 @@ impl OomAssembler {
             ctx: Context::default(),
             held: None,
             group_kills: true,
+            not_kernel: 0,
         }
     }
 
@@ -561,9 +582,21 @@ impl OomAssembler {
         self.held.take().map(|h| h.report)
     }
 
+    /// Records ignored so far for not coming from the kernel (see
+    /// [`KmsgRecord::from_kernel`]).
+    pub fn not_kernel(&self) -> u64 {
+        self.not_kernel
+    }
+
     /// Takes one record; returns a report when an OOM event is complete
-    /// (normally the one before this record: see the module docs).
+    /// (normally the one before this record: see the module docs). A
+    /// record that is not the kernel's is ignored and counted: it neither
+    /// starts, continues nor ends a report.
     pub fn push(&mut self, rec: &KmsgRecord<'_>) -> Option<OomReport> {
+        if !rec.from_kernel() {
+            self.not_kernel += 1;
+            return None;
+        }
         if self.held.is_some() {
             if self.continues_held(rec) {
                 return None;
@@ -1645,6 +1678,85 @@ mod tests {
             .expect("marker not read within 10 s");
         // Written as <6> by a user: level 6, facility 1 (user).
         assert_eq!(got, Some((6, 1, false)));
+    }
+
+    /// The four lines of an OOM report written to the real `/dev/kmsg` by
+    /// a user (root, as on the dev and CI machines; a container with
+    /// `/dev/kmsg` mounted writable could do the same) are read back as
+    /// `user` records and make no report, even with a `<3>` prefix that
+    /// asks for the kernel's facility. The same lines as kernel records
+    /// (facility 0) do make one.
+    #[test]
+    fn a_report_written_by_a_user_to_dev_kmsg_is_not_a_kill() {
+        let tag = format!("gpuscope-fake-{}", std::process::id());
+        let lines = [
+            format!(
+                "{tag} invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0"
+            ),
+            "memory: usage 65536kB, limit 65536kB, failcnt 24".to_owned(),
+            format!(
+                "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/kubepods/pod{tag}/c1,task_memcg=/kubepods/pod{tag}/c1,task={tag},pid=4242,uid=0"
+            ),
+            format!(
+                "Memory cgroup out of memory: Killed process 4242 ({tag}) total-vm:75160kB, anon-rss:65152kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:184kB oom_score_adj:0"
+            ),
+        ];
+        let mut reader = KmsgReader::open(Path::new("/dev/kmsg"), true).unwrap();
+        {
+            let mut k = OpenOptions::new().write(true).open("/dev/kmsg").unwrap();
+            for line in &lines {
+                k.write_all(format!("<3>{line}\n").as_bytes()).unwrap();
+            }
+        }
+        let (tx, rx) = mpsc::channel();
+        let last = lines[3].clone();
+        std::thread::spawn(move || {
+            let mut assembler = OomAssembler::default().group_kills(false);
+            let mut facilities = Vec::new();
+            let mut reports = Vec::new();
+            for _ in 0..100_000 {
+                match reader.next() {
+                    Ok(KmsgItem::Record(r)) => {
+                        let ours = find(r.text, tag.as_bytes()).is_some()
+                            || r.text.starts_with(b"memory: usage 65536kB");
+                        if ours {
+                            facilities.push(r.facility);
+                        }
+                        reports.extend(assembler.push(&r));
+                        if r.text == last.as_bytes() {
+                            reports.extend(assembler.flush());
+                            let _ = tx.send(Some((facilities, reports, assembler.not_kernel())));
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+            let _ = tx.send(None);
+        });
+        let (facilities, reports, not_kernel) = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the lines were not read back within 10 s")
+            .expect("the reader stopped before the last line");
+        assert_eq!(facilities, [1, 1, 1, 1], "a user's records get facility 1");
+        assert!(
+            reports.is_empty(),
+            "a user's lines made a report: {reports:?}"
+        );
+        assert!(not_kernel >= 4, "ignored records not counted: {not_kernel}");
+
+        // The same four lines from the kernel (prio 3: facility 0) are a kill.
+        let mut kernel = OomAssembler::default().group_kills(false);
+        let mut found = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let rec = format!("3,{},{},-;{line}", 100 + i, 1_000_000 + i);
+            found.extend(kernel.push(&parse_record(rec.as_bytes()).unwrap()));
+        }
+        found.extend(kernel.flush());
+        assert_eq!(found.len(), 1, "the kernel's lines made no report");
+        assert_eq!(found[0].victim.pid, 4242);
+        assert_eq!(kernel.not_kernel(), 0);
     }
 
     #[test]

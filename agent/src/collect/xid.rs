@@ -55,7 +55,7 @@ pub struct KernelXid<'a> {
 /// Parses an XID or SXid record; `None` for any other record, a record not
 /// from the kernel facility, or one that does not follow the format.
 pub fn parse_xid<'a>(rec: &KmsgRecord<'a>) -> Option<KernelXid<'a>> {
-    if rec.facility != 0 {
+    if !rec.from_kernel() {
         return None;
     }
     let text = std::str::from_utf8(rec.text).ok()?;

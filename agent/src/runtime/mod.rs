@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
@@ -65,6 +65,9 @@ pub struct Config {
     pub kmsg_wait: Duration,
     /// GPU collection (`None`: off).
     pub gpu: Option<GpuSettings>,
+    /// Where the kernel-log thread counts the records it ignored for not
+    /// being the kernel's (the shipper reports the count).
+    pub kmsg_not_kernel: Arc<AtomicU64>,
 }
 
 impl Default for Config {
@@ -79,6 +82,7 @@ impl Default for Config {
             recorder_window: Duration::from_secs(300),
             kmsg_wait: Duration::from_millis(100),
             gpu: None,
+            kmsg_not_kernel: Arc::default(),
         }
     }
 }
@@ -282,13 +286,22 @@ pub fn run(
                 .map(|r| (r, started));
             let (tx, done) = (tx.clone(), done.clone());
             let (root, proc_root) = (config.cgroup_root.clone(), config.proc_root.clone());
+            let not_kernel = config.kmsg_not_kernel.clone();
             std::thread::Builder::new()
                 .name("kmsg".into())
                 .spawn(move || {
                     if let (Some((r, until)), Some(x)) = (history, &xid_tx) {
                         xid_history(r, until, x);
                     }
-                    kmsg_thread(reader, &root, &proc_root, &tx, xid_tx.as_ref(), &done);
+                    kmsg_thread(
+                        reader,
+                        &root,
+                        &proc_root,
+                        &tx,
+                        xid_tx.as_ref(),
+                        &done,
+                        &not_kernel,
+                    );
                 })?;
         }
         Err(e) => {
@@ -762,6 +775,7 @@ fn kmsg_thread(
     tx: &Sender<Msg>,
     xids: Option<&Sender<GpuNotice>>,
     done: &AtomicBool,
+    not_kernel: &AtomicU64,
 ) {
     let mut cgroups: Option<CgroupReader> = None;
     // memory.oom.group exists only with the memory controller on cgroup
@@ -810,6 +824,20 @@ fn kmsg_thread(
                 }
                 if let Some(report) = assembler.push(&rec) {
                     send(report);
+                }
+                let ignored = assembler.not_kernel();
+                if ignored != not_kernel.load(Ordering::Relaxed) {
+                    not_kernel.store(ignored, Ordering::Relaxed);
+                    // The first, then at each power of two: a writer
+                    // flooding the log does not flood the agent's own.
+                    if ignored.is_power_of_two() {
+                        tracing::warn!(
+                            ignored,
+                            facility = rec.facility,
+                            text = %String::from_utf8_lossy(&rec.text[..rec.text.len().min(120)]),
+                            "Kernel log record not from the kernel ignored: only the kernel's own records are read for OOM kills."
+                        );
+                    }
                 }
             }
             Ok(KmsgItem::End) => {

@@ -38,9 +38,15 @@ impl SelfUsage {
         }
     }
 
-    /// The agent's health now, with the queue's counters and the stream's
-    /// reconnects. A `/proc` file that cannot be read leaves its figure 0.
-    pub fn health(&mut self, queue: QueueStats, reconnects: u64) -> pb::AgentHealth {
+    /// The agent's health now, with the queue's counters, the stream's
+    /// reconnects and the kernel-log records ignored for not being the
+    /// kernel's. A `/proc` file that cannot be read leaves its figure 0.
+    pub fn health(
+        &mut self,
+        queue: QueueStats,
+        reconnects: u64,
+        kmsg_not_kernel_records: u64,
+    ) -> pb::AgentHealth {
         let cpu_seconds = self
             .read("/proc/self/stat")
             .and_then(cpu_ticks)
@@ -56,6 +62,7 @@ impl SelfUsage {
             reconnects,
             cpu_seconds,
             resident_memory_bytes,
+            kmsg_not_kernel_records,
         }
     }
 
@@ -118,7 +125,7 @@ mod tests {
     #[test]
     fn this_process_has_used_memory_and_reads_its_own_figures() {
         let mut u = SelfUsage::new();
-        let h = u.health(QueueStats::default(), 3);
+        let h = u.health(QueueStats::default(), 3, 0);
         assert!(h.resident_memory_bytes > 1 << 20, "{h:?}");
         assert_eq!(h.reconnects, 3);
     }

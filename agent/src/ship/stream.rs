@@ -30,7 +30,7 @@ use tokio::sync::Notify;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::ship::health::SelfUsage;
-use crate::ship::queue::{EventQueue, QueueError};
+use crate::ship::queue::{EventQueue, QueueError, QueueStats};
 use crate::ship::refs::RefIds;
 use gpuscope_model::wire::node_event;
 use gpuscope_model::{ContainerSample, Event, GpuSample, NodeSample};
@@ -52,6 +52,9 @@ pub struct ShipConfig {
     pub tls: ClientTls,
     /// A bearer token file sent with each stream, read at each connect.
     pub token_file: Option<PathBuf>,
+    /// Kernel-log records ignored for not being the kernel's (counted by
+    /// the collection side), reported in each report's agent health.
+    pub kmsg_not_kernel: Arc<AtomicU64>,
 }
 
 /// Why the stream could not start or went down.
@@ -111,6 +114,16 @@ struct Shared {
     connected: Arc<AtomicBool>,
     /// Times the stream went down since the agent started.
     reconnects: AtomicU64,
+    /// [`ShipConfig::kmsg_not_kernel`].
+    kmsg_not_kernel: Arc<AtomicU64>,
+    /// Events the queue could not take (a full or failing state volume):
+    /// dropped, and counted with the queue's own drops.
+    unqueued: AtomicU64,
+}
+
+/// The queue's drops and the events it could not take.
+fn dropped(shared: &Shared, queue: QueueStats) -> u64 {
+    queue.dropped + shared.unqueued.load(Ordering::Relaxed)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -140,6 +153,8 @@ impl Shipper {
             wake: Notify::new(),
             connected: Arc::new(AtomicBool::new(false)),
             reconnects: AtomicU64::new(0),
+            kmsg_not_kernel: config.kmsg_not_kernel.clone(),
+            unqueued: AtomicU64::new(0),
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -153,14 +168,27 @@ impl Shipper {
         Ok(Self { shared })
     }
 
-    /// Queues an event durably and wakes the stream. A queue failure is
-    /// logged (the event is then only in the agent's own output).
+    /// Queues an event durably and wakes the stream. An event the queue
+    /// cannot take (a full state volume, a disk error) is dropped and
+    /// counted ([`Shipper::dropped`], the health's `queue_dropped_events`),
+    /// and logged at the first and each power of two; collection goes on,
+    /// and the queue takes events again once it can write.
     pub fn event(&self, e: &Event) {
         let payload = node_event(e, 0).encode_to_vec();
         if let Err(err) = lock(&self.shared.queue).push(&payload) {
-            tracing::error!(error = %err, "Cannot queue an event for the aggregator.");
+            let n = self.shared.unqueued.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::error!(error = %err, dropped = n,
+                    "Cannot queue an event for the aggregator: dropped (the event is only in the agent's own output).");
+            }
         }
         self.shared.wake.notify_one();
+    }
+
+    /// Events dropped: by the queue's bound (over its whole life) and,
+    /// since the agent started, for want of a writable queue.
+    pub fn dropped(&self) -> u64 {
+        dropped(&self.shared, lock(&self.shared.queue).stats())
     }
 
     /// Records the newest sample of a container.
@@ -372,8 +400,13 @@ fn take_report(
     ids: Option<&mut RefIds>,
     usage: &mut SelfUsage,
 ) -> pb::AgentMessage {
-    let queue = lock(&shared.queue).stats();
-    let agent = usage.health(queue, shared.reconnects.load(Ordering::Relaxed));
+    let mut queue = lock(&shared.queue).stats();
+    queue.dropped = dropped(shared, queue);
+    let agent = usage.health(
+        queue,
+        shared.reconnects.load(Ordering::Relaxed),
+        shared.kmsg_not_kernel.load(Ordering::Relaxed),
+    );
     let mut report = {
         let mut l = lock(&shared.latest);
         pb::NodeReport {
@@ -503,6 +536,7 @@ mod tests {
                 report_interval: Duration::from_millis(20),
                 tls: ClientTls::default(),
                 token_file: None,
+                kmsg_not_kernel: Arc::default(),
             },
             pb::NodeIdentity {
                 node_name: "n".into(),

@@ -431,6 +431,12 @@ pub const fn otel(f: F) -> Option<Otel> {
             true,
         ),
         F::AgentReconnects => ("gpuscope.agent.reconnects", "{reconnect}", Counter, true),
+        F::AgentKmsgNotKernel => (
+            "gpuscope.agent.kmsg.not_kernel_records",
+            "{record}",
+            Counter,
+            true,
+        ),
         F::AgentCpu => ("gpuscope.agent.cpu.time", "s", Counter, false),
         F::AgentRss => ("gpuscope.agent.memory.rss", "By", UpDown, true),
         F::AgentSourceDegraded => ("gpuscope.agent.source.degraded", "1", Gauge, true),

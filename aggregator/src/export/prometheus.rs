@@ -154,6 +154,7 @@ families! {
     AgentQueueBytes: "gpuscope_agent_queue_bytes", "gauge", "Bytes of the agent's unacknowledged events on disk.";
     AgentQueueDropped: "gpuscope_agent_queue_dropped_events_total", "counter", "Events the agent's queue dropped at its bound (--queue-max-bytes).";
     AgentReconnects: "gpuscope_agent_reconnects_total", "counter", "Times the agent's stream to the aggregator went down since the agent started.";
+    AgentKmsgNotKernel: "gpuscope_agent_kmsg_not_kernel_records_total", "counter", "Kernel log records the agent ignored for not being the kernel's (written to /dev/kmsg from userspace): no OOM kill is read from them.";
     AgentCpu: "gpuscope_agent_cpu_seconds_total", "counter", "CPU time the agent process used, seconds.";
     AgentRss: "gpuscope_agent_resident_memory_bytes", "gauge", "The agent process's resident memory, bytes.";
     AgentSourceDegraded: "gpuscope_agent_source_degraded", "gauge", "1 while an agent source (cgroup, kmsg, psi, node, nvml, pod_resources, ...) is degraded or unavailable, 0 once it reported ok; by its latest state event.";
@@ -456,6 +457,12 @@ impl Walk {
                 a.queue_dropped_events.into(),
             );
             sink.put(F::AgentReconnects, Set::First, &[], a.reconnects.into());
+            sink.put(
+                F::AgentKmsgNotKernel,
+                Set::First,
+                &[],
+                a.kmsg_not_kernel_records.into(),
+            );
             sink.put(F::AgentCpu, Set::First, &[], a.cpu_seconds.into());
             sink.put(F::AgentRss, Set::First, &[], a.resident_memory_bytes.into());
         }

@@ -366,6 +366,7 @@ fn template(args: &Args, i: usize, rng: &mut Rng) -> pb::NodeReport {
             reconnects: 0,
             cpu_seconds: 12.5,
             resident_memory_bytes: 24 << 20,
+            kmsg_not_kernel_records: 0,
         }),
     }
 }

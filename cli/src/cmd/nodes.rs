@@ -10,11 +10,15 @@ use crate::render::ago;
 
 /// Lists the nodes whose agents report.
 pub async fn nodes(client: &mut Client, out: Format) -> anyhow::Result<()> {
-    let nodes = client
+    let answer = client
         .list_nodes(pb::ListNodesRequest {})
         .await?
-        .into_inner()
-        .nodes;
+        .into_inner();
+    // On stderr, in either format: said loudly, and JSON stays a list.
+    for notice in &answer.notices {
+        eprintln!("WARNING: the aggregator says: {notice}");
+    }
+    let nodes = answer.nodes;
     if out == Format::Json {
         let json: Vec<serde_json::Value> = nodes
             .iter()
