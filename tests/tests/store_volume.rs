@@ -296,6 +296,7 @@ fn a_full_agent_state_dir_drops_and_counts_and_goes_on() {
             queue_max_bytes: 64 << 20,
             report_interval: Duration::from_secs(1),
             tls: Default::default(),
+            token_file: None,
             kmsg_not_kernel: Default::default(),
         },
         NodeIdentity {
