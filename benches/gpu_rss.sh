@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Resident memory of `gpuscope-agent watch -o jsonl` with 0, 1 and 8 GPUs
-# and 200 containers, each configuration run in turn for DURATION seconds
-# (default 120; VmRSS and VmHWM printed every 30 s). The GPUs are gpuscope's
+# Resident memory and CPU of `gpuscope-agent watch -o jsonl` with 0, 1 and
+# 8 GPUs, and 8 GPUs without the health counters (`--no-gpu-health`), and
+# 200 containers, each configuration run in turn for DURATION seconds
+# (default 120; VmRSS and VmHWM printed every 30 s; CPU is the process's
+# utime + stime over the run, in % of one core). The GPUs are gpuscope's
 # fake NVML (tests/fake-nvml) with a generated scenario: per GPU three
 # compute processes (real `sleep` processes inside three of the 200
 # containers, so /proc attribution resolves them; one of the three comes and
@@ -10,7 +12,8 @@
 # node without a kubelet). 200 cgroup v1 memory cgroups at kubelet paths
 # (plus cpuacct and unified twins) are created and removed, as in rss.sh.
 # Goal: flat in GPU count (8 GPUs at most 512 kB above 1 GPU, i.e. < 64 kB
-# per GPU) and VmRSS <= 16 MiB in every configuration.
+# per GPU) and VmRSS <= 16 MiB in every configuration; the health reads
+# add at most 10 % to the agent's CPU with 8 GPUs.
 #
 #   cargo build --release -p gpuscope-agent -p gpuscope-fake-nvml
 #   benches/gpu_rss.sh [DURATION]                       (needs root)
@@ -92,13 +95,18 @@ EOF
 }
 
 kb() { awk -v k="$2" '$1 == k":" {print $2}' /proc/$1/status; }
-declare -A rss hwm
-for n in 0 1 8; do
+# utime + stime of a process, in clock ticks (fields 14 and 15 of stat,
+# counted after the command name's closing parenthesis).
+ticks() { sed 's/.*) //' /proc/$1/stat | awk '{print $12 + $13}'; }
+declare -A rss hwm cpu
+for cfg in 0 1 8 8-no-health; do
+    n=${cfg%-no-health}
     if [ $n = 0 ]; then
         flags=(--no-gpu)
     else
         scenario $n > "$tmp/gpus$n.json"
         flags=(--nvml-lib "$lib" --pod-resources-socket "$tmp/no-kubelet.sock")
+        [ "$cfg" = "$n" ] || flags+=(--no-gpu-health)
     fi
     export GPUSCOPE_FAKE_NVML_SCENARIO=$tmp/gpus$n.json
     # What the agent sees (also checks the scenario and the attribution).
@@ -111,32 +119,39 @@ attributed = sum(1 for p in procs if p.get("container_id"))
 containers = len(s["containers"])
 print(f"{sys.argv[1]} GPU(s): the agent sees {containers} containers, {len(gpus)} GPUs, "
       f"{attributed}/{len(procs)} GPU processes attributed to containers")
-' $n
-    "$agent" watch -o jsonl "${flags[@]}" > /dev/null 2> "$tmp/agent$n.err" &
+' $cfg
+    "$agent" watch -o jsonl "${flags[@]}" > /dev/null 2> "$tmp/agent$cfg.err" &
     agent_pid=$!
+    sleep 5  # start-up (NVML load, first discovery) is not steady state
+    t0=$(ticks $agent_pid)
     start=$SECONDS end=$((SECONDS + duration)) next=$((SECONDS + 30))
     while [ $SECONDS -lt $end ]; do
-        [ -e /proc/$agent_pid/status ] || { echo "the agent exited early:" >&2; cat "$tmp/agent$n.err" >&2; exit 1; }
+        [ -e /proc/$agent_pid/status ] || { echo "the agent exited early:" >&2; cat "$tmp/agent$cfg.err" >&2; exit 1; }
         if [ $SECONDS -ge $next ]; then
             echo "  $((SECONDS - start))s: VmRSS $(kb $agent_pid VmRSS) kB, VmHWM $(kb $agent_pid VmHWM) kB"
             next=$((next + 30))
         fi
         sleep 1
     done
-    rss[$n]=$(kb $agent_pid VmRSS) hwm[$n]=$(kb $agent_pid VmHWM)
+    cpu[$cfg]=$(python3 -c "import os,sys; print(f'{($(ticks $agent_pid) - $t0) / os.sysconf(\"SC_CLK_TCK\") / ($SECONDS - $start) * 100:.2f}')")
+    rss[$cfg]=$(kb $agent_pid VmRSS) hwm[$cfg]=$(kb $agent_pid VmHWM)
     kill $agent_pid; wait $agent_pid 2>/dev/null || true
     agent_pid=
 done
 
 echo "after ${duration}s with 200 containers:"
-python3 - "$duration" "${rss[0]}" "${hwm[0]}" "${rss[1]}" "${hwm[1]}" "${rss[8]}" "${hwm[8]}" <<'EOF'
+python3 - "$duration" "${rss[0]}" "${hwm[0]}" "${rss[1]}" "${hwm[1]}" "${rss[8]}" "${hwm[8]}" \
+    "${rss[8-no-health]}" "${hwm[8-no-health]}" "${cpu[0]}" "${cpu[1]}" "${cpu[8]}" "${cpu[8-no-health]}" <<'EOF'
 import sys
 d = sys.argv[1]
-r0, h0, r1, h1, r8, h8 = map(int, sys.argv[2:])
-print("  | GPUs | VmRSS kB | VmHWM kB |")
-print("  | ---: | ---: | ---: |")
-for n, r, h in ((0, r0, h0), (1, r1, h1), (8, r8, h8)):
-    print(f"  | {n} | {r} | {h} |")
+r0, h0, r1, h1, r8, h8, rn, hn = map(int, sys.argv[2:10])
+c0, c1, c8, cn = map(float, sys.argv[10:14])
+print("  | GPUs | VmRSS kB | VmHWM kB | CPU % of a core |")
+print("  | ---: | ---: | ---: | ---: |")
+for n, r, h, c in ((0, r0, h0, c0), (1, r1, h1, c1), (8, r8, h8, c8), ("8, --no-gpu-health", rn, hn, cn)):
+    print(f"  | {n} | {r} | {h} | {c:.2f} |")
+added = (c8 - cn) / cn * 100 if cn else float("nan")
+print(f"  health reads with 8 GPUs: CPU {c8:.2f} % vs {cn:.2f} % without ({added:+.1f} %, goal <= +10 %); VmRSS {r8 - rn:+d} kB")
 slope = (r8 - r1) / 7
 flat = r8 - r1 <= 512
 small = max(r0, r1, r8) <= 16 * 1024

@@ -467,6 +467,15 @@ pub fn gpu(buf: &[u8]) -> Result<GpuView<'_>> {
                     }
                 }
             }
+            (19, x) => {
+                // Not kept in history, but checked as prost checks it:
+                // every field of GpuHealth is a varint.
+                for f in Fields::at(x.bytes("GpuSample.health")?, 1) {
+                    if let (1..=20, x) = f? {
+                        x.varint("GpuHealth")?;
+                    }
+                }
+            }
             (17, x) => {
                 for f in Fields::at(x.bytes("GpuSample.holders")?, 1) {
                     match f? {
@@ -627,6 +636,12 @@ mod tests {
         let cpu_psi = [6 << 3 | 2, 4, 2 << 3 | 2, 2, 1 << 3, 0];
         assert!(pb::ContainerSample::decode(&cpu_psi[..]).is_err());
         assert!(container(&cpu_psi).is_err());
+        // The same in the GPU's health counters (a fixed64 where
+        // GpuHealth.sm_clock_max_mhz, a varint, belongs).
+        // Key 19 << 3 | 2 = 154 takes two varint bytes.
+        let health = [0x9a, 0x01, 9, 2 << 3 | 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert!(pb::GpuSample::decode(&health[..]).is_err());
+        assert!(gpu(&health).is_err());
     }
 
     #[test]
