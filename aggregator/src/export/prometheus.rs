@@ -448,23 +448,17 @@ impl Walk {
             node.dropped_samples.into(),
         );
         if let Some(a) = &node.agent {
-            sink.put(F::AgentQueue, Set::First, &[], a.queue_events.into());
-            sink.put(F::AgentQueueBytes, Set::First, &[], a.queue_bytes.into());
-            sink.put(
-                F::AgentQueueDropped,
-                Set::First,
-                &[],
-                a.queue_dropped_events.into(),
-            );
-            sink.put(F::AgentReconnects, Set::First, &[], a.reconnects.into());
-            sink.put(
-                F::AgentKmsgNotKernel,
-                Set::First,
-                &[],
-                a.kmsg_not_kernel_records.into(),
-            );
-            sink.put(F::AgentCpu, Set::First, &[], a.cpu_seconds.into());
-            sink.put(F::AgentRss, Set::First, &[], a.resident_memory_bytes.into());
+            for (f, v) in [
+                (F::AgentQueue, a.queue_events.into()),
+                (F::AgentQueueBytes, a.queue_bytes.into()),
+                (F::AgentQueueDropped, a.queue_dropped_events.into()),
+                (F::AgentReconnects, a.reconnects.into()),
+                (F::AgentKmsgNotKernel, a.kmsg_not_kernel_records.into()),
+                (F::AgentCpu, a.cpu_seconds.into()),
+                (F::AgentRss, a.resident_memory_bytes.into()),
+            ] {
+                sink.put(f, Set::First, &[], v);
+            }
         }
         if node.agent.is_some() {
             // Every source the agent has, 0 until it reports a problem (a
