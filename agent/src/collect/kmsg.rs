@@ -48,8 +48,10 @@
 //! event: the chosen victim, and the group's other members in
 //! [`OomReport::group`]. A held report is released by the next record
 //! that does not continue it, by a record more than [`GROUP_GAP`] later,
-//! or by [`OomAssembler::flush`] (the reader calls it once the log has
-//! been quiet for [`QUIET_FLUSH`]).
+//! or by [`OomAssembler::flush`]: the reader calls it once the log has
+//! been quiet for [`QUIET_FLUSH`], or at once when `memory.oom.group` reads
+//! 0 in every cgroup from the victim's up to the one whose limit was hit
+//! (no group kill can follow: `collect::cgroup::oom_group_set`).
 //!
 //! Only the kernel speaks for the kernel: every record written to
 //! `/dev/kmsg` from userspace carries the `user` facility, whatever its
@@ -575,6 +577,13 @@ impl OomAssembler {
     /// continues it: call [`Self::flush`] once the log is quiet.
     pub fn holding(&self) -> bool {
         self.held.is_some()
+    }
+
+    /// The report held, if any: its victim and cgroups tell the reader
+    /// whether a group kill can follow it at all ([`Self::flush`] it at
+    /// once when it cannot).
+    pub fn held(&self) -> Option<&OomReport> {
+        self.held.as_ref().map(|h| &h.report)
     }
 
     /// Releases the held report, if any: nothing more belongs to it.

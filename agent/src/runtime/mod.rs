@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use nix::time::{ClockId, clock_gettime};
 
-use crate::collect::cgroup::CgroupReader;
 use crate::collect::cgroup::discover::{CgroupLayout, Discovered, detect_layout, discover};
 use crate::collect::cgroup::path::container_for;
+use crate::collect::cgroup::{CgroupReader, oom_group_set};
 use crate::collect::gpu::nvml::GpuNotice;
 use crate::collect::kmsg::{
     KmsgItem, KmsgReader, KmsgRecord, OomAssembler, OomReport, QUIET_FLUSH,
@@ -36,8 +36,8 @@ use crate::collect::xid::{XidOrigin, parse_xid};
 use crate::notify::Notifier;
 use crate::pipeline::{Input, Pipeline, PipelineConfig};
 use gpuscope_model::{
-    CgroupVersion, ContainerSample, Event, GpuSample, KernelXidLine, NodeSample, Pressure,
-    PsiScope, SourceState, SourceStatus, Timestamp,
+    CgroupVersion, ContainerSample, Event, GpuSample, KernelXidLine, NodeSample, OomConstraint,
+    Pressure, PsiScope, SourceState, SourceStatus, Timestamp,
 };
 
 mod gpu;
@@ -754,6 +754,28 @@ fn forward_xid(rec: &KmsgRecord<'_>, history: bool, xids: &Sender<GpuNotice>) {
     }
 }
 
+/// Whether a `memory.oom.group` kill may follow `report`'s kill: unless
+/// every cgroup from the victim's up to the OOM domain reads
+/// `memory.oom.group` 0 (unreadable or unknown: it may).
+fn group_kill_possible(cgroup_root: &Path, report: &OomReport) -> bool {
+    let Some(task) = report.task_memcg.as_deref() else {
+        return true;
+    };
+    let domain = match report.constraint {
+        OomConstraint::Memcg => match report.oom_memcg.as_deref() {
+            Some(d) => Some(d),
+            None => return true,
+        },
+        OomConstraint::Unknown => return true,
+        // The whole machine (or its cpuset/mempolicy nodes): the root.
+        OomConstraint::Node | OomConstraint::Cpuset | OomConstraint::MemoryPolicy => None,
+    };
+    let memory_root = detect_layout(cgroup_root).map(|l| l.memory_root);
+    memory_root.map_or(true, |root| {
+        oom_group_set(&root, task, domain) != Some(false)
+    })
+}
+
 /// Reports the XID lines already in the kernel's ring buffer (older than
 /// `until_usec`, when the main reader started) once, as history.
 fn xid_history(mut reader: KmsgReader, until_usec: u64, xids: &Sender<GpuNotice>) {
@@ -823,6 +845,16 @@ fn kmsg_thread(
                     forward_xid(&rec, false, x);
                 }
                 if let Some(report) = assembler.push(&rec) {
+                    send(report);
+                }
+                // No memory.oom.group on the victim's way up to the OOM
+                // domain: no group kill can follow, nothing to wait for.
+                if group_kills
+                    && assembler
+                        .held()
+                        .is_some_and(|r| r.group.is_none() && !group_kill_possible(cgroup_root, r))
+                    && let Some(report) = assembler.flush()
+                {
                     send(report);
                 }
                 let ignored = assembler.not_kernel();

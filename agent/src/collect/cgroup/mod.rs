@@ -10,6 +10,8 @@ pub mod path;
 mod v1;
 mod v2;
 
+pub use v2::oom_group_set;
+
 #[cfg(test)]
 pub(crate) mod fixture;
 
