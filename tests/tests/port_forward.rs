@@ -89,10 +89,14 @@ fn populate(fake: &FakeKube) {
             "node-viewer",
             json!([{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list"]}]),
         ),
+        // The rules of the manifests' Role gpuscope-cli
+        // (deploy/kustomize/base/cli-rbac.yaml).
         (
-            "port-forwarder",
-            json!([{"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["create"]},
-                   {"apiGroups": [""], "resources": ["services", "pods"], "verbs": ["get", "list"]}]),
+            "gpuscope-cli",
+            json!([{"apiGroups": [""], "resources": ["services"],
+                        "resourceNames": ["gpuscope-aggregator"], "verbs": ["get"]},
+                   {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+                   {"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["create"]}]),
         ),
         (
             "cluster-admin",
@@ -108,7 +112,7 @@ fn populate(fake: &FakeKube) {
         "RoleBinding",
         Some("gpuscope"),
         "alice",
-        "port-forwarder",
+        "gpuscope-cli",
     ));
     fake.apply(bind("RoleBinding", Some("team-a"), "bob", "pod-reader"));
     fake.apply(bind("ClusterRoleBinding", None, "admin", "cluster-admin"));
