@@ -317,16 +317,32 @@ impl Health {
         })
     }
 
-    /// `error` with, when a port-forward has ended, why it did (the
-    /// connection to the aggregator was lost).
+    /// "connection to the aggregator lost: ..." when a port-forward has
+    /// ended, saying why; `None` while it is open.
+    fn lost(&self) -> Option<String> {
+        let why = self.ended.borrow().clone()?;
+        Some(format!(
+            "connection to the aggregator lost: the port-forward to pod {} through the API server {why}",
+            self.target
+        ))
+    }
+
+    /// A failed call's `error`, with why the port-forward ended when it has.
     pub fn explain(&self, error: tower::BoxError) -> tower::BoxError {
-        match self.ended.borrow().clone() {
-            Some(why) => format!(
-                "connection to the aggregator lost: the port-forward to pod {} through the API server {why} ({error})",
-                self.target
-            )
-            .into(),
+        match self.lost() {
+            Some(lost) => format!("{lost} ({error})").into(),
             None => error,
+        }
+    }
+
+    /// A streamed answer's failure `status`, with why the port-forward
+    /// ended when it has (the code kept).
+    pub fn explain_status(&self, status: tonic::Status) -> tonic::Status {
+        match self.lost() {
+            Some(lost) => {
+                tonic::Status::new(status.code(), format!("{lost} ({})", status.message()))
+            }
+            None => status,
         }
     }
 }

@@ -228,6 +228,8 @@ struct Shared {
     changed: watch::Sender<u64>,
     /// Bumped by [`FakeKube::disconnect_watches`].
     kick: watch::Sender<u64>,
+    /// Bumped by [`FakeKube::disconnect_port_forwards`].
+    cut: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -281,6 +283,7 @@ impl FakeKube {
             state: Mutex::new(state),
             changed: watch::Sender::new(1),
             kick: watch::Sender::new(0),
+            cut: watch::Sender::new(0),
         });
         let (stop, stopped) = oneshot::channel();
         let server = Arc::clone(&shared);

@@ -226,9 +226,8 @@ fn kubeconfig(dir: &Path, fake: &FakeKube, token: &str) -> PathBuf {
     path
 }
 
-/// Runs `kubectl-gpuscope ARGS` as `token`, with no `GPUSCOPE_*` settings:
-/// success, stdout, stderr.
-async fn kubectl_gpuscope(c: &Cluster, token: &str, args: &[&str]) -> (bool, String, String) {
+/// `kubectl-gpuscope ARGS` as `token`, with no `GPUSCOPE_*` settings.
+fn command(c: &Cluster, token: &str, args: &[&str]) -> std::process::Command {
     let mut cmd = std::process::Command::new(gpuscope_tests::workspace_bin("kubectl-gpuscope"));
     cmd.args(args)
         .env("KUBECONFIG", kubeconfig(c.dir.path(), &c.fake, token))
@@ -236,6 +235,12 @@ async fn kubectl_gpuscope(c: &Cluster, token: &str, args: &[&str]) -> (bool, Str
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("GPUSCOPE_")) {
         cmd.env_remove(k);
     }
+    cmd
+}
+
+/// Runs [`command`]: success, stdout, stderr.
+async fn kubectl_gpuscope(c: &Cluster, token: &str, args: &[&str]) -> (bool, String, String) {
+    let mut cmd = command(c, token, args);
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .expect("join")
@@ -362,4 +367,47 @@ async fn a_port_nothing_listens_on_is_reported_with_the_kubelets_words() {
         "{err}"
     );
     assert!(err.contains("connection refused"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_forward_lost_under_a_watch_is_named() {
+    let c = cluster().await;
+    let mut cmd = command(&c, "alice-token", &["events", "-w"]);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = gpuscope_tests::KillOnDrop(cmd.spawn().expect("kubectl-gpuscope runs"));
+    let start = Instant::now();
+    while forwards(&c.fake) == 0 {
+        assert!(start.elapsed() < DEADLINE, "no port-forward opened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Give the watch time to be answered, then cut the port-forward.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        child.0.try_wait().expect("try_wait").is_none(),
+        "events -w ended before the cut"
+    );
+    c.fake.disconnect_port_forwards();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "events -w outlived its port-forward"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut err = String::new();
+    if let Some(mut stderr) = child.0.stderr.take() {
+        std::io::Read::read_to_string(&mut stderr, &mut err).expect("stderr");
+    }
+    assert!(!status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "connection to the aggregator lost: the port-forward to pod gpuscope/{POD} port 7471 through the API server broke"
+        )),
+        "{err}"
+    );
 }

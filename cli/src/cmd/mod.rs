@@ -74,15 +74,27 @@ pub async fn connect(target: &Target, tls: &ClientTls, anonymous: bool) -> anyho
     } else {
         credentials().await?
     };
-    // kube's layer is an `Either` of two services that must fail alike; a
-    // call that fails over a port-forward says why the port-forward ended.
-    let channel = channel.map_err(move |e| {
-        let e = tower::BoxError::from(e);
-        match &health {
-            Some(health) => health.explain(e),
-            None => e,
-        }
-    });
+    // kube's layer is an `Either` of two services that must fail alike. A
+    // call (or a streamed answer) that fails over a port-forward says why
+    // the port-forward ended.
+    let (for_bodies, for_calls) = (health.clone(), health);
+    let channel = channel
+        .map_response(move |response: http::Response<tonic::body::Body>| {
+            let Some(health) = for_bodies.clone() else {
+                return response;
+            };
+            response.map(|body| {
+                use http_body_util::BodyExt;
+                tonic::body::Body::new(body.map_err(move |status| health.explain_status(status)))
+            })
+        })
+        .map_err(move |e| {
+            let e = tower::BoxError::from(e);
+            match &for_calls {
+                Some(health) => health.explain(e),
+                None => e,
+            }
+        });
     let service: Authenticated = match layer {
         Some(layer) => tower::util::BoxCloneService::new(layer.layer(channel)),
         None => tower::util::BoxCloneService::new(channel),

@@ -25,7 +25,8 @@
 //! When every port's connection has ended, the server closes the
 //! WebSocket (with the closing handshake, so the client reads every frame
 //! before the connection goes); when the client closes it, the
-//! connections are dropped.
+//! connections are dropped. [`FakeKube::disconnect_port_forwards`] drops
+//! them all at once, without a closing handshake.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -58,6 +59,12 @@ impl FakeKube {
     pub fn forward_pod_port(&self, namespace: &str, pod: &str, port: u16, to: SocketAddr) {
         let key = (namespace.to_owned(), pod.to_owned(), port);
         self.shared.lock().forwards.insert(key, to);
+    }
+
+    /// Drops every open port-forward's connection at once, without a
+    /// closing handshake, as when the API server or the kubelet goes away.
+    pub fn disconnect_port_forwards(&self) {
+        self.shared.cut.send_modify(|generation| *generation += 1);
     }
 }
 
@@ -148,12 +155,13 @@ pub(super) fn handle(
         return status(StatusCode::BAD_REQUEST, message);
     };
     let target = format!("{ns}/{pod}, uid {uid}");
+    let cut = shared.cut.subscribe();
     tokio::spawn(async move {
         let Ok(upgraded) = hyper::upgrade::on(req).await else {
             return;
         };
         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None);
-        forward(ws.await, &target, targets).await;
+        forward(ws.await, &target, targets, cut).await;
     });
     let mut resp = Response::new(Body::default());
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -203,6 +211,7 @@ async fn forward<S>(
     mut ws: WebSocketStream<S>,
     target: &str,
     targets: Vec<(u16, Option<SocketAddr>)>,
+    mut cut: tokio::sync::watch::Receiver<u64>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -242,6 +251,7 @@ async fn forward<S>(
     let mut open = targets.len();
     while open > 0 {
         tokio::select! {
+            _ = cut.changed() => return,
             out = out_rx.recv() => match out {
                 Some(Out::Frame(frame)) => {
                     if ws.send(Message::binary(frame)).await.is_err() {
