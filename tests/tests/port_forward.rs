@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use gpuscope_aggregator::{Aggregator, AuthConfig, Config, KubeConfig};
 use gpuscope_proto::v1 as pb;
 use gpuscope_tests::fake_kube::{FakeKube, Token};
+use gpuscope_tests::{KillOnDrop, free_port, workspace_bin};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use serde_json::{Value, json};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -227,24 +229,29 @@ fn kubeconfig(dir: &Path, fake: &FakeKube, token: &str) -> PathBuf {
 }
 
 /// `kubectl-gpuscope ARGS` as `token`, with no `GPUSCOPE_*` settings.
-fn command(c: &Cluster, token: &str, args: &[&str]) -> std::process::Command {
+/// `dir` holds its kubeconfig and is its HOME.
+fn command(dir: &Path, fake: &FakeKube, token: &str, args: &[&str]) -> std::process::Command {
     let mut cmd = std::process::Command::new(gpuscope_tests::workspace_bin("kubectl-gpuscope"));
     cmd.args(args)
-        .env("KUBECONFIG", kubeconfig(c.dir.path(), &c.fake, token))
-        .env("HOME", c.dir.path());
+        .env("KUBECONFIG", kubeconfig(dir, fake, token))
+        .env("HOME", dir);
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("GPUSCOPE_")) {
         cmd.env_remove(k);
     }
     cmd
 }
 
-/// Runs [`command`]: success, stdout, stderr.
-async fn kubectl_gpuscope(c: &Cluster, token: &str, args: &[&str]) -> (bool, String, String) {
-    let mut cmd = command(c, token, args);
-    let out = tokio::task::spawn_blocking(move || cmd.output())
+/// Runs `cmd` off the runtime's threads to its end.
+async fn output(mut cmd: std::process::Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || cmd.output())
         .await
         .expect("join")
-        .expect("kubectl-gpuscope runs");
+        .expect("kubectl-gpuscope runs")
+}
+
+/// Runs [`command`]: success, stdout, stderr.
+async fn kubectl_gpuscope(c: &Cluster, token: &str, args: &[&str]) -> (bool, String, String) {
+    let out = output(command(c.dir.path(), &c.fake, token, args)).await;
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -372,10 +379,10 @@ async fn a_port_nothing_listens_on_is_reported_with_the_kubelets_words() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_port_forward_lost_under_a_watch_is_named() {
     let c = cluster().await;
-    let mut cmd = command(&c, "alice-token", &["events", "-w"]);
+    let mut cmd = command(c.dir.path(), &c.fake, "alice-token", &["events", "-w"]);
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    let mut child = gpuscope_tests::KillOnDrop(cmd.spawn().expect("kubectl-gpuscope runs"));
+    let mut child = KillOnDrop(cmd.spawn().expect("kubectl-gpuscope runs"));
     let start = Instant::now();
     while forwards(&c.fake) == 0 {
         assert!(start.elapsed() < DEADLINE, "no port-forward opened");
@@ -409,5 +416,96 @@ async fn a_port_forward_lost_under_a_watch_is_named() {
             "connection to the aggregator lost: the port-forward to pod gpuscope/{POD} port 7471 through the API server broke"
         )),
         "{err}"
+    );
+}
+
+/// TLS runs over the port-forward: the CLI checks the aggregator's
+/// certificate against the Service's DNS name, as the mtls overlay's
+/// certificate names it, and presents its client certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_runs_over_the_port_forward() {
+    let fake = FakeKube::start();
+    populate(&fake);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("key")).expect("ca");
+    std::fs::write(d.join("ca.crt"), ca.pem()).expect("ca.crt");
+    for (name, san) in [
+        ("server", "gpuscope-aggregator.gpuscope.svc"),
+        ("client", "gpuscope-cli"),
+    ] {
+        let key = KeyPair::generate().expect("key");
+        let params = CertificateParams::new(vec![san.to_owned()]).expect("params");
+        let cert = params.signed_by(&key, &ca).expect("sign");
+        std::fs::write(d.join(format!("{name}.crt")), cert.pem()).expect("crt");
+        std::fs::write(d.join(format!("{name}.key")), key.serialize_pem()).expect("key");
+    }
+    let port = free_port();
+    let path = |name: &str| d.join(name).to_string_lossy().into_owned();
+    let _aggregator = KillOnDrop(
+        std::process::Command::new(workspace_bin("gpuscope-aggregator"))
+            .args(["--no-kube", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--data-dir", &path("data")])
+            .args([
+                "--tls-cert",
+                &path("server.crt"),
+                "--tls-key",
+                &path("server.key"),
+            ])
+            .args(["--tls-client-ca", &path("ca.crt")])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("aggregator"),
+    );
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    fake.forward_pod_port("gpuscope", POD, 7471, addr);
+    let (ca, cert, key) = (path("ca.crt"), path("client.crt"), path("client.key"));
+    let tls = [
+        "--tls-ca",
+        &ca,
+        "--tls-client-cert",
+        &cert,
+        "--tls-client-key",
+        &key,
+    ];
+    let start = Instant::now();
+    loop {
+        let args: Vec<&str> = tls.iter().copied().chain(["nodes", "-o", "json"]).collect();
+        let out = output(command(d, &fake, "alice-token", &args)).await;
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        if out.status.success() {
+            assert_eq!(stdout.trim(), "[]", "no agent reports here");
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "never answered over TLS: {stderr}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The name is checked: another one fails.
+    let args: Vec<&str> = tls
+        .iter()
+        .copied()
+        .chain(["--tls-server-name", "localhost", "nodes"])
+        .collect();
+    let out = output(command(d, &fake, "alice-token", &args)).await;
+    assert!(!out.status.success(), "answered under another name");
+    // Without its client certificate the aggregator refuses the CLI.
+    let out = output(command(
+        d,
+        &fake,
+        "alice-token",
+        &["--tls-ca", &ca, "nodes"],
+    ))
+    .await;
+    assert!(
+        !out.status.success(),
+        "answered without a client certificate"
     );
 }
