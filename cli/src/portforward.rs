@@ -527,8 +527,9 @@ impl Forwarder {
         let ended = Arc::clone(&self.ended);
         let port = *port;
         tokio::spawn(async move {
-            let why = relay(connection.into_stream(), port, theirs).await;
-            ended.send_replace(Some(why));
+            if let Some(why) = relay(connection.into_stream(), port, theirs).await {
+                ended.send_replace(Some(why));
+            }
         });
         Ok(ours)
     }
@@ -538,7 +539,8 @@ impl Forwarder {
 const RELAY_BUFFER: usize = 256 << 10;
 
 /// Relays between the port-forward's WebSocket and `local` until either
-/// ends, and says why it ended. The data channel (0) carries the bytes
+/// ends, and says why it ended unless `local` ended it (the connection
+/// was done with it). The data channel (0) carries the bytes
 /// both ways; the error channel (1) the kubelet's message when it cannot
 /// connect to the port; the first frame of each is the port. When
 /// sending fails (the server closed after writing its error), the
@@ -548,7 +550,7 @@ async fn relay<S>(
     ws: tokio_tungstenite::WebSocketStream<S>,
     port: u16,
     local: DuplexStream,
-) -> String
+) -> Option<String>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -562,6 +564,7 @@ where
     let mut message = Vec::new();
     let mut failure: Option<String> = None;
     let mut sending = true;
+    let mut ours = false;
     loop {
         tokio::select! {
             read = from_local.read(&mut buf), if sending => match read {
@@ -569,6 +572,7 @@ where
                     // The connection is done with it: close the WebSocket
                     // (v4 has no half-close).
                     let _ = sink.send(Message::Close(None)).await;
+                    ours = true;
                     break;
                 }
                 Ok(n) => {
@@ -597,6 +601,8 @@ where
                         }
                         0 => {
                             if to_local.write_all(data).await.is_err() {
+                                // The connection is gone: it was done.
+                                ours = true;
                                 break;
                             }
                         }
@@ -623,9 +629,14 @@ where
     }
     let _ = to_local.shutdown().await;
     if !message.is_empty() {
-        return format!("failed in the pod: {}", String::from_utf8_lossy(&message));
+        let message = String::from_utf8_lossy(&message);
+        return Some(format!("failed in the pod: {message}"));
     }
-    failure.unwrap_or_else(|| "was closed".to_owned())
+    match (failure, ours) {
+        (Some(failure), _) => Some(failure),
+        (None, true) => None,
+        (None, false) => Some("was closed by the API server".to_owned()),
+    }
 }
 
 impl tower::Service<http::Uri> for Forwarder {

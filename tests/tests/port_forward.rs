@@ -495,7 +495,12 @@ async fn mutual_tls_runs_over_the_port_forward() {
         .chain(["--tls-server-name", "localhost", "nodes"])
         .collect();
     let out = output(command(d, &fake, "alice-token", &args)).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "answered under another name");
+    assert!(
+        stderr.contains("certificate not valid for name \"localhost\""),
+        "{stderr}"
+    );
     // Without its client certificate the aggregator refuses the CLI.
     let out = output(command(
         d,
