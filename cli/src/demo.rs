@@ -231,7 +231,9 @@ pub async fn run() -> anyhow::Result<()> {
             .with_context(|| format!("starting {}", aggregator_bin.display()))?,
     );
     let mut client: Client = wait_for(Duration::from_secs(10), "the aggregator", || async {
-        cmd::connect(&url, &Default::default(), true).await.ok()
+        cmd::connect(&cmd::Target::Url(url.clone()), &Default::default(), true)
+            .await
+            .ok()
     })
     .await?;
 

@@ -1,11 +1,14 @@
 //! `gpuscope`: ask the aggregator why a run failed or is wasting GPUs.
 //!
 //! Built twice, as `gpuscope` and as `kubectl-gpuscope` (so `kubectl
-//! gpuscope ...` works as a kubectl plugin); both call [`main_entry`].
-//! Tables for people by default, `-o json` for scripts.
+//! gpuscope ...` works as a kubectl plugin); they call [`main_entry`] and
+//! [`kubectl_main_entry`], which differ only in where the aggregator is
+//! when no `--aggregator` is given (see [`Cli`]). Tables for people by
+//! default, `-o json` for scripts.
 
 mod cmd;
 mod demo;
+mod portforward;
 mod render;
 
 use std::time::Duration;
@@ -17,14 +20,25 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "gpuscope", version, about, long_about = None)]
 pub struct Cli {
-    /// The aggregator's URL.
+    /// The aggregator's URL, dialled directly. Without it (and without
+    /// --aggregator-service), `gpuscope` dials http://127.0.0.1:7470 and
+    /// `kubectl gpuscope` goes through the API server to the Service
+    /// gpuscope/gpuscope-aggregator:query.
+    #[arg(long, env = "GPUSCOPE_AGGREGATOR", global = true, value_name = "URL")]
+    aggregator: Option<String>,
+    /// Reach the aggregator through the API server instead: a port-forward,
+    /// opened with the kubeconfig's credentials, to a ready pod of this
+    /// Service (PORT: one of its ports, by number or name; default its only
+    /// one). Needs `get services`, `list pods` and `create pods/portforward`
+    /// in NAMESPACE.
     #[arg(
         long,
-        env = "GPUSCOPE_AGGREGATOR",
-        default_value = "http://127.0.0.1:7470",
-        global = true
+        env = "GPUSCOPE_AGGREGATOR_SERVICE",
+        global = true,
+        value_name = "NAMESPACE/NAME[:PORT]",
+        conflicts_with = "aggregator"
     )]
-    aggregator: String,
+    aggregator_service: Option<portforward::ServiceRef>,
     /// Output format.
     #[arg(short, long, env = "GPUSCOPE_OUTPUT", value_enum, default_value_t = Format::Table, global = true)]
     output: Format,
@@ -155,17 +169,38 @@ struct Scope {
     config: Option<std::path::PathBuf>,
 }
 
-/// Parses the command line and runs it.
+/// Parses the command line and runs it: `gpuscope`, whose aggregator is
+/// at http://127.0.0.1:7470 unless told otherwise.
 pub fn main_entry() -> anyhow::Result<()> {
+    entry(cmd::Target::Url("http://127.0.0.1:7470".into()))
+}
+
+/// Parses the command line and runs it: `kubectl gpuscope`, which reaches
+/// the manifests' aggregator Service through the API server unless told
+/// otherwise.
+pub fn kubectl_main_entry() -> anyhow::Result<()> {
+    let service = portforward::DEFAULT_SERVICE.parse();
+    let service = service.map_err(|e| anyhow::anyhow!("the default Service: {e}"))?;
+    entry(cmd::Target::Service(service))
+}
+
+/// Runs the command line; `default` is where the aggregator is when no
+/// flag says.
+fn entry(default: cmd::Target) -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let target = match (cli.aggregator.clone(), cli.aggregator_service.clone()) {
+        (Some(url), _) => cmd::Target::Url(url),
+        (None, Some(service)) => cmd::Target::Service(service),
+        (None, None) => default,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run(cli))
+    runtime.block_on(run(cli, &target))
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let (url, out) = (cli.aggregator.as_str(), cli.output);
+async fn run(cli: Cli, url: &cmd::Target) -> anyhow::Result<()> {
+    let out = cli.output;
     match cli.command {
         Command::Demo => demo::run().await,
         Command::Config => cmd::print_json(&gpuscope_diagnose::Config::default()),
@@ -266,7 +301,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn diagnose(
-    url: &str,
+    url: &cmd::Target,
     tls: (&gpuscope_proto::client::ClientTls, bool),
     scope: Scope,
     what: cmd::Ranked,

@@ -8,6 +8,10 @@
 //! bookmarks) and pod logs, and injects faults on demand ([`Fault`],
 //! [`FakeKube::disconnect_watches`]) so tests can check client recovery.
 //!
+//! It forwards ports as `pods/{name}/portforward` does over WebSocket
+//! ([`portforward`]): to local addresses the test maps per pod and port
+//! ([`FakeKube::forward_pod_port`]), for callers RBAC allows.
+//!
 //! It also accepts what an event recorder writes: `events.k8s.io/v1`
 //! Events created (POST) and merge-patched (PATCH, a series' count), kept
 //! as written ([`FakeKube::events_v1`]) and, as the real API server does
@@ -56,6 +60,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
+pub mod portforward;
 pub mod review;
 
 pub use review::Token;
@@ -163,6 +168,8 @@ struct State {
     /// Role, ClusterRole, RoleBinding and ClusterRoleBinding objects, by
     /// (kind, namespace or "", name).
     rbac: BTreeMap<(String, String, String), Value>,
+    /// Where a port-forward to (namespace, pod, port) connects.
+    forwards: BTreeMap<(String, String, u16), std::net::SocketAddr>,
 }
 
 /// The RBAC kinds SubjectAccessReview is decided from.
@@ -221,6 +228,8 @@ struct Shared {
     changed: watch::Sender<u64>,
     /// Bumped by [`FakeKube::disconnect_watches`].
     kick: watch::Sender<u64>,
+    /// Bumped by [`FakeKube::disconnect_port_forwards`].
+    cut: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -274,6 +283,7 @@ impl FakeKube {
             state: Mutex::new(state),
             changed: watch::Sender::new(1),
             kick: watch::Sender::new(0),
+            cut: watch::Sender::new(0),
         });
         let (stop, stopped) = oneshot::channel();
         let server = Arc::clone(&shared);
@@ -532,7 +542,9 @@ async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, stop: onesh
         let Ok((stream, _)) = accepted else { continue };
         let shared = Arc::clone(&shared);
         let service = service_fn(move |req| handle(Arc::clone(&shared), req));
-        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        let connection = http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
         tokio::spawn(connection);
     }
 }
@@ -604,6 +616,21 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             false => review::access_review(&st.rbac, &input),
         };
         return Ok(json_response(StatusCode::CREATED, &answer));
+    }
+    if let [
+        "",
+        "api",
+        "v1",
+        "namespaces",
+        ns,
+        "pods",
+        pod,
+        "portforward",
+    ] = path.iter().map(String::as_str).collect::<Vec<_>>()[..]
+        && matches!(*req.method(), Method::GET | Method::POST)
+    {
+        let (ns, pod) = (ns.to_owned(), pod.to_owned());
+        return Ok(portforward::handle(&shared, req, &ns, &pod));
     }
     if req.method() != Method::GET {
         let message = format!("the fake API server only serves GET, not {}", req.method());
@@ -1171,6 +1198,7 @@ fn ok(body: &Value) -> Response<Body> {
 fn status_json(code: StatusCode, message: &str) -> Value {
     let reason = match code.as_u16() {
         400 => "BadRequest",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "NotFound",
         405 => "MethodNotAllowed",

@@ -1,5 +1,5 @@
 //! `kubectl-gpuscope`: the same CLI as a kubectl plugin (`kubectl gpuscope ...`).
 
 fn main() -> anyhow::Result<()> {
-    gpuscope_cli::main_entry()
+    gpuscope_cli::kubectl_main_entry()
 }

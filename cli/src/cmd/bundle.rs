@@ -88,7 +88,7 @@ pub enum Ranked {
 /// `diagnose` and `idle`: from a bundle, or from the aggregator.
 #[allow(clippy::too_many_arguments)]
 pub async fn diagnose(
-    url: &str,
+    url: &super::Target,
     (tls, anonymous): (&ClientTls, bool),
     bundle: Option<&Path>,
     namespaces: &[String],

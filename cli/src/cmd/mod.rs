@@ -36,24 +36,65 @@ pub type Authenticated = tower::util::BoxCloneService<
 /// The aggregator's query client.
 pub type Client = QueryClient<Authenticated>;
 
+/// Where the aggregator is.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Dialled directly (`--aggregator URL`).
+    Url(String),
+    /// Reached through the API server: a port-forward to a ready pod of
+    /// this Service (`--aggregator-service`, the default of `kubectl
+    /// gpuscope`).
+    Service(crate::portforward::ServiceRef),
+}
+
 /// Connects to the aggregator. Unless `anonymous`, each call carries the
 /// user's own Kubernetes credentials as `authorization: Bearer`: those of
 /// the kubeconfig (`KUBECONFIG`, `~/.kube/config`) or of the pod's
 /// ServiceAccount, resolved by kube-rs as kubectl does (a token, a token
 /// file, an exec plugin such as `aws eks get-token`, refreshed when it
 /// expires). Without a kubeconfig, no credentials are sent.
-pub async fn connect(url: &str, tls: &ClientTls, anonymous: bool) -> anyhow::Result<Client> {
+pub async fn connect(target: &Target, tls: &ClientTls, anonymous: bool) -> anyhow::Result<Client> {
     use tower::{Layer, ServiceExt};
-    let channel = endpoint(url, tls)?.connect().await.with_context(|| {
-        format!("cannot reach the aggregator at {url} (set --aggregator or GPUSCOPE_AGGREGATOR)")
-    })?;
+    let (channel, health) = match target {
+        Target::Url(url) => {
+            let channel = endpoint(url, tls)?.connect().await.with_context(|| {
+                format!(
+                    "cannot reach the aggregator at {url} (set --aggregator or GPUSCOPE_AGGREGATOR)"
+                )
+            })?;
+            (channel, None)
+        }
+        Target::Service(service) => {
+            let (channel, health) = crate::portforward::channel(service, tls).await?;
+            (channel, Some(health))
+        }
+    };
     let layer = if anonymous {
         None
     } else {
         credentials().await?
     };
-    // kube's layer is an `Either` of two services that must fail alike.
-    let channel = channel.map_err(tower::BoxError::from);
+    // kube's layer is an `Either` of two services that must fail alike. A
+    // call (or a streamed answer) that fails over a port-forward says why
+    // the port-forward ended.
+    let (for_bodies, for_calls) = (health.clone(), health);
+    let channel = channel
+        .map_response(move |response: http::Response<tonic::body::Body>| {
+            let Some(health) = for_bodies.clone() else {
+                return response;
+            };
+            response.map(|body| {
+                use http_body_util::BodyExt;
+                tonic::body::Body::new(body.map_err(move |status| health.explain_status(status)))
+            })
+        })
+        .map_err(move |e| {
+            let e = tower::BoxError::from(e);
+            match &for_calls {
+                Some(health) => health.explain(e),
+                None => e,
+            }
+        });
     let service: Authenticated = match layer {
         Some(layer) => tower::util::BoxCloneService::new(layer.layer(channel)),
         None => tower::util::BoxCloneService::new(channel),
