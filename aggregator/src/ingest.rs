@@ -19,6 +19,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::kube::Projection as _;
+
 use gpuscope_proto::INGEST_PROTOCOL;
 use gpuscope_proto::v1::{
     Ack, AggregatorMessage, EventBatch, Hello, Incident, NodeEvent, NodeIdentity,
@@ -113,10 +115,8 @@ impl AgentAuth {
         }
         let on_other_node = self.kube.as_ref().and_then(|k| {
             let pods = k.pods();
-            let p = pods
-                .iter()
-                .find(|p| gpuscope_diagnose::k8s::name(p) == pod)?;
-            let on = p.spec.as_ref()?.node_name.clone()?;
+            let p = pods.iter().find(|p| p.name() == pod)?;
+            let on = p.node()?.to_owned();
             (on != node).then_some(on)
         });
         if let Some(on) = on_other_node {
