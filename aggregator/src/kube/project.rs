@@ -119,7 +119,7 @@ pub const POD_KEEP: &[&str] = &[
     "spec.containers.livenessProbe",
     "spec.containers.readinessProbe",
     "spec.containers.startupProbe",
-    "spec.containers.restartPolicy",
+    "spec.containers.terminationMessagePolicy",
     "spec.initContainers.name",
     "spec.initContainers.image",
     "spec.initContainers.command",
@@ -132,14 +132,12 @@ pub const POD_KEEP: &[&str] = &[
     "spec.initContainers.livenessProbe",
     "spec.initContainers.readinessProbe",
     "spec.initContainers.startupProbe",
-    "spec.initContainers.restartPolicy",
+    "spec.initContainers.terminationMessagePolicy",
     "status.phase",
     "status.reason",
     "status.message",
     "status.qosClass",
     "status.startTime",
-    "status.resize",
-    "status.nominatedNodeName",
     "status.conditions.type",
     "status.conditions.status",
     "status.conditions.reason",
@@ -168,7 +166,6 @@ pub const POD_KEEP: &[&str] = &[
 pub const NODE_KEEP: &[&str] = &[
     "metadata.name",
     "metadata.labels",
-    "metadata.creationTimestamp",
     "spec.taints",
     "spec.unschedulable",
     "status.capacity",
@@ -184,11 +181,7 @@ pub const NODE_KEEP: &[&str] = &[
 pub const PVC_KEEP: &[&str] = &[
     "metadata.name",
     "metadata.namespace",
-    "metadata.uid",
     "spec.storageClassName",
-    "spec.volumeName",
-    "spec.accessModes",
-    "spec.resources",
     "status.phase",
 ];
 
@@ -878,6 +871,16 @@ impl PvcView {
             .inspect_err(|e| tracing::warn!(error = %e, "A projected claim does not rebuild."))
             .ok()
     }
+}
+
+/// `object` through a projection that keeps only `paths` (dotted, as
+/// [`POD_KEEP`]): for proving what each kept path is needed for.
+pub fn keeping<K>(object: &K, paths: &[&'static str]) -> Result<K, ProjectError>
+where
+    K: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let body = compact(object, &Keep::of(paths), || "an object".into())?;
+    rebuild(&body, || "an object".into())
 }
 
 /// A pod projected and rebuilt: what the rules see of it (tests and the
