@@ -114,9 +114,13 @@ impl AgentAuth {
             )));
         }
         let on_other_node = self.kube.as_ref().and_then(|k| {
-            let pods = k.pods();
-            let p = pods.iter().find(|p| p.name() == pod)?;
-            let on = p.node()?.to_owned();
+            let mut on = None;
+            k.for_each_pod(|p| {
+                if on.is_none() && p.name() == pod {
+                    on = Some(p.node().map(str::to_owned));
+                }
+            });
+            let on = on??;
             (on != node).then_some(on)
         });
         if let Some(on) = on_other_node {

@@ -17,9 +17,10 @@
 //!   pruned to the paths of [`POD_KEEP`] / [`NODE_KEEP`] / [`PVC_KEEP`]
 //!   (what `diagnose/src/rules/**`, `diagnose/src/k8s.rs`, `context.rs`
 //!   and the aggregator read), and written as bytes: field names as small
-//!   numbers of one process-wide table, repeated string values as indexes
-//!   into the projection's own list of interned strings, and values that
-//!   are unique by nature (UIDs, container IDs, times, messages) inline.
+//!   numbers of one process-wide table, repeated string values (image
+//!   names, label values, resource quantities, reasons) as numbers of
+//!   another, counted per use, and values that are unique by nature
+//!   (names, UIDs, container IDs, times, messages) inline.
 //!
 //! The `k8s-openapi` object is rebuilt (decode the bytes, deserialise)
 //! only for the pods an answer needs: the one an Explain or GetBundle is
@@ -37,9 +38,11 @@
 //! in every pod what is shared across pods, and the header must be read
 //! without decompressing.
 //!
-//! The interned values are shared by every projection; the table forgets
-//! a value once no projection holds it (it is swept when it has doubled
-//! since the last sweep).
+//! The shared values are counted: a body takes its uses when encoded (or
+//! cloned) and gives them back when dropped, so a value no projection
+//! uses is forgotten at once and its number reused. The header's shared
+//! strings (`Arc<str>`) are swept from their table when it has doubled
+//! since the last sweep.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -199,6 +202,9 @@ const UNIQUE: &[&str] = &[
     "message",
 ];
 
+/// Fields of `metadata` whose values are unique to one object.
+const UNIQUE_IN_METADATA: &[&str] = &["name", "generateName"];
+
 /// Strings at least this long are kept inline (long messages, scripts in
 /// `args`): they are rarely shared and interning would copy them twice.
 const INLINE_FROM: usize = 128;
@@ -292,23 +298,85 @@ impl Keys {
 
 static KEYS: LazyLock<Mutex<Keys>> = LazyLock::new(Mutex::default);
 
-/// Shared string values, forgotten when no projection holds them.
+/// String values of the bodies by number, each counted once per use in a
+/// body: a body takes its uses when encoded (or cloned) and gives them
+/// back when dropped, and a value no body uses is forgotten at once (its
+/// number is reused). A body refers to a value by its number (1-3 bytes),
+/// not by a pointer.
+#[derive(Default)]
 struct Values {
+    slots: Vec<Option<(Arc<str>, u32)>>,
+    ids: HashMap<Arc<str>, u32>,
+    free: Vec<u32>,
+}
+
+impl Values {
+    fn acquire(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            self.retain(id);
+            return id;
+        }
+        let text: Arc<str> = s.into();
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.slots[id as usize] = Some((text.clone(), 1));
+                id
+            }
+            None => {
+                self.slots.push(Some((text.clone(), 1)));
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        self.ids.insert(text, id);
+        id
+    }
+
+    fn retain(&mut self, id: u32) {
+        if let Some(Some((_, uses))) = self.slots.get_mut(id as usize) {
+            *uses += 1;
+        }
+    }
+
+    fn release(&mut self, id: u32) {
+        let Some(slot) = self.slots.get_mut(id as usize) else {
+            return;
+        };
+        if let Some((text, uses)) = slot {
+            *uses -= 1;
+            if *uses == 0 {
+                self.ids.remove(&**text);
+                *slot = None;
+                self.free.push(id);
+            }
+        }
+    }
+
+    fn text(&self, id: u32) -> Option<&str> {
+        self.slots.get(id as usize)?.as_ref().map(|(t, _)| &**t)
+    }
+}
+
+static VALUES: LazyLock<Mutex<Values>> = LazyLock::new(Mutex::default);
+
+/// The header's shared strings (namespaces, node names, owners, container
+/// names), forgotten when no projection holds them: the table is swept
+/// when it has doubled since the last sweep.
+struct Shared {
     set: std::collections::HashSet<Arc<str>>,
     sweep_at: usize,
 }
 
-/// The table is swept when it holds this many values, at least.
+/// The header's table is swept when it holds this many strings, at least.
 const SWEEP_FLOOR: usize = 4096;
 
-static VALUES: LazyLock<Mutex<Values>> = LazyLock::new(|| {
-    Mutex::new(Values {
+static SHARED: LazyLock<Mutex<Shared>> = LazyLock::new(|| {
+    Mutex::new(Shared {
         set: Default::default(),
         sweep_at: SWEEP_FLOOR,
     })
 });
 
-impl Values {
+impl Shared {
     fn intern(&mut self, s: &str) -> Arc<str> {
         if let Some(a) = self.set.get(s) {
             return a.clone();
@@ -325,12 +393,12 @@ impl Values {
 
 /// `s` as the one shared copy of its text.
 pub fn intern(s: &str) -> Arc<str> {
-    lock(&VALUES).intern(s)
+    lock(&SHARED).intern(s)
 }
 
-/// Shared string values held now (for measurements and tests).
+/// Distinct string values the bodies use now (for measurements and tests).
 pub fn interned_values() -> usize {
-    lock(&VALUES).set.len()
+    lock(&VALUES).ids.len()
 }
 
 // ---------------------------------------------------------------- encoding
@@ -342,79 +410,99 @@ const UINT: u8 = 3;
 const NEG: u8 = 4;
 const FLOAT: u8 = 5;
 const INLINE: u8 = 6;
-const SHARED: u8 = 7;
+const SHARED_TEXT: u8 = 7;
 const LIST: u8 = 8;
 const OBJECT: u8 = 9;
 
-/// A pruned object as bytes plus the interned strings they index.
-#[derive(Clone, Default)]
+/// A pruned object as bytes, holding uses of the shared values it names.
+#[derive(Default)]
 pub struct Compact {
     bytes: Box<[u8]>,
-    strings: Box<[Arc<str>]>,
 }
 
 impl std::fmt::Debug for Compact {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Compact")
             .field("bytes", &self.bytes.len())
-            .field("strings", &self.strings.len())
             .finish()
     }
 }
 
+impl Clone for Compact {
+    fn clone(&self) -> Self {
+        let mut values = lock(&VALUES);
+        for id in self.shared_ids() {
+            values.retain(id);
+        }
+        Self {
+            bytes: self.bytes.clone(),
+        }
+    }
+}
+
+impl Drop for Compact {
+    fn drop(&mut self) {
+        if self.bytes.is_empty() {
+            return;
+        }
+        let ids: Vec<u32> = self.shared_ids().collect();
+        let mut values = lock(&VALUES);
+        for id in ids {
+            values.release(id);
+        }
+    }
+}
+
 impl Compact {
-    /// Heap bytes this holds (not counting the shared strings' text).
+    /// Heap bytes this holds (not counting the shared values' text).
     pub fn heap_bytes(&self) -> usize {
-        self.bytes.len() + self.strings.len() * std::mem::size_of::<Arc<str>>()
+        self.bytes.len()
     }
 
     fn encode(value: &Value) -> Self {
         let mut e = Encoder {
             bytes: Vec::with_capacity(512),
-            strings: Vec::new(),
-            index: HashMap::new(),
             keys: lock(&KEYS),
             values: lock(&VALUES),
         };
-        e.value(value, "");
-        let Encoder { bytes, strings, .. } = e;
+        e.value(value, "", "");
+        let Encoder { bytes, .. } = e;
         Self {
             bytes: bytes.into_boxed_slice(),
-            strings: strings.into_boxed_slice(),
         }
     }
 
-    fn decode(&self) -> Option<Value> {
-        let keys = lock(&KEYS);
-        let mut d = Decoder {
+    /// The numbers of the shared values used, once per use.
+    fn shared_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        let mut d = Walker {
             bytes: &self.bytes,
             at: 0,
-            strings: &self.strings,
-            keys: &keys.names,
         };
-        let v = d.value()?;
-        (d.at == self.bytes.len()).then_some(v)
+        let mut ids = Vec::new();
+        d.skip(&mut ids);
+        ids.into_iter()
     }
 
-    /// The byte offset decoding stops at, for the error.
-    fn damage(&self) -> usize {
+    fn decode(&self) -> Result<Value, usize> {
         let keys = lock(&KEYS);
+        let values = lock(&VALUES);
         let mut d = Decoder {
-            bytes: &self.bytes,
-            at: 0,
-            strings: &self.strings,
+            walk: Walker {
+                bytes: &self.bytes,
+                at: 0,
+            },
             keys: &keys.names,
+            values: &values,
         };
-        let _ = d.value();
-        d.at
+        match d.value() {
+            Some(v) if d.walk.at == self.bytes.len() => Ok(v),
+            _ => Err(d.walk.at),
+        }
     }
 }
 
 struct Encoder<'a> {
     bytes: Vec<u8>,
-    strings: Vec<Arc<str>>,
-    /// Interned string (by address) -> its index in `strings`.
-    index: HashMap<*const u8, u32>,
     keys: std::sync::MutexGuard<'a, Keys>,
     values: std::sync::MutexGuard<'a, Values>,
 }
@@ -432,8 +520,9 @@ impl Encoder<'_> {
         }
     }
 
-    /// `value`, under the field `key` (for choosing inline or shared).
-    fn value(&mut self, value: &Value, key: &str) {
+    /// `value`, under the field `key` of the object under `parent` (for
+    /// choosing inline or shared).
+    fn value(&mut self, value: &Value, key: &str, parent: &str) {
         match value {
             Value::Null => self.bytes.push(NULL),
             Value::Bool(false) => self.bytes.push(FALSE),
@@ -452,26 +541,23 @@ impl Encoder<'_> {
                 }
             }
             Value::String(s) => {
-                if s.len() >= INLINE_FROM || UNIQUE.contains(&key) {
+                let unique = UNIQUE.contains(&key)
+                    || (parent == "metadata" && UNIQUE_IN_METADATA.contains(&key));
+                if s.len() >= INLINE_FROM || unique {
                     self.bytes.push(INLINE);
                     self.varint(s.len() as u64);
                     self.bytes.extend_from_slice(s.as_bytes());
                 } else {
-                    let shared = self.values.intern(s);
-                    let next = self.strings.len() as u32;
-                    let i = *self.index.entry(shared.as_ptr()).or_insert(next);
-                    if i == next {
-                        self.strings.push(shared);
-                    }
-                    self.bytes.push(SHARED);
-                    self.varint(u64::from(i));
+                    let id = self.values.acquire(s);
+                    self.bytes.push(SHARED_TEXT);
+                    self.varint(u64::from(id));
                 }
             }
             Value::Array(items) => {
                 self.bytes.push(LIST);
                 self.varint(items.len() as u64);
                 for v in items {
-                    self.value(v, key);
+                    self.value(v, key, parent);
                 }
             }
             Value::Object(map) => {
@@ -480,21 +566,20 @@ impl Encoder<'_> {
                 for (k, v) in map {
                     let id = self.keys.id(k);
                     self.varint(u64::from(id));
-                    self.value(v, k);
+                    self.value(v, k, key);
                 }
             }
         }
     }
 }
 
-struct Decoder<'a> {
+/// Reads the encoding's framing.
+struct Walker<'a> {
     bytes: &'a [u8],
     at: usize,
-    strings: &'a [Arc<str>],
-    keys: &'a [Arc<str>],
 }
 
-impl Decoder<'_> {
+impl Walker<'_> {
     fn byte(&mut self) -> Option<u8> {
         let b = *self.bytes.get(self.at)?;
         self.at += 1;
@@ -517,28 +602,73 @@ impl Decoder<'_> {
         usize::try_from(self.varint()?).ok()
     }
 
-    fn value(&mut self) -> Option<Value> {
-        Some(match self.byte()? {
-            NULL => Value::Null,
-            FALSE => Value::Bool(false),
-            TRUE => Value::Bool(true),
-            UINT => Value::from(self.varint()?),
-            NEG => Value::from(-i64::try_from(self.varint()?).ok()? - 1),
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        let raw = self.bytes.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(raw)
+    }
+
+    /// Skips one value, collecting the shared values' numbers it uses.
+    fn skip(&mut self, ids: &mut Vec<u32>) -> Option<()> {
+        match self.byte()? {
+            NULL | FALSE | TRUE => {}
+            UINT | NEG => {
+                self.varint()?;
+            }
             FLOAT => {
-                let raw = self.bytes.get(self.at..self.at + 8)?;
-                self.at += 8;
-                let f = f64::from_le_bytes(raw.try_into().ok()?);
-                serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+                self.take(8)?;
             }
             INLINE => {
                 let n = self.len()?;
-                let raw = self.bytes.get(self.at..self.at.checked_add(n)?)?;
-                self.at += n;
-                Value::String(std::str::from_utf8(raw).ok()?.to_owned())
+                self.take(n)?;
             }
-            SHARED => Value::String(self.strings.get(self.len()?)?.to_string()),
+            SHARED_TEXT => ids.push(u32::try_from(self.varint()?).ok()?),
             LIST => {
-                let n = self.len()?;
+                for _ in 0..self.len()? {
+                    self.skip(ids)?;
+                }
+            }
+            OBJECT => {
+                for _ in 0..self.len()? {
+                    self.varint()?;
+                    self.skip(ids)?;
+                }
+            }
+            _ => return None,
+        }
+        Some(())
+    }
+}
+
+struct Decoder<'a> {
+    walk: Walker<'a>,
+    keys: &'a [Arc<str>],
+    values: &'a Values,
+}
+
+impl Decoder<'_> {
+    fn value(&mut self) -> Option<Value> {
+        let w = &mut self.walk;
+        Some(match w.byte()? {
+            NULL => Value::Null,
+            FALSE => Value::Bool(false),
+            TRUE => Value::Bool(true),
+            UINT => Value::from(w.varint()?),
+            NEG => Value::from(-i64::try_from(w.varint()?).ok()? - 1),
+            FLOAT => {
+                let f = f64::from_le_bytes(w.take(8)?.try_into().ok()?);
+                serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+            }
+            INLINE => {
+                let n = w.len()?;
+                Value::String(std::str::from_utf8(w.take(n)?).ok()?.to_owned())
+            }
+            SHARED_TEXT => {
+                let id = u32::try_from(w.varint()?).ok()?;
+                Value::String(self.values.text(id)?.to_owned())
+            }
+            LIST => {
+                let n = w.len()?;
                 let mut items = Vec::with_capacity(n.min(1024));
                 for _ in 0..n {
                     items.push(self.value()?);
@@ -546,10 +676,10 @@ impl Decoder<'_> {
                 Value::Array(items)
             }
             OBJECT => {
-                let n = self.len()?;
+                let n = w.len()?;
                 let mut map = Map::new();
                 for _ in 0..n {
-                    let key = self.keys.get(self.len()?)?.to_string();
+                    let key = self.keys.get(self.walk.len()?)?.to_string();
                     map.insert(key, self.value()?);
                 }
                 Value::Object(map)
@@ -578,10 +708,9 @@ fn rebuild<K: serde::de::DeserializeOwned>(
     body: &Compact,
     what: impl Fn() -> String,
 ) -> Result<K, ProjectError> {
-    let value = body.decode().ok_or_else(|| ProjectError::Damaged {
-        what: what(),
-        at: body.damage(),
-    })?;
+    let value = body
+        .decode()
+        .map_err(|at| ProjectError::Damaged { what: what(), at })?;
     serde_json::from_value(value).map_err(|source| ProjectError::Rebuild {
         what: what(),
         source,
@@ -611,8 +740,8 @@ pub struct PodView {
     device_plugin: bool,
     ready: bool,
     /// Bare container ID -> container name, current and previous
-    /// instances (`join::container_names`).
-    containers: Box<[(Box<str>, Arc<str>)]>,
+    /// instances (`join::container_names`), sorted by ID.
+    containers: Box<[(ContainerKey, Arc<str>)]>,
     body: Compact,
 }
 
@@ -636,9 +765,9 @@ impl PodView {
             .iter()
             .flatten()
             .any(|c| c.type_ == "Ready" && c.status == "True");
-        let mut containers: Vec<(Box<str>, Arc<str>)> = join::container_names(pod)
+        let mut containers: Vec<(ContainerKey, Arc<str>)> = join::container_names(pod)
             .into_iter()
-            .map(|(id, name)| (id.into_boxed_str(), intern(&name)))
+            .map(|(id, name)| (ContainerKey::of(&id), intern(&name)))
             .collect();
         containers.sort();
         Ok(Self {
@@ -708,8 +837,9 @@ impl PodView {
     /// The name of the container with this bare ID (current or previous
     /// instance).
     pub fn container_name(&self, id: &str) -> Option<&str> {
+        let key = ContainerKey::of(id);
         self.containers
-            .binary_search_by(|(i, _)| (**i).cmp(id))
+            .binary_search_by(|(k, _)| k.cmp(&key))
             .ok()
             .map(|at| &*self.containers[at].1)
     }
@@ -740,9 +870,66 @@ impl PodView {
             + self
                 .containers
                 .iter()
-                .map(|(id, _)| id.len() + std::mem::size_of::<(Box<str>, Arc<str>)>())
+                .map(|(id, _)| id.heap_bytes() + std::mem::size_of::<(ContainerKey, Arc<str>)>())
                 .sum::<usize>()
             + self.body.heap_bytes()
+    }
+}
+
+/// A bare container ID: the 32 bytes of the runtimes' 64 hex digits, or
+/// the text of any other form.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum ContainerKey {
+    Hex([u8; 32]),
+    Text(Box<str>),
+}
+
+impl ContainerKey {
+    fn of(id: &str) -> Self {
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        let b = id.as_bytes();
+        let mut out = [0u8; 32];
+        if b.len() == 64 {
+            let all = out.iter_mut().enumerate().all(|(i, o)| {
+                match (digit(b[2 * i]), digit(b[2 * i + 1])) {
+                    (Some(h), Some(l)) => {
+                        *o = h << 4 | l;
+                        true
+                    }
+                    _ => false,
+                }
+            });
+            if all {
+                return Self::Hex(out);
+            }
+        }
+        Self::Text(id.into())
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Self::Hex(_) => 0,
+            Self::Text(t) => t.len(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ContainerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl std::fmt::Display for ContainerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Hex(b) => b.iter().try_for_each(|x| write!(f, "{x:02x}")),
+            Self::Text(t) => f.write_str(t),
+        }
     }
 }
 
@@ -938,6 +1125,10 @@ mod tests {
         assert_eq!(v.container_name("abc"), Some("main"));
         assert_eq!(v.container_name("old"), Some("main"));
         assert_eq!(v.container_name("nope"), None);
+        let hex = "39d8cfb386a2eccdb4ec5528d8e700b28ae89d80fb459815731b6884c3a22c4c";
+        assert_eq!(ContainerKey::of(hex).to_string(), hex);
+        assert!(matches!(ContainerKey::of(hex), ContainerKey::Hex(_)));
+        assert_eq!(ContainerKey::of("abc").to_string(), "abc");
 
         let p = v.pod().expect("rebuild");
         assert_eq!(k8s::pod_name(&p), "ml/trainer-0");
@@ -973,11 +1164,32 @@ mod tests {
         let held = intern(text);
         assert!(Arc::ptr_eq(&held, &intern(text)));
         drop(held);
-        let mut values = lock(&VALUES);
-        values.sweep_at = 0;
-        values.intern("something-else-of-this-test");
-        assert!(!values.set.contains(text), "a value nobody holds is swept");
-        values.sweep_at = SWEEP_FLOOR;
+        {
+            let mut shared = lock(&SHARED);
+            shared.sweep_at = 0;
+            shared.intern("something-else-of-this-test");
+            assert!(!shared.set.contains(text), "a string nobody holds is swept");
+            shared.sweep_at = SWEEP_FLOOR;
+        }
+
+        // A body value lives as long as a body uses it.
+        let image = "an-image-only-this-test-uses:1";
+        let mut p = pod();
+        p.spec.as_mut().expect("spec").containers[0].image = Some(image.into());
+        let known = || lock(&VALUES).ids.contains_key(image);
+        let v = PodView::project(&p, &[]).expect("project");
+        let copy = v.clone();
+        assert!(known());
+        drop(v);
+        assert!(known(), "the clone still uses it");
+        assert_eq!(
+            k8s::spec(&copy.pod().expect("rebuild")).containers[0]
+                .image
+                .as_deref(),
+            Some(image)
+        );
+        drop(copy);
+        assert!(!known(), "forgotten with its last use");
     }
 
     #[test]
