@@ -15,9 +15,9 @@ use super::project::PodView;
 
 /// How long a deleted pod is kept.
 pub const DEPARTED_TTL: Duration = Duration::from_secs(3600);
-/// Deleted pods kept at most (the oldest go first): under 2 MB of
-/// projections (about 0.6-0.8 kB each for pod objects of 6.5-8.5 kB of
-/// JSON, which took 15-24 kB each as `k8s-openapi` objects; measured with
+/// Deleted pods kept at most (the oldest go first): 2.5-3.4 MB of
+/// projections (1.3-1.7 kB each for pod objects of 6.5-8.6 kB of JSON,
+/// which took 15-24 kB each as `k8s-openapi` objects; measured with
 /// `benches/src/bin/departed_mem.rs` on two real pods). A pod deleted
 /// after more than this many others within the hour is answered by its
 /// recorded diagnosis instead.

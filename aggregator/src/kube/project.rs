@@ -1070,22 +1070,6 @@ where
     rebuild(&body, || "an object".into())
 }
 
-/// A pod projected and rebuilt: what the rules see of it (tests and the
-/// projection proof use it).
-pub fn round_trip_pod(pod: &Pod) -> Result<Pod, ProjectError> {
-    PodView::project(pod, &[])?.pod()
-}
-
-/// A node projected and rebuilt.
-pub fn round_trip_node(node: &Node) -> Result<Node, ProjectError> {
-    NodeView::project(node)?.node()
-}
-
-/// A claim projected and rebuilt.
-pub fn round_trip_pvc(pvc: &PersistentVolumeClaim) -> Result<PersistentVolumeClaim, ProjectError> {
-    PvcView::project(pvc)?.pvc()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
