@@ -3,6 +3,12 @@
 //! samples and history ([`State`]) and the incident store ([`Store`]) —
 //! converted to the observation types through `gpuscope_model::wire`.
 //!
+//! The Kubernetes stores keep compact projections ([`crate::kube::project`]):
+//! pods are selected by the fields their projection reads without
+//! rebuilding (namespace, name, UID, node, GPU request, device-plugin
+//! match), and only the selected ones are rebuilt as `k8s-openapi`
+//! objects for the rules.
+//!
 //! History is kept in the state as reduced points ([`ContainerPoint`],
 //! [`GpuPoint`]); they are widened back into samples here. The newest
 //! sample of each container and GPU is the full one; older ones carry what
@@ -27,7 +33,7 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 
 use crate::clock::now_unix_nanos;
 use crate::error::Result;
-use crate::kube::{Kube, join};
+use crate::kube::{Kube, PodView, Projection, join};
 use crate::state::{NodeRecords, State};
 use crate::store::{DiagnosedPod, Store};
 
@@ -101,29 +107,33 @@ impl Assembler {
             namespace
         };
         if let Some(kube) = &self.kube {
-            let by_name = |p: &Pod| k8s::namespace(p) == namespace && k8s::name(p) == pod;
-            let pods = kube.pods();
-            let live = pods
-                .iter()
-                .find(|p| by_name(p))
-                .or_else(|| join::pod_by_uid(&pods, pod))
-                .cloned();
+            let by_name = |p: &PodView| p.namespace() == namespace && p.name() == pod;
+            let by_uid = |p: &PodView| !pod.is_empty() && p.uid() == Some(pod);
+            let live = kube.pod(namespace, pod).or_else(|| {
+                let mut found = None;
+                kube.for_each_pod(|p| {
+                    if found.is_none() && by_uid(p) {
+                        found = Some(p.clone());
+                    }
+                });
+                found
+            });
             let found = match live {
                 Some(p) => Some((p, false)),
                 None => kube
-                    .departed(|p| by_name(p) || k8s::uid(p) == Some(pod))
+                    .departed(|p| by_name(p) || by_uid(p))
                     .map(|p| (p, true)),
             };
             if let Some((p, deleted)) = found {
-                let id = join::identity(&p);
+                let id = p.identity();
                 return Ok(Some(Target {
                     key: PodKey {
                         namespace: id.namespace,
                         name: id.name,
                     },
-                    uid: k8s::uid(&p).map(str::to_owned),
+                    uid: p.uid().map(str::to_owned),
                     nodes: id.node.into_iter().collect(),
-                    pod: Some(p),
+                    pod: p.rebuilt().map(Arc::new),
                     deleted,
                 }));
             }
@@ -318,23 +328,24 @@ impl Assembler {
         let mut uids: Option<HashSet<String>> = None;
         match &self.kube {
             Some(kube) => {
-                let mut seen = HashSet::new();
-                for p in kube.pods() {
-                    let selected = in_scope(k8s::namespace(&p));
-                    if (selected || k8s::gpu_request(&p) > 0 || kube.is_device_plugin(&p))
-                        && seen.insert(k8s::pod_name(&p))
-                    {
+                // Select on the projections (under the stores' read
+                // locks), rebuild outside them.
+                let mut selected_pods = Vec::new();
+                kube.for_each_pod(|p| {
+                    let selected = in_scope(p.namespace());
+                    if selected || p.gpu_request() > 0 || p.is_device_plugin() {
                         if selected && namespaces.is_some() {
                             uids.get_or_insert_with(HashSet::new)
-                                .extend(k8s::uid(&p).map(str::to_owned));
+                                .extend(p.uid().map(str::to_owned));
                         }
-                        ev.pods.push((*p).clone());
+                        selected_pods.push(p.clone());
                     }
-                }
+                });
+                ev.pods = selected_pods.iter().filter_map(|p| p.rebuilt()).collect();
                 if namespaces.is_some() && uids.is_none() {
                     uids = Some(HashSet::new());
                 }
-                ev.nodes = kube.nodes().iter().map(|n| (**n).clone()).collect();
+                ev.nodes = kube.nodes().iter().filter_map(|n| n.rebuilt()).collect();
                 ev.events = kube.events(|e| {
                     let o = &e.involved_object;
                     o.kind.as_deref() == Some("Node")
@@ -343,8 +354,8 @@ impl Assembler {
                 ev.pvcs = kube
                     .pvcs()
                     .iter()
-                    .filter(|c| in_scope(c.metadata.namespace.as_deref().unwrap_or("default")))
-                    .map(|c| (**c).clone())
+                    .filter(|c| in_scope(c.namespace()))
+                    .filter_map(|c| c.rebuilt())
                     .collect();
                 ev.gaps.extend(kube.gaps());
             }
@@ -479,32 +490,35 @@ fn kube_objects_for_pod(kube: &Kube, target: &Target, ev: &mut Evidence) {
         .pod
         .as_deref()
         .is_some_and(|p| k8s::node_name(p).is_none());
+    // Selected on the projections (under the stores' read locks), rebuilt
+    // outside them.
     let mut witness = false;
-    for p in kube.pods() {
-        let plugin = kube.is_device_plugin(&p);
-        let here = node.is_some() && k8s::node_name(&p) == node;
-        let wanted = (unbound && k8s::gpu_request(&p) > 0)
-            || (here && (plugin || k8s::gpu_request(&p) > 0))
-            || (plugin && !witness);
-        if wanted && seen.insert(k8s::pod_name(&p)) {
+    let mut neighbours = Vec::new();
+    kube.for_each_pod(|p| {
+        let plugin = p.is_device_plugin();
+        let here = node.is_some() && p.node() == node;
+        let gpus = p.gpu_request() > 0;
+        let wanted = (unbound && gpus) || (here && (plugin || gpus)) || (plugin && !witness);
+        if wanted && seen.insert(p.pod_name()) {
             witness |= plugin && !here;
-            ev.pods.push((*p).clone());
+            neighbours.push(p.clone());
         }
-    }
-    ev.nodes = kube
-        .nodes()
-        .iter()
-        .filter(|n| unbound || node.is_none() || n.metadata.name.as_deref() == node)
-        .map(|n| (**n).clone())
-        .collect();
+    });
+    ev.pods
+        .extend(neighbours.iter().filter_map(|p| p.rebuilt()));
+    ev.nodes = match node {
+        Some(name) if !unbound => kube
+            .node(name)
+            .and_then(|n| n.rebuilt())
+            .into_iter()
+            .collect(),
+        _ => kube.nodes().iter().filter_map(|n| n.rebuilt()).collect(),
+    };
     ev.pvcs = kube
         .pvcs()
         .iter()
-        .filter(|c| {
-            c.metadata.namespace.as_deref().unwrap_or("default") == ns
-                && c.metadata.name.as_ref().is_some_and(|n| claims.contains(n))
-        })
-        .map(|c| (**c).clone())
+        .filter(|c| c.namespace() == ns && claims.iter().any(|n| n == c.name()))
+        .filter_map(|c| c.rebuilt())
         .collect();
     ev.events = kube.events(|e| event_concerns(e, target, node, &claims));
     ev.events.sort_by_key(k8s::event_last_time);

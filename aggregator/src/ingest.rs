@@ -19,6 +19,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::kube::Projection as _;
+
 use gpuscope_proto::INGEST_PROTOCOL;
 use gpuscope_proto::v1::{
     Ack, AggregatorMessage, EventBatch, Hello, Incident, NodeEvent, NodeIdentity,
@@ -112,11 +114,13 @@ impl AgentAuth {
             )));
         }
         let on_other_node = self.kube.as_ref().and_then(|k| {
-            let pods = k.pods();
-            let p = pods
-                .iter()
-                .find(|p| gpuscope_diagnose::k8s::name(p) == pod)?;
-            let on = p.spec.as_ref()?.node_name.clone()?;
+            let mut on = None;
+            k.for_each_pod(|p| {
+                if on.is_none() && p.name() == pod {
+                    on = Some(p.node().map(str::to_owned));
+                }
+            });
+            let on = on??;
             (on != node).then_some(on)
         });
         if let Some(on) = on_other_node {

@@ -9,6 +9,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::kube::{PodView, Projection};
 use gpuscope_diagnose::bundle::Bundle;
 use gpuscope_proto::v1 as pb;
 use gpuscope_proto::v1::{
@@ -19,7 +20,6 @@ use gpuscope_proto::v1::{
     ListNodesResponse, RecordedDiagnosis, WatchIncidentsRequest, WatchIncidentsResponse,
     WatchLagged, get_series_request::Target, query_server::Query, watch_incidents_response,
 };
-use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::{broadcast, watch};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -179,12 +179,8 @@ impl QueryService {
     /// caller.
     async fn readable_pods(&self, gate: &Gate) -> Result<Namespaces, Status> {
         let pods = self.kube().map(|k| k.pods()).unwrap_or_default();
-        gate.namespaces(
-            pods.iter()
-                .map(|p| gpuscope_diagnose::k8s::namespace(p).to_owned())
-                .collect(),
-        )
-        .await
+        gate.namespaces(pods.iter().map(|p| p.namespace().to_owned()).collect())
+            .await
     }
 
     /// Serves Explain, Diagnose and GetBundle with evidence from
@@ -765,16 +761,15 @@ fn named_as(filter: &IncidentFilter, i: &Incident) -> bool {
 /// Every UID the pod the filter names is known by: the pod object's, and
 /// those of the recorded diagnoses of pods of that name. Blocking.
 fn uids_named(
-    pods: &[Arc<Pod>],
+    pods: &[Arc<PodView>],
     store: &Store,
     filter: &IncidentFilter,
 ) -> crate::error::Result<Vec<String>> {
-    use gpuscope_diagnose::k8s;
     let namespace = filter_namespace(filter);
     let mut uids: Vec<String> = pods
         .iter()
-        .filter(|p| k8s::namespace(p) == namespace && k8s::name(p) == filter.pod_name)
-        .filter_map(|p| k8s::uid(p).map(str::to_owned))
+        .filter(|p| p.namespace() == namespace && p.name() == filter.pod_name)
+        .filter_map(|p| p.uid().map(str::to_owned))
         .collect();
     let named = DiagnosedPod::Name {
         namespace: namespace.to_owned(),
@@ -861,7 +856,7 @@ fn oom_container(i: &Incident) -> Option<&ContainerRef> {
 /// container's samples, an OOM kill) as Kubernetes does, from the pod
 /// objects the aggregator watches.
 struct Namer<'a> {
-    by_uid: std::collections::HashMap<&'a str, &'a Pod>,
+    by_uid: std::collections::HashMap<&'a str, &'a PodView>,
 }
 
 /// A container's pod namespace, pod name and container name (empty when
@@ -873,24 +868,21 @@ struct Names {
 }
 
 impl<'a> Namer<'a> {
-    fn new(pods: &'a [Arc<Pod>]) -> Self {
+    fn new(pods: &'a [Arc<PodView>]) -> Self {
         Self {
-            by_uid: pods
-                .iter()
-                .filter_map(|p| Some((gpuscope_diagnose::k8s::uid(p)?, &**p)))
-                .collect(),
+            by_uid: pods.iter().filter_map(|p| Some((p.uid()?, &**p))).collect(),
         }
     }
 
     fn name(&self, r: &ContainerRef) -> Option<Names> {
         let p = self.by_uid.get(r.pod_uid.as_str())?;
-        let id = crate::kube::join::identity(p);
         Some(Names {
-            namespace: id.namespace,
-            pod: id.name,
-            container: crate::kube::join::container_names(p)
-                .remove(&r.container_id)
-                .unwrap_or_default(),
+            namespace: p.namespace().to_owned(),
+            pod: p.name().to_owned(),
+            container: p
+                .container_name(&r.container_id)
+                .unwrap_or_default()
+                .to_owned(),
         })
     }
 

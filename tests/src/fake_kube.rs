@@ -135,6 +135,9 @@ pub enum Fault {
     Disconnect,
     /// A 500 `InternalError` Status response.
     ServerError,
+    /// A 422 `Invalid` Status response: what an API server without the
+    /// WatchList feature answers a watch with `sendInitialEvents=true`.
+    Invalid,
 }
 
 /// `(kind, namespace or "", name)`.
@@ -858,6 +861,10 @@ fn fault_response(
             );
             status(StatusCode::FORBIDDEN, message)
         }
+        Fault::Invalid => {
+            let message = "ListOptions.meta.k8s.io \"\" is invalid: sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled";
+            status(StatusCode::UNPROCESSABLE_ENTITY, message)
+        }
         Fault::ServerError => {
             let message = "an error on the server (\"injected fault\") has prevented the request from succeeding";
             status(StatusCode::INTERNAL_SERVER_ERROR, message)
@@ -1203,6 +1210,7 @@ fn status_json(code: StatusCode, message: &str) -> Value {
         404 => "NotFound",
         405 => "MethodNotAllowed",
         410 => "Expired",
+        422 => "Invalid",
         _ => "InternalError",
     };
     json!({

@@ -113,7 +113,7 @@ async fn an_oom_kill_becomes_an_event_that_kubectl_describe_shows() {
     until("the pod watch", || {
         kube.pods()
             .iter()
-            .any(|p| p.metadata.name.as_deref() == Some("trainer-0"))
+            .any(|p| gpuscope_aggregator::kube::Projection::name(&**p) == "trainer-0")
             .then_some(())
     })
     .await;

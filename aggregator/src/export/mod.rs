@@ -37,15 +37,15 @@ pub mod serve;
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use crate::kube::{NodeView, PodView};
 
 /// What the exporters read of Kubernetes: every pod (for names), every
 /// node, and the GPU device-plugin pods; empty without Kubernetes.
 #[derive(Debug, Default)]
 pub(crate) struct KubeInputs {
-    pub pods: Vec<Arc<Pod>>,
-    pub nodes: Vec<Arc<Node>>,
-    pub device_plugins: Vec<Arc<Pod>>,
+    pub pods: Vec<Arc<PodView>>,
+    pub nodes: Vec<Arc<NodeView>>,
+    pub device_plugins: Vec<Arc<PodView>>,
 }
 
 impl KubeInputs {
@@ -57,7 +57,7 @@ impl KubeInputs {
         let pods = k.pods();
         let device_plugins = pods
             .iter()
-            .filter(|p| k.is_device_plugin(p))
+            .filter(|p| p.is_device_plugin())
             .cloned()
             .collect();
         Self {

@@ -1301,18 +1301,18 @@ impl Logs {
 /// the recently deleted ones.
 fn pod_labels(kube: &crate::kube::Kube, uids: &HashSet<&str>) -> HashMap<String, PodNamesOwned> {
     let mut out = HashMap::new();
-    for p in kube.pods() {
-        if let Some(uid) = gpuscope_diagnose::k8s::uid(&p).filter(|u| uids.contains(u)) {
-            out.insert(uid.to_owned(), PodNamesOwned::of(&p));
+    kube.for_each_pod(|p| {
+        if let Some(uid) = p.uid().filter(|u| uids.contains(u)) {
+            out.insert(uid.to_owned(), PodNamesOwned::of(p));
         }
-    }
+    });
     let missing: Vec<&str> = uids
         .iter()
         .copied()
         .filter(|u| !out.contains_key(*u))
         .collect();
     for uid in missing {
-        if let Some(p) = kube.departed(|p| gpuscope_diagnose::k8s::uid(p) == Some(uid)) {
+        if let Some(p) = kube.departed(|p| p.uid() == Some(uid)) {
             out.insert(uid.to_owned(), PodNamesOwned::of(&p));
         }
     }
@@ -1328,11 +1328,12 @@ struct PodNamesOwned {
 }
 
 impl PodNamesOwned {
-    fn of(p: &k8s_openapi::api::core::v1::Pod) -> Self {
+    fn of(p: &crate::kube::PodView) -> Self {
+        use crate::kube::Projection as _;
         Self {
-            namespace: gpuscope_diagnose::k8s::namespace(p).to_owned(),
-            name: gpuscope_diagnose::k8s::name(p).to_owned(),
-            containers: crate::kube::join::container_names(p),
+            namespace: p.namespace().to_owned(),
+            name: p.name().to_owned(),
+            containers: p.container_names(),
         }
     }
 }
@@ -1963,7 +1964,9 @@ mod tests {
     #[test]
     fn points_carry_semantic_convention_attributes_and_no_empty_ones() {
         let state = state();
-        let pods = [pod()];
+        let pods = [Arc::new(
+            crate::kube::PodView::project(&pod(), &[]).expect("projects"),
+        )];
         let inputs = Inputs {
             pods: &pods,
             ..Default::default()

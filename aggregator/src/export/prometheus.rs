@@ -27,8 +27,8 @@
 
 use std::io::Write as _;
 
+use crate::kube::{NodeView, PodView, Projection as _};
 use gpuscope_proto::v1::SourceState;
-use k8s_openapi::api::core::v1::{Node, Pod};
 
 use crate::export::findings::FindingCounts;
 use crate::state::{NodeCopy, State};
@@ -92,12 +92,12 @@ fn fnv1a(b: &[u8]) -> u64 {
 /// What a scrape reads besides the state, each copied before rendering.
 #[derive(Debug, Default)]
 pub struct Inputs<'a> {
-    /// The pod objects (for names), when Kubernetes is watched.
-    pub pods: &'a [std::sync::Arc<Pod>],
-    /// The node objects (capacity, allocatable).
-    pub nodes: &'a [std::sync::Arc<Node>],
+    /// The pods' projections (for names), when Kubernetes is watched.
+    pub pods: &'a [std::sync::Arc<PodView>],
+    /// The nodes' projections (capacity, allocatable).
+    pub nodes: &'a [std::sync::Arc<NodeView>],
     /// Which pods are GPU device-plugin pods.
-    pub device_plugins: &'a [std::sync::Arc<Pod>],
+    pub device_plugins: &'a [std::sync::Arc<PodView>],
     /// Incident counts.
     pub counts: Counts,
     /// The latest cluster diagnosis.
@@ -380,11 +380,11 @@ impl Walk {
             .iter()
             .filter_map(|p| {
                 Some((
-                    gpuscope_diagnose::k8s::uid(p)?,
+                    p.uid()?,
                     PodNames {
-                        namespace: gpuscope_diagnose::k8s::namespace(p),
-                        name: gpuscope_diagnose::k8s::name(p),
-                        containers: crate::kube::join::container_names(p),
+                        namespace: p.namespace(),
+                        name: p.name(),
+                        containers: p.container_names(),
                     },
                 ))
             })
@@ -868,22 +868,15 @@ fn incidents<S: Sink>(
 /// Node objects' GPU capacity and the device-plugin pods.
 fn kube<S: Sink>(sink: &mut S, inputs: &Inputs<'_>, shard: Shard) {
     for n in inputs.nodes {
-        let name = n.metadata.name.as_deref().unwrap_or("");
+        let name = n.name();
         if !shard.has(name) {
             continue;
         }
-        let status = n.status.as_ref();
         for (family, map) in [
-            (F::NodeGpuCapacity, status.and_then(|s| s.capacity.as_ref())),
-            (
-                F::NodeGpuAllocatable,
-                status.and_then(|s| s.allocatable.as_ref()),
-            ),
+            (F::NodeGpuCapacity, n.gpu_capacity()),
+            (F::NodeGpuAllocatable, n.gpu_allocatable()),
         ] {
-            for (resource, q) in map.into_iter().flatten() {
-                if !resource.starts_with("nvidia.com/") {
-                    continue;
-                }
+            for (resource, q) in map {
                 sink.clear(Set::First);
                 sink.label(Set::First, Label::Node, LabelValue::Str(name));
                 sink.label(Set::First, Label::Resource, LabelValue::Str(resource));
@@ -891,35 +884,21 @@ fn kube<S: Sink>(sink: &mut S, inputs: &Inputs<'_>, shard: Shard) {
                     family,
                     Set::First,
                     &[],
-                    q.0.parse::<f64>().unwrap_or(0.0).into(),
+                    q.parse::<f64>().unwrap_or(0.0).into(),
                 );
             }
         }
     }
     for p in inputs.device_plugins {
-        let node = gpuscope_diagnose::k8s::node_name(p).unwrap_or("");
+        let node = p.node().unwrap_or("");
         if !shard.has(node) {
             continue;
         }
-        let ready = p
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .into_iter()
-            .flatten()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
+        let ready = p.is_ready();
         sink.clear(Set::First);
         sink.label(Set::First, Label::Node, LabelValue::Str(node));
-        sink.label(
-            Set::First,
-            Label::Namespace,
-            LabelValue::Str(gpuscope_diagnose::k8s::namespace(p)),
-        );
-        sink.label(
-            Set::First,
-            Label::Pod,
-            LabelValue::Str(gpuscope_diagnose::k8s::name(p)),
-        );
+        sink.label(Set::First, Label::Namespace, LabelValue::Str(p.namespace()));
+        sink.label(Set::First, Label::Pod, LabelValue::Str(p.name()));
         sink.put(
             F::DevicePluginReady,
             Set::First,

@@ -4,17 +4,20 @@
 //! reflector forgets it at once, but "why did my run die?" is asked after.
 //! The final object carries the last status the kubelet reported (the
 //! terminated state, reason and exit code). Bounded by age and count.
+//! Kept as the watch keeps live pods, projected ([`PodView`]): the same
+//! fields the rules read, a few hundred bytes each.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Pod;
+use super::project::PodView;
 
 /// How long a deleted pod is kept.
 pub const DEPARTED_TTL: Duration = Duration::from_secs(3600);
-/// Deleted pods kept at most (the oldest go first): 30-48 MB for pod
-/// objects of 6.5-8.5 kB of JSON (15-24 kB each in memory, measured with
+/// Deleted pods kept at most (the oldest go first): 2.5-3.4 MB of
+/// projections (1.3-1.7 kB each for pod objects of 6.5-8.6 kB of JSON,
+/// which took 15-24 kB each as `k8s-openapi` objects; measured with
 /// `benches/src/bin/departed_mem.rs` on two real pods). A pod deleted
 /// after more than this many others within the hour is answered by its
 /// recorded diagnosis instead.
@@ -25,7 +28,7 @@ pub const DEPARTED_MAX: usize = 2_000;
 pub struct Departed {
     ttl: Duration,
     max: usize,
-    pods: VecDeque<(Instant, Arc<Pod>)>,
+    pods: VecDeque<(Instant, Arc<PodView>)>,
 }
 
 impl Default for Departed {
@@ -45,17 +48,17 @@ impl Departed {
     }
 
     /// Remembers a pod the watch saw deleted.
-    pub fn push(&mut self, pod: Pod) {
+    pub fn push(&mut self, pod: Arc<PodView>) {
         self.push_at(pod, Instant::now());
     }
 
     /// The most recently deleted pod matching `pred`, within the TTL.
-    pub fn find(&self, pred: impl FnMut(&Pod) -> bool) -> Option<Arc<Pod>> {
+    pub fn find(&self, pred: impl FnMut(&PodView) -> bool) -> Option<Arc<PodView>> {
         self.find_at(pred, Instant::now())
     }
 
     /// [`Departed::push`] with the clock read by the caller.
-    fn push_at(&mut self, pod: Pod, now: Instant) {
+    fn push_at(&mut self, pod: Arc<PodView>, now: Instant) {
         self.expire(now);
         if self.max == 0 {
             return;
@@ -63,11 +66,15 @@ impl Departed {
         if self.pods.len() == self.max {
             self.pods.pop_front();
         }
-        self.pods.push_back((now, Arc::new(pod)));
+        self.pods.push_back((now, pod));
     }
 
     /// [`Departed::find`] with the clock read by the caller.
-    fn find_at(&self, mut pred: impl FnMut(&Pod) -> bool, now: Instant) -> Option<Arc<Pod>> {
+    fn find_at(
+        &self,
+        mut pred: impl FnMut(&PodView) -> bool,
+        now: Instant,
+    ) -> Option<Arc<PodView>> {
         self.pods
             .iter()
             .rev()
@@ -100,16 +107,22 @@ impl Departed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kube::Projection;
+    use k8s_openapi::api::core::v1::Pod;
 
-    fn pod(name: &str) -> Pod {
+    fn pod_uid(name: &str, uid: Option<&str>) -> Arc<PodView> {
         let mut p = Pod::default();
         p.metadata.name = Some(name.into());
-        p
+        p.metadata.uid = uid.map(Into::into);
+        Arc::new(PodView::project(&p, &[]).expect("projects"))
+    }
+
+    fn pod(name: &str) -> Arc<PodView> {
+        pod_uid(name, None)
     }
 
     fn named(d: &Departed, name: &str) -> bool {
-        d.find(|p| p.metadata.name.as_deref() == Some(name))
-            .is_some()
+        d.find(|p| p.name() == name).is_some()
     }
 
     #[test]
@@ -126,10 +139,8 @@ mod tests {
         let ttl = Duration::from_secs(60);
         let mut d = Departed::new(ttl, 10);
         let t0 = Instant::now();
-        let named_at = |d: &Departed, name: &str, at: Instant| {
-            d.find_at(|p| p.metadata.name.as_deref() == Some(name), at)
-                .is_some()
-        };
+        let named_at =
+            |d: &Departed, name: &str, at: Instant| d.find_at(|p| p.name() == name, at).is_some();
         d.push_at(pod("old"), t0);
         assert!(named_at(&d, "old", t0 + ttl - Duration::from_millis(1)));
         assert!(!named_at(&d, "old", t0 + ttl), "expired pods are not found");
@@ -144,15 +155,11 @@ mod tests {
     #[test]
     fn the_most_recent_deletion_of_a_name_wins() {
         let mut d = Departed::default();
-        let mut first = pod("trainer-0");
-        first.metadata.uid = Some("u1".into());
-        let mut second = pod("trainer-0");
-        second.metadata.uid = Some("u2".into());
-        d.push(first);
-        d.push(second);
+        d.push(pod_uid("trainer-0", Some("u1")));
+        d.push(pod_uid("trainer-0", Some("u2")));
         let found = d
-            .find(|p| p.metadata.name.as_deref() == Some("trainer-0"))
-            .and_then(|p| p.metadata.uid.clone());
+            .find(|p| p.name() == "trainer-0")
+            .and_then(|p| p.uid().map(str::to_owned));
         assert_eq!(found.as_deref(), Some("u2"));
     }
 }

@@ -2,8 +2,16 @@
 //! PersistentVolumeClaims and the GPU device-plugin pods in memory, the
 //! health of each watcher, and (optionally) previous-container log tails.
 //!
-//! Each watcher is `kube::runtime::watcher` feeding a reflector store (or,
-//! for Events, the bounded [`events::EventStore`]). When a watcher fails
+//! Each watcher is `kube::runtime::watcher` feeding a store of compact
+//! projections ([`project`], [`store::Projections`], applied in place: a
+//! relist never holds two copies) or, for Events, the bounded
+//! [`events::EventStore`]. A watcher first asks for a streaming list
+//! (`sendInitialEvents=true` with bookmarks: the API server sends the
+//! current objects as watch events, with no list response to hold in
+//! memory at once) and, when the API server refuses it (one without the
+//! WatchList feature answers 400/422 Invalid), pages its lists with
+//! `limit`/`continue` (500 objects a page, kube-runtime's default) from
+//! then on. When a watcher fails
 //! (410 Gone, 403 Forbidden, a dropped connection, a server error) its
 //! store keeps what it had, the failure is recorded in [`Health`], and the
 //! watch is started over with a fresh list after the kube-runtime default
@@ -20,13 +28,14 @@ pub mod departed;
 pub mod events;
 pub mod health;
 pub mod join;
+pub mod project;
 pub mod publish;
+pub mod store;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ::kube::api::{Api, LogParams};
-use ::kube::runtime::reflector::{self, Store};
 use ::kube::runtime::watcher::{self, DefaultBackoff};
 use ::kube::{Client, ResourceExt};
 use gpuscope_diagnose::Gap;
@@ -39,6 +48,8 @@ pub use departed::Departed;
 pub use events::{EventLimits, EventStore};
 pub use health::{Health, WatchState, WatcherHealth};
 pub use join::Selector;
+pub use project::{NodeView, PodView, Projection, PvcView};
+pub use store::Projections;
 
 use crate::sync::lock;
 
@@ -130,10 +141,10 @@ pub struct Kube {
     log_timeout: Duration,
     namespaces: Vec<String>,
     selectors: Vec<Selector>,
-    pods: Vec<Store<Pod>>,
+    pods: Vec<Arc<Projections<PodView>>>,
     departed: Arc<Mutex<Departed>>,
-    nodes: Store<Node>,
-    pvcs: Vec<Store<PersistentVolumeClaim>>,
+    nodes: Arc<Projections<NodeView>>,
+    pvcs: Vec<Arc<Projections<PvcView>>>,
     events: Vec<Arc<Mutex<EventStore>>>,
     health: Health,
     tasks: Vec<JoinHandle<()>>,
@@ -191,14 +202,14 @@ impl Kube {
         let mut events = Vec::new();
         let all = config.namespaces.is_empty();
 
-        let (nodes, writer) = reflector::store();
-        tasks.push(spawn_reflector(
+        let nodes = Arc::new(Projections::default());
+        tasks.push(spawn_watch(
             Api::<Node>::all(client.clone()),
             watcher::Config::default(),
             "nodes".into(),
             "node",
             &health,
-            writer,
+            projecting(nodes.clone(), NodeView::project, |_| {}),
         ));
 
         // (watcher name suffix, Api) per namespace, or one for all.
@@ -212,31 +223,32 @@ impl Kube {
                 .collect()
         };
         let departed = Arc::new(Mutex::new(Departed::default()));
+        let shared_selectors = Arc::new(selectors.clone());
         for (suffix, ns) in &scopes {
-            let (store, mut writer) = reflector::store();
+            let store = Arc::new(Projections::default());
             let gone = departed.clone();
+            let sel = shared_selectors.clone();
             tasks.push(spawn_watch(
                 scoped::<Pod>(&client, ns.as_deref()),
                 watcher::Config::default(),
                 format!("pods{suffix}"),
                 "pods",
                 &health,
-                move |ev| {
-                    if let watcher::Event::Delete(p) = &ev {
-                        lock(&gone).push(p.clone());
-                    }
-                    writer.apply_watcher_event(&ev);
-                },
+                projecting(
+                    store.clone(),
+                    move |p: &Pod| PodView::project(p, &sel),
+                    move |p| lock(&gone).push(p),
+                ),
             ));
             pods.push(store);
-            let (store, writer) = reflector::store();
-            tasks.push(spawn_reflector(
+            let store = Arc::new(Projections::default());
+            tasks.push(spawn_watch(
                 scoped::<PersistentVolumeClaim>(&client, ns.as_deref()),
                 watcher::Config::default(),
                 format!("pvcs{suffix}"),
                 "pvcs",
                 &health,
-                writer,
+                projecting(store.clone(), PvcView::project, |_| {}),
             ));
             pvcs.push(store);
         }
@@ -263,14 +275,19 @@ impl Kube {
         // plugin; otherwise it lives in a namespace of its own.
         if !all {
             for sel in &selectors {
-                let (store, writer) = reflector::store();
-                tasks.push(spawn_reflector(
+                let store = Arc::new(Projections::default());
+                let all_selectors = shared_selectors.clone();
+                tasks.push(spawn_watch(
                     Api::<Pod>::all(client.clone()),
                     watcher::Config::default().labels(sel.as_str()),
                     format!("device-plugin pods {sel}"),
                     "pods",
                     &health,
-                    writer,
+                    projecting(
+                        store.clone(),
+                        move |p: &Pod| PodView::project(p, &all_selectors),
+                        |_| {},
+                    ),
                 ));
                 pods.push(store);
             }
@@ -300,30 +317,63 @@ impl Kube {
         self.publisher.as_ref()
     }
 
-    /// Every pod known (each once, also when two watchers see it).
-    pub fn pods(&self) -> Vec<Arc<Pod>> {
-        let mut seen = std::collections::HashSet::new();
-        self.pods
-            .iter()
-            .flat_map(Store::state)
-            .filter(|p| seen.insert((p.namespace(), p.name_any())))
-            .collect()
+    /// Every pod known, as projected (each once, also when two watchers
+    /// see it); [`PodView::pod`] rebuilds one.
+    pub fn pods(&self) -> Vec<Arc<PodView>> {
+        match self.pods.as_slice() {
+            [one] => one.state(),
+            many => {
+                let mut seen = std::collections::HashSet::new();
+                many.iter()
+                    .flat_map(|s| s.state())
+                    .filter(|p| seen.insert(p.pod_name()))
+                    .collect()
+            }
+        }
+    }
+
+    /// Calls `f` on every pod known, as projected, each once, under the
+    /// stores' read locks (no vector of every pod; keep `f` short).
+    pub fn for_each_pod(&self, mut f: impl FnMut(&Arc<PodView>)) {
+        match self.pods.as_slice() {
+            [one] => one.for_each(f),
+            many => {
+                let mut seen = std::collections::HashSet::new();
+                for s in many {
+                    s.for_each(|p| {
+                        if seen.insert(p.pod_name()) {
+                            f(p);
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    /// A pod by namespace and name.
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<Arc<PodView>> {
+        self.pods.iter().find_map(|s| s.get(namespace, name))
     }
 
     /// The most recently deleted pod matching `pred`, as its deletion
     /// showed it (kept an hour, at most 2,000: [`Departed`]).
-    pub fn departed(&self, pred: impl FnMut(&Pod) -> bool) -> Option<Arc<Pod>> {
+    pub fn departed(&self, pred: impl FnMut(&PodView) -> bool) -> Option<Arc<PodView>> {
         lock(&self.departed).find(pred)
     }
 
-    /// Every node known.
-    pub fn nodes(&self) -> Vec<Arc<Node>> {
+    /// Every node known, as projected.
+    pub fn nodes(&self) -> Vec<Arc<NodeView>> {
         self.nodes.state()
     }
 
-    /// Every PVC known.
-    pub fn pvcs(&self) -> Vec<Arc<PersistentVolumeClaim>> {
-        self.pvcs.iter().flat_map(Store::state).collect()
+    /// A node by name.
+    pub fn node(&self, name: &str) -> Option<Arc<NodeView>> {
+        self.nodes.get("", name)
+    }
+
+    /// Every PVC known, as projected.
+    pub fn pvcs(&self) -> Vec<Arc<PvcView>> {
+        self.pvcs.iter().flat_map(|s| s.state()).collect()
     }
 
     /// Kept events matching `pred`.
@@ -334,7 +384,8 @@ impl Kube {
             .collect()
     }
 
-    /// Whether a pod is a GPU device-plugin pod.
+    /// Whether a pod object is a GPU device-plugin pod (a projected one
+    /// says it: [`PodView::is_device_plugin`]).
     pub fn is_device_plugin(&self, p: &Pod) -> bool {
         self.selectors.iter().any(|s| s.matches(p))
     }
@@ -405,26 +456,57 @@ fn slim<K: ResourceExt>(ev: watcher::Event<K>) -> watcher::Event<K> {
     })
 }
 
-fn spawn_reflector<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    name: String,
-    what: &'static str,
-    health: &Health,
-    mut writer: reflector::store::Writer<K>,
-) -> JoinHandle<()>
+/// A watcher's sink that keeps projections in `store`, applying a
+/// (re)list in place ([`Projections`]); `gone` gets each object deleted,
+/// and each object a relist no longer names (deleted while the watch was
+/// down), as last kept.
+fn projecting<K, V>(
+    store: Arc<Projections<V>>,
+    project: impl Fn(&K) -> Result<V, project::ProjectError> + Send + 'static,
+    mut gone: impl FnMut(Arc<V>) + Send + 'static,
+) -> impl FnMut(watcher::Event<K>) + Send + 'static
 where
-    K: ::kube::Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+    V: Projection,
 {
-    spawn_watch(api, config, name, what, health, move |ev| {
-        writer.apply_watcher_event(&ev)
-    })
+    move |ev| match ev {
+        watcher::Event::Init => store.begin(),
+        watcher::Event::InitApply(o) | watcher::Event::Apply(o) => match project(&o) {
+            Ok(v) => store.put(v),
+            Err(e) => {
+                tracing::warn!(error = %e, "A watched object does not project; it is left out.")
+            }
+        },
+        watcher::Event::Delete(o) => match project(&o) {
+            Ok(v) => {
+                store.remove(v.namespace(), v.name());
+                gone(Arc::new(v));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "A deleted object does not project; it is forgotten.")
+            }
+        },
+        watcher::Event::InitDone => store.finish().into_iter().for_each(&mut gone),
+    }
+}
+
+/// Whether the API server refused a streaming list (`sendInitialEvents`):
+/// one without the WatchList feature answers the watch with 400 Bad
+/// Request or 422 Invalid (`sendInitialEvents is forbidden for watch
+/// unless the WatchList feature gate is enabled`; older ones refuse the
+/// `resourceVersionMatch` the request carries).
+fn refuses_streaming(e: &watcher::Error) -> bool {
+    let code = match e {
+        watcher::Error::WatchStartFailed(::kube::Error::Api(s)) => s.code,
+        watcher::Error::WatchError(s) => s.code,
+        _ => return false,
+    };
+    matches!(code, 400 | 422)
 }
 
 /// Runs one watcher forever: every event (slimmed) goes to `sink`; a
 /// complete list marks it ready; an error marks it failed and, after the
-/// default backoff, starts it over with a fresh list.
+/// default backoff, starts it over with a fresh list. The list is a
+/// streaming one until the API server refuses it, then paged.
 fn spawn_watch<K, F>(
     api: Api<K>,
     config: watcher::Config,
@@ -441,22 +523,36 @@ where
     health.register(&name, what);
     tokio::spawn(async move {
         let mut backoff = DefaultBackoff::default();
+        let mut streaming = true;
         loop {
-            let stream = watcher::watcher(api.clone(), config.clone());
+            let wc = if streaming {
+                config.clone().streaming_lists()
+            } else {
+                config.clone()
+            };
+            let stream = watcher::watcher(api.clone(), wc);
             let mut stream = std::pin::pin!(stream);
+            let mut listed = false;
             let error = loop {
                 match stream.next().await {
                     Some(Ok(ev)) => {
                         let done = matches!(ev, watcher::Event::InitDone);
                         sink(slim(ev));
                         if done {
+                            listed = true;
                             health.ready(&name);
                         }
                     }
-                    Some(Err(e)) => break error_text(&e),
-                    None => break "watch stream ended".to_owned(),
+                    Some(Err(e)) if streaming && !listed && refuses_streaming(&e) => {
+                        tracing::info!(watcher = %name, error = %error_text(&e), "The API server refuses streaming lists; paging lists instead.");
+                        streaming = false;
+                        break None;
+                    }
+                    Some(Err(e)) => break Some(error_text(&e)),
+                    None => break Some("watch stream ended".to_owned()),
                 }
             };
+            let Some(error) = error else { continue };
             health.failed(&name, error);
             let delay = backoff.next().unwrap_or(Duration::from_secs(30));
             tokio::time::sleep(delay).await;

@@ -1,25 +1,17 @@
 //! Resident memory of the aggregator's deleted-pod cache
 //! (`gpuscope_aggregator::kube::Departed`): N copies (distinct UIDs) of a
-//! real pod object, managedFields stripped as the watch stores them, and
-//! the process's VmRSS before and after.
+//! real pod object, projected as the watch keeps them, and the process's
+//! VmRSS before and after.
 //!
 //! usage: departed_mem POD.json [N]   (N default: the cache's bound)
 
 use anyhow::Context as _;
-use gpuscope_aggregator::kube::Departed;
-use gpuscope_aggregator::kube::departed::{DEPARTED_MAX, DEPARTED_TTL};
-use k8s_openapi::api::core::v1::Pod;
+use gpuscope_benches::rss_kb;
+use std::sync::Arc;
 
-fn rss_kb() -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .context("no VmRSS in /proc/self/status")?
-        .parse()
-        .context("VmRSS is not a number")
-}
+use gpuscope_aggregator::kube::departed::{DEPARTED_MAX, DEPARTED_TTL};
+use gpuscope_aggregator::kube::{Departed, PodView};
+use k8s_openapi::api::core::v1::Pod;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -36,7 +28,7 @@ fn main() -> anyhow::Result<()> {
     for i in 0..n {
         let mut p = pod.clone();
         p.metadata.uid = Some(format!("{i:036}"));
-        cache.push(p);
+        cache.push(Arc::new(PodView::project(&p, &[])?));
     }
     let added = rss_kb()?.saturating_sub(before);
     println!(

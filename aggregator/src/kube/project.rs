@@ -1,0 +1,1188 @@
+//! Compact projections of the watched Kubernetes objects: what the
+//! diagnosis rules and the aggregator's joins read of each Pod, Node and
+//! PersistentVolumeClaim, and nothing else, in a few hundred bytes.
+//!
+//! The mechanism: a `k8s-openapi` object is a tree of structs in which
+//! every optional field costs its full size whether set or not, every
+//! string is its own heap allocation, and the same image names, label
+//! keys, namespaces, node names and field names are repeated in every pod
+//! (15-24 kB per real pod in memory: `benches/src/bin/departed_mem.rs`).
+//! A projection instead keeps
+//!
+//! - a **header** of the fields used to select pods without rebuilding
+//!   them (namespace, name, UID, node, GPU request, owner, device-plugin
+//!   match, readiness, container IDs -> names for the agent joins), the
+//!   repeated ones as shared interned strings (`Arc<str>`); and
+//! - a **body**: the object serialised as the API server's JSON would be,
+//!   pruned to the paths of [`POD_KEEP`] / [`NODE_KEEP`] / [`PVC_KEEP`]
+//!   (what `diagnose/src/rules/**`, `diagnose/src/k8s.rs`, `context.rs`
+//!   and the aggregator read), and written as bytes: field names as small
+//!   numbers of one process-wide table, repeated string values (image
+//!   names, label values, resource quantities, reasons) as numbers of
+//!   another, counted per use, and values that are unique by nature
+//!   (names, UIDs, container IDs, times, messages) inline.
+//!
+//! The `k8s-openapi` object is rebuilt (decode the bytes, deserialise)
+//! only for the pods an answer needs: the one an Explain or GetBundle is
+//! about and its neighbours, the selected namespaces of a Diagnose.
+//! `tests/projection.rs` in this crate proves that no rule reads a field
+//! the projection drops: over every case of the diagnosis corpus, the
+//! findings over projected-then-rebuilt objects equal those over the
+//! originals.
+//!
+//! Why this and not a typed mirror of the ~80 fields the rules read: the
+//! same saving (field names cost a byte, interned values 1-2), one place
+//! to say what is kept (a list of paths, checked by the corpus test), and
+//! a rule that reads a new field needs one line here, not a new struct.
+//! Why not a compressor (zstd per object): a compressed pod still repeats
+//! in every pod what is shared across pods, and the header must be read
+//! without decompressing.
+//!
+//! The shared values are counted: a body takes its uses when encoded (or
+//! cloned) and gives them back when dropped, so a value no projection
+//! uses is forgotten at once and its number reused. The header's shared
+//! strings (`Arc<str>`) are swept from their table when it has doubled
+//! since the last sweep.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use gpuscope_diagnose::k8s;
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use serde_json::{Map, Value};
+
+use super::join::{self, Selector};
+use crate::sync::lock;
+
+/// Why an object could not be projected or rebuilt.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    /// The object did not serialise to JSON.
+    #[error("projecting {what}: {source}")]
+    Serialize {
+        /// The object (`pod ml/trainer-0`).
+        what: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The kept fields did not deserialise back into the object.
+    #[error("rebuilding {what}: {source}")]
+    Rebuild {
+        /// The object.
+        what: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The compact bytes do not decode (a defect of this module).
+    #[error("rebuilding {what}: the compact encoding is damaged at byte {at}")]
+    Damaged {
+        /// The object.
+        what: String,
+        /// Where decoding stopped.
+        at: usize,
+    },
+}
+
+/// The paths of a Pod that are kept, dotted, lists crossed transparently
+/// (`spec.containers.name` is every container's name); a path keeps the
+/// whole subtree under it. What reads them: the rules (`diagnose/src`),
+/// the joins (`kube/join.rs`: container IDs, claims), the exporters (the
+/// device-plugin pods' `Ready` condition).
+pub const POD_KEEP: &[&str] = &[
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "metadata.labels",
+    "metadata.creationTimestamp",
+    "metadata.deletionTimestamp",
+    "metadata.ownerReferences.kind",
+    "metadata.ownerReferences.name",
+    "metadata.ownerReferences.controller",
+    "spec.nodeName",
+    "spec.restartPolicy",
+    "spec.terminationGracePeriodSeconds",
+    "spec.schedulerName",
+    "spec.schedulingGates",
+    "spec.nodeSelector",
+    "spec.affinity",
+    "spec.tolerations",
+    "spec.imagePullSecrets",
+    "spec.volumes",
+    "spec.containers.name",
+    "spec.containers.image",
+    "spec.containers.command",
+    "spec.containers.args",
+    "spec.containers.env.name",
+    "spec.containers.env.valueFrom",
+    "spec.containers.envFrom",
+    "spec.containers.resources",
+    "spec.containers.volumeMounts",
+    "spec.containers.livenessProbe",
+    "spec.containers.readinessProbe",
+    "spec.containers.startupProbe",
+    "spec.containers.terminationMessagePolicy",
+    "spec.initContainers.name",
+    "spec.initContainers.image",
+    "spec.initContainers.command",
+    "spec.initContainers.args",
+    "spec.initContainers.env.name",
+    "spec.initContainers.env.valueFrom",
+    "spec.initContainers.envFrom",
+    "spec.initContainers.resources",
+    "spec.initContainers.volumeMounts",
+    "spec.initContainers.livenessProbe",
+    "spec.initContainers.readinessProbe",
+    "spec.initContainers.startupProbe",
+    "spec.initContainers.terminationMessagePolicy",
+    "status.phase",
+    "status.reason",
+    "status.message",
+    "status.qosClass",
+    "status.startTime",
+    "status.conditions.type",
+    "status.conditions.status",
+    "status.conditions.reason",
+    "status.conditions.message",
+    "status.conditions.lastTransitionTime",
+    "status.containerStatuses.name",
+    "status.containerStatuses.image",
+    "status.containerStatuses.containerID",
+    "status.containerStatuses.ready",
+    "status.containerStatuses.started",
+    "status.containerStatuses.restartCount",
+    "status.containerStatuses.state",
+    "status.containerStatuses.lastState",
+    "status.initContainerStatuses.name",
+    "status.initContainerStatuses.image",
+    "status.initContainerStatuses.containerID",
+    "status.initContainerStatuses.ready",
+    "status.initContainerStatuses.started",
+    "status.initContainerStatuses.restartCount",
+    "status.initContainerStatuses.state",
+    "status.initContainerStatuses.lastState",
+];
+
+/// The paths of a Node that are kept (see [`POD_KEEP`]): not its
+/// `status.images` (the largest part of a node object) nor `nodeInfo`.
+pub const NODE_KEEP: &[&str] = &[
+    "metadata.name",
+    "metadata.labels",
+    "spec.taints",
+    "spec.unschedulable",
+    "status.capacity",
+    "status.allocatable",
+    "status.conditions.type",
+    "status.conditions.status",
+    "status.conditions.reason",
+    "status.conditions.message",
+    "status.conditions.lastTransitionTime",
+];
+
+/// The paths of a PersistentVolumeClaim that are kept (see [`POD_KEEP`]).
+pub const PVC_KEEP: &[&str] = &[
+    "metadata.name",
+    "metadata.namespace",
+    "spec.storageClassName",
+    "status.phase",
+];
+
+/// Field names whose string values are unique to one object (or nearly):
+/// kept inline rather than interned, where sharing cannot pay.
+const UNIQUE: &[&str] = &[
+    "uid",
+    "containerID",
+    "startedAt",
+    "finishedAt",
+    "lastTransitionTime",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "startTime",
+    "message",
+];
+
+/// Fields of `metadata` whose values are unique to one object.
+const UNIQUE_IN_METADATA: &[&str] = &["name", "generateName"];
+
+/// Strings at least this long are kept inline (long messages, scripts in
+/// `args`): they are rarely shared and interning would copy them twice.
+const INLINE_FROM: usize = 128;
+
+// ------------------------------------------------------------ what is kept
+
+/// A tree of kept paths.
+#[derive(Debug)]
+enum Keep {
+    /// The whole subtree.
+    All,
+    /// These fields of an object (or of each object of a list).
+    Fields(HashMap<&'static str, Keep>),
+}
+
+impl Keep {
+    fn of(paths: &[&'static str]) -> Self {
+        let mut root = Keep::Fields(HashMap::new());
+        for path in paths {
+            let mut at = &mut root;
+            let mut parts = path.split('.').peekable();
+            while let Some(part) = parts.next() {
+                let Keep::Fields(fields) = at else { break };
+                let last = parts.peek().is_none();
+                let child = fields.entry(part).or_insert_with(|| {
+                    if last {
+                        Keep::All
+                    } else {
+                        Keep::Fields(HashMap::new())
+                    }
+                });
+                if last {
+                    *child = Keep::All;
+                }
+                at = child;
+            }
+        }
+        root
+    }
+
+    /// `value` with only the kept paths. Objects and lists stay (emptied)
+    /// where a kept path crosses them, so `Some(default)` stays `Some`.
+    fn prune(&self, value: Value) -> Option<Value> {
+        let Keep::Fields(fields) = self else {
+            return Some(value);
+        };
+        match value {
+            Value::Object(map) => Some(Value::Object(
+                map.into_iter()
+                    .filter_map(|(k, v)| {
+                        let keep = fields.get(k.as_str())?;
+                        Some((k, keep.prune(v)?))
+                    })
+                    .collect(),
+            )),
+            Value::Array(items) => Some(Value::Array(
+                items.into_iter().filter_map(|v| self.prune(v)).collect(),
+            )),
+            _ => None,
+        }
+    }
+}
+
+static POD_TREE: LazyLock<Keep> = LazyLock::new(|| Keep::of(POD_KEEP));
+static NODE_TREE: LazyLock<Keep> = LazyLock::new(|| Keep::of(NODE_KEEP));
+static PVC_TREE: LazyLock<Keep> = LazyLock::new(|| Keep::of(PVC_KEEP));
+
+// ---------------------------------------------------------------- interning
+
+/// Field names (and map keys: label keys, resource names) by number. They
+/// come from the API's schema and the cluster's label vocabulary, so the
+/// table is bounded in practice and never swept.
+#[derive(Default)]
+struct Keys {
+    names: Vec<Arc<str>>,
+    ids: HashMap<Arc<str>, u32>,
+}
+
+impl Keys {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.ids.get(name) {
+            return *id;
+        }
+        let id = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        let name: Arc<str> = name.into();
+        self.names.push(name.clone());
+        self.ids.insert(name, id);
+        id
+    }
+}
+
+static KEYS: LazyLock<Mutex<Keys>> = LazyLock::new(Mutex::default);
+
+/// String values of the bodies by number, each counted once per use in a
+/// body: a body takes its uses when encoded (or cloned) and gives them
+/// back when dropped, and a value no body uses is forgotten at once (its
+/// number is reused). A body refers to a value by its number (1-3 bytes),
+/// not by a pointer.
+#[derive(Default)]
+struct Values {
+    slots: Vec<Option<(Arc<str>, u32)>>,
+    ids: HashMap<Arc<str>, u32>,
+    free: Vec<u32>,
+}
+
+impl Values {
+    fn acquire(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.ids.get(s) {
+            self.retain(id);
+            return id;
+        }
+        let text: Arc<str> = s.into();
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.slots[id as usize] = Some((text.clone(), 1));
+                id
+            }
+            None => {
+                self.slots.push(Some((text.clone(), 1)));
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        self.ids.insert(text, id);
+        id
+    }
+
+    fn retain(&mut self, id: u32) {
+        if let Some(Some((_, uses))) = self.slots.get_mut(id as usize) {
+            *uses += 1;
+        }
+    }
+
+    fn release(&mut self, id: u32) {
+        let Some(slot) = self.slots.get_mut(id as usize) else {
+            return;
+        };
+        if let Some((text, uses)) = slot {
+            *uses -= 1;
+            if *uses == 0 {
+                self.ids.remove(&**text);
+                *slot = None;
+                self.free.push(id);
+            }
+        }
+    }
+
+    fn text(&self, id: u32) -> Option<&str> {
+        self.slots.get(id as usize)?.as_ref().map(|(t, _)| &**t)
+    }
+}
+
+static VALUES: LazyLock<Mutex<Values>> = LazyLock::new(Mutex::default);
+
+/// The header's shared strings (namespaces, node names, owners, container
+/// names), forgotten when no projection holds them: the table is swept
+/// when it has doubled since the last sweep.
+struct Shared {
+    set: std::collections::HashSet<Arc<str>>,
+    sweep_at: usize,
+}
+
+/// The header's table is swept when it holds this many strings, at least.
+const SWEEP_FLOOR: usize = 4096;
+
+static SHARED: LazyLock<Mutex<Shared>> = LazyLock::new(|| {
+    Mutex::new(Shared {
+        set: Default::default(),
+        sweep_at: SWEEP_FLOOR,
+    })
+});
+
+impl Shared {
+    fn intern(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.set.get(s) {
+            return a.clone();
+        }
+        if self.set.len() >= self.sweep_at {
+            self.set.retain(|a| Arc::strong_count(a) > 1);
+            self.sweep_at = (self.set.len() * 2).max(SWEEP_FLOOR);
+        }
+        let a: Arc<str> = s.into();
+        self.set.insert(a.clone());
+        a
+    }
+}
+
+/// `s` as the one shared copy of its text.
+pub fn intern(s: &str) -> Arc<str> {
+    lock(&SHARED).intern(s)
+}
+
+/// Distinct string values the bodies use now (for measurements and tests).
+pub fn interned_values() -> usize {
+    lock(&VALUES).ids.len()
+}
+
+// ---------------------------------------------------------------- encoding
+
+const NULL: u8 = 0;
+const FALSE: u8 = 1;
+const TRUE: u8 = 2;
+const UINT: u8 = 3;
+const NEG: u8 = 4;
+const FLOAT: u8 = 5;
+const INLINE: u8 = 6;
+const SHARED_TEXT: u8 = 7;
+const LIST: u8 = 8;
+const OBJECT: u8 = 9;
+
+/// A pruned object as bytes, holding uses of the shared values it names.
+#[derive(Default)]
+pub struct Compact {
+    bytes: Box<[u8]>,
+}
+
+impl std::fmt::Debug for Compact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compact")
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
+
+impl Clone for Compact {
+    fn clone(&self) -> Self {
+        let mut values = lock(&VALUES);
+        for id in self.shared_ids() {
+            values.retain(id);
+        }
+        Self {
+            bytes: self.bytes.clone(),
+        }
+    }
+}
+
+impl Drop for Compact {
+    fn drop(&mut self) {
+        if self.bytes.is_empty() {
+            return;
+        }
+        let ids: Vec<u32> = self.shared_ids().collect();
+        let mut values = lock(&VALUES);
+        for id in ids {
+            values.release(id);
+        }
+    }
+}
+
+impl Compact {
+    /// Heap bytes this holds (not counting the shared values' text).
+    pub fn heap_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn encode(value: &Value) -> Self {
+        let mut e = Encoder {
+            bytes: Vec::with_capacity(512),
+            keys: lock(&KEYS),
+            values: lock(&VALUES),
+        };
+        e.value(value, "", "");
+        let Encoder { bytes, .. } = e;
+        Self {
+            bytes: bytes.into_boxed_slice(),
+        }
+    }
+
+    /// The numbers of the shared values used, once per use.
+    fn shared_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        let mut d = Walker {
+            bytes: &self.bytes,
+            at: 0,
+        };
+        let mut ids = Vec::new();
+        d.skip(&mut ids);
+        ids.into_iter()
+    }
+
+    fn decode(&self) -> Result<Value, usize> {
+        let keys = lock(&KEYS);
+        let values = lock(&VALUES);
+        let mut d = Decoder {
+            walk: Walker {
+                bytes: &self.bytes,
+                at: 0,
+            },
+            keys: &keys.names,
+            values: &values,
+        };
+        match d.value() {
+            Some(v) if d.walk.at == self.bytes.len() => Ok(v),
+            _ => Err(d.walk.at),
+        }
+    }
+}
+
+struct Encoder<'a> {
+    bytes: Vec<u8>,
+    keys: std::sync::MutexGuard<'a, Keys>,
+    values: std::sync::MutexGuard<'a, Values>,
+}
+
+impl Encoder<'_> {
+    fn varint(&mut self, mut n: u64) {
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                self.bytes.push(b);
+                return;
+            }
+            self.bytes.push(b | 0x80);
+        }
+    }
+
+    /// `value`, under the field `key` of the object under `parent` (for
+    /// choosing inline or shared).
+    fn value(&mut self, value: &Value, key: &str, parent: &str) {
+        match value {
+            Value::Null => self.bytes.push(NULL),
+            Value::Bool(false) => self.bytes.push(FALSE),
+            Value::Bool(true) => self.bytes.push(TRUE),
+            Value::Number(n) => {
+                if let Some(u) = n.as_u64() {
+                    self.bytes.push(UINT);
+                    self.varint(u);
+                } else if let Some(i) = n.as_i64() {
+                    self.bytes.push(NEG);
+                    self.varint((-(i + 1)) as u64);
+                } else {
+                    self.bytes.push(FLOAT);
+                    let f = n.as_f64().unwrap_or(0.0);
+                    self.bytes.extend_from_slice(&f.to_le_bytes());
+                }
+            }
+            Value::String(s) => {
+                let unique = UNIQUE.contains(&key)
+                    || (parent == "metadata" && UNIQUE_IN_METADATA.contains(&key));
+                if s.len() >= INLINE_FROM || unique {
+                    self.bytes.push(INLINE);
+                    self.varint(s.len() as u64);
+                    self.bytes.extend_from_slice(s.as_bytes());
+                } else {
+                    let id = self.values.acquire(s);
+                    self.bytes.push(SHARED_TEXT);
+                    self.varint(u64::from(id));
+                }
+            }
+            Value::Array(items) => {
+                self.bytes.push(LIST);
+                self.varint(items.len() as u64);
+                for v in items {
+                    self.value(v, key, parent);
+                }
+            }
+            Value::Object(map) => {
+                self.bytes.push(OBJECT);
+                self.varint(map.len() as u64);
+                for (k, v) in map {
+                    let id = self.keys.id(k);
+                    self.varint(u64::from(id));
+                    self.value(v, k, key);
+                }
+            }
+        }
+    }
+}
+
+/// Reads the encoding's framing.
+struct Walker<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Walker<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let b = *self.bytes.get(self.at)?;
+        self.at += 1;
+        Some(b)
+    }
+
+    fn varint(&mut self) -> Option<u64> {
+        let mut n = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            n |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(n);
+            }
+        }
+        None
+    }
+
+    fn len(&mut self) -> Option<usize> {
+        usize::try_from(self.varint()?).ok()
+    }
+
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        let raw = self.bytes.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(raw)
+    }
+
+    /// Skips one value, collecting the shared values' numbers it uses.
+    fn skip(&mut self, ids: &mut Vec<u32>) -> Option<()> {
+        match self.byte()? {
+            NULL | FALSE | TRUE => {}
+            UINT | NEG => {
+                self.varint()?;
+            }
+            FLOAT => {
+                self.take(8)?;
+            }
+            INLINE => {
+                let n = self.len()?;
+                self.take(n)?;
+            }
+            SHARED_TEXT => ids.push(u32::try_from(self.varint()?).ok()?),
+            LIST => {
+                for _ in 0..self.len()? {
+                    self.skip(ids)?;
+                }
+            }
+            OBJECT => {
+                for _ in 0..self.len()? {
+                    self.varint()?;
+                    self.skip(ids)?;
+                }
+            }
+            _ => return None,
+        }
+        Some(())
+    }
+}
+
+struct Decoder<'a> {
+    walk: Walker<'a>,
+    keys: &'a [Arc<str>],
+    values: &'a Values,
+}
+
+impl Decoder<'_> {
+    fn value(&mut self) -> Option<Value> {
+        let w = &mut self.walk;
+        Some(match w.byte()? {
+            NULL => Value::Null,
+            FALSE => Value::Bool(false),
+            TRUE => Value::Bool(true),
+            UINT => Value::from(w.varint()?),
+            NEG => Value::from(-i64::try_from(w.varint()?).ok()? - 1),
+            FLOAT => {
+                let f = f64::from_le_bytes(w.take(8)?.try_into().ok()?);
+                serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+            }
+            INLINE => {
+                let n = w.len()?;
+                Value::String(std::str::from_utf8(w.take(n)?).ok()?.to_owned())
+            }
+            SHARED_TEXT => {
+                let id = u32::try_from(w.varint()?).ok()?;
+                Value::String(self.values.text(id)?.to_owned())
+            }
+            LIST => {
+                let n = w.len()?;
+                let mut items = Vec::with_capacity(n.min(1024));
+                for _ in 0..n {
+                    items.push(self.value()?);
+                }
+                Value::Array(items)
+            }
+            OBJECT => {
+                let n = w.len()?;
+                let mut map = Map::new();
+                for _ in 0..n {
+                    let key = self.keys.get(self.walk.len()?)?.to_string();
+                    map.insert(key, self.value()?);
+                }
+                Value::Object(map)
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// `object` serialised, pruned to `keep` and encoded.
+fn compact<K: serde::Serialize>(
+    object: &K,
+    keep: &Keep,
+    what: impl FnOnce() -> String,
+) -> Result<Compact, ProjectError> {
+    let value = serde_json::to_value(object).map_err(|source| ProjectError::Serialize {
+        what: what(),
+        source,
+    })?;
+    let pruned = keep.prune(value).unwrap_or(Value::Null);
+    Ok(Compact::encode(&pruned))
+}
+
+/// The object `body` holds.
+fn rebuild<K: serde::de::DeserializeOwned>(
+    body: &Compact,
+    what: impl Fn() -> String,
+) -> Result<K, ProjectError> {
+    let value = body
+        .decode()
+        .map_err(|at| ProjectError::Damaged { what: what(), at })?;
+    serde_json::from_value(value).map_err(|source| ProjectError::Rebuild {
+        what: what(),
+        source,
+    })
+}
+
+// ---------------------------------------------------------------- objects
+
+/// What a store keys its objects by: namespace (empty for cluster-scoped
+/// objects) and name.
+pub trait Projection: Send + Sync + 'static {
+    /// The namespace, empty for a cluster-scoped object.
+    fn namespace(&self) -> &str;
+    /// The name.
+    fn name(&self) -> &str;
+}
+
+/// A pod's projection.
+#[derive(Debug, Clone)]
+pub struct PodView {
+    namespace: Arc<str>,
+    name: Box<str>,
+    uid: Option<Box<str>>,
+    node: Option<Arc<str>>,
+    owner: Option<Arc<str>>,
+    gpus: u32,
+    device_plugin: bool,
+    ready: bool,
+    /// Bare container ID -> container name, current and previous
+    /// instances (`join::container_names`), sorted by ID.
+    containers: Box<[(ContainerKey, Arc<str>)]>,
+    body: Compact,
+}
+
+impl Projection for PodView {
+    fn namespace(&self) -> &str {
+        &self.namespace
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl PodView {
+    /// Projects a pod; `selectors` say which pods are GPU device-plugin
+    /// pods.
+    pub fn project(pod: &Pod, selectors: &[Selector]) -> Result<Self, ProjectError> {
+        let what = || format!("pod {}", k8s::pod_name(pod));
+        let body = compact(pod, &POD_TREE, what)?;
+        let ready = k8s::status(pod)
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        let mut containers: Vec<(ContainerKey, Arc<str>)> = join::container_names(pod)
+            .into_iter()
+            .map(|(id, name)| (ContainerKey::of(&id), intern(&name)))
+            .collect();
+        containers.sort();
+        Ok(Self {
+            namespace: intern(k8s::namespace(pod)),
+            name: k8s::name(pod).into(),
+            uid: k8s::uid(pod).map(Into::into),
+            node: k8s::node_name(pod).map(intern),
+            owner: k8s::owner(pod).map(|o| intern(&o)),
+            gpus: u32::try_from(k8s::gpu_request(pod)).unwrap_or(u32::MAX),
+            device_plugin: selectors.iter().any(|s| s.matches(pod)),
+            ready,
+            containers: containers.into_boxed_slice(),
+            body,
+        })
+    }
+
+    /// The pod object, with every field the rules read.
+    pub fn pod(&self) -> Result<Pod, ProjectError> {
+        rebuild(&self.body, || {
+            format!("pod {}/{}", self.namespace, self.name)
+        })
+    }
+
+    /// The pod object; `None`, with a warning, when it does not rebuild.
+    pub fn rebuilt(&self) -> Option<Pod> {
+        self.pod()
+            .inspect_err(|e| tracing::warn!(error = %e, "A projected pod does not rebuild."))
+            .ok()
+    }
+
+    /// The pod's UID.
+    pub fn uid(&self) -> Option<&str> {
+        self.uid.as_deref()
+    }
+
+    /// The node it is bound to.
+    pub fn node(&self) -> Option<&str> {
+        self.node.as_deref()
+    }
+
+    /// Its controlling owner as `Kind/name` (see `k8s::owner`).
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+
+    /// `namespace/name`.
+    pub fn pod_name(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// GPUs it asks for (`k8s::gpu_request`).
+    pub fn gpu_request(&self) -> u64 {
+        u64::from(self.gpus)
+    }
+
+    /// Whether it is a GPU device-plugin pod (by the selectors it was
+    /// projected with).
+    pub fn is_device_plugin(&self) -> bool {
+        self.device_plugin
+    }
+
+    /// Whether its `Ready` condition is `True`.
+    pub fn is_ready(&self) -> bool {
+        self.ready
+    }
+
+    /// The name of the container with this bare ID (current or previous
+    /// instance).
+    pub fn container_name(&self, id: &str) -> Option<&str> {
+        let key = ContainerKey::of(id);
+        self.containers
+            .binary_search_by(|(k, _)| k.cmp(&key))
+            .ok()
+            .map(|at| &*self.containers[at].1)
+    }
+
+    /// Container ID -> name, as `join::container_names` gives it.
+    pub fn container_names(&self) -> HashMap<String, String> {
+        self.containers
+            .iter()
+            .map(|(id, n)| (id.to_string(), n.to_string()))
+            .collect()
+    }
+
+    /// The pod as people name it.
+    pub fn identity(&self) -> join::PodIdentity {
+        join::PodIdentity {
+            namespace: self.namespace.to_string(),
+            name: self.name.to_string(),
+            owner: self.owner.as_deref().map(str::to_owned),
+            node: self.node.as_deref().map(str::to_owned),
+        }
+    }
+
+    /// Heap bytes this projection holds, not counting the shared strings'
+    /// text.
+    pub fn heap_bytes(&self) -> usize {
+        self.name.len()
+            + self.uid.as_ref().map_or(0, |u| u.len())
+            + self
+                .containers
+                .iter()
+                .map(|(id, _)| id.heap_bytes() + std::mem::size_of::<(ContainerKey, Arc<str>)>())
+                .sum::<usize>()
+            + self.body.heap_bytes()
+    }
+}
+
+/// A bare container ID: the 32 bytes of the runtimes' 64 hex digits, or
+/// the text of any other form.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum ContainerKey {
+    Hex([u8; 32]),
+    Text(Box<str>),
+}
+
+impl ContainerKey {
+    fn of(id: &str) -> Self {
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        let b = id.as_bytes();
+        let mut out = [0u8; 32];
+        if b.len() == 64 {
+            let all = out.iter_mut().enumerate().all(|(i, o)| {
+                match (digit(b[2 * i]), digit(b[2 * i + 1])) {
+                    (Some(h), Some(l)) => {
+                        *o = h << 4 | l;
+                        true
+                    }
+                    _ => false,
+                }
+            });
+            if all {
+                return Self::Hex(out);
+            }
+        }
+        Self::Text(id.into())
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Self::Hex(_) => 0,
+            Self::Text(t) => t.len(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ContainerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl std::fmt::Display for ContainerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Hex(b) => b.iter().try_for_each(|x| write!(f, "{x:02x}")),
+            Self::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+/// A node's projection.
+#[derive(Debug, Clone)]
+pub struct NodeView {
+    name: Arc<str>,
+    /// `nvidia.com/*` capacity and allocatable, as written.
+    capacity: Box<[(Arc<str>, Arc<str>)]>,
+    allocatable: Box<[(Arc<str>, Arc<str>)]>,
+    body: Compact,
+}
+
+impl Projection for NodeView {
+    fn namespace(&self) -> &str {
+        ""
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl NodeView {
+    /// Projects a node.
+    pub fn project(node: &Node) -> Result<Self, ProjectError> {
+        let name = node.metadata.name.as_deref().unwrap_or("");
+        let body = compact(node, &NODE_TREE, || format!("node {name}"))?;
+        let nvidia = |m: Option<&std::collections::BTreeMap<String, _>>| {
+            m.into_iter()
+                .flatten()
+                .filter(|(r, _)| r.starts_with("nvidia.com/"))
+                .map(
+                    |(r, q): (
+                        &String,
+                        &k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+                    )| { (intern(r), intern(&q.0)) },
+                )
+                .collect::<Vec<_>>()
+                .into_boxed_slice()
+        };
+        let status = node.status.as_ref();
+        Ok(Self {
+            name: intern(name),
+            capacity: nvidia(status.and_then(|s| s.capacity.as_ref())),
+            allocatable: nvidia(status.and_then(|s| s.allocatable.as_ref())),
+            body,
+        })
+    }
+
+    /// The node object, with every field the rules read.
+    pub fn node(&self) -> Result<Node, ProjectError> {
+        rebuild(&self.body, || format!("node {}", self.name))
+    }
+
+    /// The node object; `None`, with a warning, when it does not rebuild.
+    pub fn rebuilt(&self) -> Option<Node> {
+        self.node()
+            .inspect_err(|e| tracing::warn!(error = %e, "A projected node does not rebuild."))
+            .ok()
+    }
+
+    /// `nvidia.com/*` capacity: (resource, quantity as written).
+    pub fn gpu_capacity(&self) -> &[(Arc<str>, Arc<str>)] {
+        &self.capacity
+    }
+
+    /// `nvidia.com/*` allocatable: (resource, quantity as written).
+    pub fn gpu_allocatable(&self) -> &[(Arc<str>, Arc<str>)] {
+        &self.allocatable
+    }
+
+    /// Its `nvidia.com/gpu` capacity, as a count.
+    pub fn gpus(&self) -> Option<u64> {
+        self.capacity
+            .iter()
+            .find(|(r, _)| &**r == k8s::NVIDIA_GPU)
+            .and_then(|(_, q)| {
+                k8s::quantity(&k8s_openapi::apimachinery::pkg::api::resource::Quantity(
+                    q.to_string(),
+                ))
+            })
+            .map(|v| v as u64)
+    }
+}
+
+/// A PersistentVolumeClaim's projection.
+#[derive(Debug, Clone)]
+pub struct PvcView {
+    namespace: Arc<str>,
+    name: Box<str>,
+    body: Compact,
+}
+
+impl Projection for PvcView {
+    fn namespace(&self) -> &str {
+        &self.namespace
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl PvcView {
+    /// Projects a claim.
+    pub fn project(pvc: &PersistentVolumeClaim) -> Result<Self, ProjectError> {
+        let ns = pvc.metadata.namespace.as_deref().unwrap_or("default");
+        let name = pvc.metadata.name.as_deref().unwrap_or("");
+        let body = compact(pvc, &PVC_TREE, || format!("pvc {ns}/{name}"))?;
+        Ok(Self {
+            namespace: intern(ns),
+            name: name.into(),
+            body,
+        })
+    }
+
+    /// The claim object, with every field the rules read.
+    pub fn pvc(&self) -> Result<PersistentVolumeClaim, ProjectError> {
+        rebuild(&self.body, || {
+            format!("pvc {}/{}", self.namespace, self.name)
+        })
+    }
+
+    /// The claim object; `None`, with a warning, when it does not rebuild.
+    pub fn rebuilt(&self) -> Option<PersistentVolumeClaim> {
+        self.pvc()
+            .inspect_err(|e| tracing::warn!(error = %e, "A projected claim does not rebuild."))
+            .ok()
+    }
+}
+
+/// `object` through a projection that keeps only `paths` (dotted, as
+/// [`POD_KEEP`]): for proving what each kept path is needed for.
+pub fn keeping<K>(object: &K, paths: &[&'static str]) -> Result<K, ProjectError>
+where
+    K: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let body = compact(object, &Keep::of(paths), || "an object".into())?;
+    rebuild(&body, || "an object".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod() -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "trainer-0", "namespace": "ml", "uid": "u-1",
+                "labels": {"app": "trainer"},
+                "annotations": {"big": "x".repeat(4000)},
+                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "train",
+                    "uid": "j-1", "controller": true}]},
+            "spec": {"nodeName": "gpu-1", "containers": [{"name": "main", "image": "trainer:1",
+                "imagePullPolicy": "Always",
+                "env": [{"name": "A", "value": "secret-ish"}],
+                "resources": {"limits": {"nvidia.com/gpu": "2", "memory": "16Gi"}}}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.1",
+                "conditions": [{"type": "Ready", "status": "True", "lastProbeTime": null}],
+                "containerStatuses": [{"name": "main", "image": "trainer:1", "imageID": "sha256:abc",
+                    "ready": true, "restartCount": 3, "containerID": "containerd://abc",
+                    "lastState": {"terminated": {"exitCode": -1, "reason": "OOMKilled",
+                        "containerID": "containerd://old"}}}]}
+        }))
+        .expect("pod")
+    }
+
+    #[test]
+    fn the_header_reads_without_rebuilding_and_the_body_keeps_what_is_kept() {
+        let v = PodView::project(&pod(), &[]).expect("project");
+        assert_eq!(
+            (v.namespace(), v.name(), v.uid()),
+            ("ml", "trainer-0", Some("u-1"))
+        );
+        assert_eq!(v.node(), Some("gpu-1"));
+        assert_eq!(v.owner(), Some("Job/train"));
+        assert_eq!(v.gpu_request(), 2);
+        assert!(v.is_ready());
+        assert_eq!(v.container_name("abc"), Some("main"));
+        assert_eq!(v.container_name("old"), Some("main"));
+        assert_eq!(v.container_name("nope"), None);
+        let hex = "39d8cfb386a2eccdb4ec5528d8e700b28ae89d80fb459815731b6884c3a22c4c";
+        assert_eq!(ContainerKey::of(hex).to_string(), hex);
+        assert!(matches!(ContainerKey::of(hex), ContainerKey::Hex(_)));
+        assert_eq!(ContainerKey::of("abc").to_string(), "abc");
+
+        let p = v.pod().expect("rebuild");
+        assert_eq!(k8s::pod_name(&p), "ml/trainer-0");
+        assert_eq!(k8s::gpu_request(&p), 2);
+        let cs = &k8s::status(&p)
+            .container_statuses
+            .as_ref()
+            .expect("statuses")[0];
+        assert_eq!(cs.restart_count, 3);
+        let t = cs
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .expect("terminated");
+        assert_eq!((t.exit_code, t.reason.as_deref()), (-1, Some("OOMKilled")));
+        // Dropped: what no rule reads.
+        assert!(p.metadata.annotations.is_none());
+        assert!(k8s::status(&p).pod_ip.is_none());
+        assert!(cs.image_id.is_empty());
+        let c = &k8s::spec(&p).containers[0];
+        assert!(c.image_pull_policy.is_none());
+        let env = c.env.as_ref().expect("env");
+        assert_eq!((env[0].name.as_str(), env[0].value.as_deref()), ("A", None));
+        assert!(v.heap_bytes() < 1024, "{} bytes", v.heap_bytes());
+    }
+
+    #[test]
+    fn shared_values_are_one_copy_and_forgotten_with_their_last_holder() {
+        let a = PodView::project(&pod(), &[]).expect("a");
+        let b = PodView::project(&pod(), &[]).expect("b");
+        assert!(Arc::ptr_eq(&a.namespace, &b.namespace));
+        let text = "a-value-only-this-test-uses";
+        let held = intern(text);
+        assert!(Arc::ptr_eq(&held, &intern(text)));
+        drop(held);
+        {
+            let mut shared = lock(&SHARED);
+            shared.sweep_at = 0;
+            shared.intern("something-else-of-this-test");
+            assert!(!shared.set.contains(text), "a string nobody holds is swept");
+            shared.sweep_at = SWEEP_FLOOR;
+        }
+
+        // A body value lives as long as a body uses it.
+        let image = "an-image-only-this-test-uses:1";
+        let mut p = pod();
+        p.spec.as_mut().expect("spec").containers[0].image = Some(image.into());
+        let known = || lock(&VALUES).ids.contains_key(image);
+        let v = PodView::project(&p, &[]).expect("project");
+        let copy = v.clone();
+        assert!(known());
+        drop(v);
+        assert!(known(), "the clone still uses it");
+        assert_eq!(
+            k8s::spec(&copy.pod().expect("rebuild")).containers[0]
+                .image
+                .as_deref(),
+            Some(image)
+        );
+        drop(copy);
+        assert!(!known(), "forgotten with its last use");
+    }
+
+    #[test]
+    fn a_damaged_body_is_an_error_naming_the_object() {
+        let mut v = PodView::project(&pod(), &[]).expect("project");
+        let mut bytes = v.body.bytes.to_vec();
+        bytes.truncate(bytes.len() / 2);
+        v.body.bytes = bytes.into_boxed_slice();
+        let e = v.pod().expect_err("damaged");
+        assert!(e.to_string().contains("pod ml/trainer-0"), "{e}");
+    }
+}
