@@ -76,12 +76,22 @@ pub struct AuthConfig {
     /// open ingest streams, each for its own pod's node only. Default
     /// `gpuscope:gpuscope-agent`, the manifests' agent.
     pub agent_service_accounts: Vec<String>,
+    /// What failed authentications may cost: per peer, and TokenReviews
+    /// in flight.
+    pub limits: crate::auth::AuthLimits,
+    /// PEM bundle of the CA whose client certificates identify users
+    /// (user = the subject's CN, groups = its O values), as the API
+    /// server's `--client-ca-file`; needs TLS. `None`: users are known by
+    /// their bearer tokens only.
+    pub client_ca: Option<PathBuf>,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             ttls: crate::auth::Ttls::default(),
+            limits: crate::auth::AuthLimits::default(),
+            client_ca: None,
             agent_service_accounts: vec!["gpuscope:gpuscope-agent".to_owned()],
         }
     }

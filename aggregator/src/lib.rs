@@ -87,10 +87,11 @@ impl Aggregator {
         let (kube, auth) = match &config.kube {
             Some(k) => {
                 let client = kube::Kube::client(k).await?;
-                let auth = config
-                    .auth
-                    .as_ref()
-                    .map(|a| (Arc::new(auth::Authorizer::new(client.clone(), a.ttls)), a));
+                let auth = config.auth.as_ref().map(|a| {
+                    let authorizer =
+                        auth::Authorizer::with_limits(client.clone(), a.ttls, a.limits);
+                    (Arc::new(authorizer), a)
+                });
                 (Some(Arc::new(kube::Kube::start(client, k)?)), auth)
             }
             None if config.auth.is_some() => return Err(Error::AuthWithoutKube),
@@ -194,7 +195,8 @@ impl Aggregator {
                     latest.clone(),
                     config.metrics,
                 )
-                .with_otlp(otlp.as_ref().map(|o| o.stats().clone()));
+                .with_otlp(otlp.as_ref().map(|o| o.stats().clone()))
+                .with_auth(auth.as_ref().map(|(a, _)| a.clone()));
                 export::serve::serve_thread(addr, exporter, shutdown_rx.clone())
             })
             .transpose()?;

@@ -166,7 +166,8 @@ impl QueryService {
         match &self.auth {
             None => Ok(Gate::Open),
             Some(auth) => {
-                let caller = auth.authenticate(request.metadata(), "").await?;
+                let peer = request.remote_addr().map(|a| a.ip());
+                let caller = auth.authenticate(request.metadata(), "", peer).await?;
                 Ok(Gate::Checked {
                     auth: auth.clone(),
                     caller,
