@@ -32,6 +32,14 @@
 //! run at once in all; a caller that waits longer than
 //! [`AuthLimits::review_wait`] for one gets UNAVAILABLE.
 //!
+//! A user may also be known by a TLS client certificate
+//! ([`Authorizer::accepting_client_certificates`], `--client-ca-file`), as
+//! the API server knows its x509 users: the TLS handshake verified it
+//! against the configured CA, the user is the subject's CN and the groups
+//! its O values ([`Authorizer::certificate_caller`]); what the user may
+//! do is asked with SubjectAccessReviews like a token's user. A request
+//! that carries a bearer token is authenticated by the token.
+//!
 //! When a token expires: TokenReview's answer says who the token is but
 //! not until when (its status has no expiry), so [`Caller::expires`] is
 //! the token's own JWT `exp` claim, read after the API server accepted
@@ -297,6 +305,8 @@ pub struct Authorizer {
     /// Places among the TokenReviews in flight.
     reviews: Arc<Semaphore>,
     counters: Counters,
+    /// Whether verified TLS client certificates identify users.
+    client_certificates: bool,
 }
 
 impl std::fmt::Debug for Authorizer {
@@ -362,7 +372,71 @@ impl Authorizer {
             failures: Mutex::new(HashMap::new()),
             reviews: Arc::new(Semaphore::new(limits.reviews_in_flight.max(1) as usize)),
             counters: Counters::default(),
+            client_certificates: false,
         }
+    }
+
+    /// Lets a TLS client certificate (verified by the TLS layer against
+    /// `--client-ca-file`) identify a user who sends no bearer token.
+    pub fn accepting_client_certificates(mut self, accept: bool) -> Self {
+        self.client_certificates = accept;
+        self
+    }
+
+    /// Who calls: the bearer token's user; without a token, the verified
+    /// client certificate's, when those are accepted.
+    pub async fn authenticate_request<T>(
+        &self,
+        request: &tonic::Request<T>,
+        audience: &'static str,
+    ) -> Result<Arc<Caller>, Status> {
+        let chain = self
+            .client_certificates
+            .then(|| request.peer_certs())
+            .flatten()
+            .filter(|_| request.metadata().get("authorization").is_none());
+        match chain.as_ref().and_then(|chain| chain.first()) {
+            Some(cert) => Self::certificate_caller(cert).map(Arc::new),
+            None => {
+                let peer = request.remote_addr().map(|a| a.ip());
+                self.authenticate(request.metadata(), audience, peer).await
+            }
+        }
+    }
+
+    /// The user a client certificate (DER) names, as the API server reads
+    /// x509 users: the subject's CN, its O values as groups (and
+    /// `system:authenticated`). Only for a certificate the TLS layer
+    /// verified.
+    pub fn certificate_caller(der: &[u8]) -> Result<Caller, Status> {
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        let (_, cert) = X509Certificate::from_der(der).map_err(|e| {
+            Status::unauthenticated(format!("the client certificate does not parse: {e}"))
+        })?;
+        let subject = cert.subject();
+        let user = subject
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .filter(|cn| !cn.is_empty())
+            .ok_or_else(|| {
+                Status::unauthenticated(format!(
+                    "the client certificate's subject ({subject}) has no CN to name its user"
+                ))
+            })?;
+        let mut groups: Vec<String> = subject
+            .iter_organization()
+            .filter_map(|o| o.as_str().ok())
+            .map(str::to_owned)
+            .collect();
+        groups.push("system:authenticated".to_owned());
+        Ok(Caller {
+            user: user.to_owned(),
+            uid: String::new(),
+            groups,
+            extra: BTreeMap::new(),
+            expires: None,
+        })
     }
 
     /// How long answers are cached.

@@ -110,7 +110,12 @@ pub struct TlsFiles {
 }
 
 impl TlsFiles {
-    pub(crate) fn server_config(&self) -> Result<tonic::transport::ServerTlsConfig> {
+    /// The server's TLS settings; with `users_ca` (`--client-ca-file`),
+    /// client certificates signed by it are asked for but optional.
+    pub(crate) fn server_config(
+        &self,
+        users_ca: Option<&PathBuf>,
+    ) -> Result<tonic::transport::ServerTlsConfig> {
         let read = |p: &PathBuf| {
             std::fs::read(p).map_err(|source| Error::TlsFile {
                 path: p.clone(),
@@ -120,8 +125,17 @@ impl TlsFiles {
         let mut tls = tonic::transport::ServerTlsConfig::new().identity(
             tonic::transport::Identity::from_pem(read(&self.cert)?, read(&self.key)?),
         );
-        if let Some(ca) = &self.client_ca {
-            tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
+        match (&self.client_ca, users_ca) {
+            (Some(_), Some(_)) => return Err(Error::ClientCaFile),
+            (Some(ca), None) => {
+                tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
+            }
+            (None, Some(ca)) => {
+                tls = tls
+                    .client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?))
+                    .client_auth_optional(true);
+            }
+            (None, None) => {}
         }
         Ok(tls)
     }

@@ -166,8 +166,7 @@ impl QueryService {
         match &self.auth {
             None => Ok(Gate::Open),
             Some(auth) => {
-                let peer = request.remote_addr().map(|a| a.ip());
-                let caller = auth.authenticate(request.metadata(), "", peer).await?;
+                let caller = auth.authenticate_request(request, "").await?;
                 Ok(Gate::Checked {
                     auth: auth.clone(),
                     caller,

@@ -1020,3 +1020,140 @@ async fn a_flood_of_bad_tokens_costs_a_bounded_number_of_token_reviews() {
         .await
         .expect("shutdown");
 }
+
+/// A CA (`name`) that signs `leaf`s: PEM of the CA, and a function making
+/// a leaf with subject `cn` and `orgs` and `sans`, returning its PEM
+/// certificate and key.
+struct TestCa(rcgen::CertifiedIssuer<'static, rcgen::KeyPair>);
+
+impl TestCa {
+    fn new() -> TestCa {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().expect("key");
+        TestCa(rcgen::CertifiedIssuer::self_signed(params, key).expect("ca"))
+    }
+
+    fn leaf(&self, cn: &str, orgs: &[&str], sans: &[&str]) -> (String, String) {
+        let mut params =
+            rcgen::CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+                .expect("params");
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        for o in orgs {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::OrganizationName, *o);
+        }
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.0).expect("sign");
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+/// A kubeconfig user with only a client certificate (no token, no exec
+/// plugin), as kubeadm's admin.conf has: the real CLI presents it over
+/// TLS, and the aggregator started with `--client-ca-file` knows the user
+/// by its CN and groups by its O, authorized by RBAC like any user (here
+/// only through a group's RoleBinding). Without TLS the CLI says what to
+/// do; a certificate of another CA is refused in the handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubeconfig_client_certificate_identifies_its_user_over_tls() {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let fake = FakeKube::start();
+    populate(&fake);
+    let mut group = binding("RoleBinding", Some("team-a"), "erin", "pod-reader");
+    group["subjects"] = json!([{"kind": "Group", "name": "team-a-readers"}]);
+    fake.apply(group);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        p
+    };
+    // The aggregator's serving CA, and the cluster's client CA.
+    let (serving, users, stranger) = (TestCa::new(), TestCa::new(), TestCa::new());
+    let serving_ca = write("serving-ca.crt", &serving.0.pem());
+    let users_ca = write("users-ca.crt", &users.0.pem());
+    let (cert, key) = serving.leaf("gpuscope-aggregator", &[], &["localhost"]);
+    let mut config = Config::new(
+        "127.0.0.1:0".parse().expect("addr"),
+        dir.path().join("data"),
+    );
+    config.kube = Some(KubeConfig {
+        server: Some(fake.url()),
+        ..KubeConfig::default()
+    });
+    config.tls = Some(gpuscope_aggregator::TlsFiles {
+        cert: write("server.crt", &cert),
+        key: write("server.key", &key),
+        client_ca: None,
+    });
+    config.auth = Some(AuthConfig {
+        client_ca: Some(users_ca),
+        ..AuthConfig::default()
+    });
+    let agg = Aggregator::start(config).await.expect("aggregator");
+    let url = format!("https://localhost:{}", agg.local_addr().port());
+    let kubeconfig = |name: &str, (cert, key): &(String, String)| {
+        let user = json!({"client-certificate-data": b64(cert), "client-key-data": b64(key)});
+        let config = json!({"apiVersion": "v1", "kind": "Config", "current-context": "c",
+            "clusters": [{"name": "k", "cluster": {"server": fake.url()}}],
+            "users": [{"name": "u", "user": user}],
+            "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}]});
+        write(name, &config.to_string())
+    };
+    let erin = kubeconfig(
+        "erin.kubeconfig",
+        &users.leaf("erin", &["team-a-readers"], &[]),
+    );
+    let gpuscope = |kubeconfig: &Path, tls: bool| {
+        let mut cmd = std::process::Command::new(gpuscope_tests::workspace_bin("gpuscope"));
+        cmd.args(["--aggregator", &url]);
+        if tls {
+            cmd.arg("--tls-ca").arg(&serving_ca);
+        }
+        cmd.args(["diagnose", "-A", "-o", "json"])
+            .env("KUBECONFIG", kubeconfig)
+            .env("HOME", dir.path())
+            .output()
+            .expect("gpuscope runs")
+    };
+    let started = Instant::now();
+    loop {
+        let out = gpuscope(&erin, true);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(!stdout.contains("secret-pod"), "{stdout}");
+        if stdout.contains("trainer") {
+            break;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "erin never saw team-a: {stdout}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let out = gpuscope(&erin, false);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "without TLS: {stderr}");
+    assert!(
+        stderr.contains("client certificate and no token") && stderr.contains("--tls-ca"),
+        "{stderr}"
+    );
+    let mallory = kubeconfig(
+        "mallory.kubeconfig",
+        &stranger.leaf("admin", &["system:masters"], &[]),
+    );
+    let out = gpuscope(&mallory, true);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "another CA's certificate: {stdout}");
+    assert!(!stdout.contains("trainer"), "{stdout}");
+    agg.shutdown(Duration::from_secs(5))
+        .await
+        .expect("shutdown");
+}
