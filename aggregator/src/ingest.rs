@@ -485,16 +485,23 @@ impl Session {
         let mut shutdown = self.svc.shutdown.clone();
         let mut refs = StreamRefs::new();
         let mut recheck = self.recheck.take();
-        let mut deadline = recheck.as_ref().map(Recheck::deadline);
+        // One timer for the stream's life, reset after each check (none is
+        // armed without a recheck: the branch is disabled).
+        let expiry = tokio::time::sleep_until(
+            recheck
+                .as_ref()
+                .map_or_else(tokio::time::Instant::now, Recheck::deadline),
+        );
+        tokio::pin!(expiry);
         let end = loop {
             let msg = tokio::select! {
                 m = inbound.message() => m,
-                () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
-                    let r = recheck.as_mut().expect("a deadline comes with its recheck");
+                () = &mut expiry, if recheck.is_some() => {
+                    let r = recheck.as_mut().expect("guarded");
                     if let Some(status) = r.check(self.node_name()).await {
                         break Some(status);
                     }
-                    deadline = Some(r.deadline());
+                    expiry.as_mut().reset(r.deadline());
                     continue;
                 }
                 _ = crate::sync::stopped(&mut shutdown) => {
