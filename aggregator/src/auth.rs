@@ -749,6 +749,66 @@ mod tests {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
     }
 
+    /// An API server that accepts connections and never answers: every
+    /// TokenReview stays in flight.
+    async fn silent_api_server() -> (kube::Client, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let accept = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let config = kube::Config::new(url.parse().expect("url"));
+        (kube::Client::try_from(config).expect("client"), accept)
+    }
+
+    #[tokio::test]
+    async fn token_reviews_in_flight_are_bounded_and_the_next_caller_is_told_so() {
+        let (client, _server) = silent_api_server().await;
+        let limits = AuthLimits {
+            reviews_in_flight: 2,
+            review_wait: Duration::from_millis(200),
+            ..AuthLimits::default()
+        };
+        let auth = Arc::new(Authorizer::with_limits(client, Ttls::default(), limits));
+        let stuck: Vec<_> = (0..2)
+            .map(|i| {
+                let auth = auth.clone();
+                tokio::spawn(async move {
+                    let token = format!("token-{i}");
+                    auth.authenticate_token(&token, "", None).await
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = Instant::now();
+        let s = auth
+            .authenticate_token("token-2", "", None)
+            .await
+            .expect_err("no place among the reviews in flight");
+        assert_eq!(s.code(), tonic::Code::Unavailable, "{s:?}");
+        assert!(
+            s.message().contains("2 TokenReviews are in flight"),
+            "{s:?}"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert_eq!(
+            auth.counts(),
+            AuthCounts {
+                token_reviews: 2,
+                reviews_busy: 1,
+                ..AuthCounts::default()
+            }
+        );
+        for s in stuck {
+            s.abort();
+        }
+    }
+
     #[test]
     fn a_jwt_expiry_is_its_exp_claim_and_other_tokens_have_none() {
         let token = format!(
