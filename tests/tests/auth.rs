@@ -733,6 +733,16 @@ async fn a_scrape_needs_a_token_whose_user_may_get_metrics() {
     let (code, _, body) = scrape(metrics, Some("scraper-token")).await;
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("gpuscope_exporter_scrapes_total"), "{body}");
+    // What authentication cost: the scrapes' tokens, one refused (old-token).
+    let reviews = body
+        .lines()
+        .find_map(|l| l.strip_prefix("gpuscope_auth_token_reviews_total "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert_eq!(reviews, Some(4), "{body}");
+    assert!(
+        body.contains("gpuscope_auth_tokens_refused_total 1\n"),
+        "{body}"
+    );
     // The health service stays open: no token needed.
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", agg.local_addr()))
         .expect("url")

@@ -160,8 +160,46 @@ impl Exporter {
             total += text.len();
             chunks.push(Bytes::from(text));
         }
+        if let Some(auth) = &self.auth {
+            let text = auth_text(auth.counts());
+            total += text.len();
+            chunks.push(Bytes::from(text));
+        }
         (chunks, total)
     }
+}
+
+/// What authentication has cost, as series.
+fn auth_text(c: crate::auth::AuthCounts) -> String {
+    let mut out = String::new();
+    for (name, help, value) in [
+        (
+            "token_reviews",
+            "TokenReviews sent to the API server.",
+            c.token_reviews,
+        ),
+        (
+            "tokens_refused",
+            "TokenReviews that did not accept the token.",
+            c.token_refused,
+        ),
+        (
+            "peer_limited",
+            "Authentications refused without a review: the address spent its budget of failures.",
+            c.peer_limited,
+        ),
+        (
+            "reviews_busy",
+            "Authentications refused for want of a place among the TokenReviews in flight.",
+            c.reviews_busy,
+        ),
+    ] {
+        out.push_str(&format!(
+            "# HELP gpuscope_auth_{name}_total {help}\n# TYPE gpuscope_auth_{name}_total counter\n\
+             gpuscope_auth_{name}_total {value}\n"
+        ));
+    }
+    out
 }
 
 type Body = BoxBody<Bytes, Infallible>;
