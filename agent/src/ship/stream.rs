@@ -254,7 +254,7 @@ async fn connection_loop(config: &ShipConfig, identity: &pb::NodeIdentity, share
             {
                 // The aggregator ended a stream whose token expired: the
                 // kubelet has rotated the file by now (at 80 % of the
-                // token's life), and the next session reads it again.
+                // token's life), and the next connection reads it again.
                 tracing::info!(status = %status.message(),
                     "Stream token expired; reconnecting with the token file's current token.");
                 backoff = Duration::from_millis(100);
