@@ -76,12 +76,22 @@ pub struct AuthConfig {
     /// open ingest streams, each for its own pod's node only. Default
     /// `gpuscope:gpuscope-agent`, the manifests' agent.
     pub agent_service_accounts: Vec<String>,
+    /// What failed authentications may cost: per peer, and TokenReviews
+    /// in flight.
+    pub limits: crate::auth::AuthLimits,
+    /// PEM bundle of the CA whose client certificates identify users
+    /// (user = the subject's CN, groups = its O values), as the API
+    /// server's `--client-ca-file`; needs TLS. `None`: users are known by
+    /// their bearer tokens only.
+    pub client_ca: Option<PathBuf>,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             ttls: crate::auth::Ttls::default(),
+            limits: crate::auth::AuthLimits::default(),
+            client_ca: None,
             agent_service_accounts: vec!["gpuscope:gpuscope-agent".to_owned()],
         }
     }
@@ -100,7 +110,12 @@ pub struct TlsFiles {
 }
 
 impl TlsFiles {
-    pub(crate) fn server_config(&self) -> Result<tonic::transport::ServerTlsConfig> {
+    /// The server's TLS settings; with `users_ca` (`--client-ca-file`),
+    /// client certificates signed by it are asked for but optional.
+    pub(crate) fn server_config(
+        &self,
+        users_ca: Option<&PathBuf>,
+    ) -> Result<tonic::transport::ServerTlsConfig> {
         let read = |p: &PathBuf| {
             std::fs::read(p).map_err(|source| Error::TlsFile {
                 path: p.clone(),
@@ -110,8 +125,17 @@ impl TlsFiles {
         let mut tls = tonic::transport::ServerTlsConfig::new().identity(
             tonic::transport::Identity::from_pem(read(&self.cert)?, read(&self.key)?),
         );
-        if let Some(ca) = &self.client_ca {
-            tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
+        match (&self.client_ca, users_ca) {
+            (Some(_), Some(_)) => return Err(Error::ClientCaFile),
+            (Some(ca), None) => {
+                tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
+            }
+            (None, Some(ca)) => {
+                tls = tls
+                    .client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?))
+                    .client_auth_optional(true);
+            }
+            (None, None) => {}
         }
         Ok(tls)
     }

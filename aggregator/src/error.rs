@@ -97,6 +97,13 @@ pub enum Error {
         "--auth kubernetes needs the Kubernetes API server: drop --no-kube, or use --auth none on a loopback address"
     )]
     AuthWithoutKube,
+    /// Client certificates as user identities without TLS, or beside the
+    /// mutual-TLS client CA.
+    #[error(
+        "--client-ca-file identifies users by their TLS client certificates: it needs --tls-cert \
+         and --tls-key, and cannot be combined with --tls-client-ca"
+    )]
+    ClientCaFile,
     /// A blocking store task panicked or was cancelled.
     #[error("store task failed: {0}")]
     Join(#[from] tokio::task::JoinError),

@@ -15,9 +15,21 @@
 //! only its own node's objects. While a node streams, a second stream for
 //! it replaces the first only when it comes from the same pod; one from
 //! another identity is refused.
+//!
+//! A stream outlives no token: the kubelet rewrites the projected token
+//! file at 80 % of the token's life, but an open stream still carries the
+//! token it was opened with. TokenReview's answer does not say until when
+//! a token holds, so the stream ends when the token's JWT `exp` passes
+//! ([`crate::auth::Caller::expires`]), with UNAUTHENTICATED ("token
+//! expired"); the agent reads its token file again at each connect and
+//! reopens the stream with the fresh token, and resends every event not
+//! acknowledged, so none is lost. A token without `exp` is reviewed again
+//! each [`crate::auth::Ttls::token`] instead, and the stream ends as soon
+//! as the API server no longer accepts it.
 
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::kube::Projection as _;
 
@@ -76,15 +88,16 @@ struct Owner {
 
 impl AgentAuth {
     /// The identity of the agent whose token the metadata carries, when it
-    /// may report for the Hello's node.
+    /// may report for the Hello's node, and when its token expires.
     async fn admit(
         &self,
         metadata: &tonic::metadata::MetadataMap,
         node: &str,
-    ) -> Result<String, Status> {
+        peer: Option<IpAddr>,
+    ) -> Result<(String, Option<SystemTime>), Status> {
         let caller = self
             .authorizer
-            .authenticate(metadata, AGENT_AUDIENCE)
+            .authenticate(metadata, AGENT_AUDIENCE, peer)
             .await?;
         let agent = self.service_accounts.iter().any(|sa| {
             caller
@@ -128,7 +141,59 @@ impl AgentAuth {
                 "pod {pod} runs on node {on}, not {node}"
             )));
         }
-        Ok(format!("{} pod {pod}", caller.user))
+        Ok((format!("{} pod {pod}", caller.user), caller.expires))
+    }
+}
+
+/// What an open stream's token is checked again with.
+struct Recheck {
+    auth: Arc<AgentAuth>,
+    metadata: tonic::metadata::MetadataMap,
+    peer: Option<IpAddr>,
+    /// The token's `exp`, when it has one.
+    expires: Option<SystemTime>,
+}
+
+impl Recheck {
+    /// When to look at the token again: at its expiry, or after the token
+    /// cache's life for a token without one.
+    fn deadline(&self) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        match self.expires {
+            Some(exp) => now + exp.duration_since(SystemTime::now()).unwrap_or_default(),
+            None => now + self.auth.authorizer.ttls().token,
+        }
+    }
+
+    /// At the deadline: the status that ends the stream, or `None` (a
+    /// token without `exp` the API server still accepts).
+    async fn check(&mut self, node: &str) -> Option<Status> {
+        if let Some(exp) = self.expires {
+            if SystemTime::now() >= exp {
+                let at = humantime::format_rfc3339_seconds(exp);
+                tracing::info!(node, expired = %at,
+                    "Ending an ingest stream: its token expired (the agent reconnects with its current token).");
+                return Some(Status::unauthenticated(format!(
+                    "token expired: the token that opened this stream expired at {at}; reconnect \
+                     with the current token (the kubelet rotates the projected token file)"
+                )));
+            }
+            return None;
+        }
+        match self.auth.admit(&self.metadata, node, self.peer).await {
+            Ok((_, expires)) => {
+                self.expires = expires;
+                None
+            }
+            Err(s) => {
+                tracing::warn!(
+                    node,
+                    reason = s.message(),
+                    "Ending an ingest stream: its token is no longer accepted."
+                );
+                Some(s)
+            }
+        }
     }
 }
 
@@ -307,12 +372,11 @@ impl IngestService {
         &self,
         request: Request<Streaming<Bytes>>,
     ) -> Result<Response<AckStream>, Status> {
-        let peer = request
-            .remote_addr()
-            .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+        let remote = request.remote_addr();
+        let peer = remote.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
         let admitted = self
             .streams
-            .admit(request.remote_addr().map(|a| a.ip()))
+            .admit(remote.map(|a| a.ip()))
             .map_err(|s| reject(&peer, s))?;
         let metadata = request.metadata().clone();
         let mut inbound = request.into_inner();
@@ -353,14 +417,22 @@ impl IngestService {
             .as_ref()
             .map_or("", |n| n.node_name.as_str())
             .to_owned();
-        let owned = match &self.auth {
-            None => None,
+        let peer_ip = remote.map(|a| a.ip());
+        let (owned, recheck) = match &self.auth {
+            None => (None, None),
             Some(auth) => {
-                let identity = auth
-                    .admit(&metadata, &node)
+                let (identity, expires) = auth
+                    .admit(&metadata, &node, peer_ip)
                     .await
                     .map_err(|s| reject(&peer, s))?;
-                Some(self.own(&node, identity).map_err(|s| reject(&peer, s))?)
+                let owned = self.own(&node, identity).map_err(|s| reject(&peer, s))?;
+                let recheck = Recheck {
+                    auth: auth.clone(),
+                    metadata,
+                    peer: peer_ip,
+                    expires,
+                };
+                (Some(owned), Some(recheck))
             }
         };
         let (tx, rx) = mpsc::channel(64);
@@ -370,6 +442,7 @@ impl IngestService {
             svc: self.clone(),
             tx,
             owned,
+            recheck,
             _admitted: admitted,
         };
         tokio::spawn(session.run(inbound));
@@ -386,6 +459,8 @@ struct Session {
     /// The stream's number among its node's and what ends it when a newer
     /// stream of the same agent replaces it (with [`AgentAuth`]).
     owned: Option<(u64, tokio::sync::oneshot::Receiver<()>)>,
+    /// Its token, checked again when it expires (with [`AgentAuth`]).
+    recheck: Option<Recheck>,
     /// Its place under the stream limits, held while it is open.
     _admitted: crate::limits::StreamPermit,
 }
@@ -413,9 +488,26 @@ impl Session {
             agent_version = %identity.agent_version, "Agent connected.");
         let mut shutdown = self.svc.shutdown.clone();
         let mut refs = StreamRefs::new();
+        let mut recheck = self.recheck.take();
+        // One timer for the stream's life, reset after each check (none is
+        // armed without a recheck: the branch is disabled).
+        let expiry = tokio::time::sleep_until(
+            recheck
+                .as_ref()
+                .map_or_else(tokio::time::Instant::now, Recheck::deadline),
+        );
+        tokio::pin!(expiry);
         let end = loop {
             let msg = tokio::select! {
                 m = inbound.message() => m,
+                () = &mut expiry, if recheck.is_some() => {
+                    let r = recheck.as_mut().expect("guarded");
+                    if let Some(status) = r.check(self.node_name()).await {
+                        break Some(status);
+                    }
+                    expiry.as_mut().reset(r.deadline());
+                    continue;
+                }
                 _ = crate::sync::stopped(&mut shutdown) => {
                     break Some(Status::unavailable("aggregator shutting down"));
                 }

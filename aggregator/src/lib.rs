@@ -87,10 +87,12 @@ impl Aggregator {
         let (kube, auth) = match &config.kube {
             Some(k) => {
                 let client = kube::Kube::client(k).await?;
-                let auth = config
-                    .auth
-                    .as_ref()
-                    .map(|a| (Arc::new(auth::Authorizer::new(client.clone(), a.ttls)), a));
+                let auth = config.auth.as_ref().map(|a| {
+                    let authorizer =
+                        auth::Authorizer::with_limits(client.clone(), a.ttls, a.limits)
+                            .accepting_client_certificates(a.client_ca.is_some());
+                    (Arc::new(authorizer), a)
+                });
                 (Some(Arc::new(kube::Kube::start(client, k)?)), auth)
             }
             None if config.auth.is_some() => return Err(Error::AuthWithoutKube),
@@ -194,7 +196,8 @@ impl Aggregator {
                     latest.clone(),
                     config.metrics,
                 )
-                .with_otlp(otlp.as_ref().map(|o| o.stats().clone()));
+                .with_otlp(otlp.as_ref().map(|o| o.stats().clone()))
+                .with_auth(auth.as_ref().map(|(a, _)| a.clone()));
                 export::serve::serve_thread(addr, exporter, shutdown_rx.clone())
             })
             .transpose()?;
@@ -373,10 +376,15 @@ fn server_builder(config: &Config) -> Result<tonic::transport::Server> {
         .initial_stream_window_size(l.stream_window)
         .initial_connection_window_size(l.connection_window)
         .max_concurrent_streams(l.streams_per_connection);
-    if let Some(tls) = &config.tls {
-        builder = builder
-            .tls_config(tls.server_config()?)
-            .map_err(Error::Tls)?;
+    let users_ca = config.auth.as_ref().and_then(|a| a.client_ca.as_ref());
+    match &config.tls {
+        Some(tls) => {
+            builder = builder
+                .tls_config(tls.server_config(users_ca)?)
+                .map_err(Error::Tls)?;
+        }
+        None if users_ca.is_some() => return Err(Error::ClientCaFile),
+        None => {}
     }
     Ok(builder)
 }

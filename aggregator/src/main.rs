@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use gpuscope_aggregator::auth::Ttls;
+use gpuscope_aggregator::auth::{AuthLimits, Ttls};
 use gpuscope_aggregator::limits::Limits;
 use gpuscope_aggregator::{Aggregator, AuthConfig, Config, HistoryConfig, KubeConfig, TlsFiles};
 
@@ -259,6 +259,42 @@ struct Args {
     #[arg(long, env = "GPUSCOPE_AUTH_TOKEN_TTL", default_value = "2m", value_parser = humantime::parse_duration)]
     auth_token_ttl: Duration,
 
+    /// How long a token the API server refused is remembered as refused:
+    /// the same bad token sent again costs no TokenReview within it.
+    #[arg(long, env = "GPUSCOPE_AUTH_TOKEN_DENY_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
+    auth_token_deny_ttl: Duration,
+
+    /// Failed authentications per second (on average) one peer address
+    /// may cause; beyond it (and --auth-failure-burst) its tokens are
+    /// refused with RESOURCE_EXHAUSTED before any TokenReview, except
+    /// those already known valid (docs/limits.md).
+    #[arg(long, env = "GPUSCOPE_AUTH_FAILURES_PER_PEER", default_value_t = 1.0)]
+    auth_failures_per_peer: f64,
+
+    /// Failed authentications one peer address may cause at once above
+    /// --auth-failures-per-peer.
+    #[arg(long, env = "GPUSCOPE_AUTH_FAILURE_BURST", default_value_t = 20)]
+    auth_failure_burst: u32,
+
+    /// TokenReviews in flight to the API server at once, in all; a caller
+    /// that waits 2 s for a place gets UNAVAILABLE.
+    #[arg(long, env = "GPUSCOPE_TOKEN_REVIEWS_IN_FLIGHT", default_value_t = 64)]
+    token_reviews_in_flight: u32,
+
+    /// Users may also identify with a TLS client certificate signed by
+    /// this CA (PEM bundle), as with the API server's --client-ca-file:
+    /// the user is the subject's CN, the groups its O values, authorized
+    /// with SubjectAccessReviews like a token's user. Needs --tls-cert
+    /// and --auth kubernetes; client certificates stay optional (agents
+    /// and other users send tokens). Not with --tls-client-ca.
+    #[arg(
+        long,
+        env = "GPUSCOPE_CLIENT_CA_FILE",
+        requires = "tls_cert",
+        conflicts_with = "tls_client_ca"
+    )]
+    client_ca_file: Option<PathBuf>,
+
     /// Query calls per second per caller (its user, or its IP address
     /// with --auth none), on average; beyond it RESOURCE_EXHAUSTED
     /// (docs/limits.md).
@@ -371,15 +407,29 @@ async fn main() -> anyhow::Result<()> {
             config.auth = Some(AuthConfig {
                 ttls: Ttls {
                     token: args.auth_token_ttl,
+                    token_deny: args.auth_token_deny_ttl,
                     allow: args.auth_allow_ttl,
                     deny: args.auth_deny_ttl,
                 },
                 agent_service_accounts: args.agent_service_accounts.clone(),
+                limits: AuthLimits {
+                    failures_per_peer_rate: args.auth_failures_per_peer,
+                    failures_per_peer_burst: args.auth_failure_burst,
+                    reviews_in_flight: args.token_reviews_in_flight,
+                    ..AuthLimits::default()
+                },
+                client_ca: args.client_ca_file.clone(),
             });
         }
         AuthMode::None => {
+            anyhow::ensure!(
+                args.client_ca_file.is_none(),
+                "--client-ca-file identifies users for --auth kubernetes; it means nothing with \
+                 --auth none"
+            );
             let open = std::iter::once(args.listen)
                 .chain(args.query_listen)
+                .chain(args.metrics_listen)
                 .find(|a| !a.ip().is_loopback());
             if let Some(addr) = open {
                 anyhow::bail!(

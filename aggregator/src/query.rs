@@ -166,7 +166,7 @@ impl QueryService {
         match &self.auth {
             None => Ok(Gate::Open),
             Some(auth) => {
-                let caller = auth.authenticate(request.metadata(), "").await?;
+                let caller = auth.authenticate_request(request, "").await?;
                 Ok(Gate::Checked {
                     auth: auth.clone(),
                     caller,

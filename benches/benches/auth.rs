@@ -162,6 +162,7 @@ async fn decisions(fake: &FakeKube, n: usize) -> (Duration, Duration) {
         uid: String::new(),
         groups: vec!["system:authenticated".into()],
         extra: Default::default(),
+        expires: None,
     };
     let mut miss = Vec::with_capacity(n);
     for i in 0..n {

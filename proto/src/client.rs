@@ -25,6 +25,28 @@ pub struct ClientTls {
     /// URL's host).
     #[arg(long, env = "GPUSCOPE_TLS_SERVER_NAME")]
     pub tls_server_name: Option<String>,
+    /// A client certificate and key held in memory (a kubeconfig's
+    /// `client-certificate-data`), used when --tls-client-cert is not
+    /// given.
+    #[arg(skip)]
+    pub identity: Option<IdentityPem>,
+}
+
+/// A client certificate chain and its private key, PEM, in memory.
+#[derive(Clone)]
+pub struct IdentityPem {
+    /// The certificate chain.
+    pub cert: Vec<u8>,
+    /// The private key.
+    pub key: Vec<u8>,
+}
+
+impl std::fmt::Debug for IdentityPem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityPem")
+            .field("cert_bytes", &self.cert.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why an endpoint could not be built.
@@ -74,6 +96,8 @@ pub fn endpoint(url: &str, tls: &ClientTls) -> Result<Endpoint, EndpointError> {
         let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
         if let (Some(cert), Some(key)) = (&tls.tls_client_cert, &tls.tls_client_key) {
             config = config.identity(Identity::from_pem(read(cert)?, read(key)?));
+        } else if let Some(id) = &tls.identity {
+            config = config.identity(Identity::from_pem(&id.cert, &id.key));
         }
         if let Some(name) = &tls.tls_server_name {
             config = config.domain_name(name.clone());

@@ -168,6 +168,8 @@ struct State {
     events_v1: BTreeMap<(String, String), Value>,
     /// Bearer tokens TokenReview knows.
     tokens: BTreeMap<String, Token>,
+    /// The token of every TokenReview asked, in order.
+    reviewed: Vec<String>,
     /// Role, ClusterRole, RoleBinding and ClusterRoleBinding objects, by
     /// (kind, namespace or "", name).
     rbac: BTreeMap<(String, String, String), Value>,
@@ -362,6 +364,24 @@ impl FakeKube {
     /// Makes TokenReview authenticate `token` as `who`.
     pub fn add_token(&self, token: &str, who: Token) {
         self.shared.lock().tokens.insert(token.to_owned(), who);
+    }
+
+    /// The token of every TokenReview asked so far, in order.
+    pub fn reviewed_tokens(&self) -> Vec<String> {
+        self.shared.lock().reviewed.clone()
+    }
+
+    /// A JWT-shaped token for `who` ([`review::jwt`]: its `exp`, `aud` and
+    /// `sub` claims as the API server signs them), which TokenReview
+    /// authenticates as `who`.
+    pub fn add_jwt(&self, who: Token) -> String {
+        static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let token = review::jwt(
+            &who,
+            SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        );
+        self.add_token(&token, who);
+        token
     }
 
     /// Deletes an object and records a DELETED watch event; `false` when
@@ -613,9 +633,13 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         let Ok(input) = serde_json::from_slice::<Value>(&body.to_bytes()) else {
             return Ok(status(StatusCode::BAD_REQUEST, "the body is not JSON"));
         };
-        let st = shared.lock();
+        let mut st = shared.lock();
         let answer = match token {
-            true => review::token_review(&st.tokens, &input),
+            true => {
+                let asked = input.pointer("/spec/token").and_then(Value::as_str);
+                st.reviewed.push(asked.unwrap_or("").to_owned());
+                review::token_review(&st.tokens, &input)
+            }
             false => review::access_review(&st.rbac, &input),
         };
         return Ok(json_response(StatusCode::CREATED, &answer));

@@ -478,6 +478,7 @@ async fn with_the_api_server_gone_cached_decisions_expire_and_requests_are_refus
     let ttl = Duration::from_secs(1);
     let ttls = Ttls {
         token: ttl,
+        token_deny: ttl,
         allow: ttl,
         deny: ttl,
     };
@@ -649,6 +650,519 @@ async fn a_flood_from_one_caller_delays_neither_another_callers_explain_nor_the_
          agent ack p50 {a50:.1} ms p99 {a99:.1} ms"
     );
     assert!(refused > 0, "the flood was never limited ({ok} answered)");
+    agg.shutdown(Duration::from_secs(5))
+        .await
+        .expect("shutdown");
+}
+
+/// `GET /metrics` on `addr` with `token` as the bearer token (none: no
+/// header): the status line's code, the `WWW-Authenticate` header's
+/// presence and the body.
+async fn scrape(addr: std::net::SocketAddr, token: Option<&str>) -> (u16, bool, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let req = format!("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}\r\n");
+    s.write_all(req.as_bytes()).await.expect("send");
+    let mut buf = Vec::new();
+    tokio::time::timeout(DEADLINE, s.read_to_end(&mut buf))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let code = text.split(' ').nth(1).and_then(|c| c.parse().ok());
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let challenged = head
+        .to_ascii_lowercase()
+        .contains("www-authenticate: bearer");
+    (code.unwrap_or(0), challenged, body.to_owned())
+}
+
+/// The metrics endpoint authorizes each scrape as kube-rbac-proxy does:
+/// a token TokenReview accepts, whose user may `get` the non-resource URL
+/// `/metrics` (a ClusterRole with `nonResourceURLs`, bound cluster-wide).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_needs_a_token_whose_user_may_get_metrics() {
+    let fake = FakeKube::start();
+    populate(&fake);
+    fake.apply(role(
+        "ClusterRole",
+        None,
+        "metrics-reader",
+        json!([{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]),
+    ));
+    fake.apply(binding(
+        "ClusterRoleBinding",
+        None,
+        "scraper",
+        "metrics-reader",
+    ));
+    // A RoleBinding cannot grant a non-resource URL.
+    fake.apply(binding(
+        "RoleBinding",
+        Some("team-a"),
+        "bob",
+        "metrics-reader",
+    ));
+    fake.add_token("scraper-token", Token::user("scraper"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::new("127.0.0.1:0".parse().expect("addr"), dir.path().to_owned());
+    config.kube = Some(KubeConfig {
+        server: Some(fake.url()),
+        ..KubeConfig::default()
+    });
+    config.auth = Some(AuthConfig::default());
+    config.metrics_listen = Some("127.0.0.1:0".parse().expect("addr"));
+    let agg = Aggregator::start(config).await.expect("aggregator");
+    let metrics = agg.metrics_addr().expect("metrics listener");
+
+    let (code, challenged, body) = scrape(metrics, None).await;
+    assert_eq!((code, challenged), (401, true), "{body}");
+    assert!(body.contains("no credentials"), "{body}");
+    let (code, challenged, body) = scrape(metrics, Some("old-token")).await;
+    assert_eq!((code, challenged), (401, true), "{body}");
+    assert!(body.contains("expired"), "{body}");
+    for who in ["bob", "alice"] {
+        let (code, _, body) = scrape(metrics, Some(&format!("{who}-token"))).await;
+        assert_eq!(code, 403, "{who}: {body}");
+        assert!(
+            body.contains(&format!("{who} may not get /metrics")),
+            "{body}"
+        );
+    }
+    let (code, _, body) = scrape(metrics, Some("scraper-token")).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("gpuscope_exporter_scrapes_total"), "{body}");
+    // What authentication cost: the scrapes' tokens, one refused (old-token).
+    let reviews = body
+        .lines()
+        .find_map(|l| l.strip_prefix("gpuscope_auth_token_reviews_total "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert_eq!(reviews, Some(4), "{body}");
+    assert!(
+        body.contains("gpuscope_auth_tokens_refused_total 1\n"),
+        "{body}"
+    );
+    // The health service stays open: no token needed.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", agg.local_addr()))
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let started = Instant::now();
+    loop {
+        let r = health
+            .check(tonic_health::pb::HealthCheckRequest::default())
+            .await
+            .expect("health answers without credentials");
+        if r.get_ref().status
+            == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        {
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "never SERVING");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    agg.shutdown(Duration::from_secs(5))
+        .await
+        .expect("shutdown");
+}
+
+/// An XID event numbered `seq`, as the agent's collection hands it over.
+fn xid(seq: u64) -> gpuscope_model::Event {
+    gpuscope_model::Event::Xid {
+        time: gpuscope_model::Timestamp::now(),
+        gpu_uuid: "GPU-a".into(),
+        gpu_index: Some(0),
+        xid: 79,
+        count: seq,
+        holders: Vec::new(),
+        simulated: true,
+        kernel: None,
+    }
+}
+
+/// Writes `token` to `path` as the kubelet does: a new file renamed over
+/// the old one.
+fn rotate(path: &Path, token: &str) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, token).expect("token file");
+    std::fs::rename(&tmp, path).expect("rotate the token file");
+}
+
+/// A short-lived projected token (3 s): the aggregator ends the agent's
+/// stream when it expires, the real agent (its ship module) reconnects
+/// with the token the kubelet has rotated into its file meanwhile, and
+/// every event sent before, across and after the expiry is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_ends_when_its_token_expires_and_the_agent_reconnects_with_the_fresh_one() {
+    use gpuscope_agent::ship::stream::{ShipConfig, Shipper};
+    let (fake, dir, agg, mut c) = setup(Ttls::default()).await;
+    let bound = || {
+        Token::bound(
+            "gpuscope",
+            "gpuscope-agent",
+            "gpuscope-agent-x",
+            "gpu-node-1",
+            "gpuscope",
+        )
+    };
+    let life = Duration::from_secs(3);
+    let first = fake.add_jwt(bound().expires(SystemTime::now() + life));
+    let token_file = dir.path().join("token");
+    rotate(&token_file, &first);
+    let shipper = Shipper::start(
+        ShipConfig {
+            aggregator: format!("http://{}", agg.local_addr()),
+            state_dir: dir.path().join("agent-state"),
+            queue_max_bytes: 64 << 20,
+            report_interval: Duration::from_millis(200),
+            tls: Default::default(),
+            token_file: Some(token_file.clone()),
+            kmsg_not_kernel: Default::default(),
+        },
+        pb::NodeIdentity {
+            node_name: "gpu-node-1".into(),
+            boot_id: "boot-rotate".into(),
+            ..Default::default()
+        },
+    )
+    .expect("shipper");
+    let started = Instant::now();
+    let mut second = None;
+    let events = 50u64;
+    for seq in 1..=events {
+        shipper.event(&xid(seq));
+        // The kubelet rotates at 80 % of the token's life.
+        if second.is_none() && started.elapsed() >= life.mul_f64(0.8) {
+            let token =
+                fake.add_jwt(bound().expires(SystemTime::now() + Duration::from_secs(3600)));
+            rotate(&token_file, &token);
+            second = Some(token);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = second.expect("rotated");
+    while shipper.pending() > 0 {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{} events never acknowledged",
+            shipper.pending()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The stream opened with the first token, ended when it expired, and a
+    // new one opened with the second.
+    let reviewed = fake.reviewed_tokens();
+    assert!(
+        reviewed.contains(&first),
+        "the first token was never reviewed"
+    );
+    assert!(
+        reviewed.contains(&second),
+        "the agent never reconnected with the rotated token"
+    );
+    assert!(
+        started.elapsed() > life,
+        "all acknowledged before the expiry: nothing tested"
+    );
+    let r = c
+        .list_incidents(as_user(
+            "admin-token",
+            pb::ListIncidentsRequest {
+                filter: Some(pb::IncidentFilter {
+                    node_name: "gpu-node-1".into(),
+                    ..Default::default()
+                }),
+                limit: 1000,
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("incidents")
+        .into_inner();
+    let mut counts: Vec<u64> = r
+        .incidents
+        .iter()
+        .filter_map(|i| match i.event.as_ref()?.kind.as_ref()? {
+            pb::node_event::Kind::Xid(x) => Some(x.count),
+            _ => None,
+        })
+        .collect();
+    counts.sort_unstable();
+    assert_eq!(
+        counts,
+        (1..=events).collect::<Vec<_>>(),
+        "each event stored once"
+    );
+    agg.shutdown(Duration::from_secs(5))
+        .await
+        .expect("shutdown");
+}
+
+/// A query client whose connections come from `source` (another loopback
+/// address: another peer to the aggregator).
+async fn client_from(source: &str, addr: std::net::SocketAddr) -> Client {
+    let source: std::net::IpAddr = source.parse().expect("source address");
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("url")
+        .connect_with_connector(tower::service_fn(
+            move |_: tonic::transport::Uri| async move {
+                let socket = tokio::net::TcpSocket::new_v4()?;
+                socket.bind(std::net::SocketAddr::new(source, 0))?;
+                let stream = socket.connect(addr).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            },
+        ))
+        .await
+        .expect("connect");
+    Client::new(channel)
+}
+
+/// N distinct made-up tokens from one address, 16 at a time: the first
+/// ones cost a TokenReview each, then the address's budget of failures is
+/// spent and the rest are refused (RESOURCE_EXHAUSTED) without one; the
+/// same bad token again costs no review; a user on another address,
+/// whose token was never seen before, is authenticated and answered.
+/// Prints the TokenReviews sent and the other user's explain latency.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_bad_tokens_costs_a_bounded_number_of_token_reviews() {
+    let (fake, _dir, agg, c) = setup(Ttls::default()).await;
+    fake.add_token("carol-token", Token::user("carol"));
+    fake.add_token("dave-token", Token::user("dave"));
+    for user in ["carol", "dave"] {
+        fake.apply(binding("RoleBinding", Some("team-a"), user, "pod-reader"));
+    }
+    let mut carol = client_from("127.0.0.2", agg.local_addr()).await;
+    let explains = |mut client: Client| async move {
+        let mut took = Vec::new();
+        for _ in 0..20 {
+            let mut req = as_user("carol-token", explain("team-a", "trainer"));
+            req.set_timeout(Duration::from_secs(2));
+            let t = Instant::now();
+            client.explain(req).await.expect("carol's explain");
+            took.push(t.elapsed());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        took
+    };
+    // Carol's explains without a flood: the baseline.
+    let mut quiet = explains(carol.clone()).await;
+    let n = 2000usize;
+    let before = fake.reviewed_tokens().len();
+    let flood_started = Instant::now();
+    let flooders: Vec<_> = (0..16)
+        .map(|f| {
+            let mut c = c.clone();
+            tokio::spawn(async move {
+                let (mut unauthenticated, mut limited) = (0usize, 0usize);
+                for i in (f..n).step_by(16) {
+                    let s = c
+                        .list_nodes(as_user(&format!("bad-{i}"), pb::ListNodesRequest {}))
+                        .await
+                        .expect_err("a made-up token");
+                    match s.code() {
+                        Code::Unauthenticated => unauthenticated += 1,
+                        Code::ResourceExhausted => {
+                            assert!(s.message().contains("no more are checked"), "{s:?}");
+                            limited += 1;
+                        }
+                        _ => panic!("bad-{i}: {s:?}"),
+                    }
+                }
+                (unauthenticated, limited)
+            })
+        })
+        .collect();
+    // Meanwhile dave, on carol's address, with a token never seen before,
+    // and carol's explains.
+    let s_dave = carol
+        .explain(as_user("dave-token", explain("team-a", "trainer")))
+        .await;
+    assert!(s_dave.is_ok(), "dave: {s_dave:?}");
+    let mut flooded = explains(carol.clone()).await;
+    let (mut unauthenticated, mut limited) = (0, 0);
+    for f in flooders {
+        let (u, l) = f.await.expect("flooder");
+        unauthenticated += u;
+        limited += l;
+    }
+    let flood = flood_started.elapsed();
+    let reviews: Vec<String> = fake.reviewed_tokens()[before..].to_vec();
+    let bad_reviews = reviews.iter().filter(|t| t.starts_with("bad-")).count();
+    // The budget (20), its refill (1/s) and the reviews already in flight
+    // when it ran out (16 at a time).
+    let bound = 20 + flood.as_secs() as usize + 16;
+    assert!(
+        bad_reviews <= bound,
+        "{bad_reviews} TokenReviews for {n} bad tokens (bound {bound})"
+    );
+    assert_eq!(unauthenticated + limited, n);
+    assert!(limited > 0);
+    // The same bad token again and again: one review (the refusal is
+    // cached), and it does not spend the other address's budget.
+    let mut same = client_from("127.0.0.3", agg.local_addr()).await;
+    for _ in 0..50 {
+        let s = same
+            .list_nodes(as_user("bad-same", pb::ListNodesRequest {}))
+            .await
+            .expect_err("bad");
+        assert_eq!(s.code(), Code::Unauthenticated, "{s:?}");
+    }
+    let same_reviews = fake
+        .reviewed_tokens()
+        .iter()
+        .filter(|t| *t == "bad-same")
+        .count();
+    assert_eq!(same_reviews, 1);
+    let (q50, q99) = quantiles(&mut quiet);
+    let (f50, f99) = quantiles(&mut flooded);
+    println!(
+        "bad-token flood: {n} distinct bad tokens from one address in {:.1} s -> {bad_reviews} \
+         TokenReviews ({unauthenticated} UNAUTHENTICATED, {limited} RESOURCE_EXHAUSTED); \
+         another address's explain p50 {f50:.1} ms p99 {f99:.1} ms during it, {q50:.1} / \
+         {q99:.1} ms without (x{:.2} p50)",
+        flood.as_secs_f64(),
+        f50 / q50
+    );
+    agg.shutdown(Duration::from_secs(5))
+        .await
+        .expect("shutdown");
+}
+
+/// A CA (`name`) that signs `leaf`s: PEM of the CA, and a function making
+/// a leaf with subject `cn` and `orgs` and `sans`, returning its PEM
+/// certificate and key.
+struct TestCa(rcgen::CertifiedIssuer<'static, rcgen::KeyPair>);
+
+impl TestCa {
+    fn new() -> TestCa {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().expect("key");
+        TestCa(rcgen::CertifiedIssuer::self_signed(params, key).expect("ca"))
+    }
+
+    fn leaf(&self, cn: &str, orgs: &[&str], sans: &[&str]) -> (String, String) {
+        let mut params =
+            rcgen::CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+                .expect("params");
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        for o in orgs {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::OrganizationName, *o);
+        }
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.0).expect("sign");
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+/// A kubeconfig user with only a client certificate (no token, no exec
+/// plugin), as kubeadm's admin.conf has: the real CLI presents it over
+/// TLS, and the aggregator started with `--client-ca-file` knows the user
+/// by its CN and groups by its O, authorized by RBAC like any user (here
+/// only through a group's RoleBinding). Without TLS the CLI says what to
+/// do; a certificate of another CA is refused in the handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubeconfig_client_certificate_identifies_its_user_over_tls() {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let fake = FakeKube::start();
+    populate(&fake);
+    let mut group = binding("RoleBinding", Some("team-a"), "erin", "pod-reader");
+    group["subjects"] = json!([{"kind": "Group", "name": "team-a-readers"}]);
+    fake.apply(group);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        p
+    };
+    // The aggregator's serving CA, and the cluster's client CA.
+    let (serving, users, stranger) = (TestCa::new(), TestCa::new(), TestCa::new());
+    let serving_ca = write("serving-ca.crt", &serving.0.pem());
+    let users_ca = write("users-ca.crt", &users.0.pem());
+    let (cert, key) = serving.leaf("gpuscope-aggregator", &[], &["localhost"]);
+    let mut config = Config::new(
+        "127.0.0.1:0".parse().expect("addr"),
+        dir.path().join("data"),
+    );
+    config.kube = Some(KubeConfig {
+        server: Some(fake.url()),
+        ..KubeConfig::default()
+    });
+    config.tls = Some(gpuscope_aggregator::TlsFiles {
+        cert: write("server.crt", &cert),
+        key: write("server.key", &key),
+        client_ca: None,
+    });
+    config.auth = Some(AuthConfig {
+        client_ca: Some(users_ca),
+        ..AuthConfig::default()
+    });
+    let agg = Aggregator::start(config).await.expect("aggregator");
+    let url = format!("https://localhost:{}", agg.local_addr().port());
+    let kubeconfig = |name: &str, (cert, key): &(String, String)| {
+        let user = json!({"client-certificate-data": b64(cert), "client-key-data": b64(key)});
+        let config = json!({"apiVersion": "v1", "kind": "Config", "current-context": "c",
+            "clusters": [{"name": "k", "cluster": {"server": fake.url()}}],
+            "users": [{"name": "u", "user": user}],
+            "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}]});
+        write(name, &config.to_string())
+    };
+    let erin = kubeconfig(
+        "erin.kubeconfig",
+        &users.leaf("erin", &["team-a-readers"], &[]),
+    );
+    let gpuscope = |kubeconfig: &Path, tls: bool| {
+        let mut cmd = std::process::Command::new(gpuscope_tests::workspace_bin("gpuscope"));
+        cmd.args(["--aggregator", &url]);
+        if tls {
+            cmd.arg("--tls-ca").arg(&serving_ca);
+        }
+        cmd.args(["diagnose", "-A", "-o", "json"])
+            .env("KUBECONFIG", kubeconfig)
+            .env("HOME", dir.path())
+            .output()
+            .expect("gpuscope runs")
+    };
+    let started = Instant::now();
+    loop {
+        let out = gpuscope(&erin, true);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(!stdout.contains("secret-pod"), "{stdout}");
+        if stdout.contains("trainer") {
+            break;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "erin never saw team-a: {stdout}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let out = gpuscope(&erin, false);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "without TLS: {stderr}");
+    assert!(
+        stderr.contains("client certificate and no token") && stderr.contains("--tls-ca"),
+        "{stderr}"
+    );
+    let mallory = kubeconfig(
+        "mallory.kubeconfig",
+        &stranger.leaf("admin", &["system:masters"], &[]),
+    );
+    let out = gpuscope(&mallory, true);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "another CA's certificate: {stdout}");
+    assert!(!stdout.contains("trainer"), "{stdout}");
     agg.shutdown(Duration::from_secs(5))
         .await
         .expect("shutdown");

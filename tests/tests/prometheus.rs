@@ -10,6 +10,14 @@
 //! `deploy/grafana/*.json` is evaluated through Prometheus' HTTP API over
 //! the test's time range, and each must return data.
 //!
+//! The aggregator runs as in the manifests, with `--auth kubernetes`: the
+//! agents present bound tokens for their nodes, and Prometheus scrapes with
+//! its ServiceAccount's token (`authorization.credentials_file`, as the
+//! ServiceMonitor of the `prometheus` overlay has it), allowed `get
+//! /metrics` by the overlay's ClusterRole (fed to the fake API server,
+//! which answers the SubjectAccessReview from it). A scrape without a
+//! token gets 401, one of a user without that ClusterRole 403.
+//!
 //! Needs root, the cgroup v1 memory hierarchy and `/usr/bin/prometheus`
 //! (`PROMETHEUS` names another): fails under CI without them, skips
 //! loudly elsewhere. About 15 s.
@@ -19,7 +27,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gpuscope_proto::v1 as pb;
-use gpuscope_tests::fake_kube::FakeKube;
+use gpuscope_tests::fake_kube::{FakeKube, Token};
 use gpuscope_tests::fake_pod_resources::{Container, FakePodResources, Pod};
 use gpuscope_tests::{
     CgroupGuard, Driver, KillOnDrop, V1_MEMORY, fake_nvml_lib, free_port, have_v1_memory, ids,
@@ -44,11 +52,21 @@ fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// Prometheus' ServiceAccount token (the fake API server knows it).
+const PROMETHEUS_TOKEN: &str = "prometheus-sa-token";
+
 /// `GET path` on 127.0.0.1:port (HTTP/1.0, 10 s limit): status and body.
 fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    http_get_as(port, path, None)
+}
+
+/// [`http_get`] with `token` as the bearer token; `/metrics` of the
+/// aggregator is scraped as Prometheus.
+fn http_get_as(port: u16, path: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{auth}\r\n")?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
     let text = String::from_utf8_lossy(&buf).into_owned();
@@ -155,6 +173,7 @@ fn scenario(pid: u32) -> Value {
 /// GPU held by `ml/idler-0` and never used; returns the stream, open.
 async fn idle_node(
     url: String,
+    token: &str,
 ) -> (
     tokio::sync::mpsc::Sender<pb::AgentMessage>,
     tonic::Streaming<pb::AggregatorMessage>,
@@ -178,8 +197,11 @@ async fn idle_node(
     })))
     .await
     .expect("hello");
+    let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let bearer = format!("Bearer {token}").parse().expect("metadata");
+    request.metadata_mut().insert("authorization", bearer);
     let inbound = client
-        .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .stream(request)
         .await
         .expect("open the ingest stream")
         .into_inner();
@@ -342,6 +364,34 @@ fn prometheus_scrapes_the_aggregator_and_every_dashboard_panel_has_data() {
         "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
     }));
 
+    // Who may do what: the agents' bound tokens, Prometheus' token and the
+    // prometheus overlay's ClusterRole bound to its ServiceAccount, and a
+    // user without it.
+    for (token, node) in [("agent-prom", NODE), ("agent-idle", IDLE_NODE)] {
+        let pod = format!("gpuscope-agent-{node}");
+        let t = Token::bound("gpuscope", "gpuscope-agent", &pod, node, "gpuscope");
+        kube.add_token(token, t);
+    }
+    kube.add_token(
+        PROMETHEUS_TOKEN,
+        Token::user("system:serviceaccount:monitoring:prometheus-k8s"),
+    );
+    kube.add_token("nobody-token", Token::user("nobody"));
+    kube.apply(
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "gpuscope-metrics-reader"},
+        "rules": [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]}),
+    );
+    kube.apply(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "gpuscope-metrics-reader"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+            "name": "gpuscope-metrics-reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "prometheus-k8s", "namespace": "monitoring"}]}));
+    let agent_token = dir.path().join("agent-token");
+    std::fs::write(&agent_token, "agent-prom\n").expect("agent token");
+    let prometheus_token = dir.path().join("prometheus-token");
+    std::fs::write(&prometheus_token, PROMETHEUS_TOKEN).expect("prometheus token");
+
     let port = free_port();
     let metrics_port = free_port();
     let aggregator = KillOnDrop(
@@ -353,7 +403,7 @@ fn prometheus_scrapes_the_aggregator_and_every_dashboard_panel_has_data() {
                 "--kube-server",
                 &kube.url(),
                 "--auth",
-                "none",
+                "kubernetes",
                 "--record-diagnosis-after",
                 "0s",
             ])
@@ -377,6 +427,8 @@ fn prometheus_scrapes_the_aggregator_and_every_dashboard_panel_has_data() {
             ])
             .arg("--state-dir")
             .arg(dir.path().join("state"))
+            .arg("--token-file")
+            .arg(&agent_token)
             .arg("--nvml-lib")
             .arg(fake_nvml_lib())
             .arg("--pod-resources-socket")
@@ -387,10 +439,17 @@ fn prometheus_scrapes_the_aggregator_and_every_dashboard_panel_has_data() {
             .expect("agent"),
     );
     wait_until(Duration::from_secs(20), "/metrics to answer", || {
-        http_get(metrics_port, "/metrics")
+        http_get_as(metrics_port, "/metrics", Some(PROMETHEUS_TOKEN))
             .ok()
             .filter(|(s, _)| *s == 200)
     });
+    let (status, body) = http_get(metrics_port, "/metrics").expect("scrape without a token");
+    assert_eq!(status, 401, "without a token: {body}");
+    assert!(body.contains("no credentials"), "{body}");
+    let (status, body) =
+        http_get_as(metrics_port, "/metrics", Some("nobody-token")).expect("scrape as nobody");
+    assert_eq!(status, 403, "as nobody: {body}");
+    assert!(body.contains("nobody may not get /metrics"), "{body}");
     // Multi-threaded: its worker keeps the idle node's stream going after
     // block_on returns.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -398,7 +457,8 @@ fn prometheus_scrapes_the_aggregator_and_every_dashboard_panel_has_data() {
         .enable_all()
         .build()
         .expect("runtime");
-    let _idle_stream = runtime.block_on(idle_node(format!("http://127.0.0.1:{port}")));
+    let _idle_stream =
+        runtime.block_on(idle_node(format!("http://127.0.0.1:{port}"), "agent-idle"));
 
     let prom_port = free_port();
     let config = dir.path().join("prometheus.yml");
@@ -406,8 +466,10 @@ fn prometheus_scrapes_the_aggregator_and_every_dashboard_panel_has_data() {
         &config,
         format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: gpuscope\n    static_configs:\n      \
-             - targets: ['127.0.0.1:{metrics_port}']\n        labels:\n          cluster: ci\n"
+             scrape_configs:\n  - job_name: gpuscope\n    authorization:\n      \
+             credentials_file: {}\n    static_configs:\n      \
+             - targets: ['127.0.0.1:{metrics_port}']\n        labels:\n          cluster: ci\n",
+            prometheus_token.display()
         ),
     )
     .expect("prometheus.yml");
@@ -477,7 +539,8 @@ fn prometheus_scrapes_the_aggregator_and_every_dashboard_panel_has_data() {
         let deadline = Instant::now() + Duration::from_secs(30);
         while query_range(prom_port, expr, started).map_or(true, |r| r.is_empty()) {
             if Instant::now() > deadline {
-                let (_, metrics) = http_get(metrics_port, "/metrics").unwrap_or_default();
+                let (_, metrics) = http_get_as(metrics_port, "/metrics", Some(PROMETHEUS_TOKEN))
+                    .unwrap_or_default();
                 let shown: Vec<&str> = metrics
                     .lines()
                     .filter(|l| !l.starts_with('#') && !l.starts_with("gpuscope_container"))

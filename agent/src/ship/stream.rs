@@ -16,6 +16,12 @@
 //! - **Reconnect** with exponential backoff (100 ms doubling to 30 s) and
 //!   ±50 % jitter, so a restarted aggregator is not hit by every node at
 //!   the same instant.
+//! - **Token** ([`ShipConfig::token_file`]): read again at every connect,
+//!   so the kubelet's rotation of the projected token is picked up. An
+//!   aggregator with `--auth kubernetes` ends a stream when the token it
+//!   was opened with expires (UNAUTHENTICATED, "token expired ..."): the
+//!   agent reconnects at once with the file's current token and resends
+//!   what was not acknowledged.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -241,6 +247,17 @@ async fn connection_loop(config: &ShipConfig, identity: &pb::NodeIdentity, share
                     "The aggregator does not speak protocol {protocol}; speaking protocol 1.");
                 protocol = 1;
                 continue;
+            }
+            Err(ShipError::Stream { status, .. })
+                if status.code() == tonic::Code::Unauthenticated
+                    && status.message().starts_with("token expired") =>
+            {
+                // The aggregator ended a stream whose token expired: the
+                // kubelet has rotated the file by now (at 80 % of the
+                // token's life), and the next connection reads it again.
+                tracing::info!(status = %status.message(),
+                    "Stream token expired; reconnecting with the token file's current token.");
+                backoff = Duration::from_millis(100);
             }
             Err(e) => tracing::warn!(error = %e, "Aggregator stream down; reconnecting."),
         }

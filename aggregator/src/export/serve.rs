@@ -7,6 +7,19 @@
 //!
 //! `?shard=I&shards=N` renders one part of the nodes ([`Shard`]).
 //!
+//! With `--auth kubernetes` ([`Exporter::with_auth`]) a scrape is
+//! authorized as kube-rbac-proxy and metrics-server authorize theirs: its
+//! `Authorization: Bearer` token must be one the API server accepts
+//! (TokenReview, the API server's own audience: a ServiceAccount token
+//! such as Prometheus'), and its user must be allowed `get` on the
+//! non-resource URL `/metrics` (SubjectAccessReview with
+//! `nonResourceAttributes`; a ClusterRole rule `nonResourceURLs:
+//! ["/metrics"], verbs: ["get"]`). No token or a refused one: 401 with
+//! `WWW-Authenticate: Bearer`; not allowed: 403; the API server not
+//! answering: 503; a peer over its budget of failed authentications: 429.
+//! The body says which. Both answers are cached ([`crate::auth`]), so a
+//! scrape every 15 s costs no API call after the first.
+//!
 //! Memory is bounded: a response (the whole text of a scrape) is held
 //! only while its connection is open, and at most [`MAX_CONNECTIONS`]
 //! connections are served at once; a connection beyond them is closed at
@@ -23,6 +36,7 @@ use hyper::body::Frame;
 use hyper::{Request, Response, StatusCode};
 use tokio::sync::watch;
 
+use crate::auth::{Access, Authorizer, Gate};
 use crate::error::{Error, Result};
 use crate::export::findings;
 use crate::export::prometheus::{Inputs, Options, Renderer, Shard};
@@ -47,6 +61,8 @@ pub struct Exporter {
     last: Arc<Mutex<LastScrape>>,
     /// The OTLP exporter's counts, exported with the series when it runs.
     otlp: Option<Arc<crate::export::otlp::Stats>>,
+    /// Who may scrape; `None`: anyone who reaches the port.
+    auth: Option<Arc<Authorizer>>,
 }
 
 /// The previous scrape's cost, exported with the next one.
@@ -74,7 +90,15 @@ impl Exporter {
             renderer: Arc::default(),
             last: Arc::default(),
             otlp: None,
+            auth: None,
         }
+    }
+
+    /// Serves a scrape only to a caller whose bearer token the API server
+    /// accepts and whose user may `get /metrics`.
+    pub fn with_auth(mut self, auth: Option<Arc<Authorizer>>) -> Self {
+        self.auth = auth;
+        self
     }
 
     /// Also exports the OTLP exporter's counts (`gpuscope_otlp_*`).
@@ -136,8 +160,46 @@ impl Exporter {
             total += text.len();
             chunks.push(Bytes::from(text));
         }
+        if let Some(auth) = &self.auth {
+            let text = auth_text(auth.counts());
+            total += text.len();
+            chunks.push(Bytes::from(text));
+        }
         (chunks, total)
     }
+}
+
+/// What authentication has cost, as series.
+fn auth_text(c: crate::auth::AuthCounts) -> String {
+    let mut out = String::new();
+    for (name, help, value) in [
+        (
+            "token_reviews",
+            "TokenReviews sent to the API server.",
+            c.token_reviews,
+        ),
+        (
+            "tokens_refused",
+            "TokenReviews that did not accept the token.",
+            c.token_refused,
+        ),
+        (
+            "peer_limited",
+            "Authentications refused without a review: the address spent its budget of failures.",
+            c.peer_limited,
+        ),
+        (
+            "reviews_busy",
+            "Authentications refused for want of a place among the TokenReviews in flight.",
+            c.reviews_busy,
+        ),
+    ] {
+        out.push_str(&format!(
+            "# HELP gpuscope_auth_{name}_total {help}\n# TYPE gpuscope_auth_{name}_total counter\n\
+             gpuscope_auth_{name}_total {value}\n"
+        ));
+    }
+    out
 }
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -159,14 +221,66 @@ fn shard_of(query: Option<&str>) -> Option<Shard> {
     }
 }
 
-fn text(status: StatusCode, s: &'static str) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from_static(s.as_bytes())).boxed());
+fn text(status: StatusCode, s: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(s.into()).boxed());
     *r.status_mut() = status;
     r
 }
 
-fn handle(exporter: &Exporter, req: &Request<hyper::body::Incoming>) -> Response<Body> {
-    if req.uri().path() != "/metrics" {
+/// The question a scrape must be allowed.
+const SCRAPE: (&str, &str) = ("get", "/metrics");
+
+/// `Ok` when the scrape's caller may `get /metrics`, else the answer
+/// that says why not.
+async fn authorize<B>(
+    auth: &Arc<Authorizer>,
+    req: &Request<B>,
+    peer: std::net::IpAddr,
+) -> std::result::Result<(), Response<Body>> {
+    let refused = |status: tonic::Status| {
+        let code = match status.code() {
+            tonic::Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+            tonic::Code::PermissionDenied => StatusCode::FORBIDDEN,
+            tonic::Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+            tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let mut r = text(code, format!("{}\n", status.message()));
+        if code == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                hyper::header::WWW_AUTHENTICATE,
+                hyper::header::HeaderValue::from_static("Bearer realm=\"gpuscope\""),
+            );
+        }
+        r
+    };
+    let Some(header) = req.headers().get(hyper::header::AUTHORIZATION) else {
+        return Err(refused(tonic::Status::unauthenticated(
+            "no credentials: send `Authorization: Bearer TOKEN` with a ServiceAccount token whose \
+             user may get the non-resource URL /metrics (Prometheus: the ServiceMonitor's \
+             authorization or bearerTokenFile)",
+        )));
+    };
+    let token = crate::auth::bearer_of(header.as_bytes()).map_err(refused)?;
+    let caller = auth
+        .authenticate_token(token, "", Some(peer))
+        .await
+        .map_err(refused)?;
+    let gate = Gate::Checked {
+        auth: auth.clone(),
+        caller,
+    };
+    gate.require(&Access::path(SCRAPE.0, SCRAPE.1))
+        .await
+        .map_err(refused)
+}
+
+async fn handle<B>(
+    exporter: &Exporter,
+    req: &Request<B>,
+    peer: std::net::IpAddr,
+) -> Response<Body> {
+    if req.uri().path() != SCRAPE.1 {
         return text(
             StatusCode::NOT_FOUND,
             "gpuscope aggregator: metrics at /metrics (?shard=I&shards=N for a part of the nodes)\n",
@@ -178,6 +292,11 @@ fn handle(exporter: &Exporter, req: &Request<hyper::body::Incoming>) -> Response
             "shard and shards must both be given, with 0 <= shard < shards\n",
         );
     };
+    if let Some(auth) = &exporter.auth
+        && let Err(refused) = authorize(auth, req, peer).await
+    {
+        return refused;
+    }
     let (chunks, _) = exporter.scrape(shard);
     let stream = tokio_stream::iter(chunks.into_iter().map(|c| Ok(Frame::data(c))));
     let mut r = Response::new(BodyExt::boxed(StreamBody::new(stream)));
@@ -235,8 +354,8 @@ pub fn serve_thread(
                     tokio::spawn(async move {
                         let _permit = permit;
                         let service = hyper::service::service_fn(move |req| {
-                            let r = handle(&exporter, &req);
-                            async move { Ok::<_, Infallible>(r) }
+                            let exporter = exporter.clone();
+                            async move { Ok::<_, Infallible>(handle(&exporter, &req, peer.ip()).await) }
                         });
                         if let Err(e) = hyper::server::conn::http1::Builder::new()
                             .serve_connection(hyper_util::rt::TokioIo::new(stream), service)

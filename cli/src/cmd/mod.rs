@@ -52,12 +52,23 @@ pub enum Target {
 /// the kubeconfig (`KUBECONFIG`, `~/.kube/config`) or of the pod's
 /// ServiceAccount, resolved by kube-rs as kubectl does (a token, a token
 /// file, an exec plugin such as `aws eks get-token`, refreshed when it
-/// expires). Without a kubeconfig, no credentials are sent.
+/// expires). Without a kubeconfig, no credentials are sent. A kubeconfig
+/// user with only a client certificate presents it over TLS
+/// ([`with_client_certificate`]).
 pub async fn connect(target: &Target, tls: &ClientTls, anonymous: bool) -> anyhow::Result<Client> {
     use tower::{Layer, ServiceExt};
+    let layer = if anonymous {
+        None
+    } else {
+        credentials().await?
+    };
+    let tls = match (anonymous, &layer) {
+        (false, None) => with_client_certificate(tls).await?,
+        _ => tls.clone(),
+    };
     let (channel, health) = match target {
         Target::Url(url) => {
-            let channel = endpoint(url, tls)?.connect().await.with_context(|| {
+            let channel = endpoint(url, &tls)?.connect().await.with_context(|| {
                 format!(
                     "cannot reach the aggregator at {url} (set --aggregator or GPUSCOPE_AGGREGATOR)"
                 )
@@ -65,14 +76,9 @@ pub async fn connect(target: &Target, tls: &ClientTls, anonymous: bool) -> anyho
             (channel, None)
         }
         Target::Service(service) => {
-            let (channel, health) = crate::portforward::channel(service, tls).await?;
+            let (channel, health) = crate::portforward::channel(service, &tls).await?;
             (channel, Some(health))
         }
-    };
-    let layer = if anonymous {
-        None
-    } else {
-        credentials().await?
     };
     // kube's layer is an `Either` of two services that must fail alike. A
     // call (or a streamed answer) that fails over a port-forward says why
@@ -118,6 +124,66 @@ where
             return Ok(all);
         }
         token = next;
+    }
+}
+
+/// `tls` with the kubeconfig user's client certificate, when the user
+/// has one (and no token or exec plugin) and no --tls-client-cert is
+/// given: an aggregator with `--client-ca-file` knows the user by it, as
+/// the API server does (user = CN, groups = O). It can only be presented
+/// over TLS: without --tls-ca, an error says what to do.
+async fn with_client_certificate(tls: &ClientTls) -> anyhow::Result<ClientTls> {
+    let mut tls = tls.clone();
+    if tls.tls_client_cert.is_some() {
+        return Ok(tls);
+    }
+    let Some(identity) = kubeconfig_certificate().await? else {
+        return Ok(tls);
+    };
+    anyhow::ensure!(
+        tls.tls_ca.is_some(),
+        "the kubeconfig's user has a client certificate and no token: gpuscope can present it \
+         only over TLS. Give --tls-ca (the aggregator's CA) and an https:// --aggregator, to an \
+         aggregator started with --client-ca-file (your cluster's client CA); or use a \
+         kubeconfig user with a token or an exec plugin; or --anonymous"
+    );
+    tls.identity = Some(identity);
+    Ok(tls)
+}
+
+/// The kubeconfig user's client certificate and key (inline data or
+/// files); `None` without a kubeconfig or without a certificate.
+async fn kubeconfig_certificate() -> anyhow::Result<Option<gpuscope_proto::client::IdentityPem>> {
+    use base64::Engine;
+    use secrecy::ExposeSecret;
+    let Ok(config) = kube::Config::infer().await else {
+        return Ok(None);
+    };
+    let user = &config.auth_info;
+    let load = |data: Option<&str>, file: Option<&String>, what: &str| match (data, file) {
+        (Some(data), _) => base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .map(Some)
+            .with_context(|| format!("the kubeconfig's {what}-data is not base64")),
+        (None, Some(file)) => std::fs::read(file)
+            .map(Some)
+            .with_context(|| format!("reading the kubeconfig's {what} {file}")),
+        (None, None) => Ok(None),
+    };
+    let cert = load(
+        user.client_certificate_data.as_deref(),
+        user.client_certificate.as_ref(),
+        "client-certificate",
+    )?;
+    let key_data = user.client_key_data.as_ref().map(|k| k.expose_secret());
+    let key = load(key_data, user.client_key.as_ref(), "client-key")?;
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(gpuscope_proto::client::IdentityPem { cert, key })),
+        (None, None) => Ok(None),
+        _ => anyhow::bail!(
+            "the kubeconfig's user has a client certificate without its key, or a key without \
+             its certificate"
+        ),
     }
 }
 

@@ -13,7 +13,10 @@
 //!   applied to the fake, as the RBAC authorizer does: a ClusterRoleBinding
 //!   grants its role everywhere, a RoleBinding only in its namespace; a
 //!   rule matches on verb, API group, resource (`pods/log` for a
-//!   subresource) and resource name, `*` matching any.
+//!   subresource) and resource name, `*` matching any. A question about a
+//!   non-resource URL (`nonResourceAttributes`, `get /metrics`) matches a
+//!   rule's `nonResourceURLs` (`*` or a `prefix*` matching more) and
+//!   verbs, and only through a ClusterRoleBinding, as in RBAC.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -108,6 +111,31 @@ impl Token {
     }
 }
 
+/// A token shaped as the API server's ServiceAccount tokens are
+/// (`header.claims.signature`, each base64url): claims `iss`, `sub`,
+/// `aud`, `iat`, `exp` (from `t.expires`) and `jti` (`serial`). The
+/// signature is not one: only the fake's TokenReview vouches for it.
+pub fn jwt(t: &Token, serial: u64) -> String {
+    use base64::Engine;
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let secs = |at: SystemTime| {
+        at.duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    let header = json!({"alg": "RS256", "kid": "fake"});
+    let claims = json!({
+        "iss": "https://kubernetes.default.svc.cluster.local",
+        "sub": t.user,
+        "aud": t.audiences,
+        "iat": secs(SystemTime::now()),
+        "exp": secs(t.expires),
+        "jti": format!("fake-{serial}"),
+    });
+    let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("not a signature {serial}"));
+    format!("{}.{}.{signature}", b64(&header), b64(&claims))
+}
+
 /// The groups served besides the core one (discovery: `/apis`).
 pub(super) fn group_list() -> Value {
     let group = |name: &str| {
@@ -188,8 +216,12 @@ pub(super) fn access_review(
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    let attrs = &spec["resourceAttributes"];
-    let namespace = attrs["namespace"].as_str().unwrap_or("");
+    let non_resource = spec.get("nonResourceAttributes").filter(|v| !v.is_null());
+    let attrs = non_resource.unwrap_or(&spec["resourceAttributes"]);
+    let namespace = match non_resource {
+        Some(_) => "",
+        None => attrs["namespace"].as_str().unwrap_or(""),
+    };
     let allowed = rbac
         .iter()
         .filter(|((kind, ns, _), b)| {
@@ -208,7 +240,10 @@ pub(super) fn access_review(
             rbac.get(&(role_kind.to_owned(), role_ns, name.to_owned()))
         })
         .flat_map(|role| role["rules"].as_array().cloned().unwrap_or_default())
-        .any(|rule| rule_matches(&rule, attrs));
+        .any(|rule| match non_resource {
+            Some(attrs) => non_resource_rule_matches(&rule, attrs),
+            None => rule_matches(&rule, attrs),
+        });
     let reason = if allowed {
         "allowed by RBAC"
     } else {
@@ -233,6 +268,20 @@ fn subject_matches(binding: &Value, user: &str, groups: &[&str]) -> bool {
             _ => false,
         }
     })
+}
+
+fn non_resource_rule_matches(rule: &Value, attrs: &Value) -> bool {
+    let path = attrs["path"].as_str().unwrap_or("");
+    let verb = attrs["verb"].as_str().unwrap_or("");
+    let listed = |field: &str, matches: &dyn Fn(&str) -> bool| {
+        rule[field]
+            .as_array()
+            .is_some_and(|a| a.iter().filter_map(Value::as_str).any(matches))
+    };
+    listed("verbs", &|v| v == "*" || v == verb)
+        && listed("nonResourceURLs", &|u| {
+            u == path || u.strip_suffix('*').is_some_and(|p| path.starts_with(p))
+        })
 }
 
 fn rule_matches(rule: &Value, attrs: &Value) -> bool {
