@@ -540,6 +540,7 @@ fn gpu_incident_kinds() -> Vec<i32> {
         IncidentKind::Xid,
         IncidentKind::GpuLost,
         IncidentKind::GpuCountChanged,
+        IncidentKind::GpuHealthChange,
     ]
     .into_iter()
     .map(|k| k as i32)
@@ -552,6 +553,8 @@ fn node_incident_kinds() -> Vec<i32> {
         IncidentKind::Xid,
         IncidentKind::GpuLost,
         IncidentKind::GpuCountChanged,
+        IncidentKind::GpuHealthChange,
+        IncidentKind::SwitchXid,
         IncidentKind::Source,
     ]
     .into_iter()

@@ -1,7 +1,11 @@
 //! The GPU side of the live agent: NVML readings joined with the
 //! kubelet's device assignments (PodResources) and with the container of
 //! each GPU process, plus the events NVML raises (XID, GPU lost, device
-//! count change).
+//! count change), the kernel log's XIDs (their pid joined to the
+//! container through `/proc/<pid>/cgroup`, as GPU processes are) and
+//! NVSwitch SXids, and the health transitions between two collections (an
+//! NVLink link down, a row remap pending, a throttle reason that appears,
+//! uncorrectable ECC errors rising).
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -188,6 +192,7 @@ impl GpuCollector {
                         p.container = container_of_pid(&self.proc_root, p.pid, self.version);
                     }
                 }
+                health_changes(&self.last, &gpus, time, &mut round.events);
                 round.gpus = gpus;
             }
             Err(e) => {
@@ -245,7 +250,13 @@ impl GpuCollector {
     pub fn next_xid(&mut self, timeout: Duration) -> Option<Event> {
         match self.notices.recv_timeout(timeout) {
             Ok(GpuNotice::Xid { time, uuid, xid }) => self.xid_event(time, uuid, xid, None),
-            Ok(GpuNotice::KernelXid { time, xid, line }) => {
+            Ok(GpuNotice::SwitchXid { time, line }) => Some(Event::SwitchXid { time, line }),
+            Ok(GpuNotice::KernelXid {
+                time,
+                xid,
+                mut line,
+            }) => {
+                join_pid(&self.proc_root, self.version, &mut line);
                 let uuid = self
                     .last
                     .iter()
@@ -300,6 +311,43 @@ impl GpuCollector {
     }
 }
 
+/// The health transitions between the previous collection's GPUs and
+/// this one's, as events naming the GPU and the pods holding it now. A GPU
+/// seen for the first time (or without health counters) has nothing to
+/// compare with: its first reading is its state, not a change.
+fn health_changes(before: &[GpuSample], now: &[GpuSample], time: Timestamp, out: &mut Vec<Event>) {
+    for gpu in now {
+        let Some(h) = &gpu.health else { continue };
+        let Some(b) = before
+            .iter()
+            .find(|b| b.uuid == gpu.uuid)
+            .and_then(|b| b.health.as_ref())
+        else {
+            continue;
+        };
+        for change in gpuscope_model::GpuHealthChange::between(b, h) {
+            out.push(Event::GpuHealthChange {
+                time,
+                gpu_uuid: gpu.uuid.clone(),
+                gpu_index: Some(gpu.index),
+                change,
+                holders: gpu.holders.clone(),
+                simulated: gpu.simulated,
+            });
+        }
+    }
+}
+
+/// Joins the process a kernel XID line names to its container, through
+/// its `/proc/<pid>/cgroup` as GPU processes are, while it still runs: a
+/// history line (in the ring buffer before the agent started) is left
+/// alone, as its pid may since have been reused by another process.
+fn join_pid(proc_root: &std::path::Path, version: CgroupVersion, line: &mut KernelXidLine) {
+    if let Some(pid) = line.pid.filter(|_| !line.before_agent_start) {
+        line.container = container_of_pid(proc_root, pid, version);
+    }
+}
+
 /// The kubelet holders of the GPU or MIG instance `uuid`.
 fn holders_of(holders: &[GpuHolder], uuid: &str) -> Vec<GpuHolder> {
     holders
@@ -349,6 +397,42 @@ pub(super) fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kernel_xid_pid_is_joined_to_its_pod_unless_history() {
+        // A /proc tree with pid 4242 in a kubelet container (cgroup v1,
+        // the memory controller's line, as a real /proc/PID/cgroup reads).
+        let proc = tempfile::tempdir().expect("tempdir");
+        let pod = "0f8c3b52-6a0e-4d8e-9d39-2b1f3c6a7e11";
+        let id = "4d3c2b1a".repeat(8);
+        std::fs::create_dir(proc.path().join("4242")).expect("mkdir");
+        std::fs::write(
+            proc.path().join("4242/cgroup"),
+            format!(
+                "12:cpuset:/\n4:memory:/kubepods/burstable/pod{pod}/{id}\n0::/system.slice/containerd.service\n"
+            ),
+        )
+        .expect("write");
+        let line = |pid, history| KernelXidLine {
+            pci_bus_id: "0000:3b:00".into(),
+            pid: Some(pid),
+            process: Some("python3".into()),
+            message: "Ch 00000008".into(),
+            before_agent_start: history,
+            container: None,
+        };
+        let mut live = line(4242, false);
+        join_pid(proc.path(), CgroupVersion::V1, &mut live);
+        let c = live.container.expect("joined");
+        assert_eq!(c.pod_uid.as_deref(), Some(pod));
+        assert_eq!(c.container_id.as_deref(), Some(id.as_str()));
+        let mut history = line(4242, true);
+        join_pid(proc.path(), CgroupVersion::V1, &mut history);
+        assert_eq!(history.container, None, "a history pid may be reused");
+        let mut gone = line(4343, false);
+        join_pid(proc.path(), CgroupVersion::V1, &mut gone);
+        assert_eq!(gone.container, None, "the process is gone");
+    }
 
     #[test]
     fn nvml_and_kernel_reports_of_one_xid_are_one() {
