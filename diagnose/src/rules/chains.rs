@@ -25,6 +25,9 @@
 //!   those XIDs on a GPU with `gpu_memory_errors` are linked to it;
 //! - **a degraded PCIe link -> XID 79.** A link that is narrowed or keeps
 //!   replaying is the usual step before the GPU falls off the bus;
+//! - **a degraded NVLink -> XID 74.** The driver reports an NVLink link
+//!   that failed (down, or errors past what replay recovers) as XID 74;
+//!   the link's state and counters are the fault to act on;
 //! - **an XID or a lost GPU -> the GPU marked unhealthy.** NVIDIA's device
 //!   plugin marks a GPU unhealthy on every XID outside its skip list (the
 //!   application's XIDs) and the kubelet lowers the node's allocatable;
@@ -73,6 +76,7 @@ pub(crate) fn link(ctx: &Context<'_>, findings: &mut [Finding]) {
                 let cause = match xid {
                     Some(48 | 63 | 64 | 92 | 94 | 95) => Some(Kind::GpuMemoryErrors),
                     Some(79) => Some(Kind::GpuLinkDegraded),
+                    Some(74) => Some(Kind::GpuNvlinkDegraded),
                     _ => None,
                 };
                 if let Some(kind) = cause {
