@@ -1621,13 +1621,55 @@ def gpu_use_nccl_wedge_odd_rank():
     write(name,
           "Three of the four GPUs of a PyTorchJob worker spin at 100 % utilization and ~120 W for 25 minutes (NCCL "
           "waiting on a peer); the fourth, GPU 2, lost NVLink 5 just before and idles at 0 %: it is the rank that is "
-          "different. nccl_wedge (medium: 3 of 4 GPUs) naming GPU 2 and why, and gpu_nvlink_degraded for GPU 2.",
+          "different. nccl_wedge (medium: 3 of 4 GPUs) naming GPU 2 and why, caused by the gpu_nvlink_degraded of GPU 2.",
           {"findings": [{"kind": "nccl_wedge", "confidence": "medium", "container": "trainer",
                          "summary_contains": ["3 of the pod's 4 GPU(s)", "The rank that is different", "(index 2)",
                                               "NVLink links are down", "left the others'"],
-                         "evidence_names": ["different GPU " + gs[2] + " (index 2)"]},
+                         "evidence_names": ["different GPU " + gs[2] + " (index 2)"],
+                         "caused_by": ["gpu_nvlink_degraded"]},
                         {"kind": "gpu_nvlink_degraded", "confidence": "high", "container": "trainer", "gpu": gs[2],
                          "summary_contains": ["NVLink 5 went down"]}]},
+          p, [], [node_obj(NODE)], agent)
+
+
+@case
+def gpu_use_nccl_wedge_odd_rank_throttled():
+    name = "gpu-use-nccl-wait-odd-rank-throttled"
+    p, cid = gpu_case_pod("llama-pretrain-worker-14", owner=("PyTorchJob", "llama-pretrain"), gpus=4, started=NOW - 5 * 3600,
+                          labels={"training.kubeflow.org/job-name": "llama-pretrain", "training.kubeflow.org/replica-type": "worker"})
+    gs = [gpu_uuid(name + "abcd"[i]) for i in range(4)]
+    ref = cref(p["metadata"]["uid"], cid, "guaranteed")
+    brake = NOW - 20 * 60
+    agent = [source(NOW - 5 * 3600, s) for s in ("cgroup", "kmsg", "psi", "nvml", "pod_resources")]
+    rnd = random.Random(23)
+    for t in series(NOW - 60 * 60, NOW, 20):
+        for i, g in enumerate(gs):
+            if t < brake:
+                util, power, clock, reasons = rnd.randint(90, 99), rnd.randint(520, 660), 1755, []
+                used = 74.1 * GiB + rnd.randint(0, 900) * MiB
+            elif i == 1:
+                # The board's power brake holds GPU 1 at half clock: it computes, slowly.
+                util, power, clock, reasons, used = 100, rnd.randint(300, 340), 990, ["hw_power_brake"], 74.6 * GiB
+            else:
+                # The other ranks finish each step early and wait in NCCL for GPU 1's share.
+                util, power, clock, reasons, used = 100, 120 + rnd.random() * 8, 1755, [], 74.6 * GiB
+            agent.append(gpu_sample(t, i, g, util, used, power, [holder(p, "trainer", g)],
+                                    [gproc(88000 + i, used - 520 * MiB, ref)], clock=clock,
+                                    health=gpu_health(reasons)))
+    cpu = 0
+    for t in series(NOW - 60 * 60, NOW, 20):
+        cpu += 10 * (3.1e6 if t < brake else 2.0e6)
+        agent.append(container_sample(t, ref, 40 * GiB, 64 * GiB, 36 * GiB, 4 * GiB, cpu_us=cpu))
+    write(name,
+          "For 20 minutes the power brake has held GPU 1 of a 4-GPU PyTorchJob worker at half clock (990 of 1980 MHz); "
+          "the other three ranks finish each step early and wait for it in NCCL at 100 % utilization and ~125 W. "
+          "nccl_wedge (medium: 3 of 4 GPUs) naming GPU 1 as the rank that is different, caused by its gpu_throttled.",
+          {"findings": [{"kind": "nccl_wedge", "confidence": "medium", "container": "trainer",
+                         "summary_contains": ["3 of the pod's 4 GPU(s)", "The rank that is different", "(index 1)",
+                                              "hw_power_brake"],
+                         "caused_by": ["gpu_throttled"]},
+                        {"kind": "gpu_throttled", "confidence": "high", "container": "trainer", "gpu": gs[1],
+                         "summary_contains": ["hw_power_brake"]}]},
           p, [], [node_obj(NODE)], agent)
 
 

@@ -147,7 +147,7 @@ pub(crate) fn name_odd_rank(
     };
     let told: Vec<String> = odd
         .iter()
-        .map(|(uuid, why)| format!("GPU {}: {}", index(uuid), why.join("; ")))
+        .map(|(uuid, why)| format!("{}: {}", index(uuid), why.join("; ")))
         .collect();
     f.summary.push_str(&format!(
         " The rank that is different: {}; the others wait for it at each collective.",
