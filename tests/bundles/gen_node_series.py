@@ -1587,37 +1587,48 @@ def gpu_health_nvlink_unused():
           p, [], [node_obj(NODE)], agent)
 
 
-@case
-def gpu_use_nccl_wedge_odd_rank():
-    name = "gpu-use-nccl-wedge-odd-rank-nvlink"
-    p, cid = gpu_case_pod("llama-pretrain-worker-13", owner=("PyTorchJob", "llama-pretrain"), gpus=4, started=NOW - 5 * 3600,
+def rank_case(name, pod_name, since, seed, fn):
+    """A 4-GPU PyTorchJob worker, busy for the last hour until `since`; after it fn(t, i, rnd) -> (util, power, used,
+    clock, health) of GPU i. Returns the pod, the GPU UUIDs and the agent records (the container's CPU drops at
+    `since`, as ranks waiting in NCCL use less)."""
+    p, cid = gpu_case_pod(pod_name, owner=("PyTorchJob", "llama-pretrain"), gpus=4, started=NOW - 5 * 3600,
                           labels={"training.kubeflow.org/job-name": "llama-pretrain", "training.kubeflow.org/replica-type": "worker"})
     gs = [gpu_uuid(name + "abcd"[i]) for i in range(4)]
     ref = cref(p["metadata"]["uid"], cid, "guaranteed")
-    wedge = NOW - 25 * 60
     agent = [source(NOW - 5 * 3600, s) for s in ("cgroup", "kmsg", "psi", "nvml", "pod_resources")]
-    rnd = random.Random(19)
+    rnd = random.Random(seed)
     for t in series(NOW - 60 * 60, NOW, 20):
         for i, g in enumerate(gs):
-            if t < wedge:
-                util, power, used = rnd.randint(90, 99), rnd.randint(520, 660), 74.1 * GiB + rnd.randint(0, 900) * MiB
-            elif i == 2:
-                # The rank whose NVLink 5 went down: its process waits on the copy that never completes, its
-                # GPU idles.
-                util, power, used = 0, 96 + rnd.random() * 3, 74.6 * GiB
+            if t < since:
+                # Before: busy, with the health fn gives for that time.
+                util, power, used, clock = rnd.randint(90, 99), rnd.randint(520, 660), 74.1 * GiB + rnd.randint(0, 900) * MiB, 1755
+                health = fn(t, i, rnd)[4]
             else:
-                # The other ranks: NCCL kernels spinning on the collective GPU 2 never joins.
-                util, power, used = 100, 118 + rnd.random() * 6, 74.6 * GiB
-            down = (5,) if i == 2 and t >= wedge - 20 else ()
+                util, power, used, clock, health = fn(t, i, rnd)
             agent.append(gpu_sample(t, i, g, util, used, power, [holder(p, "trainer", g)],
-                                    [gproc(88000 + i, used - 520 * MiB, ref)],
-                                    health=with_links(gpu_health(), nvlinks(down))))
-    t_ev = min(t for t in series(NOW - 60 * 60, NOW, 20) if t >= wedge - 20)
-    agent.append(health_change(t_ev, 2, gs[2], p, "nvlink_down", link=5))
+                                    [gproc(88000 + i, used - 520 * MiB, ref)], clock=clock, health=health))
     cpu = 0
     for t in series(NOW - 60 * 60, NOW, 20):
-        cpu += 10 * (3.1e6 if t < wedge else 2.0e6)
+        cpu += 10 * (3.1e6 if t < since else 2.0e6)
         agent.append(container_sample(t, ref, 40 * GiB, 64 * GiB, 36 * GiB, 4 * GiB, cpu_us=cpu))
+    return p, gs, agent
+
+
+@case
+def gpu_use_nccl_wedge_odd_rank():
+    name = "gpu-use-nccl-wedge-odd-rank-nvlink"
+    wedge = NOW - 25 * 60
+
+    def fn(t, i, rnd):
+        links = with_links(gpu_health(), nvlinks((5,) if i == 2 and t >= wedge - 20 else ()))
+        if i == 2:
+            # The rank whose NVLink 5 went down: its process waits on the copy that never completes, its GPU idles.
+            return 0, 96 + rnd.random() * 3, 74.6 * GiB, 1755, links
+        # The other ranks: NCCL kernels spinning on the collective GPU 2 never joins.
+        return 100, 118 + rnd.random() * 6, 74.6 * GiB, 1755, links
+    p, gs, agent = rank_case(name, "llama-pretrain-worker-13", wedge, 19, fn)
+    t_ev = min(t for t in series(NOW - 60 * 60, NOW, 20) if t >= wedge - 20)
+    agent.append(health_change(t_ev, 2, gs[2], p, "nvlink_down", link=5))
     write(name,
           "Three of the four GPUs of a PyTorchJob worker spin at 100 % utilization and ~120 W for 25 minutes (NCCL "
           "waiting on a peer); the fourth, GPU 2, lost NVLink 5 just before and idles at 0 %: it is the rank that is "
@@ -1635,31 +1646,16 @@ def gpu_use_nccl_wedge_odd_rank():
 @case
 def gpu_use_nccl_wedge_odd_rank_throttled():
     name = "gpu-use-nccl-wait-odd-rank-throttled"
-    p, cid = gpu_case_pod("llama-pretrain-worker-14", owner=("PyTorchJob", "llama-pretrain"), gpus=4, started=NOW - 5 * 3600,
-                          labels={"training.kubeflow.org/job-name": "llama-pretrain", "training.kubeflow.org/replica-type": "worker"})
-    gs = [gpu_uuid(name + "abcd"[i]) for i in range(4)]
-    ref = cref(p["metadata"]["uid"], cid, "guaranteed")
+
     brake = NOW - 20 * 60
-    agent = [source(NOW - 5 * 3600, s) for s in ("cgroup", "kmsg", "psi", "nvml", "pod_resources")]
-    rnd = random.Random(23)
-    for t in series(NOW - 60 * 60, NOW, 20):
-        for i, g in enumerate(gs):
-            if t < brake:
-                util, power, clock, reasons = rnd.randint(90, 99), rnd.randint(520, 660), 1755, []
-                used = 74.1 * GiB + rnd.randint(0, 900) * MiB
-            elif i == 1:
-                # The board's power brake holds GPU 1 at half clock: it computes, slowly.
-                util, power, clock, reasons, used = 100, rnd.randint(300, 340), 990, ["hw_power_brake"], 74.6 * GiB
-            else:
-                # The other ranks finish each step early and wait in NCCL for GPU 1's share.
-                util, power, clock, reasons, used = 100, 120 + rnd.random() * 8, 1755, [], 74.6 * GiB
-            agent.append(gpu_sample(t, i, g, util, used, power, [holder(p, "trainer", g)],
-                                    [gproc(88000 + i, used - 520 * MiB, ref)], clock=clock,
-                                    health=gpu_health(reasons)))
-    cpu = 0
-    for t in series(NOW - 60 * 60, NOW, 20):
-        cpu += 10 * (3.1e6 if t < brake else 2.0e6)
-        agent.append(container_sample(t, ref, 40 * GiB, 64 * GiB, 36 * GiB, 4 * GiB, cpu_us=cpu))
+
+    def fn(t, i, rnd):
+        if i == 1 and t >= brake:
+            # The board's power brake holds GPU 1 at half clock: it computes, slowly.
+            return 100, rnd.randint(300, 340), 74.6 * GiB, 990, gpu_health(["hw_power_brake"])
+        # The other ranks finish each step early and wait in NCCL for GPU 1's share.
+        return 100, 120 + rnd.random() * 8, 74.6 * GiB, 1755, gpu_health()
+    p, gs, agent = rank_case(name, "llama-pretrain-worker-14", brake, 23, fn)
     write(name,
           "For 20 minutes the power brake has held GPU 1 of a 4-GPU PyTorchJob worker at half clock (990 of 1980 MHz); "
           "the other three ranks finish each step early and wait for it in NCCL at 100 % utilization and ~125 W. "
