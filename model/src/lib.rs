@@ -992,8 +992,10 @@ impl GpuHealthChange {
     ];
 
     /// What changed between two readings of one GPU, in a fixed order
-    /// (NVLink, remapping, ECC, throttling). Counters a reading lacks
-    /// (`None`: not read, or not supported) compare as unchanged.
+    /// (NVLink, remapping, ECC). Counters a reading lacks (`None`: not
+    /// read, or not supported) compare as unchanged. Throttle reasons,
+    /// which come and go within seconds, are not compared here: the agent
+    /// reports them once they have settled ([`GpuHealthChange::EVENT_REASONS`]).
     pub fn between(before: &GpuHealth, now: &GpuHealth) -> Vec<GpuHealthChange> {
         let mut out = Vec::new();
         for l in &now.nvlinks {
@@ -1022,15 +1024,6 @@ impl GpuHealthChange {
                 before: b,
                 after: a,
             });
-        }
-        if let (Some(b), Some(a)) = (&before.throttle_reasons, &now.throttle_reasons) {
-            for reason in Self::EVENT_REASONS {
-                match (b.contains(&reason), a.contains(&reason)) {
-                    (false, true) => out.push(GpuHealthChange::ThrottleStarted { reason }),
-                    (true, false) => out.push(GpuHealthChange::ThrottleCleared { reason }),
-                    _ => {}
-                }
-            }
         }
         out
     }

@@ -1480,7 +1480,9 @@ def nvlinks(down=(), crc=None, replay=None, recovery=None, links=18):
     """An H100 SXM's 18 NVLink links as the agent reads them: `down` the links inactive; `crc`, `replay`,
     `recovery`: {link: count} (flit CRC errors, replays, recoveries since the driver loaded; 0 elsewhere)."""
     crc, replay, recovery = crc or {}, replay or {}, recovery or {}
-    return [{"link": k, "active": k not in down, "crc_flit_errors": crc.get(k, 0), "crc_data_errors": 0,
+    # The agent asks only links that are up for their counters.
+    return [{"link": k, "active": False} if k in down else
+            {"link": k, "active": True, "crc_flit_errors": crc.get(k, 0), "crc_data_errors": 0,
              "replay_errors": replay.get(k, 0), "recovery_errors": recovery.get(k, 0)} for k in range(links)]
 
 

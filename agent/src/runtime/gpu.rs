@@ -21,7 +21,8 @@ use crate::collect::gpu::nvml::{GpuNotice, NvmlSettings, NvmlSource};
 use crate::collect::gpu::pod_resources::{PodResourcesClient, base_uuid};
 use crate::collect::xid::same_pci_device;
 use gpuscope_model::{
-    CgroupVersion, Event, GpuHolder, GpuSample, KernelXidLine, SourceState, SourceStatus, Timestamp,
+    CgroupVersion, Event, GpuHealthChange, GpuHolder, GpuSample, KernelXidLine, SourceState,
+    SourceStatus, ThrottleReason, Timestamp,
 };
 
 /// GPU settings of the agent.
@@ -75,6 +76,8 @@ pub struct GpuCollector {
     /// XIDs reported lately, by GPU and XID, with when they were received:
     /// NVML's event and the kernel's line for the same XID are one event.
     recent_xids: RecentXids,
+    /// Per GPU UUID: its throttle reasons as events have told them.
+    throttle: HashMap<String, ThrottleState>,
 }
 
 /// XIDs reported lately, by GPU and XID, with when they were received.
@@ -128,6 +131,7 @@ impl GpuCollector {
             simulated: false,
             notice_tx: tx,
             recent_xids: RecentXids::default(),
+            throttle: HashMap::new(),
         })
     }
 
@@ -192,7 +196,7 @@ impl GpuCollector {
                         p.container = container_of_pid(&self.proc_root, p.pid, self.version);
                     }
                 }
-                health_changes(&self.last, &gpus, time, &mut round.events);
+                self.health_changes(&gpus, time, &mut round.events);
                 round.gpus = gpus;
             }
             Err(e) => {
@@ -311,29 +315,100 @@ impl GpuCollector {
     }
 }
 
-/// The health transitions between the previous collection's GPUs and
-/// this one's, as events naming the GPU and the pods holding it now. A GPU
-/// seen for the first time (or without health counters) has nothing to
-/// compare with: its first reading is its state, not a change.
-fn health_changes(before: &[GpuSample], now: &[GpuSample], time: Timestamp, out: &mut Vec<Event>) {
-    for gpu in now {
-        let Some(h) = &gpu.health else { continue };
-        let Some(b) = before
-            .iter()
-            .find(|b| b.uuid == gpu.uuid)
-            .and_then(|b| b.health.as_ref())
-        else {
-            continue;
+/// Collections a throttle reason must hold (or stay cleared) before its
+/// start (or end) is an event: 3, so a reason that flickers for a reading
+/// or two (a power-brake pulse, NVML sampling an edge) is not a pair of
+/// events each time; its time still shows in every sample.
+const THROTTLE_SETTLE: u32 = 3;
+
+/// The throttle reasons of one GPU as events have told them, and those
+/// changing but not yet settled.
+#[derive(Debug, Default)]
+struct ThrottleState {
+    /// The reasons last reported (`None`: no reading yet; the first is the
+    /// GPU's state, not a change).
+    reported: Option<Vec<ThrottleReason>>,
+    /// Per [`GpuHealthChange::EVENT_REASONS`] entry: when it began to
+    /// differ from `reported`, and for how many collections.
+    pending: [Option<(Timestamp, u32)>; 4],
+}
+
+impl ThrottleState {
+    /// The settled starts and ends in `now`, each with the time its
+    /// change began.
+    fn update(
+        &mut self,
+        time: Timestamp,
+        now: &[ThrottleReason],
+    ) -> Vec<(Timestamp, GpuHealthChange)> {
+        let reasons = GpuHealthChange::EVENT_REASONS;
+        let Some(reported) = &mut self.reported else {
+            self.reported = Some(reasons.into_iter().filter(|r| now.contains(r)).collect());
+            return Vec::new();
         };
-        for change in gpuscope_model::GpuHealthChange::between(b, h) {
-            out.push(Event::GpuHealthChange {
-                time,
-                gpu_uuid: gpu.uuid.clone(),
-                gpu_index: Some(gpu.index),
-                change,
-                holders: gpu.holders.clone(),
-                simulated: gpu.simulated,
-            });
+        let mut out = Vec::new();
+        for (pending, reason) in self.pending.iter_mut().zip(reasons) {
+            let on = now.contains(&reason);
+            if on == reported.contains(&reason) {
+                *pending = None;
+                continue;
+            }
+            let (since, n) = pending.get_or_insert((time, 0));
+            *n += 1;
+            if *n < THROTTLE_SETTLE {
+                continue;
+            }
+            let since = *since;
+            *pending = None;
+            if on {
+                reported.push(reason);
+                out.push((since, GpuHealthChange::ThrottleStarted { reason }));
+            } else {
+                reported.retain(|r| *r != reason);
+                out.push((since, GpuHealthChange::ThrottleCleared { reason }));
+            }
+        }
+        out
+    }
+}
+
+impl GpuCollector {
+    /// The health transitions between the previous collection's GPUs and
+    /// this one's, as events naming the GPU and the pods holding it now:
+    /// NVLink, remapping and ECC changes at once, throttle reasons once
+    /// settled ([`THROTTLE_SETTLE`]). A GPU seen for the first time (or
+    /// without health counters) has nothing to compare with: its first
+    /// reading is its state, not a change.
+    fn health_changes(&mut self, now: &[GpuSample], time: Timestamp, out: &mut Vec<Event>) {
+        for gpu in now {
+            let Some(h) = &gpu.health else { continue };
+            let mut changes = Vec::new();
+            if let Some(b) = self
+                .last
+                .iter()
+                .find(|b| b.uuid == gpu.uuid)
+                .and_then(|b| b.health.as_ref())
+            {
+                changes.extend(
+                    GpuHealthChange::between(b, h)
+                        .into_iter()
+                        .map(|c| (time, c)),
+                );
+            }
+            if let Some(reasons) = &h.throttle_reasons {
+                let state = self.throttle.entry(gpu.uuid.clone()).or_default();
+                changes.extend(state.update(time, reasons));
+            }
+            for (time, change) in changes {
+                out.push(Event::GpuHealthChange {
+                    time,
+                    gpu_uuid: gpu.uuid.clone(),
+                    gpu_index: Some(gpu.index),
+                    change,
+                    holders: gpu.holders.clone(),
+                    simulated: gpu.simulated,
+                });
+            }
         }
     }
 }
@@ -397,6 +472,52 @@ pub(super) fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throttle_reasons_are_events_once_settled() {
+        use ThrottleReason::{HwPowerBrake, HwSlowdown, SwPowerCap};
+        let mut s = ThrottleState::default();
+        let t = |n: u64| Timestamp(n * 1_000_000_000);
+        // The first reading is the state.
+        assert_eq!(s.update(t(0), &[HwSlowdown]), vec![]);
+        // A one-reading pulse of the power brake, and sw_power_cap (a GPU
+        // at its power limit, never an event): nothing.
+        assert_eq!(s.update(t(1), &[HwSlowdown, HwPowerBrake]), vec![]);
+        assert_eq!(s.update(t(2), &[HwSlowdown, SwPowerCap]), vec![]);
+        // The brake holds three readings: one event, dated when it began.
+        assert_eq!(s.update(t(3), &[HwSlowdown, HwPowerBrake]), vec![]);
+        assert_eq!(s.update(t(4), &[HwSlowdown, HwPowerBrake]), vec![]);
+        assert_eq!(
+            s.update(t(5), &[HwSlowdown, HwPowerBrake]),
+            vec![(
+                t(3),
+                GpuHealthChange::ThrottleStarted {
+                    reason: HwPowerBrake
+                }
+            )]
+        );
+        assert_eq!(s.update(t(6), &[HwSlowdown, HwPowerBrake]), vec![]);
+        // Both clear and stay clear.
+        for n in 7..9 {
+            assert_eq!(s.update(t(n), &[]), vec![]);
+        }
+        assert_eq!(
+            s.update(t(9), &[]),
+            vec![
+                (
+                    t(7),
+                    GpuHealthChange::ThrottleCleared { reason: HwSlowdown }
+                ),
+                (
+                    t(7),
+                    GpuHealthChange::ThrottleCleared {
+                        reason: HwPowerBrake
+                    }
+                ),
+            ]
+        );
+        assert_eq!(s.update(t(10), &[]), vec![]);
+    }
 
     #[test]
     fn a_kernel_xid_pid_is_joined_to_its_pod_unless_history() {

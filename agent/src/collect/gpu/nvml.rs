@@ -23,7 +23,8 @@
 //! NVLink is read at the slow cadence too: each link's state
 //! (`nvmlDeviceGetNvLinkState`) and its four data-link error counters
 //! (`nvmlDeviceGetNvLinkErrorCounter`: CRC flit, CRC data, replay,
-//! recovery), links 0, 1, ... up to the first index the driver refuses
+//! recovery; asked of links that are up only), links 0, 1, ... up to the
+//! first index the driver refuses
 //! (`INVALID_ARGUMENT`: the GPU has no such link) or
 //! `NVML_NVLINK_MAX_LINKS`; the count found is kept, so later reads ask
 //! only the GPU's own links. A GPU without NVLink answers `NOT_SUPPORTED`
@@ -497,9 +498,14 @@ fn read_nvlinks(device: &Device<'static>, probe: &mut HealthProbe<'_>) -> Result
             }
         };
         let Some(active) = active else { break };
+        // A link that is down counts nothing, and a driver may answer
+        // NOT_SUPPORTED for its counters, which would silence them on
+        // every link: only up links are asked.
         let mut counts = [None; 4];
-        for (count, (call, counter)) in counts.iter_mut().zip(NVLINK_COUNTERS) {
-            *count = probe.ask(call, || link.error_counter(counter))?;
+        if active {
+            for (count, (call, counter)) in counts.iter_mut().zip(NVLINK_COUNTERS) {
+                *count = probe.ask(call, || link.error_counter(counter))?;
+            }
         }
         let [
             crc_flit_errors,
