@@ -79,12 +79,14 @@ fn differences(
         if !held.is_empty() {
             why.push(format!("its clocks were held down ({})", held.join(", ")));
         }
-        let mut x: Vec<String> = xids
+        let mut x: Vec<u64> = xids
             .iter()
             .filter(|(u, _)| u == uuid)
-            .map(|(_, x)| x.to_string())
+            .map(|(_, x)| *x)
             .collect();
+        x.sort_unstable();
         x.dedup();
+        let x: Vec<String> = x.iter().map(u64::to_string).collect();
         if !x.is_empty() {
             why.push(format!("the driver reported XID {} on it", x.join(", ")));
         }
@@ -93,11 +95,11 @@ fn differences(
             .and_then(|g| g.health.as_ref())
             .map(|h| h.nvlinks.iter().filter(|l| !l.active).count())
             .unwrap_or(0);
-        let up_elsewhere = w
+        let had_links_up = w
             .first()
             .and_then(|g| g.health.as_ref())
             .is_some_and(|h| h.nvlinks.iter().any(|l| l.active));
-        if down > 0 && up_elsewhere {
+        if down > 0 && had_links_up {
             why.push(format!("{down} of its NVLink links are down"));
         }
         let others: Vec<&GpuSample> = gpus
