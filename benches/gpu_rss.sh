@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # Resident memory and CPU of `gpuscope-agent watch -o jsonl` with 0, 1 and
-# 8 GPUs, and 8 GPUs without the health counters (`--no-gpu-health`), and
-# 200 containers, each configuration run in turn for DURATION seconds
+# 8 GPUs, 8 GPUs without the NVLink reads (`--no-gpu-nvlink`) and 8 without
+# any health counters (`--no-gpu-health`), and 200 containers, each configuration run in turn for DURATION seconds
 # (default 120; VmRSS and VmHWM printed every 30 s; CPU is the process's
 # utime + stime over the run, in % of one core). The GPUs are gpuscope's
 # fake NVML (tests/fake-nvml) with a generated scenario: per GPU three
 # compute processes (real `sleep` processes inside three of the 200
 # containers, so /proc attribution resolves them; one of the three comes and
-# goes) and a series that changes every 2 s. 0 GPUs is `--no-gpu`.
+# goes), 18 NVLink links (an H100 SXM's) whose replay and CRC counters rise
+# on two links, and a series that changes every 2 s. 0 GPUs is `--no-gpu`.
 # PodResources points at a missing socket (reported unavailable, as on a
 # node without a kubelet). 200 cgroup v1 memory cgroups at kubelet paths
 # (plus cpuacct and unified twins) are created and removed, as in rss.sh.
 # Goal: flat in GPU count (8 GPUs at most 512 kB above 1 GPU, i.e. < 64 kB
 # per GPU) and VmRSS <= 16 MiB in every configuration; the health reads
-# add at most 10 % to the agent's CPU with 8 GPUs.
+# add at most 10 % to the agent's CPU with 8 GPUs (the NVLink reads are
+# measured on their own too: 8 GPUs with them against 8 without, the same
+# run).
 #
 #   cargo build --release -p gpuscope-agent -p gpuscope-fake-nvml
 #   benches/gpu_rss.sh [DURATION]                       (needs root)
@@ -76,12 +79,13 @@ for i in range(n):
         w = math.sin(t / 20 + i)
         series.append({"t": t, "util_gpu": int(60 + 35 * w), "util_mem": int(30 + 20 * w),
                        "memory_used_bytes": int((20 + 4 * w) * GiB), "power_mw": int(400000 + 200000 * w),
-                       "temp_c": int(55 + 10 * w), "sm_clock_mhz": 1980 if w > -0.5 else 1410})
+                       "temp_c": int(55 + 10 * w), "sm_clock_mhz": 1980 if w > -0.5 else 1410,
+                       "nvlink_replay": [int(t / 10), 0, 0, 3], "nvlink_crc_flit": [int(t), 0, 0, 0, 7]})
         t += 2
     gpus.append({
         "uuid": "GPU-%08x-0000-4000-8000-00000000%04x" % (0xbe7c0000 + i, i),
         "pci_bus_id": "00000000:%02X:00.0" % (0x19 + 0x10 * i),
-        "memory_total_bytes": 80 * GiB, "persistence_mode": True,
+        "memory_total_bytes": 80 * GiB, "persistence_mode": True, "nvlinks": 18,
         "series": series,
         "processes": [
             {"pid": a, "used_memory_bytes": 16 * GiB, "sm_util": 80, "mem_util": 30},
@@ -99,14 +103,17 @@ kb() { awk -v k="$2" '$1 == k":" {print $2}' /proc/$1/status; }
 # counted after the command name's closing parenthesis).
 ticks() { sed 's/.*) //' /proc/$1/stat | awk '{print $12 + $13}'; }
 declare -A rss hwm cpu
-for cfg in 0 1 8 8-no-health; do
-    n=${cfg%-no-health}
+for cfg in 0 1 8 8-no-nvlink 8-no-health; do
+    n=${cfg%%-*}
     if [ $n = 0 ]; then
         flags=(--no-gpu)
     else
         scenario $n > "$tmp/gpus$n.json"
         flags=(--nvml-lib "$lib" --pod-resources-socket "$tmp/no-kubelet.sock")
-        [ "$cfg" = "$n" ] || flags+=(--no-gpu-health)
+        case $cfg in
+            *-no-nvlink) flags+=(--no-gpu-nvlink) ;;
+            *-no-health) flags+=(--no-gpu-health) ;;
+        esac
     fi
     export GPUSCOPE_FAKE_NVML_SCENARIO=$tmp/gpus$n.json
     # What the agent sees (also checks the scenario and the attribution).
@@ -141,17 +148,21 @@ done
 
 echo "after ${duration}s with 200 containers:"
 python3 - "$duration" "${rss[0]}" "${hwm[0]}" "${rss[1]}" "${hwm[1]}" "${rss[8]}" "${hwm[8]}" \
-    "${rss[8-no-health]}" "${hwm[8-no-health]}" "${cpu[0]}" "${cpu[1]}" "${cpu[8]}" "${cpu[8-no-health]}" <<'EOF'
+    "${rss[8-no-health]}" "${hwm[8-no-health]}" "${rss[8-no-nvlink]}" "${hwm[8-no-nvlink]}" \
+    "${cpu[0]}" "${cpu[1]}" "${cpu[8]}" "${cpu[8-no-health]}" "${cpu[8-no-nvlink]}" <<'EOF'
 import sys
 d = sys.argv[1]
-r0, h0, r1, h1, r8, h8, rn, hn = map(int, sys.argv[2:10])
-c0, c1, c8, cn = map(float, sys.argv[10:14])
+r0, h0, r1, h1, r8, h8, rn, hn, rl, hl = map(int, sys.argv[2:12])
+c0, c1, c8, cn, cl = map(float, sys.argv[12:17])
 print("  | GPUs | VmRSS kB | VmHWM kB | CPU % of a core |")
 print("  | ---: | ---: | ---: | ---: |")
-for n, r, h, c in ((0, r0, h0, c0), (1, r1, h1, c1), (8, r8, h8, c8), ("8, --no-gpu-health", rn, hn, cn)):
+for n, r, h, c in ((0, r0, h0, c0), (1, r1, h1, c1), (8, r8, h8, c8), ("8, --no-gpu-nvlink", rl, hl, cl),
+                   ("8, --no-gpu-health", rn, hn, cn)):
     print(f"  | {n} | {r} | {h} | {c:.2f} |")
 added = (c8 - cn) / cn * 100 if cn else float("nan")
 print(f"  health reads with 8 GPUs: CPU {c8:.2f} % vs {cn:.2f} % without ({added:+.1f} %, goal <= +10 %); VmRSS {r8 - rn:+d} kB")
+added = (c8 - cl) / cl * 100 if cl else float("nan")
+print(f"  NVLink reads with 8 GPUs: CPU {c8:.2f} % vs {cl:.2f} % without ({added:+.1f} %); VmRSS {r8 - rl:+d} kB")
 slope = (r8 - r1) / 7
 flat = r8 - r1 <= 512
 small = max(r0, r1, r8) <= 16 * 1024

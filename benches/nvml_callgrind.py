@@ -16,7 +16,10 @@ usage: cargo build --release -p gpuscope-fake-nvml && \
        python3 benches/nvml_callgrind.py [K1 K2]
 With GPUSCOPE_BENCH_NVML_NO_HEALTH=1 in the environment the collections
 leave the GPU health counters out (the agent before them): run both and
-compare TOTAL for what the health reads cost.
+compare TOTAL for what the health reads cost. With
+GPUSCOPE_BENCH_NVML_NO_NVLINK=1 they read the health counters but not
+NVLink (each GPU of the scenario has 18 links, read every 10th
+collection): compare with a plain run for what the NVLink reads cost.
 """
 import glob, os, re, subprocess, sys, tempfile
 from collections import defaultdict

@@ -202,6 +202,10 @@ pub struct CollectArgs {
     /// errors, remapped rows, PCIe link state and replays).
     #[arg(long, env = "GPUSCOPE_NO_GPU_HEALTH")]
     pub no_gpu_health: bool,
+    /// Do not read the GPUs' NVLink links (state and CRC, replay and
+    /// recovery error counters, every tenth collection).
+    #[arg(long, env = "GPUSCOPE_NO_GPU_NVLINK")]
+    pub no_gpu_nvlink: bool,
 }
 
 impl CollectArgs {
@@ -221,6 +225,7 @@ impl CollectArgs {
                     lib_path: self.nvml_lib.clone(),
                     deadline: self.nvml_deadline,
                     health: !self.no_gpu_health,
+                    nvlink: !self.no_gpu_nvlink,
                 },
                 pod_resources_socket: self.pod_resources_socket.clone(),
                 pod_resources_timeout: self.pod_resources_timeout,

@@ -554,6 +554,7 @@ fn gpu_incident_kinds() -> Vec<i32> {
         IncidentKind::Xid,
         IncidentKind::GpuLost,
         IncidentKind::GpuCountChanged,
+        IncidentKind::GpuHealthChange,
     ]
     .into_iter()
     .map(|k| k as i32)
@@ -566,6 +567,8 @@ fn node_incident_kinds() -> Vec<i32> {
         IncidentKind::Xid,
         IncidentKind::GpuLost,
         IncidentKind::GpuCountChanged,
+        IncidentKind::GpuHealthChange,
+        IncidentKind::SwitchXid,
         IncidentKind::Source,
     ]
     .into_iter()

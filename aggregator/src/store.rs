@@ -561,6 +561,8 @@ pub fn event_kind(event: &NodeEvent) -> IncidentKind {
         Some(EventKind::Xid(_)) => IncidentKind::Xid,
         Some(EventKind::GpuLost(_)) => IncidentKind::GpuLost,
         Some(EventKind::GpuCountChanged(_)) => IncidentKind::GpuCountChanged,
+        Some(EventKind::GpuHealthChange(_)) => IncidentKind::GpuHealthChange,
+        Some(EventKind::SwitchXid(_)) => IncidentKind::SwitchXid,
     }
 }
 

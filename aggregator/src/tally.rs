@@ -96,7 +96,10 @@ impl Tally {
                         c.sources.insert(key, s.state());
                     }
                 }
-                EventKind::KmsgOverrun(_) | EventKind::GpuCountChanged(_) => {}
+                EventKind::KmsgOverrun(_)
+                | EventKind::GpuCountChanged(_)
+                | EventKind::GpuHealthChange(_)
+                | EventKind::SwitchXid(_) => {}
             }
         }
     }

@@ -21,7 +21,8 @@
 //! The wire contract is `proto/gpuscope/v1/node.proto`: the field numbers
 //! below are its `ContainerSample`, `ContainerRef`, `MemoryStats`,
 //! `MemoryEvents`, `CpuStats`, `Pressure`, `Psi`, `PsiLine`, `GpuSample`,
-//! `GpuProcess`, `GpuHolder` and `NodeReport` numbers.
+//! `GpuProcess`, `GpuHolder`, `GpuHealth`, `NvLinkStatus` and `NodeReport`
+//! numbers.
 
 use std::borrow::Cow;
 
@@ -469,10 +470,21 @@ pub fn gpu(buf: &[u8]) -> Result<GpuView<'_>> {
             }
             (19, x) => {
                 // Not kept in history, but checked as prost checks it:
-                // every field of GpuHealth is a varint.
+                // every field of GpuHealth is a varint but its NVLink
+                // links, messages of varints.
                 for f in Fields::at(x.bytes("GpuSample.health")?, 1) {
-                    if let (1..=20, x) = f? {
-                        x.varint("GpuHealth")?;
+                    match f? {
+                        (1..=20, x) => {
+                            x.varint("GpuHealth")?;
+                        }
+                        (21, x) => {
+                            for f in Fields::at(x.bytes("GpuHealth.nvlinks")?, 2) {
+                                if let (1..=6, x) = f? {
+                                    x.varint("NvLinkStatus")?;
+                                }
+                            }
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -642,6 +654,31 @@ mod tests {
         let health = [0x9a, 0x01, 9, 2 << 3 | 1, 0, 0, 0, 0, 0, 0, 0, 0];
         assert!(pb::GpuSample::decode(&health[..]).is_err());
         assert!(gpu(&health).is_err());
+        // ... and in an NVLink link of them (a fixed32 where
+        // NvLinkStatus.replay_errors, a varint, belongs), and an NVLink
+        // link that is a varint instead of a message.
+        let link = [0x9a, 0x01, 8, 21 << 3 | 2, 5, 5 << 3 | 5, 0, 0, 0, 0];
+        assert!(pb::GpuSample::decode(&link[..]).is_err());
+        assert!(gpu(&link).is_err());
+        let flat = [0x9a, 0x01, 3, 0xa8, 0x01, 1];
+        assert!(pb::GpuSample::decode(&flat[..]).is_err());
+        assert!(gpu(&flat).is_err());
+        // A well-formed link is read by both.
+        let ok = pb::GpuSample {
+            health: Some(pb::GpuHealth {
+                nvlinks: vec![pb::NvLinkStatus {
+                    link: 17,
+                    active: true,
+                    replay_errors: Some(1 << 40),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        assert!(pb::GpuSample::decode(&ok[..]).is_ok());
+        assert!(gpu(&ok).is_ok());
     }
 
     #[test]

@@ -57,6 +57,8 @@ const WRAP_VAR: &str = "GPUSCOPE_BENCH_NVML_WRAP";
 const PROFILE_VAR: &str = "GPUSCOPE_BENCH_NVML_PROFILE";
 /// Set: the profiled collections read no health counters.
 const NO_HEALTH_VAR: &str = "GPUSCOPE_BENCH_NVML_NO_HEALTH";
+/// Set: the profiled collections read the health counters but not NVLink.
+const NO_NVLINK_VAR: &str = "GPUSCOPE_BENCH_NVML_NO_NVLINK";
 
 fn uuid(i: usize) -> String {
     format!(
@@ -86,7 +88,8 @@ fn fake_lib() -> PathBuf {
     );
 }
 
-/// A scenario of `pids.len() / 3` GPUs, busy, with their processes.
+/// A scenario of `pids.len() / 3` GPUs, busy, with their processes, and
+/// an H100 SXM's 18 NVLink links each.
 fn scenario(pids: &[u32]) -> String {
     let gpus: Vec<String> = pids
         .chunks(PROCESSES_PER_GPU)
@@ -94,8 +97,10 @@ fn scenario(pids: &[u32]) -> String {
         .map(|(i, p)| {
             format!(
                 r#"{{"uuid": "{}", "pci_bus_id": "00000000:{:02X}:00.0", "persistence_mode": true,
+  "nvlinks": 18,
   "series": [{{"t": 0, "util_gpu": 97, "util_mem": 41, "memory_used_bytes": 22548578304,
-              "power_mw": 612000, "temp_c": 64, "sm_clock_mhz": 1980}},
+              "power_mw": 612000, "temp_c": 64, "sm_clock_mhz": 1980,
+              "nvlink_replay": [0, 3], "nvlink_crc_flit": [12]}},
              {{"t": 3600, "util_gpu": 12}}],
   "processes": [{{"pid": {}, "used_memory_bytes": 17179869184, "sm_util": 80, "mem_util": 30}},
                 {{"pid": {}, "used_memory_bytes": 4294967296, "sm_util": 10, "mem_util": 2}},
@@ -179,6 +184,7 @@ fn settings(lib: &Path) -> NvmlSettings {
         lib_path: Some(lib.to_path_buf()),
         deadline: Duration::from_secs(5),
         health: true,
+        nvlink: true,
     }
 }
 
@@ -189,9 +195,11 @@ fn child(gpus: usize) {
     // health counters out (the agent before them, for
     // `benches/nvml_callgrind.py --no-health`).
     let health = std::env::var_os(NO_HEALTH_VAR).is_none();
+    let nvlink = std::env::var_os(NO_NVLINK_VAR).is_none();
     let mut source = NvmlSource::start(
         NvmlSettings {
             health,
+            nvlink,
             ..settings(&lib)
         },
         tx,

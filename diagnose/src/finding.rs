@@ -74,6 +74,9 @@ pub enum Kind {
     /// The GPU's PCIe link is degraded: narrower or slower than it can
     /// run, or retransmitting (replays) often.
     GpuLinkDegraded,
+    /// An NVLink link of the GPU is down or counting errors fast: its
+    /// peer-to-peer and collective traffic slows or falls back.
+    GpuNvlinkDegraded,
     /// The pod is Pending because no node has enough free
     /// `nvidia.com/gpu` (or none fits it for another reason).
     GpuUnschedulable,
@@ -120,7 +123,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in documentation order.
-    pub const ALL: [Kind; 36] = [
+    pub const ALL: [Kind; 37] = [
         Self::OomKilled,
         Self::OomKilledWorker,
         Self::OomNode,
@@ -142,6 +145,7 @@ impl Kind {
         Self::GpuThrottled,
         Self::GpuMemoryErrors,
         Self::GpuLinkDegraded,
+        Self::GpuNvlinkDegraded,
         Self::GpuUnschedulable,
         Self::AdmissionError,
         Self::ImagePull,
@@ -183,6 +187,7 @@ impl Kind {
             Self::GpuThrottled => "gpu_throttled",
             Self::GpuMemoryErrors => "gpu_memory_errors",
             Self::GpuLinkDegraded => "gpu_link_degraded",
+            Self::GpuNvlinkDegraded => "gpu_nvlink_degraded",
             Self::GpuUnschedulable => "gpu_unschedulable",
             Self::AdmissionError => "admission_error",
             Self::ImagePull => "image_pull",

@@ -539,6 +539,32 @@ pub enum Event {
         /// From gpuscope's fake NVML.
         simulated: bool,
     },
+    /// A GPU health state changed (a link down, a remap pending, a
+    /// throttle reason that appeared or cleared, uncorrectable ECC errors).
+    GpuHealthChange {
+        /// When the reading that showed it was taken.
+        time: Timestamp,
+        /// The GPU's UUID.
+        gpu_uuid: String,
+        /// Its NVML index.
+        gpu_index: Option<u32>,
+        /// What changed.
+        #[serde(flatten)]
+        change: GpuHealthChange,
+        /// Pods the kubelet gave the GPU to at that reading.
+        #[serde(default)]
+        holders: Vec<GpuHolder>,
+        /// From gpuscope's fake NVML.
+        simulated: bool,
+    },
+    /// The NVSwitch driver reported an SXid (a switch error).
+    SwitchXid {
+        /// The record's time.
+        time: Timestamp,
+        /// The line.
+        #[serde(flatten)]
+        line: SwitchXidLine,
+    },
     /// The number of GPUs NVML reports changed.
     GpuCountChanged {
         /// When it was noticed.
@@ -569,6 +595,8 @@ impl Event {
             | Event::Xid { time, .. }
             | Event::GpuLost { time, .. }
             | Event::GpuCountChanged { time, .. }
+            | Event::GpuHealthChange { time, .. }
+            | Event::SwitchXid { time, .. }
             | Event::Source { time, .. } => *time,
         }
     }
@@ -590,6 +618,32 @@ pub struct KernelXidLine {
     pub message: String,
     /// The line was already in the kernel's ring buffer when the agent
     /// started: history, reported once at start-up.
+    #[serde(default)]
+    pub before_agent_start: bool,
+    /// The container of the process the driver named, its pid joined to
+    /// its cgroup when the line was read (`None` for history lines, whose
+    /// pid may since have been reused, and for a pid not in a container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerRef>,
+}
+
+/// An NVSwitch error (SXid) as the NVSwitch driver printed it to the
+/// kernel log (`nvidia-nvswitch3: SXid (PCI:0000:04:00.0): 22013,
+/// Non-fatal, ...`). It concerns the switch, not a GPU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchXidLine {
+    /// The switch's PCI address as printed (`0000:04:00.0`).
+    pub switch_pci_bus_id: String,
+    /// The switch device (`nvidia-nvswitch3`).
+    pub device: String,
+    /// The SXid number.
+    pub sxid: u64,
+    /// `Fatal` or `Non-fatal`, when the line says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    /// The driver's description (the rest of the line).
+    pub message: String,
+    /// Already in the kernel's ring buffer when the agent started.
     #[serde(default)]
     pub before_agent_start: bool,
 }
@@ -834,6 +888,166 @@ pub struct GpuHealth {
     /// A page retirement waits for the next driver load (before Ampere).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retired_pages_pending: Option<bool>,
+    /// NVLink links, each with its state and error counters (empty: no
+    /// NVLink, or not reported). Read at the slow cadence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nvlinks: Vec<NvLinkStatus>,
+}
+
+impl GpuHealth {
+    /// The link `link`'s reading, if the GPU reported it.
+    pub fn nvlink(&self, link: u32) -> Option<&NvLinkStatus> {
+        self.nvlinks.iter().find(|l| l.link == link)
+    }
+}
+
+/// One NVLink link of a GPU (`nvmlDeviceGetNvLinkState`,
+/// `nvmlDeviceGetNvLinkErrorCounter`). Error counters count since the
+/// driver loaded; each is `None` where the GPU does not report it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NvLinkStatus {
+    /// The link's index on the GPU.
+    pub link: u32,
+    /// The link is up.
+    pub active: bool,
+    /// Flow-control digit CRC errors received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc_flit_errors: Option<u64>,
+    /// Data CRC errors received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc_data_errors: Option<u64>,
+    /// Transmissions replayed after an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_errors: Option<u64>,
+    /// Link recoveries (the link retrained after errors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_errors: Option<u64>,
+}
+
+impl NvLinkStatus {
+    /// Every error the link counted (CRC, replay, recovery), the counters
+    /// it does not report counting 0.
+    pub fn errors(&self) -> u64 {
+        [
+            self.crc_flit_errors,
+            self.crc_data_errors,
+            self.replay_errors,
+            self.recovery_errors,
+        ]
+        .iter()
+        .map(|c| c.unwrap_or(0))
+        .fold(0, u64::saturating_add)
+    }
+}
+
+/// A GPU health state that changed between two readings of the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum GpuHealthChange {
+    /// An NVLink link that was up is down.
+    NvlinkDown {
+        /// The link.
+        link: u32,
+    },
+    /// An NVLink link that was down is up again.
+    NvlinkUp {
+        /// The link.
+        link: u32,
+    },
+    /// A row remap became pending: the GPU needs a reset.
+    RemapPending,
+    /// A row remap failed: no spare row left, the GPU needs replacing.
+    RemapFailed,
+    /// A throttle reason that slows work appeared.
+    ThrottleStarted {
+        /// The reason.
+        reason: ThrottleReason,
+    },
+    /// That reason cleared.
+    ThrottleCleared {
+        /// The reason.
+        reason: ThrottleReason,
+    },
+    /// The volatile uncorrectable ECC error count rose.
+    EccUncorrectedRose {
+        /// The count at the reading before.
+        before: u64,
+        /// The count now.
+        after: u64,
+    },
+}
+
+impl GpuHealthChange {
+    /// The throttle reasons whose appearance is an event: those that cut
+    /// clocks below what the workload asked for because of a fault or the
+    /// environment. `sw_power_cap` is left out: a busy GPU sits at its
+    /// power limit and enters and leaves it many times a minute, which is
+    /// normal work, not news; `idle`, application and display clocks and
+    /// sync boost are configuration.
+    pub const EVENT_REASONS: [ThrottleReason; 4] = [
+        ThrottleReason::HwSlowdown,
+        ThrottleReason::HwThermal,
+        ThrottleReason::HwPowerBrake,
+        ThrottleReason::SwThermal,
+    ];
+
+    /// What changed between two readings of one GPU, in a fixed order
+    /// (NVLink, remapping, ECC). Counters a reading lacks (`None`: not
+    /// read, or not supported) compare as unchanged. Throttle reasons,
+    /// which come and go within seconds, are not compared here: the agent
+    /// reports them once they have settled ([`GpuHealthChange::EVENT_REASONS`]).
+    pub fn between(before: &GpuHealth, now: &GpuHealth) -> Vec<GpuHealthChange> {
+        let mut out = Vec::new();
+        for l in &now.nvlinks {
+            match before.nvlink(l.link) {
+                Some(b) if b.active && !l.active => {
+                    out.push(GpuHealthChange::NvlinkDown { link: l.link });
+                }
+                Some(b) if !b.active && l.active => {
+                    out.push(GpuHealthChange::NvlinkUp { link: l.link });
+                }
+                _ => {}
+            }
+        }
+        if before.remap_pending == Some(false) && now.remap_pending == Some(true) {
+            out.push(GpuHealthChange::RemapPending);
+        }
+        if before.remap_failed == Some(false) && now.remap_failed == Some(true) {
+            out.push(GpuHealthChange::RemapFailed);
+        }
+        if let (Some(b), Some(a)) = (
+            before.ecc_uncorrected_volatile,
+            now.ecc_uncorrected_volatile,
+        ) && a > b
+        {
+            out.push(GpuHealthChange::EccUncorrectedRose {
+                before: b,
+                after: a,
+            });
+        }
+        out
+    }
+
+    /// The change in words (`NVLink 2 down`, `hw_power_brake started`).
+    pub fn describe(&self) -> String {
+        match self {
+            GpuHealthChange::NvlinkDown { link } => format!("NVLink {link} down"),
+            GpuHealthChange::NvlinkUp { link } => format!("NVLink {link} up again"),
+            GpuHealthChange::RemapPending => "row remap pending (the GPU needs a reset)".to_owned(),
+            GpuHealthChange::RemapFailed => {
+                "row remap failed (no spare row: replace the GPU)".to_owned()
+            }
+            GpuHealthChange::ThrottleStarted { reason } => {
+                format!("clocks held down: {} started", reason.as_str())
+            }
+            GpuHealthChange::ThrottleCleared { reason } => {
+                format!("{} cleared", reason.as_str())
+            }
+            GpuHealthChange::EccUncorrectedRose { before, after } => {
+                format!("uncorrectable ECC errors {before} -> {after}")
+            }
+        }
+    }
 }
 
 /// A value with a `"kind"` field in front, for JSON lines that mix kinds.

@@ -108,10 +108,15 @@ pub fn event_line(e: &Event) -> String {
                 k.message,
                 k.pid
                     .map(|p| format!(
-                        " (pid {p}{})",
+                        " (pid {p}{}{})",
                         k.process
                             .as_deref()
                             .map(|n| format!(" {n}"))
+                            .unwrap_or_default(),
+                        k.container
+                            .as_ref()
+                            .and_then(|c| c.pod_uid.as_deref())
+                            .map(|u| format!(", pod UID {u}"))
                             .unwrap_or_default()
                     ))
                     .unwrap_or_default(),
@@ -143,6 +148,36 @@ pub fn event_line(e: &Event) -> String {
         } => format!(
             "{time}  gpu_count_changed  NVML sees {after} GPU(s), was {before}{}",
             sim(*simulated)
+        ),
+        Event::GpuHealthChange {
+            time,
+            gpu_uuid,
+            gpu_index,
+            change,
+            holders,
+            simulated,
+        } => format!(
+            "{time}  gpu_health_change  GPU {} {gpu_uuid}  {}{}{}",
+            gpu_index.map_or_else(|| "?".to_owned(), |i| i.to_string()),
+            change.describe(),
+            held_by(holders),
+            sim(*simulated)
+        ),
+        Event::SwitchXid { time, line } => format!(
+            "{time}  switch_xid  NVSwitch {} ({})  SXid {}{}: {}{}",
+            line.device,
+            line.switch_pci_bus_id,
+            line.sxid,
+            line.severity
+                .as_deref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default(),
+            line.message,
+            if line.before_agent_start {
+                "  [before the agent started]"
+            } else {
+                ""
+            }
         ),
         Event::Source { time, status } => format!(
             "{time}  source  {} {}{}",

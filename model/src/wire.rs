@@ -5,10 +5,10 @@ use gpuscope_proto::v1 as pb;
 
 use crate::{
     CgroupDriver, CgroupMode, CgroupVersion, ContainerRef, ContainerRuntime, ContainerSample,
-    CpuStats, Detection, Event, GpuHealth, GpuHolder, GpuProcess, GpuSample, KernelXidLine,
-    MemoryEvents, MemoryStats, NodeSample, OomConstraint, OomGroup, OomKill, Pressure, Psi,
-    PsiLine, PsiScope, QosClass, RecorderPoint, SourceState, SourceStatus, ThrottleReason,
-    Timestamp, Victim,
+    CpuStats, Detection, Event, GpuHealth, GpuHealthChange, GpuHolder, GpuProcess, GpuSample,
+    KernelXidLine, MemoryEvents, MemoryStats, NodeSample, NvLinkStatus, OomConstraint, OomGroup,
+    OomKill, Pressure, Psi, PsiLine, PsiScope, QosClass, RecorderPoint, SourceState, SourceStatus,
+    SwitchXidLine, ThrottleReason, Timestamp, Victim,
 };
 
 impl From<CgroupMode> for pb::CgroupMode {
@@ -325,8 +325,93 @@ impl From<&GpuHealth> for pb::GpuHealth {
             retired_pages_sbe: h.retired_pages_sbe,
             retired_pages_dbe: h.retired_pages_dbe,
             retired_pages_pending: h.retired_pages_pending,
+            nvlinks: h.nvlinks.iter().map(Into::into).collect(),
         }
     }
+}
+
+impl From<&NvLinkStatus> for pb::NvLinkStatus {
+    fn from(l: &NvLinkStatus) -> Self {
+        Self {
+            link: l.link,
+            active: l.active,
+            crc_flit_errors: l.crc_flit_errors,
+            crc_data_errors: l.crc_data_errors,
+            replay_errors: l.replay_errors,
+            recovery_errors: l.recovery_errors,
+        }
+    }
+}
+
+impl From<pb::NvLinkStatus> for NvLinkStatus {
+    fn from(l: pb::NvLinkStatus) -> Self {
+        Self {
+            link: l.link,
+            active: l.active,
+            crc_flit_errors: l.crc_flit_errors,
+            crc_data_errors: l.crc_data_errors,
+            replay_errors: l.replay_errors,
+            recovery_errors: l.recovery_errors,
+        }
+    }
+}
+
+/// A health change's kind and details as the wire's `GpuHealthChange`
+/// carries them (the other fields are the event's).
+fn health_change_to_wire(c: GpuHealthChange) -> pb::GpuHealthChange {
+    use pb::GpuHealthChangeKind as K;
+    let mut m = pb::GpuHealthChange::default();
+    let kind = match c {
+        GpuHealthChange::NvlinkDown { link } => {
+            m.nvlink = Some(link);
+            K::NvlinkDown
+        }
+        GpuHealthChange::NvlinkUp { link } => {
+            m.nvlink = Some(link);
+            K::NvlinkUp
+        }
+        GpuHealthChange::RemapPending => K::RemapPending,
+        GpuHealthChange::RemapFailed => K::RemapFailed,
+        GpuHealthChange::ThrottleStarted { reason } => {
+            m.throttle_reason = Some(ThrottleReason::mask(&[reason]));
+            K::ThrottleStarted
+        }
+        GpuHealthChange::ThrottleCleared { reason } => {
+            m.throttle_reason = Some(ThrottleReason::mask(&[reason]));
+            K::ThrottleCleared
+        }
+        GpuHealthChange::EccUncorrectedRose { before, after } => {
+            m.before = Some(before);
+            m.after = Some(after);
+            K::EccUncorrectedRose
+        }
+    };
+    m.set_change(kind);
+    m
+}
+
+/// The change a wire `GpuHealthChange` carries; `None` for a kind this
+/// build does not know (a newer agent) or one missing its detail.
+pub fn health_change_from_wire(m: &pb::GpuHealthChange) -> Option<GpuHealthChange> {
+    use pb::GpuHealthChangeKind as K;
+    let reason = || {
+        ThrottleReason::from_mask(m.throttle_reason?)
+            .first()
+            .copied()
+    };
+    Some(match K::try_from(m.change).ok()? {
+        K::Unspecified => return None,
+        K::NvlinkDown => GpuHealthChange::NvlinkDown { link: m.nvlink? },
+        K::NvlinkUp => GpuHealthChange::NvlinkUp { link: m.nvlink? },
+        K::RemapPending => GpuHealthChange::RemapPending,
+        K::RemapFailed => GpuHealthChange::RemapFailed,
+        K::ThrottleStarted => GpuHealthChange::ThrottleStarted { reason: reason()? },
+        K::ThrottleCleared => GpuHealthChange::ThrottleCleared { reason: reason()? },
+        K::EccUncorrectedRose => GpuHealthChange::EccUncorrectedRose {
+            before: m.before?,
+            after: m.after?,
+        },
+    })
 }
 
 impl From<pb::GpuHealth> for GpuHealth {
@@ -352,6 +437,7 @@ impl From<pb::GpuHealth> for GpuHealth {
             retired_pages_sbe: h.retired_pages_sbe,
             retired_pages_dbe: h.retired_pages_dbe,
             retired_pages_pending: h.retired_pages_pending,
+            nvlinks: h.nvlinks.into_iter().map(Into::into).collect(),
         }
     }
 }
@@ -392,6 +478,7 @@ pub fn node_event(e: &Event, seq: u64) -> pb::NodeEvent {
                     process: k.process.clone(),
                     message: k.message.clone(),
                     before_agent_start: k.before_agent_start,
+                    container: k.container.as_ref().map(Into::into),
                 }),
             }),
         ),
@@ -421,6 +508,34 @@ pub fn node_event(e: &Event, seq: u64) -> pb::NodeEvent {
                 before: *before,
                 after: *after,
                 simulated: *simulated,
+            }),
+        ),
+        Event::GpuHealthChange {
+            time,
+            gpu_uuid,
+            gpu_index,
+            change,
+            holders: h,
+            simulated,
+        } => (
+            *time,
+            Kind::GpuHealthChange(pb::GpuHealthChange {
+                gpu_uuid: gpu_uuid.clone(),
+                gpu_index: *gpu_index,
+                holders: holders(h),
+                simulated: *simulated,
+                ..health_change_to_wire(*change)
+            }),
+        ),
+        Event::SwitchXid { time, line } => (
+            *time,
+            Kind::SwitchXid(pb::SwitchXid {
+                switch_pci_bus_id: line.switch_pci_bus_id.clone(),
+                device: line.device.clone(),
+                sxid: line.sxid,
+                severity: line.severity.clone(),
+                message: line.message.clone(),
+                before_agent_start: line.before_agent_start,
             }),
         ),
         Event::Source { time, status } => (*time, Kind::Source(status.into())),
@@ -734,6 +849,7 @@ pub fn event_from_wire(e: pb::NodeEvent) -> Option<Event> {
                 process: k.process,
                 message: k.message,
                 before_agent_start: k.before_agent_start,
+                container: k.container.map(Into::into),
             }),
         },
         Kind::GpuLost(l) => Event::GpuLost {
@@ -747,6 +863,25 @@ pub fn event_from_wire(e: pb::NodeEvent) -> Option<Event> {
             time,
             before: c.before,
             after: c.after,
+            simulated: c.simulated,
+        },
+        Kind::SwitchXid(x) => Event::SwitchXid {
+            time,
+            line: SwitchXidLine {
+                switch_pci_bus_id: x.switch_pci_bus_id,
+                device: x.device,
+                sxid: x.sxid,
+                severity: x.severity,
+                message: x.message,
+                before_agent_start: x.before_agent_start,
+            },
+        },
+        Kind::GpuHealthChange(c) => Event::GpuHealthChange {
+            time,
+            change: health_change_from_wire(&c)?,
+            gpu_uuid: c.gpu_uuid,
+            gpu_index: c.gpu_index,
+            holders: holders(c.holders),
             simulated: c.simulated,
         },
     })
@@ -810,6 +945,12 @@ mod tests {
                 process: Some("python3".into()),
                 message: "GPU has fallen off the bus.".into(),
                 before_agent_start: true,
+                container: Some(crate::ContainerRef {
+                    cgroup_path: "/kubepods/pod1/abc".into(),
+                    pod_uid: Some("1".into()),
+                    container_id: Some("abc".into()),
+                    ..crate::ContainerRef::default()
+                }),
             }),
         };
         let wire = node_event(&e, 42);
@@ -850,5 +991,133 @@ mod tests {
             ..pb::GpuHealth::default()
         };
         assert_eq!(GpuHealth::from(idle).throttle_reasons, Some(vec![]));
+    }
+
+    #[test]
+    fn nvlinks_and_health_changes_round_trip() {
+        let health = GpuHealth {
+            nvlinks: vec![
+                NvLinkStatus {
+                    link: 0,
+                    active: true,
+                    crc_flit_errors: Some(7),
+                    replay_errors: Some(1),
+                    ..NvLinkStatus::default()
+                },
+                NvLinkStatus {
+                    link: 1,
+                    active: false,
+                    ..NvLinkStatus::default()
+                },
+            ],
+            ..GpuHealth::default()
+        };
+        let wire = pb::GpuHealth::from(&health);
+        let back = pb::GpuHealth::decode(wire.encode_to_vec().as_slice()).expect("decode");
+        assert_eq!(GpuHealth::from(back), health);
+        let changes = [
+            GpuHealthChange::NvlinkDown { link: 5 },
+            GpuHealthChange::NvlinkUp { link: 0 },
+            GpuHealthChange::RemapPending,
+            GpuHealthChange::RemapFailed,
+            GpuHealthChange::ThrottleStarted {
+                reason: ThrottleReason::HwPowerBrake,
+            },
+            GpuHealthChange::ThrottleCleared {
+                reason: ThrottleReason::SwThermal,
+            },
+            GpuHealthChange::EccUncorrectedRose {
+                before: 0,
+                after: 2,
+            },
+        ];
+        for change in changes {
+            let e = Event::GpuHealthChange {
+                time: Timestamp(1_764_150_000_000_000_000),
+                gpu_uuid: "GPU-1".into(),
+                gpu_index: Some(2),
+                change,
+                holders: Vec::new(),
+                simulated: false,
+            };
+            let back = pb::NodeEvent::decode(node_event(&e, 7).encode_to_vec().as_slice())
+                .expect("decode");
+            assert_eq!(event_from_wire(back), Some(e.clone()), "{change:?}");
+            let json = serde_json::to_string(&e).expect("json");
+            let again: Event = serde_json::from_str(&json).expect(&json);
+            assert_eq!(again, e, "{json}");
+        }
+        let sxid = Event::SwitchXid {
+            time: Timestamp(1_764_150_000_000_000_000),
+            line: SwitchXidLine {
+                switch_pci_bus_id: "0000:04:00.0".into(),
+                device: "nvidia-nvswitch3".into(),
+                sxid: 22013,
+                severity: Some("Non-fatal".into()),
+                message: "Link 44 Minion Link DLREQ interrupt".into(),
+                before_agent_start: false,
+            },
+        };
+        let back =
+            pb::NodeEvent::decode(node_event(&sxid, 8).encode_to_vec().as_slice()).expect("decode");
+        assert_eq!(event_from_wire(back), Some(sxid.clone()));
+        let json = serde_json::to_string(&sxid).expect("json");
+        assert_eq!(serde_json::from_str::<Event>(&json).expect(&json), sxid);
+        // A kind this build does not know (a newer agent): skipped, not
+        // misread.
+        let unknown = pb::NodeEvent {
+            seq: 1,
+            time_unix_nanos: 1,
+            kind: Some(pb::node_event::Kind::GpuHealthChange(pb::GpuHealthChange {
+                change: 99,
+                ..pb::GpuHealthChange::default()
+            })),
+        };
+        assert_eq!(event_from_wire(unknown), None);
+    }
+
+    #[test]
+    fn health_changes_between_two_readings() {
+        let link = |link, active| NvLinkStatus {
+            link,
+            active,
+            replay_errors: Some(3),
+            ..NvLinkStatus::default()
+        };
+        let before = GpuHealth {
+            throttle_reasons: Some(vec![ThrottleReason::SwPowerCap, ThrottleReason::HwThermal]),
+            ecc_uncorrected_volatile: Some(0),
+            remap_pending: Some(false),
+            remap_failed: Some(false),
+            nvlinks: vec![link(0, true), link(1, true), link(2, false)],
+            ..GpuHealth::default()
+        };
+        assert_eq!(GpuHealthChange::between(&before, &before), vec![]);
+        let now = GpuHealth {
+            // Throttle reasons are the agent's to settle: not compared.
+            throttle_reasons: Some(vec![ThrottleReason::Idle, ThrottleReason::HwPowerBrake]),
+            ecc_uncorrected_volatile: Some(1),
+            remap_pending: Some(true),
+            remap_failed: Some(false),
+            nvlinks: vec![link(0, true), link(1, false), link(2, true)],
+            ..GpuHealth::default()
+        };
+        assert_eq!(
+            GpuHealthChange::between(&before, &now),
+            vec![
+                GpuHealthChange::NvlinkDown { link: 1 },
+                GpuHealthChange::NvlinkUp { link: 2 },
+                GpuHealthChange::RemapPending,
+                GpuHealthChange::EccUncorrectedRose {
+                    before: 0,
+                    after: 1
+                },
+            ]
+        );
+        // A first reading, or counters not read: nothing to compare.
+        assert_eq!(
+            GpuHealthChange::between(&GpuHealth::default(), &now),
+            vec![]
+        );
     }
 }

@@ -1476,6 +1476,201 @@ def gpu_health_counters_stable():
           p, [], [node_obj(NODE)], agent)
 
 
+def nvlinks(down=(), crc=None, replay=None, recovery=None, links=18):
+    """An H100 SXM's 18 NVLink links as the agent reads them: `down` the links inactive; `crc`, `replay`,
+    `recovery`: {link: count} (flit CRC errors, replays, recoveries since the driver loaded; 0 elsewhere)."""
+    crc, replay, recovery = crc or {}, replay or {}, recovery or {}
+    # The agent asks only links that are up for their counters.
+    return [{"link": k, "active": False} if k in down else
+            {"link": k, "active": True, "crc_flit_errors": crc.get(k, 0), "crc_data_errors": 0,
+             "replay_errors": replay.get(k, 0), "recovery_errors": recovery.get(k, 0)} for k in range(links)]
+
+
+def with_links(health, links):
+    health["nvlinks"] = links
+    return health
+
+
+def health_change(t, index, uuid_, p, change, **detail):
+    d = {"kind": "gpu_health_change", "time": ats(t), "gpu_uuid": uuid_, "gpu_index": index, "change": change,
+         "holders": [holder(p, "trainer", uuid_)], "simulated": False}
+    d.update(detail)
+    return d
+
+
+@case
+def gpu_health_nvlink_down():
+    name = "gpu-health-nvlink-down"
+    down_at = NOW - 12 * 60
+
+    def fn(t, i, rnd):
+        util = rnd.randint(80, 97)
+        # Both GPUs carry old, stable CRC counts on a link; GPU 0 loses link 7 twelve minutes ago.
+        down = (7,) if i == 0 and t >= down_at else ()
+        return util, rnd.randint(480, 690), 64, 1755, with_links(gpu_health(), nvlinks(down, crc={3: 12}))
+    p, gs, agent = health_case(name, "llama-pretrain-worker-9", fn, seed=15)
+    t_ev = min(t for t in series(NOW - 60 * 60, NOW, 20) if t >= down_at)
+    agent.append(health_change(t_ev, 0, gs[0], p, "nvlink_down", link=7))
+    # The driver's report of the failed link: XID 74 (NVLink error), from NVML's event.
+    agent.append({"kind": "xid", "time": ats(down_at + 1), "gpu_uuid": gs[0], "gpu_index": 0, "xid": 74, "count": 1,
+                  "holders": [holder(p, "trainer", gs[0])], "simulated": False})
+    write(name,
+          "GPU 0 of a PyTorchJob rank lost NVLink 7 twelve minutes ago (it was up before; the driver reported XID 74 and "
+          "the agent recorded the gpu_health_change event); its other 17 links and all 18 of GPU 1 are up, with 12 old "
+          "CRC errors on link 3 of both that never rise. One gpu_nvlink_degraded for GPU 0, high, and the XID 74 linked "
+          "to it as its consequence.",
+          {"findings": [{"kind": "gpu_nvlink_degraded", "confidence": "high", "container": "trainer", "gpu": gs[0],
+                         "summary_contains": ["NVLink 7 went down", "17 of its 18 links are up"],
+                         "evidence_names": ["NVLink links up", "NVLink links down"]},
+                        {"kind": "gpu_xid", "confidence": "high", "container": "trainer", "gpu": gs[0],
+                         "summary_contains": ["XID 74"], "caused_by": ["gpu_nvlink_degraded"]}]},
+          p, [], [node_obj(NODE)], agent)
+
+
+@case
+def gpu_health_nvlink_replays_rising():
+    name = "gpu-health-nvlink-replays-rising"
+    n = {"replay": 40, "recovery": 2, "crc": 900}
+
+    def fn(t, i, rnd):
+        util = rnd.randint(80, 97)
+        if i == 1:
+            # Link 11 of GPU 1 keeps replaying and now and then retrains; its CRC count rises with it (a few a
+            # second, well under the 100 a second that matters alone).
+            n["replay"] += rnd.randint(1, 4)
+            n["crc"] += rnd.randint(20, 60)
+            if rnd.random() < 0.1:
+                n["recovery"] += 1
+            links = nvlinks(crc={11: n["crc"]}, replay={11: n["replay"]}, recovery={11: n["recovery"]})
+        else:
+            links = nvlinks(replay={4: 1})
+        return util, rnd.randint(480, 690), 64, 1755, with_links(gpu_health(), links)
+    p, gs, agent = health_case(name, "llama-pretrain-worker-10", fn, seed=16)
+    write(name,
+          "NVLink 11 of GPU 1 replays a few packets a minute and retrains now and then, all links up; GPU 0 has one "
+          "replay on link 4 since the driver loaded, stable. One gpu_nvlink_degraded for GPU 1 naming link 11's replays "
+          "and recoveries (its CRC rate alone is under the 100 a second that matters).",
+          {"findings": [{"kind": "gpu_nvlink_degraded", "confidence": "high", "container": "trainer", "gpu": gs[1],
+                         "summary_contains": ["link 11", "replays", "recoveries"],
+                         "evidence_names": ["NVLink links up", "NVLink errors"]}]},
+          p, [], [node_obj(NODE)], agent)
+
+
+@case
+def gpu_health_nvlink_stable():
+    name = "gpu-health-nvlink-counters-nonzero-stable"
+
+    def fn(t, i, rnd):
+        util = rnd.randint(82, 99)
+        # Old CRC errors, a replay and a recovery from long ago, on both GPUs: history, not rising.
+        links = nvlinks(crc={0: 4410 + i, 9: 73}, replay={0: 6, 13: 1}, recovery={0: 1})
+        return util, rnd.randint(480, 700), 65, 1755, with_links(gpu_health(["sw_power_cap"] if util > 96 else []), links)
+    p, gs, agent = health_case(name, "llama-pretrain-worker-11", fn, seed=17)
+    write(name,
+          "A healthy PyTorchJob rank on an HGX H100: all 18 NVLink links of both GPUs up the whole hour, with CRC errors "
+          "(4 410 on link 0), replays and a recovery counted since the driver loaded that never rise. No finding.",
+          {"findings": []},
+          p, [], [node_obj(NODE)], agent)
+
+
+@case
+def gpu_health_nvlink_unused():
+    name = "gpu-health-nvlink-unused-pcie"
+
+    def fn(t, i, rnd):
+        util = rnd.randint(82, 99)
+        # H100 PCIe cards without an NVLink bridge: NVML lists the links, every one inactive, at every sample.
+        return util, rnd.randint(250, 340), 61, 1755, with_links(gpu_health(), nvlinks(down=range(18)))
+    p, gs, agent = health_case(name, "llama-pretrain-worker-12", fn, seed=18)
+    write(name,
+          "Two PCIe H100 cards without an NVLink bridge: every NVLink link reads inactive at every sample, as the board "
+          "is built (NCCL goes over PCIe). Not a degraded link: no finding.",
+          {"findings": []},
+          p, [], [node_obj(NODE)], agent)
+
+
+def rank_case(name, pod_name, since, seed, fn):
+    """A 4-GPU PyTorchJob worker, busy for the last hour until `since`; after it fn(t, i, rnd) -> (util, power, used,
+    clock, health) of GPU i. Returns the pod, the GPU UUIDs and the agent records (the container's CPU drops at
+    `since`, as ranks waiting in NCCL use less)."""
+    p, cid = gpu_case_pod(pod_name, owner=("PyTorchJob", "llama-pretrain"), gpus=4, started=NOW - 5 * 3600,
+                          labels={"training.kubeflow.org/job-name": "llama-pretrain", "training.kubeflow.org/replica-type": "worker"})
+    gs = [gpu_uuid(name + "abcd"[i]) for i in range(4)]
+    ref = cref(p["metadata"]["uid"], cid, "guaranteed")
+    agent = [source(NOW - 5 * 3600, s) for s in ("cgroup", "kmsg", "psi", "nvml", "pod_resources")]
+    rnd = random.Random(seed)
+    for t in series(NOW - 60 * 60, NOW, 20):
+        for i, g in enumerate(gs):
+            if t < since:
+                # Before: busy, with the health fn gives for that time.
+                util, power, used, clock = rnd.randint(90, 99), rnd.randint(520, 660), 74.1 * GiB + rnd.randint(0, 900) * MiB, 1755
+                health = fn(t, i, rnd)[4]
+            else:
+                util, power, used, clock, health = fn(t, i, rnd)
+            agent.append(gpu_sample(t, i, g, util, used, power, [holder(p, "trainer", g)],
+                                    [gproc(88000 + i, used - 520 * MiB, ref)], clock=clock, health=health))
+    cpu = 0
+    for t in series(NOW - 60 * 60, NOW, 20):
+        cpu += 10 * (3.1e6 if t < since else 2.0e6)
+        agent.append(container_sample(t, ref, 40 * GiB, 64 * GiB, 36 * GiB, 4 * GiB, cpu_us=cpu))
+    return p, gs, agent
+
+
+@case
+def gpu_use_nccl_wedge_odd_rank():
+    name = "gpu-use-nccl-wedge-odd-rank-nvlink"
+    wedge = NOW - 25 * 60
+
+    def fn(t, i, rnd):
+        links = with_links(gpu_health(), nvlinks((5,) if i == 2 and t >= wedge - 20 else ()))
+        if i == 2:
+            # The rank whose NVLink 5 went down: its process waits on the copy that never completes, its GPU idles.
+            return 0, 96 + rnd.random() * 3, 74.6 * GiB, 1755, links
+        # The other ranks: NCCL kernels spinning on the collective GPU 2 never joins.
+        return 100, 118 + rnd.random() * 6, 74.6 * GiB, 1755, links
+    p, gs, agent = rank_case(name, "llama-pretrain-worker-13", wedge, 19, fn)
+    t_ev = min(t for t in series(NOW - 60 * 60, NOW, 20) if t >= wedge - 20)
+    agent.append(health_change(t_ev, 2, gs[2], p, "nvlink_down", link=5))
+    write(name,
+          "Three of the four GPUs of a PyTorchJob worker spin at 100 % utilization and ~120 W for 25 minutes (NCCL "
+          "waiting on a peer); the fourth, GPU 2, lost NVLink 5 just before and idles at 0 %: it is the rank that is "
+          "different. nccl_wedge (medium: 3 of 4 GPUs) naming GPU 2 and why, caused by the gpu_nvlink_degraded of GPU 2.",
+          {"findings": [{"kind": "nccl_wedge", "confidence": "medium", "container": "trainer",
+                         "summary_contains": ["3 of the pod's 4 GPU(s)", "The rank that is different", "(index 2)",
+                                              "NVLink links are down", "left the others'"],
+                         "evidence_names": ["different GPU " + gs[2] + " (index 2)"],
+                         "caused_by": ["gpu_nvlink_degraded"]},
+                        {"kind": "gpu_nvlink_degraded", "confidence": "high", "container": "trainer", "gpu": gs[2],
+                         "summary_contains": ["NVLink 5 went down"]}]},
+          p, [], [node_obj(NODE)], agent)
+
+
+@case
+def gpu_use_nccl_wedge_odd_rank_throttled():
+    name = "gpu-use-nccl-wait-odd-rank-throttled"
+
+    brake = NOW - 20 * 60
+
+    def fn(t, i, rnd):
+        if i == 1 and t >= brake:
+            # The board's power brake holds GPU 1 at half clock: it computes, slowly.
+            return 100, rnd.randint(300, 340), 74.6 * GiB, 990, gpu_health(["hw_power_brake"])
+        # The other ranks finish each step early and wait in NCCL for GPU 1's share.
+        return 100, 120 + rnd.random() * 8, 74.6 * GiB, 1755, gpu_health()
+    p, gs, agent = rank_case(name, "llama-pretrain-worker-14", brake, 23, fn)
+    write(name,
+          "For 20 minutes the power brake has held GPU 1 of a 4-GPU PyTorchJob worker at half clock (990 of 1980 MHz); "
+          "the other three ranks finish each step early and wait for it in NCCL at 100 % utilization and ~125 W. "
+          "nccl_wedge (medium: 3 of 4 GPUs) naming GPU 1 as the rank that is different, caused by its gpu_throttled.",
+          {"findings": [{"kind": "nccl_wedge", "confidence": "medium", "container": "trainer",
+                         "summary_contains": ["3 of the pod's 4 GPU(s)", "The rank that is different", "(index 1)",
+                                              "hw_power_brake"],
+                         "caused_by": ["gpu_throttled"]},
+                        {"kind": "gpu_throttled", "confidence": "high", "container": "trainer", "gpu": gs[1],
+                         "summary_contains": ["hw_power_brake"]}]},
+          p, [], [node_obj(NODE)], agent)
+
+
 # --- Logs -----------------------------------------------------------------
 
 NCCL_TIMEOUT_LOG = """[rank5]:[I1126 09:28:14.902 ProcessGroupNCCL.cpp:2047] [PG 0 Rank 5] ProcessGroupNCCL broadcast unique ID through store took 0.92 ms

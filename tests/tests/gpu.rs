@@ -35,6 +35,22 @@ fn gpu_args(lib: &Path, socket: &Path) -> Vec<String> {
     ]
 }
 
+/// `watch` over the fake NVML with scenario `scn`, collecting every
+/// `interval`, and a kubelet that gave GPU A to `ml/trainer-0` (kept alive
+/// by the second value).
+fn watch_trainer_on_a(scn: &str, interval: &str) -> (Agent, FakePodResources) {
+    let kubelet = FakePodResources::normal(vec![
+        Pod::new("ml", "trainer-0")
+            .container(Container::new("main").devices("nvidia.com/gpu", &[GPU_A])),
+    ])
+    .expect("fake kubelet");
+    let lib = fake_nvml_lib();
+    let mut flags = gpu_args(&lib, kubelet.socket_path());
+    flags.extend(["--interval".into(), interval.into()]);
+    let agent = Agent::watch_with(&args(&flags), &[("GPUSCOPE_FAKE_NVML_SCENARIO", scn)]);
+    (agent, kubelet)
+}
+
 fn args(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
@@ -206,6 +222,99 @@ fn health_counters_reach_the_sample_and_unsupported_calls_stay_quiet() {
     assert_eq!(nvml["state"], "ok", "unsupported is not an error: {nvml}");
 }
 
+#[test]
+fn nvlink_links_reach_the_sample_and_health_transitions_are_events() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scn = scenario(
+        dir.path(),
+        &json!({
+            "gpus": [
+                // Four links, one with old replays; at 1 s link 2 goes
+                // down, the power brake engages and a remap becomes
+                // pending.
+                {"uuid": GPU_A, "pci_bus_id": "00000000:19:00.0", "nvlinks": 4,
+                 "series": [{"t": 0, "util_gpu": 95, "remap_pending": false,
+                             "nvlink_replay": [0, 3], "nvlink_crc_flit": [0, 0, 0, 9]},
+                            {"t": 1.0, "throttle_reasons": ["hw_power_brake"], "remap_pending": true,
+                             "nvlink_down": [2], "nvlink_recovery": [0, 1, 4]}]},
+                // No NVLink: NOT_SUPPORTED, said once, not an error.
+                {"uuid": GPU_B, "pci_bus_id": "00000000:3B:00.0"}
+            ]
+        }),
+    );
+    let (mut agent, _kubelet) = watch_trainer_on_a(&scn, "100ms");
+    let first = agent.expect_line(Duration::from_secs(10), "no sample of GPU A", |v| {
+        v["kind"] == "gpu_sample" && v["uuid"] == GPU_A
+    });
+    assert_eq!(
+        first["health"]["nvlinks"],
+        json!([
+            {"link": 0, "active": true, "crc_flit_errors": 0, "crc_data_errors": 0, "replay_errors": 0, "recovery_errors": 0},
+            {"link": 1, "active": true, "crc_flit_errors": 0, "crc_data_errors": 0, "replay_errors": 3, "recovery_errors": 0},
+            {"link": 2, "active": true, "crc_flit_errors": 0, "crc_data_errors": 0, "replay_errors": 0, "recovery_errors": 0},
+            {"link": 3, "active": true, "crc_flit_errors": 9, "crc_data_errors": 0, "replay_errors": 0, "recovery_errors": 0}
+        ]),
+        "{first}"
+    );
+    let mut changes = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut b_samples = Vec::new();
+    while changes.len() < 3 && Instant::now() < deadline {
+        for v in agent.drain_for(Duration::from_millis(200)) {
+            if v["kind"] == "gpu_health_change" {
+                changes.push(v);
+            } else if v["kind"] == "gpu_sample" && v["uuid"] == GPU_B {
+                b_samples.push(v);
+            } else if v["kind"] == "source" && v["source"] == "nvml" {
+                assert_eq!(v["state"], "ok", "unsupported NVLink is not an error: {v}");
+            }
+        }
+    }
+    let find = |change: &str| {
+        changes
+            .iter()
+            .find(|v| v["change"] == change)
+            .unwrap_or_else(|| panic!("no {change} among {changes:?}"))
+    };
+    let down = find("nvlink_down");
+    assert_eq!(down["link"], 2, "{down}");
+    assert_eq!(down["gpu_uuid"], GPU_A);
+    assert_eq!(down["gpu_index"], 0);
+    assert_eq!(down["holders"][0]["pod"], "trainer-0", "{down}");
+    assert_eq!(down["simulated"], true);
+    assert_eq!(find("throttle_started")["reason"], "hw_power_brake");
+    find("remap_pending");
+    // Each transition once, not at every collection.
+    let later = agent.drain_for(Duration::from_millis(1500));
+    let again: Vec<_> = later
+        .iter()
+        .filter(|v| v["kind"] == "gpu_health_change")
+        .collect();
+    assert!(again.is_empty(), "{again:?}");
+    let after = later
+        .iter()
+        .rev()
+        .find(|v| v["kind"] == "gpu_sample" && v["uuid"] == GPU_A)
+        .expect("GPU A still sampled");
+    let links = &after["health"]["nvlinks"];
+    assert_eq!(links[1]["recovery_errors"], 1, "{after}");
+    assert_eq!(links[2]["active"], false, "{after}");
+    assert!(
+        links[2].get("recovery_errors").is_none(),
+        "a link that is down is not asked for its counters: {after}"
+    );
+    b_samples.extend(
+        later
+            .into_iter()
+            .filter(|v| v["kind"] == "gpu_sample" && v["uuid"] == GPU_B),
+    );
+    assert!(!b_samples.is_empty(), "GPU B sampled");
+    for b in &b_samples {
+        assert!(b["health"].get("nvlinks").is_none(), "no NVLink: {b}");
+    }
+    agent.assert_running();
+}
+
 /// A process that sleeps inside a fresh v1 memory cgroup at a kubelet path.
 struct Sleeper {
     child: Child,
@@ -309,15 +418,7 @@ fn xid_and_gpu_lost_are_events_naming_the_holder() {
             {"uuid": GPU_B, "pci_bus_id": "00000000:3B:00.0"}
         ]}),
     );
-    let kubelet = FakePodResources::normal(vec![
-        Pod::new("ml", "trainer-0")
-            .container(Container::new("main").devices("nvidia.com/gpu", &[GPU_A])),
-    ])
-    .expect("fake kubelet");
-    let lib = fake_nvml_lib();
-    let mut flags = gpu_args(&lib, kubelet.socket_path());
-    flags.extend(["--interval".into(), "250ms".into()]);
-    let mut agent = Agent::watch_with(&args(&flags), &[("GPUSCOPE_FAKE_NVML_SCENARIO", &scn)]);
+    let (mut agent, _kubelet) = watch_trainer_on_a(&scn, "250ms");
     let xid = agent.expect_line(Duration::from_secs(10), "no xid event", |v| {
         v["kind"] == "xid"
     });
@@ -397,6 +498,63 @@ fn kernel_xids_already_logged_are_reported_once_as_history() {
         !later.iter().any(|v| v["kind"] == "xid"),
         "once, and not the forged line: {later:?}"
     );
+    agent.assert_running();
+}
+
+#[test]
+fn an_sxid_is_one_switch_event_and_a_history_pid_names_no_pod() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scn = scenario(
+        dir.path(),
+        &json!({"gpus": [{"uuid": GPU_A, "pci_bus_id": "00000000:19:00.0"}]}),
+    );
+    // An SXid as the NVSwitch driver prints it, three records for one
+    // error (driver 570, see agent/tests/fixtures/kmsg/), and an XID naming
+    // this test's own pid, both in the ring buffer before the agent starts:
+    // history, whose pid may since have been reused, so it names no pod.
+    let pid = std::process::id();
+    let kmsg = dir.path().join("kmsg");
+    std::fs::write(
+        &kmsg,
+        format!(
+            "3,900,1000000,-;nvidia-nvswitch3: SXid (PCI:0000:04:00.0): 22013, Data {{0x0000002b, 0x0000002b, 0x00000000, 0x0000002b, 0x80005302, 0x00000000, 0x00000000, 0x00000000, 0x00000000}}\n\
+             3,901,1000010,-;nvidia-nvswitch3: SXid (PCI:0000:04:00.0): 22013, Non-fatal, Link 44 Minion Link DLREQ interrupt\n\
+             3,902,1000020,-;nvidia-nvswitch3: SXid (PCI:0000:04:00.0): 22013, Severity 0 Engine instance 44 Sub-engine instance 00\n\
+             3,903,1000030,-;NVRM: Xid (PCI:0000:19:00): 43, pid={pid}, name=gpu-test, Ch 00000008\n"
+        ),
+    )
+    .expect("write kmsg");
+    let kubelet = FakePodResources::normal(vec![]).expect("fake kubelet");
+    let lib = fake_nvml_lib();
+    let mut flags = gpu_args(&lib, kubelet.socket_path());
+    flags[5] = kmsg.display().to_string();
+    flags.extend(["--interval".into(), "250ms".into()]);
+    let mut agent = Agent::watch_with(&args(&flags), &[("GPUSCOPE_FAKE_NVML_SCENARIO", &scn)]);
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let seen = |lines: &[Value], kind: &str| lines.iter().any(|v| v["kind"] == kind);
+    while Instant::now() < deadline && !(seen(&lines, "xid") && seen(&lines, "switch_xid")) {
+        lines.extend(agent.drain_for(Duration::from_millis(250)));
+    }
+    lines.extend(agent.drain_for(Duration::from_millis(1000)));
+    let xid = lines
+        .iter()
+        .find(|v| v["kind"] == "xid")
+        .unwrap_or_else(|| panic!("no xid event: {lines:?}"));
+    assert_eq!(xid["xid"], 43, "{xid}");
+    assert_eq!(xid["gpu_uuid"], GPU_A, "{xid}");
+    assert_eq!(xid["kernel"]["pid"], pid, "{xid}");
+    assert_eq!(xid["kernel"]["before_agent_start"], true, "{xid}");
+    assert!(xid["kernel"].get("container").is_none(), "{xid}");
+    let sxids: Vec<&Value> = lines.iter().filter(|v| v["kind"] == "switch_xid").collect();
+    assert_eq!(sxids.len(), 1, "three records, one error: {sxids:?}");
+    let s = sxids[0];
+    assert_eq!(s["switch_pci_bus_id"], "0000:04:00.0", "{s}");
+    assert_eq!(s["device"], "nvidia-nvswitch3");
+    assert_eq!(s["sxid"], 22013);
+    assert_eq!(s["severity"], "Non-fatal");
+    assert_eq!(s["message"], "Link 44 Minion Link DLREQ interrupt");
+    assert_eq!(s["before_agent_start"], true);
     agent.assert_running();
 }
 

@@ -195,11 +195,20 @@ mod tests {
             .iter()
             .filter(|x| x.origin == XidOrigin::NvSwitch)
             .collect();
-        assert_eq!(sx.len(), 3, "one SXid printed as three records");
-        assert!(sx.iter().all(|s| s.xid == 22013
+        assert_eq!(
+            sx.len(),
+            4,
+            "one SXid printed as three records, and another"
+        );
+        assert!(sx[..3].iter().all(|s| s.xid == 22013
             && s.pci == "0000:04:00.0"
             && s.switch == Some("nvidia-nvswitch3")
             && s.pid.is_none()));
+        assert_eq!(
+            (sx[3].xid, sx[3].pci, sx[3].switch),
+            (12028, "0000:84:00.0", Some("nvidia-nvswitch1"))
+        );
+        assert!(sx[3].message.starts_with("Data {0x000001c0"));
         assert_eq!(sx[1].severity, Some("Non-fatal"));
         assert_eq!(sx[1].message, "Link 44 Minion Link DLREQ interrupt");
         assert_eq!(sx[0].severity, None, "the Data record");

@@ -1,7 +1,11 @@
 //! The GPU side of the live agent: NVML readings joined with the
 //! kubelet's device assignments (PodResources) and with the container of
 //! each GPU process, plus the events NVML raises (XID, GPU lost, device
-//! count change).
+//! count change), the kernel log's XIDs (their pid joined to the
+//! container through `/proc/<pid>/cgroup`, as GPU processes are) and
+//! NVSwitch SXids, and the health transitions between two collections (an
+//! NVLink link down, a row remap pending, a throttle reason that appears,
+//! uncorrectable ECC errors rising).
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -17,7 +21,8 @@ use crate::collect::gpu::nvml::{GpuNotice, NvmlSettings, NvmlSource};
 use crate::collect::gpu::pod_resources::{PodResourcesClient, base_uuid};
 use crate::collect::xid::same_pci_device;
 use gpuscope_model::{
-    CgroupVersion, Event, GpuHolder, GpuSample, KernelXidLine, SourceState, SourceStatus, Timestamp,
+    CgroupVersion, Event, GpuHealthChange, GpuHolder, GpuSample, KernelXidLine, SourceState,
+    SourceStatus, ThrottleReason, Timestamp,
 };
 
 /// GPU settings of the agent.
@@ -71,6 +76,8 @@ pub struct GpuCollector {
     /// XIDs reported lately, by GPU and XID, with when they were received:
     /// NVML's event and the kernel's line for the same XID are one event.
     recent_xids: RecentXids,
+    /// Per GPU UUID: its throttle reasons as events have told them.
+    throttle: HashMap<String, ThrottleState>,
 }
 
 /// XIDs reported lately, by GPU and XID, with when they were received.
@@ -124,6 +131,7 @@ impl GpuCollector {
             simulated: false,
             notice_tx: tx,
             recent_xids: RecentXids::default(),
+            throttle: HashMap::new(),
         })
     }
 
@@ -188,6 +196,7 @@ impl GpuCollector {
                         p.container = container_of_pid(&self.proc_root, p.pid, self.version);
                     }
                 }
+                self.health_changes(&gpus, time, &mut round.events);
                 round.gpus = gpus;
             }
             Err(e) => {
@@ -245,7 +254,13 @@ impl GpuCollector {
     pub fn next_xid(&mut self, timeout: Duration) -> Option<Event> {
         match self.notices.recv_timeout(timeout) {
             Ok(GpuNotice::Xid { time, uuid, xid }) => self.xid_event(time, uuid, xid, None),
-            Ok(GpuNotice::KernelXid { time, xid, line }) => {
+            Ok(GpuNotice::SwitchXid { time, line }) => Some(Event::SwitchXid { time, line }),
+            Ok(GpuNotice::KernelXid {
+                time,
+                xid,
+                mut line,
+            }) => {
+                join_pid(&self.proc_root, self.version, &mut line);
                 let uuid = self
                     .last
                     .iter()
@@ -300,6 +315,114 @@ impl GpuCollector {
     }
 }
 
+/// Collections a throttle reason must hold (or stay cleared) before its
+/// start (or end) is an event: 3, so a reason that flickers for a reading
+/// or two (a power-brake pulse, NVML sampling an edge) is not a pair of
+/// events each time; its time still shows in every sample.
+const THROTTLE_SETTLE: u32 = 3;
+
+/// The throttle reasons of one GPU as events have told them, and those
+/// changing but not yet settled.
+#[derive(Debug, Default)]
+struct ThrottleState {
+    /// The reasons last reported (`None`: no reading yet; the first is the
+    /// GPU's state, not a change).
+    reported: Option<Vec<ThrottleReason>>,
+    /// Per [`GpuHealthChange::EVENT_REASONS`] entry: when it began to
+    /// differ from `reported`, and for how many collections.
+    pending: [Option<(Timestamp, u32)>; 4],
+}
+
+impl ThrottleState {
+    /// The settled starts and ends in `now`, each with the time its
+    /// change began.
+    fn update(
+        &mut self,
+        time: Timestamp,
+        now: &[ThrottleReason],
+    ) -> Vec<(Timestamp, GpuHealthChange)> {
+        let reasons = GpuHealthChange::EVENT_REASONS;
+        let Some(reported) = &mut self.reported else {
+            self.reported = Some(reasons.into_iter().filter(|r| now.contains(r)).collect());
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (pending, reason) in self.pending.iter_mut().zip(reasons) {
+            let on = now.contains(&reason);
+            if on == reported.contains(&reason) {
+                *pending = None;
+                continue;
+            }
+            let (since, n) = pending.get_or_insert((time, 0));
+            *n += 1;
+            if *n < THROTTLE_SETTLE {
+                continue;
+            }
+            let since = *since;
+            *pending = None;
+            if on {
+                reported.push(reason);
+                out.push((since, GpuHealthChange::ThrottleStarted { reason }));
+            } else {
+                reported.retain(|r| *r != reason);
+                out.push((since, GpuHealthChange::ThrottleCleared { reason }));
+            }
+        }
+        out
+    }
+}
+
+impl GpuCollector {
+    /// The health transitions between the previous collection's GPUs and
+    /// this one's, as events naming the GPU and the pods holding it now:
+    /// NVLink, remapping and ECC changes at once, throttle reasons once
+    /// settled ([`THROTTLE_SETTLE`]). A GPU seen for the first time (or
+    /// without health counters) has nothing to compare with: its first
+    /// reading is its state, not a change.
+    fn health_changes(&mut self, now: &[GpuSample], time: Timestamp, out: &mut Vec<Event>) {
+        for gpu in now {
+            let Some(h) = &gpu.health else { continue };
+            let mut changes = Vec::new();
+            if let Some(b) = self
+                .last
+                .iter()
+                .find(|b| b.uuid == gpu.uuid)
+                .and_then(|b| b.health.as_ref())
+            {
+                changes.extend(
+                    GpuHealthChange::between(b, h)
+                        .into_iter()
+                        .map(|c| (time, c)),
+                );
+            }
+            if let Some(reasons) = &h.throttle_reasons {
+                let state = self.throttle.entry(gpu.uuid.clone()).or_default();
+                changes.extend(state.update(time, reasons));
+            }
+            for (time, change) in changes {
+                out.push(Event::GpuHealthChange {
+                    time,
+                    gpu_uuid: gpu.uuid.clone(),
+                    gpu_index: Some(gpu.index),
+                    change,
+                    holders: gpu.holders.clone(),
+                    simulated: gpu.simulated,
+                });
+            }
+        }
+    }
+}
+
+/// Joins the process a kernel XID line names to its container, through
+/// its `/proc/<pid>/cgroup` as GPU processes are, while it still runs: a
+/// history line (in the ring buffer before the agent started) is left
+/// alone, as its pid may since have been reused by another process.
+fn join_pid(proc_root: &std::path::Path, version: CgroupVersion, line: &mut KernelXidLine) {
+    if let Some(pid) = line.pid.filter(|_| !line.before_agent_start) {
+        line.container = container_of_pid(proc_root, pid, version);
+    }
+}
+
 /// The kubelet holders of the GPU or MIG instance `uuid`.
 fn holders_of(holders: &[GpuHolder], uuid: &str) -> Vec<GpuHolder> {
     holders
@@ -349,6 +472,88 @@ pub(super) fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throttle_reasons_are_events_once_settled() {
+        use ThrottleReason::{HwPowerBrake, HwSlowdown, SwPowerCap};
+        let mut s = ThrottleState::default();
+        let t = |n: u64| Timestamp(n * 1_000_000_000);
+        // The first reading is the state.
+        assert_eq!(s.update(t(0), &[HwSlowdown]), vec![]);
+        // A one-reading pulse of the power brake, and sw_power_cap (a GPU
+        // at its power limit, never an event): nothing.
+        assert_eq!(s.update(t(1), &[HwSlowdown, HwPowerBrake]), vec![]);
+        assert_eq!(s.update(t(2), &[HwSlowdown, SwPowerCap]), vec![]);
+        // The brake holds three readings: one event, dated when it began.
+        assert_eq!(s.update(t(3), &[HwSlowdown, HwPowerBrake]), vec![]);
+        assert_eq!(s.update(t(4), &[HwSlowdown, HwPowerBrake]), vec![]);
+        assert_eq!(
+            s.update(t(5), &[HwSlowdown, HwPowerBrake]),
+            vec![(
+                t(3),
+                GpuHealthChange::ThrottleStarted {
+                    reason: HwPowerBrake
+                }
+            )]
+        );
+        assert_eq!(s.update(t(6), &[HwSlowdown, HwPowerBrake]), vec![]);
+        // Both clear and stay clear.
+        for n in 7..9 {
+            assert_eq!(s.update(t(n), &[]), vec![]);
+        }
+        assert_eq!(
+            s.update(t(9), &[]),
+            vec![
+                (
+                    t(7),
+                    GpuHealthChange::ThrottleCleared { reason: HwSlowdown }
+                ),
+                (
+                    t(7),
+                    GpuHealthChange::ThrottleCleared {
+                        reason: HwPowerBrake
+                    }
+                ),
+            ]
+        );
+        assert_eq!(s.update(t(10), &[]), vec![]);
+    }
+
+    #[test]
+    fn a_kernel_xid_pid_is_joined_to_its_pod_unless_history() {
+        // A /proc tree with pid 4242 in a kubelet container (cgroup v1,
+        // the memory controller's line, as a real /proc/PID/cgroup reads).
+        let proc = tempfile::tempdir().expect("tempdir");
+        let pod = "0f8c3b52-6a0e-4d8e-9d39-2b1f3c6a7e11";
+        let id = "4d3c2b1a".repeat(8);
+        std::fs::create_dir(proc.path().join("4242")).expect("mkdir");
+        std::fs::write(
+            proc.path().join("4242/cgroup"),
+            format!(
+                "12:cpuset:/\n4:memory:/kubepods/burstable/pod{pod}/{id}\n0::/system.slice/containerd.service\n"
+            ),
+        )
+        .expect("write");
+        let line = |pid, history| KernelXidLine {
+            pci_bus_id: "0000:3b:00".into(),
+            pid: Some(pid),
+            process: Some("python3".into()),
+            message: "Ch 00000008".into(),
+            before_agent_start: history,
+            container: None,
+        };
+        let mut live = line(4242, false);
+        join_pid(proc.path(), CgroupVersion::V1, &mut live);
+        let c = live.container.expect("joined");
+        assert_eq!(c.pod_uid.as_deref(), Some(pod));
+        assert_eq!(c.container_id.as_deref(), Some(id.as_str()));
+        let mut history = line(4242, true);
+        join_pid(proc.path(), CgroupVersion::V1, &mut history);
+        assert_eq!(history.container, None, "a history pid may be reused");
+        let mut gone = line(4343, false);
+        join_pid(proc.path(), CgroupVersion::V1, &mut gone);
+        assert_eq!(gone.container, None, "the process is gone");
+    }
 
     #[test]
     fn nvml_and_kernel_reports_of_one_xid_are_one() {

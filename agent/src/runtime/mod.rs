@@ -37,7 +37,7 @@ use crate::notify::Notifier;
 use crate::pipeline::{Input, Pipeline, PipelineConfig};
 use gpuscope_model::{
     CgroupVersion, ContainerSample, Event, GpuSample, KernelXidLine, NodeSample, OomConstraint,
-    Pressure, PsiScope, SourceState, SourceStatus, Timestamp,
+    Pressure, PsiScope, SourceState, SourceStatus, SwitchXidLine, Timestamp,
 };
 
 mod gpu;
@@ -723,35 +723,59 @@ fn monotonic_usec() -> u64 {
 }
 
 /// Forwards an XID line to the GPU thread, which joins it to the GPU and
-/// its holders; SXids (NVSwitch) are logged.
+/// its holders (and its pid to the container), and an SXid line
+/// (NVSwitch) as it is. The NVSwitch driver prints one SXid as several
+/// records: `Data {...}` (the raw error words), the headline with its
+/// severity and description (`Non-fatal, Link 44 Minion Link DLREQ
+/// interrupt`), then `Severity 0 Engine instance 44 ...`; only the
+/// headline, or a record of a format without those parts, is an event, so
+/// that one error is one event.
 fn forward_xid(rec: &KmsgRecord<'_>, history: bool, xids: &Sender<GpuNotice>) {
     let Some(x) = parse_xid(rec) else {
         return;
     };
-    match x.origin {
-        XidOrigin::Gpu => {
-            let _ = xids.send(GpuNotice::KernelXid {
-                time: kmsg_to_wall(rec.usec),
-                xid: x.xid,
-                line: KernelXidLine {
-                    pci_bus_id: x.pci.to_owned(),
-                    pid: x.pid,
-                    process: x.process.map(str::to_owned),
+    let time = kmsg_to_wall(rec.usec);
+    let notice = match x.origin {
+        XidOrigin::Gpu => GpuNotice::KernelXid {
+            time,
+            xid: x.xid,
+            line: KernelXidLine {
+                pci_bus_id: x.pci.to_owned(),
+                pid: x.pid,
+                process: x.process.map(str::to_owned),
+                message: x.message.to_owned(),
+                before_agent_start: history,
+                container: None,
+            },
+        },
+        XidOrigin::NvSwitch => {
+            tracing::warn!(
+                switch = x.switch.unwrap_or(""),
+                pci = x.pci,
+                sxid = x.xid,
+                severity = x.severity.unwrap_or(""),
+                message = x.message,
+                history,
+                "NVSwitch reported an SXid."
+            );
+            let detail = x.message.starts_with("Data {") || x.message.starts_with("Severity ");
+            if x.severity.is_none() && detail {
+                return;
+            }
+            GpuNotice::SwitchXid {
+                time,
+                line: SwitchXidLine {
+                    switch_pci_bus_id: x.pci.to_owned(),
+                    device: x.switch.unwrap_or_default().to_owned(),
+                    sxid: x.xid,
+                    severity: x.severity.map(str::to_owned),
                     message: x.message.to_owned(),
                     before_agent_start: history,
                 },
-            });
+            }
         }
-        XidOrigin::NvSwitch => tracing::warn!(
-            switch = x.switch.unwrap_or(""),
-            pci = x.pci,
-            sxid = x.xid,
-            severity = x.severity.unwrap_or(""),
-            message = x.message,
-            history,
-            "NVSwitch reported an SXid."
-        ),
-    }
+    };
+    let _ = xids.send(notice);
 }
 
 /// Whether a `memory.oom.group` kill may follow `report`'s kill: unless

@@ -50,6 +50,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gpuscope_diagnose::{Confidence, Finding, Kind};
+use gpuscope_model::GpuHealthChange;
 use gpuscope_proto::v1::{GpuHolder, Incident, SourceState, node_event::Kind as EventKind};
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::metrics::{AsyncInstrument, Meter, MeterProvider as _};
@@ -1195,6 +1196,66 @@ impl Logs {
                     format!(
                         "The kernel log of node {node} overran: {} messages were lost before the agent read them.",
                         k.lost
+                    ),
+                )
+            }
+            EventKind::GpuHealthChange(h) => {
+                a.str("hw.id", &h.gpu_uuid).holders(&h.holders);
+                if let Some(i) = h.gpu_index {
+                    a.int("gpuscope.gpu.index", u64::from(i));
+                }
+                if h.simulated {
+                    a.0.push((
+                        Key::from_static_str("gpuscope.incident.simulated"),
+                        AnyValue::Boolean(true),
+                    ));
+                }
+                let change = gpuscope_model::wire::health_change_from_wire(h);
+                let severity = match change {
+                    Some(
+                        GpuHealthChange::NvlinkDown { .. }
+                        | GpuHealthChange::RemapPending
+                        | GpuHealthChange::RemapFailed
+                        | GpuHealthChange::EccUncorrectedRose { .. },
+                    ) => Severity::Error,
+                    Some(GpuHealthChange::ThrottleStarted { .. }) => Severity::Warn,
+                    _ => Severity::Info,
+                };
+                (
+                    "gpuscope.incident.gpu_health_change",
+                    "gpu_health_change",
+                    severity,
+                    format!(
+                        "{} of node {node}: {}{}.",
+                        gpu_text(h.gpu_index, &h.gpu_uuid),
+                        change.map_or_else(|| "a health change".to_owned(), |c| c.describe()),
+                        holder_text(&h.holders)
+                    ),
+                )
+            }
+            EventKind::SwitchXid(x) => {
+                a.str("hw.id", &x.switch_pci_bus_id)
+                    .str("gpuscope.nvswitch.device", &x.device)
+                    .int("gpuscope.nvswitch.sxid", x.sxid);
+                let fatal = x.severity.as_deref() == Some("Fatal");
+                (
+                    "gpuscope.incident.switch_xid",
+                    "switch_xid",
+                    if fatal {
+                        Severity::Error
+                    } else {
+                        Severity::Warn
+                    },
+                    format!(
+                        "NVSwitch {} ({}) of node {node} reported SXid {}{}: {}.",
+                        x.device,
+                        x.switch_pci_bus_id,
+                        x.sxid,
+                        x.severity
+                            .as_deref()
+                            .map(|s| format!(" ({s})"))
+                            .unwrap_or_default(),
+                        x.message
                     ),
                 )
             }

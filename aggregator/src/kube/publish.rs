@@ -72,6 +72,7 @@ pub fn reason(kind: Kind) -> Option<&'static str> {
         Kind::GpuThrottled => "GpuscopeGPUThrottled",
         Kind::GpuMemoryErrors => "GpuscopeGPUMemoryErrors",
         Kind::GpuLinkDegraded => "GpuscopeGPULinkDegraded",
+        Kind::GpuNvlinkDegraded => "GpuscopeGPUNVLinkDegraded",
         Kind::GpuUnschedulable => "GpuscopeGPUUnschedulable",
         Kind::AdmissionError => "GpuscopeAdmissionError",
         Kind::ImagePull => "GpuscopeImagePull",

@@ -25,6 +25,15 @@
 //!   those XIDs on a GPU with `gpu_memory_errors` are linked to it;
 //! - **a degraded PCIe link -> XID 79.** A link that is narrowed or keeps
 //!   replaying is the usual step before the GPU falls off the bus;
+//! - **a degraded NVLink -> XID 74.** The driver reports an NVLink link
+//!   that failed (down, or errors past what replay recovers) as XID 74;
+//!   the link's state and counters are the fault to act on;
+//! - **the rank that is different -> the wedge or the stuck run.** In
+//!   data-parallel training every rank meets the others at each
+//!   collective, so one slow or stalled rank holds them all: the fault on
+//!   the GPU a wedge or stuck finding names as different (clocks held down
+//!   by `gpu_throttled`, `gpu_nvlink_degraded`, `gpu_link_degraded`,
+//!   `gpu_memory_errors`, an XID) is linked as its cause;
 //! - **an XID or a lost GPU -> the GPU marked unhealthy.** NVIDIA's device
 //!   plugin marks a GPU unhealthy on every XID outside its skip list (the
 //!   application's XIDs) and the kubelet lowers the node's allocatable;
@@ -73,6 +82,7 @@ pub(crate) fn link(ctx: &Context<'_>, findings: &mut [Finding]) {
                 let cause = match xid {
                     Some(48 | 63 | 64 | 92 | 94 | 95) => Some(Kind::GpuMemoryErrors),
                     Some(79) => Some(Kind::GpuLinkDegraded),
+                    Some(74) => Some(Kind::GpuNvlinkDegraded),
                     _ => None,
                 };
                 if let Some(kind) = cause {
@@ -136,6 +146,9 @@ pub(crate) fn link(ctx: &Context<'_>, findings: &mut [Finding]) {
                     }
                 }
             }
+            Kind::NcclWedge | Kind::TrainingStuck => {
+                links.extend(odd_rank_causes(findings, f).map(|c| (i, c)));
+            }
             _ => {}
         }
     }
@@ -148,6 +161,39 @@ pub(crate) fn link(ctx: &Context<'_>, findings: &mut [Finding]) {
             findings[effect].caused_by.push(id);
         }
     }
+}
+
+/// The findings about the GPU a stuck or wedged run names as the rank
+/// that is different (its `different GPU UUID (index N)` facts, see
+/// [`crate::rules::odd_rank`]) in the same pod: that GPU's slowdown,
+/// NVLink or PCIe fault, failing memory or XID is why the other ranks wait.
+fn odd_rank_causes<'a>(
+    findings: &'a [Finding],
+    f: &'a Finding,
+) -> impl Iterator<Item = usize> + 'a {
+    const CAUSES: [Kind; 5] = [
+        Kind::GpuThrottled,
+        Kind::GpuNvlinkDegraded,
+        Kind::GpuLinkDegraded,
+        Kind::GpuMemoryErrors,
+        Kind::GpuXid,
+    ];
+    let odd: Vec<&str> = f
+        .evidence
+        .iter()
+        .filter_map(|e| e.name.strip_prefix("different GPU "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    findings.iter().enumerate().filter_map(move |(c, cause)| {
+        let on_odd = cause
+            .subject
+            .gpu
+            .as_deref()
+            .is_some_and(|g| odd.contains(&g));
+        let same_pod =
+            cause.subject.pod == f.subject.pod && cause.subject.namespace == f.subject.namespace;
+        (CAUSES.contains(&cause.kind) && on_odd && same_pod).then_some(c)
+    })
 }
 
 /// Whether the node withholds GPUs from the scheduler

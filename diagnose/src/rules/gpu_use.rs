@@ -34,6 +34,7 @@ use crate::Context;
 use crate::evidence::Gap;
 use crate::finding::{Confidence, Cost, Fact, Finding, Kind, duration};
 use crate::k8s;
+use crate::rules::odd_rank;
 
 /// Thresholds of this family.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -183,6 +184,8 @@ pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
         // A stuck run also holds idle GPU memory: the stuck finding is
         // the better account of it.
         let stuck = stuck.filter(|_| wedged.is_none());
+        let stuck = stuck.map(|f| odd_rank::name_odd_rank(ctx, pod, &gpus, f));
+        let wedged = wedged.map(|f| odd_rank::name_odd_rank(ctx, pod, &gpus, f));
         out.extend(
             idle(ctx, pod, &gpus)
                 .into_iter()

@@ -25,6 +25,7 @@ pub(crate) mod gpu_health;
 pub(crate) mod gpu_use;
 pub(crate) mod logs;
 pub(crate) mod memory_story;
+pub(crate) mod odd_rank;
 pub(crate) mod oom;
 pub(crate) mod pod;
 pub(crate) mod scheduling;

@@ -247,3 +247,11 @@ pub fn error_string(code: Ret) -> &'static std::ffi::CStr {
         _ => c"Unknown Error",
     }
 }
+/// `NVML_NVLINK_ERROR_DL_REPLAY`.
+pub const NVLINK_ERROR_DL_REPLAY: c_uint = 0;
+/// `NVML_NVLINK_ERROR_DL_RECOVERY`.
+pub const NVLINK_ERROR_DL_RECOVERY: c_uint = 1;
+/// `NVML_NVLINK_ERROR_DL_CRC_FLIT`.
+pub const NVLINK_ERROR_DL_CRC_FLIT: c_uint = 2;
+/// `NVML_NVLINK_ERROR_DL_CRC_DATA`.
+pub const NVLINK_ERROR_DL_CRC_DATA: c_uint = 3;

@@ -119,6 +119,12 @@ pub struct Gpu {
     /// calls answer `NOT_SUPPORTED`, as on Ampere and later.
     #[serde(default)]
     pub page_retirement: bool,
+    /// NVLink links (0: no NVLink, the NVLink calls answer
+    /// `NOT_SUPPORTED`; at most [`MAX_NVLINKS`]). Links at or past this
+    /// index answer `INVALID_ARGUMENT`, as NVML does for a link the GPU
+    /// lacks.
+    #[serde(default)]
+    pub nvlinks: u32,
     /// `series` with every field filled in (carried forward), built at load.
     #[serde(skip)]
     pub points: Vec<Point>,
@@ -170,7 +176,24 @@ pub struct PointSpec {
     pub retired_dbe: Option<u32>,
     /// A page retirement waits for the next driver load.
     pub retired_pending: Option<bool>,
+    /// NVLink links that are down (inactive), by index.
+    pub nvlink_down: Option<Vec<u32>>,
+    /// Per link (index = position; missing trailing links 0): the data
+    /// link's flow-control digit CRC errors (`NVML_NVLINK_ERROR_DL_CRC_FLIT`).
+    pub nvlink_crc_flit: Option<Vec<u64>>,
+    /// Per link: data CRC errors (`NVML_NVLINK_ERROR_DL_CRC_DATA`).
+    pub nvlink_crc_data: Option<Vec<u64>>,
+    /// Per link: transmit replays (`NVML_NVLINK_ERROR_DL_REPLAY`).
+    pub nvlink_replay: Option<Vec<u64>>,
+    /// Per link: transmit recoveries (`NVML_NVLINK_ERROR_DL_RECOVERY`).
+    pub nvlink_recovery: Option<Vec<u64>>,
 }
+
+/// The most NVLink links a GPU has (`NVML_NVLINK_MAX_LINKS`).
+pub const MAX_NVLINKS: usize = 18;
+
+/// One NVLink error counter of every link.
+pub type PerLink = [u64; MAX_NVLINKS];
 
 /// One point of a GPU's series with every value known.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -215,6 +238,16 @@ pub struct Point {
     pub retired_dbe: u32,
     /// A page retirement waits for the next driver load.
     pub retired_pending: bool,
+    /// NVLink links that are down, as a bit mask (bit `i`: link `i`).
+    pub nvlink_down_mask: u32,
+    /// NVLink flow-control digit CRC errors per link.
+    pub nvlink_crc_flit: PerLink,
+    /// NVLink data CRC errors per link.
+    pub nvlink_crc_data: PerLink,
+    /// NVLink transmit replays per link.
+    pub nvlink_replay: PerLink,
+    /// NVLink transmit recoveries per link.
+    pub nvlink_recovery: PerLink,
 }
 
 /// NVML's `nvmlClocksEventReason*` bits by the names scenarios use.
@@ -252,6 +285,11 @@ const IDLE: Point = Point {
     retired_sbe: 0,
     retired_dbe: 0,
     retired_pending: false,
+    nvlink_down_mask: 0,
+    nvlink_crc_flit: [0; MAX_NVLINKS],
+    nvlink_crc_data: [0; MAX_NVLINKS],
+    nvlink_replay: [0; MAX_NVLINKS],
+    nvlink_recovery: [0; MAX_NVLINKS],
 };
 
 /// A compute process on a GPU or MIG instance.
@@ -466,6 +504,35 @@ fn throttle_mask(names: &[String]) -> Result<u64, String> {
     })
 }
 
+/// The bit mask of the NVLink links listed down; the error names a link
+/// the GPU does not have.
+fn nvlink_mask(links: u32, down: &[u32]) -> Result<u32, String> {
+    down.iter().try_fold(0, |mask, &l| {
+        if l < links {
+            Ok(mask | 1 << l)
+        } else {
+            Err(format!("link {l}, but the GPU has {links} (nvlinks)"))
+        }
+    })
+}
+
+/// One counter of every link from a point's list (absent: the previous
+/// point's values; a short list: 0 for the links past its end).
+fn per_link(links: u32, given: Option<&[u64]>, last: PerLink) -> Result<PerLink, String> {
+    let Some(given) = given else {
+        return Ok(last);
+    };
+    if given.len() > links as usize {
+        return Err(format!(
+            "{} values, but the GPU has {links} links (nvlinks)",
+            given.len()
+        ));
+    }
+    let mut out = [0; MAX_NVLINKS];
+    out[..given.len()].copy_from_slice(given);
+    Ok(out)
+}
+
 /// A parsed `DDDDDDDD:BB:DD.F` PCI address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PciAddress {
@@ -574,6 +641,12 @@ fn validate(s: &mut Scenario) -> Result<(), String> {
                 check_time(&format!("{at}.{name}"), t)?;
             }
         }
+        if gpu.nvlinks as usize > MAX_NVLINKS {
+            return Err(format!(
+                "{at}.nvlinks: {}, at most {MAX_NVLINKS}",
+                gpu.nvlinks
+            ));
+        }
         let mut points = Vec::with_capacity(gpu.series.len().max(1));
         let mut last = Point {
             pcie_gen: gpu.pcie_link_gen_max,
@@ -588,6 +661,10 @@ fn validate(s: &mut Scenario) -> Result<(), String> {
                     p.t, last.t
                 ));
             }
+            let links = |name: &str, given: &Option<Vec<u64>>, last: PerLink| {
+                per_link(gpu.nvlinks, given.as_deref(), last)
+                    .map_err(|e| format!("{at}.series[{k}].{name}: {e}"))
+            };
             last = Point {
                 t: p.t,
                 util_gpu: p.util_gpu.unwrap_or(last.util_gpu),
@@ -613,6 +690,27 @@ fn validate(s: &mut Scenario) -> Result<(), String> {
                 retired_sbe: p.retired_sbe.unwrap_or(last.retired_sbe),
                 retired_dbe: p.retired_dbe.unwrap_or(last.retired_dbe),
                 retired_pending: p.retired_pending.unwrap_or(last.retired_pending),
+                nvlink_down_mask: match &p.nvlink_down {
+                    Some(links) => nvlink_mask(gpu.nvlinks, links)
+                        .map_err(|e| format!("{at}.series[{k}].nvlink_down: {e}"))?,
+                    None => last.nvlink_down_mask,
+                },
+                nvlink_crc_flit: links(
+                    "nvlink_crc_flit",
+                    &p.nvlink_crc_flit,
+                    last.nvlink_crc_flit,
+                )?,
+                nvlink_crc_data: links(
+                    "nvlink_crc_data",
+                    &p.nvlink_crc_data,
+                    last.nvlink_crc_data,
+                )?,
+                nvlink_replay: links("nvlink_replay", &p.nvlink_replay, last.nvlink_replay)?,
+                nvlink_recovery: links(
+                    "nvlink_recovery",
+                    &p.nvlink_recovery,
+                    last.nvlink_recovery,
+                )?,
             };
             points.push(last);
         }

@@ -19,6 +19,7 @@ use nvml_wrapper::bitmasks::event::EventTypes;
 use nvml_wrapper::enum_wrappers::device::{
     Clock, EccCounter, MemoryError, RetirementCause, TemperatureSensor, TemperatureThreshold,
 };
+use nvml_wrapper::enum_wrappers::nv_link::ErrorCounter;
 use nvml_wrapper::enums::device::{SampleValue, UsedGpuMemory};
 use nvml_wrapper::enums::event::XidError;
 use nvml_wrapper::error::NvmlError;
@@ -94,6 +95,8 @@ const EXPORTED: &[&str] = &[
     "nvmlDeviceGetRetiredPages",
     "nvmlDeviceGetRetiredPages_v2",
     "nvmlDeviceGetRetiredPagesPendingStatus",
+    "nvmlDeviceGetNvLinkState",
+    "nvmlDeviceGetNvLinkErrorCounter",
     "gpuscope_fake_nvml_info",
 ];
 
@@ -324,6 +327,71 @@ fn health_counters_at_start_and_after_a_step() {
                 NvmlError::NotSupported
             );
             assert_err!(b.field_values_for(&REMAP_FIELDS), NvmlError::NotSupported);
+        },
+    );
+}
+
+/// Each link's state and its four error counters (replay, recovery, CRC
+/// flit, CRC data), links 0..4 of `device`.
+fn nvlinks(device: &Device<'_>) -> Vec<(bool, [u64; 4])> {
+    (0..4)
+        .map(|l| {
+            let link = device.link_wrapper_for(l);
+            let counter = |c| link.error_counter(c).expect("nvlink error counter");
+            (
+                link.is_active().expect("nvlink state"),
+                [
+                    counter(ErrorCounter::DlReplay),
+                    counter(ErrorCounter::DlRecovery),
+                    counter(ErrorCounter::DlCrcFlit),
+                    counter(ErrorCounter::DlCrcData),
+                ],
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn nvlink_state_and_error_counters_at_start_and_after_a_step() {
+    isolated(
+        "nvlink_state_and_error_counters_at_start_and_after_a_step",
+        Some(&scenario("nvlink.json")),
+        || {
+            let f = Loaded::new();
+            let gpu = f.device(0);
+            assert!(f.at_most() < 0.6, "the first checks ran before the step");
+            assert_eq!(
+                nvlinks(&gpu),
+                vec![
+                    (true, [1, 0, 0, 0]),
+                    (true, [0, 0, 7, 0]),
+                    (true, [0, 0, 0, 0]),
+                    (true, [2, 0, 0, 0]),
+                ]
+            );
+            // Past the GPU's last link, and on a GPU without NVLink.
+            assert_err!(gpu.link_wrapper_for(4).is_active(), NvmlError::InvalidArg);
+            let pcie = f.device(1);
+            assert_err!(
+                pcie.link_wrapper_for(0).is_active(),
+                NvmlError::NotSupported
+            );
+            assert_err!(
+                pcie.link_wrapper_for(0)
+                    .error_counter(ErrorCounter::DlReplay),
+                NvmlError::NotSupported
+            );
+
+            f.sleep_until(0.7);
+            assert_eq!(
+                nvlinks(&gpu),
+                vec![
+                    (true, [1, 0, 0, 0]),
+                    (true, [0, 0, 7, 0]),
+                    (false, [40, 5, 0, 3]),
+                    (true, [2, 0, 0, 0]),
+                ]
+            );
         },
     );
 }

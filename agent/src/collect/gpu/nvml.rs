@@ -19,6 +19,19 @@
 //! limits that never change (maximum SM clock, maximum PCIe generation and
 //! width, temperature thresholds) once per GPU. A call a GPU answers
 //! `NOT_SUPPORTED` (or a driver lacks) is logged once and not asked again.
+//!
+//! NVLink is read at the slow cadence too: each link's state
+//! (`nvmlDeviceGetNvLinkState`) and its four data-link error counters
+//! (`nvmlDeviceGetNvLinkErrorCounter`: CRC flit, CRC data, replay,
+//! recovery; asked of links that are up only), links 0, 1, ... up to the
+//! first index the driver refuses
+//! (`INVALID_ARGUMENT`: the GPU has no such link) or
+//! `NVML_NVLINK_MAX_LINKS`; the count found is kept, so later reads ask
+//! only the GPU's own links. A GPU without NVLink answers `NOT_SUPPORTED`
+//! on link 0: logged once, never asked again. GPU fabric state
+//! (`nvmlDeviceGetGpuFabricInfo`, NVSwitch systems) is not read:
+//! nvml-wrapper 0.13 does not expose it, and this crate forbids the
+//! `unsafe` a direct call would need.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -31,6 +44,7 @@ use nvml_wrapper::bitmasks::event::EventTypes;
 use nvml_wrapper::enum_wrappers::device::{
     Clock, EccCounter, MemoryError, RetirementCause, TemperatureSensor, TemperatureThreshold,
 };
+use nvml_wrapper::enum_wrappers::nv_link::ErrorCounter;
 use nvml_wrapper::enums::device::{SampleValue, UsedGpuMemory};
 use nvml_wrapper::enums::event::XidError;
 use nvml_wrapper::error::NvmlError;
@@ -38,7 +52,7 @@ use nvml_wrapper::struct_wrappers::device::ProcessInfo;
 use nvml_wrapper::structs::device::FieldId;
 use nvml_wrapper::{Device, Nvml};
 
-use gpuscope_model::{GpuHealth, GpuProcess, GpuSample, ThrottleReason, Timestamp};
+use gpuscope_model::{GpuHealth, GpuProcess, GpuSample, NvLinkStatus, ThrottleReason, Timestamp};
 
 /// ECC, remapped rows and PCIe link state and replays are read every this
 /// many collections (10: every 10 s at the default 1 s interval). They move
@@ -51,6 +65,30 @@ pub const SLOW_HEALTH_EVERY: u32 = 10;
 /// `_PENDING`, `_FAILURE`).
 const REMAP_FIELDS: [FieldId; 4] = [FieldId(142), FieldId(143), FieldId(144), FieldId(145)];
 
+/// The most NVLink links a GPU has (`NVML_NVLINK_MAX_LINKS`: 18 on Hopper).
+const NVLINK_MAX_LINKS: u32 = 18;
+
+/// The NVLink error counters read per link, in [`NvLinkStatus`] order,
+/// each named for the once-only log of a GPU that lacks it.
+const NVLINK_COUNTERS: [(&str, ErrorCounter); 4] = [
+    (
+        "nvmlDeviceGetNvLinkErrorCounter(crc flit)",
+        ErrorCounter::DlCrcFlit,
+    ),
+    (
+        "nvmlDeviceGetNvLinkErrorCounter(crc data)",
+        ErrorCounter::DlCrcData,
+    ),
+    (
+        "nvmlDeviceGetNvLinkErrorCounter(replay)",
+        ErrorCounter::DlReplay,
+    ),
+    (
+        "nvmlDeviceGetNvLinkErrorCounter(recovery)",
+        ErrorCounter::DlRecovery,
+    ),
+];
+
 /// Where to find NVML and how long to wait for it.
 #[derive(Debug, Clone)]
 pub struct NvmlSettings {
@@ -61,6 +99,9 @@ pub struct NvmlSettings {
     /// Read each GPU's health counters (throttle reasons, ECC, remapped
     /// rows, PCIe link, limits) with its sample.
     pub health: bool,
+    /// With `health`: also read each NVLink link's state and error
+    /// counters (at the slow cadence).
+    pub nvlink: bool,
 }
 
 /// Why a collection gave no readings.
@@ -112,6 +153,14 @@ pub enum GpuNotice {
         uuid: String,
         /// The XID.
         xid: u64,
+    },
+    /// An SXid line of the NVSwitch driver in the kernel log (from the
+    /// kmsg thread): about a switch, reported as it is.
+    SwitchXid {
+        /// The record's time.
+        time: Timestamp,
+        /// The line.
+        line: gpuscope_model::SwitchXidLine,
     },
     /// An XID line of the driver in the kernel log (from the kmsg thread).
     KernelXid {
@@ -227,6 +276,8 @@ struct HealthState {
     since_slow: Option<u32>,
     /// The fixed limits have been read.
     limits_read: bool,
+    /// NVLink links found on the GPU (`None`: not probed yet).
+    nvlink_count: Option<u32>,
     /// Calls this GPU does not support: not asked again.
     unsupported: HashSet<&'static str>,
 }
@@ -280,6 +331,7 @@ impl HealthProbe<'_> {
 fn read_health(
     device: &Device<'static>,
     mut probe: HealthProbe<'_>,
+    nvlink: bool,
 ) -> Result<GpuHealth, NvmlError> {
     let throttle = probe.ask("nvmlDeviceGetCurrentClocksThrottleReasons", || {
         device.current_throttle_reasons()
@@ -320,6 +372,9 @@ fn read_health(
         .is_none_or(|n| n + 1 >= SLOW_HEALTH_EVERY);
     if due {
         read_slow_health(device, &mut probe)?;
+        if nvlink {
+            read_nvlinks(device, &mut probe)?;
+        }
         probe.state.since_slow = Some(0);
     } else {
         probe.state.since_slow = probe.state.since_slow.map(|n| n + 1);
@@ -408,6 +463,69 @@ fn read_slow_health(
     last.retired_pages_sbe = retired_pages_sbe;
     last.retired_pages_dbe = retired_pages_dbe;
     last.retired_pages_pending = retired_pages_pending;
+    Ok(())
+}
+
+/// Every NVLink link's state and error counters into `state.last`.
+fn read_nvlinks(device: &Device<'static>, probe: &mut HealthProbe<'_>) -> Result<(), NvmlError> {
+    let mut links = std::mem::take(&mut probe.state.last.nvlinks);
+    links.clear();
+    let upto = probe.state.nvlink_count.unwrap_or(NVLINK_MAX_LINKS);
+    // The links found are the GPU's count only when the walk ended where
+    // the driver said "no such link", not on another error.
+    let mut complete = true;
+    for l in 0..upto {
+        let link = device.link_wrapper_for(l);
+        let active = if l == 0 {
+            // Link 0 tells whether the GPU has NVLink at all: unsupported
+            // is logged once and the GPU not asked again.
+            probe.ask("nvmlDeviceGetNvLinkState", || link.is_active())?
+        } else {
+            match link.is_active() {
+                Ok(a) => Some(a),
+                Err(NvmlError::GpuLost) => return Err(NvmlError::GpuLost),
+                // No such link: the GPU has `l` links.
+                Err(NvmlError::InvalidArg | NvmlError::NotSupported) => None,
+                Err(e) => {
+                    probe.errors.push(format!(
+                        "nvmlDeviceGetNvLinkState({l}) on GPU {}: {}",
+                        probe.index,
+                        describe(&e)
+                    ));
+                    complete = false;
+                    None
+                }
+            }
+        };
+        let Some(active) = active else { break };
+        // A link that is down counts nothing, and a driver may answer
+        // NOT_SUPPORTED for its counters, which would silence them on
+        // every link: only up links are asked.
+        let mut counts = [None; 4];
+        if active {
+            for (count, (call, counter)) in counts.iter_mut().zip(NVLINK_COUNTERS) {
+                *count = probe.ask(call, || link.error_counter(counter))?;
+            }
+        }
+        let [
+            crc_flit_errors,
+            crc_data_errors,
+            replay_errors,
+            recovery_errors,
+        ] = counts;
+        links.push(NvLinkStatus {
+            link: l,
+            active,
+            crc_flit_errors,
+            crc_data_errors,
+            replay_errors,
+            recovery_errors,
+        });
+    }
+    if complete && probe.state.nvlink_count.is_none() && !links.is_empty() {
+        probe.state.nvlink_count = Some(links.len() as u32);
+    }
+    probe.state.last.nvlinks = links;
     Ok(())
 }
 
@@ -621,7 +739,8 @@ impl Worker {
                 errors: &mut out.errors,
                 index,
             };
-            Some(read_health(device, probe)?).filter(|h| *h != GpuHealth::default())
+            Some(read_health(device, probe, self.settings.nvlink)?)
+                .filter(|h| *h != GpuHealth::default())
         } else {
             None
         };

@@ -57,7 +57,7 @@ use serde::{Deserialize, Serialize};
 
 use admission::admission_error;
 use device_plugin::{device_plugin_down, plugin_states};
-use link::gpu_link_degraded;
+use link::{gpu_link_degraded, gpu_nvlink_degraded};
 use lost::gpu_lost;
 use memory::gpu_memory_errors;
 use throttled::gpu_throttled;
@@ -119,6 +119,18 @@ pub struct Thresholds {
     /// lowers its link speed to save power (ASPM), so a low generation is
     /// only a fault while the GPU works.
     pub pcie_gen_busy_percent: u32,
+    /// NVLink CRC errors (flow-control digit + data) a second, on one
+    /// link over the window, that make it degraded. Default 100: NVIDIA's
+    /// driver team told DCGM that CRC errors only matter at 100 or more a
+    /// second (`DCGM_LIMIT_MAX_LWLINK_CRC_ERROR`); below that the link's
+    /// replay absorbs them.
+    pub nvlink_crc_per_sec: f64,
+    /// NVLink replays + recoveries on one link within the window above
+    /// which it is degraded. Default 1, DCGM's limit
+    /// (`DCGM_LIMIT_MAX_LWLINK_ERROR`): a replay resends after an error
+    /// the CRC caught and a recovery retrains the link, stalling its
+    /// traffic; one may be a cosmic-ray event, more are a failing link.
+    pub nvlink_replay_recovery_max: u64,
 }
 
 impl Default for Thresholds {
@@ -142,6 +154,8 @@ impl Default for Thresholds {
             throttle_min_secs: 120,
             pcie_replays_per_min: 8.0,
             pcie_gen_busy_percent: 50,
+            nvlink_crc_per_sec: 100.0,
+            nvlink_replay_recovery_max: 1,
         }
     }
 }
@@ -158,6 +172,7 @@ pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
     out.extend(gpu_throttled(ctx, &health));
     out.extend(gpu_memory_errors(ctx, &health));
     out.extend(gpu_link_degraded(ctx, &health));
+    out.extend(gpu_nvlink_degraded(ctx, &health));
     for pod in ctx.subjects() {
         out.extend(gpu_unschedulable(ctx, pod, &plugins));
         out.extend(admission_error(ctx, pod, &plugins));
@@ -240,9 +255,9 @@ fn agent_node(ctx: &Context<'_>, a: &AgentRecords) -> Option<String> {
         .iter()
         .flat_map(|g| g.holders.iter())
         .chain(a.events.iter().flat_map(|e| match e {
-            NodeEvent::Xid { holders, .. } | NodeEvent::GpuLost { holders, .. } => {
-                holders.as_slice()
-            }
+            NodeEvent::Xid { holders, .. }
+            | NodeEvent::GpuLost { holders, .. }
+            | NodeEvent::GpuHealthChange { holders, .. } => holders.as_slice(),
             _ => &[],
         }));
     for h in holders {
@@ -295,10 +310,24 @@ impl<'a> HealthSeries<'a> {
         facts: &[crate::finding::Fact],
         steps: &[String],
     ) -> Vec<Finding> {
+        let high = crate::finding::Confidence::High;
+        self.findings_with(ctx, kind, high, summary, facts, steps)
+    }
+
+    /// [`HealthSeries::findings`] at another confidence.
+    fn findings_with(
+        &self,
+        ctx: &Context<'_>,
+        kind: crate::finding::Kind,
+        confidence: crate::finding::Confidence,
+        summary: &str,
+        facts: &[crate::finding::Fact],
+        steps: &[String],
+    ) -> Vec<Finding> {
         self.subjects(ctx)
             .into_iter()
             .map(|subject| {
-                let f = Finding::new(kind, subject, crate::finding::Confidence::High, summary);
+                let f = Finding::new(kind, subject, confidence, summary);
                 let f = facts.iter().fold(f, |f, fact| f.fact(fact.clone()));
                 steps.iter().fold(f, |f, step| f.step(step.clone()))
             })

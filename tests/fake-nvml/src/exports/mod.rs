@@ -9,6 +9,7 @@ pub mod event;
 pub mod health;
 pub mod init;
 pub mod mig;
+pub mod nvlink;
 pub mod process;
 
 /// Every NVML function this library exports (what a scenario fault may name).
@@ -61,4 +62,6 @@ pub const FUNCTIONS: &[&str] = &[
     "nvmlDeviceGetRetiredPages",
     "nvmlDeviceGetRetiredPages_v2",
     "nvmlDeviceGetRetiredPagesPendingStatus",
+    "nvmlDeviceGetNvLinkState",
+    "nvmlDeviceGetNvLinkErrorCounter",
 ];
