@@ -129,7 +129,7 @@ impl Files {
 /// fills it) and returns the length read. Plain `read` calls only: kernel
 /// files report size 0, so `read_to_end`'s size probe (`statx` + `lseek`)
 /// is two wasted system calls per file.
-fn read_into(mut file: std::fs::File, buf: &mut Vec<u8>) -> io::Result<usize> {
+pub(crate) fn read_into(mut file: std::fs::File, buf: &mut Vec<u8>) -> io::Result<usize> {
     let mut len = 0;
     loop {
         if len == buf.len() {
@@ -215,6 +215,7 @@ impl CgroupReader {
             cpu: raw.cpu,
             pressure: raw.pressure,
             pressure_scope: raw.pressure_scope,
+            stuck: Vec::new(),
         }))
     }
 
@@ -334,6 +335,7 @@ mod tests {
                     under_oom: None,
                     failcnt: None,
                 },
+                reclaim: Default::default(),
             }
         );
         assert_eq!(
@@ -406,6 +408,7 @@ mod tests {
                     under_oom: Some(false),
                     failcnt: Some(3),
                 },
+                reclaim: Default::default(),
             }
         );
         assert_eq!(
