@@ -659,7 +659,17 @@ pub fn container_samples(
                 oom_kill: p.oom_kill,
                 ..MemoryEvents::default()
             });
+            m.reclaim = (p.pgmajfault.is_some()
+                || p.workingset_refault_anon.is_some()
+                || p.workingset_refault_file.is_some())
+            .then_some(gpuscope_proto::v1::Reclaim {
+                pgmajfault: p.pgmajfault,
+                workingset_refault_anon: p.workingset_refault_anon,
+                workingset_refault_file: p.workingset_refault_file,
+            });
             s.memory = Some(m);
+            // What was stuck is known only as of the latest sample.
+            s.stuck.clear();
             s.cpu = p.cpu_usage_us.map(|u| gpuscope_proto::v1::CpuStats {
                 usage_us: u,
                 ..Default::default()
