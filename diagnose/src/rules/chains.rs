@@ -25,6 +25,12 @@
 //!   those XIDs on a GPU with `gpu_memory_errors` are linked to it;
 //! - **a degraded PCIe link -> XID 79.** A link that is narrowed or keeps
 //!   replaying is the usual step before the GPU falls off the bus;
+//! - **a process stuck in I/O -> the stuck training and its job's NCCL
+//!   wedge.** A rank asleep in the kernel on a read that never completes
+//!   launches no more work (its GPU goes flat: training stuck), and every
+//!   other rank of the job waits for it in the next collective, its GPUs
+//!   spinning (NCCL wedge); linked for the same pod or pods of the same
+//!   controller;
 //! - **an XID or a lost GPU -> the GPU marked unhealthy.** NVIDIA's device
 //!   plugin marks a GPU unhealthy on every XID outside its skip list (the
 //!   application's XIDs) and the kubelet lowers the node's allocatable;
@@ -81,6 +87,12 @@ pub(crate) fn link(ctx: &Context<'_>, findings: &mut [Finding]) {
                             .map(|c| (i, c)),
                     );
                 }
+            }
+            Kind::TrainingStuck | Kind::NcclWedge => {
+                links.extend(
+                    position(findings, |c| c.kind == Kind::StuckInIo && same_job(c, f))
+                        .map(|c| (i, c)),
+                );
             }
             Kind::GpuLost => {
                 links.extend(
@@ -283,6 +295,15 @@ fn same_container(a: &Finding, b: &Finding) -> bool {
     x.pod.is_some() && x.pod == y.pod && x.namespace == y.namespace && x.container == y.container
 }
 
+/// Whether two findings are about the same pod, or pods of the same
+/// controller (the ranks of one job) in one namespace.
+fn same_job(a: &Finding, b: &Finding) -> bool {
+    let (x, y) = (&a.subject, &b.subject);
+    x.pod.is_some()
+        && x.namespace == y.namespace
+        && (x.pod == y.pod || (x.owner.is_some() && x.owner == y.owner))
+}
+
 /// The value of a finding's first fact named `name`.
 fn fact<'f>(f: &'f Finding, name: &str) -> Option<&'f str> {
     f.evidence
@@ -307,7 +328,7 @@ fn app_xid(ctx: &Context<'_>, f: &Finding) -> bool {
 }
 
 /// The pod a finding is about, when the evidence holds it.
-fn pod_of<'a>(ctx: &Context<'a>, f: &Finding) -> Option<&'a k8s_openapi::api::core::v1::Pod> {
+pub(crate) fn pod_of<'a>(ctx: &Context<'a>, f: &Finding) -> Option<&'a k8s_openapi::api::core::v1::Pod> {
     let (ns, name) = (f.subject.namespace.as_deref()?, f.subject.pod.as_deref()?);
     ctx.pods()
         .iter()
