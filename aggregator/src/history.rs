@@ -701,7 +701,7 @@ mod tests {
             },
             oom_kill: i / 10,
             pgmajfault: (i > 3).then_some(i * i),
-            workingset_refault_anon: (i % 5 != 0).then_some(7),
+            workingset_refault_anon: (!i.is_multiple_of(5)).then_some(7),
             workingset_refault_file: Some(i / 3),
         }
     }

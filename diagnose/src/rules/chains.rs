@@ -328,7 +328,10 @@ fn app_xid(ctx: &Context<'_>, f: &Finding) -> bool {
 }
 
 /// The pod a finding is about, when the evidence holds it.
-pub(crate) fn pod_of<'a>(ctx: &Context<'a>, f: &Finding) -> Option<&'a k8s_openapi::api::core::v1::Pod> {
+pub(crate) fn pod_of<'a>(
+    ctx: &Context<'a>,
+    f: &Finding,
+) -> Option<&'a k8s_openapi::api::core::v1::Pod> {
     let (ns, name) = (f.subject.namespace.as_deref()?, f.subject.pod.as_deref()?);
     ctx.pods()
         .iter()

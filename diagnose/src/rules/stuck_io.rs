@@ -236,28 +236,35 @@ fn rank(p: &Pod) -> String {
 /// uninterruptible sleep on an NFS call for 14m". The stuck-in-I/O finding
 /// of that pod gets the same sentence, and `chains` links the findings.
 pub(crate) fn annotate(ctx: &Context<'_>, findings: &mut [Finding]) {
-    for i in 0..findings.len() {
+    for f in findings.iter_mut() {
         if !matches!(
-            findings[i].kind,
+            f.kind,
             Kind::TrainingStuck | Kind::NcclWedge | Kind::StuckInIo
         ) {
             continue;
         }
-        let Some(pod) = pod_of(ctx, &findings[i]) else {
+        let Some(pod) = pod_of(ctx, f) else {
             continue;
         };
         let ranks = siblings(ctx, pod);
         let Some((p, _, st)) = ranks
             .iter()
-            .flat_map(|p| stuck_now(ctx, p).into_iter().map(move |(s, st)| (*p, s, st)))
+            .flat_map(|p| {
+                stuck_now(ctx, p)
+                    .into_iter()
+                    .map(move |(s, st)| (*p, s, st))
+            })
             .max_by_key(|(_, s, st)| s.time.since(st.since))
         else {
             continue;
         };
-        if findings[i].kind == Kind::StuckInIo && ranks.len() < 2 {
+        if f.kind == Kind::StuckInIo && ranks.len() < 2 {
             continue;
         }
-        let wedged = ranks.iter().filter(|r| gpu_use::nccl_wedged(ctx, r)).count();
+        let wedged = ranks
+            .iter()
+            .filter(|r| gpu_use::nccl_wedged(ctx, r))
+            .count();
         let who = if k8s::uid(p) == k8s::uid(pod) {
             format!("{} (this pod)", rank(p))
         } else {
@@ -272,7 +279,6 @@ pub(crate) fn annotate(ctx: &Context<'_>, findings: &mut [Finding]) {
             st.comm,
             st.pid
         );
-        let f = &mut findings[i];
         f.summary = format!("{} In this job, {sentence}.", f.summary);
         f.evidence
             .push(Fact::at("the rank that is different", sentence, st.since));
@@ -289,7 +295,11 @@ struct Rates<'a> {
     last: &'a ContainerSample,
 }
 
-fn rates<'a>(samples: &[&'a ContainerSample], from: Timestamp, now: Timestamp) -> Option<Rates<'a>> {
+fn rates<'a>(
+    samples: &[&'a ContainerSample],
+    from: Timestamp,
+    now: Timestamp,
+) -> Option<Rates<'a>> {
     let w: Vec<&ContainerSample> = samples
         .iter()
         .copied()
@@ -361,7 +371,8 @@ pub(crate) fn thrashing(ctx: &Context<'_>, findings: &mut Vec<Finding>) {
                     && f.subject.container == container
             });
             if let Some(f) = existing {
-                f.evidence.push(Fact::at("reclaim", rates_text(&r), r.last.time));
+                f.evidence
+                    .push(Fact::at("reclaim", rates_text(&r), r.last.time));
                 continue;
             }
             let high = r.refaults.is_some_and(|x| x >= t.thrash_refaults_per_s)
@@ -372,8 +383,8 @@ pub(crate) fn thrashing(ctx: &Context<'_>, findings: &mut Vec<Finding>) {
                 .is_some_and(|l| l > 0 && m.usage_bytes * 100 >= l * near_pct);
             // A container with its own memory pressure was judged by it
             // (the `oom` family): no finding there means no stall worth one.
-            let judged_by_psi = r.last.pressure_scope == PsiScope::Container
-                && r.last.pressure.memory.is_some();
+            let judged_by_psi =
+                r.last.pressure_scope == PsiScope::Container && r.last.pressure.memory.is_some();
             if !high || !near || judged_by_psi {
                 continue;
             }
@@ -385,7 +396,7 @@ pub(crate) fn thrashing(ctx: &Context<'_>, findings: &mut Vec<Finding>) {
                     ctx.subject(pod, container.as_deref()),
                     Confidence::Low,
                     format!(
-                        "Container {label} is at {} of its {} limit and the kernel keeps reading back pages it just evicted ({}): it is likely thrashing, running slower rather than failing; without a pressure figure the time lost is not known.",
+                        "Container {label} is at {} of its {} limit and keeps faulting back in pages that reclaim took from it ({}): it is likely thrashing, running slower rather than failing; without its own pressure figure the time lost is not known.",
                         human_bytes(m.usage_bytes),
                         human_bytes(limit),
                         rates_text(&r)
