@@ -406,7 +406,7 @@ fn stuck_task(buf: &[u8]) -> Result<()> {
             (1 | 3 | 5, x) => {
                 x.varint("StuckTask number")?;
             }
-            (2 | 4 | 6, x) => {
+            (2 | 4 | 6 | 7 | 8, x) => {
                 x.str("StuckTask string")?;
             }
             _ => {}
@@ -659,6 +659,8 @@ mod tests {
                 wchan: "rpc_wait_bit_killable".into(),
                 wait: pb::WaitKind::Nfs as i32,
                 stack: vec!["rpc_wait_bit_killable+0x24/0xa0 [sunrpc]".into()],
+                file: "/data/shard-0042.tar".into(),
+                fstype: "nfs4".into(),
             }],
             ..Default::default()
         };
@@ -685,6 +687,12 @@ mod tests {
         // A stuck task's comm that is not UTF-8: both refuse the sample.
         let mut bad = bytes.clone();
         let at = bad.windows(7).position(|w| w == b"python3").expect("comm");
+        bad[at] = 0xff;
+        assert!(pb::ContainerSample::decode(&bad[..]).is_err());
+        assert!(container(&bad).is_err());
+        // The same in the filesystem type.
+        let mut bad = bytes.clone();
+        let at = bad.windows(4).position(|w| w == b"nfs4").expect("fstype");
         bad[at] = 0xff;
         assert!(pb::ContainerSample::decode(&bad[..]).is_err());
         assert!(container(&bad).is_err());

@@ -348,6 +348,13 @@ pub struct StuckTask {
     /// not readable).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stack: Vec<String>,
+    /// The file its blocked system call works on (empty: none or unknown).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub file: String,
+    /// The type of the filesystem that file is on (`nfs4`, `fuse.gcsfuse`,
+    /// `ext4`; empty when unknown).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fstype: String,
 }
 
 /// CPU usage of one cgroup.

@@ -142,6 +142,8 @@ impl From<&StuckTask> for pb::StuckTask {
             wchan: t.wchan.clone(),
             wait: pb::WaitKind::from(t.wait) as i32,
             stack: t.stack.clone(),
+            file: t.file.clone(),
+            fstype: t.fstype.clone(),
         }
     }
 }
@@ -163,6 +165,8 @@ impl From<pb::StuckTask> for StuckTask {
                 _ => WaitKind::Unknown,
             },
             stack: t.stack,
+            file: t.file,
+            fstype: t.fstype,
         }
     }
 }
@@ -877,6 +881,8 @@ mod tests {
                 wchan: "rpc_wait_bit_killable".into(),
                 wait: WaitKind::Nfs,
                 stack: vec!["rpc_wait_bit_killable+0x1e/0xa0 [sunrpc]".into()],
+                file: "/data/shard-0042.tar".into(),
+                fstype: "nfs4".into(),
             }],
         };
         let wire = pb::ContainerSample::from(&sample);

@@ -416,9 +416,14 @@ def container_sample(t, ref, usage, limit, anon, file, shmem=0, oom_kill=0, cpu_
     return s
 
 
-def stuck_task(pid, comm, since, wchan, wait, stack):
-    """A thread the agent reports stuck in uninterruptible sleep (`since`: when it first saw it asleep)."""
-    return {"pid": pid, "comm": comm, "since": ats(since), "wchan": wchan, "wait": wait, "stack": stack}
+def stuck_task(pid, comm, since, wchan, wait, stack, file=None, fstype=None):
+    """A thread the agent reports stuck in uninterruptible sleep (`since`: when it first saw it asleep; `file`,
+    `fstype`: the file its blocked read works on and that file's filesystem)."""
+    t = {"pid": pid, "comm": comm, "since": ats(since), "wchan": wchan, "wait": wait, "stack": stack}
+    if file:
+        t["file"] = file
+        t["fstype"] = fstype
+    return t
 
 
 def node_sample(t, avail=1800 * GiB, mem_psi=None, mode="v2"):
@@ -1658,13 +1663,14 @@ NFS_READ_STACK = [
 ]
 
 # A read on a FUSE mount whose daemon does not answer, as the agent's FUSE
-# test reads it on 6.18 (agent/tests/stuck_fuse.rs).
+# test (agent/tests/stuck_fuse.rs) read it on a 6.18 kernel: FUSE's read
+# leaves no frame of its own; the blocked read's file (on a fuse.* mount)
+# says FUSE.
 FUSE_READ_STACK = [
-    "folio_wait_bit_common+0x13e/0x350",
-    "filemap_get_pages+0x5b9/0x6d0",
-    "filemap_read+0x10c/0x3a0",
-    "fuse_cache_read_iter+0x4e/0x70 [fuse]",
-    "vfs_read+0x292/0x380",
+    "folio_wait_bit_common+0x167/0x370",
+    "filemap_get_pages+0x751/0x770",
+    "filemap_read+0x111/0x400",
+    "vfs_read+0x2a4/0x3d0",
     "ksys_read+0x6f/0xf0",
     "do_syscall_64+0x71/0x290",
     "entry_SYSCALL_64_after_hwframe+0x76/0x7e",
@@ -1705,7 +1711,8 @@ def stuck_io_nfs_rank():
             # 30 s after it first saw it asleep without running.
             first_seen = hang + 10
             if r == 2 and t >= first_seen + 30:
-                stuck = [stuck_task(88123, "pt_data_worker", first_seen, "folio_wait_bit_common", "nfs", NFS_READ_STACK)]
+                stuck = [stuck_task(88123, "pt_data_worker", first_seen, "folio_wait_bit_common", "nfs", NFS_READ_STACK,
+                                    "/mnt/datasets/redpajama/shard-01873.jsonl.zst", "nfs4")]
             agent.append(container_sample(t, ref, 38 * GiB, 64 * GiB, 34 * GiB, 4 * GiB, cpu_us=cpu, stuck=stuck))
         pods.append(p)
     subject = pods[2]
@@ -1717,7 +1724,7 @@ def stuck_io_nfs_rank():
               {"kind": "process_stuck_io", "confidence": "high", "container": "trainer",
                "summary_contains": ["NFS", "pt_data_worker", "14m", "7 of 8 ranks wait in NCCL", "rank 2 (this pod)"],
                "evidence_names": ["stuck since", "kernel stack"],
-               "evidence_contains": {"waits on": "an NFS call"}, "caused_by": []},
+               "evidence_contains": {"waits on": "an NFS call", "file": "shard-01873.jsonl.zst (nfs4)"}, "caused_by": []},
               {"kind": "training_stuck", "confidence": "high", "container": "trainer", "gpu": g2,
                "summary_contains": ["7 of 8 ranks wait in NCCL, rank 2 (this pod)"],
                "evidence_names": ["the rank that is different"], "caused_by": ["process_stuck_io"]},
@@ -1738,7 +1745,8 @@ def stuck_io_fuse():
     cpu = 0
     for t in series(NOW - 40 * 60, NOW, 30):
         cpu += 30 * (3.0e6 if t < hang else 0.005e6)
-        stuck = [stuck_task(4242, "python3", hang + 5, "folio_wait_bit_common", "fuse", FUSE_READ_STACK)] if t >= hang + 40 else None
+        stuck = ([stuck_task(4242, "python3", hang + 5, "folio_wait_bit_common", "fuse", FUSE_READ_STACK,
+                             "/gcs/raw-text/part-00417.parquet", "fuse.gcsfuse")] if t >= hang + 40 else None)
         agent.append(container_sample(t, ref, 12 * GiB, 64 * GiB, 10 * GiB, 2 * GiB, cpu_us=cpu, stuck=stuck))
     write(name,
           "A tokenizing Job reads its shards through a gcsfuse mount; the FUSE daemon stopped answering and the main "
@@ -1747,7 +1755,7 @@ def stuck_io_fuse():
           {"findings": [
               {"kind": "process_stuck_io", "confidence": "high", "container": "trainer",
                "summary_contains": ["a FUSE request", "python3 (pid 4242)"],
-               "evidence_contains": {"kernel stack": "fuse_cache_read_iter"}, "caused_by": []},
+               "evidence_contains": {"file": "fuse.gcsfuse"}, "caused_by": []},
               {"kind": "training_stuck", "confidence": "high", "container": "trainer", "gpu": g,
                "caused_by": ["process_stuck_io"]},
           ]},

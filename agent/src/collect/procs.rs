@@ -20,6 +20,13 @@
 //! (root only, `CAP_SYS_ADMIN`). Filesystem frames say more than generic
 //! wait frames: an NFS or FUSE read waits in `folio_wait_bit_common` like
 //! a disk read, so the outer `nfs_*`/`fuse_*` frames decide ([`classify`]).
+//! They are not always there: FUSE's page-cache read tail-calls the
+//! generic one and leaves no frame of its own (6.x). So the file the
+//! blocked system call works on is read too: its first argument
+//! (`/proc/PID/syscall`) when that call takes a file descriptor, the
+//! descriptor's path and mount (`/proc/PID/fd/N`, `fdinfo/N`'s `mnt_id`,
+//! `/proc/PID/mountinfo`), whose filesystem type (`nfs4`, `fuse.*`)
+//! decides a generic page wait ([`fs_kind`]).
 //!
 //! Cost is bounded: only containers whose CPU has gone flat are looked at
 //! (a container that uses CPU is not stuck as a whole; from the cgroup CPU
@@ -246,6 +253,36 @@ fn is_block_io(sym: &str, _module: &str) -> bool {
     .any(|p| sym.starts_with(p))
 }
 
+/// System calls whose first argument is the file descriptor they work
+/// on (read, write, their vector and positioned forms, fsync, fdatasync,
+/// getdents64, ftruncate, fstat, fallocate), by this architecture's
+/// numbers.
+#[cfg(target_arch = "x86_64")]
+const FD_SYSCALLS: &[i64] = &[
+    0, 1, 5, 17, 18, 19, 20, 74, 75, 77, 217, 285, 295, 296, 327, 328,
+];
+/// The same for aarch64 (the generic syscall table).
+#[cfg(target_arch = "aarch64")]
+const FD_SYSCALLS: &[i64] = &[
+    47, 61, 63, 64, 65, 66, 67, 68, 69, 70, 80, 82, 83, 46, 286, 287,
+];
+/// Elsewhere: none known, the stack alone decides.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const FD_SYSCALLS: &[i64] = &[];
+
+/// The wait a filesystem type means for a task blocked on one of its
+/// files: `nfs`/`nfs4` and `fuse`/`fuse.*`/`fuseblk`; `None` for local
+/// filesystems (their waits are the stack's).
+pub fn fs_kind(fstype: &str) -> Option<WaitKind> {
+    if fstype == "nfs" || fstype == "nfs4" {
+        Some(WaitKind::Nfs)
+    } else if fstype == "fuse" || fstype == "fuseblk" || fstype.starts_with("fuse.") {
+        Some(WaitKind::Fuse)
+    } else {
+        None
+    }
+}
+
 /// A task seen in `D` at a scan.
 #[derive(Debug, Clone)]
 struct Tracked {
@@ -459,7 +496,8 @@ impl Scanner {
         }
     }
 
-    /// Reads `wchan` and `stack` of a stuck task and classifies the wait.
+    /// Reads `wchan` and `stack` of a stuck task, and the file its system
+    /// call works on, and classifies the wait.
     fn describe(&mut self, tid: u32, comm: String, since: Timestamp) -> StuckTask {
         let wchan = self
             .read_proc(tid, "wchan")
@@ -475,14 +513,66 @@ impl Scanner {
                 )
             })
             .unwrap_or_default();
+        let (file, fstype) = self.blocked_file(tid).unwrap_or_default();
+        let wait = match (classify(&wchan, &stack), fs_kind(&fstype)) {
+            // The stack names a filesystem or the driver: it decides.
+            (k @ (WaitKind::Nfs | WaitKind::Fuse | WaitKind::GpuDriver), _) => k,
+            // A generic page or buffer wait on a file of a network or FUSE
+            // filesystem: the filesystem's (its read path may leave no
+            // frame of its own on the stack, as FUSE's does not on 6.x).
+            (_, Some(k)) => k,
+            (k, None) => k,
+        };
         StuckTask {
             pid: tid,
             comm,
             since,
-            wait: classify(&wchan, &stack),
+            wait,
             wchan,
             stack,
+            file,
+            fstype,
         }
+    }
+
+    /// The file a task's blocked system call works on, and the type of
+    /// the filesystem it is on: the syscall's first argument
+    /// (`/proc/PID/syscall`) when that syscall takes a file descriptor
+    /// first, that descriptor's path (`/proc/PID/fd/N`) and mount
+    /// (`mnt_id` of `/proc/PID/fdinfo/N`, looked up in
+    /// `/proc/PID/mountinfo`). `None` when the task is not in such a
+    /// syscall (a page fault, an `open` by path) or the files are not
+    /// readable.
+    fn blocked_file(&mut self, tid: u32) -> Option<(String, String)> {
+        let n = self.read_proc(tid, "syscall")?;
+        let text = std::str::from_utf8(&self.buf[..n]).ok()?;
+        let mut fields = text.split_ascii_whitespace();
+        let nr: i64 = fields.next()?.parse().ok()?;
+        if !FD_SYSCALLS.contains(&nr) {
+            return None;
+        }
+        let fd = u64::from_str_radix(fields.next()?.trim_start_matches("0x"), 16).ok()?;
+        let path = std::fs::read_link(self.proc_root.join(format!("{tid}/fd/{fd}")))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let n = self.read_proc(tid, &format!("fdinfo/{fd}"))?;
+        let info = std::str::from_utf8(&self.buf[..n]).ok()?;
+        let mnt_id = info
+            .lines()
+            .find_map(|l| l.strip_prefix("mnt_id:"))?
+            .trim()
+            .to_owned();
+        let n = self.read_proc(tid, "mountinfo")?;
+        let mounts = std::str::from_utf8(&self.buf[..n]).ok()?;
+        let fstype = mounts
+            .lines()
+            .find(|l| l.split(' ').next() == Some(mnt_id.as_str()))
+            .and_then(|l| l.split_once(" - "))
+            .and_then(|(_, rest)| rest.split(' ').next())
+            .unwrap_or_default()
+            .to_owned();
+        Some((path, fstype))
     }
 
     /// Reads `<proc_root>/<tid>/<file>` into the buffer; `None` when it

@@ -133,11 +133,16 @@ fn container_name(pod: &Pod, s: &ContainerSample) -> Option<String> {
         .map(|c| c.name.clone())
 }
 
-/// `an NFS call (rpc_wait_bit_killable)`.
+/// `an NFS call (rpc_wait_bit_killable) on /data/shard-0042.tar (nfs4)`.
 fn what(st: &StuckTask) -> String {
-    match st.wchan.as_str() {
-        "" => st.wait.describe().to_owned(),
-        w => format!("{} ({w})", st.wait.describe()),
+    let mut s = st.wait.describe().to_owned();
+    if !st.wchan.is_empty() {
+        s = format!("{s} ({})", st.wchan);
+    }
+    match (st.file.as_str(), st.fstype.as_str()) {
+        ("", _) => s,
+        (f, "") => format!("{s} on {f}"),
+        (f, t) => format!("{s} on {f} ({t})"),
     }
 }
 
@@ -147,9 +152,9 @@ fn stuck(ctx: &Context<'_>, pod: &Pod) -> Vec<Finding> {
     for (s, st) in stuck_now(ctx, pod) {
         let container = container_name(pod, s);
         let for_ = s.time.since(st.since);
-        // The stack names the filesystem; wchan alone may not (an NFS page
-        // wait reads as block I/O).
-        let conf = match (st.wait, st.stack.is_empty()) {
+        // The stack (or the blocked call's file) names the filesystem;
+        // wchan alone may not (an NFS page wait reads as block I/O).
+        let conf = match (st.wait, st.stack.is_empty() && st.fstype.is_empty()) {
             (WaitKind::Unknown | WaitKind::Other, _) => Confidence::Low,
             (_, false) => Confidence::High,
             (_, true) => Confidence::Medium,
@@ -172,6 +177,13 @@ fn stuck(ctx: &Context<'_>, pod: &Pod) -> Vec<Finding> {
         .fact(Fact::new("waits on", st.wait.describe()));
         if !st.wchan.is_empty() {
             f = f.fact(Fact::new("wchan", st.wchan.clone()));
+        }
+        if !st.file.is_empty() {
+            let file = match st.fstype.as_str() {
+                "" => st.file.clone(),
+                t => format!("{} ({t})", st.file),
+            };
+            f = f.fact(Fact::new("file", file));
         }
         if !st.stack.is_empty() {
             let frames: Vec<&str> = st.stack.iter().take(4).map(String::as_str).collect();
@@ -428,6 +440,8 @@ mod tests {
             wchan: "rpc_wait_bit_killable".into(),
             wait: WaitKind::Nfs,
             stack: Vec::new(),
+            file: String::new(),
+            fstype: String::new(),
         };
         assert_eq!(what(&st), "an NFS call (rpc_wait_bit_killable)");
         let st = StuckTask {
@@ -436,5 +450,14 @@ mod tests {
             ..st
         };
         assert_eq!(what(&st), "a FUSE request");
+        let st = StuckTask {
+            file: "/data/shard-7.tar".into(),
+            fstype: "fuse.gcsfuse".into(),
+            ..st
+        };
+        assert_eq!(
+            what(&st),
+            "a FUSE request on /data/shard-7.tar (fuse.gcsfuse)"
+        );
     }
 }
