@@ -204,11 +204,12 @@ pub struct CollectArgs {
     #[arg(long, env = "GPUSCOPE_NO_GPU_HEALTH")]
     pub no_gpu_health: bool,
     /// How often the tasks of a container whose CPU has gone flat are
-    /// scanned for threads stuck in uninterruptible sleep (0: never)
+    /// scanned for threads stuck in uninterruptible sleep, with what they
+    /// wait on (watch and run; 0: never)
     #[arg(long, env = "GPUSCOPE_STUCK_SCAN_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
     pub stuck_scan_interval: Duration,
-    /// How long a thread must stay in uninterruptible sleep without
-    /// running before it is reported stuck, with what it waits on
+    /// How long a thread must stay in uninterruptible sleep without being
+    /// scheduled before it is reported stuck
     #[arg(long, env = "GPUSCOPE_STUCK_AFTER", default_value = "30s", value_parser = humantime::parse_duration)]
     pub stuck_after: Duration,
 }
