@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Resident memory and CPU of `gpuscope-agent watch -o jsonl` with 0, 1 and
-# 8 GPUs, 8 GPUs without the NVLink reads (`--no-gpu-nvlink`) and 8 without
-# any health counters (`--no-gpu-health`), and 200 containers, each configuration run in turn for DURATION seconds
+# 8 GPUs, 8 GPUs without the NVLink reads (`--no-gpu-nvlink`), 8 without
+# any health counters (`--no-gpu-health`) and 8 without the stuck-task
+# scans (`--stuck-scan-interval 0`), and 200 containers, each configuration
+# run in turn for DURATION seconds
 # (default 120; VmRSS and VmHWM printed every 30 s; CPU is the process's
 # utime + stime over the run, in % of one core). The GPUs are gpuscope's
 # fake NVML (tests/fake-nvml) with a generated scenario: per GPU three
@@ -12,11 +14,14 @@
 # PodResources points at a missing socket (reported unavailable, as on a
 # node without a kubelet). 200 cgroup v1 memory cgroups at kubelet paths
 # (plus cpuacct and unified twins) are created and removed, as in rss.sh.
+# Every other container runs one `sleep` too, so that each of the 200 has
+# a task for the stuck-task scan to read: all 200 are idle, so all are
+# "flat" and scanned every 10 s, the scan's worst case.
 # Goal: flat in GPU count (8 GPUs at most 512 kB above 1 GPU, i.e. < 64 kB
-# per GPU) and VmRSS <= 16 MiB in every configuration; the health reads
-# add at most 10 % to the agent's CPU with 8 GPUs (the NVLink reads are
-# measured on their own too: 8 GPUs with them against 8 without, the same
-# run).
+# per GPU) and VmRSS <= 16 MiB in every configuration; the health reads,
+# and the stuck-task scans, each add at most 10 % to the agent's CPU with
+# 8 GPUs (the NVLink reads are measured on their own too: 8 GPUs with them
+# against 8 without, the same run).
 #
 #   cargo build --release -p gpuscope-agent -p gpuscope-fake-nvml
 #   benches/gpu_rss.sh [DURATION]                       (needs root)
@@ -63,6 +68,14 @@ for k in $(seq 0 23); do
     sleepers+=("$p")
     echo "$p" > "$mem/kubepods/burstable/pod$pod/${ids[$((k * 8))]}/cgroup.procs"
 done
+# One task in each of the other containers (not GPU processes).
+for k in $(seq 0 199); do
+    [ $((k % 8)) = 0 ] && [ $k -lt 192 ] && continue
+    sleep infinity &
+    p=$!
+    sleepers+=("$p")
+    echo "$p" > "$mem/kubepods/burstable/pod$pod/${ids[$k]}/cgroup.procs"
+done
 
 # scenario N: N GPUs, processes sleepers[3i..3i+2] on GPU i.
 scenario() {
@@ -103,7 +116,7 @@ kb() { awk -v k="$2" '$1 == k":" {print $2}' /proc/$1/status; }
 # counted after the command name's closing parenthesis).
 ticks() { sed 's/.*) //' /proc/$1/stat | awk '{print $12 + $13}'; }
 declare -A rss hwm cpu
-for cfg in 0 1 8 8-no-nvlink 8-no-health; do
+for cfg in 0 1 8 8-no-nvlink 8-no-health 8-no-stuck; do
     n=${cfg%%-*}
     if [ $n = 0 ]; then
         flags=(--no-gpu)
@@ -113,6 +126,7 @@ for cfg in 0 1 8 8-no-nvlink 8-no-health; do
         case $cfg in
             *-no-nvlink) flags+=(--no-gpu-nvlink) ;;
             *-no-health) flags+=(--no-gpu-health) ;;
+            *-no-stuck) flags+=(--stuck-scan-interval 0) ;;
         esac
     fi
     export GPUSCOPE_FAKE_NVML_SCENARIO=$tmp/gpus$n.json
@@ -149,20 +163,24 @@ done
 echo "after ${duration}s with 200 containers:"
 python3 - "$duration" "${rss[0]}" "${hwm[0]}" "${rss[1]}" "${hwm[1]}" "${rss[8]}" "${hwm[8]}" \
     "${rss[8-no-health]}" "${hwm[8-no-health]}" "${rss[8-no-nvlink]}" "${hwm[8-no-nvlink]}" \
-    "${cpu[0]}" "${cpu[1]}" "${cpu[8]}" "${cpu[8-no-health]}" "${cpu[8-no-nvlink]}" <<'EOF'
+    "${cpu[0]}" "${cpu[1]}" "${cpu[8]}" "${cpu[8-no-health]}" "${cpu[8-no-nvlink]}" \
+    "${rss[8-no-stuck]}" "${hwm[8-no-stuck]}" "${cpu[8-no-stuck]}" <<'EOF'
 import sys
 d = sys.argv[1]
 r0, h0, r1, h1, r8, h8, rn, hn, rl, hl = map(int, sys.argv[2:12])
 c0, c1, c8, cn, cl = map(float, sys.argv[12:17])
+rs, hs, cs = int(sys.argv[17]), int(sys.argv[18]), float(sys.argv[19])
 print("  | GPUs | VmRSS kB | VmHWM kB | CPU % of a core |")
 print("  | ---: | ---: | ---: | ---: |")
 for n, r, h, c in ((0, r0, h0, c0), (1, r1, h1, c1), (8, r8, h8, c8), ("8, --no-gpu-nvlink", rl, hl, cl),
-                   ("8, --no-gpu-health", rn, hn, cn)):
+                   ("8, --no-gpu-health", rn, hn, cn), ("8, --stuck-scan-interval 0", rs, hs, cs)):
     print(f"  | {n} | {r} | {h} | {c:.2f} |")
 added = (c8 - cn) / cn * 100 if cn else float("nan")
 print(f"  health reads with 8 GPUs: CPU {c8:.2f} % vs {cn:.2f} % without ({added:+.1f} %, goal <= +10 %); VmRSS {r8 - rn:+d} kB")
 added = (c8 - cl) / cl * 100 if cl else float("nan")
 print(f"  NVLink reads with 8 GPUs: CPU {c8:.2f} % vs {cl:.2f} % without ({added:+.1f} %); VmRSS {r8 - rl:+d} kB")
+added = (c8 - cs) / cs * 100 if cs else float("nan")
+print(f"  stuck-task scans (200 flat containers): CPU {c8:.2f} % vs {cs:.2f} % without ({added:+.1f} %, goal <= +10 %); VmRSS {r8 - rs:+d} kB")
 slope = (r8 - r1) / 7
 flat = r8 - r1 <= 512
 small = max(r0, r1, r8) <= 16 * 1024

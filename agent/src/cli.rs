@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::collect::gpu::nvml::NvmlSettings;
+use crate::collect::procs::ProcSettings;
 use crate::runtime::{Config, GpuSettings};
 use gpuscope_proto::client::ClientTls;
 
@@ -206,6 +207,15 @@ pub struct CollectArgs {
     /// recovery error counters, every tenth collection).
     #[arg(long, env = "GPUSCOPE_NO_GPU_NVLINK")]
     pub no_gpu_nvlink: bool,
+    /// How often the tasks of a container whose CPU has gone flat are
+    /// scanned for threads stuck in uninterruptible sleep, with what they
+    /// wait on (watch and run; 0: never)
+    #[arg(long, env = "GPUSCOPE_STUCK_SCAN_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub stuck_scan_interval: Duration,
+    /// How long a thread must stay in uninterruptible sleep without being
+    /// scheduled before it is reported stuck
+    #[arg(long, env = "GPUSCOPE_STUCK_AFTER", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub stuck_after: Duration,
 }
 
 impl CollectArgs {
@@ -220,6 +230,11 @@ impl CollectArgs {
             fast_interval: self.fast_interval.max(Duration::from_millis(10)),
             recorder_window: self.recorder_window,
             kmsg_wait: self.kmsg_wait,
+            procs: (!self.stuck_scan_interval.is_zero()).then(|| ProcSettings {
+                scan_interval: self.stuck_scan_interval,
+                stuck_after: self.stuck_after,
+                ..ProcSettings::default()
+            }),
             gpu: (!self.no_gpu).then(|| GpuSettings {
                 nvml: NvmlSettings {
                     lib_path: self.nvml_lib.clone(),

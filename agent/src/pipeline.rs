@@ -469,6 +469,7 @@ mod tests {
             cpu: None,
             pressure: Pressure::default(),
             pressure_scope: PsiScope::Node,
+            stuck: Vec::new(),
         }
     }
 

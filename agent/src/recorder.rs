@@ -188,6 +188,7 @@ mod tests {
                 ..Pressure::default()
             },
             pressure_scope: PsiScope::Container,
+            stuck: Vec::new(),
         }
     }
 

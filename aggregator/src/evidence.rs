@@ -676,7 +676,17 @@ pub fn container_samples(
                 oom_kill: p.oom_kill,
                 ..MemoryEvents::default()
             });
+            m.reclaim = (p.pgmajfault.is_some()
+                || p.workingset_refault_anon.is_some()
+                || p.workingset_refault_file.is_some())
+            .then_some(gpuscope_proto::v1::Reclaim {
+                pgmajfault: p.pgmajfault,
+                workingset_refault_anon: p.workingset_refault_anon,
+                workingset_refault_file: p.workingset_refault_file,
+            });
             s.memory = Some(m);
+            // What was stuck is known only as of the latest sample.
+            s.stuck.clear();
             s.cpu = p.cpu_usage_us.map(|u| gpuscope_proto::v1::CpuStats {
                 usage_us: u,
                 ..Default::default()
@@ -732,6 +742,53 @@ mod tests {
     use crate::state::HistoryConfig;
     use gpuscope_model::Event as ModelEvent;
     use gpuscope_proto::v1 as pb;
+
+    #[test]
+    fn widened_history_keeps_each_points_reclaim_counters_and_no_stuck_threads() {
+        let latest = pb::ContainerSample {
+            time_unix_nanos: 30,
+            memory: Some(pb::MemoryStats {
+                usage_bytes: 9,
+                reclaim: Some(pb::Reclaim {
+                    pgmajfault: Some(300),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            stuck: vec![pb::StuckTask {
+                pid: 7,
+                comm: "python3".into(),
+                wait: pb::WaitKind::Nfs as i32,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let points = [
+            ContainerPoint {
+                time_unix_nanos: 10,
+                pgmajfault: Some(100),
+                ..ContainerPoint::default()
+            },
+            ContainerPoint {
+                time_unix_nanos: 20,
+                ..ContainerPoint::default()
+            },
+            ContainerPoint {
+                time_unix_nanos: 30,
+                pgmajfault: Some(300),
+                ..ContainerPoint::default()
+            },
+        ];
+        let v = container_samples(&latest, &points);
+        let majfaults: Vec<Option<u64>> = v.iter().map(|s| s.memory.reclaim.pgmajfault).collect();
+        assert_eq!(majfaults, [Some(100), None, Some(300)]);
+        let stuck: Vec<usize> = v.iter().map(|s| s.stuck.len()).collect();
+        assert_eq!(
+            stuck,
+            [0, 0, 1],
+            "what is stuck is known as of the latest sample only"
+        );
+    }
 
     const T0: u64 = 1_764_000_000_000_000_000;
     const SEC: u64 = 1_000_000_000;

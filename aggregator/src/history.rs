@@ -470,12 +470,13 @@ fn join_f32(n: u64, bits: u64, scale: f32) -> Option<f32> {
 
 /// Container point channels: time, usage, anon, file, shmem, cpu, PSI
 /// (hundredths), PSI (bits), oom_kill, limit — ordered so that the usual
-/// flags fit one byte.
+/// flags fit one byte — then the reclaim counters (major faults, anon and
+/// file refaults), which cost nothing while they do not move.
 #[derive(Debug)]
 pub struct ContainerLayout;
 
-impl Layout<10> for ContainerLayout {
-    const KINDS: [Kind; 10] = [
+impl Layout<13> for ContainerLayout {
+    const KINDS: [Kind; 13] = [
         Kind::Plain,
         Kind::Bytes(12),
         Kind::Bytes(12),
@@ -486,11 +487,14 @@ impl Layout<10> for ContainerLayout {
         Kind::Plain,
         Kind::Plain,
         Kind::Bytes(12),
+        Kind::Plain,
+        Kind::Plain,
+        Kind::Plain,
     ];
 }
 
-impl Merge<10> for ContainerLayout {
-    fn merge(older: &[u64; 10], newer: &[u64; 10]) -> [u64; 10] {
+impl Merge<13> for ContainerLayout {
+    fn merge(older: &[u64; 13], newer: &[u64; 13]) -> [u64; 13] {
         container_channels(&merge_container_points(
             &container_point(older),
             &container_point(newer),
@@ -499,10 +503,10 @@ impl Merge<10> for ContainerLayout {
 }
 
 /// A container's history.
-pub type ContainerHistory = Tiered<ContainerLayout, 10>;
+pub type ContainerHistory = Tiered<ContainerLayout, 13>;
 
 /// A container point as channels.
-pub fn container_channels(p: &ContainerPoint) -> [u64; 10] {
+pub fn container_channels(p: &ContainerPoint) -> [u64; 13] {
     let (psi, psi_bits) = split_f32(p.memory_some_avg10, 100.0);
     [
         p.time_unix_nanos,
@@ -515,11 +519,14 @@ pub fn container_channels(p: &ContainerPoint) -> [u64; 10] {
         psi_bits,
         p.oom_kill,
         opt(p.limit_bytes),
+        opt(p.pgmajfault),
+        opt(p.workingset_refault_anon),
+        opt(p.workingset_refault_file),
     ]
 }
 
 /// Channels back into a container point.
-pub fn container_point(c: &[u64; 10]) -> ContainerPoint {
+pub fn container_point(c: &[u64; 13]) -> ContainerPoint {
     ContainerPoint {
         time_unix_nanos: c[0],
         usage_bytes: c[1],
@@ -530,6 +537,9 @@ pub fn container_point(c: &[u64; 10]) -> ContainerPoint {
         cpu_usage_us: unopt(c[5]),
         memory_some_avg10: join_f32(c[6], c[7], 100.0),
         oom_kill: c[8],
+        pgmajfault: unopt(c[10]),
+        workingset_refault_anon: unopt(c[11]),
+        workingset_refault_file: unopt(c[12]),
     }
 }
 
@@ -612,7 +622,7 @@ fn max_opt<T>(a: Option<T>, b: Option<T>, max: fn(T, T) -> T) -> Option<T> {
 /// a present PSI beats an absent one): a coarse point must never hide a
 /// peak, since memory peaks are what ends in an OOM kill. Counters and
 /// settings keep `newer`'s value as it is, absent included (CPU time, the
-/// OOM-kill count, the limit): they are readings at that time, so rates
+/// OOM-kill count, the limit, the reclaim counters): they are readings at that time, so rates
 /// and kill counts between coarse points stay exact.
 pub fn merge_container_points(older: &ContainerPoint, newer: &ContainerPoint) -> ContainerPoint {
     ContainerPoint {
@@ -625,6 +635,9 @@ pub fn merge_container_points(older: &ContainerPoint, newer: &ContainerPoint) ->
         cpu_usage_us: newer.cpu_usage_us,
         memory_some_avg10: max_opt(older.memory_some_avg10, newer.memory_some_avg10, f32::max),
         oom_kill: newer.oom_kill,
+        pgmajfault: newer.pgmajfault,
+        workingset_refault_anon: newer.workingset_refault_anon,
+        workingset_refault_file: newer.workingset_refault_file,
     }
 }
 
@@ -663,7 +676,7 @@ pub fn merge_gpu_points(older: &GpuPoint, newer: &GpuPoint) -> GpuPoint {
 mod tests {
     use super::*;
 
-    type ContainerRing = Ring<ContainerLayout, 10>;
+    type ContainerRing = Ring<ContainerLayout, 13>;
     type GpuRing = Ring<GpuLayout, 8>;
 
     const SEC: u64 = 1_000_000_000;
@@ -687,6 +700,9 @@ mod tests {
                 _ => Some(12.34),
             },
             oom_kill: i / 10,
+            pgmajfault: (i > 3).then_some(i * i),
+            workingset_refault_anon: (!i.is_multiple_of(5)).then_some(7),
+            workingset_refault_file: Some(i / 3),
         }
     }
 
@@ -794,6 +810,9 @@ mod tests {
             cpu_usage_us: Some(5_000),
             memory_some_avg10: Some(12.5),
             oom_kill: 1,
+            pgmajfault: Some(40),
+            workingset_refault_anon: Some(3),
+            workingset_refault_file: Some(9),
         };
         let newer = ContainerPoint {
             time_unix_nanos: 11,
@@ -805,6 +824,9 @@ mod tests {
             cpu_usage_us: None,
             memory_some_avg10: None,
             oom_kill: 2,
+            pgmajfault: Some(90),
+            workingset_refault_anon: None,
+            workingset_refault_file: Some(12),
         };
         assert_eq!(
             merge_container_points(&older, &newer),
@@ -818,6 +840,9 @@ mod tests {
                 cpu_usage_us: None,
                 memory_some_avg10: Some(12.5),
                 oom_kill: 2,
+                pgmajfault: Some(90),
+                workingset_refault_anon: None,
+                workingset_refault_file: Some(12),
             },
             "peaks of either, the newer's counters and limit, absent ones too"
         );

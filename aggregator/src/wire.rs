@@ -20,8 +20,9 @@
 //!
 //! The wire contract is `proto/gpuscope/v1/node.proto`: the field numbers
 //! below are its `ContainerSample`, `ContainerRef`, `MemoryStats`,
-//! `MemoryEvents`, `CpuStats`, `Pressure`, `Psi`, `PsiLine`, `GpuSample`,
-//! `GpuProcess`, `GpuHolder`, `GpuHealth`, `NvLinkStatus` and `NodeReport`
+//! `MemoryEvents`, `Reclaim`, `StuckTask`, `CpuStats`, `Pressure`, `Psi`,
+//! `PsiLine`, `GpuSample`, `GpuProcess`, `GpuHolder`, `GpuHealth`,
+//! `NvLinkStatus` and `NodeReport`
 //! numbers.
 
 use std::borrow::Cow;
@@ -306,6 +307,7 @@ pub fn container(buf: &[u8]) -> Result<ContainerView<'_>> {
                     }
                 }
             }
+            (9, x) => stuck_task(x.bytes("ContainerSample.stuck")?)?,
             (6, x) => {
                 for f in Fields::at(x.bytes("ContainerSample.pressure")?, 1) {
                     match f? {
@@ -374,6 +376,39 @@ fn memory(buf: &[u8], p: &mut ContainerPoint) -> Result<()> {
                         _ => {}
                     }
                 }
+            }
+            (8, x) => {
+                for f in Fields::at(x.bytes("MemoryStats.reclaim")?, 2) {
+                    match f? {
+                        (1, x) => p.pgmajfault = Some(x.varint("Reclaim.pgmajfault")?),
+                        (2, x) => {
+                            p.workingset_refault_anon =
+                                Some(x.varint("Reclaim.workingset_refault_anon")?);
+                        }
+                        (3, x) => {
+                            p.workingset_refault_file =
+                                Some(x.varint("Reclaim.workingset_refault_file")?);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A `StuckTask`, checked as prost checks it (the state keeps the
+/// sample's bytes; a query decodes them).
+fn stuck_task(buf: &[u8]) -> Result<()> {
+    for f in Fields::at(buf, 1) {
+        match f? {
+            (1 | 3 | 5, x) => {
+                x.varint("StuckTask number")?;
+            }
+            (2 | 4 | 6 | 7 | 8, x) => {
+                x.str("StuckTask string")?;
             }
             _ => {}
         }
@@ -537,6 +572,7 @@ mod tests {
                     oom_kill: 3,
                     ..Default::default()
                 }),
+                reclaim: None,
             }),
             cpu: Some(pb::CpuStats {
                 usage_us: 0,
@@ -554,6 +590,7 @@ mod tests {
             }),
             pressure_scope: 1,
             ref_id: 7,
+            stuck: Vec::new(),
         };
         let bytes = s.encode_to_vec();
         let v = container(&bytes).expect("reads");
@@ -575,6 +612,7 @@ mod tests {
                 cpu_usage_us: Some(0),
                 memory_some_avg10: Some(1.25),
                 oom_kill: 3,
+                ..ContainerPoint::default()
             }
         );
         let empty_bytes = pb::ContainerSample::default().encode_to_vec();
@@ -611,6 +649,73 @@ mod tests {
                 processes: 3,
             }
         );
+    }
+
+    #[test]
+    fn reclaim_counters_and_stuck_tasks_read_as_prost_reads_them() {
+        let s = pb::ContainerSample {
+            time_unix_nanos: 5,
+            memory: Some(pb::MemoryStats {
+                usage_bytes: 9,
+                reclaim: Some(pb::Reclaim {
+                    pgmajfault: Some(1200),
+                    workingset_refault_anon: None,
+                    workingset_refault_file: Some(0),
+                }),
+                ..Default::default()
+            }),
+            stuck: vec![pb::StuckTask {
+                pid: 4242,
+                comm: "python3".into(),
+                since_unix_nanos: 1 << 60,
+                wchan: "rpc_wait_bit_killable".into(),
+                wait: pb::WaitKind::Nfs as i32,
+                stack: vec!["rpc_wait_bit_killable+0x24/0xa0 [sunrpc]".into()],
+                file: "/data/shard-0042.tar".into(),
+                fstype: "nfs4".into(),
+            }],
+            ..Default::default()
+        };
+        let bytes = s.encode_to_vec();
+        let back = pb::ContainerSample::decode(&bytes[..]).expect("prost");
+        let v = container(&bytes).expect("reads");
+        let r = back.memory.and_then(|m| m.reclaim).expect("reclaim");
+        assert_eq!(
+            (
+                v.point.pgmajfault,
+                v.point.workingset_refault_anon,
+                v.point.workingset_refault_file
+            ),
+            (
+                r.pgmajfault,
+                r.workingset_refault_anon,
+                r.workingset_refault_file
+            )
+        );
+        assert_eq!(v.point.pgmajfault, Some(1200));
+        assert_eq!(v.point.workingset_refault_file, Some(0));
+        assert_eq!(back.stuck, s.stuck);
+
+        // A stuck task's comm that is not UTF-8: both refuse the sample.
+        let mut bad = bytes.clone();
+        let at = bad.windows(7).position(|w| w == b"python3").expect("comm");
+        bad[at] = 0xff;
+        assert!(pb::ContainerSample::decode(&bad[..]).is_err());
+        assert!(container(&bad).is_err());
+        // The same in the filesystem type.
+        let mut bad = bytes.clone();
+        let at = bad.windows(4).position(|w| w == b"nfs4").expect("fstype");
+        bad[at] = 0xff;
+        assert!(pb::ContainerSample::decode(&bad[..]).is_err());
+        assert!(container(&bad).is_err());
+        // A string where the pid belongs: both refuse.
+        let wrong = [9 << 3 | 2, 3, 1 << 3 | 2, 1, b'x'];
+        assert!(pb::ContainerSample::decode(&wrong[..]).is_err());
+        assert!(container(&wrong).is_err());
+        // A varint where the reclaim message belongs: both refuse.
+        let wrong = [4 << 3 | 2, 2, 8 << 3, 1];
+        assert!(pb::ContainerSample::decode(&wrong[..]).is_err());
+        assert!(container(&wrong).is_err());
     }
 
     #[test]
@@ -685,12 +790,12 @@ mod tests {
     fn accepts_what_prost_accepts() {
         // An unknown field that is a group, with a group inside.
         let group = [
-            9 << 3 | 3,
-            10 << 3 | 3,
+            15 << 3 | 3,
+            14 << 3 | 3,
             1 << 3,
             5,
-            10 << 3 | 4,
-            9 << 3 | 4,
+            14 << 3 | 4,
+            15 << 3 | 4,
             1 << 3,
             7,
         ];
@@ -699,8 +804,8 @@ mod tests {
         assert_eq!(v.point.time_unix_nanos, s.time_unix_nanos);
         // Groups nested past prost's recursion limit are refused by both.
         let deep = |n: usize| {
-            let mut b = vec![9 << 3 | 3; n];
-            b.extend(vec![9 << 3 | 4; n]);
+            let mut b = vec![15 << 3 | 3; n];
+            b.extend(vec![15 << 3 | 4; n]);
             b
         };
         assert!(pb::ContainerSample::decode(&deep(100)[..]).is_ok());

@@ -8,6 +8,7 @@ pub use crate::rules::gpu_use::Thresholds as GpuUse;
 pub use crate::rules::logs::Thresholds as Logs;
 pub use crate::rules::oom::Thresholds as Oom;
 pub use crate::rules::pod::Thresholds as Pod;
+pub use crate::rules::stuck_io::Thresholds as StuckIo;
 
 /// All thresholds. `Config::default()` is what the CLI and the
 /// aggregator use unless told otherwise; a JSON file of the same shape
@@ -25,4 +26,6 @@ pub struct Config {
     pub pod: Pod,
     /// Log tails.
     pub logs: Logs,
+    /// Processes stuck in I/O wait; thrashing from reclaim counters.
+    pub stuck_io: StuckIo,
 }

@@ -54,6 +54,11 @@ pub enum Kind {
     /// NCCL reported an error in the log tail (timeouts, unhandled
     /// system or CUDA errors, remote peer gone).
     NcclError,
+    /// A process of the pod has been in uninterruptible sleep (`D`)
+    /// without running for minutes, waiting on NFS, FUSE, block I/O or the
+    /// GPU driver: it cannot move, and its job's other ranks wait for it.
+    #[serde(rename = "process_stuck_io")]
+    StuckInIo,
     // GPUs and the device plugin.
     /// The driver reported an XID error for a GPU.
     GpuXid,
@@ -123,7 +128,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in documentation order.
-    pub const ALL: [Kind; 37] = [
+    pub const ALL: [Kind; 38] = [
         Self::OomKilled,
         Self::OomKilledWorker,
         Self::OomNode,
@@ -138,6 +143,7 @@ impl Kind {
         Self::NcclWedge,
         Self::InputBound,
         Self::NcclError,
+        Self::StuckInIo,
         Self::GpuXid,
         Self::GpuLost,
         Self::GpuUnhealthy,
@@ -180,6 +186,7 @@ impl Kind {
             Self::NcclWedge => "nccl_wedge",
             Self::InputBound => "input_bound",
             Self::NcclError => "nccl_error",
+            Self::StuckInIo => "process_stuck_io",
             Self::GpuXid => "gpu_xid",
             Self::GpuLost => "gpu_lost",
             Self::GpuUnhealthy => "gpu_unhealthy",

@@ -255,6 +255,106 @@ pub struct MemoryStats {
     pub shmem_bytes: u64,
     /// OOM counters.
     pub events: MemoryEvents,
+    /// Reclaim counters (thrashing evidence).
+    #[serde(default, skip_serializing_if = "Reclaim::is_empty")]
+    pub reclaim: Reclaim,
+}
+
+/// Reclaim counters of one memory cgroup from `memory.stat`, cumulative
+/// since the cgroup was created. A counter the cgroup version does not
+/// keep is `None`: v1 has `pgmajfault` / `total_pgmajfault` but no
+/// `workingset_refault_*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Reclaim {
+    /// Major page faults: pages read back from disk or swap (v2
+    /// `pgmajfault`, v1 `total_pgmajfault`, else `pgmajfault`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgmajfault: Option<u64>,
+    /// v2 `workingset_refault_anon` (5.9+): anonymous pages swapped back
+    /// in shortly after reclaim evicted them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workingset_refault_anon: Option<u64>,
+    /// v2 `workingset_refault_file` (5.9+; `workingset_refault` before):
+    /// page cache read back shortly after reclaim evicted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workingset_refault_file: Option<u64>,
+}
+
+impl Reclaim {
+    /// Whether no counter was read.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Refaults of both kinds, when the kernel keeps either.
+    pub fn refaults(&self) -> Option<u64> {
+        match (self.workingset_refault_anon, self.workingset_refault_file) {
+            (None, None) => None,
+            (a, f) => Some(a.unwrap_or(0).saturating_add(f.unwrap_or(0))),
+        }
+    }
+}
+
+/// What a task in uninterruptible sleep waits on, classified from the
+/// kernel functions on its stack (or its wait channel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitKind {
+    /// An NFS or SunRPC call.
+    Nfs,
+    /// A FUSE request its server has not answered.
+    Fuse,
+    /// Block I/O: a page or buffer under read or write.
+    BlockIo,
+    /// The NVIDIA kernel driver.
+    GpuDriver,
+    /// Something else.
+    Other,
+    /// Neither the wait channel nor the stack could be read.
+    Unknown,
+}
+
+impl WaitKind {
+    /// How a person reads it ("an NFS call", ...).
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Nfs => "an NFS call",
+            Self::Fuse => "a FUSE request",
+            Self::BlockIo => "block I/O",
+            Self::GpuDriver => "the NVIDIA driver",
+            Self::Other => "a kernel wait",
+            Self::Unknown => "an unknown kernel wait",
+        }
+    }
+}
+
+/// A task (thread) of a container that stayed in uninterruptible sleep
+/// (`D`) without running for longer than the agent's threshold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StuckTask {
+    /// Task ID in the host's PID namespace (the thread's).
+    pub pid: u32,
+    /// The thread's `comm`.
+    pub comm: String,
+    /// When the agent first saw it in `D` without having run since: it
+    /// has been stuck at least since then.
+    pub since: Timestamp,
+    /// `/proc/PID/wchan` (empty when unreadable or hidden).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub wchan: String,
+    /// What it waits on.
+    pub wait: WaitKind,
+    /// Innermost frames of `/proc/PID/stack`, innermost first (empty when
+    /// not readable).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stack: Vec<String>,
+    /// The file its blocked system call works on (empty: none or unknown).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub file: String,
+    /// The type of the filesystem that file is on (`nfs4`, `fuse.gcsfuse`,
+    /// `ext4`; empty when unknown).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fstype: String,
 }
 
 /// CPU usage of one cgroup.
@@ -287,6 +387,10 @@ pub struct ContainerSample {
     pub pressure: Pressure,
     /// Whether `pressure` is the container's own or the node's.
     pub pressure_scope: PsiScope,
+    /// Tasks stuck in uninterruptible sleep, as of the agent's last scan
+    /// of this container (empty: none, or not scanned).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stuck: Vec<StuckTask>,
 }
 
 /// One collection of the node itself.

@@ -7,8 +7,8 @@ use crate::{
     CgroupDriver, CgroupMode, CgroupVersion, ContainerRef, ContainerRuntime, ContainerSample,
     CpuStats, Detection, Event, GpuHealth, GpuHealthChange, GpuHolder, GpuProcess, GpuSample,
     KernelXidLine, MemoryEvents, MemoryStats, NodeSample, NvLinkStatus, OomConstraint, OomGroup,
-    OomKill, Pressure, Psi, PsiLine, PsiScope, QosClass, RecorderPoint, SourceState, SourceStatus,
-    SwitchXidLine, ThrottleReason, Timestamp, Victim,
+    OomKill, Pressure, Psi, PsiLine, PsiScope, QosClass, Reclaim, RecorderPoint, SourceState,
+    SourceStatus, StuckTask, SwitchXidLine, ThrottleReason, Timestamp, Victim, WaitKind,
 };
 
 impl From<CgroupMode> for pb::CgroupMode {
@@ -111,6 +111,62 @@ impl From<MemoryStats> for pb::MemoryStats {
             file_bytes: m.file_bytes,
             shmem_bytes: m.shmem_bytes,
             events: Some(m.events.into()),
+            reclaim: (!m.reclaim.is_empty()).then_some(pb::Reclaim {
+                pgmajfault: m.reclaim.pgmajfault,
+                workingset_refault_anon: m.reclaim.workingset_refault_anon,
+                workingset_refault_file: m.reclaim.workingset_refault_file,
+            }),
+        }
+    }
+}
+
+impl From<WaitKind> for pb::WaitKind {
+    fn from(w: WaitKind) -> Self {
+        match w {
+            WaitKind::Nfs => Self::Nfs,
+            WaitKind::Fuse => Self::Fuse,
+            WaitKind::BlockIo => Self::BlockIo,
+            WaitKind::GpuDriver => Self::GpuDriver,
+            WaitKind::Other => Self::Other,
+            WaitKind::Unknown => Self::Unknown,
+        }
+    }
+}
+
+impl From<&StuckTask> for pb::StuckTask {
+    fn from(t: &StuckTask) -> Self {
+        Self {
+            pid: t.pid,
+            comm: t.comm.clone(),
+            since_unix_nanos: t.since.as_nanos(),
+            wchan: t.wchan.clone(),
+            wait: pb::WaitKind::from(t.wait) as i32,
+            stack: t.stack.clone(),
+            file: t.file.clone(),
+            fstype: t.fstype.clone(),
+        }
+    }
+}
+
+impl From<pb::StuckTask> for StuckTask {
+    fn from(t: pb::StuckTask) -> Self {
+        Self {
+            pid: t.pid,
+            comm: t.comm,
+            since: ts(t.since_unix_nanos),
+            wchan: t.wchan,
+            wait: match pb::WaitKind::try_from(t.wait) {
+                Ok(pb::WaitKind::Nfs) => WaitKind::Nfs,
+                Ok(pb::WaitKind::Fuse) => WaitKind::Fuse,
+                Ok(pb::WaitKind::BlockIo) => WaitKind::BlockIo,
+                Ok(pb::WaitKind::GpuDriver) => WaitKind::GpuDriver,
+                Ok(pb::WaitKind::Other) => WaitKind::Other,
+                // Unspecified, unknown, or a kind newer than this reader.
+                _ => WaitKind::Unknown,
+            },
+            stack: t.stack,
+            file: t.file,
+            fstype: t.fstype,
         }
     }
 }
@@ -137,6 +193,7 @@ impl From<&ContainerSample> for pb::ContainerSample {
             pressure_scope: pb::PsiScope::from(s.pressure_scope) as i32,
             // Set per stream when the report is sent (`ship::refs`).
             ref_id: 0,
+            stuck: s.stuck.iter().map(Into::into).collect(),
         }
     }
 }
@@ -655,6 +712,14 @@ impl From<pb::MemoryStats> for MemoryStats {
             file_bytes: m.file_bytes,
             shmem_bytes: m.shmem_bytes,
             events: m.events.map(Into::into).unwrap_or_default(),
+            reclaim: m
+                .reclaim
+                .map(|r| Reclaim {
+                    pgmajfault: r.pgmajfault,
+                    workingset_refault_anon: r.workingset_refault_anon,
+                    workingset_refault_file: r.workingset_refault_file,
+                })
+                .unwrap_or_default(),
         }
     }
 }
@@ -673,6 +738,7 @@ impl From<pb::ContainerSample> for ContainerSample {
             }),
             pressure: s.pressure.map(Into::into).unwrap_or_default(),
             pressure_scope: scope(s.pressure_scope).unwrap_or(PsiScope::Node),
+            stuck: s.stuck.into_iter().map(Into::into).collect(),
         }
     }
 }
@@ -919,6 +985,59 @@ mod tests {
             OomKill::from(decoded),
             kill,
             "domain -> wire -> domain is lossless"
+        );
+    }
+
+    #[test]
+    fn stuck_tasks_and_reclaim_round_trip_and_an_old_sample_has_none() {
+        let sample = ContainerSample {
+            time: Timestamp(1_764_150_000_000_000_000),
+            container: ContainerRef {
+                cgroup_path: "/kubepods/burstable/podx/abc".into(),
+                ..ContainerRef::default()
+            },
+            cgroup_version: CgroupVersion::V2,
+            memory: MemoryStats {
+                usage_bytes: 1 << 30,
+                reclaim: Reclaim {
+                    pgmajfault: Some(1200),
+                    workingset_refault_anon: Some(0),
+                    workingset_refault_file: Some(98_000),
+                },
+                ..MemoryStats::default()
+            },
+            cpu: None,
+            pressure: Pressure::default(),
+            pressure_scope: PsiScope::Container,
+            stuck: vec![StuckTask {
+                pid: 4242,
+                comm: "python3".into(),
+                since: Timestamp(1_764_149_160_000_000_000),
+                wchan: "rpc_wait_bit_killable".into(),
+                wait: WaitKind::Nfs,
+                stack: vec!["rpc_wait_bit_killable+0x1e/0xa0 [sunrpc]".into()],
+                file: "/data/shard-0042.tar".into(),
+                fstype: "nfs4".into(),
+            }],
+        };
+        let wire = pb::ContainerSample::from(&sample);
+        assert_eq!(wire.stuck[0].wait(), pb::WaitKind::Nfs);
+        let back = pb::ContainerSample::decode(wire.encode_to_vec().as_slice()).expect("decode");
+        assert_eq!(ContainerSample::from(back), sample, "lossless");
+
+        // A sample from an agent without the fields: no counters, none stuck.
+        let mut old = pb::ContainerSample::from(&sample);
+        old.stuck.clear();
+        old.memory.as_mut().expect("memory").reclaim = None;
+        let back = ContainerSample::from(old);
+        assert!(back.stuck.is_empty());
+        assert_eq!(back.memory.reclaim, Reclaim::default());
+        assert_eq!(back.memory.reclaim.refaults(), None);
+        // The JSON of a sample without them does not name them.
+        let json = serde_json::to_string(&back).expect("json");
+        assert!(
+            !json.contains("stuck") && !json.contains("reclaim"),
+            "{json}"
         );
     }
 

@@ -382,7 +382,9 @@ def psi(avg10=0.0, total=0, full10=0.0, full_total=0, with_full=True):
 
 
 def container_sample(t, ref, usage, limit, anon, file, shmem=0, oom_kill=0, cpu_us=0, throttled=0, throttled_us=0,
-                     mem_psi=None, cpu_psi=None, io_psi=None, scope="container", v1=False):
+                     mem_psi=None, cpu_psi=None, io_psi=None, scope="container", v1=False, reclaim=None, stuck=None):
+    """`reclaim`: the memory.stat reclaim counters; `stuck`: threads the agent reports stuck in D (only written when
+    given, as the agent writes them)."""
     events = (
         {"oom": None, "oom_kill": oom_kill, "oom_group_kill": None, "max": None, "high": None, "under_oom": False, "failcnt": 0}
         if v1
@@ -407,7 +409,21 @@ def container_sample(t, ref, usage, limit, anon, file, shmem=0, oom_kill=0, cpu_
             "pressure_scope": scope,
         }
     )
+    if reclaim is not None:
+        s["memory"]["reclaim"] = reclaim
+    if stuck:
+        s["stuck"] = stuck
     return s
+
+
+def stuck_task(pid, comm, since, wchan, wait, stack, file=None, fstype=None):
+    """A thread the agent reports stuck in uninterruptible sleep (`since`: when it first saw it asleep; `file`,
+    `fstype`: the file its blocked read works on and that file's filesystem)."""
+    t = {"pid": pid, "comm": comm, "since": ats(since), "wchan": wchan, "wait": wait, "stack": stack}
+    if file:
+        t["file"] = file
+        t["fstype"] = fstype
+    return t
 
 
 def node_sample(t, avail=1800 * GiB, mem_psi=None, mode="v2"):
@@ -1824,6 +1840,177 @@ def logs_model_missing_unmounted():
            "gaps": ["agent"]},
           p, [], [node_obj(NODE)], None, logs={"trainer.current.log": MISSING_DATA_LOG}, indent=2)
 
+
+
+# --- Processes stuck in I/O wait -------------------------------------------
+
+# An NFS read as a 6.1 kernel sleeps in it: the page wait of the read path,
+# below the NFS client's read_iter (frames as /proc/PID/stack prints them).
+NFS_READ_STACK = [
+    "folio_wait_bit_common+0x12a/0x360",
+    "filemap_get_pages+0x5f4/0x730",
+    "filemap_read+0xd9/0x350",
+    "nfs_file_read+0x7c/0xd0 [nfs]",
+    "vfs_read+0x1d5/0x2d0",
+    "ksys_read+0x6b/0xf0",
+    "do_syscall_64+0x58/0xc0",
+    "entry_SYSCALL_64_after_hwframe+0x64/0xce",
+]
+
+# A read on a FUSE mount whose daemon does not answer, as the agent's FUSE
+# test (agent/tests/stuck_fuse.rs) read it on a 6.18 kernel: FUSE's read
+# leaves no frame of its own; the blocked read's file (on a fuse.* mount)
+# says FUSE.
+FUSE_READ_STACK = [
+    "folio_wait_bit_common+0x167/0x370",
+    "filemap_get_pages+0x751/0x770",
+    "filemap_read+0x111/0x400",
+    "vfs_read+0x2a4/0x3d0",
+    "ksys_read+0x6f/0xf0",
+    "do_syscall_64+0x71/0x290",
+    "entry_SYSCALL_64_after_hwframe+0x76/0x7e",
+]
+
+
+@case
+def stuck_io_nfs_rank():
+    name = "stuck-io-nfs-rank"
+    hang = NOW - 14 * 60 - 20
+    job = ("PyTorchJob", "llama-pretrain")
+    pods = []
+    agent = [source(NOW - 5 * 3600, s) for s in ("cgroup", "kmsg", "psi", "nvml", "pod_resources")]
+    for r in range(8):
+        p, cid = gpu_case_pod(f"llama-pretrain-worker-{r}", owner=job, started=NOW - 5 * 3600,
+                              labels={"training.kubeflow.org/job-name": "llama-pretrain",
+                                      "training.kubeflow.org/replica-index": str(r),
+                                      "training.kubeflow.org/replica-type": "worker"})
+        g = gpu_uuid(name + str(r))
+        ref = cref(p["metadata"]["uid"], cid, "guaranteed")
+        rnd = random.Random(100 + r)
+        if r == 2:
+            g2 = g
+            # Its GPU goes flat: the rank launches nothing while it waits.
+            fn = lambda t, i, rnd=rnd: ((rnd.randint(88, 99), 71.3 * GiB, rnd.randint(560, 640), True) if t < hang
+                                        else (0, 71.3 * GiB, 112, True))
+        else:
+            # The others spin in the next all-reduce, waiting for rank 2.
+            fn = lambda t, i, rnd=rnd: ((rnd.randint(88, 99), 71.3 * GiB, rnd.randint(560, 640), True) if t < hang
+                                        else (100, 71.6 * GiB, 117 + rnd.random() * 5, True))
+        agent += gpu_series(p, "trainer", [g], NOW - 60 * 60, NOW, 20, fn, ref)
+        cpu = 0
+        for t in series(NOW - 60 * 60, NOW, 20):
+            busy = t < hang
+            cpu += 20 * (2.4e6 if busy else (0.01e6 if r == 2 else 1.0e6))
+            stuck = None
+            # The agent scans flat containers every 10 s and reports a thread
+            # 30 s after it first saw it asleep without running.
+            first_seen = hang + 10
+            if r == 2 and t >= first_seen + 30:
+                stuck = [stuck_task(88123, "pt_data_worker", first_seen, "folio_wait_bit_common", "nfs", NFS_READ_STACK,
+                                    "/mnt/datasets/redpajama/shard-01873.jsonl.zst", "nfs4")]
+            agent.append(container_sample(t, ref, 38 * GiB, 64 * GiB, 34 * GiB, 4 * GiB, cpu_us=cpu, stuck=stuck))
+        pods.append(p)
+    subject = pods[2]
+    write(name,
+          "Rank 2 of an 8-worker PyTorchJob (one H100 each, one node) has a DataLoader worker asleep in an NFS read for 14 "
+          "minutes without running; its GPU went flat, and the other 7 ranks' GPUs spin at 100 % and idle power in the "
+          "next all-reduce. The stuck read is the cause; the stuck training of rank 2 is linked to it and names it.",
+          {"findings": [
+              {"kind": "process_stuck_io", "confidence": "high", "container": "trainer",
+               "summary_contains": ["NFS", "pt_data_worker", "14m", "7 of 8 ranks wait in NCCL", "rank 2 (this pod)"],
+               "evidence_names": ["stuck since", "kernel stack"],
+               "evidence_contains": {"waits on": "an NFS call", "file": "shard-01873.jsonl.zst (nfs4)"}, "caused_by": []},
+              {"kind": "training_stuck", "confidence": "high", "container": "trainer", "gpu": g2,
+               "summary_contains": ["7 of 8 ranks wait in NCCL, rank 2 (this pod)"],
+               "evidence_names": ["the rank that is different"], "caused_by": ["process_stuck_io"]},
+          ]},
+          subject, [], [node_obj(NODE)], agent, extra_pods=pods[:2] + pods[3:])
+
+
+@case
+def stuck_io_fuse():
+    name = "stuck-io-fuse-gcsfuse"
+    p, cid = gpu_case_pod("shard-tokenize-0-7hk2p", owner=("Job", "shard-tokenize"), started=NOW - 2 * 3600)
+    g = gpu_uuid(name)
+    ref = cref(p["metadata"]["uid"], cid, "guaranteed")
+    agent = [source(NOW - 2 * 3600, s) for s in ("cgroup", "kmsg", "psi", "nvml", "pod_resources")]
+    hang = NOW - 25 * 60
+    agent += gpu_series(p, "trainer", [g], NOW - 40 * 60, NOW, 30,
+                        lambda t, i: (61, 20 * GiB, 300, True) if t < hang else (0, 20 * GiB, 75, True), ref)
+    cpu = 0
+    for t in series(NOW - 40 * 60, NOW, 30):
+        cpu += 30 * (3.0e6 if t < hang else 0.005e6)
+        stuck = ([stuck_task(4242, "python3", hang + 5, "folio_wait_bit_common", "fuse", FUSE_READ_STACK,
+                             "/gcs/raw-text/part-00417.parquet", "fuse.gcsfuse")] if t >= hang + 40 else None)
+        agent.append(container_sample(t, ref, 12 * GiB, 64 * GiB, 10 * GiB, 2 * GiB, cpu_us=cpu, stuck=stuck))
+    write(name,
+          "A tokenizing Job reads its shards through a gcsfuse mount; the FUSE daemon stopped answering and the main "
+          "process has been asleep in a read for 25 minutes. No other rank: the stuck read is the finding, and the "
+          "stuck run is linked to it.",
+          {"findings": [
+              {"kind": "process_stuck_io", "confidence": "high", "container": "trainer",
+               "summary_contains": ["a FUSE request", "python3 (pid 4242)"],
+               "evidence_contains": {"file": "fuse.gcsfuse"}, "caused_by": []},
+              {"kind": "training_stuck", "confidence": "high", "container": "trainer", "gpu": g,
+               "caused_by": ["process_stuck_io"]},
+          ]},
+          p, [], [node_obj(NODE)], agent)
+
+
+@case
+def stuck_io_brief_healthy():
+    name = "stuck-io-brief-d-healthy"
+    p, cid = gpu_case_pod("llama-pretrain-worker-6", owner=("PyTorchJob", "llama-pretrain"), started=NOW - 5 * 3600,
+                          labels={"training.kubeflow.org/job-name": "llama-pretrain",
+                                  "training.kubeflow.org/replica-index": "6"})
+    g = gpu_uuid(name)
+    ref = cref(p["metadata"]["uid"], cid, "guaranteed")
+    agent = [source(NOW - 5 * 3600, s) for s in ("cgroup", "kmsg", "psi", "nvml", "pod_resources")]
+    rnd = random.Random(66)
+    agent += gpu_series(p, "trainer", [g], NOW - 60 * 60, NOW, 20,
+                        lambda t, i: (rnd.randint(88, 99), 71.3 * GiB, rnd.randint(560, 640), True), ref)
+    blip = NOW - 30 * 60
+    cpu = 0
+    for t in series(NOW - 60 * 60, NOW, 20):
+        cpu += 20 * 2.4e6
+        stuck = None
+        # An NFS server failover 30 minutes ago: a reader slept 70 s, then ran on.
+        if blip + 40 <= t <= blip + 70:
+            stuck = [stuck_task(88130, "pt_data_worker", blip, "folio_wait_bit_common", "nfs", NFS_READ_STACK)]
+        # A checkpoint write asleep 50 s as of the last sample: past the agent's 30 s, short of the rule's 120 s.
+        if t >= NOW - 20:
+            stuck = [stuck_task(88001, "python3", NOW - 50, "io_schedule", "block_io",
+                                ["io_schedule+0x46/0x70", "folio_wait_bit_common+0x13e/0x350",
+                                 "folio_wait_writeback+0x2b/0x80", "__filemap_fdatawait_range+0x8b/0xf0"])]
+        agent.append(container_sample(t, ref, 38 * GiB, 64 * GiB, 34 * GiB, 4 * GiB, cpu_us=cpu, stuck=stuck))
+    write(name,
+          "A busy worker whose data loader slept 70 s in an NFS read during a server failover half an hour ago and ran on, "
+          "and whose checkpoint write has waited 50 s on the disk as of the last sample: neither is stuck (the first "
+          "recovered, the second is shorter than the kernel's 120 s hung-task mark): no finding.",
+          {"findings": []},
+          p, [], [node_obj(NODE)], agent)
+
+
+@case
+def thrashing_reclaim_v1():
+    name = "oom-thrashing-reclaim-v1"
+    p = train_pod("embed-index-build-4-x2v8k", owner=("Job", "embed-index-build-4"), mem="16Gi",
+                  statuses=[cstatus("trainer", TRAIN_IMG, h(name), running(NOW - 2 * 3600), restarts=0)])
+    ref = cref(p["metadata"]["uid"], h(name), "guaranteed", v1=True)
+    agent = [source(NOW - 2 * 3600, s) for s in ("cgroup", "kmsg", "psi")]
+    maj = 120_000
+    for t in series(NOW - 30 * 60, NOW, 15):
+        maj += 15 * 310
+        agent.append(container_sample(t, ref, 15.6 * GiB, 16 * GiB, 15.1 * GiB, 0.5 * GiB, cpu_us=t * 2e6,
+                                      mem_psi=psi(2.0, t * 10), scope="node", v1=True,
+                                      reclaim={"pgmajfault": maj}))
+    write(name,
+          "A cgroup v1 container at 97 % of its 16 GiB limit whose page cache is squeezed to 0.5 GiB: major faults run "
+          "at ~310/s for the last 30 minutes (memory.stat total_pgmajfault), while the node's pressure stays low and "
+          "the container has no pressure file of its own. Likely thrashing, at low confidence.",
+          {"findings": [{"kind": "memory_thrashing", "confidence": "low", "container": "trainer",
+                         "summary_contains": ["major faults 310/s"], "evidence_names": ["reclaim", "memory use"]}]},
+          p, [], [node_obj(NODE)], agent)
 
 if __name__ == "__main__":
     for fn in CASES:

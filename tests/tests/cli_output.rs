@@ -118,6 +118,7 @@ fn container(
                 under_oom: (version == CgroupVersion::V1).then_some(false),
                 failcnt: (version == CgroupVersion::V1).then_some(0),
             },
+            reclaim: Default::default(),
         },
         cpu: Some(CpuStats {
             usage_us: 9_876_543_210,
@@ -134,6 +135,7 @@ fn container(
         } else {
             PsiScope::Node
         },
+        stuck: Vec::new(),
     }
 }
 

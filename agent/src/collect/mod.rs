@@ -4,5 +4,6 @@ pub mod gpu;
 pub mod kmsg;
 pub mod node;
 pub mod parse;
+pub mod procs;
 pub mod psi;
 pub mod xid;

@@ -188,6 +188,12 @@ pub fn parse_oom_control(text: &[u8], out: &mut MemoryEvents) -> Result<(), Pars
 /// `total_cache`, `total_shmem` (which include child cgroups), falling back
 /// to the local `rss`, `cache`, `shmem` when a total is absent. A key that
 /// is absent altogether leaves its field 0.
+///
+/// Also the reclaim counters into `reclaim` (`None` when absent): v2
+/// `pgmajfault`, `workingset_refault_anon`, `workingset_refault_file`
+/// (5.9+; before, one `workingset_refault` counted page cache only). v1
+/// keeps `pgmajfault` and `total_pgmajfault` (preferred) and no refault
+/// counters at all.
 pub fn parse_memory_stat(
     text: &[u8],
     version: CgroupVersion,
@@ -196,8 +202,21 @@ pub fn parse_memory_stat(
     // [anon, file, shmem] x [local, total]
     let mut local = [None::<u64>; 3];
     let mut total = [None::<u64>; 3];
+    // [pgmajfault, refault_anon, refault_file] and v1 total_pgmajfault.
+    let mut reclaim = [None::<u64>; 3];
+    let mut total_majfault = None;
     for_each_kv(text, |n, k, v| {
         let slot = match (version, k) {
+            (_, b"pgmajfault") => Some((&mut reclaim[0], "pgmajfault")),
+            (CgroupVersion::V1, b"total_pgmajfault") => {
+                Some((&mut total_majfault, "total_pgmajfault"))
+            }
+            (CgroupVersion::V2, b"workingset_refault_anon") => {
+                Some((&mut reclaim[1], "workingset_refault_anon"))
+            }
+            (CgroupVersion::V2, b"workingset_refault_file" | b"workingset_refault") => {
+                Some((&mut reclaim[2], "workingset_refault_file"))
+            }
             (CgroupVersion::V2, b"anon") => Some((&mut local[0], "anon")),
             (CgroupVersion::V2, b"file") => Some((&mut local[1], "file")),
             (CgroupVersion::V2, b"shmem") => Some((&mut local[2], "shmem")),
@@ -218,6 +237,11 @@ pub fn parse_memory_stat(
     out.anon_bytes = pick(0);
     out.file_bytes = pick(1);
     out.shmem_bytes = pick(2);
+    out.reclaim = gpuscope_model::Reclaim {
+        pgmajfault: total_majfault.or(reclaim[0]),
+        workingset_refault_anon: reclaim[1],
+        workingset_refault_file: reclaim[2],
+    };
     Ok(())
 }
 
@@ -417,6 +441,37 @@ mod tests {
         // v2 keys are not v1 keys.
         parse_memory_stat(b"anon 5\nfile 6\n", CgroupVersion::V1, &mut st).expect("stat");
         assert_eq!((st.anon_bytes, st.file_bytes), (0, 0));
+    }
+
+    #[test]
+    fn reclaim_counters_per_version() {
+        // v2 since 5.9: major faults and both refault counters.
+        let mut st = MemoryStats::default();
+        let v2 = b"anon 5\nfile 6\npgfault 900\npgmajfault 41\nworkingset_refault_anon 7\nworkingset_refault_file 1300\n";
+        parse_memory_stat(v2, CgroupVersion::V2, &mut st).expect("stat");
+        assert_eq!(st.reclaim.pgmajfault, Some(41));
+        assert_eq!(st.reclaim.workingset_refault_anon, Some(7));
+        assert_eq!(st.reclaim.workingset_refault_file, Some(1300));
+        assert_eq!(st.reclaim.refaults(), Some(1307));
+        // v2 before 5.9: one page-cache refault counter.
+        parse_memory_stat(
+            b"pgmajfault 1\nworkingset_refault 8\n",
+            CgroupVersion::V2,
+            &mut st,
+        )
+        .expect("stat");
+        assert_eq!(st.reclaim.workingset_refault_anon, None);
+        assert_eq!(st.reclaim.workingset_refault_file, Some(8));
+        // v1: the hierarchical total is preferred, and there are no refaults.
+        let v1 = b"cache 1\npgmajfault 3\ntotal_pgmajfault 12\nworkingset_refault_file 5\n";
+        parse_memory_stat(v1, CgroupVersion::V1, &mut st).expect("stat");
+        assert_eq!(st.reclaim.pgmajfault, Some(12));
+        assert_eq!(st.reclaim.refaults(), None);
+        parse_memory_stat(b"pgmajfault 3\n", CgroupVersion::V1, &mut st).expect("stat");
+        assert_eq!(st.reclaim.pgmajfault, Some(3));
+        // A counter that is not a number names itself.
+        let e = parse_memory_stat(b"pgmajfault x\n", CgroupVersion::V2, &mut st);
+        assert!(format!("{e:?}").contains("pgmajfault"), "{e:?}");
     }
 
     #[test]

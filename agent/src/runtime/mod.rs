@@ -31,6 +31,7 @@ use crate::collect::kmsg::{
     KmsgItem, KmsgReader, KmsgRecord, OomAssembler, OomReport, QUIET_FLUSH,
 };
 use crate::collect::node::read_node;
+use crate::collect::procs::{ProcSettings, ProcWatch};
 use crate::collect::psi::read_node_pressure;
 use crate::collect::xid::{XidOrigin, parse_xid};
 use crate::notify::Notifier;
@@ -63,6 +64,8 @@ pub struct Config {
     pub recorder_window: Duration,
     /// How long a kill waits for its kernel report.
     pub kmsg_wait: Duration,
+    /// Scans of flat containers for stuck tasks (`None`: off).
+    pub procs: Option<ProcSettings>,
     /// GPU collection (`None`: off).
     pub gpu: Option<GpuSettings>,
     /// Where the kernel-log thread counts the records it ignored for not
@@ -81,6 +84,7 @@ impl Default for Config {
             fast_interval: Duration::from_millis(250),
             recorder_window: Duration::from_secs(300),
             kmsg_wait: Duration::from_millis(100),
+            procs: Some(ProcSettings::default()),
             gpu: None,
             kmsg_not_kernel: Arc::default(),
         }
@@ -425,6 +429,11 @@ struct Sampler {
     psi_health: Health,
     node_health: Health,
     errors: Vec<String>,
+    /// Stuck-task scans of flat containers (`None`: off).
+    procs: Option<ProcWatch>,
+    /// Whether the round being sampled is a full one (stuck-task scans
+    /// happen only then).
+    full: bool,
 }
 
 impl Sampler {
@@ -444,6 +453,10 @@ impl Sampler {
             psi_health: Health::new("psi"),
             node_health: Health::new("node"),
             errors: Vec::new(),
+            procs: config
+                .procs
+                .map(|settings| ProcWatch::new(settings, &config.proc_root)),
+            full: false,
         }
     }
 
@@ -550,9 +563,11 @@ impl Sampler {
         self.found = found;
         let paths: Vec<String> = self.watched.keys().cloned().collect();
         let baseline = self.first_round;
+        self.full = true;
         for path in &paths {
             self.sample(path, baseline);
         }
+        self.full = false;
         self.first_round = false;
         let errors = std::mem::take(&mut self.errors);
         let status = cgroup_status(&errors);
@@ -579,7 +594,11 @@ impl Sampler {
         };
         let now = Timestamp::now();
         match reader.read_container(&w.discovered.container, &self.node_psi, now) {
-            Ok(Some(sample)) => {
+            Ok(Some(mut sample)) => {
+                if let Some(procs) = &mut self.procs {
+                    let dir = || reader.memory_dir(path);
+                    procs.observe(&mut sample, dir, self.full, Instant::now());
+                }
                 let mem = &sample.memory;
                 let near_limit = mem.limit_bytes.is_some_and(|l| {
                     l > 0 && mem.usage_bytes.saturating_mul(5) >= l.saturating_mul(4)
@@ -623,6 +642,9 @@ impl Sampler {
 
     fn forget(&mut self, path: &str, now: Timestamp) {
         self.watched.remove(path);
+        if let Some(procs) = &mut self.procs {
+            procs.forget(path);
+        }
         if let Some(n) = &self.notifier {
             n.unregister(path);
         }

@@ -32,6 +32,7 @@ fn split_f32(mut point: ContainerPoint, identity: Option<[String; 3]>, id: u32) 
 
 fn prost_container(s: pb::ContainerSample) -> ContainerRead {
     let memory = s.memory.unwrap_or_default();
+    let reclaim = memory.reclaim.unwrap_or_default();
     let point = ContainerPoint {
         time_unix_nanos: s.time_unix_nanos,
         usage_bytes: memory.usage_bytes,
@@ -46,6 +47,9 @@ fn prost_container(s: pb::ContainerSample) -> ContainerRead {
             .and_then(|m| m.some)
             .map(|l| l.avg10),
         oom_kill: memory.events.map_or(0, |e| e.oom_kill),
+        pgmajfault: reclaim.pgmajfault,
+        workingset_refault_anon: reclaim.workingset_refault_anon,
+        workingset_refault_file: reclaim.workingset_refault_file,
     };
     let identity = s
         .container

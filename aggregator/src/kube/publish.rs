@@ -65,6 +65,7 @@ pub fn reason(kind: Kind) -> Option<&'static str> {
         Kind::NcclWedge => "GpuscopeNCCLWedge",
         Kind::InputBound => "GpuscopeInputBound",
         Kind::NcclError => "GpuscopeNCCLError",
+        Kind::StuckInIo => "GpuscopeProcessStuckIO",
         Kind::GpuXid => "GpuscopeGPUXid",
         Kind::GpuLost => "GpuscopeGPULost",
         Kind::GpuUnhealthy => "GpuscopeGPUUnhealthy",

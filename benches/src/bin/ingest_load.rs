@@ -281,6 +281,13 @@ fn template(args: &Args, i: usize, rng: &mut Rng) -> pb::NodeReport {
                         under_oom: None,
                         failcnt: None,
                     }),
+                    // What a v2 agent sends since it reads the reclaim
+                    // counters.
+                    reclaim: Some(pb::Reclaim {
+                        pgmajfault: Some(rng.below(1 << 20)),
+                        workingset_refault_anon: Some(0),
+                        workingset_refault_file: Some(rng.below(1 << 24)),
+                    }),
                 }),
                 cpu: Some(pb::CpuStats {
                     usage_us: rng.below(1 << 40),
@@ -294,6 +301,7 @@ fn template(args: &Args, i: usize, rng: &mut Rng) -> pb::NodeReport {
                 }),
                 pressure_scope: pb::PsiScope::Container as i32,
                 ref_id: if args.protocol >= 2 { c as u32 + 1 } else { 0 },
+                stuck: Vec::new(),
             }
         })
         .collect();

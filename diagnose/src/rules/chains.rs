@@ -34,6 +34,12 @@
 //!   the GPU a wedge or stuck finding names as different (clocks held down
 //!   by `gpu_throttled`, `gpu_nvlink_degraded`, `gpu_link_degraded`,
 //!   `gpu_memory_errors`, an XID) is linked as its cause;
+//! - **a process stuck in I/O -> the stuck training and its job's NCCL
+//!   wedge.** A rank asleep in the kernel on a read that never completes
+//!   launches no more work (its GPU goes flat: training stuck), and every
+//!   other rank of the job waits for it in the next collective, its GPUs
+//!   spinning (NCCL wedge); linked for the same pod or pods of the same
+//!   controller;
 //! - **an XID or a lost GPU -> the GPU marked unhealthy.** NVIDIA's device
 //!   plugin marks a GPU unhealthy on every XID outside its skip list (the
 //!   application's XIDs) and the kubelet lowers the node's allocatable;
@@ -92,6 +98,13 @@ pub(crate) fn link(ctx: &Context<'_>, findings: &mut [Finding]) {
                     );
                 }
             }
+            Kind::TrainingStuck | Kind::NcclWedge => {
+                links.extend(
+                    position(findings, |c| c.kind == Kind::StuckInIo && same_job(c, f))
+                        .map(|c| (i, c)),
+                );
+                links.extend(odd_rank_causes(findings, f).map(|c| (i, c)));
+            }
             Kind::GpuLost => {
                 links.extend(
                     position(findings, |c| {
@@ -145,9 +158,6 @@ pub(crate) fn link(ctx: &Context<'_>, findings: &mut [Finding]) {
                         links.push((i, c));
                     }
                 }
-            }
-            Kind::NcclWedge | Kind::TrainingStuck => {
-                links.extend(odd_rank_causes(findings, f).map(|c| (i, c)));
             }
             _ => {}
         }
@@ -329,6 +339,15 @@ fn same_container(a: &Finding, b: &Finding) -> bool {
     x.pod.is_some() && x.pod == y.pod && x.namespace == y.namespace && x.container == y.container
 }
 
+/// Whether two findings are about the same pod, or pods of the same
+/// controller (the ranks of one job) in one namespace.
+fn same_job(a: &Finding, b: &Finding) -> bool {
+    let (x, y) = (&a.subject, &b.subject);
+    x.pod.is_some()
+        && x.namespace == y.namespace
+        && (x.pod == y.pod || (x.owner.is_some() && x.owner == y.owner))
+}
+
 /// The value of a finding's first fact named `name`.
 fn fact<'f>(f: &'f Finding, name: &str) -> Option<&'f str> {
     f.evidence
@@ -353,7 +372,10 @@ fn app_xid(ctx: &Context<'_>, f: &Finding) -> bool {
 }
 
 /// The pod a finding is about, when the evidence holds it.
-fn pod_of<'a>(ctx: &Context<'a>, f: &Finding) -> Option<&'a k8s_openapi::api::core::v1::Pod> {
+pub(crate) fn pod_of<'a>(
+    ctx: &Context<'a>,
+    f: &Finding,
+) -> Option<&'a k8s_openapi::api::core::v1::Pod> {
     let (ns, name) = (f.subject.namespace.as_deref()?, f.subject.pod.as_deref()?);
     ctx.pods()
         .iter()

@@ -754,6 +754,13 @@ fn training_stuck(ctx: &Context<'_>, pod: &Pod, gpus: &Series<'_>) -> Option<Fin
     Some(f)
 }
 
+/// Whether a pod's GPUs show the NCCL wedge (for the stuck-in-I/O rules,
+/// which count the ranks of a job that wait on another).
+pub(crate) fn nccl_wedged(ctx: &Context<'_>, pod: &Pod) -> bool {
+    let gpus = by_gpu(ctx.gpus_of(pod));
+    !gpus.is_empty() && nccl_wedge(ctx, pod, &gpus).is_some()
+}
+
 fn nccl_wedge(ctx: &Context<'_>, pod: &Pod, gpus: &Series<'_>) -> Option<Finding> {
     let t = &ctx.config.gpu_use;
     let now = ctx.now;

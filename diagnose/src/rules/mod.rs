@@ -29,6 +29,7 @@ pub(crate) mod odd_rank;
 pub(crate) mod oom;
 pub(crate) mod pod;
 pub(crate) mod scheduling;
+pub(crate) mod stuck_io;
 
 /// What the rules could not judge for lack of evidence, beyond the
 /// evidence's own gaps: what led to an OOM kill ([`oom::gaps`]), GPU use
@@ -43,9 +44,19 @@ pub(crate) fn gaps(ctx: &Context<'_>) -> Vec<crate::Gap> {
 /// Runs every family, then gives each finding its id and links
 /// consequences to their causes ([`chains`]).
 pub(crate) fn run(ctx: &Context<'_>) -> Vec<Finding> {
-    let families: [fn(&Context<'_>) -> Vec<Finding>; 5] =
-        [oom::run, gpu_use::run, gpu_health::run, pod::run, logs::run];
+    let families: [fn(&Context<'_>) -> Vec<Finding>; 6] = [
+        oom::run,
+        gpu_use::run,
+        gpu_health::run,
+        pod::run,
+        logs::run,
+        stuck_io::run,
+    ];
     let mut findings: Vec<Finding> = families.iter().flat_map(|f| f(ctx)).collect();
+    // Reclaim counters join (or stand in for) the pressure-based thrashing
+    // finding; a stuck rank is named in its job's stuck and wedged findings.
+    stuck_io::thrashing(ctx, &mut findings);
+    stuck_io::annotate(ctx, &mut findings);
     chains::link(ctx, &mut findings);
     findings
 }

@@ -131,7 +131,7 @@ impl Files {
 /// fills it) and returns the length read. Plain `read` calls only: kernel
 /// files report size 0, so `read_to_end`'s size probe (`statx` + `lseek`)
 /// is two wasted system calls per file.
-fn read_into(mut file: std::fs::File, buf: &mut Vec<u8>) -> io::Result<usize> {
+pub(crate) fn read_into(mut file: std::fs::File, buf: &mut Vec<u8>) -> io::Result<usize> {
     let mut len = 0;
     loop {
         if len == buf.len() {
@@ -217,6 +217,7 @@ impl CgroupReader {
             cpu: raw.cpu,
             pressure: raw.pressure,
             pressure_scope: raw.pressure_scope,
+            stuck: Vec::new(),
         }))
     }
 
@@ -336,6 +337,7 @@ mod tests {
                     under_oom: None,
                     failcnt: None,
                 },
+                reclaim: Default::default(),
             }
         );
         assert_eq!(
@@ -408,6 +410,7 @@ mod tests {
                     under_oom: Some(false),
                     failcnt: Some(3),
                 },
+                reclaim: Default::default(),
             }
         );
         assert_eq!(
