@@ -57,6 +57,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
 pub mod review;
+pub mod scale;
 
 pub use review::Token;
 
