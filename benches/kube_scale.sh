@@ -23,6 +23,10 @@
 # process). The load average of the machine is printed at each step: the
 # runs share the machine's cores.
 #
+# Then (BURST, default 10000; 0: none) that many pods are deleted at once
+# under the load: the time until the aggregator has them, VmRSS, and the
+# generator's progress (its acks) before and after.
+#
 # AGGREGATOR=PATH runs another aggregator binary; NO_BUILD=1 skips the
 # build; CHURN (default 2) pod lifecycle steps per second per 1,000 nodes;
 # READY_LIMIT (default 900) seconds to wait for ready.
@@ -35,6 +39,7 @@ OOMS=${OOMS:-3000}
 N_RPC=${N_RPC:-30}
 CHURN=${CHURN:-2}
 READY_LIMIT=${READY_LIMIT:-900}
+BURST=${BURST:-10000}
 PORT=${PORT:-17571}
 KPORT=$((PORT + 5))
 URL=http://127.0.0.1:$PORT
@@ -122,6 +127,28 @@ steady() { # SECONDS
     RSS_MED=$(median < "$TMP/rss"); CORES_MED=$(median < "$TMP/cores")
 }
 
+# BURST pods deleted at once (namespaces deleted) under the load: the time
+# until the aggregator has the last deletion (an Explain of that pod says it
+# was deleted), the generator's acks before and after, VmRSS before and
+# after, VmHWM.
+burst_run() {
+    local before out ns pod t0 applied=
+    before=$(status_kb "$AGG" VmRSS)
+    echo "-- burst: $BURST pods deleted at once; before: VmRSS $before kB; generator: $(tail -n 1 "$TMP/load.out")"
+    out=$(curl -s -X POST "http://127.0.0.1:$KPORT/_scale/delete-pods?namespace=&count=$BURST")
+    t0=$(date +%s.%N)
+    read -r ns pod < <(python3 -c 'import json, sys; print(*json.loads(sys.argv[1])["last"])' "$out")
+    for _ in $(seq 300); do
+        if "$BIN/gpuscope" --aggregator $URL -o json explain "$pod" -n "$ns" 2>/dev/null | grep -q 'was deleted'; then
+            applied=$(awk -v t0="$t0" -v t1="$(date +%s.%N)" 'BEGIN { printf "%.1f", t1 - t0 }')
+            break
+        fi
+        sleep 1
+    done
+    sleep 10
+    echo "burst: $out; applied after ${applied:-(not within 300)} s; 10 s later VmRSS $(status_kb "$AGG" VmRSS) kB, VmHWM $(status_kb "$AGG" VmHWM) kB; generator: $(tail -n 1 "$TMP/load.out")"
+}
+
 run_size() { # NODES
     local n=$1 pods ready_s=
     pods=$((n * 15))
@@ -151,6 +178,7 @@ run_size() { # NODES
     "$BIN/explain_rpc" --aggregator "$QURL" --pods "$TMP/pods" -n "$N_RPC" | tee "$TMP/rpc.out" || echo "explain_rpc failed"
     local hwm
     hwm=$(status_kb "$AGG" VmHWM)
+    [ "$BURST" -gt 0 ] && burst_run
     echo "API server: $(curl -s http://127.0.0.1:$KPORT/_scale/stats)"
     stop "$GEN"; GEN=; stop "$AGG"; AGG=; stop "$KUBE"; KUBE=
 

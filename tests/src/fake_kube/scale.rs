@@ -399,7 +399,11 @@ impl World {
         let i = (self.churn_cursor * 7919) % total;
         self.churn_cursor += 1;
         let node = (i / 2) as u32;
-        let k = if i % 2 == 0 { JOB_SLOT } else { SERVE_SLOT };
+        let k = if i.is_multiple_of(2) {
+            JOB_SLOT
+        } else {
+            SERVE_SLOT
+        };
         let slot = node * PODS_PER_NODE + k;
         let Snap::Pod {
             generation, phase, ..
@@ -632,7 +636,7 @@ impl ScaleKube {
     /// were deleted. Churn may
     /// create pods in their slots again later.
     pub fn delete_pods(&self, namespace: &str, count: usize) -> usize {
-        delete_pods(&self.shared, namespace, count)
+        delete_pods(&self.shared, namespace, count).len()
     }
 
     /// Pods that exist in `namespace` now.
@@ -786,7 +790,11 @@ fn control_request(
         (&Method::POST, "delete-pods") => {
             let ns = query.get("namespace").unwrap_or("batch").to_owned();
             let count = number("count").map_or(usize::MAX, |c| c as usize);
-            ok(&json!({"deleted": delete_pods(shared, &ns, count)}))
+            let deleted = delete_pods(shared, &ns, count);
+            let last = deleted.last().map(|&(slot, generation)| {
+                json!([pod_namespace(slot), pod_name(slot, generation)])
+            });
+            ok(&json!({"deleted": deleted.len(), "last": last}))
         }
         (&Method::POST, "expire-continue") => {
             shared.lock().expire_continues += number("count").unwrap_or(1) as usize;
@@ -800,7 +808,9 @@ fn control_request(
     }
 }
 
-fn delete_pods(shared: &ScaleShared, namespace: &str, count: usize) -> usize {
+/// Deletes up to `count` pods of `namespace` (empty: any); returns the
+/// `(slot, generation)` of each, in the order deleted.
+fn delete_pods(shared: &ScaleShared, namespace: &str, count: usize) -> Vec<(u32, u32)> {
     shared.change(|w, config, now| {
         let slots: Vec<(u32, u32)> = w
             .pods
@@ -823,7 +833,7 @@ fn delete_pods(shared: &ScaleShared, namespace: &str, count: usize) -> usize {
         for &(slot, generation) in &slots {
             w.set_pod(config, slot, generation, Phase::Absent, now);
         }
-        slots.len()
+        slots
     })
 }
 
@@ -1736,10 +1746,10 @@ fn pod(slot: u32, generation: u32, phase: Phase, rv: u64, born: u32, epoch: i64)
                 c["env"] = workload_env(&name, node);
                 c["command"] = json!(["torchrun", "--nnodes=1", "--nproc-per-node=4", "/app/train.py"]);
                 c["args"] = json!(["--config", "/etc/config/run.yaml", "--resume-from", "/data/ckpt/latest"]);
-                c["volumeMounts"].as_array_mut().map(|m| {
-                    m.push(json!({"name": "dshm", "mountPath": "/dev/shm"}));
-                    m.push(json!({"name": "data", "mountPath": "/data"}));
-                });
+                if let Some(mounts) = c["volumeMounts"].as_array_mut() {
+                    mounts.push(json!({"name": "dshm", "mountPath": "/dev/shm"}));
+                    mounts.push(json!({"name": "data", "mountPath": "/data"}));
+                }
             } else {
                 c["env"] = json!([{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}}}]);
                 c["securityContext"] = json!({"privileged": !workload, "readOnlyRootFilesystem": workload});
@@ -1810,7 +1820,7 @@ fn pod(slot: u32, generation: u32, phase: Phase, rv: u64, born: u32, epoch: i64)
         "podIP": pod_ip, "podIPs": [{"ip": pod_ip}],
         "startTime": created,
         "containerStatuses": statuses,
-        "qosClass": if workload { "Burstable" } else { "Burstable" },
+        "qosClass": "Burstable",
     });
     if done {
         status["conditions"][2]["reason"] = json!("PodCompleted");
