@@ -84,6 +84,11 @@ start_aggregator() { # FLAGS...
         --data-dir "$TMP/data" --log warn "$@" 2> "$TMP/agg.log" &
     AGG=$!
     T0=$(date +%s.%N)
+    for _ in $(seq 100); do
+        (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "aggregator did not start:"; cat "$TMP/agg.log"; exit 1
 }
 
 stop() { # PID
@@ -97,12 +102,13 @@ start_load() { # NODES SECONDS
     GEN=$!
 }
 
-# Ready: an Explain of the sample pod names no Kubernetes gap.
+# Ready: an Explain of the sample pod names no gap of a watcher (pods,
+# node, events, pvcs: syncing or failing).
 kube_ready() {
     "$BIN/gpuscope" --aggregator $URL -o json explain "$SAMPLE_POD" -n "$SAMPLE_NS" 2>/dev/null |
         python3 -c 'import json, sys
 gaps = json.load(sys.stdin).get("gaps", [])
-sys.exit(1 if [g for g in gaps if g.get("what") != "agent"] else 0)' 2>/dev/null
+sys.exit(1 if [g for g in gaps if g.get("what") in ("pods", "node", "events", "pvcs")] else 0)' 2>/dev/null
 }
 
 # Samples VmRSS and cores every 10 s for SECONDS; prints each line, leaves
