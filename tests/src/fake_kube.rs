@@ -62,6 +62,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 pub mod portforward;
 pub mod review;
+pub mod scale;
 
 pub use review::Token;
 
