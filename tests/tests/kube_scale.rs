@@ -142,10 +142,12 @@ fn pod(kube: &ScaleKube, slot: u32) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gone_in_the_middle_of_a_paged_pod_list_starts_the_list_over() {
-    // 40 nodes: 600 pods, two pages of kube-rs' 500.
+    // 40 nodes: 600 pods, two pages of kube-rs' 500. No streaming lists
+    // (an API server without WatchList): the aggregator pages.
     let nodes = 40;
     let kube = ScaleKube::start(ScaleConfig {
         nodes,
+        streaming_lists: false,
         ..ScaleConfig::default()
     });
     kube.expire_next_continue(1);
@@ -173,8 +175,10 @@ async fn a_gone_in_the_middle_of_a_paged_pod_list_starts_the_list_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_name_the_stale_data_until_a_slow_list_completes() {
     let page_delay = Duration::from_millis(1500);
+    // Paged lists (no WatchList), each page slow.
     let kube = ScaleKube::start(ScaleConfig {
         nodes: 40,
+        streaming_lists: false,
         ..ScaleConfig::default()
     });
     kube.set_page_delay(page_delay);

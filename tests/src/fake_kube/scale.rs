@@ -97,6 +97,10 @@ pub struct ScaleConfig {
     pub events_kept: usize,
     /// Changes kept for watch replay; a watch from before them gets 410.
     pub changes_kept: usize,
+    /// Serve streaming lists (`sendInitialEvents=true`, the WatchList
+    /// feature). `false`: answer them 422 Invalid, as an API server
+    /// without the feature gate does, so clients page their lists.
+    pub streaming_lists: bool,
 }
 
 impl Default for ScaleConfig {
@@ -107,6 +111,7 @@ impl Default for ScaleConfig {
             node_status_period: Duration::ZERO,
             events_kept: 20_000,
             changes_kept: 200_000,
+            streaming_lists: true,
         }
     }
 }
@@ -883,6 +888,10 @@ async fn route_v1(shared: &Arc<ScaleShared>, rest: &[&str], query: &Query) -> Re
         };
     }
     if query.flag("watch") {
+        if query.flag("sendInitialEvents") && !shared.config.streaming_lists {
+            let message = "ListOptions.meta.k8s.io \"\" is invalid: sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled";
+            return status(StatusCode::UNPROCESSABLE_ENTITY, message);
+        }
         return start_watch(shared, kind, res, filter, query);
     }
     list(shared, kind, res, filter, query).await
