@@ -466,24 +466,24 @@ impl World {
         }
     }
 
+    /// The pod slots that hold a pod now.
+    fn live_pods(&self) -> impl Iterator<Item = &Snap> {
+        self.pods.iter().filter(|s| {
+            !matches!(
+                s,
+                Snap::Pod {
+                    phase: Phase::Absent,
+                    ..
+                }
+            )
+        })
+    }
+
     /// The current objects of a kind.
     fn current(&self, kind: Kind) -> Vec<Snap> {
         match kind {
             Kind::Node => self.nodes.clone(),
-            Kind::Pod => self
-                .pods
-                .iter()
-                .filter(|s| {
-                    !matches!(
-                        s,
-                        Snap::Pod {
-                            phase: Phase::Absent,
-                            ..
-                        }
-                    )
-                })
-                .copied()
-                .collect(),
+            Kind::Pod => self.live_pods().copied().collect(),
             Kind::Pvc => self.pvcs.clone(),
             Kind::Event => self.events.iter().map(|e| Snap::Event(*e)).collect(),
             Kind::Namespace => (0..NAMESPACES.len() as u32).map(Snap::Namespace).collect(),
@@ -684,19 +684,7 @@ fn stats(shared: &ScaleShared) -> ScaleStats {
     let w = shared.lock();
     ScaleStats {
         resource_version: w.rv,
-        pods: w
-            .pods
-            .iter()
-            .filter(|s| {
-                !matches!(
-                    s,
-                    Snap::Pod {
-                        phase: Phase::Absent,
-                        ..
-                    }
-                )
-            })
-            .count(),
+        pods: w.live_pods().count(),
         events: w.events.len(),
         lists: w.lists,
         watches: w.watches,
