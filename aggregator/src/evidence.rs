@@ -346,10 +346,8 @@ impl Assembler {
                     uids = Some(HashSet::new());
                 }
                 ev.nodes = kube.nodes().iter().filter_map(|n| n.rebuilt()).collect();
-                ev.events = kube.events(|e| {
-                    let o = &e.involved_object;
-                    o.kind.as_deref() == Some("Node")
-                        || in_scope(o.namespace.as_deref().unwrap_or("default"))
+                ev.events = kube.events_where(|kind, ns| {
+                    kind == "Node" || in_scope(if ns.is_empty() { "default" } else { ns })
                 });
                 ev.pvcs = kube
                     .pvcs()
@@ -520,7 +518,26 @@ fn kube_objects_for_pod(kube: &Kube, target: &Target, ev: &mut Evidence) {
         .filter(|c| c.namespace() == ns && claims.iter().any(|n| n == c.name()))
         .filter_map(|c| c.rebuilt())
         .collect();
-    ev.events = kube.events(|e| event_concerns(e, target, node, &claims));
+    // Looked up by involved object, then checked whole (an event of an
+    // earlier pod of the same name is not about this one). An event that
+    // names no namespace is in `default`, as the API server defaults it;
+    // a node's events name none, or `default`.
+    let mut about = vec![("Pod", ns, target.key.name.as_str())];
+    about.extend(
+        claims
+            .iter()
+            .map(|c| ("PersistentVolumeClaim", ns, c.as_str())),
+    );
+    if ns == "default" {
+        let unnamed: Vec<_> = about.iter().map(|(k, _, n)| (*k, "", *n)).collect();
+        about.extend(unnamed);
+    }
+    if let Some(node) = node {
+        about.extend([("Node", "", node), ("Node", "default", node)]);
+    }
+    ev.events = kube.events_about(&about);
+    ev.events
+        .retain(|e| event_concerns(e, target, node, &claims));
     ev.events.sort_by_key(k8s::event_last_time);
 }
 

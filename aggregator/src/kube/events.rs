@@ -6,15 +6,21 @@
 //! UnexpectedAdmissionError...) and a few `Normal`s that explain a kill
 //! or a placement ([`KEPT_NORMAL_REASONS`]). Everything else is dropped on
 //! arrival, and what is kept is capped per involved object (newest kept)
-//! and in the number of objects (the object with the oldest news is
-//! forgotten first).
+//! and in the number of objects (the objects with the oldest news are
+//! forgotten first). Each kept event is a compact projection
+//! ([`EventView`]: a few hundred bytes where the `k8s-openapi` object
+//! takes kilobytes), rebuilt only for the events an answer selects, by
+//! involved object ([`EventStore::about`]) or by kind and namespace
+//! ([`EventStore::select`]).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use ::kube::runtime::watcher;
-use gpuscope_diagnose::k8s::event_last_time;
 use gpuscope_model::Timestamp;
 use k8s_openapi::api::core::v1::Event;
+
+use super::project::{EventView, intern};
 
 /// `Normal` events kept: the kubelet killing a container (liveness probe,
 /// preemption, deletion), the scheduler's placement, preemption, and node
@@ -46,21 +52,34 @@ impl Default for EventLimits {
     }
 }
 
-/// The involved object: (kind, namespace, name).
-type ObjectKey = (String, String, String);
-
-#[derive(Debug, Default)]
-struct Events {
-    by_object: HashMap<ObjectKey, VecDeque<Event>>,
+/// The kept events of one involved object, oldest first.
+#[derive(Debug)]
+struct Object {
+    kind: Arc<str>,
+    namespace: Arc<str>,
+    /// Each event with the list generation that last saw it.
+    events: VecDeque<(Arc<EventView>, u64)>,
 }
 
-/// The kept events of one watcher.
+impl Object {
+    fn newest(&self) -> Option<Timestamp> {
+        self.events.back().and_then(|(e, _)| e.last())
+    }
+}
+
+/// The kept events of one watcher, as projections ([`EventView`]), by
+/// involved object.
+///
+/// A relist (after a 410 Gone or a failure) is applied in place, as
+/// [`super::Projections`] applies one: `Init` starts a new generation, each
+/// listed event is put and stamped with it, and `InitDone` removes the
+/// events the list did not name. So a relist never holds two copies.
 #[derive(Debug, Default)]
 pub struct EventStore {
     limits: EventLimits,
-    live: Events,
-    /// A relist in progress: replaces `live` when complete.
-    relist: Option<Events>,
+    /// By [`object_key`].
+    by_object: HashMap<Box<str>, Object>,
+    generation: u64,
     /// Events dropped on arrival because they were `Normal` and not kept.
     pub dropped: u64,
 }
@@ -80,53 +99,20 @@ pub fn keep(e: &Event) -> bool {
     }
 }
 
-fn key(e: &Event) -> ObjectKey {
+/// The store key of an involved object: kind, namespace (empty when the
+/// event names none) and name.
+fn object_key(kind: &str, namespace: &str, name: &str) -> Box<str> {
+    [kind, namespace, name].join("\0").into_boxed_str()
+}
+
+/// An event's involved object: (kind, namespace, name), empty where unset.
+fn involved(e: &Event) -> (&str, &str, &str) {
     let o = &e.involved_object;
     (
-        o.kind.clone().unwrap_or_default(),
-        o.namespace.clone().unwrap_or_default(),
-        o.name.clone().unwrap_or_default(),
+        o.kind.as_deref().unwrap_or_default(),
+        o.namespace.as_deref().unwrap_or_default(),
+        o.name.as_deref().unwrap_or_default(),
     )
-}
-
-fn newest(v: &VecDeque<Event>) -> Option<Timestamp> {
-    v.iter().filter_map(event_last_time).max()
-}
-
-impl Events {
-    fn insert(&mut self, limits: EventLimits, mut e: Event) {
-        e.metadata.managed_fields = None;
-        let k = key(&e);
-        if !self.by_object.contains_key(&k) && self.by_object.len() >= limits.objects.max(1) {
-            // Forget the object whose newest event is the oldest.
-            if let Some(old) = self
-                .by_object
-                .iter()
-                .min_by_key(|(_, v)| newest(v))
-                .map(|(k, _)| k.clone())
-            {
-                self.by_object.remove(&old);
-            }
-        }
-        let list = self.by_object.entry(k).or_default();
-        // An event is updated in place (its count and lastTimestamp move).
-        list.retain(|x| x.metadata.name != e.metadata.name);
-        list.push_back(e);
-        list.make_contiguous().sort_by_key(event_last_time);
-        while list.len() > limits.per_object.max(1) {
-            list.pop_front();
-        }
-    }
-
-    fn remove(&mut self, e: &Event) {
-        let k = key(e);
-        if let Some(list) = self.by_object.get_mut(&k) {
-            list.retain(|x| x.metadata.name != e.metadata.name);
-            if list.is_empty() {
-                self.by_object.remove(&k);
-            }
-        }
-    }
 }
 
 impl EventStore {
@@ -138,56 +124,136 @@ impl EventStore {
         }
     }
 
-    /// Applies one watcher event. A relist (`Init` ... `InitDone`) replaces
-    /// the contents atomically when it completes, like a reflector store.
+    /// Applies one watcher event.
     pub fn apply(&mut self, ev: watcher::Event<Event>) {
-        let limits = self.limits;
         match ev {
-            watcher::Event::Init => self.relist = Some(Events::default()),
-            watcher::Event::InitApply(e) => {
-                if !keep(&e) {
-                    self.dropped += 1;
-                } else if let Some(r) = &mut self.relist {
-                    r.insert(limits, e);
-                } else {
-                    self.live.insert(limits, e);
-                }
-            }
-            watcher::Event::InitDone => {
-                if let Some(r) = self.relist.take() {
-                    self.live = r;
-                }
-            }
-            watcher::Event::Apply(e) => {
+            watcher::Event::Init => self.generation += 1,
+            watcher::Event::InitApply(e) | watcher::Event::Apply(e) => {
                 if keep(&e) {
-                    self.live.insert(limits, e);
+                    self.insert(&e);
                 } else {
                     self.dropped += 1;
                 }
             }
-            watcher::Event::Delete(e) => self.live.remove(&e),
+            watcher::Event::InitDone => self.sweep(),
+            watcher::Event::Delete(e) => self.remove(&e),
         }
     }
 
-    /// Every kept event matching `pred`, oldest first per object.
-    pub fn select(&self, mut pred: impl FnMut(&Event) -> bool) -> Vec<Event> {
-        self.live
+    fn insert(&mut self, e: &Event) {
+        let view = match EventView::project(e) {
+            Ok(v) => Arc::new(v),
+            Err(err) => {
+                tracing::warn!(error = %err, "A watched event does not project; it is left out.");
+                return;
+            }
+        };
+        let (kind, namespace, name) = involved(e);
+        let k = object_key(kind, namespace, name);
+        if !self.by_object.contains_key(&k) && self.by_object.len() >= self.limits.objects.max(1) {
+            self.forget_oldest();
+        }
+        let object = self.by_object.entry(k).or_insert_with(|| Object {
+            kind: intern(kind),
+            namespace: intern(namespace),
+            events: VecDeque::new(),
+        });
+        let list = &mut object.events;
+        // An event is updated in place (its count and lastTimestamp move).
+        list.retain(|(x, _)| x.name() != view.name());
+        let at = list.partition_point(|(x, _)| x.last() <= view.last());
+        list.insert(at, (view, self.generation));
+        while list.len() > self.limits.per_object.max(1) {
+            list.pop_front();
+        }
+    }
+
+    /// Forgets the objects whose newest event is the oldest: one in a
+    /// hundred of the cap at once, so that a store at its cap does not
+    /// scan every object for each new one.
+    fn forget_oldest(&mut self) {
+        let n = (self.limits.objects / 100).max(1);
+        let mut ages: Vec<(Option<Timestamp>, &Box<str>)> = self
             .by_object
+            .iter()
+            .map(|(k, o)| (o.newest(), k))
+            .collect();
+        let n = n.min(ages.len());
+        if n == 0 {
+            return;
+        }
+        ages.select_nth_unstable(n - 1);
+        let old: Vec<Box<str>> = ages[..n].iter().map(|(_, k)| (*k).clone()).collect();
+        for k in old {
+            self.by_object.remove(&k);
+        }
+    }
+
+    /// The list is complete: forgets the events it did not name.
+    fn sweep(&mut self) {
+        let generation = self.generation;
+        self.by_object.retain(|_, o| {
+            o.events.retain(|(_, g)| *g == generation);
+            !o.events.is_empty()
+        });
+        self.by_object.shrink_to_fit();
+    }
+
+    fn remove(&mut self, e: &Event) {
+        let (kind, namespace, name) = involved(e);
+        let k = object_key(kind, namespace, name);
+        let name = e.metadata.name.as_deref().unwrap_or_default();
+        if let Some(o) = self.by_object.get_mut(&k) {
+            o.events.retain(|(x, _)| x.name() != name);
+            if o.events.is_empty() {
+                self.by_object.remove(&k);
+            }
+        }
+    }
+
+    /// The kept events about one object (kind, namespace as the event
+    /// names it, name), oldest first.
+    pub fn about(&self, kind: &str, namespace: &str, name: &str) -> Vec<Arc<EventView>> {
+        self.by_object
+            .get(&object_key(kind, namespace, name))
+            .into_iter()
+            .flat_map(|o| o.events.iter().map(|(e, _)| e.clone()))
+            .collect()
+    }
+
+    /// Every kept event whose involved object's kind and namespace pass
+    /// `pred`, oldest first per object.
+    pub fn select(&self, mut pred: impl FnMut(&str, &str) -> bool) -> Vec<Arc<EventView>> {
+        self.by_object
             .values()
-            .flatten()
-            .filter(|e| pred(e))
-            .cloned()
+            .filter(|o| pred(&o.kind, &o.namespace))
+            .flat_map(|o| o.events.iter().map(|(e, _)| e.clone()))
             .collect()
     }
 
     /// Events kept, in all.
     pub fn len(&self) -> usize {
-        self.live.by_object.values().map(VecDeque::len).sum()
+        self.by_object.values().map(|o| o.events.len()).sum()
     }
 
     /// Whether none is kept.
     pub fn is_empty(&self) -> bool {
-        self.live.by_object.is_empty()
+        self.by_object.is_empty()
+    }
+
+    /// Heap bytes of the kept projections (not counting the shared
+    /// strings' text nor the map's own table).
+    pub fn heap_bytes(&self) -> usize {
+        self.by_object
+            .iter()
+            .map(|(k, o)| {
+                k.len()
+                    + o.events
+                        .iter()
+                        .map(|(e, _)| e.heap_bytes() + std::mem::size_of::<EventView>())
+                        .sum::<usize>()
+            })
+            .sum()
     }
 }
 
@@ -209,6 +275,28 @@ mod tests {
         .expect("event")
     }
 
+    fn rebuilt(views: &[Arc<EventView>]) -> Vec<Event> {
+        views
+            .iter()
+            .map(|e| e.rebuilt().expect("rebuilds"))
+            .collect()
+    }
+
+    fn all(s: &EventStore) -> Vec<Event> {
+        rebuilt(&s.select(|_, _| true))
+    }
+
+    fn names_of(views: &[Arc<EventView>]) -> Vec<String> {
+        rebuilt(views)
+            .into_iter()
+            .filter_map(|e| e.metadata.name)
+            .collect()
+    }
+
+    fn names(s: &EventStore) -> Vec<String> {
+        names_of(&s.select(|_, _| true))
+    }
+
     #[test]
     fn keeps_warnings_and_explanatory_normals_only() {
         let mut s = EventStore::new(EventLimits::default());
@@ -221,11 +309,7 @@ mod tests {
         s.apply(watcher::Event::Apply(event(
             "c", "p", "Warning", "BackOff", 3,
         )));
-        let reasons: Vec<_> = s
-            .select(|_| true)
-            .into_iter()
-            .filter_map(|e| e.reason)
-            .collect();
+        let reasons: Vec<_> = all(&s).into_iter().filter_map(|e| e.reason).collect();
         assert_eq!(reasons, ["Killing", "BackOff"]);
         assert_eq!(s.dropped, 1);
     }
@@ -245,11 +329,7 @@ mod tests {
                 i,
             )));
         }
-        let names: Vec<_> = s
-            .select(|_| true)
-            .into_iter()
-            .filter_map(|e| e.metadata.name)
-            .collect();
+        let names = names(&s);
         assert_eq!(names, ["e7", "e8", "e9"]);
         // An updated event replaces itself.
         s.apply(watcher::Event::Apply(event(
@@ -265,32 +345,58 @@ mod tests {
         )));
         // Three objects over a cap of two: `p` had the oldest news.
         assert_eq!(s.len(), 2);
-        assert!(
-            s.select(|e| e.involved_object.name.as_deref() == Some("p"))
-                .is_empty()
-        );
+        assert!(s.about("Pod", "ml", "p").is_empty());
+        assert_eq!(s.about("Pod", "ml", "r").len(), 1);
     }
 
     #[test]
-    fn a_relist_replaces_the_contents_when_complete() {
+    fn a_relist_applies_in_place_and_forgets_what_it_did_not_name() {
         let mut s = EventStore::new(EventLimits::default());
         s.apply(watcher::Event::Apply(event(
             "old", "p", "Warning", "BackOff", 1,
+        )));
+        s.apply(watcher::Event::Apply(event(
+            "kept",
+            "q",
+            "Warning",
+            "FailedMount",
+            1,
         )));
         s.apply(watcher::Event::Init);
         s.apply(watcher::Event::InitApply(event(
             "new", "p", "Warning", "BackOff", 2,
         )));
-        assert_eq!(s.select(|_| true)[0].metadata.name.as_deref(), Some("old"));
+        s.apply(watcher::Event::InitApply(event(
+            "kept",
+            "q",
+            "Warning",
+            "FailedMount",
+            3,
+        )));
+        let mut now = names(&s);
+        now.sort();
+        assert_eq!(
+            now,
+            ["kept", "new", "old"],
+            "the old list answers until the new completes"
+        );
         s.apply(watcher::Event::InitDone);
-        let names: Vec<_> = s
-            .select(|_| true)
-            .into_iter()
-            .filter_map(|e| e.metadata.name)
-            .collect();
-        assert_eq!(names, ["new"]);
+        assert_eq!(names_of(&s.about("Pod", "ml", "p")), ["new"]);
+        let kept = s.about("Pod", "ml", "q");
+        assert_eq!(kept.len(), 1, "relisted in place, once");
+        assert_eq!(
+            kept[0].rebuilt().and_then(|e| e.reason).as_deref(),
+            Some("FailedMount")
+        );
         s.apply(watcher::Event::Delete(event(
             "new", "p", "Warning", "BackOff", 2,
+        )));
+        s.apply(watcher::Event::Delete(event(
+            "kept",
+            "q",
+            "Warning",
+            "FailedMount",
+            3,
         )));
         assert!(s.is_empty());
     }

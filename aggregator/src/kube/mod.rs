@@ -48,7 +48,7 @@ pub use departed::Departed;
 pub use events::{EventLimits, EventStore};
 pub use health::{Health, WatchState, WatcherHealth};
 pub use join::Selector;
-pub use project::{NodeView, PodView, Projection, PvcView};
+pub use project::{EventView, NodeView, PodView, Projection, PvcView};
 pub use store::Projections;
 
 use crate::sync::lock;
@@ -376,12 +376,33 @@ impl Kube {
         self.pvcs.iter().flat_map(|s| s.state()).collect()
     }
 
-    /// Kept events matching `pred`.
-    pub fn events(&self, mut pred: impl FnMut(&Event) -> bool) -> Vec<Event> {
-        self.events
+    /// Kept events about these involved objects, each (kind, namespace
+    /// as the event names it: empty for cluster-scoped objects, name),
+    /// rebuilt; oldest first per object.
+    pub fn events_about(&self, objects: &[(&str, &str, &str)]) -> Vec<Event> {
+        let views: Vec<_> = self
+            .events
+            .iter()
+            .flat_map(|s| {
+                let s = lock(s);
+                objects
+                    .iter()
+                    .flat_map(|(kind, ns, name)| s.about(kind, ns, name))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        views.iter().filter_map(|e| e.rebuilt()).collect()
+    }
+
+    /// Kept events whose involved object's kind and namespace (empty where
+    /// the event names none) pass `pred`, rebuilt.
+    pub fn events_where(&self, mut pred: impl FnMut(&str, &str) -> bool) -> Vec<Event> {
+        let views: Vec<_> = self
+            .events
             .iter()
             .flat_map(|s| lock(s).select(&mut pred))
-            .collect()
+            .collect();
+        views.iter().filter_map(|e| e.rebuilt()).collect()
     }
 
     /// Whether a pod object is a GPU device-plugin pod (a projected one

@@ -48,7 +48,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use gpuscope_diagnose::k8s;
-use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Event, Node, PersistentVolumeClaim, Pod};
 use serde_json::{Map, Value};
 
 use super::join::{self, Selector};
@@ -188,6 +188,29 @@ pub const PVC_KEEP: &[&str] = &[
     "status.phase",
 ];
 
+/// The paths of a core v1 Event that are kept (see [`POD_KEEP`]): all but
+/// its `metadata` bookkeeping (`managedFields`, `resourceVersion`).
+pub const EVENT_KEEP: &[&str] = &[
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "metadata.creationTimestamp",
+    "involvedObject",
+    "related",
+    "type",
+    "reason",
+    "message",
+    "action",
+    "count",
+    "firstTimestamp",
+    "lastTimestamp",
+    "eventTime",
+    "series",
+    "source",
+    "reportingComponent",
+    "reportingInstance",
+];
+
 /// Field names whose string values are unique to one object (or nearly):
 /// kept inline rather than interned, where sharing cannot pay.
 const UNIQUE: &[&str] = &[
@@ -200,6 +223,10 @@ const UNIQUE: &[&str] = &[
     "deletionTimestamp",
     "startTime",
     "message",
+    "firstTimestamp",
+    "lastTimestamp",
+    "eventTime",
+    "lastObservedTime",
 ];
 
 /// Fields of `metadata` whose values are unique to one object.
@@ -271,6 +298,7 @@ impl Keep {
 static POD_TREE: LazyLock<Keep> = LazyLock::new(|| Keep::of(POD_KEEP));
 static NODE_TREE: LazyLock<Keep> = LazyLock::new(|| Keep::of(NODE_KEEP));
 static PVC_TREE: LazyLock<Keep> = LazyLock::new(|| Keep::of(PVC_KEEP));
+static EVENT_TREE: LazyLock<Keep> = LazyLock::new(|| Keep::of(EVENT_KEEP));
 
 // ---------------------------------------------------------------- interning
 
@@ -1057,6 +1085,51 @@ impl PvcView {
         self.pvc()
             .inspect_err(|e| tracing::warn!(error = %e, "A projected claim does not rebuild."))
             .ok()
+    }
+}
+
+/// A core v1 Event's projection: its name (an updated event replaces
+/// itself), its time for ordering, and the body.
+#[derive(Debug, Clone)]
+pub struct EventView {
+    name: Box<str>,
+    last: Option<gpuscope_model::Timestamp>,
+    body: Compact,
+}
+
+impl EventView {
+    /// Projects an event.
+    pub fn project(event: &Event) -> Result<Self, ProjectError> {
+        let name = event.metadata.name.as_deref().unwrap_or("");
+        let body = compact(event, &EVENT_TREE, || format!("event {name}"))?;
+        Ok(Self {
+            name: name.into(),
+            last: k8s::event_last_time(event),
+            body,
+        })
+    }
+
+    /// The event's `metadata.name`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// When it last happened (`k8s::event_last_time`).
+    pub fn last(&self) -> Option<gpuscope_model::Timestamp> {
+        self.last
+    }
+
+    /// The event object; `None`, with a warning, when it does not rebuild.
+    pub fn rebuilt(&self) -> Option<Event> {
+        rebuild(&self.body, || format!("event {}", self.name))
+            .inspect_err(|e| tracing::warn!(error = %e, "A projected event does not rebuild."))
+            .ok()
+    }
+
+    /// Heap bytes this projection holds, not counting the shared strings'
+    /// text.
+    pub fn heap_bytes(&self) -> usize {
+        self.name.len() + self.body.heap_bytes()
     }
 }
 
