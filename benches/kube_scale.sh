@@ -27,6 +27,9 @@
 # under the load: the time until the aggregator has them, VmRSS, and the
 # generator's progress (its acks) before and after.
 #
+# READY_ONLY=1 stops each size at ready (with the CPU-seconds each process
+# used until then): for comparing start-up alone.
+#
 # AGGREGATOR=PATH runs another aggregator binary; NO_BUILD=1 skips the
 # build; CHURN (default 2) pod lifecycle steps per second per 1,000 nodes;
 # READY_LIMIT (default 900) seconds to wait for ready.
@@ -61,6 +64,7 @@ cleanup() {
 trap cleanup EXIT
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_s() { awk -v k="$TCK" '{printf "%.1f", ($14 + $15) / k}' "/proc/$1/stat"; }
 status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
@@ -177,7 +181,12 @@ run_size() { # NODES
         stop "$GEN"; GEN=; stop "$AGG"; AGG=; stop "$KUBE"; KUBE=
         return
     fi
-    echo "ready (every watcher listed) $ready_s s after start; VmRSS $(status_kb "$AGG" VmRSS) kB VmHWM $(status_kb "$AGG" VmHWM) kB; load $(load)"
+    echo "ready (every watcher listed) $ready_s s after start; VmRSS $(status_kb "$AGG" VmRSS) kB VmHWM $(status_kb "$AGG" VmHWM) kB; CPU-s so far: aggregator $(cpu_s "$AGG"), API server $(cpu_s "$KUBE"), generator $(cpu_s "$GEN"); load $(load); generator: $(tail -n 1 "$TMP/load.out")"
+    if [ -n "${READY_ONLY:-}" ]; then
+        echo "RESULT nodes=$n pods=$pods ready=${ready_s}s"
+        stop "$GEN"; GEN=; stop "$AGG"; AGG=; stop "$KUBE"; KUBE=
+        return
+    fi
     steady "$SCALE_SECONDS"
     local kube_rss=$RSS_MED kube_cores=$CORES_MED
     echo "-- explain_rpc on the Query-only listener under the load ($N_RPC rounds; load $(load))"

@@ -86,6 +86,9 @@ pub enum KubeError {
     /// A device-plugin label selector is not one this build can match.
     #[error("--device-plugin-selector: {0}")]
     Selector(String),
+    /// The watchers' runtime could not be started.
+    #[error("cannot start the Kubernetes watchers' thread: {0}")]
+    Runtime(#[source] std::io::Error),
 }
 
 /// What to watch, and how.
@@ -148,6 +151,8 @@ pub struct Kube {
     events: Vec<Arc<Mutex<EventStore>>>,
     health: Health,
     tasks: Vec<JoinHandle<()>>,
+    /// The watchers' own runtime ([`Kube::start`]).
+    runtime: Option<tokio::runtime::Runtime>,
     publisher: Option<publish::Publisher>,
 }
 
@@ -166,6 +171,9 @@ impl Drop for Kube {
     fn drop(&mut self) {
         for t in &self.tasks {
             t.abort();
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
         }
     }
 }
@@ -188,8 +196,20 @@ impl Kube {
         Client::try_from(cfg).map_err(KubeError::Client)
     }
 
-    /// Starts every watcher on the current tokio runtime.
+    /// Starts every watcher, on a runtime of their own: one thread
+    /// (`kube`) that decodes and applies the watch events, the first lists
+    /// of a large cluster included (hundreds of thousands of objects), so
+    /// that this work neither waits behind the agents' streams on the
+    /// ingest runtime's workers nor holds them up. The client's own
+    /// connections run where they are made.
     pub fn start(client: Client, config: &KubeConfig) -> Result<Self, KubeError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("kube")
+            .enable_all()
+            .build()
+            .map_err(KubeError::Runtime)?;
+        let rt = runtime.handle();
         let selectors = config
             .device_plugin_selectors
             .iter()
@@ -204,6 +224,7 @@ impl Kube {
 
         let nodes = Arc::new(Projections::default());
         tasks.push(spawn_watch(
+            rt,
             Api::<Node>::all(client.clone()),
             watcher::Config::default(),
             "nodes".into(),
@@ -229,6 +250,7 @@ impl Kube {
             let gone = departed.clone();
             let sel = shared_selectors.clone();
             tasks.push(spawn_watch(
+                rt,
                 scoped::<Pod>(&client, ns.as_deref()),
                 watcher::Config::default(),
                 format!("pods{suffix}"),
@@ -243,6 +265,7 @@ impl Kube {
             pods.push(store);
             let store = Arc::new(Projections::default());
             tasks.push(spawn_watch(
+                rt,
                 scoped::<PersistentVolumeClaim>(&client, ns.as_deref()),
                 watcher::Config::default(),
                 format!("pvcs{suffix}"),
@@ -262,6 +285,7 @@ impl Kube {
             let store = Arc::new(Mutex::new(EventStore::new(config.events)));
             let sink = store.clone();
             tasks.push(spawn_watch(
+                rt,
                 api,
                 watcher::Config::default(),
                 format!("events{suffix}"),
@@ -278,6 +302,7 @@ impl Kube {
                 let store = Arc::new(Projections::default());
                 let all_selectors = shared_selectors.clone();
                 tasks.push(spawn_watch(
+                    rt,
                     Api::<Pod>::all(client.clone()),
                     watcher::Config::default().labels(sel.as_str()),
                     format!("device-plugin pods {sel}"),
@@ -309,6 +334,7 @@ impl Kube {
             events,
             health,
             tasks,
+            runtime: Some(runtime),
         })
     }
 
@@ -529,6 +555,7 @@ fn refuses_streaming(e: &watcher::Error) -> bool {
 /// default backoff, starts it over with a fresh list. The list is a
 /// streaming one until the API server refuses it, then paged.
 fn spawn_watch<K, F>(
+    rt: &tokio::runtime::Handle,
     api: Api<K>,
     config: watcher::Config,
     name: String,
@@ -542,7 +569,7 @@ where
 {
     let health = health.clone();
     health.register(&name, what);
-    tokio::spawn(async move {
+    rt.spawn(async move {
         let mut backoff = DefaultBackoff::default();
         let mut streaming = true;
         loop {
