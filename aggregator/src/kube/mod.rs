@@ -49,7 +49,7 @@ pub use events::{EventLimits, EventStore};
 pub use health::{Health, WatchState, WatcherHealth};
 pub use join::Selector;
 pub use project::{NodeView, PodView, Projection, PvcView};
-pub use store::Projections;
+pub use store::{Mark, Projections};
 
 use crate::sync::lock;
 
@@ -320,12 +320,23 @@ impl Kube {
     /// Every pod known, as projected (each once, also when two watchers
     /// see it); [`PodView::pod`] rebuilds one.
     pub fn pods(&self) -> Vec<Arc<PodView>> {
+        self.pods_from(Projections::state)
+    }
+
+    /// What `select` picks from each pod store, each pod once: with one
+    /// store (every namespace watched) as it comes; with several (one per
+    /// namespace, and the device-plugin watchers, which can see a pod of a
+    /// watched namespace again) without the second sighting.
+    fn pods_from(
+        &self,
+        select: impl Fn(&Projections<PodView>) -> Vec<Arc<PodView>>,
+    ) -> Vec<Arc<PodView>> {
         match self.pods.as_slice() {
-            [one] => one.state(),
+            [one] => select(one),
             many => {
                 let mut seen = std::collections::HashSet::new();
                 many.iter()
-                    .flat_map(|s| s.state())
+                    .flat_map(|s| select(s))
                     .filter(|p| seen.insert(p.pod_name()))
                     .collect()
             }
@@ -333,7 +344,9 @@ impl Kube {
     }
 
     /// Calls `f` on every pod known, as projected, each once, under the
-    /// stores' read locks (no vector of every pod; keep `f` short).
+    /// stores' read locks (no vector of every pod; keep `f` short). A walk
+    /// of the whole cluster: a question about one pod or node asks the
+    /// indexes instead ([`Kube::pod_by_uid`], [`Kube::pods_on`]).
     pub fn for_each_pod(&self, mut f: impl FnMut(&Arc<PodView>)) {
         match self.pods.as_slice() {
             [one] => one.for_each(f),
@@ -355,6 +368,38 @@ impl Kube {
         self.pods.iter().find_map(|s| s.get(namespace, name))
     }
 
+    /// A pod by UID (the by-UID index: no walk).
+    pub fn pod_by_uid(&self, uid: &str) -> Option<Arc<PodView>> {
+        self.pods.iter().find_map(|s| s.by_uid(uid))
+    }
+
+    /// The pods bound to `node`, each once (the by-node index).
+    pub fn pods_on(&self, node: &str) -> Vec<Arc<PodView>> {
+        self.pods_from(|s| s.on_node(node))
+    }
+
+    /// The pods with `mark` (GPU-requesting, device-plugin), each once.
+    pub fn marked_pods(&self, mark: Mark) -> Vec<Arc<PodView>> {
+        self.pods_from(|s| s.marked(mark))
+    }
+
+    /// One pod with `mark` for which `pred` holds (tried under a store's
+    /// read lock; keep `pred` short).
+    pub fn find_marked_pod(
+        &self,
+        mark: Mark,
+        mut pred: impl FnMut(&PodView) -> bool,
+    ) -> Option<Arc<PodView>> {
+        self.pods
+            .iter()
+            .find_map(|s| s.find_marked(mark, &mut pred))
+    }
+
+    /// The namespaces that have pods.
+    pub fn pod_namespaces(&self) -> std::collections::BTreeSet<String> {
+        self.pods.iter().flat_map(|s| s.namespaces()).collect()
+    }
+
     /// The most recently deleted pod matching `pred`, as its deletion
     /// showed it (kept an hour, at most 2,000: [`Departed`]).
     pub fn departed(&self, pred: impl FnMut(&PodView) -> bool) -> Option<Arc<PodView>> {
@@ -374,6 +419,11 @@ impl Kube {
     /// Every PVC known, as projected.
     pub fn pvcs(&self) -> Vec<Arc<PvcView>> {
         self.pvcs.iter().flat_map(|s| s.state()).collect()
+    }
+
+    /// A PVC by namespace and name.
+    pub fn pvc(&self, namespace: &str, name: &str) -> Option<Arc<PvcView>> {
+        self.pvcs.iter().find_map(|s| s.get(namespace, name))
     }
 
     /// Kept events matching `pred`.
