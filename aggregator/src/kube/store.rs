@@ -454,4 +454,269 @@ mod tests {
         assert_eq!(s.get("ns", "d").map(|o| o.1), Some(2));
         assert!(s.get("ns", "a").is_none());
     }
+
+    /// A pod-like object: namespace, name, UID, node, marks.
+    #[derive(Debug, Clone)]
+    struct Pod {
+        namespace: &'static str,
+        name: &'static str,
+        uid: Option<String>,
+        node: Option<&'static str>,
+        gpus: bool,
+        plugin: bool,
+    }
+
+    impl Projection for Pod {
+        fn namespace(&self) -> &str {
+            self.namespace
+        }
+        fn name(&self) -> &str {
+            self.name
+        }
+        fn uid(&self) -> Option<&str> {
+            self.uid.as_deref()
+        }
+        fn node(&self) -> Option<&str> {
+            self.node
+        }
+        fn marked(&self, mark: Mark) -> bool {
+            match mark {
+                Mark::Gpus => self.gpus,
+                Mark::DevicePlugin => self.plugin,
+            }
+        }
+    }
+
+    /// The `n`th UID, in the API server's form.
+    fn uid(n: u32) -> String {
+        format!("0000{n:04x}-1111-4222-8333-444455556666")
+    }
+
+    fn pod(name: &'static str, n: u32, node: &'static str) -> Pod {
+        Pod {
+            namespace: "ml",
+            name,
+            uid: Some(uid(n)),
+            node: Some(node),
+            gpus: false,
+            plugin: false,
+        }
+    }
+
+    /// Names of the objects in `v`, sorted.
+    fn names_of(v: &[Arc<Pod>]) -> Vec<&'static str> {
+        let mut n: Vec<_> = v.iter().map(|p| p.name).collect();
+        n.sort_unstable();
+        n
+    }
+
+    /// The name of the object with UID number `n`.
+    fn by_uid(s: &Projections<Pod>, n: u32) -> Option<&'static str> {
+        s.by_uid(&uid(n)).map(|p| p.name)
+    }
+
+    #[test]
+    fn a_replaced_pod_that_moved_node_and_changed_uid_is_found_only_where_it_is_now() {
+        let s = Projections::default();
+        s.put(Pod {
+            gpus: true,
+            ..pod("train", 1, "n1")
+        });
+        s.put(pod("web", 2, "n1"));
+        assert_eq!(by_uid(&s, 1), Some("train"));
+        assert_eq!(names_of(&s.on_node("n1")), ["train", "web"]);
+        assert_eq!(names_of(&s.marked(Mark::Gpus)), ["train"]);
+
+        // Deleted and made again under the same name while the watch was
+        // down: the relist replaces it with a new UID, on another node,
+        // now a device-plugin pod without GPUs.
+        s.put(Pod {
+            plugin: true,
+            ..pod("train", 3, "n2")
+        });
+        assert_eq!(by_uid(&s, 1), None, "the old UID is forgotten");
+        assert_eq!(by_uid(&s, 3), Some("train"));
+        assert_eq!(names_of(&s.on_node("n1")), ["web"]);
+        assert_eq!(names_of(&s.on_node("n2")), ["train"]);
+        assert!(s.marked(Mark::Gpus).is_empty());
+        assert_eq!(names_of(&s.marked(Mark::DevicePlugin)), ["train"]);
+        let found = s.find_marked(Mark::DevicePlugin, |p| p.node == Some("n2"));
+        assert_eq!(found.map(|p| p.name), Some("train"));
+        assert!(
+            s.find_marked(Mark::DevicePlugin, |p| p.node == Some("n1"))
+                .is_none()
+        );
+
+        // An update that keeps the UID: the index answers the new version.
+        s.put(Pod {
+            node: Some("n3"),
+            ..pod("web", 2, "n1")
+        });
+        let web = s.by_uid(&uid(2)).expect("web by UID");
+        assert_eq!(web.node, Some("n3"));
+        assert!(s.on_node("n1").is_empty());
+        assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn a_removed_pod_leaves_every_index_and_its_namespace_count() {
+        let s = Projections::default();
+        s.put(Pod {
+            gpus: true,
+            plugin: true,
+            ..pod("a", 1, "n1")
+        });
+        s.put(Pod {
+            namespace: "kube-system",
+            ..pod("b", 2, "n1")
+        });
+        let mut ns = s.namespaces();
+        ns.sort();
+        assert_eq!(ns, ["kube-system", "ml"]);
+        let bytes = s.index_heap_bytes();
+        assert!(bytes > 0);
+
+        assert_eq!(s.remove("ml", "a").map(|p| p.name), Some("a"));
+        assert_eq!(by_uid(&s, 1), None);
+        assert_eq!(names_of(&s.on_node("n1")), ["b"]);
+        assert!(s.marked(Mark::Gpus).is_empty());
+        assert!(s.marked(Mark::DevicePlugin).is_empty());
+        assert_eq!(s.namespaces(), ["kube-system"]);
+        assert!(s.remove("ml", "a").is_none(), "removed once");
+        assert!(s.remove("kube-system", "b").is_some());
+        assert!(s.on_node("n1").is_empty());
+        assert!(s.namespaces().is_empty());
+    }
+
+    #[test]
+    fn the_relist_sweep_takes_what_it_removes_out_of_the_indexes() {
+        let s = Projections::default();
+        s.begin();
+        s.put(Pod {
+            gpus: true,
+            ..pod("gone", 1, "n1")
+        });
+        s.put(pod("kept", 2, "n1"));
+        s.put(pod("moved", 3, "n2"));
+        assert!(s.finish().is_empty());
+
+        // A relist after a 410: `gone` was deleted meanwhile, `moved`
+        // rescheduled; until InitDone the old objects still answer.
+        s.begin();
+        s.put(pod("kept", 2, "n1"));
+        s.put(pod("moved", 4, "n1"));
+        assert_eq!(by_uid(&s, 1), Some("gone"));
+        assert_eq!(names_of(&s.on_node("n1")), ["gone", "kept", "moved"]);
+        let gone = s.finish();
+        assert_eq!(names_of(&gone), ["gone"]);
+        assert_eq!(by_uid(&s, 1), None);
+        assert_eq!(by_uid(&s, 3), None);
+        assert_eq!(by_uid(&s, 4), Some("moved"));
+        assert_eq!(names_of(&s.on_node("n1")), ["kept", "moved"]);
+        assert!(s.on_node("n2").is_empty());
+        assert!(s.marked(Mark::Gpus).is_empty());
+    }
+
+    #[test]
+    fn a_uuid_is_keyed_by_its_bits_and_any_other_uid_by_its_text() {
+        assert_eq!(
+            uid_key("00000001-0000-0000-0000-0000000000ff"),
+            (1u128 << 96) | 0xff
+        );
+        assert_eq!(parse_uuid("00000001-0000-0000-0000-0000000000FF"), None);
+        assert_eq!(parse_uuid("00000001-0000-0000-0000-0000000000f"), None);
+        assert_eq!(parse_uuid("000000010-000-0000-0000-0000000000ff"), None);
+        assert_ne!(uid_key("uid-web"), uid_key("uid-db"));
+
+        // Non-UUID UIDs (test fixtures, other API servers) index too, and
+        // a lookup never answers for another UID text.
+        let s = Projections::default();
+        s.put(Pod {
+            uid: Some("uid-web".into()),
+            ..pod("web", 0, "n1")
+        });
+        assert_eq!(s.by_uid("uid-web").map(|p| p.name), Some("web"));
+        assert!(s.by_uid("uid-db").is_none());
+        assert!(s.by_uid("").is_none());
+    }
+
+    #[test]
+    fn under_churn_the_indexes_answer_what_a_walk_of_every_object_would() {
+        const NAMES: [&str; 12] = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"];
+        const NODES: [&str; 3] = ["n1", "n2", "n3"];
+        let s = Projections::default();
+        // A fixed xorshift sequence: puts (new, replaced, moved, UID
+        // changed or kept), removes and relists.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        let mut uids = 0;
+        for step in 0..3000 {
+            let name = NAMES[next(12) as usize];
+            match next(10) {
+                0 => {
+                    s.remove("ml", name);
+                }
+                1 => {
+                    s.begin();
+                    for n in NAMES {
+                        if next(2) == 0 {
+                            continue;
+                        }
+                        uids += 1;
+                        s.put(Pod {
+                            gpus: next(2) == 0,
+                            ..pod(n, uids, NODES[next(3) as usize])
+                        });
+                    }
+                    s.finish();
+                }
+                _ => {
+                    let kept = s.get("ml", name).filter(|_| next(2) == 0);
+                    uids += 1;
+                    s.put(Pod {
+                        uid: kept.map_or_else(|| Some(uid(uids)), |p| p.uid.clone()),
+                        node: (next(4) != 0).then(|| NODES[next(3) as usize]),
+                        gpus: next(3) == 0,
+                        plugin: next(5) == 0,
+                        ..pod(name, 0, "n1")
+                    });
+                }
+            }
+            let all = s.state();
+            for n in NODES {
+                let want: Vec<_> = all.iter().filter(|p| p.node == Some(n)).cloned().collect();
+                assert_eq!(
+                    names_of(&s.on_node(n)),
+                    names_of(&want),
+                    "step {step} node {n}"
+                );
+            }
+            let gpus: Vec<_> = all.iter().filter(|p| p.gpus).cloned().collect();
+            assert_eq!(
+                names_of(&s.marked(Mark::Gpus)),
+                names_of(&gpus),
+                "step {step}"
+            );
+            let plugins: Vec<_> = all.iter().filter(|p| p.plugin).cloned().collect();
+            let marked = s.marked(Mark::DevicePlugin);
+            assert_eq!(names_of(&marked), names_of(&plugins), "step {step}");
+            for p in &all {
+                let found = s.by_uid(p.uid.as_deref().unwrap_or_default());
+                assert!(
+                    found.is_some_and(|f| Arc::ptr_eq(&f, p)),
+                    "step {step}: {p:?}"
+                );
+            }
+            let live = (1..=uids).filter(|n| s.by_uid(&uid(*n)).is_some()).count();
+            assert_eq!(live, all.len(), "step {step}: only live objects' UIDs");
+            let mut ns = s.namespaces();
+            ns.dedup();
+            assert_eq!(ns.len(), usize::from(!all.is_empty()), "step {step}");
+        }
+    }
 }
