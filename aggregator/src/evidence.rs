@@ -33,7 +33,7 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 
 use crate::clock::now_unix_nanos;
 use crate::error::Result;
-use crate::kube::{Kube, Mark, PodView, Projection, join};
+use crate::kube::{Kube, Mark, PodIndex, PodView, Projection, join};
 use crate::state::{NodeRecords, State};
 use crate::store::{DiagnosedPod, Store};
 
@@ -484,28 +484,7 @@ fn kube_objects_for_pod(kube: &Kube, target: &Target, ev: &mut Evidence) {
         .pod
         .as_deref()
         .is_some_and(|p| k8s::node_name(p).is_none());
-    // Selected on the indexes (what they return, not every pod), rebuilt
-    // outside the stores' locks.
-    let mut neighbours = Vec::new();
-    let mut take = |p: Arc<PodView>| {
-        if seen.insert(p.pod_name()) {
-            neighbours.push(p);
-        }
-    };
-    if unbound {
-        kube.marked_pods(Mark::Gpus).into_iter().for_each(&mut take);
-    }
-    if let Some(node) = node {
-        kube.pods_on(node)
-            .into_iter()
-            .filter(|p| p.is_device_plugin() || p.gpu_request() > 0)
-            .for_each(&mut take);
-    }
-    if let Some(p) =
-        kube.find_marked_pod(Mark::DevicePlugin, |p| node.is_none() || p.node() != node)
-    {
-        take(p);
-    }
+    let neighbours = neighbours(kube, node, unbound, &mut seen);
     ev.pods
         .extend(neighbours.iter().filter_map(|p| p.rebuilt()));
     ev.nodes = match node {
@@ -523,6 +502,41 @@ fn kube_objects_for_pod(kube: &Kube, target: &Target, ev: &mut Evidence) {
         .collect();
     ev.events = kube.events(|e| event_concerns(e, target, node, &claims));
     ev.events.sort_by_key(k8s::event_last_time);
+}
+
+/// The neighbours the rules need of a pod on `node` (`unbound`: a pod
+/// that waits for one), selected on the indexes (what they return, not
+/// every pod; rebuilt by the caller outside the stores' locks): its node's
+/// GPU-holding and device-plugin pods, one device-plugin pod elsewhere,
+/// and for an unbound pod every GPU-requesting pod. `seen`: the
+/// `namespace/name`s already taken, extended.
+pub fn neighbours(
+    pods: &impl PodIndex,
+    node: Option<&str>,
+    unbound: bool,
+    seen: &mut HashSet<String>,
+) -> Vec<Arc<PodView>> {
+    let mut out = Vec::new();
+    let mut take = |p: Arc<PodView>| {
+        if seen.insert(p.pod_name()) {
+            out.push(p);
+        }
+    };
+    if unbound {
+        pods.marked_pods(Mark::Gpus).into_iter().for_each(&mut take);
+    }
+    if let Some(node) = node {
+        pods.pods_on(node)
+            .into_iter()
+            .filter(|p| p.is_device_plugin() || p.gpu_request() > 0)
+            .for_each(&mut take);
+    }
+    if let Some(p) =
+        pods.find_marked_pod(Mark::DevicePlugin, |p| node.is_none() || p.node() != node)
+    {
+        take(p);
+    }
+    out
 }
 
 /// Whether an event is about the pod, its node or a PVC it mounts.

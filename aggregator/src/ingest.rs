@@ -31,7 +31,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::kube::{Kube, Projection as _};
+use crate::kube::{Kube, PodIndex as _, Projection as _};
 
 use gpuscope_proto::INGEST_PROTOCOL;
 use gpuscope_proto::v1::{

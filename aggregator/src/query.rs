@@ -9,7 +9,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::kube::{Kube, Projection};
+use crate::kube::{Kube, PodIndex as _, Projection};
 use gpuscope_diagnose::bundle::Bundle;
 use gpuscope_proto::v1 as pb;
 use gpuscope_proto::v1::{

@@ -57,7 +57,7 @@ impl KubeInputs {
         Self {
             pods: k.pods(),
             nodes: k.nodes(),
-            device_plugins: k.marked_pods(crate::kube::Mark::DevicePlugin),
+            device_plugins: crate::kube::PodIndex::marked_pods(k, crate::kube::Mark::DevicePlugin),
         }
     }
 }

@@ -1361,6 +1361,7 @@ impl Logs {
 /// Kubernetes' names of the pods with these UIDs: the watched pods, else
 /// the recently deleted ones.
 fn pod_labels(kube: &crate::kube::Kube, uids: &HashSet<&str>) -> HashMap<String, PodNamesOwned> {
+    use crate::kube::PodIndex as _;
     uids.iter()
         .filter_map(|&uid| {
             let p = kube

@@ -346,7 +346,7 @@ impl Kube {
     /// Calls `f` on every pod known, as projected, each once, under the
     /// stores' read locks (no vector of every pod; keep `f` short). A walk
     /// of the whole cluster: a question about one pod or node asks the
-    /// indexes instead ([`Kube::pod_by_uid`], [`Kube::pods_on`]).
+    /// indexes instead ([`PodIndex`]).
     pub fn for_each_pod(&self, mut f: impl FnMut(&Arc<PodView>)) {
         match self.pods.as_slice() {
             [one] => one.for_each(f),
@@ -366,33 +366,6 @@ impl Kube {
     /// A pod by namespace and name.
     pub fn pod(&self, namespace: &str, name: &str) -> Option<Arc<PodView>> {
         self.pods.iter().find_map(|s| s.get(namespace, name))
-    }
-
-    /// A pod by UID (the by-UID index: no walk).
-    pub fn pod_by_uid(&self, uid: &str) -> Option<Arc<PodView>> {
-        self.pods.iter().find_map(|s| s.by_uid(uid))
-    }
-
-    /// The pods bound to `node`, each once (the by-node index).
-    pub fn pods_on(&self, node: &str) -> Vec<Arc<PodView>> {
-        self.pods_from(|s| s.on_node(node))
-    }
-
-    /// The pods with `mark` (GPU-requesting, device-plugin), each once.
-    pub fn marked_pods(&self, mark: Mark) -> Vec<Arc<PodView>> {
-        self.pods_from(|s| s.marked(mark))
-    }
-
-    /// One pod with `mark` for which `pred` holds (tried under a store's
-    /// read lock; keep `pred` short).
-    pub fn find_marked_pod(
-        &self,
-        mark: Mark,
-        mut pred: impl FnMut(&PodView) -> bool,
-    ) -> Option<Arc<PodView>> {
-        self.pods
-            .iter()
-            .find_map(|s| s.find_marked(mark, &mut pred))
     }
 
     /// The namespaces that have pods.
@@ -482,6 +455,65 @@ impl Kube {
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {:?}", self.log_timeout)),
         }
+    }
+}
+
+/// The pod lookups the queries make instead of walking every pod, each
+/// answered by the stores' indexes ([`store`]): by the whole Kubernetes
+/// side ([`Kube`]: every pod store, each pod once) or by one store.
+pub trait PodIndex {
+    /// A pod by UID.
+    fn pod_by_uid(&self, uid: &str) -> Option<Arc<PodView>>;
+    /// The pods bound to `node`, each once.
+    fn pods_on(&self, node: &str) -> Vec<Arc<PodView>>;
+    /// The pods with `mark` (GPU-requesting, device-plugin), each once.
+    fn marked_pods(&self, mark: Mark) -> Vec<Arc<PodView>>;
+    /// One pod with `mark` for which `pred` holds (tried under a store's
+    /// read lock; keep `pred` short).
+    fn find_marked_pod(
+        &self,
+        mark: Mark,
+        pred: impl FnMut(&PodView) -> bool,
+    ) -> Option<Arc<PodView>>;
+}
+
+impl PodIndex for Projections<PodView> {
+    fn pod_by_uid(&self, uid: &str) -> Option<Arc<PodView>> {
+        self.by_uid(uid)
+    }
+    fn pods_on(&self, node: &str) -> Vec<Arc<PodView>> {
+        self.on_node(node)
+    }
+    fn marked_pods(&self, mark: Mark) -> Vec<Arc<PodView>> {
+        self.marked(mark)
+    }
+    fn find_marked_pod(
+        &self,
+        mark: Mark,
+        pred: impl FnMut(&PodView) -> bool,
+    ) -> Option<Arc<PodView>> {
+        self.find_marked(mark, pred)
+    }
+}
+
+impl PodIndex for Kube {
+    fn pod_by_uid(&self, uid: &str) -> Option<Arc<PodView>> {
+        self.pods.iter().find_map(|s| s.by_uid(uid))
+    }
+    fn pods_on(&self, node: &str) -> Vec<Arc<PodView>> {
+        self.pods_from(|s| s.on_node(node))
+    }
+    fn marked_pods(&self, mark: Mark) -> Vec<Arc<PodView>> {
+        self.pods_from(|s| s.marked(mark))
+    }
+    fn find_marked_pod(
+        &self,
+        mark: Mark,
+        mut pred: impl FnMut(&PodView) -> bool,
+    ) -> Option<Arc<PodView>> {
+        self.pods
+            .iter()
+            .find_map(|s| s.find_marked(mark, &mut pred))
     }
 }
 
