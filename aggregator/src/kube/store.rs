@@ -101,6 +101,15 @@ pub fn uid_key(uid: &str) -> u128 {
     })
 }
 
+/// A [`uid_key`] as the by-UID index keeps it.
+type UidKey = [u64; 2];
+
+/// The by-UID index's key of a UID.
+fn index_key(uid: &str) -> UidKey {
+    let k = uid_key(uid);
+    [(k >> 64) as u64, k as u64]
+}
+
 /// A UUID in canonical lowercase form, as its 128 bits.
 fn parse_uuid(s: &str) -> Option<u128> {
     let b = s.as_bytes();
@@ -151,8 +160,9 @@ impl<V> std::fmt::Debug for ByPtr<V> {
 /// reader sees both or neither.
 #[derive(Debug)]
 struct Index<V> {
-    /// By [`uid_key`] of [`Projection::uid`].
-    by_uid: HashMap<u128, Arc<V>>,
+    /// By [`uid_key`] of [`Projection::uid`], as two `u64`s (a `u128`
+    /// is 16-byte aligned: an entry would take 32 bytes, not 24).
+    by_uid: HashMap<UidKey, Arc<V>>,
     /// By [`Projection::node`]; a node's pods are few (at most the
     /// kubelet's `maxPods`, 110 by default), so a vector.
     by_node: HashMap<Box<str>, Vec<Arc<V>>>,
@@ -176,7 +186,7 @@ impl<V> Default for Index<V> {
 impl<V: Projection> Index<V> {
     fn add(&mut self, v: &Arc<V>) {
         if let Some(uid) = v.uid() {
-            self.by_uid.insert(uid_key(uid), v.clone());
+            self.by_uid.insert(index_key(uid), v.clone());
         }
         if let Some(node) = v.node() {
             match self.by_node.get_mut(node) {
@@ -203,7 +213,7 @@ impl<V: Projection> Index<V> {
     /// same UID has taken stays).
     fn remove(&mut self, v: &Arc<V>) {
         if let Some(uid) = v.uid() {
-            let k = uid_key(uid);
+            let k = index_key(uid);
             if self.by_uid.get(&k).is_some_and(|o| Arc::ptr_eq(o, v)) {
                 self.by_uid.remove(&k);
             }
@@ -250,7 +260,7 @@ impl<V: Projection> Index<V> {
             let buckets = (capacity * 8 / 7).next_power_of_two();
             buckets * (std::mem::size_of::<(K, T)>() + 1) + 16
         }
-        table::<u128, Arc<V>>(self.by_uid.capacity())
+        table::<UidKey, Arc<V>>(self.by_uid.capacity())
             + table::<Box<str>, Vec<Arc<V>>>(self.by_node.capacity())
             + self
                 .by_node
@@ -331,7 +341,7 @@ impl<V: Projection> Projections<V> {
         read(&self.inner)
             .index
             .by_uid
-            .get(&uid_key(uid))
+            .get(&index_key(uid))
             .filter(|v| v.uid() == Some(uid))
             .cloned()
     }
