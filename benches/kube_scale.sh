@@ -17,7 +17,8 @@
 #            printed), VmHWM (the peak, start-up included); then
 #            explain_rpc (N_RPC rounds, default 30) on the Query-only
 #            listener (--query-listen) under the load.
-#   no-kube  --no-kube, the same agent load for the same time: VmRSS.
+#   no-kube  --no-kube, the same agent load, sampled over the same span
+#            after start (from the kube run's ready time): VmRSS.
 # Memory per watched pod = (median VmRSS with kube - median VmRSS without)
 # / pods. The API server's own RSS and CPU are printed beside (another
 # process). The load average of the machine is printed at each step: the
@@ -199,8 +200,13 @@ run_size() { # NODES
 
     echo "-- no-kube: aggregator --no-kube, the same agent load, ${SCALE_SECONDS} s"
     start_aggregator --no-kube
-    start_load "$n" $((SCALE_SECONDS + 60))
-    sleep 20
+    # Sampled at the same time after start as the kube run was (its ready
+    # time): the history rings fill for their first minutes, so an earlier
+    # sample would count that growth against the pods.
+    local wait_s
+    wait_s=$(awk -v r="$ready_s" 'BEGIN { printf "%d", (r < 20) ? 20 : r + 0.5 }')
+    start_load "$n" $((wait_s + SCALE_SECONDS + 60))
+    sleep "$wait_s"
     steady "$SCALE_SECONDS"
     local base_rss=$RSS_MED
     stop "$GEN"; GEN=; stop "$AGG"; AGG=

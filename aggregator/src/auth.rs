@@ -69,6 +69,9 @@ pub const AGENT_AUDIENCE: &str = "gpuscope";
 /// The `extra` key the API server sets to the pod a ServiceAccount token
 /// is bound to.
 pub const EXTRA_POD_NAME: &str = "authentication.kubernetes.io/pod-name";
+/// The key of a bound ServiceAccount token's pod UID in a TokenReview's
+/// `extra`.
+pub const EXTRA_POD_UID: &str = "authentication.kubernetes.io/pod-uid";
 /// The `extra` key the API server sets to the bound pod's node.
 pub const EXTRA_NODE_NAME: &str = "authentication.kubernetes.io/node-name";
 

@@ -33,7 +33,7 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 
 use crate::clock::now_unix_nanos;
 use crate::error::Result;
-use crate::kube::{Kube, PodView, Projection, join};
+use crate::kube::{Kube, Mark, PodIndex, PodView, Projection, join};
 use crate::state::{NodeRecords, State};
 use crate::store::{DiagnosedPod, Store};
 
@@ -109,15 +109,9 @@ impl Assembler {
         if let Some(kube) = &self.kube {
             let by_name = |p: &PodView| p.namespace() == namespace && p.name() == pod;
             let by_uid = |p: &PodView| !pod.is_empty() && p.uid() == Some(pod);
-            let live = kube.pod(namespace, pod).or_else(|| {
-                let mut found = None;
-                kube.for_each_pod(|p| {
-                    if found.is_none() && by_uid(p) {
-                        found = Some(p.clone());
-                    }
-                });
-                found
-            });
+            let live = kube
+                .pod(namespace, pod)
+                .or_else(|| kube.pod_by_uid(pod).filter(|p| by_uid(p)));
             let found = match live {
                 Some(p) => Some((p, false)),
                 None => kube
@@ -488,20 +482,7 @@ fn kube_objects_for_pod(kube: &Kube, target: &Target, ev: &mut Evidence) {
         .pod
         .as_deref()
         .is_some_and(|p| k8s::node_name(p).is_none());
-    // Selected on the projections (under the stores' read locks), rebuilt
-    // outside them.
-    let mut witness = false;
-    let mut neighbours = Vec::new();
-    kube.for_each_pod(|p| {
-        let plugin = p.is_device_plugin();
-        let here = node.is_some() && p.node() == node;
-        let gpus = p.gpu_request() > 0;
-        let wanted = (unbound && gpus) || (here && (plugin || gpus)) || (plugin && !witness);
-        if wanted && seen.insert(p.pod_name()) {
-            witness |= plugin && !here;
-            neighbours.push(p.clone());
-        }
-    });
+    let neighbours = neighbours(kube, node, unbound, &mut seen);
     ev.pods
         .extend(neighbours.iter().filter_map(|p| p.rebuilt()));
     ev.nodes = match node {
@@ -512,10 +493,9 @@ fn kube_objects_for_pod(kube: &Kube, target: &Target, ev: &mut Evidence) {
             .collect(),
         _ => kube.nodes().iter().filter_map(|n| n.rebuilt()).collect(),
     };
-    ev.pvcs = kube
-        .pvcs()
+    ev.pvcs = claims
         .iter()
-        .filter(|c| c.namespace() == ns && claims.iter().any(|n| n == c.name()))
+        .filter_map(|c| kube.pvc(ns, c))
         .filter_map(|c| c.rebuilt())
         .collect();
     // Looked up by involved object, then checked whole (an event of an
@@ -539,6 +519,41 @@ fn kube_objects_for_pod(kube: &Kube, target: &Target, ev: &mut Evidence) {
     ev.events
         .retain(|e| event_concerns(e, target, node, &claims));
     ev.events.sort_by_key(k8s::event_last_time);
+}
+
+/// The neighbours the rules need of a pod on `node` (`unbound`: a pod
+/// that waits for one), selected on the indexes (what they return, not
+/// every pod; rebuilt by the caller outside the stores' locks): its node's
+/// GPU-holding and device-plugin pods, one device-plugin pod elsewhere,
+/// and for an unbound pod every GPU-requesting pod. `seen`: the
+/// `namespace/name`s already taken, extended.
+pub fn neighbours(
+    pods: &impl PodIndex,
+    node: Option<&str>,
+    unbound: bool,
+    seen: &mut HashSet<String>,
+) -> Vec<Arc<PodView>> {
+    let mut out = Vec::new();
+    let mut take = |p: Arc<PodView>| {
+        if seen.insert(p.pod_name()) {
+            out.push(p);
+        }
+    };
+    if unbound {
+        pods.marked_pods(Mark::Gpus).into_iter().for_each(&mut take);
+    }
+    if let Some(node) = node {
+        pods.pods_on(node)
+            .into_iter()
+            .filter(|p| p.is_device_plugin() || p.gpu_request() > 0)
+            .for_each(&mut take);
+    }
+    if let Some(p) =
+        pods.find_marked_pod(Mark::DevicePlugin, |p| node.is_none() || p.node() != node)
+    {
+        take(p);
+    }
+    out
 }
 
 /// Whether an event is about the pod, its node or a PVC it mounts.

@@ -31,7 +31,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::kube::Projection as _;
+use crate::kube::{Kube, PodIndex as _, Projection as _};
 
 use gpuscope_proto::INGEST_PROTOCOL;
 use gpuscope_proto::v1::{
@@ -46,7 +46,7 @@ use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder
 use tonic::codegen::{BoxFuture, Context, Poll, StdError, http};
 use tonic::{Code, Request, Response, Status, Streaming};
 
-use crate::auth::{AGENT_AUDIENCE, Authorizer, EXTRA_NODE_NAME, EXTRA_POD_NAME};
+use crate::auth::{AGENT_AUDIENCE, Authorizer, EXTRA_NODE_NAME, EXTRA_POD_NAME, EXTRA_POD_UID};
 use crate::state::{State, StreamRefs};
 use crate::store::Store;
 use crate::sync::lock;
@@ -75,7 +75,7 @@ pub struct AgentAuth {
     pub service_accounts: Vec<String>,
     /// The pods Kubernetes has: a token's pod, when known, must be on its
     /// node.
-    pub kube: Option<Arc<crate::kube::Kube>>,
+    pub kube: Option<Arc<Kube>>,
 }
 
 /// A node's open stream.
@@ -127,14 +127,7 @@ impl AgentAuth {
             )));
         }
         let on_other_node = self.kube.as_ref().and_then(|k| {
-            let mut on = None;
-            k.for_each_pod(|p| {
-                if on.is_none() && p.name() == pod {
-                    on = Some(p.node().map(str::to_owned));
-                }
-            });
-            let on = on??;
-            (on != node).then_some(on)
+            bound_pod_node(k, pod, caller.extra(EXTRA_POD_UID), node).filter(|on| on != node)
         });
         if let Some(on) = on_other_node {
             return Err(Status::permission_denied(format!(
@@ -143,6 +136,31 @@ impl AgentAuth {
         }
         Ok((format!("{} pod {pod}", caller.user), caller.expires))
     }
+}
+
+/// The node Kubernetes has the token's pod `name` (UID `uid`, when the
+/// token says it) on, when it knows: the pod with that UID (the by-UID
+/// index), else a pod of that name on the node the agent reports for (the
+/// by-node index: the usual answer, in a handful of pods); only a pod on
+/// neither is looked for among every pod (by name, in any namespace, as
+/// the token names no namespace).
+fn bound_pod_node(kube: &Kube, name: &str, uid: Option<&str>, node: &str) -> Option<String> {
+    if let Some(p) = uid
+        .and_then(|u| kube.pod_by_uid(u))
+        .filter(|p| p.name() == name)
+    {
+        return p.node().map(str::to_owned);
+    }
+    if kube.pods_on(node).iter().any(|p| p.name() == name) {
+        return Some(node.to_owned());
+    }
+    let mut on = None;
+    kube.for_each_pod(|p| {
+        if on.is_none() && p.name() == name {
+            on = Some(p.node().map(str::to_owned));
+        }
+    });
+    on?
 }
 
 /// What an open stream's token is checked again with.

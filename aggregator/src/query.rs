@@ -9,7 +9,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::kube::{PodView, Projection};
+use crate::kube::{Kube, PodIndex as _, Projection};
 use gpuscope_diagnose::bundle::Bundle;
 use gpuscope_proto::v1 as pb;
 use gpuscope_proto::v1::{
@@ -178,9 +178,8 @@ impl QueryService {
     /// The namespaces of the pods Kubernetes has, readable or not by the
     /// caller.
     async fn readable_pods(&self, gate: &Gate) -> Result<Namespaces, Status> {
-        let pods = self.kube().map(|k| k.pods()).unwrap_or_default();
-        gate.namespaces(pods.iter().map(|p| p.namespace().to_owned()).collect())
-            .await
+        let namespaces = self.kube().map(|k| k.pod_namespaces()).unwrap_or_default();
+        gate.namespaces(namespaces).await
     }
 
     /// Serves Explain, Diagnose and GetBundle with evidence from
@@ -435,9 +434,7 @@ impl Query for QueryService {
         let (gate, _permit) = self.admit(&request).await?;
         let r = request.get_ref();
         let mut containers = self.state.containers(&r.node_name, &r.pod_uid);
-        if let Some(kube) = self.kube() {
-            Namer::new(&kube.pods()).containers(&mut containers);
-        }
+        Namer(self.kube().map(|k| &**k)).containers(&mut containers);
         let ns = gate
             .namespaces(containers.iter().map(|c| c.pod_namespace.clone()).collect())
             .await?;
@@ -478,16 +475,16 @@ impl Query for QueryService {
         };
         let store = self.store.clone();
         let filter = r.filter.unwrap_or_default();
-        let pods = self.kube().map(|k| k.pods()).unwrap_or_default();
+        let kube = self.kube().cloned();
         let (since, until) = (r.since_unix_nanos, r.until_unix_nanos);
         let (incidents, truncated) = tokio::task::spawn_blocking(move || {
             let (mut incidents, truncated) = if filter.pod_name.is_empty() {
                 store.list(&filter, since, until, limit)?
             } else {
-                let uids = uids_named(&pods, &store, &filter)?;
+                let uids = uids_named(kube.as_deref(), &store, &filter)?;
                 list_uids(&store, &filter, &uids, since, until, limit)?
             };
-            Namer::new(&pods).incidents(&mut incidents);
+            Namer(kube.as_deref()).incidents(&mut incidents);
             name_from_records(&store, &mut incidents)?;
             Ok::<_, crate::error::Error>((incidents, truncated))
         })
@@ -525,10 +522,11 @@ impl Query for QueryService {
         };
         if let Series::Container { latest, .. } = &series {
             // The container's pod namespace; unnamed: every namespace.
-            let names = latest.container.as_ref().and_then(|c| {
-                let pods = self.kube()?.pods();
-                Namer::new(&pods).name(c).map(|n| n.namespace)
-            });
+            let names = latest
+                .container
+                .as_ref()
+                .and_then(|c| Namer(self.kube().map(|k| &**k)).name(c))
+                .map(|n| n.namespace);
             gate.require(&Access::pods(names.as_deref().unwrap_or("")))
                 .await?;
         }
@@ -706,9 +704,7 @@ impl Query for QueryService {
                 let msg = match next {
                     Ok(incident) if matches(&filter, &incident) => {
                         let mut incident = (*incident).clone();
-                        if let Some(kube) = &kube {
-                            Namer::new(&kube.pods()).incidents(std::slice::from_mut(&mut incident));
-                        }
+                        Namer(kube.as_deref()).incidents(std::slice::from_mut(&mut incident));
                         if !named_as(&filter, &incident) {
                             continue;
                         }
@@ -761,15 +757,15 @@ fn named_as(filter: &IncidentFilter, i: &Incident) -> bool {
 /// Every UID the pod the filter names is known by: the pod object's, and
 /// those of the recorded diagnoses of pods of that name. Blocking.
 fn uids_named(
-    pods: &[Arc<PodView>],
+    kube: Option<&Kube>,
     store: &Store,
     filter: &IncidentFilter,
 ) -> crate::error::Result<Vec<String>> {
     let namespace = filter_namespace(filter);
-    let mut uids: Vec<String> = pods
-        .iter()
-        .filter(|p| p.namespace() == namespace && p.name() == filter.pod_name)
-        .filter_map(|p| p.uid().map(str::to_owned))
+    let mut uids: Vec<String> = kube
+        .and_then(|k| k.pod(namespace, &filter.pod_name))
+        .and_then(|p| p.uid().map(str::to_owned))
+        .into_iter()
         .collect();
     let named = DiagnosedPod::Name {
         namespace: namespace.to_owned(),
@@ -854,10 +850,10 @@ fn oom_container(i: &Incident) -> Option<&ContainerRef> {
 
 /// Names what the agents report by pod UID and container ID (a
 /// container's samples, an OOM kill) as Kubernetes does, from the pod
-/// objects the aggregator watches.
-struct Namer<'a> {
-    by_uid: std::collections::HashMap<&'a str, &'a PodView>,
-}
+/// objects the aggregator watches (looked up by UID in the stores' index,
+/// one lookup per container named: no walk of every pod); `None`: the
+/// aggregator does not watch Kubernetes, nothing is named.
+struct Namer<'a>(Option<&'a Kube>);
 
 /// A container's pod namespace, pod name and container name (empty when
 /// its ID is no longer among the pod's current or previous containers).
@@ -867,15 +863,9 @@ struct Names {
     container: String,
 }
 
-impl<'a> Namer<'a> {
-    fn new(pods: &'a [Arc<PodView>]) -> Self {
-        Self {
-            by_uid: pods.iter().filter_map(|p| Some((p.uid()?, &**p))).collect(),
-        }
-    }
-
+impl Namer<'_> {
     fn name(&self, r: &ContainerRef) -> Option<Names> {
-        let p = self.by_uid.get(r.pod_uid.as_str())?;
+        let p = self.0?.pod_by_uid(&r.pod_uid)?;
         Some(Names {
             namespace: p.namespace().to_owned(),
             pod: p.name().to_owned(),

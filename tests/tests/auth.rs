@@ -438,6 +438,76 @@ async fn expired_wrong_audience_and_missing_tokens_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_whose_pod_kubernetes_has_on_another_node_is_refused() {
+    let (fake, _dir, agg, _c) = setup(Ttls::default()).await;
+    let url = format!("http://{}", agg.local_addr());
+    let kube = agg.kube().expect("kube").clone();
+    let agent_pod = |name: &str, node: &str| {
+        let p = fake.apply(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "gpuscope"},
+            "spec": {"nodeName": node, "containers": [{"name": "agent", "image": "gpuscope:1"}]},
+        }));
+        p.pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .expect("the fake API server sets a UID")
+            .to_owned()
+    };
+    let moved = agent_pod("gpuscope-agent-moved", "node-z");
+    let here = agent_pod("gpuscope-agent-here", "gpu-node-3");
+    let start = Instant::now();
+    while kube.pod("gpuscope", "gpuscope-agent-here").is_none()
+        || kube.pod("gpuscope", "gpuscope-agent-moved").is_none()
+    {
+        assert!(start.elapsed() < DEADLINE, "the agent pods never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Tokens bound to a pod on the node they report for (as the API
+    // server says, `node-name`), where Kubernetes has the pod elsewhere:
+    // found by the token's pod UID, and (a token whose UID Kubernetes
+    // does not know) by name.
+    let bound = |pod: &str, node: &str, uid: Option<&str>| {
+        let mut t = Token::bound("gpuscope", "gpuscope-agent", pod, node, "gpuscope");
+        if let Some(uid) = uid {
+            t.extra.insert(
+                gpuscope_tests::fake_kube::review::POD_UID.to_owned(),
+                vec![uid.to_owned()],
+            );
+        }
+        t
+    };
+    fake.add_token(
+        "moved-by-uid",
+        bound("gpuscope-agent-moved", "gpu-node-1", Some(&moved)),
+    );
+    fake.add_token(
+        "moved-by-name",
+        bound("gpuscope-agent-moved", "gpu-node-1", None),
+    );
+    fake.add_token(
+        "here-by-uid",
+        bound("gpuscope-agent-here", "gpu-node-3", Some(&here)),
+    );
+    for token in ["moved-by-uid", "moved-by-name"] {
+        let s = agent_stream(&url, token, "gpu-node-1")
+            .await
+            .expect_err("Kubernetes has the pod on node-z");
+        assert_eq!(s.code(), Code::PermissionDenied, "{token}: {s:?}");
+        assert!(
+            s.message()
+                .contains("pod gpuscope-agent-moved runs on node node-z, not gpu-node-1"),
+            "{token}: {s:?}"
+        );
+    }
+    let _s = agent_stream(&url, "here-by-uid", "gpu-node-3")
+        .await
+        .expect("the pod is where its token says");
+    agg.shutdown(Duration::from_secs(5))
+        .await
+        .expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_reports_only_for_its_own_node_and_only_it_replaces_its_stream() {
     let (_fake, _dir, agg, _c) = setup(Ttls::default()).await;
     let url = format!("http://{}", agg.local_addr());

@@ -54,16 +54,10 @@ impl KubeInputs {
         let Some(k) = kube else {
             return Self::default();
         };
-        let pods = k.pods();
-        let device_plugins = pods
-            .iter()
-            .filter(|p| p.is_device_plugin())
-            .cloned()
-            .collect();
         Self {
-            pods,
+            pods: k.pods(),
             nodes: k.nodes(),
-            device_plugins,
+            device_plugins: crate::kube::PodIndex::marked_pods(k, crate::kube::Mark::DevicePlugin),
         }
     }
 }

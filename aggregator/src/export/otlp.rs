@@ -1361,23 +1361,15 @@ impl Logs {
 /// Kubernetes' names of the pods with these UIDs: the watched pods, else
 /// the recently deleted ones.
 fn pod_labels(kube: &crate::kube::Kube, uids: &HashSet<&str>) -> HashMap<String, PodNamesOwned> {
-    let mut out = HashMap::new();
-    kube.for_each_pod(|p| {
-        if let Some(uid) = p.uid().filter(|u| uids.contains(u)) {
-            out.insert(uid.to_owned(), PodNamesOwned::of(p));
-        }
-    });
-    let missing: Vec<&str> = uids
-        .iter()
-        .copied()
-        .filter(|u| !out.contains_key(*u))
-        .collect();
-    for uid in missing {
-        if let Some(p) = kube.departed(|p| p.uid() == Some(uid)) {
-            out.insert(uid.to_owned(), PodNamesOwned::of(&p));
-        }
-    }
-    out
+    use crate::kube::PodIndex as _;
+    uids.iter()
+        .filter_map(|&uid| {
+            let p = kube
+                .pod_by_uid(uid)
+                .or_else(|| kube.departed(|p| p.uid() == Some(uid)))?;
+            Some((uid.to_owned(), PodNamesOwned::of(&p)))
+        })
+        .collect()
 }
 
 /// A pod's names, owned.

@@ -375,9 +375,15 @@ impl Walk {
         options: Options,
         shard: Shard,
     ) {
+        // Only the pods of this shard's nodes are named: what a node's
+        // agent reports (containers, GPU processes, kills) is of the pods
+        // the kubelet runs there, so a shard's scrape does not pay for
+        // the names of the whole cluster's pods (a whole scrape names
+        // every pod, bound or not).
         let names: std::collections::HashMap<&str, PodNames<'_>> = inputs
             .pods
             .iter()
+            .filter(|p| shard.has(p.node().unwrap_or_default()))
             .filter_map(|p| {
                 Some((
                     p.uid()?,
@@ -1427,6 +1433,37 @@ mod tests {
         write_sample(f64::INFINITY.into(), &mut b);
         assert_eq!(b, b"0 18446744073709551615 0.25 +Inf");
         assert_eq!(format_device(12).as_str(), "nvidia12");
+    }
+
+    #[test]
+    fn a_shard_names_the_containers_of_its_nodes_pods() {
+        let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "trainer-0", "namespace": "ml", "uid": "uid-1"},
+            "spec": {"nodeName": "gpu-1", "containers": [{"name": "trainer"}]},
+            "status": {"containerStatuses": [{"name": "trainer", "containerID": "containerd://c1",
+                "image": "", "imageID": "", "ready": true, "restartCount": 0}]},
+        }))
+        .expect("pod");
+        let pods = [std::sync::Arc::new(
+            PodView::project(&pod, &[]).expect("projects"),
+        )];
+        let inputs = Inputs {
+            pods: &pods,
+            ..Default::default()
+        };
+        let line = r#"gpuscope_container_memory_usage_bytes{node="gpu-1",namespace="ml",pod="trainer-0",container="trainer"} 5242880"#;
+        let state = state();
+        for index in 0..4 {
+            let shard = Shard { index, of: 4 };
+            let (chunks, _) =
+                Renderer::default().render(&state, &inputs, Options::default(), shard);
+            let text = String::from_utf8(chunks.concat()).expect("utf-8");
+            assert_eq!(
+                text.lines().any(|l| l == line),
+                shard.has("gpu-1"),
+                "shard {index}:\n{text}"
+            );
+        }
     }
 
     #[test]

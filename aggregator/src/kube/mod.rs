@@ -49,7 +49,7 @@ pub use events::{EventLimits, EventStore};
 pub use health::{Health, WatchState, WatcherHealth};
 pub use join::Selector;
 pub use project::{EventView, NodeView, PodView, Projection, PvcView};
-pub use store::Projections;
+pub use store::{Mark, Projections};
 
 use crate::sync::lock;
 
@@ -346,12 +346,23 @@ impl Kube {
     /// Every pod known, as projected (each once, also when two watchers
     /// see it); [`PodView::pod`] rebuilds one.
     pub fn pods(&self) -> Vec<Arc<PodView>> {
+        self.pods_from(Projections::state)
+    }
+
+    /// What `select` picks from each pod store, each pod once: with one
+    /// store (every namespace watched) as it comes; with several (one per
+    /// namespace, and the device-plugin watchers, which can see a pod of a
+    /// watched namespace again) without the second sighting.
+    fn pods_from(
+        &self,
+        select: impl Fn(&Projections<PodView>) -> Vec<Arc<PodView>>,
+    ) -> Vec<Arc<PodView>> {
         match self.pods.as_slice() {
-            [one] => one.state(),
+            [one] => select(one),
             many => {
                 let mut seen = std::collections::HashSet::new();
                 many.iter()
-                    .flat_map(|s| s.state())
+                    .flat_map(|s| select(s))
                     .filter(|p| seen.insert(p.pod_name()))
                     .collect()
             }
@@ -359,7 +370,9 @@ impl Kube {
     }
 
     /// Calls `f` on every pod known, as projected, each once, under the
-    /// stores' read locks (no vector of every pod; keep `f` short).
+    /// stores' read locks (no vector of every pod; keep `f` short). A walk
+    /// of the whole cluster: a question about one pod or node asks the
+    /// indexes instead ([`PodIndex`]).
     pub fn for_each_pod(&self, mut f: impl FnMut(&Arc<PodView>)) {
         match self.pods.as_slice() {
             [one] => one.for_each(f),
@@ -381,6 +394,11 @@ impl Kube {
         self.pods.iter().find_map(|s| s.get(namespace, name))
     }
 
+    /// The namespaces that have pods.
+    pub fn pod_namespaces(&self) -> std::collections::BTreeSet<String> {
+        self.pods.iter().flat_map(|s| s.namespaces()).collect()
+    }
+
     /// The most recently deleted pod matching `pred`, as its deletion
     /// showed it (kept an hour, at most 2,000: [`Departed`]).
     pub fn departed(&self, pred: impl FnMut(&PodView) -> bool) -> Option<Arc<PodView>> {
@@ -400,6 +418,11 @@ impl Kube {
     /// Every PVC known, as projected.
     pub fn pvcs(&self) -> Vec<Arc<PvcView>> {
         self.pvcs.iter().flat_map(|s| s.state()).collect()
+    }
+
+    /// A PVC by namespace and name.
+    pub fn pvc(&self, namespace: &str, name: &str) -> Option<Arc<PvcView>> {
+        self.pvcs.iter().find_map(|s| s.get(namespace, name))
     }
 
     /// Kept events about these involved objects, each (kind, namespace
@@ -479,6 +502,65 @@ impl Kube {
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {:?}", self.log_timeout)),
         }
+    }
+}
+
+/// The pod lookups the queries make instead of walking every pod, each
+/// answered by the stores' indexes ([`store`]): by the whole Kubernetes
+/// side ([`Kube`]: every pod store, each pod once) or by one store.
+pub trait PodIndex {
+    /// A pod by UID.
+    fn pod_by_uid(&self, uid: &str) -> Option<Arc<PodView>>;
+    /// The pods bound to `node`, each once.
+    fn pods_on(&self, node: &str) -> Vec<Arc<PodView>>;
+    /// The pods with `mark` (GPU-requesting, device-plugin), each once.
+    fn marked_pods(&self, mark: Mark) -> Vec<Arc<PodView>>;
+    /// One pod with `mark` for which `pred` holds (tried under a store's
+    /// read lock; keep `pred` short).
+    fn find_marked_pod(
+        &self,
+        mark: Mark,
+        pred: impl FnMut(&PodView) -> bool,
+    ) -> Option<Arc<PodView>>;
+}
+
+impl PodIndex for Projections<PodView> {
+    fn pod_by_uid(&self, uid: &str) -> Option<Arc<PodView>> {
+        self.by_uid(uid)
+    }
+    fn pods_on(&self, node: &str) -> Vec<Arc<PodView>> {
+        self.on_node(node)
+    }
+    fn marked_pods(&self, mark: Mark) -> Vec<Arc<PodView>> {
+        self.marked(mark)
+    }
+    fn find_marked_pod(
+        &self,
+        mark: Mark,
+        pred: impl FnMut(&PodView) -> bool,
+    ) -> Option<Arc<PodView>> {
+        self.find_marked(mark, pred)
+    }
+}
+
+impl PodIndex for Kube {
+    fn pod_by_uid(&self, uid: &str) -> Option<Arc<PodView>> {
+        self.pods.iter().find_map(|s| s.by_uid(uid))
+    }
+    fn pods_on(&self, node: &str) -> Vec<Arc<PodView>> {
+        self.pods_from(|s| s.on_node(node))
+    }
+    fn marked_pods(&self, mark: Mark) -> Vec<Arc<PodView>> {
+        self.pods_from(|s| s.marked(mark))
+    }
+    fn find_marked_pod(
+        &self,
+        mark: Mark,
+        mut pred: impl FnMut(&PodView) -> bool,
+    ) -> Option<Arc<PodView>> {
+        self.pods
+            .iter()
+            .find_map(|s| s.find_marked(mark, &mut pred))
     }
 }
 

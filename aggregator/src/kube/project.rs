@@ -52,6 +52,7 @@ use k8s_openapi::api::core::v1::{Event, Node, PersistentVolumeClaim, Pod};
 use serde_json::{Map, Value};
 
 use super::join::{self, Selector};
+use super::store::Mark;
 use crate::sync::lock;
 
 /// Why an object could not be projected or rebuilt.
@@ -748,12 +749,25 @@ fn rebuild<K: serde::de::DeserializeOwned>(
 // ---------------------------------------------------------------- objects
 
 /// What a store keys its objects by: namespace (empty for cluster-scoped
-/// objects) and name.
+/// objects) and name; and what its indexes ([`super::store`]) know them
+/// by, none by default.
 pub trait Projection: Send + Sync + 'static {
     /// The namespace, empty for a cluster-scoped object.
     fn namespace(&self) -> &str;
     /// The name.
     fn name(&self) -> &str;
+    /// The UID, for the by-UID index; `None`: not indexed by UID.
+    fn uid(&self) -> Option<&str> {
+        None
+    }
+    /// The node it is bound to, for the by-node index.
+    fn node(&self) -> Option<&str> {
+        None
+    }
+    /// Whether it belongs in the set of `mark`.
+    fn marked(&self, _mark: Mark) -> bool {
+        false
+    }
 }
 
 /// A pod's projection.
@@ -779,6 +793,18 @@ impl Projection for PodView {
     }
     fn name(&self) -> &str {
         &self.name
+    }
+    fn uid(&self) -> Option<&str> {
+        PodView::uid(self)
+    }
+    fn node(&self) -> Option<&str> {
+        PodView::node(self)
+    }
+    fn marked(&self, mark: Mark) -> bool {
+        match mark {
+            Mark::Gpus => self.gpus > 0,
+            Mark::DevicePlugin => self.device_plugin,
+        }
     }
 }
 
