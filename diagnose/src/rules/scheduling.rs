@@ -6,7 +6,7 @@
 //! ([`node_figures`]: allocatable, requested, free), so that both
 //! families, and the chains, judge a node the same way.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use gpuscope_model::Timestamp;
 use k8s_openapi::api::core::v1::{Node, NodeSelectorRequirement, Pod, Toleration};
@@ -488,6 +488,16 @@ impl NodeFigures {
 /// scheduler counted under the resource); nodes that offer none of it and
 /// hold no request for it are left out.
 pub(crate) fn node_figures(ctx: &Context<'_>, pod: &Pod, resource: &str) -> Vec<NodeFigures> {
+    // What the pods bound to each node request, in one pass over the pods
+    // (a large cluster's Pending pod is explained with every GPU holder).
+    let mut requested_on: HashMap<&str, f64> = HashMap::new();
+    for p in ctx.pods() {
+        if let Some(node) = k8s::node_name(p)
+            && !matches!(k8s::phase(p), "Succeeded" | "Failed")
+        {
+            *requested_on.entry(node).or_default() += k8s::pod_request_amount(p, resource);
+        }
+    }
     let mut out = Vec::new();
     for n in ctx.nodes().iter().filter(|n| exclusions(pod, n).is_empty()) {
         let name = n.metadata.name.clone().unwrap_or_default();
@@ -500,15 +510,7 @@ pub(crate) fn node_figures(ctx: &Context<'_>, pod: &Pod, resource: &str) -> Vec<
         let st = n.status.as_ref();
         let allocatable = get(st.and_then(|s| s.allocatable.as_ref())).unwrap_or(0.0);
         let capacity = get(st.and_then(|s| s.capacity.as_ref()));
-        let requested: f64 = ctx
-            .pods()
-            .iter()
-            .filter(|p| {
-                k8s::node_name(p) == Some(name.as_str())
-                    && !matches!(k8s::phase(p), "Succeeded" | "Failed")
-            })
-            .map(|p| k8s::pod_request_amount(p, resource))
-            .sum();
+        let requested = requested_on.get(name.as_str()).copied().unwrap_or(0.0);
         if allocatable == 0.0 && requested == 0.0 && capacity.unwrap_or(0.0) == 0.0 {
             continue;
         }
