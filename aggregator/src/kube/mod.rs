@@ -4,7 +4,9 @@
 //!
 //! Each watcher is `kube::runtime::watcher` feeding a store of compact
 //! projections ([`project`], [`store::Projections`], applied in place: a
-//! relist never holds two copies) or, for Events, the bounded
+//! relist never holds two copies; each object decoded from the API
+//! server's JSON straight into the fields its projection keeps,
+//! [`watched`]) or, for Events, the bounded
 //! [`events::EventStore`]. A watcher first asks for a streaming list
 //! (`sendInitialEvents=true` with bookmarks: the API server sends the
 //! current objects as watch events, with no list response to hold in

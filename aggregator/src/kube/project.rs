@@ -44,8 +44,14 @@
 //! strings (`Arc<str>`) are swept from their table when it has doubled
 //! since the last sweep.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::HashMap as StdHashMap;
 use std::sync::{Arc, LazyLock, Mutex};
+
+// The interning tables and the keep-tree are looked up once per string
+// of every object listed: foldhash (seeded per process, as std's
+// RandomState) rather than SipHash.
+use foldhash::{HashMap, HashSet};
 
 use gpuscope_diagnose::k8s;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
@@ -233,7 +239,7 @@ pub(crate) enum Keep {
 impl Keep {
     /// The tree of `paths` (dotted, as [`POD_KEEP`]).
     pub(crate) fn of(paths: &[&'static str]) -> Self {
-        let mut root = Keep::Fields(HashMap::new());
+        let mut root = Keep::Fields(HashMap::default());
         for path in paths {
             let mut at = &mut root;
             let mut parts = path.split('.').peekable();
@@ -244,7 +250,7 @@ impl Keep {
                     if last {
                         Keep::All
                     } else {
-                        Keep::Fields(HashMap::new())
+                        Keep::Fields(HashMap::default())
                     }
                 });
                 if last {
@@ -373,7 +379,7 @@ static VALUES: LazyLock<Mutex<Values>> = LazyLock::new(Mutex::default);
 /// names), forgotten when no projection holds them: the table is swept
 /// when it has doubled since the last sweep.
 struct Shared {
-    set: std::collections::HashSet<Arc<str>>,
+    set: HashSet<Arc<str>>,
     sweep_at: usize,
 }
 
@@ -471,16 +477,26 @@ impl Compact {
     }
 
     fn encode(value: &Value) -> Self {
-        let mut e = Encoder {
-            bytes: Vec::with_capacity(512),
-            keys: lock(&KEYS),
-            values: lock(&VALUES),
-        };
-        e.value(value, "", "");
-        let Encoder { bytes, .. } = e;
-        Self {
-            bytes: bytes.into_boxed_slice(),
+        thread_local! {
+            /// Reused for every encoding on the thread: the body is then
+            /// allocated once, at its size.
+            static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(4096));
         }
+        SCRATCH.with_borrow_mut(|scratch| {
+            scratch.clear();
+            let mut e = Encoder {
+                bytes: std::mem::take(scratch),
+                keys: lock(&KEYS),
+                values: lock(&VALUES),
+            };
+            e.value(value, "", "");
+            let Encoder { bytes, .. } = e;
+            let body = Self {
+                bytes: bytes.as_slice().into(),
+            };
+            *scratch = bytes;
+            body
+        })
     }
 
     /// The numbers of the shared values used, once per use.
@@ -931,7 +947,7 @@ impl PodView {
     }
 
     /// Container ID -> name, as `join::container_names` gives it.
-    pub fn container_names(&self) -> HashMap<String, String> {
+    pub fn container_names(&self) -> StdHashMap<String, String> {
         self.containers
             .iter()
             .map(|(id, n)| (id.to_string(), n.to_string()))

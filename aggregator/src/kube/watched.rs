@@ -26,7 +26,6 @@
 //! metadata is what the body keeps.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::LazyLock;
@@ -252,7 +251,7 @@ impl<'de> Visitor<'de> for Pruning<'_> {
 
 /// A field name looked up in the kept fields without allocating: the
 /// name and its subtree when kept.
-struct Field<'k>(&'k HashMap<&'static str, Keep>);
+struct Field<'k>(&'k foldhash::HashMap<&'static str, Keep>);
 
 impl<'de, 'k> DeserializeSeed<'de> for Field<'k> {
     type Value = Option<(&'static str, &'k Keep)>;
