@@ -324,7 +324,7 @@ fn corpus_objects() -> Vec<(String, String, Value)> {
 /// projection (`Watched`: unkept fields skipped while parsing); over every
 /// Pod, Node and PVC of the corpus that projection rebuilds the object
 /// that projecting the typed object rebuilds, holds as many bytes, and
-/// its header (read from the kept fields) says what the typed helpers say
+/// its header (read from the kept fields) says what the `k8s::` functions say
 /// of the object.
 #[test]
 fn decoding_the_json_projects_as_the_typed_object_does() {
