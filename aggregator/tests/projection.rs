@@ -10,9 +10,14 @@
 use std::path::PathBuf;
 
 use gpuscope_aggregator::kube::project::{self, NODE_KEEP, POD_KEEP, PVC_KEEP};
-use gpuscope_aggregator::kube::{EventView, NodeView, PodView, PvcView};
+use gpuscope_aggregator::kube::{
+    DEFAULT_DEVICE_PLUGIN_SELECTORS, EventView, NodeView, PodView, Projection, PvcView, Selector,
+    join,
+};
 use gpuscope_diagnose::bundle::Bundle;
-use gpuscope_diagnose::{Config, Evidence, Finding, Gap};
+use gpuscope_diagnose::{Config, Evidence, Finding, Gap, k8s};
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use serde_json::{Value, json};
 
 /// Kept paths no corpus case's answer depends on, and what reads them.
 const NOT_IN_CORPUS: &[(&str, &str)] = &[
@@ -285,4 +290,165 @@ fn findings_over_projected_events_equal_those_over_the_originals() {
         "{events} corpus events: {:.0} bytes of projection each (heap, not counting shared strings)",
         bytes as f64 / events as f64
     );
+}
+
+/// Every Pod, Node and PersistentVolumeClaim of the corpus's JSON files,
+/// as written (kind, JSON object), each with what an API server adds
+/// that no projection keeps: a resourceVersion and managedFields.
+fn corpus_objects() -> Vec<(String, String, Value)> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/bundles");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("tests/bundles")
+        .flat_map(|e| {
+            let dir = e.expect("entry").path().join("bundle");
+            std::fs::read_dir(dir).into_iter().flatten()
+        })
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("readable");
+        let Ok(value) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        let list_kind = value
+            .get("kind")
+            .and_then(Value::as_str)
+            .and_then(|k| k.strip_suffix("List"))
+            .map(str::to_owned);
+        let items = match (value.get("items").and_then(Value::as_array), list_kind) {
+            (Some(items), Some(kind)) => items
+                .iter()
+                .map(|i| {
+                    (
+                        i.get("kind")
+                            .and_then(Value::as_str)
+                            .unwrap_or(&kind)
+                            .to_owned(),
+                        i.clone(),
+                    )
+                })
+                .collect(),
+            _ => vec![(
+                value
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+                value,
+            )],
+        };
+        for (kind, mut item) in items {
+            if !matches!(kind.as_str(), "Pod" | "Node" | "PersistentVolumeClaim") {
+                continue;
+            }
+            if let Some(m) = item.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.insert("resourceVersion".into(), json!("918273"));
+                m.insert(
+                    "managedFields".into(),
+                    json!([{"manager": "kubelet", "operation": "Update", "apiVersion": "v1",
+                        "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {"f:phase": {}}}}]),
+                );
+            }
+            out.push((path.display().to_string(), kind, item));
+        }
+    }
+    out
+}
+
+/// The watchers decode each object's JSON text straight into its
+/// projection (`Watched`: unkept fields skipped while parsing); over every
+/// Pod, Node and PVC of the corpus that projection rebuilds the object
+/// that projecting the typed object rebuilds, holds as many bytes, and
+/// its header (read from the kept fields) says what the `k8s::` functions say
+/// of the object.
+#[test]
+fn decoding_the_json_projects_as_the_typed_object_does() {
+    let selectors: Vec<Selector> = DEFAULT_DEVICE_PLUGIN_SELECTORS
+        .iter()
+        .map(|s| s.parse().expect("selector"))
+        .collect();
+    let objects = corpus_objects();
+    let mut seen = [0usize; 3];
+    for (file, kind, item) in &objects {
+        let text = item.to_string();
+        match kind.as_str() {
+            "Pod" => {
+                let p: Pod = serde_json::from_value(item.clone()).expect("a pod");
+                let d =
+                    PodView::decode(&text, &selectors).unwrap_or_else(|e| panic!("{file}: {e}"));
+                let t = PodView::project(&p, &selectors).expect("projects");
+                let what = format!("{file}: pod {}", k8s::pod_name(&p));
+                assert_eq!(
+                    d.pod().expect("rebuilds"),
+                    t.pod().expect("rebuilds"),
+                    "{what}"
+                );
+                assert_eq!(d.heap_bytes(), t.heap_bytes(), "{what}");
+                assert_eq!(
+                    (d.namespace(), d.name(), d.uid(), d.node()),
+                    (
+                        k8s::namespace(&p),
+                        k8s::name(&p),
+                        k8s::uid(&p),
+                        k8s::node_name(&p)
+                    ),
+                    "{what}"
+                );
+                assert_eq!(d.owner().map(str::to_owned), k8s::owner(&p), "{what}");
+                assert_eq!(d.gpu_request(), k8s::gpu_request(&p), "{what}");
+                let ready = k8s::status(&p)
+                    .conditions
+                    .iter()
+                    .flatten()
+                    .any(|c| c.type_ == "Ready" && c.status == "True");
+                assert_eq!(d.is_ready(), ready, "{what}");
+                assert_eq!(d.container_names(), join::container_names(&p), "{what}");
+                assert_eq!(
+                    d.is_device_plugin(),
+                    selectors.iter().any(|s| s.matches(&p)),
+                    "{what}"
+                );
+                seen[0] += 1;
+            }
+            "Node" => {
+                let n: Node = serde_json::from_value(item.clone()).expect("a node");
+                let d = NodeView::decode(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+                let t = NodeView::project(&n).expect("projects");
+                assert_eq!(
+                    d.node().expect("rebuilds"),
+                    t.node().expect("rebuilds"),
+                    "{file}"
+                );
+                assert_eq!(d.name(), t.name(), "{file}");
+                assert_eq!(d.gpu_capacity(), t.gpu_capacity(), "{file}");
+                assert_eq!(d.gpu_allocatable(), t.gpu_allocatable(), "{file}");
+                assert_eq!(d.gpus(), k8s::node_gpus(&n).0, "{file}");
+                seen[1] += 1;
+            }
+            _ => {
+                let c: PersistentVolumeClaim = serde_json::from_value(item.clone()).expect("a pvc");
+                let d = PvcView::decode(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+                let t = PvcView::project(&c).expect("projects");
+                assert_eq!(
+                    d.pvc().expect("rebuilds"),
+                    t.pvc().expect("rebuilds"),
+                    "{file}"
+                );
+                assert_eq!(
+                    (d.namespace(), d.name()),
+                    (t.namespace(), t.name()),
+                    "{file}"
+                );
+                seen[2] += 1;
+            }
+        }
+    }
+    assert!(
+        seen[0] > 100 && seen[1] > 50 && seen[2] > 0,
+        "the corpus's pods, nodes and claims: {seen:?}"
+    );
+    eprintln!("decoded {seen:?} corpus pods, nodes and claims");
 }

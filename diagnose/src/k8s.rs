@@ -130,15 +130,21 @@ pub fn owner(p: &Pod) -> Option<String> {
         .iter()
         .find(|o| o.controller == Some(true))
         .or(refs.first())?;
-    if o.kind == "ReplicaSet"
-        && let Some((base, hash)) = o.name.rsplit_once('-')
+    Some(owner_text(&o.kind, &o.name))
+}
+
+/// An owner reference as [`owner`] names it: `Kind/name`, a ReplicaSet
+/// whose name ends in a pod-template hash as its Deployment.
+pub fn owner_text(kind: &str, name: &str) -> String {
+    if kind == "ReplicaSet"
+        && let Some((base, hash)) = name.rsplit_once('-')
         && !hash.is_empty()
         && hash.len() <= 10
         && hash.chars().all(|c| c.is_ascii_alphanumeric())
     {
-        return Some(format!("Deployment/{base}"));
+        return format!("Deployment/{base}");
     }
-    Some(format!("{}/{}", o.kind, o.name))
+    format!("{kind}/{name}")
 }
 
 /// A quantity of a resource in `requests` or `limits`, as a whole count
@@ -233,7 +239,12 @@ pub fn gpus_withheld(n: &Node) -> bool {
 /// Parses a Kubernetes quantity (`2`, `500m`, `4Gi`, `1.5G`, `1e3`) into
 /// a plain number (cores for CPU, bytes for memory, count otherwise).
 pub fn quantity(q: &Quantity) -> Option<f64> {
-    let s = q.0.trim();
+    quantity_text(&q.0)
+}
+
+/// [`quantity`] of a quantity's text.
+pub fn quantity_text(s: &str) -> Option<f64> {
+    let s = s.trim();
     let split = s
         .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
         .unwrap_or(s.len());

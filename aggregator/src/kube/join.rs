@@ -45,23 +45,34 @@ where
 /// container name, for the current and the previous instance of every
 /// init and app container whose status names an ID.
 pub fn container_names(p: &Pod) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    for c in k8s::container_statuses(p) {
-        if let Some(id) = c.container_id.as_deref() {
-            let id = k8s::bare_container_id(id);
-            if !id.is_empty() {
-                out.insert(id.to_owned(), c.name.clone());
-            }
-        }
-        if let Some(id) = c
+    container_names_of(k8s::container_statuses(p).map(|c| {
+        let last = c
             .last_state
             .as_ref()
             .and_then(|s| s.terminated.as_ref())
-            .and_then(|t| t.container_id.as_deref())
-        {
+            .and_then(|t| t.container_id.as_deref());
+        (c.name.as_str(), c.container_id.as_deref(), last)
+    }))
+}
+
+/// [`container_names`] of (name, current container ID, the terminated
+/// previous instance's container ID) of each init and app container
+/// status, in that order.
+pub fn container_names_of<'a>(
+    statuses: impl IntoIterator<Item = (&'a str, Option<&'a str>, Option<&'a str>)>,
+) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for (name, current, last) in statuses {
+        if let Some(id) = current {
             let id = k8s::bare_container_id(id);
             if !id.is_empty() {
-                out.entry(id.to_owned()).or_insert_with(|| c.name.clone());
+                out.insert(id.to_owned(), name.to_owned());
+            }
+        }
+        if let Some(id) = last {
+            let id = k8s::bare_container_id(id);
+            if !id.is_empty() {
+                out.entry(id.to_owned()).or_insert_with(|| name.to_owned());
             }
         }
     }
@@ -188,7 +199,11 @@ impl Selector {
     /// Whether a pod's labels match every term.
     pub fn matches(&self, p: &Pod) -> bool {
         let labels = p.metadata.labels.as_ref();
-        let get = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
+        self.matches_labels(|k| labels.and_then(|l| l.get(k)).map(String::as_str))
+    }
+
+    /// Whether labels read by `get` (label key -> value) match.
+    pub fn matches_labels<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
         self.terms.iter().all(|t| match t {
             Term::Eq(k, v) => get(k) == Some(v.as_str()),
             Term::Ne(k, v) => get(k) != Some(v.as_str()),

@@ -4,7 +4,9 @@
 //!
 //! Each watcher is `kube::runtime::watcher` feeding a store of compact
 //! projections ([`project`], [`store::Projections`], applied in place: a
-//! relist never holds two copies) or, for Events, the bounded
+//! relist never holds two copies; each object decoded from the API
+//! server's JSON straight into the fields its projection keeps,
+//! [`watched`]) or, for Events, the bounded
 //! [`events::EventStore`]. A watcher first asks for a streaming list
 //! (`sendInitialEvents=true` with bookmarks: the API server sends the
 //! current objects as watch events, with no list response to hold in
@@ -31,6 +33,7 @@ pub mod join;
 pub mod project;
 pub mod publish;
 pub mod store;
+pub mod watched;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,6 +53,7 @@ pub use health::{Health, WatchState, WatcherHealth};
 pub use join::Selector;
 pub use project::{EventView, NodeView, PodView, Projection, PvcView};
 pub use store::{Mark, Projections};
+pub use watched::Watched;
 
 use crate::sync::lock;
 
@@ -225,12 +229,16 @@ impl Kube {
         let nodes = Arc::new(Projections::default());
         tasks.push(spawn_watch(
             rt,
-            Api::<Node>::all(client.clone()),
+            Api::<Watched<Node>>::all(client.clone()),
             watcher::Config::default(),
             "nodes".into(),
             "node",
             &health,
-            projecting(nodes.clone(), NodeView::project, |_| {}),
+            projecting(
+                nodes.clone(),
+                |n: &Watched<Node>| NodeView::of_pruned(n.body()),
+                |_| {},
+            ),
         ));
 
         // (watcher name suffix, Api) per namespace, or one for all.
@@ -251,14 +259,14 @@ impl Kube {
             let sel = shared_selectors.clone();
             tasks.push(spawn_watch(
                 rt,
-                scoped::<Pod>(&client, ns.as_deref()),
+                scoped::<Watched<Pod>>(&client, ns.as_deref()),
                 watcher::Config::default(),
                 format!("pods{suffix}"),
                 "pods",
                 &health,
                 projecting(
                     store.clone(),
-                    move |p: &Pod| PodView::project(p, &sel),
+                    move |p: &Watched<Pod>| PodView::of_pruned(p.body(), &sel),
                     move |p| lock(&gone).push(p),
                 ),
             ));
@@ -266,12 +274,16 @@ impl Kube {
             let store = Arc::new(Projections::default());
             tasks.push(spawn_watch(
                 rt,
-                scoped::<PersistentVolumeClaim>(&client, ns.as_deref()),
+                scoped::<Watched<PersistentVolumeClaim>>(&client, ns.as_deref()),
                 watcher::Config::default(),
                 format!("pvcs{suffix}"),
                 "pvcs",
                 &health,
-                projecting(store.clone(), PvcView::project, |_| {}),
+                projecting(
+                    store.clone(),
+                    |c: &Watched<PersistentVolumeClaim>| PvcView::of_pruned(c.body()),
+                    |_| {},
+                ),
             ));
             pvcs.push(store);
         }
@@ -303,14 +315,14 @@ impl Kube {
                 let all_selectors = shared_selectors.clone();
                 tasks.push(spawn_watch(
                     rt,
-                    Api::<Pod>::all(client.clone()),
+                    Api::<Watched<Pod>>::all(client.clone()),
                     watcher::Config::default().labels(sel.as_str()),
                     format!("device-plugin pods {sel}"),
                     "pods",
                     &health,
                     projecting(
                         store.clone(),
-                        move |p: &Pod| PodView::project(p, &all_selectors),
+                        move |p: &Watched<Pod>| PodView::of_pruned(p.body(), &all_selectors),
                         |_| {},
                     ),
                 ));
@@ -591,7 +603,7 @@ fn slim<K: ResourceExt>(ev: watcher::Event<K>) -> watcher::Event<K> {
 /// down), as last kept.
 fn projecting<K, V>(
     store: Arc<Projections<V>>,
-    project: impl Fn(&K) -> Result<V, project::ProjectError> + Send + 'static,
+    project: impl Fn(&K) -> V + Send + 'static,
     mut gone: impl FnMut(Arc<V>) + Send + 'static,
 ) -> impl FnMut(watcher::Event<K>) + Send + 'static
 where
@@ -599,21 +611,12 @@ where
 {
     move |ev| match ev {
         watcher::Event::Init => store.begin(),
-        watcher::Event::InitApply(o) | watcher::Event::Apply(o) => match project(&o) {
-            Ok(v) => store.put(v),
-            Err(e) => {
-                tracing::warn!(error = %e, "A watched object does not project; it is left out.")
-            }
-        },
-        watcher::Event::Delete(o) => match project(&o) {
-            Ok(v) => {
-                store.remove(v.namespace(), v.name());
-                gone(Arc::new(v));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "A deleted object does not project; it is forgotten.")
-            }
-        },
+        watcher::Event::InitApply(o) | watcher::Event::Apply(o) => store.put(project(&o)),
+        watcher::Event::Delete(o) => {
+            let v = project(&o);
+            store.remove(v.namespace(), v.name());
+            gone(Arc::new(v));
+        }
         watcher::Event::InitDone => store.finish().into_iter().for_each(&mut gone),
     }
 }

@@ -44,8 +44,14 @@
 //! strings (`Arc<str>`) are swept from their table when it has doubled
 //! since the last sweep.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::HashMap as StdHashMap;
 use std::sync::{Arc, LazyLock, Mutex};
+
+// The interning tables and the keep-tree are looked up once per string
+// of every object listed: foldhash (seeded per process, as std's
+// RandomState) rather than SipHash.
+use foldhash::{HashMap, HashSet};
 
 use gpuscope_diagnose::k8s;
 use k8s_openapi::api::core::v1::{Event, Node, PersistentVolumeClaim, Pod};
@@ -53,6 +59,7 @@ use serde_json::{Map, Value};
 
 use super::join::{self, Selector};
 use super::store::Mark;
+use super::watched::Watched;
 use crate::sync::lock;
 
 /// Why an object could not be projected or rebuilt.
@@ -72,6 +79,15 @@ pub enum ProjectError {
     Rebuild {
         /// The object.
         what: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The object's JSON text does not decode.
+    #[error("decoding a {what}: {source}")]
+    Decode {
+        /// What kind of object (`pod`).
+        what: &'static str,
         /// Why.
         #[source]
         source: serde_json::Error,
@@ -241,7 +257,7 @@ const INLINE_FROM: usize = 128;
 
 /// A tree of kept paths.
 #[derive(Debug)]
-enum Keep {
+pub(crate) enum Keep {
     /// The whole subtree.
     All,
     /// These fields of an object (or of each object of a list).
@@ -249,8 +265,9 @@ enum Keep {
 }
 
 impl Keep {
-    fn of(paths: &[&'static str]) -> Self {
-        let mut root = Keep::Fields(HashMap::new());
+    /// The tree of `paths` (dotted, as [`POD_KEEP`]).
+    pub(crate) fn of(paths: &[&'static str]) -> Self {
+        let mut root = Keep::Fields(HashMap::default());
         for path in paths {
             let mut at = &mut root;
             let mut parts = path.split('.').peekable();
@@ -261,7 +278,7 @@ impl Keep {
                     if last {
                         Keep::All
                     } else {
-                        Keep::Fields(HashMap::new())
+                        Keep::Fields(HashMap::default())
                     }
                 });
                 if last {
@@ -296,9 +313,9 @@ impl Keep {
     }
 }
 
-static POD_TREE: LazyLock<Keep> = LazyLock::new(|| Keep::of(POD_KEEP));
-static NODE_TREE: LazyLock<Keep> = LazyLock::new(|| Keep::of(NODE_KEEP));
-static PVC_TREE: LazyLock<Keep> = LazyLock::new(|| Keep::of(PVC_KEEP));
+pub(crate) static POD_TREE: LazyLock<Keep> = LazyLock::new(|| Keep::of(POD_KEEP));
+pub(crate) static NODE_TREE: LazyLock<Keep> = LazyLock::new(|| Keep::of(NODE_KEEP));
+pub(crate) static PVC_TREE: LazyLock<Keep> = LazyLock::new(|| Keep::of(PVC_KEEP));
 static EVENT_TREE: LazyLock<Keep> = LazyLock::new(|| Keep::of(EVENT_KEEP));
 
 // ---------------------------------------------------------------- interning
@@ -391,7 +408,7 @@ static VALUES: LazyLock<Mutex<Values>> = LazyLock::new(Mutex::default);
 /// names), forgotten when no projection holds them: the table is swept
 /// when it has doubled since the last sweep.
 struct Shared {
-    set: std::collections::HashSet<Arc<str>>,
+    set: HashSet<Arc<str>>,
     sweep_at: usize,
 }
 
@@ -489,16 +506,26 @@ impl Compact {
     }
 
     fn encode(value: &Value) -> Self {
-        let mut e = Encoder {
-            bytes: Vec::with_capacity(512),
-            keys: lock(&KEYS),
-            values: lock(&VALUES),
-        };
-        e.value(value, "", "");
-        let Encoder { bytes, .. } = e;
-        Self {
-            bytes: bytes.into_boxed_slice(),
+        thread_local! {
+            /// Reused for every encoding on the thread: the body is then
+            /// allocated once, at its size.
+            static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(4096));
         }
+        SCRATCH.with_borrow_mut(|scratch| {
+            scratch.clear();
+            let mut e = Encoder {
+                bytes: std::mem::take(scratch),
+                keys: lock(&KEYS),
+                values: lock(&VALUES),
+            };
+            e.value(value, "", "");
+            let Encoder { bytes, .. } = e;
+            let body = Self {
+                bytes: bytes.as_slice().into(),
+            };
+            *scratch = bytes;
+            body
+        })
     }
 
     /// The numbers of the shared values used, once per use.
@@ -718,18 +745,36 @@ impl Decoder<'_> {
     }
 }
 
-/// `object` serialised, pruned to `keep` and encoded.
-fn compact<K: serde::Serialize>(
+/// `object` serialised and pruned to `keep`.
+fn pruned<K: serde::Serialize>(
     object: &K,
     keep: &Keep,
     what: impl FnOnce() -> String,
-) -> Result<Compact, ProjectError> {
+) -> Result<Value, ProjectError> {
     let value = serde_json::to_value(object).map_err(|source| ProjectError::Serialize {
         what: what(),
         source,
     })?;
-    let pruned = keep.prune(value).unwrap_or(Value::Null);
-    Ok(Compact::encode(&pruned))
+    Ok(keep.prune(value).unwrap_or(Value::Null))
+}
+
+/// A watched object decoded from its JSON text.
+fn decode_json<K>(json: &str, what: &'static str) -> Result<Watched<K>, ProjectError>
+where
+    Watched<K>: serde::de::DeserializeOwned,
+{
+    serde_json::from_str(json).map_err(|source| ProjectError::Decode { what, source })
+}
+
+/// The text of `field` of the object `v`.
+fn text<'v>(v: Option<&'v Value>, field: &str) -> Option<&'v str> {
+    v?.get(field)?.as_str()
+}
+
+/// The items of the list `field` of the object `v` (none when absent).
+fn list<'v>(v: Option<&'v Value>, field: &str) -> &'v [Value] {
+    v.and_then(|v| v.get(field)?.as_array())
+        .map_or(&[], Vec::as_slice)
 }
 
 /// The object `body` holds.
@@ -813,29 +858,86 @@ impl PodView {
     /// pods.
     pub fn project(pod: &Pod, selectors: &[Selector]) -> Result<Self, ProjectError> {
         let what = || format!("pod {}", k8s::pod_name(pod));
-        let body = compact(pod, &POD_TREE, what)?;
-        let ready = k8s::status(pod)
-            .conditions
+        Ok(Self::of_pruned(&pruned(pod, &POD_TREE, what)?, selectors))
+    }
+
+    /// Projects a pod from its JSON text (as the API server sends it),
+    /// through the watchers' decoding ([`Watched`]): for tests and tools.
+    pub fn decode(json: &str, selectors: &[Selector]) -> Result<Self, ProjectError> {
+        let w: Watched<Pod> = decode_json(json, "pod")?;
+        Ok(Self::of_pruned(w.body(), selectors))
+    }
+
+    /// Projects a pod already pruned to [`POD_KEEP`] (a [`Watched`] pod's
+    /// body): the header is read from the kept fields, as `k8s::*` and
+    /// `join::*` read them of the pod object.
+    pub fn of_pruned(pod: &Value, selectors: &[Selector]) -> Self {
+        let metadata = pod.get("metadata");
+        let spec = pod.get("spec");
+        let status = pod.get("status");
+        let ready = list(status, "conditions").iter().any(|c| {
+            text(Some(c), "type") == Some("Ready") && text(Some(c), "status") == Some("True")
+        });
+        let statuses = list(status, "initContainerStatuses")
             .iter()
-            .flatten()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
-        let mut containers: Vec<(ContainerKey, Arc<str>)> = join::container_names(pod)
+            .chain(list(status, "containerStatuses"))
+            .map(|c| {
+                let terminated = c.get("lastState").and_then(|s| s.get("terminated"));
+                (
+                    text(Some(c), "name").unwrap_or(""),
+                    text(Some(c), "containerID"),
+                    text(terminated, "containerID"),
+                )
+            });
+        let mut containers: Vec<(ContainerKey, Arc<str>)> = join::container_names_of(statuses)
             .into_iter()
             .map(|(id, name)| (ContainerKey::of(&id), intern(&name)))
             .collect();
         containers.sort();
-        Ok(Self {
-            namespace: intern(k8s::namespace(pod)),
-            name: k8s::name(pod).into(),
-            uid: k8s::uid(pod).map(Into::into),
-            node: k8s::node_name(pod).map(intern),
-            owner: k8s::owner(pod).map(|o| intern(&o)),
-            gpus: u32::try_from(k8s::gpu_request(pod)).unwrap_or(u32::MAX),
-            device_plugin: selectors.iter().any(|s| s.matches(pod)),
+        // As `k8s::pod_request_amount`: the app containers' sum or the
+        // largest init container's, a limit standing for a missing request.
+        let gpus_of = |c: &Value| {
+            let resources = c.get("resources");
+            let amount = |which: &str| {
+                resources
+                    .and_then(|r| r.get(which)?.get(k8s::NVIDIA_GPU)?.as_str())
+                    .and_then(k8s::quantity_text)
+            };
+            amount("requests")
+                .or_else(|| amount("limits"))
+                .unwrap_or(0.0)
+        };
+        let app: f64 = list(spec, "containers").iter().map(gpus_of).sum();
+        let init = list(spec, "initContainers")
+            .iter()
+            .map(gpus_of)
+            .fold(0.0, f64::max);
+        let refs = list(metadata, "ownerReferences");
+        let owner = refs
+            .iter()
+            .find(|o| o.get("controller") == Some(&Value::Bool(true)))
+            .or(refs.first())
+            .map(|o| {
+                intern(&k8s::owner_text(
+                    text(Some(o), "kind").unwrap_or(""),
+                    text(Some(o), "name").unwrap_or(""),
+                ))
+            });
+        let labels = metadata.and_then(|m| m.get("labels"));
+        Self {
+            namespace: intern(text(metadata, "namespace").unwrap_or("default")),
+            name: text(metadata, "name").unwrap_or("").into(),
+            uid: text(metadata, "uid").map(Into::into),
+            node: text(spec, "nodeName").map(intern),
+            owner,
+            gpus: u32::try_from(app.max(init) as u64).unwrap_or(u32::MAX),
+            device_plugin: selectors
+                .iter()
+                .any(|s| s.matches_labels(|k| text(labels, k))),
             ready,
             containers: containers.into_boxed_slice(),
-            body,
-        })
+            body: Compact::encode(pod),
+        }
     }
 
     /// The pod object, with every field the rules read.
@@ -899,7 +1001,7 @@ impl PodView {
     }
 
     /// Container ID -> name, as `join::container_names` gives it.
-    pub fn container_names(&self) -> HashMap<String, String> {
+    pub fn container_names(&self) -> StdHashMap<String, String> {
         self.containers
             .iter()
             .map(|(id, n)| (id.to_string(), n.to_string()))
@@ -1010,27 +1112,37 @@ impl NodeView {
     /// Projects a node.
     pub fn project(node: &Node) -> Result<Self, ProjectError> {
         let name = node.metadata.name.as_deref().unwrap_or("");
-        let body = compact(node, &NODE_TREE, || format!("node {name}"))?;
-        let nvidia = |m: Option<&std::collections::BTreeMap<String, _>>| {
-            m.into_iter()
+        Ok(Self::of_pruned(&pruned(node, &NODE_TREE, || {
+            format!("node {name}")
+        })?))
+    }
+
+    /// Projects a node from its JSON text (see [`PodView::decode`]).
+    pub fn decode(json: &str) -> Result<Self, ProjectError> {
+        let w: Watched<Node> = decode_json(json, "node")?;
+        Ok(Self::of_pruned(w.body()))
+    }
+
+    /// Projects a node already pruned to [`NODE_KEEP`].
+    pub fn of_pruned(node: &Value) -> Self {
+        let status = node.get("status");
+        let nvidia = |field: &str| {
+            status
+                .and_then(|s| s.get(field)?.as_object())
+                .into_iter()
                 .flatten()
                 .filter(|(r, _)| r.starts_with("nvidia.com/"))
-                .map(
-                    |(r, q): (
-                        &String,
-                        &k8s_openapi::apimachinery::pkg::api::resource::Quantity,
-                    )| { (intern(r), intern(&q.0)) },
-                )
+                .filter_map(|(r, q)| Some((intern(r), intern(q.as_str()?))))
                 .collect::<Vec<_>>()
                 .into_boxed_slice()
         };
-        let status = node.status.as_ref();
-        Ok(Self {
+        let name = text(node.get("metadata"), "name").unwrap_or("");
+        Self {
             name: intern(name),
-            capacity: nvidia(status.and_then(|s| s.capacity.as_ref())),
-            allocatable: nvidia(status.and_then(|s| s.allocatable.as_ref())),
-            body,
-        })
+            capacity: nvidia("capacity"),
+            allocatable: nvidia("allocatable"),
+            body: Compact::encode(node),
+        }
     }
 
     /// The node object, with every field the rules read.
@@ -1060,11 +1172,7 @@ impl NodeView {
         self.capacity
             .iter()
             .find(|(r, _)| &**r == k8s::NVIDIA_GPU)
-            .and_then(|(_, q)| {
-                k8s::quantity(&k8s_openapi::apimachinery::pkg::api::resource::Quantity(
-                    q.to_string(),
-                ))
-            })
+            .and_then(|(_, q)| k8s::quantity_text(q))
             .map(|v| v as u64)
     }
 }
@@ -1091,12 +1199,25 @@ impl PvcView {
     pub fn project(pvc: &PersistentVolumeClaim) -> Result<Self, ProjectError> {
         let ns = pvc.metadata.namespace.as_deref().unwrap_or("default");
         let name = pvc.metadata.name.as_deref().unwrap_or("");
-        let body = compact(pvc, &PVC_TREE, || format!("pvc {ns}/{name}"))?;
-        Ok(Self {
-            namespace: intern(ns),
-            name: name.into(),
-            body,
-        })
+        Ok(Self::of_pruned(&pruned(pvc, &PVC_TREE, || {
+            format!("pvc {ns}/{name}")
+        })?))
+    }
+
+    /// Projects a claim from its JSON text (see [`PodView::decode`]).
+    pub fn decode(json: &str) -> Result<Self, ProjectError> {
+        let w: Watched<PersistentVolumeClaim> = decode_json(json, "pvc")?;
+        Ok(Self::of_pruned(w.body()))
+    }
+
+    /// Projects a claim already pruned to [`PVC_KEEP`].
+    pub fn of_pruned(pvc: &Value) -> Self {
+        let metadata = pvc.get("metadata");
+        Self {
+            namespace: intern(text(metadata, "namespace").unwrap_or("default")),
+            name: text(metadata, "name").unwrap_or("").into(),
+            body: Compact::encode(pvc),
+        }
     }
 
     /// The claim object, with every field the rules read.
@@ -1127,7 +1248,7 @@ impl EventView {
     /// Projects an event.
     pub fn project(event: &Event) -> Result<Self, ProjectError> {
         let name = event.metadata.name.as_deref().unwrap_or("");
-        let body = compact(event, &EVENT_TREE, || format!("event {name}"))?;
+        let body = Compact::encode(&pruned(event, &EVENT_TREE, || format!("event {name}"))?);
         Ok(Self {
             name: name.into(),
             last: k8s::event_last_time(event),
@@ -1165,7 +1286,7 @@ pub fn keeping<K>(object: &K, paths: &[&'static str]) -> Result<K, ProjectError>
 where
     K: serde::Serialize + serde::de::DeserializeOwned,
 {
-    let body = compact(object, &Keep::of(paths), || "an object".into())?;
+    let body = Compact::encode(&pruned(object, &Keep::of(paths), || "an object".into())?);
     rebuild(&body, || "an object".into())
 }
 
