@@ -47,28 +47,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cpu_s() { awk -v k="$TCK" '{printf "%.2f", ($14 + $15) / k}' "/proc/$1/stat"; }
-median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-
-ready() {
-    "$BIN/gpuscope" --aggregator $URL -o json explain "$SAMPLE_POD" -n "$SAMPLE_NS" 2>/dev/null |
-        python3 -c 'import json, sys
-gaps = json.load(sys.stdin).get("gaps", [])
-sys.exit(1 if [g for g in gaps if g.get("what") in ("pods", "node", "events", "pvcs")] else 0)' 2>/dev/null
-}
+# shellcheck source=kube_common.sh
+. "$ROOT/benches/kube_common.sh"
 
 # One run of aggregator binary $1 labelled $2: appends "wall cpu api" to
 # $TMP/$2.
 run() {
     local bin=$1 label=$2 t0 k0 wall cpu api
-    "$BIN/scale_kube" --nodes "$NODES" --listen 127.0.0.1:$KPORT --churn-per-1000-nodes "$CHURN" \
-        > "$TMP/kube.out" 2> "$TMP/kube.err" &
-    KUBE=$!
-    for _ in $(seq 300); do
-        grep -q '^sample pod' "$TMP/kube.out" 2>/dev/null && break
-        sleep 0.1
-    done
-    read -r _ _ SAMPLE_NS SAMPLE_POD < <(grep '^sample pod' "$TMP/kube.out")
+    start_kube "$NODES" "$CHURN"
     rm -rf "$TMP/data"
     k0=$(cpu_s "$KUBE")
     "$bin" --listen 127.0.0.1:$PORT --data-dir "$TMP/data" --log warn \
@@ -77,7 +63,7 @@ run() {
     t0=$(date +%s.%N)
     for _ in $(seq $((READY_LIMIT * 2))); do
         kill -0 "$AGG" 2>/dev/null || { echo "aggregator died:"; tail -20 "$TMP/agg.log"; exit 1; }
-        if ready; then
+        if kube_ready $URL; then
             wall=$(awk -v t0="$t0" -v t1="$(date +%s.%N)" 'BEGIN { printf "%.1f", t1 - t0 }')
             cpu=$(cpu_s "$AGG")
             api=$(awk -v a="$(cpu_s "$KUBE")" -v b="$k0" 'BEGIN { printf "%.2f", a - b }')

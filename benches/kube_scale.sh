@@ -65,21 +65,10 @@ cleanup() {
 trap cleanup EXIT
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-cpu_s() { awk -v k="$TCK" '{printf "%.1f", ($14 + $15) / k}' "/proc/$1/stat"; }
 status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
-median() { sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-
-start_kube() { # NODES
-    "$BIN/scale_kube" --nodes "$1" --listen 127.0.0.1:$KPORT --churn-per-1000-nodes "$CHURN" \
-        > "$TMP/kube.out" 2> "$TMP/kube.err" &
-    KUBE=$!
-    for _ in $(seq 100); do
-        grep -q '^sample pod' "$TMP/kube.out" 2>/dev/null && break
-        sleep 0.1
-    done
-    read -r _ _ SAMPLE_NS SAMPLE_POD < <(grep '^sample pod' "$TMP/kube.out")
-}
+# shellcheck source=kube_common.sh
+. "$ROOT/benches/kube_common.sh"
 
 start_aggregator() { # FLAGS...
     rm -rf "$TMP/data"
@@ -105,15 +94,6 @@ start_load() { # NODES SECONDS
         --ooms "$OOMS" --pods-out "$TMP/pods" --prefix gpu-node --event-interval 600 --progress 10 \
         > "$TMP/load.out" 2>&1 &
     GEN=$!
-}
-
-# Ready: an Explain of the sample pod names no gap of a watcher (pods,
-# node, events, pvcs: syncing or failing).
-kube_ready() {
-    "$BIN/gpuscope" --aggregator $URL -o json explain "$SAMPLE_POD" -n "$SAMPLE_NS" 2>/dev/null |
-        python3 -c 'import json, sys
-gaps = json.load(sys.stdin).get("gaps", [])
-sys.exit(1 if [g for g in gaps if g.get("what") in ("pods", "node", "events", "pvcs")] else 0)' 2>/dev/null
 }
 
 # Samples VmRSS and cores every 10 s for SECONDS; prints each line, leaves
@@ -164,14 +144,14 @@ run_size() { # NODES
     local n=$1 pods ready_s=
     pods=$((n * 15))
     echo "== $n nodes, $pods pods, $n PVCs, churn $CHURN pod steps/s per 1,000 nodes; agents: $n x (8 GPUs + 32 containers) at 1 Hz, $OOMS OOM kills; load $(load)"
-    start_kube "$n"
+    start_kube "$n" "$CHURN"
     echo "-- kube: aggregator --kube-server http://127.0.0.1:$KPORT --auth none (sample pod $SAMPLE_NS/$SAMPLE_POD)"
     start_aggregator --kube-server "http://127.0.0.1:$KPORT" --auth none
     start_load "$n" $((READY_LIMIT + SCALE_SECONDS + 120))
     local limit=$((READY_LIMIT / 2))
     for _ in $(seq $limit); do
         kill -0 "$AGG" || { echo "aggregator died"; tail -20 "$TMP/agg.log"; exit 1; }
-        if kube_ready; then
+        if kube_ready $URL; then
             ready_s=$(awk -v t0="$T0" -v t1="$(date +%s.%N)" 'BEGIN { printf "%.1f", t1 - t0 }')
             break
         fi

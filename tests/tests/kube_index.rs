@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use gpuscope_aggregator::kube::{Kube, Mark, PodIndex, WatchState};
+use gpuscope_aggregator::kube::{Kube, Mark, PodIndex};
 use gpuscope_aggregator::{Aggregator, Config, KubeConfig};
 use gpuscope_tests::fake_kube::FakeKube;
 use serde_json::{Value, json};
@@ -33,11 +33,7 @@ fn plugin_labels() -> Value {
 async fn until(kube: &Kube, what: &str, done: impl Fn(&Kube) -> bool) {
     let start = Instant::now();
     loop {
-        let ready = kube
-            .health()
-            .snapshot()
-            .values()
-            .all(|h| matches!(h.state, WatchState::Ready { .. }));
+        let ready = kube.health().all_ready();
         if ready && done(kube) {
             return;
         }

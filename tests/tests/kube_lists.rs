@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use gpuscope_aggregator::kube::{Kube, Projection, WatchState};
+use gpuscope_aggregator::kube::{Kube, Projection};
 use gpuscope_aggregator::{Aggregator, Config, KubeConfig};
 use gpuscope_tests::fake_kube::{FakeKube, Fault};
 use serde_json::json;
@@ -43,11 +43,7 @@ async fn start(fake: &FakeKube, data: &std::path::Path) -> Aggregator {
 async fn listed(kube: &Kube) {
     let start = Instant::now();
     loop {
-        let ready = kube
-            .health()
-            .snapshot()
-            .values()
-            .all(|h| matches!(h.state, WatchState::Ready { .. }));
+        let ready = kube.health().all_ready();
         if ready && kube.pods().len() == 3 && kube.node("gpu-1").is_some() {
             return;
         }

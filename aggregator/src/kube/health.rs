@@ -105,6 +105,13 @@ impl Health {
         lock(&self.0).clone()
     }
 
+    /// Whether every watcher has completed its current list.
+    pub fn all_ready(&self) -> bool {
+        lock(&self.0)
+            .values()
+            .all(|h| matches!(h.state, WatchState::Ready { .. }))
+    }
+
     /// One gap per watcher that is not in sync, saying which data is
     /// stale and since when.
     pub fn gaps(&self) -> Vec<Gap> {
