@@ -31,7 +31,8 @@
 # READY_ONLY=1 stops each size at ready (with the CPU-seconds each process
 # used until then): for comparing start-up alone.
 #
-# AGGREGATOR=PATH runs another aggregator binary; NO_BUILD=1 skips the
+# AGGREGATOR=PATH runs another aggregator binary; AGG_FLAGS adds flags to
+# both of its runs (kube and no-kube); NO_BUILD=1 skips the
 # build; CHURN (default 2) pod lifecycle steps per second per 1,000 nodes;
 # READY_LIMIT (default 900) seconds to wait for ready.
 set -euo pipefail
@@ -50,6 +51,7 @@ URL=http://127.0.0.1:$PORT
 QURL=http://127.0.0.1:$((PORT + 1))
 TCK=$(getconf CLK_TCK)
 SIZES=("$@")
+read -r -a AGG_FLAGS <<< "${AGG_FLAGS:-}"
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1000 5000 12500)
 
 [ -n "${NO_BUILD:-}" ] || (cd "$ROOT" && cargo build --release -q -p gpuscope-aggregator -p gpuscope-cli \
@@ -75,7 +77,7 @@ start_aggregator() { # FLAGS...
     # As in benches/ingest.sh: one generator stands in for every node.
     GPUSCOPE_MAX_STREAMS_PER_PEER=1000000 GPUSCOPE_QUERY_RATE=1000000 GPUSCOPE_QUERY_BURST=1000000 \
     "$AGGREGATOR" --listen 127.0.0.1:$PORT --query-listen 127.0.0.1:$((PORT + 1)) \
-        --data-dir "$TMP/data" --log warn "$@" 2> "$TMP/agg.log" &
+        --data-dir "$TMP/data" --log warn "${AGG_FLAGS[@]}" "$@" 2> "$TMP/agg.log" &
     AGG=$!
     T0=$(date +%s.%N)
     for _ in $(seq 100); do
