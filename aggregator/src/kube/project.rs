@@ -22,7 +22,7 @@
 //!   another, counted per use, and values that are unique by nature
 //!   (names, UIDs, container IDs, times, messages) inline.
 //!
-//! The `k8s-openapi` object is rebuilt (decode the bytes, deserialise)
+//! The `k8s-openapi` object is rebuilt (deserialised from the bytes)
 //! only for the pods an answer needs: the one an Explain or GetBundle is
 //! about and its neighbours, the selected namespaces of a Diagnose.
 //! `tests/projection.rs` in this crate proves that no rule reads a field
@@ -55,7 +55,7 @@ use foldhash::{HashMap, HashSet};
 
 use gpuscope_diagnose::k8s;
 use k8s_openapi::api::core::v1::{Event, Node, PersistentVolumeClaim, Pod};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::join::{self, Selector};
 use super::store::Mark;
@@ -538,23 +538,6 @@ impl Compact {
         d.skip(&mut ids);
         ids.into_iter()
     }
-
-    fn decode(&self) -> Result<Value, usize> {
-        let keys = lock(&KEYS);
-        let values = lock(&VALUES);
-        let mut d = Decoder {
-            walk: Walker {
-                bytes: &self.bytes,
-                at: 0,
-            },
-            keys: &keys.names,
-            values: &values,
-        };
-        match d.value() {
-            Some(v) if d.walk.at == self.bytes.len() => Ok(v),
-            _ => Err(d.walk.at),
-        }
-    }
 }
 
 struct Encoder<'a> {
@@ -696,52 +679,182 @@ impl Walker<'_> {
     }
 }
 
-struct Decoder<'a> {
+/// Deserialises an object straight from the compact bytes, with no
+/// `serde_json::Value` in between (what [`rebuild`] does: an explain of a
+/// pod that waits for a node rebuilds every GPU pod of the cluster). It
+/// reads as `serde_json`'s `Value` deserialiser reads the decoded value:
+/// `deserialize_any` visits what the bytes hold, an option is `None` on
+/// null, a newtype is its content. A structural fault is recorded in
+/// `damaged` (where it was) and ends the deserialisation.
+struct Reader<'a> {
     walk: Walker<'a>,
     keys: &'a [Arc<str>],
     values: &'a Values,
+    damaged: Option<usize>,
 }
 
-impl Decoder<'_> {
-    fn value(&mut self) -> Option<Value> {
-        let w = &mut self.walk;
-        Some(match w.byte()? {
-            NULL => Value::Null,
-            FALSE => Value::Bool(false),
-            TRUE => Value::Bool(true),
-            UINT => Value::from(w.varint()?),
-            NEG => Value::from(-i64::try_from(w.varint()?).ok()? - 1),
-            FLOAT => {
-                let f = f64::from_le_bytes(w.take(8)?.try_into().ok()?);
-                serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+impl Reader<'_> {
+    fn damaged<T>(&mut self) -> Result<T, serde_json::Error> {
+        self.damaged.get_or_insert(self.walk.at);
+        Err(serde::de::Error::custom(format!(
+            "the compact encoding is damaged at byte {}",
+            self.walk.at
+        )))
+    }
+
+    fn len(&mut self) -> Result<usize, serde_json::Error> {
+        match self.walk.len() {
+            Some(n) => Ok(n),
+            None => self.damaged(),
+        }
+    }
+}
+
+impl<'de> serde::Deserializer<'de> for &mut Reader<'_> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        let Some(tag) = self.walk.byte() else {
+            return self.damaged();
+        };
+        match tag {
+            NULL => v.visit_unit(),
+            FALSE => v.visit_bool(false),
+            TRUE => v.visit_bool(true),
+            UINT | NEG => {
+                let Some(n) = self.walk.varint() else {
+                    return self.damaged();
+                };
+                if tag == UINT {
+                    v.visit_u64(n)
+                } else {
+                    match i64::try_from(n) {
+                        Ok(i) => v.visit_i64(-i - 1),
+                        Err(_) => self.damaged(),
+                    }
+                }
             }
+            FLOAT => match self.walk.take(8).and_then(|b| b.try_into().ok()) {
+                Some(b) => {
+                    let f = f64::from_le_bytes(b);
+                    // As the `Value` path: a non-finite float was null.
+                    if f.is_finite() {
+                        v.visit_f64(f)
+                    } else {
+                        v.visit_unit()
+                    }
+                }
+                None => self.damaged(),
+            },
             INLINE => {
-                let n = w.len()?;
-                Value::String(std::str::from_utf8(w.take(n)?).ok()?.to_owned())
+                let n = self.len()?;
+                match self.walk.take(n).and_then(|b| std::str::from_utf8(b).ok()) {
+                    Some(text) => v.visit_str(text),
+                    None => self.damaged(),
+                }
             }
             SHARED_TEXT => {
-                let id = u32::try_from(w.varint()?).ok()?;
-                Value::String(self.values.text(id)?.to_owned())
+                let text = self
+                    .walk
+                    .varint()
+                    .and_then(|id| u32::try_from(id).ok())
+                    .and_then(|id| self.values.text(id));
+                match text {
+                    Some(text) => v.visit_str(text),
+                    None => self.damaged(),
+                }
             }
             LIST => {
-                let n = w.len()?;
-                let mut items = Vec::with_capacity(n.min(1024));
-                for _ in 0..n {
-                    items.push(self.value()?);
-                }
-                Value::Array(items)
+                let left = self.len()?;
+                v.visit_seq(Items { r: self, left })
             }
             OBJECT => {
-                let n = w.len()?;
-                let mut map = Map::new();
-                for _ in 0..n {
-                    let key = self.keys.get(self.walk.len()?)?.to_string();
-                    map.insert(key, self.value()?);
-                }
-                Value::Object(map)
+                let left = self.len()?;
+                v.visit_map(Items { r: self, left })
             }
-            _ => return None,
-        })
+            _ => self.damaged(),
+        }
+    }
+
+    fn deserialize_option<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        if self.walk.bytes.get(self.walk.at) == Some(&NULL) {
+            self.walk.at += 1;
+            v.visit_none()
+        } else {
+            v.visit_some(self)
+        }
+    }
+
+    fn deserialize_newtype_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        v: V,
+    ) -> Result<V::Value, Self::Error> {
+        v.visit_newtype_struct(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct seq tuple tuple_struct map struct enum
+        identifier ignored_any
+    }
+}
+
+/// The items of a list, or the entries of an object, left to read.
+struct Items<'r, 'a> {
+    r: &'r mut Reader<'a>,
+    left: usize,
+}
+
+impl<'de> serde::de::SeqAccess<'de> for Items<'_, '_> {
+    type Error = serde_json::Error;
+
+    fn next_element_seed<T: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Self::Error> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        seed.deserialize(&mut *self.r).map(Some)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.left)
+    }
+}
+
+impl<'de> serde::de::MapAccess<'de> for Items<'_, '_> {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        let id = self.r.len()?;
+        let Some(key) = self.r.keys.get(id) else {
+            return self.r.damaged();
+        };
+        seed.deserialize(serde::de::value::StrDeserializer::<serde_json::Error>::new(
+            key,
+        ))
+        .map(Some)
+    }
+
+    fn next_value_seed<V: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
+        seed.deserialize(&mut *self.r)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.left)
     }
 }
 
@@ -782,10 +895,28 @@ fn rebuild<K: serde::de::DeserializeOwned>(
     body: &Compact,
     what: impl Fn() -> String,
 ) -> Result<K, ProjectError> {
-    let value = body
-        .decode()
-        .map_err(|at| ProjectError::Damaged { what: what(), at })?;
-    serde_json::from_value(value).map_err(|source| ProjectError::Rebuild {
+    let keys = lock(&KEYS);
+    let values = lock(&VALUES);
+    let mut r = Reader {
+        walk: Walker {
+            bytes: &body.bytes,
+            at: 0,
+        },
+        keys: &keys.names,
+        values: &values,
+        damaged: None,
+    };
+    let object = K::deserialize(&mut r);
+    let damaged = match r.damaged {
+        Some(at) => Some(at),
+        None if object.is_ok() && r.walk.at != body.bytes.len() => Some(r.walk.at),
+        None => None,
+    };
+    drop((keys, values));
+    if let Some(at) = damaged {
+        return Err(ProjectError::Damaged { what: what(), at });
+    }
+    object.map_err(|source| ProjectError::Rebuild {
         what: what(),
         source,
     })
