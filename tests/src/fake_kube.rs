@@ -554,20 +554,32 @@ impl fmt::Display for Dropped {
 impl std::error::Error for Dropped {}
 
 async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, stop: oneshot::Receiver<()>) {
+    accept(listener, stop, move |req| handle(Arc::clone(&shared), req)).await;
+}
+
+/// Serves HTTP/1.1 (upgrades allowed: port-forward, exec) on `listener`
+/// until `stop`, each request to `handle`, each connection on a task of
+/// its own. Both fake API servers serve this way.
+async fn accept<H, F, E>(
+    listener: std::net::TcpListener,
+    mut stop: oneshot::Receiver<()>,
+    handle: H,
+) where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
+    F: std::future::Future<Output = Result<Response<Body>, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
         return;
     };
-    let mut stop = stop;
     loop {
         let accepted = tokio::select! {
             _ = &mut stop => return,
             accepted = listener.accept() => accepted,
         };
         let Ok((stream, _)) = accepted else { continue };
-        let shared = Arc::clone(&shared);
-        let service = service_fn(move |req| handle(Arc::clone(&shared), req));
         let connection = http1::Builder::new()
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection(TokioIo::new(stream), service_fn(handle.clone()))
             .with_upgrades();
         tokio::spawn(connection);
     }

@@ -57,16 +57,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
-    BOOKMARK_PERIOD, Body, DEFAULT_WATCH_TIMEOUT, Filter, NO_SUCH_PATH, Query, Resource, bookmark,
-    by_plural, line, ok, resource_list, status, status_json, stream_response, version_info,
+    BOOKMARK_PERIOD, Body, DEFAULT_WATCH_TIMEOUT, Filter, NO_SUCH_PATH, Query, Resource, accept,
+    bookmark, by_plural, line, ok, resource_list, status, status_json, stream_response,
+    version_info,
 };
 
 /// Pods per node: 12 DaemonSet pods and 3 workload pods.
@@ -708,11 +706,8 @@ impl Drop for ScaleKube {
 async fn serve(
     listener: std::net::TcpListener,
     shared: Arc<ScaleShared>,
-    mut stop: oneshot::Receiver<()>,
+    stop: oneshot::Receiver<()>,
 ) {
-    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-        return;
-    };
     let ticker = Arc::clone(&shared);
     let churn = tokio::spawn(async move {
         let mut ticks = tokio::time::interval(TICK);
@@ -721,17 +716,7 @@ async fn serve(
             ticker.change(|w, config, now| w.tick(config, now));
         }
     });
-    loop {
-        let accepted = tokio::select! {
-            _ = &mut stop => break,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((stream, _)) = accepted else { continue };
-        let shared = Arc::clone(&shared);
-        let service = service_fn(move |req| handle(Arc::clone(&shared), req));
-        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-        tokio::spawn(connection);
-    }
+    accept(listener, stop, move |req| handle(Arc::clone(&shared), req)).await;
     churn.abort();
 }
 
