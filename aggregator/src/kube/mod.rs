@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use ::kube::api::{Api, LogParams};
 use ::kube::runtime::watcher::{self, DefaultBackoff};
-use ::kube::{Client, ResourceExt};
+use ::kube::Client;
 use gpuscope_diagnose::Gap;
 use k8s_openapi::api::core::v1::{Event, Node, PersistentVolumeClaim, Pod};
 use serde::de::DeserializeOwned;
@@ -588,15 +588,6 @@ where
     }
 }
 
-/// Strips what no rule reads and that can be large.
-fn slim<K: ResourceExt>(ev: watcher::Event<K>) -> watcher::Event<K> {
-    ev.modify(|o| {
-        o.managed_fields_mut().clear();
-        o.annotations_mut()
-            .remove("kubectl.kubernetes.io/last-applied-configuration");
-    })
-}
-
 /// A watcher's sink that keeps projections in `store`, applying a
 /// (re)list in place ([`Projections`]); `gone` gets each object deleted,
 /// and each object a relist no longer names (deleted while the watch was
@@ -635,7 +626,7 @@ fn refuses_streaming(e: &watcher::Error) -> bool {
     matches!(code, 400 | 422)
 }
 
-/// Runs one watcher forever: every event (slimmed) goes to `sink`; a
+/// Runs one watcher forever: every event goes to `sink`; a
 /// complete list marks it ready; an error marks it failed and, after the
 /// default backoff, starts it over with a fresh list. The list is a
 /// streaming one until the API server refuses it, then paged.
@@ -670,7 +661,7 @@ where
                 match stream.next().await {
                     Some(Ok(ev)) => {
                         let done = matches!(ev, watcher::Event::InitDone);
-                        sink(slim(ev));
+                        sink(ev);
                         if done {
                             listed = true;
                             health.ready(&name);
