@@ -240,21 +240,6 @@ impl EventStore {
     pub fn is_empty(&self) -> bool {
         self.by_object.is_empty()
     }
-
-    /// Heap bytes of the kept projections (not counting the shared
-    /// strings' text nor the map's own table).
-    pub fn heap_bytes(&self) -> usize {
-        self.by_object
-            .iter()
-            .map(|(k, o)| {
-                k.len()
-                    + o.events
-                        .iter()
-                        .map(|(e, _)| e.heap_bytes() + std::mem::size_of::<EventView>())
-                        .sum::<usize>()
-            })
-            .sum()
-    }
 }
 
 #[cfg(test)]

@@ -38,9 +38,9 @@ pub mod watched;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ::kube::Client;
 use ::kube::api::{Api, LogParams};
 use ::kube::runtime::watcher::{self, DefaultBackoff};
-use ::kube::Client;
 use gpuscope_diagnose::Gap;
 use k8s_openapi::api::core::v1::{Event, Node, PersistentVolumeClaim, Pod};
 use serde::de::DeserializeOwned;
